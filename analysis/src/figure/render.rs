@@ -1,0 +1,330 @@
+//! Drawing a [`Scene`] with plotters on the bitmap (PNG) and SVG backends, with an embedded font so
+//! text renders on machines without system fonts.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use std::ops::Range;
+
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+
+use super::scene::{Axis, Corner, Marks, Scene};
+use crate::error::{AnalysisError, Result};
+
+/// Figure size in pixels: a single paper column at screen resolution.
+const SIZE: (u32, u32) = (800, 500);
+/// The embedded font's family name, as plotters looks it up.
+const FONT: &str = "sans-serif";
+/// Font sizes in pixels.
+const TITLE_PX: f64 = 22.0;
+const AXIS_TITLE_PX: f64 = 20.0;
+const TICK_PX: f64 = 17.0;
+const LEGEND_PX: f64 = 17.0;
+/// Marker radius and line width in pixels.
+const MARKER_PX: i32 = 5;
+const LINE_PX: u32 = 3;
+
+/// Okabe–Ito colours, ordered for contrast on white; yellow last, as it is faint.
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(0x00, 0x72, 0xB2), // blue
+    RGBColor(0xD5, 0x5E, 0x00), // vermillion
+    RGBColor(0x00, 0x9E, 0x73), // bluish green
+    RGBColor(0xE6, 0x9F, 0x00), // orange
+    RGBColor(0xCC, 0x79, 0xA7), // reddish purple
+    RGBColor(0x56, 0xB4, 0xE9), // sky blue
+    RGBColor(0x00, 0x00, 0x00), // black
+    RGBColor(0xF0, 0xE4, 0x42), // yellow
+];
+/// Grid lines and error bars.
+const GRID: RGBColor = RGBColor(0xDD, 0xDD, 0xDD);
+const INK: RGBColor = RGBColor(0x33, 0x33, 0x33);
+
+/// Marker shapes, cycled with the palette so series stay apart in greyscale.
+#[derive(Clone, Copy)]
+enum Shape {
+    Circle,
+    Triangle,
+    Square,
+    Cross,
+}
+const SHAPES: [Shape; 4] = [Shape::Circle, Shape::Triangle, Shape::Square, Shape::Cross];
+
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<Ticked, Ticked>>;
+type DrawResult<T, DB> = std::result::Result<T, DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// Writes `<stem>.png` and `<stem>.svg`, each through a temporary sibling renamed into place.
+pub(super) fn write(scene: &Scene, stem: &Path) -> Result<Vec<PathBuf>> {
+    register_embedded_font().map_err(|message| AnalysisError::Draw {
+        path: stem.to_path_buf(),
+        message,
+    })?;
+    if let Some(parent) = stem.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|e| AnalysisError::io(parent, e))?;
+    }
+    let png = sibling(stem, "png");
+    let svg = sibling(stem, "svg");
+    write_png(scene, &png)?;
+    write_svg(scene, &svg)?;
+    Ok(vec![png, svg])
+}
+
+/// `stem` with `.ext` appended (not replacing a dot already in the name).
+fn sibling(stem: &Path, ext: &str) -> PathBuf {
+    let mut name = stem.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(ext);
+    stem.with_file_name(name)
+}
+
+fn write_png(scene: &Scene, path: &Path) -> Result<()> {
+    // The encoder picks the format from the extension, so the temporary file ends in `.png` too.
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(path.file_name().unwrap_or_default());
+    tmp_name.push(format!(".tmp{}.png", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let drawn = {
+        let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
+        draw(&root, scene).and_then(|()| root.present())
+    };
+    let result = drawn
+        .map_err(|e| AnalysisError::Draw {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+        .and_then(|()| fs::rename(&tmp, path).map_err(|e| AnalysisError::io(path, e)));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write_svg(scene: &Scene, path: &Path) -> Result<()> {
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
+        draw(&root, scene)
+            .and_then(|()| root.present())
+            .map_err(|e| AnalysisError::Draw {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+    }
+    sim::table::write_bytes_atomic(path, text.as_bytes()).map_err(|e| AnalysisError::io(path, e))
+}
+
+/// Registers the embedded DejaVu Sans as plotters' sans-serif font, once per process.
+fn register_embedded_font() -> std::result::Result<(), String> {
+    static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+            register_font(FONT, FontStyle::Normal, bytes)
+                .map_err(|_| "the embedded DejaVu Sans font is invalid".to_string())
+        })
+        .clone()
+}
+
+fn text(px: f64) -> TextStyle<'static> {
+    TextStyle::from((FONT, px).into_font()).color(&INK)
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, scene: &Scene) -> DrawResult<(), DB> {
+    root.fill(&WHITE)?;
+    let y_tick_chars = scene.y.ticks.iter().map(|t| t.1.chars().count()).max().unwrap_or(1);
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .margin(12)
+        .margin_right(28)
+        .x_label_area_size(62)
+        .y_label_area_size(44 + 10 * y_tick_chars as u32);
+    if let Some(title) = &scene.title {
+        builder.caption(title, text(TITLE_PX));
+    }
+    let mut chart = builder.build_cartesian_2d(coord(&scene.x), coord(&scene.y))?;
+
+    let x_label = |v: &f64| tick_label(&scene.x, *v);
+    let y_label = |v: &f64| tick_label(&scene.y, *v);
+    let mut mesh = chart.configure_mesh();
+    mesh.bold_line_style(GRID.stroke_width(1))
+        .axis_style(INK.stroke_width(1))
+        .label_style(text(TICK_PX))
+        .axis_desc_style(text(AXIS_TITLE_PX))
+        .x_desc(scene.x.label.as_str())
+        .y_desc(scene.y.label.as_str())
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&y_label);
+    if scene.x.categorical {
+        mesh.disable_x_mesh();
+    }
+    mesh.draw()?;
+
+    let with_legend = scene.legend.is_some();
+    for (i, layer) in scene.layers.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let shape = SHAPES[i % SHAPES.len()];
+        match &layer.marks {
+            Marks::Line { points, band } => {
+                draw_band(&mut chart, band, color)?;
+                let anno = chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(LINE_PX)))?;
+                if with_legend {
+                    anno.label(layer.label.as_str()).legend(move |(x, y)| {
+                        EmptyElement::at((x, y))
+                            + PathElement::new(vec![(-4, 0), (24, 0)], color.stroke_width(LINE_PX))
+                            + marker(shape, (10, 0), color)
+                    });
+                }
+                chart.draw_series(points.iter().map(|&p| marker(shape, p, color)))?;
+            }
+            Marks::Bars(bars) => {
+                let anno = chart.draw_series(
+                    bars.iter()
+                        .map(|b| Rectangle::new([(b.x0, 0.0), (b.x1, b.mean)], color.filled())),
+                )?;
+                if with_legend {
+                    anno.label(layer.label.as_str()).legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 7), (x + 20, y + 7)], color.filled())
+                    });
+                }
+                chart.draw_series(bars.iter().flat_map(|b| {
+                    let xc = (b.x0 + b.x1) / 2.0;
+                    error_bar(xc, b.lo, b.hi, (b.x1 - b.x0) * 0.2)
+                }))?;
+            }
+            Marks::Step(points) => {
+                let anno = chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(LINE_PX)))?;
+                if with_legend {
+                    anno.label(layer.label.as_str()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x - 4, y), (x + 24, y)], color.stroke_width(LINE_PX))
+                    });
+                }
+            }
+            Marks::Points(points) => {
+                let anno = chart.draw_series(points.iter().map(|&p| marker(shape, p, color)))?;
+                if with_legend {
+                    anno.label(layer.label.as_str())
+                        .legend(move |(x, y)| marker(shape, (x + 10, y), color));
+                }
+            }
+        }
+    }
+
+    if let Some(corner) = scene.legend {
+        chart
+            .configure_series_labels()
+            .position(match corner {
+                Corner::UpperRight => SeriesLabelPosition::UpperRight,
+                Corner::UpperLeft => SeriesLabelPosition::UpperLeft,
+                Corner::LowerRight => SeriesLabelPosition::LowerRight,
+                Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
+            })
+            .margin(12)
+            .legend_area_size(34)
+            .label_font(text(LEGEND_PX))
+            .background_style(WHITE.mix(0.85))
+            .border_style(GRID)
+            .draw()?;
+    }
+    Ok(())
+}
+
+/// A linear axis whose grid lines and labels sit exactly at the scene's ticks.
+struct Ticked {
+    range: Range<f64>,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, (from, to): (i32, i32)) -> i32 {
+        let share = (value - self.range.start) / (self.range.end - self.range.start);
+        from + (f64::from(to - from) * share).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        // Ticks only: no light grid lines between them.
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.range.clone()
+    }
+}
+
+fn coord(axis: &Axis) -> Ticked {
+    Ticked {
+        range: axis.lo..axis.hi,
+        ticks: axis.ticks.iter().map(|t| t.0).collect(),
+    }
+}
+
+/// The label of the tick nearest to `v` (plotters asks for labels at the tick positions).
+fn tick_label(axis: &Axis, v: f64) -> String {
+    axis.ticks
+        .iter()
+        .min_by(|a, b| (a.0 - v).abs().total_cmp(&(b.0 - v).abs()))
+        .map(|t| t.1.clone())
+        .unwrap_or_default()
+}
+
+/// The shaded 95% CI band of a line; a lone point gets an error bar instead.
+fn draw_band<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    band: &[(f64, f64, f64)],
+    color: RGBColor,
+) -> DrawResult<(), DB> {
+    if let [(x, lo, hi)] = band {
+        let width = (chart.x_range().end - chart.x_range().start) * 0.01;
+        chart.draw_series(error_bar(*x, *lo, *hi, width))?;
+    } else if band.len() > 1 {
+        let outline: Vec<(f64, f64)> = band
+            .iter()
+            .map(|&(x, _, hi)| (x, hi))
+            .chain(band.iter().rev().map(|&(x, lo, _)| (x, lo)))
+            .collect();
+        chart.draw_series(std::iter::once(Polygon::new(outline, color.mix(0.2).filled())))?;
+    }
+    Ok(())
+}
+
+/// A vertical error bar from `lo` to `hi` at `x`, with caps `cap` wide on each side.
+fn error_bar(x: f64, lo: f64, hi: f64, cap: f64) -> [PathElement<(f64, f64)>; 3] {
+    let style = INK.stroke_width(2);
+    [
+        PathElement::new(vec![(x, lo), (x, hi)], style),
+        PathElement::new(vec![(x - cap, lo), (x + cap, lo)], style),
+        PathElement::new(vec![(x - cap, hi), (x + cap, hi)], style),
+    ]
+}
+
+/// A filled marker of `shape` centred at `at` (data or pixel coordinates).
+fn marker<'a, DB: DrawingBackend + 'a, C: Clone + 'a>(
+    shape: Shape,
+    at: C,
+    color: RGBColor,
+) -> DynElement<'a, DB, C> {
+    let style = color.filled();
+    let r = MARKER_PX;
+    match shape {
+        Shape::Circle => (EmptyElement::at(at) + Circle::new((0, 0), r, style)).into_dyn(),
+        Shape::Triangle => {
+            (EmptyElement::at(at) + TriangleMarker::new((0, 0), r + 1, style)).into_dyn()
+        }
+        Shape::Square => {
+            (EmptyElement::at(at) + Rectangle::new([(-r + 1, -r + 1), (r - 1, r - 1)], style))
+                .into_dyn()
+        }
+        Shape::Cross => {
+            (EmptyElement::at(at) + Cross::new((0, 0), r, color.stroke_width(3))).into_dyn()
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! The geometry of a figure in data coordinates — axes, one layer of marks per series, where the
+//! legend goes — computed from observations, independent of any drawing backend.
+
+use polars::prelude::*;
+
+use super::data::{Columns, Observations, XScale, observe};
+use super::ticks::nice_ticks;
+use super::{Kind, PlotSpec};
+use crate::error::Result;
+use crate::summary::summarise;
+
+/// Share of a category's width taken by its group of bars.
+const GROUP_WIDTH: f64 = 0.8;
+
+/// One axis: its range, ticks with labels, and title.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Axis {
+    /// Lower end of the visible range.
+    pub lo: f64,
+    /// Upper end of the visible range.
+    pub hi: f64,
+    /// Tick positions and their labels.
+    pub ticks: Vec<(f64, String)>,
+    /// The axis title.
+    pub label: String,
+    /// Whether ticks are categories (no grid lines across them).
+    pub categorical: bool,
+}
+
+/// A whole figure.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Scene {
+    /// Caption above the plot, if any.
+    pub title: Option<String>,
+    /// Horizontal axis.
+    pub x: Axis,
+    /// Vertical axis.
+    pub y: Axis,
+    /// One layer per series, in series order (the palette follows it).
+    pub layers: Vec<Layer>,
+    /// Where the legend goes; `None` when there is no series column.
+    pub legend: Option<Corner>,
+}
+
+/// The marks of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Layer {
+    /// Series label for the legend.
+    pub label: String,
+    /// What to draw.
+    pub marks: Marks,
+}
+
+/// Marks of one series, by figure kind.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Marks {
+    /// Means joined by a line, with a 95% CI band `(x, lo, hi)`.
+    Line {
+        /// `(x, mean)` in ascending x.
+        points: Vec<(f64, f64)>,
+        /// `(x, ci95_lo, ci95_hi)` in ascending x.
+        band: Vec<(f64, f64, f64)>,
+    },
+    /// Bars with 95% CI error bars.
+    Bars(Vec<Bar>),
+    /// A step curve (empirical CDF), as its corner points.
+    Step(Vec<(f64, f64)>),
+    /// Individual points.
+    Points(Vec<(f64, f64)>),
+}
+
+/// One bar: horizontal extent, mean height and CI.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Bar {
+    /// Left edge.
+    pub x0: f64,
+    /// Right edge.
+    pub x1: f64,
+    /// Height (mean).
+    pub mean: f64,
+    /// Lower end of the 95% CI.
+    pub lo: f64,
+    /// Upper end of the 95% CI.
+    pub hi: f64,
+}
+
+/// A corner of the plotting area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Corner {
+    /// Top right.
+    UpperRight,
+    /// Top left.
+    UpperLeft,
+    /// Bottom right.
+    LowerRight,
+    /// Bottom left.
+    LowerLeft,
+}
+
+/// Lays out the figure `spec` describes over the rows of `df`.
+pub(super) fn build(df: &DataFrame, spec: &PlotSpec) -> Result<Scene> {
+    let columns = Columns {
+        x: (spec.kind != Kind::Cdf).then_some(spec.x.as_str()),
+        y: &spec.y,
+        series: spec.series.as_deref(),
+        numeric_x_as_categories: spec.kind == Kind::Bar,
+    };
+    let obs = observe(df, &columns)?;
+    let (marks, x_extent, y_extent) = match spec.kind {
+        Kind::Line => line_marks(&obs)?,
+        Kind::Bar => bar_marks(&obs)?,
+        Kind::Cdf => cdf_marks(&obs),
+        Kind::Scatter => scatter_marks(&obs),
+    };
+    let (x_label, y_label) = match spec.kind {
+        Kind::Cdf => (&spec.y, "CDF"),
+        _ => (&spec.x, spec.y.as_str()),
+    };
+    let x = match &obs.scale {
+        XScale::Categories(labels) => Axis {
+            lo: -0.5,
+            hi: labels.len() as f64 - 0.5,
+            ticks: labels.iter().cloned().enumerate().map(|(i, l)| (i as f64, l)).collect(),
+            label: spec.x_label.clone().unwrap_or_else(|| x_label.clone()),
+            categorical: true,
+        },
+        XScale::Numeric => numeric_axis(x_extent, 0.04, false, spec.x_label.as_ref(), x_label),
+    };
+    let keep_zero = spec.kind == Kind::Bar;
+    let y = numeric_axis(y_extent, 0.05, keep_zero, spec.y_label.as_ref(), y_label);
+    let marks = match spec.kind {
+        Kind::Cdf => marks.into_iter().map(|m| with_tails(m, x.lo, x.hi)).collect(),
+        _ => marks,
+    };
+    let layers: Vec<Layer> = obs
+        .series
+        .iter()
+        .cloned()
+        .zip(marks)
+        .map(|(label, marks)| Layer { label, marks })
+        .collect();
+    let legend = spec.series.as_ref().map(|_| emptiest_corner(&layers, &x, &y));
+    Ok(Scene {
+        title: spec.title.clone(),
+        x,
+        y,
+        layers,
+        legend,
+    })
+}
+
+/// Marks per series with the extents of x and y they cover.
+type Laid = (Vec<Marks>, (f64, f64), (f64, f64));
+
+/// Per series, `(x, mean, ci95_lo, ci95_hi)` over the replications at each x, ascending in x.
+fn means(obs: &Observations) -> Result<Vec<Vec<(f64, f64, f64, f64)>>> {
+    let frame = df! {
+        "series" => obs.rows.iter().map(|o| o.series as u32).collect::<Vec<_>>(),
+        "x" => obs.rows.iter().map(|o| o.x).collect::<Vec<_>>(),
+        "y" => obs.rows.iter().map(|o| o.y).collect::<Vec<_>>(),
+    }?;
+    let s = summarise(&frame, &["series", "x"], "y")?;
+    let mut out = vec![Vec::new(); obs.series.len()];
+    let columns = ["series", "x", "mean", "ci95_lo", "ci95_hi"].map(|c| s.column(c));
+    let [series, x, mean, lo, hi] = columns;
+    let series = series?.u32()?;
+    let (x, mean, lo, hi) = (x?.f64()?, mean?.f64()?, lo?.f64()?, hi?.f64()?);
+    for i in 0..s.height() {
+        if let (Some(k), Some(x), Some(m), Some(l), Some(h)) =
+            (series.get(i), x.get(i), mean.get(i), lo.get(i), hi.get(i))
+        {
+            out[k as usize].push((x, m, l, h));
+        }
+    }
+    for points in &mut out {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    Ok(out)
+}
+
+fn line_marks(obs: &Observations) -> Result<Laid> {
+    let means = means(obs)?;
+    let all = means.iter().flatten();
+    let x_extent = extent(all.clone().map(|p| p.0));
+    let y_extent = extent(all.flat_map(|p| [p.1, p.2, p.3]));
+    let marks = means
+        .into_iter()
+        .map(|points| Marks::Line {
+            band: points.iter().map(|&(x, _, lo, hi)| (x, lo, hi)).collect(),
+            points: points.into_iter().map(|(x, m, ..)| (x, m)).collect(),
+        })
+        .collect();
+    Ok((marks, x_extent, y_extent))
+}
+
+fn bar_marks(obs: &Observations) -> Result<Laid> {
+    let means = means(obs)?;
+    let width = GROUP_WIDTH / obs.series.len() as f64;
+    let y_extent = extent(means.iter().flatten().flat_map(|p| [p.1, p.2, p.3, 0.0]));
+    let marks = means
+        .into_iter()
+        .enumerate()
+        .map(|(j, points)| {
+            let bars = points
+                .into_iter()
+                .map(|(x, mean, lo, hi)| {
+                    let left = x - GROUP_WIDTH / 2.0 + j as f64 * width;
+                    Bar {
+                        x0: left + 0.05 * width,
+                        x1: left + 0.95 * width,
+                        mean,
+                        lo,
+                        hi,
+                    }
+                })
+                .collect();
+            Marks::Bars(bars)
+        })
+        .collect();
+    Ok((marks, (0.0, 0.0), y_extent))
+}
+
+/// Empirical CDFs of y; the curves get their flat tails once the x range is known
+/// ([`with_tails`]).
+fn cdf_marks(obs: &Observations) -> Laid {
+    let marks = (0..obs.series.len())
+        .map(|k| {
+            let mut values: Vec<f64> = obs.rows.iter().filter(|o| o.series == k).map(|o| o.y).collect();
+            values.sort_by(f64::total_cmp);
+            let n = values.len() as f64;
+            let steps = values
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &v)| [(v, i as f64 / n), (v, (i + 1) as f64 / n)])
+                .collect();
+            Marks::Step(steps)
+        })
+        .collect();
+    (marks, extent(obs.rows.iter().map(|o| o.y)), (0.0, 1.0))
+}
+
+/// A CDF step curve extended flat to the edges of the x range: 0 on the left, 1 on the right.
+fn with_tails(marks: Marks, lo: f64, hi: f64) -> Marks {
+    match marks {
+        Marks::Step(steps) => {
+            let mut curve = Vec::with_capacity(steps.len() + 2);
+            curve.push((lo, 0.0));
+            curve.extend(steps);
+            curve.push((hi, 1.0));
+            Marks::Step(curve)
+        }
+        other => other,
+    }
+}
+
+/// Raw points; with categorical x, series are dodged sideways so they do not hide each other.
+fn scatter_marks(obs: &Observations) -> Laid {
+    let s = obs.series.len() as f64;
+    let dodge = match obs.scale {
+        XScale::Categories(_) if s > 1.0 => 0.5 / s,
+        _ => 0.0,
+    };
+    let marks = (0..obs.series.len())
+        .map(|k| {
+            let offset = (k as f64 - (s - 1.0) / 2.0) * dodge;
+            let points = obs
+                .rows
+                .iter()
+                .filter(|o| o.series == k)
+                .map(|o| (o.x + offset, o.y))
+                .collect();
+            Marks::Points(points)
+        })
+        .collect();
+    let x_extent = extent(obs.rows.iter().map(|o| o.x));
+    (marks, x_extent, extent(obs.rows.iter().map(|o| o.y)))
+}
+
+/// Smallest and largest value (`(0, 0)` for none).
+fn extent(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values
+        .fold(None, |acc: Option<(f64, f64)>, v| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+        })
+        .unwrap_or((0.0, 0.0))
+}
+
+/// A numeric axis over `(lo, hi)` widened by `pad` of its span on each side — except at a zero
+/// baseline when `keep_zero` (bars grow from 0) — with nice ticks.
+fn numeric_axis(
+    (lo, hi): (f64, f64),
+    pad: f64,
+    keep_zero: bool,
+    label: Option<&String>,
+    default_label: &str,
+) -> Axis {
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        let half = (lo.abs() * 0.1).max(1.0);
+        (lo - half, hi + half)
+    };
+    let margin = (hi - lo) * pad;
+    let lo = if keep_zero && lo == 0.0 { 0.0 } else { lo - margin };
+    let hi = if keep_zero && hi == 0.0 { 0.0 } else { hi + margin };
+    Axis {
+        lo,
+        hi,
+        ticks: nice_ticks(lo, hi),
+        label: label.cloned().unwrap_or_else(|| default_label.to_string()),
+        categorical: false,
+    }
+}
+
+/// The corner of the plot with the fewest marks nearby, preferring the top right.
+fn emptiest_corner(layers: &[Layer], x: &Axis, y: &Axis) -> Corner {
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    for layer in layers {
+        match &layer.marks {
+            Marks::Line { points: p, band } => {
+                sample_path(p, &mut points);
+                sample_path(&band.iter().map(|b| (b.0, b.1)).collect::<Vec<_>>(), &mut points);
+                sample_path(&band.iter().map(|b| (b.0, b.2)).collect::<Vec<_>>(), &mut points);
+            }
+            Marks::Bars(bars) => {
+                for bar in bars {
+                    let xc = (bar.x0 + bar.x1) / 2.0;
+                    sample_path(&[(xc, 0.0), (xc, bar.mean.max(bar.hi))], &mut points);
+                }
+            }
+            Marks::Step(p) => sample_path(p, &mut points),
+            Marks::Points(p) => points.extend(p),
+        }
+    }
+    let norm = |(px, py): (f64, f64)| ((px - x.lo) / (x.hi - x.lo), (py - y.lo) / (y.hi - y.lo));
+    let crowd = |corner: Corner| {
+        let (right, upper) = match corner {
+            Corner::UpperRight => (true, true),
+            Corner::UpperLeft => (false, true),
+            Corner::LowerRight => (true, false),
+            Corner::LowerLeft => (false, false),
+        };
+        points
+            .iter()
+            .map(|&p| norm(p))
+            .filter(|&(nx, ny)| {
+                let in_x = if right { nx > 0.55 } else { nx < 0.45 };
+                let in_y = if upper { ny > 0.55 } else { ny < 0.45 };
+                in_x && in_y
+            })
+            .count()
+    };
+    [Corner::UpperRight, Corner::UpperLeft, Corner::LowerRight, Corner::LowerLeft]
+        .into_iter()
+        .min_by_key(|&c| crowd(c))
+        .unwrap_or(Corner::UpperRight)
+}
+
+/// Appends points along a polyline: its vertices and points a quarter of the way along each
+/// segment, so long segments count where they pass.
+fn sample_path(path: &[(f64, f64)], out: &mut Vec<(f64, f64)>) {
+    out.extend(path.first());
+    for pair in path.windows(2) {
+        let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
+        out.extend((1..=4).map(|i| {
+            let t = f64::from(i) / 4.0;
+            (x0 + t * (x1 - x0), y0 + t * (y1 - y0))
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: Kind, series: Option<&str>) -> PlotSpec {
+        PlotSpec {
+            series: series.map(str::to_string),
+            ..PlotSpec::new(kind, "batch", "energy_j")
+        }
+    }
+
+    fn frame() -> DataFrame {
+        df! {
+            "batch" => [1i64, 1, 2, 2, 1, 1, 2, 2],
+            "governor" => ["stock", "stock", "stock", "stock", "fuse", "fuse", "fuse", "fuse"],
+            "energy_j" => [10.0, 14.0, 20.0, 24.0, 5.0, 7.0, 9.0, 11.0],
+        }
+        .unwrap()
+    }
+
+    #[test]
+    fn line_means_and_bands() {
+        let scene = build(&frame(), &spec(Kind::Line, Some("governor"))).unwrap();
+        assert_eq!(scene.layers.len(), 2);
+        assert_eq!(scene.layers[0].label, "stock");
+        let Marks::Line { points, band } = &scene.layers[0].marks else { panic!("not a line") };
+        assert_eq!(points, &[(1.0, 12.0), (2.0, 22.0)]);
+        // {10, 14}: half-width 12.706205 · √8 / √2 = 25.41241.
+        assert!((band[0].1 - (12.0 - 25.41241)).abs() < 1e-4);
+        assert!(scene.y.lo <= band[0].1 && scene.y.hi >= band[1].2);
+        assert_eq!(scene.x.label, "batch");
+        assert!(scene.legend.is_some());
+    }
+
+    #[test]
+    fn grouped_bars_per_category() {
+        let scene = build(&frame(), &spec(Kind::Bar, Some("governor"))).unwrap();
+        assert!(scene.x.categorical);
+        assert_eq!(scene.x.ticks, [(0.0, "1".to_string()), (1.0, "2".to_string())]);
+        let Marks::Bars(stock) = &scene.layers[0].marks else { panic!("not bars") };
+        let Marks::Bars(fuse) = &scene.layers[1].marks else { panic!("not bars") };
+        assert!(stock[0].x1 <= fuse[0].x0 && fuse[0].x1 <= 0.4 && stock[0].x0 >= -0.4);
+        assert_eq!(fuse[1].mean, 10.0);
+        assert!(scene.y.lo < 0.0, "the CI of {{10, 14}} reaches below 0");
+    }
+
+    #[test]
+    fn cdf_steps_from_zero_to_one() {
+        let scene = build(&frame(), &spec(Kind::Cdf, None)).unwrap();
+        assert_eq!(scene.layers.len(), 1);
+        assert_eq!(scene.x.label, "energy_j");
+        assert_eq!(scene.y.label, "CDF");
+        assert!(scene.legend.is_none());
+        let Marks::Step(steps) = &scene.layers[0].marks else { panic!("not steps") };
+        assert_eq!(steps.first(), Some(&(scene.x.lo, 0.0)));
+        assert_eq!(steps.last(), Some(&(scene.x.hi, 1.0)));
+        assert_eq!(steps[1], (5.0, 0.0));
+        assert_eq!(steps[2], (5.0, 1.0 / 8.0));
+        // The top left of a CDF is empty.
+        let legend = build(&frame(), &spec(Kind::Cdf, Some("governor"))).unwrap().legend;
+        assert!(matches!(legend, Some(Corner::UpperLeft | Corner::LowerRight)), "{legend:?}");
+    }
+
+    #[test]
+    fn scatter_dodges_categories() {
+        let df = df! { "soc" => ["a", "a"], "g" => ["x", "y"], "energy_j" => [1.0, 2.0] }.unwrap();
+        let spec = PlotSpec {
+            series: Some("g".into()),
+            ..PlotSpec::new(Kind::Scatter, "soc", "energy_j")
+        };
+        let scene = build(&df, &spec).unwrap();
+        let Marks::Points(a) = &scene.layers[0].marks else { panic!("not points") };
+        let Marks::Points(b) = &scene.layers[1].marks else { panic!("not points") };
+        assert_eq!(a[0].0, -b[0].0);
+        assert!(a[0].0 < 0.0);
+    }
+}

@@ -1,0 +1,20 @@
+//! `analysis`: what sysim does with result tables once runs are over.
+//!
+//! - [`load`]: read the runs and series tables of results folders (or shard patterns) into polars
+//!   frames;
+//! - [`merge`]: combine the shards of a split sweep into one results folder;
+//! - [`summary`]: mean and 95% confidence interval of a metric over replications;
+//! - [`figure`]: paper-style line, bar, CDF and scatter figures as PNG and SVG.
+
+pub mod error;
+pub mod figure;
+mod glob;
+pub mod load;
+pub mod merge;
+pub mod summary;
+
+pub use error::{AnalysisError, Result};
+pub use figure::{Kind, PlotSpec, plot};
+pub use load::{load_runs, load_series};
+pub use merge::{MergeSummary, merge};
+pub use summary::summarise;

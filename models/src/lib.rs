@@ -1,0 +1,11 @@
+//! `models`: sysim's model families, one module per family (DESIGN.md §1), and the registry that maps
+//! a scenario's `model:` string to its family.
+
+pub mod queue;
+
+use sim::scenario::Registry;
+
+/// Every family sysim knows, in the order `sysim list` shows them.
+pub fn registry() -> Registry {
+    Registry::new(vec![Box::new(queue::QueueExperiment)])
+}

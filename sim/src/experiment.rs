@@ -1,0 +1,209 @@
+//! The `Experiment` trait every model family implements, and its type-erased form for the registry.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::rng::{self, Rng};
+
+/// A parameter that is out of its valid range, found by a family's [`Validate`] implementation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamError {
+    /// Dotted path of the offending key, relative to `params` (e.g. `"arrival_rate"`, `"workload.requests"`).
+    pub path: String,
+    /// What was expected, in one sentence (e.g. `"must be > 0, got -1"`).
+    pub message: String,
+}
+
+impl ParamError {
+    /// A range error on key `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Range checks that serde's typing cannot express (a positive rate, a non-empty table, …).
+pub trait Validate {
+    /// Returns every violated constraint; an empty vector means the parameters are valid.
+    fn validate(&self) -> Vec<ParamError>;
+}
+
+/// One time-series sample recorded by a model (a row of `series.parquet`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesPoint {
+    /// Simulated time of the sample, seconds since the run started.
+    pub t_s: f64,
+    /// Component that recorded it (e.g. `"gpu"`, `"link/0"`).
+    pub component: String,
+    /// Metric name with its unit (e.g. `"power_w"`).
+    pub metric: String,
+    /// Sample value.
+    pub value: f64,
+}
+
+/// Everything one run produces: scalar metrics (a row of `runs.parquet`) and an optional time series.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunOutput {
+    /// Scalar metrics in the order the family emits them; names carry their unit (`_s`, `_j`, …).
+    pub metrics: Vec<(String, f64)>,
+    /// Time-series samples; empty when the family records none.
+    pub series: Vec<SeriesPoint>,
+}
+
+impl RunOutput {
+    /// Appends scalar metric `name`.
+    pub fn metric(&mut self, name: impl Into<String>, value: f64) -> &mut Self {
+        self.metrics.push((name.into(), value));
+        self
+    }
+
+    /// Appends one time-series sample.
+    pub fn sample(&mut self, t_s: f64, component: &str, metric: &str, value: f64) {
+        self.series.push(SeriesPoint {
+            t_s,
+            component: component.to_owned(),
+            metric: metric.to_owned(),
+            value,
+        });
+    }
+}
+
+/// Identity of one run inside a scenario, and the source of its random streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunContext {
+    /// Global run index (row order of the result tables).
+    pub run: u64,
+    /// Sweep-point index.
+    pub point: u64,
+    /// Replication index within the point.
+    pub replication: u32,
+    /// Seed of this run, derived from (scenario seed, replication, point).
+    pub seed: u64,
+}
+
+impl RunContext {
+    /// The random stream of component `path` for this run.
+    pub fn rng(&self, path: &str) -> Rng {
+        rng::stream(self.seed, path)
+    }
+}
+
+/// A failure while running a model (not bad input): the run's row records it and the exit code is 1.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The nexosim engine reported an error (deadlock, panic in a model, …).
+    #[error("simulation engine: {0}")]
+    Engine(String),
+    /// The model reached a state it cannot continue from (e.g. out of memory under strategy `none`).
+    #[error("{0}")]
+    Model(String),
+}
+
+impl From<nexosim::simulation::ExecutionError> for RunError {
+    fn from(e: nexosim::simulation::ExecutionError) -> Self {
+        RunError::Engine(e.to_string())
+    }
+}
+
+impl From<nexosim::simulation::SimulationError> for RunError {
+    fn from(e: nexosim::simulation::SimulationError) -> Self {
+        RunError::Engine(e.to_string())
+    }
+}
+
+/// A built-in preset slot: the dotted params key that accepts a preset, and the named presets for it.
+#[derive(Debug, Clone, Copy)]
+pub struct PresetSlot {
+    /// Dotted path into params (e.g. `"soc"`).
+    pub key: &'static str,
+    /// `(name, YAML text)` of each built-in preset, embedded from `models/presets/`.
+    pub builtin: &'static [(&'static str, &'static str)],
+}
+
+/// A model family: typed parameters and a function that runs one simulation.
+pub trait Experiment: Send + Sync + 'static {
+    /// The family's parameters (`deny_unknown_fields`).
+    type Params: DeserializeOwned + Serialize + JsonSchema + Validate;
+    /// The `model:` string of scenarios that use this family.
+    const NAME: &'static str;
+    /// One line on what the family simulates.
+    const DESCRIPTION: &'static str;
+    /// Params keys that accept a named, inline or file preset.
+    const PRESETS: &'static [PresetSlot] = &[];
+    /// Runs one simulation with `params`.
+    fn run(&self, params: &Self::Params, ctx: &RunContext) -> Result<RunOutput, RunError>;
+}
+
+/// Why a params value was rejected before running: a serde type error, or a range violation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamsRejection {
+    /// Dotted path of the offending key relative to `params` (`""` for the params table itself).
+    pub path: String,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+/// A family with its params type erased, as stored in the registry.
+pub trait DynExperiment: Send + Sync {
+    /// The `model:` string.
+    fn name(&self) -> &'static str;
+    /// One line on what the family simulates.
+    fn description(&self) -> &'static str;
+    /// Params keys that accept presets.
+    fn presets(&self) -> &'static [PresetSlot];
+    /// JSON Schema of the params, for editors.
+    fn schema(&self) -> serde_json::Value;
+    /// Type-checks and range-checks resolved params without running.
+    fn check(&self, params: &serde_json::Value) -> Result<(), Vec<ParamsRejection>>;
+    /// Runs one simulation with resolved params (already checked).
+    fn run(&self, params: &serde_json::Value, ctx: &RunContext) -> Result<RunOutput, RunError>;
+}
+
+fn typed<P: DeserializeOwned>(params: &serde_json::Value) -> Result<P, ParamsRejection> {
+    serde_path_to_error::deserialize(params).map_err(|e| {
+        let path = e.path().to_string();
+        ParamsRejection {
+            path: if path == "." { String::new() } else { path },
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+impl<E: Experiment> DynExperiment for E {
+    fn name(&self) -> &'static str {
+        E::NAME
+    }
+    fn description(&self) -> &'static str {
+        E::DESCRIPTION
+    }
+    fn presets(&self) -> &'static [PresetSlot] {
+        E::PRESETS
+    }
+    fn schema(&self) -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(E::Params)).unwrap_or_default()
+    }
+    fn check(&self, params: &serde_json::Value) -> Result<(), Vec<ParamsRejection>> {
+        let p: E::Params = typed(params).map_err(|r| vec![r])?;
+        let errors: Vec<_> = p
+            .validate()
+            .into_iter()
+            .map(|e| ParamsRejection {
+                path: e.path,
+                message: e.message,
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+    fn run(&self, params: &serde_json::Value, ctx: &RunContext) -> Result<RunOutput, RunError> {
+        let p: E::Params =
+            typed(params).map_err(|r| RunError::Model(format!("params: {}", r.message)))?;
+        Experiment::run(self, &p, ctx)
+    }
+}

@@ -1,0 +1,149 @@
+//! The runner: executes a plan's runs in parallel on rayon (one single-threaded nexosim simulation
+//! per run), in a disjoint shard when asked, with a progress bar on stderr.
+
+use std::io::IsTerminal;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::str::FromStr;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+
+use crate::experiment::{DynExperiment, RunOutput};
+use crate::scenario::{Plan, RunSpec};
+
+/// A disjoint part `index` of `count` of a plan: runs whose index is ≡ `index` (mod `count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Part number, 0-based.
+    pub index: u64,
+    /// Number of parts (≥ 1).
+    pub count: u64,
+}
+
+impl Shard {
+    /// Whether run `run` belongs to this part.
+    pub fn contains(&self, run: u64) -> bool {
+        run % self.count == self.index
+    }
+}
+
+impl FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("expected K/N with 0 ≤ K < N (e.g. 0/4), got `{s}`");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u64 = k.trim().parse().map_err(|_| bad())?;
+        let count: u64 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// How to execute a plan.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Worker threads; 0 means all cores.
+    pub jobs: usize,
+    /// Run only this part of the plan.
+    pub shard: Option<Shard>,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+/// What one run produced: its spec and either its output or the reason it failed.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    /// The run's identity, resolved params and param columns.
+    pub spec: RunSpec,
+    /// Metrics and series, or the error (or panic message) that stopped the run.
+    pub outcome: Result<RunOutput, String>,
+}
+
+/// Runs the plan's runs (or the shard's part of them); records come back in run order.
+pub fn execute(
+    plan: &Plan,
+    family: &dyn DynExperiment,
+    opts: &RunOptions,
+) -> Result<Vec<RunRecord>, String> {
+    let specs: Vec<&RunSpec> = plan
+        .runs
+        .iter()
+        .filter(|r| opts.shard.is_none_or(|s| s.contains(r.ctx.run)))
+        .collect();
+    let bar = progress_bar(specs.len() as u64, opts.quiet);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs)
+        .build()
+        .map_err(|e| format!("cannot start worker threads: {e}"))?;
+    let records = pool.install(|| {
+        specs
+            .par_iter()
+            .map(|spec| {
+                let outcome =
+                    match catch_unwind(AssertUnwindSafe(|| family.run(&spec.params, &spec.ctx))) {
+                        Ok(Ok(out)) => Ok(out),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(panic) => Err(format!("run panicked: {}", panic_message(&panic))),
+                    };
+                bar.inc(1);
+                RunRecord {
+                    spec: (*spec).clone(),
+                    outcome,
+                }
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    Ok(records)
+}
+
+fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} runs  {elapsed_precise} elapsed, ETA {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shard;
+
+    #[test]
+    fn shards_partition_the_runs() {
+        let parts: Vec<Shard> = (0..3).map(|k| format!("{k}/3").parse().unwrap()).collect();
+        for run in 0..20 {
+            assert_eq!(parts.iter().filter(|s| s.contains(run)).count(), 1);
+        }
+    }
+
+    #[test]
+    fn bad_shards_are_rejected() {
+        for s in ["3/3", "1", "a/2", "0/0", "-1/2"] {
+            assert!(s.parse::<Shard>().is_err(), "{s}");
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Scenario files: parsing, validation against the family's typed params, preset resolution, and
+//! expansion of the sweep into the list of runs (the plan).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::InputError;
+use crate::experiment::{DynExperiment, PresetSlot, RunContext};
+use crate::locate::locate;
+use crate::rng::run_seed;
+use crate::sweep::{self, Axis};
+
+/// The scenario file as written (DESIGN.md §4).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Output folder name (`out/<name>/`).
+    pub name: String,
+    /// Family (`model:`), a key of the registry.
+    pub model: String,
+    /// Free text shown by `sysim list`.
+    #[serde(default)]
+    pub description: String,
+    /// Scenario seed; each run's seed derives from (seed, replication, point).
+    #[serde(default)]
+    pub seed: u64,
+    /// Replications of each sweep point (≥ 1).
+    #[serde(default = "one")]
+    pub replications: u32,
+    /// The family's params (checked by its typed `Params`).
+    #[serde(default = "empty_map")]
+    pub params: Value,
+    /// Dotted paths into params → lists of values (cartesian product; `zip:` groups advance together).
+    #[serde(default)]
+    pub sweep: Map<String, Value>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn empty_map() -> Value {
+    Value::Object(Map::new())
+}
+
+/// The set of families a scenario's `model:` may name.
+pub struct Registry {
+    families: Vec<Box<dyn DynExperiment>>,
+}
+
+impl Registry {
+    /// A registry of the given families.
+    pub fn new(families: Vec<Box<dyn DynExperiment>>) -> Self {
+        Self { families }
+    }
+
+    /// The family called `name`.
+    pub fn get(&self, name: &str) -> Option<&dyn DynExperiment> {
+        self.families
+            .iter()
+            .find(|f| f.name() == name)
+            .map(|f| f.as_ref())
+    }
+
+    /// All families, in registration order.
+    pub fn families(&self) -> impl Iterator<Item = &dyn DynExperiment> {
+        self.families.iter().map(|f| f.as_ref())
+    }
+
+    /// Comma-separated family names, for error messages.
+    pub fn names(&self) -> String {
+        self.families
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// One run of the plan: its identity, fully resolved params, and the flattened param columns.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Run identity and seed.
+    pub ctx: RunContext,
+    /// Params with the sweep applied and presets resolved: what the family receives.
+    pub params: Value,
+    /// `(column, value)` per scalar param as the user wrote it (preset names, not their contents).
+    pub columns: Vec<(String, Value)>,
+}
+
+/// A validated scenario: the resolved file and every run it expands to.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Path of the scenario file.
+    pub path: PathBuf,
+    /// The parsed file (with `--seed` applied).
+    pub scenario: ScenarioFile,
+    /// Number of sweep points.
+    pub points: u64,
+    /// All runs, in table order (point-major, replication-minor).
+    pub runs: Vec<RunSpec>,
+}
+
+/// Reads, validates and expands scenario `path`. `seed` overrides the file's seed.
+pub fn load(path: &Path, registry: &Registry, seed: Option<u64>) -> Result<Plan, InputError> {
+    let src = fs::read_to_string(path).map_err(|e| {
+        InputError::file(
+            path,
+            format!("cannot read scenario file: {}", io_reason(&e)),
+        )
+    })?;
+    let mut scenario: ScenarioFile = parse_yaml(path, &src)?;
+    if let Some(seed) = seed {
+        scenario.seed = seed;
+    }
+    let at = |key: &str| locate(&src, key);
+    let family = registry.get(&scenario.model).ok_or_else(|| {
+        InputError::key(
+            path,
+            at("model"),
+            "model",
+            format!(
+                "unknown family `{}`; valid families: {}",
+                scenario.model,
+                registry.names()
+            ),
+        )
+    })?;
+    if scenario.replications == 0 {
+        return Err(InputError::key(
+            path,
+            at("replications"),
+            "replications",
+            "must be ≥ 1, got 0",
+        ));
+    }
+    if !scenario.params.is_object() {
+        return Err(InputError::key(
+            path,
+            at("params"),
+            "params",
+            "expected a mapping of parameters",
+        ));
+    }
+    let axes = sweep::axes(&scenario.sweep).map_err(|e| {
+        let key = format!("sweep.{}", e.key);
+        InputError::key(path, at(&key), key, e.message)
+    })?;
+    let points = sweep::point_count(&axes);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut runs = Vec::with_capacity((points * u64::from(scenario.replications)) as usize);
+    for point in 0..points {
+        let assigned = sweep::point(&axes, point);
+        let mut params = scenario.params.clone();
+        for (key, value) in &assigned {
+            sweep::set_path(&mut params, key, value.clone());
+        }
+        let locate_param = |key: &str| -> (String, Option<(usize, usize)>) {
+            match swept_key(&axes, key) {
+                Some(sweep_key) => (
+                    format!("sweep.{sweep_key}"),
+                    at(&format!("sweep.{sweep_key}")),
+                ),
+                None => {
+                    let full = if key.is_empty() {
+                        "params".to_owned()
+                    } else {
+                        format!("params.{key}")
+                    };
+                    let pos = at(&full);
+                    (full, pos)
+                }
+            }
+        };
+        let columns = columns(&params, family.presets());
+        let resolved = resolve_presets(params, family.presets(), dir, &locate_param, path)?;
+        if let Err(rejections) = family.check(&resolved) {
+            let r = &rejections[0];
+            let (key, pos) = locate_param(&r.path);
+            return Err(InputError::key(path, pos, key, r.message.clone()));
+        }
+        for replication in 0..scenario.replications {
+            let run = point * u64::from(scenario.replications) + u64::from(replication);
+            runs.push(RunSpec {
+                ctx: RunContext {
+                    run,
+                    point,
+                    replication,
+                    seed: run_seed(scenario.seed, replication, point),
+                },
+                params: resolved.clone(),
+                columns: columns.clone(),
+            });
+        }
+    }
+    Ok(Plan {
+        path: path.to_path_buf(),
+        scenario,
+        points,
+        runs,
+    })
+}
+
+/// The sweep key (`governor`, `zip.soc`) that sets params key `key` or one of its parents.
+fn swept_key(axes: &[Axis], key: &str) -> Option<String> {
+    axes.iter().find_map(|a| {
+        a.keys
+            .iter()
+            .find(|k| key == k.as_str() || key.starts_with(&format!("{k}.")))
+            .map(|k| {
+                if a.zipped {
+                    format!("zip.{k}")
+                } else {
+                    k.clone()
+                }
+            })
+    })
+}
+
+/// Parses YAML text into `T`, mapping serde errors to file:line:column.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, src: &str) -> Result<T, InputError> {
+    serde_norway::from_str(src).map_err(|e| {
+        let position = e.location().map(|l| (l.line(), l.column()));
+        let message = e.to_string();
+        // serde_norway appends " at line L column C"; the position is printed in front instead.
+        let message = match message.find(" at line ") {
+            Some(i) => message[..i].to_owned(),
+            None => message,
+        };
+        let key = message
+            .split_once(": ")
+            .map(|(k, _)| k.to_owned())
+            .filter(|k| !k.contains(' ') && !k.is_empty());
+        match key {
+            Some(k) => InputError::key(
+                path,
+                position,
+                k,
+                message
+                    .split_once(": ")
+                    .map_or(message.clone(), |(_, m)| m.to_owned()),
+            ),
+            None => InputError {
+                file: path.to_path_buf(),
+                position,
+                key: None,
+                message,
+            },
+        }
+    })
+}
+
+/// Flattens params into scalar columns; preset slots become one column (preset name or `inline`).
+fn columns(params: &Value, presets: &[PresetSlot]) -> Vec<(String, Value)> {
+    fn walk(prefix: &str, v: &Value, presets: &[PresetSlot], out: &mut Vec<(String, Value)>) {
+        match v {
+            Value::Object(map) if presets.iter().any(|p| p.key == prefix) => {
+                let name = map
+                    .get("name")
+                    .cloned()
+                    .unwrap_or_else(|| Value::String("inline".into()));
+                out.push((prefix.to_owned(), name));
+            }
+            Value::Object(map) => {
+                for (k, child) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, child, presets, out);
+                }
+            }
+            Value::Array(_) => out.push((prefix.to_owned(), Value::String(v.to_string()))),
+            scalar => out.push((prefix.to_owned(), scalar.clone())),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", params, presets, &mut out);
+    out
+}
+
+/// Replaces each preset slot's value (a built-in name or a path to a YAML file) by the preset's
+/// contents; inline mappings are kept as they are.
+fn resolve_presets(
+    mut params: Value,
+    presets: &[PresetSlot],
+    dir: &Path,
+    locate_param: &dyn Fn(&str) -> (String, Option<(usize, usize)>),
+    scenario_path: &Path,
+) -> Result<Value, InputError> {
+    for slot in presets {
+        let Some(Value::String(choice)) = sweep::get_path(&params, slot.key) else {
+            continue;
+        };
+        let choice = choice.clone();
+        let resolved = if let Some((_, text)) = slot.builtin.iter().find(|(n, _)| *n == choice) {
+            let builtin = PathBuf::from(format!("<built-in preset {choice}>"));
+            parse_yaml::<Value>(&builtin, text)?
+        } else if choice.ends_with(".yaml") || choice.ends_with(".yml") {
+            let file = dir.join(&choice);
+            let text = fs::read_to_string(&file).map_err(|e| {
+                let (key, pos) = locate_param(slot.key);
+                InputError::key(
+                    scenario_path,
+                    pos,
+                    key,
+                    format!(
+                        "cannot read preset file {}: {}",
+                        file.display(),
+                        io_reason(&e)
+                    ),
+                )
+            })?;
+            parse_yaml::<Value>(&file, &text)?
+        } else {
+            let (key, pos) = locate_param(slot.key);
+            let valid: Vec<&str> = slot.builtin.iter().map(|(n, _)| *n).collect();
+            return Err(InputError::key(
+                scenario_path,
+                pos,
+                key,
+                format!(
+                    "unknown preset `{choice}`; valid presets: {} (or an inline mapping, or a path to a .yaml file)",
+                    valid.join(", ")
+                ),
+            ));
+        };
+        sweep::set_path(&mut params, slot.key, resolved);
+    }
+    Ok(params)
+}
+
+/// A short reason for an I/O error, without the OS error code.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}

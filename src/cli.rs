@@ -1,0 +1,142 @@
+//! Command-line arguments (clap).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use sim::runner::Shard;
+
+/// sysim — a discrete-event simulator of the computer systems of ten recent papers.
+#[derive(Debug, Parser)]
+#[command(name = "sysim", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Table format of result files.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    /// Apache Parquet.
+    Parquet,
+    /// Comma-separated values.
+    Csv,
+}
+
+impl From<FormatArg> for sim::table::Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Parquet => sim::table::Format::Parquet,
+            FormatArg::Csv => sim::table::Format::Csv,
+        }
+    }
+}
+
+/// Figure kinds of `sysim plot`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    /// Mean over replications with a 95% CI band.
+    Line,
+    /// Grouped bars with 95% CI error bars.
+    Bar,
+    /// Empirical CDF of y.
+    Cdf,
+    /// One point per run.
+    Scatter,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario (a sweep when the file has one) and write its result tables.
+    #[command(after_help = "Example:\n  sysim run scenarios/quickstart.yaml --jobs 2 --out out/quick\n  sysim run scenarios/quickstart.yaml --shard 0/3 --out out/part0")]
+    Run {
+        /// Scenario YAML file.
+        file: PathBuf,
+        /// Output folder (default `out/<scenario name>/`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Worker threads (default: all cores).
+        #[arg(long, default_value_t = 0)]
+        jobs: usize,
+        /// Run only part K of N (0-based), e.g. `--shard 1/4`.
+        #[arg(long)]
+        shard: Option<Shard>,
+        /// Table format.
+        #[arg(long, value_enum, default_value_t = FormatArg::Parquet)]
+        format: FormatArg,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check scenario files without running them.
+    #[command(after_help = "Example:\n  sysim validate scenarios/*.yaml scenarios/*/*.yaml")]
+    Validate {
+        /// Scenario YAML files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List families, their presets, and the scenarios under `scenarios/`.
+    #[command(after_help = "Example:\n  sysim list")]
+    List,
+    /// Print the JSON Schema of a family's params (all families when none is named).
+    #[command(after_help = "Example:\n  sysim schema queue > queue.schema.json")]
+    Schema {
+        /// Family name.
+        family: Option<String>,
+    },
+    /// Draw a figure (PNG + SVG) from one or more results folders.
+    #[command(after_help = "Example:\n  sysim plot out/quickstart --x arrival_rate --y mean_sojourn_s --series servers --kind line")]
+    Plot {
+        /// Results folders (or globs of shard folders).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Column on the x axis.
+        #[arg(long)]
+        x: String,
+        /// Column on the y axis.
+        #[arg(long)]
+        y: String,
+        /// Column that splits the data into series.
+        #[arg(long)]
+        series: Option<String>,
+        /// Figure kind.
+        #[arg(long, value_enum, default_value_t = KindArg::Line)]
+        kind: KindArg,
+        /// Output path without extension (default `<first dir>/<y>_vs_<x>`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Figure title.
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Combine shard folders into one results folder.
+    #[command(after_help = "Example:\n  sysim merge out/part0 out/part1 out/part2 --out out/full")]
+    Merge {
+        /// Shard folders (or globs).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Table format.
+        #[arg(long, value_enum, default_value_t = FormatArg::Parquet)]
+        format: FormatArg,
+    },
+    /// Engine throughput: PHOLD on nexosim vs a hand-written binary-heap loop, in one run.
+    #[command(after_help = "Example:\n  sysim bench --lps 1000 --events 1000000")]
+    Bench {
+        /// Logical processes.
+        #[arg(long, default_value_t = 1000)]
+        lps: usize,
+        /// Events to process.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}

@@ -1,0 +1,255 @@
+//! One function per subcommand; each returns a [`CliError`] that decides the exit code.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sim::error::InputError;
+use sim::output::{self, Build};
+use sim::runner::{self, RunOptions};
+use sim::scenario::{self, Registry};
+
+use crate::cli::{Cli, Command, KindArg};
+
+/// Why a command failed: bad input (exit 2) or a failure while running (exit 1).
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad input: malformed or invalid files and flags.
+    Input(String),
+    /// Something failed while running (a run errored, a write failed).
+    Failure(String),
+}
+
+impl CliError {
+    /// Process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Input(_) => 2,
+            CliError::Failure(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Input(m) | CliError::Failure(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<InputError> for CliError {
+    fn from(e: InputError) -> Self {
+        CliError::Input(e.to_string())
+    }
+}
+
+/// The build identity written into manifests.
+const BUILD: Build = Build {
+    version: env!("CARGO_PKG_VERSION"),
+    commit: option_env!("SYSIM_GIT_COMMIT"),
+};
+
+/// Runs the parsed command.
+pub fn dispatch(cli: Cli) -> Result<(), CliError> {
+    let registry = models::registry();
+    match cli.command {
+        Command::Run {
+            file,
+            out,
+            seed,
+            jobs,
+            shard,
+            format,
+            quiet,
+        } => run(&registry, &file, out, seed, RunOptions { jobs, shard, quiet }, format.into()),
+        Command::Validate { files } => validate(&registry, &files),
+        Command::List => list(&registry),
+        Command::Schema { family } => schema(&registry, family.as_deref()),
+        Command::Plot {
+            dirs,
+            x,
+            y,
+            series,
+            kind,
+            out,
+            title,
+        } => plot(&dirs, x, y, series, kind, out, title),
+        Command::Merge { dirs, out, format } => merge(&dirs, &out, format.into()),
+        Command::Bench { lps, events, seed } => bench(lps, events, seed),
+    }
+}
+
+fn run(
+    registry: &Registry,
+    file: &Path,
+    out: Option<PathBuf>,
+    seed: Option<u64>,
+    opts: RunOptions,
+    format: sim::table::Format,
+) -> Result<(), CliError> {
+    let plan = scenario::load(file, registry, seed)?;
+    let dir = out.unwrap_or_else(|| Path::new("out").join(&plan.scenario.name));
+    output::prepare_dir(&dir)?;
+    let family = registry
+        .get(&plan.scenario.model)
+        .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.model)))?;
+    let started = Instant::now();
+    let records = runner::execute(&plan, family, &opts).map_err(CliError::Failure)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let files = output::write_results(&dir, &plan, &records, format, opts.shard, wall_s, BUILD)
+        .map_err(|e| CliError::Failure(format!("{}: cannot write results: {e}", dir.display())))?;
+    let failed: Vec<_> = records.iter().filter(|r| r.outcome.is_err()).collect();
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    eprintln!(
+        "{}: {} runs ({} failed) in {wall_s:.2} s → {} [{}]",
+        plan.scenario.name,
+        records.len(),
+        failed.len(),
+        dir.display(),
+        names.join(", ")
+    );
+    match failed.first() {
+        None => Ok(()),
+        Some(first) => Err(CliError::Failure(format!(
+            "{} of {} runs failed (their rows carry the error); first: run {}: {}",
+            failed.len(),
+            records.len(),
+            first.spec.ctx.run,
+            first.outcome.as_ref().err().map_or("", |e| e.as_str())
+        ))),
+    }
+}
+
+fn validate(registry: &Registry, files: &[PathBuf]) -> Result<(), CliError> {
+    let mut errors = Vec::new();
+    for file in files {
+        match scenario::load(file, registry, None) {
+            Ok(plan) => println!(
+                "ok {} ({}: {} points × {} replications = {} runs)",
+                file.display(),
+                plan.scenario.model,
+                plan.points,
+                plan.scenario.replications,
+                plan.runs.len()
+            ),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Input(errors.join("\nerror: ")))
+    }
+}
+
+fn list(registry: &Registry) -> Result<(), CliError> {
+    println!("families:");
+    for f in registry.families() {
+        println!("  {:<10} {}", f.name(), f.description());
+        for slot in f.presets() {
+            let names: Vec<&str> = slot.builtin.iter().map(|(n, _)| *n).collect();
+            println!("  {:<10}   presets for `{}`: {}", "", slot.key, names.join(", "));
+        }
+    }
+    let mut found = Vec::new();
+    collect_yaml(Path::new("scenarios"), &mut found);
+    found.sort();
+    if !found.is_empty() {
+        println!("scenarios:");
+        for path in found {
+            let summary = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|src| scenario::parse_yaml::<scenario::ScenarioFile>(&path, &src).ok())
+                .map_or_else(|| "(does not parse: run `sysim validate`)".to_owned(), |s| {
+                    format!("[{}] {}", s.model, s.description)
+                });
+            println!("  {:<40} {summary}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_yaml(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+}
+
+fn schema(registry: &Registry, family: Option<&str>) -> Result<(), CliError> {
+    let value = match family {
+        Some(name) => registry
+            .get(name)
+            .ok_or_else(|| {
+                CliError::Input(format!("unknown family `{name}`; valid families: {}", registry.names()))
+            })?
+            .schema(),
+        None => serde_json::Value::Object(
+            registry.families().map(|f| (f.name().to_owned(), f.schema())).collect(),
+        ),
+    };
+    println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+    Ok(())
+}
+
+fn plot(
+    dirs: &[PathBuf],
+    x: String,
+    y: String,
+    series: Option<String>,
+    kind: KindArg,
+    out: Option<PathBuf>,
+    title: Option<String>,
+) -> Result<(), CliError> {
+    let df = analysis::load_runs(dirs).map_err(|e| CliError::Input(e.to_string()))?;
+    let stem = out.unwrap_or_else(|| dirs[0].join(format!("{y}_vs_{x}")));
+    let spec = analysis::PlotSpec {
+        kind: match kind {
+            KindArg::Line => analysis::Kind::Line,
+            KindArg::Bar => analysis::Kind::Bar,
+            KindArg::Cdf => analysis::Kind::Cdf,
+            KindArg::Scatter => analysis::Kind::Scatter,
+        },
+        title: title.unwrap_or_else(|| format!("{y} vs {x}")),
+        x_label: x.clone(),
+        y_label: y.clone(),
+        x,
+        y,
+        series,
+    };
+    let files = analysis::plot(&df, &spec, &stem).map_err(|e| CliError::Input(e.to_string()))?;
+    for f in files {
+        println!("{}", f.display());
+    }
+    Ok(())
+}
+
+fn merge(dirs: &[PathBuf], out: &Path, format: sim::table::Format) -> Result<(), CliError> {
+    output::prepare_dir(out)?;
+    let summary = analysis::merge(dirs, out, format).map_err(|e| CliError::Input(e.to_string()))?;
+    println!("{summary}");
+    Ok(())
+}
+
+fn bench(lps: usize, events: u64, seed: u64) -> Result<(), CliError> {
+    if lps == 0 || events == 0 {
+        return Err(CliError::Input("--lps and --events must be ≥ 1".into()));
+    }
+    let cfg = sim::bench::PholdConfig {
+        lps,
+        events,
+        seed,
+        ..sim::bench::PholdConfig::default()
+    };
+    println!("{}", sim::bench::run(&cfg));
+    Ok(())
+}
