@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn finds_flow_keys_on_the_parent_line() {
-        assert_eq!(locate(SRC, "params.workload.requests"), Some((5, 26)));
+        assert_eq!(locate(SRC, "params.workload.requests"), Some((5, 25)));
     }
 
     #[test]

@@ -220,10 +220,18 @@ impl LatencyHistogram {
             duration_s.max(0.0)
         };
         let ns = (d * 1e9).round() as u64; // saturates at u64::MAX for huge values
-        self.hist.saturating_record_n(ns, n);
+        self.record_ns(ns, n);
         self.sum_s += d * n as f64;
         self.min_s = self.min_s.min(d);
         self.max_s = self.max_s.max(d);
+    }
+
+    /// Records `n` samples of `ns` nanoseconds: auto-resizes, and clamps only values beyond the
+    /// largest trackable one (~146 years).
+    fn record_ns(&mut self, ns: u64, n: u64) {
+        if self.hist.record_n(ns, n).is_err() {
+            self.hist.saturating_record_n(ns, n);
+        }
     }
 
     /// Number of recorded durations.
@@ -335,7 +343,7 @@ impl<'de> Deserialize<'de> for LatencyHistogram {
         let repr = LatencyHistogramRepr::deserialize(deserializer)?;
         let mut h = LatencyHistogram::new();
         for (value_ns, count) in repr.buckets {
-            h.hist.saturating_record_n(value_ns, count);
+            h.record_ns(value_ns, count);
         }
         h.sum_s = repr.sum_s;
         h.max_s = repr.max_s;

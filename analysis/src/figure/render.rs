@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use std::ops::Range;
 
+use plotters::chart::SeriesAnno;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
@@ -132,7 +133,10 @@ fn text(px: f64) -> TextStyle<'static> {
     TextStyle::from((FONT, px).into_font()).color(&INK)
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, scene: &Scene) -> DrawResult<(), DB> {
+fn draw<'a, DB: DrawingBackend + 'a>(
+    root: &'a DrawingArea<DB, Shift>,
+    scene: &'a Scene,
+) -> DrawResult<(), DB> {
     root.fill(&WHITE)?;
     let y_tick_chars = scene.y.ticks.iter().map(|t| t.1.chars().count()).max().unwrap_or(1);
     let mut builder = ChartBuilder::on(root);
@@ -171,13 +175,9 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, scene: &Scene) -> Dra
                 draw_band(&mut chart, band, color)?;
                 let anno = chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(LINE_PX)))?;
                 if with_legend {
-                    anno.label(layer.label.as_str()).legend(move |(x, y)| {
-                        EmptyElement::at((x, y))
-                            + PathElement::new(vec![(-4, 0), (24, 0)], color.stroke_width(LINE_PX))
-                            + marker(shape, (10, 0), color)
-                    });
+                    legend_entry(anno.label(layer.label.as_str()), shape, color, true);
                 }
-                chart.draw_series(points.iter().map(|&p| marker(shape, p, color)))?;
+                draw_markers(&mut chart, points, shape, color)?;
             }
             Marks::Bars(bars) => {
                 let anno = chart.draw_series(
@@ -203,10 +203,9 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, scene: &Scene) -> Dra
                 }
             }
             Marks::Points(points) => {
-                let anno = chart.draw_series(points.iter().map(|&p| marker(shape, p, color)))?;
+                let anno = draw_markers(&mut chart, points, shape, color)?;
                 if with_legend {
-                    anno.label(layer.label.as_str())
-                        .legend(move |(x, y)| marker(shape, (x + 10, y), color));
+                    legend_entry(anno.label(layer.label.as_str()), shape, color, false);
                 }
             }
         }
@@ -306,25 +305,38 @@ fn error_bar(x: f64, lo: f64, hi: f64, cap: f64) -> [PathElement<(f64, f64)>; 3]
     ]
 }
 
-/// A filled marker of `shape` centred at `at` (data or pixel coordinates).
-fn marker<'a, DB: DrawingBackend + 'a, C: Clone + 'a>(
+/// Draws a marker of `shape` at each point.
+fn draw_markers<'c, 'a, DB: DrawingBackend>(
+    chart: &'c mut Chart<'a, DB>,
+    points: &[(f64, f64)],
     shape: Shape,
-    at: C,
     color: RGBColor,
-) -> DynElement<'a, DB, C> {
-    let style = color.filled();
-    let r = MARKER_PX;
+) -> DrawResult<&'c mut SeriesAnno<'a, DB>, DB> {
+    let (r, fill) = (MARKER_PX, color.filled());
+    let points = points.iter().copied();
     match shape {
-        Shape::Circle => (EmptyElement::at(at) + Circle::new((0, 0), r, style)).into_dyn(),
-        Shape::Triangle => {
-            (EmptyElement::at(at) + TriangleMarker::new((0, 0), r + 1, style)).into_dyn()
-        }
-        Shape::Square => {
-            (EmptyElement::at(at) + Rectangle::new([(-r + 1, -r + 1), (r - 1, r - 1)], style))
-                .into_dyn()
-        }
-        Shape::Cross => {
-            (EmptyElement::at(at) + Cross::new((0, 0), r, color.stroke_width(3))).into_dyn()
-        }
+        Shape::Circle => chart.draw_series(points.map(|p| Circle::new(p, r, fill))),
+        Shape::Triangle => chart.draw_series(points.map(|p| TriangleMarker::new(p, r + 1, fill))),
+        Shape::Square => chart.draw_series(
+            points.map(|p| EmptyElement::at(p) + Rectangle::new([(1 - r, 1 - r), (r - 1, r - 1)], fill)),
+        ),
+        Shape::Cross => chart.draw_series(points.map(|p| Cross::new(p, r, color.stroke_width(3)))),
     }
+}
+
+/// The legend key of a series: its marker, on a short line when `line`.
+fn legend_entry<DB: DrawingBackend>(anno: &mut SeriesAnno<'_, DB>, shape: Shape, color: RGBColor, line: bool) {
+    let (r, fill) = (MARKER_PX, color.filled());
+    let stroke = if line { color.stroke_width(LINE_PX) } else { TRANSPARENT.into() };
+    let key = move |(x, y): (i32, i32)| {
+        EmptyElement::at((x + 10, y)) + PathElement::new(vec![(-14, 0), (14, 0)], stroke)
+    };
+    match shape {
+        Shape::Circle => anno.legend(move |c| key(c) + Circle::new((0, 0), r, fill)),
+        Shape::Triangle => anno.legend(move |c| key(c) + TriangleMarker::new((0, 0), r + 1, fill)),
+        Shape::Square => {
+            anno.legend(move |c| key(c) + Rectangle::new([(1 - r, 1 - r), (r - 1, r - 1)], fill))
+        }
+        Shape::Cross => anno.legend(move |c| key(c) + Cross::new((0, 0), r, color.stroke_width(3))),
+    };
 }

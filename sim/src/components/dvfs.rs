@@ -427,8 +427,8 @@ impl DvfsDomain {
 mod tests {
     use std::time::Duration;
 
-    use nexosim::ports::{EventQueueReader, EventSinkReader, EventSource, QuerySource, SinkState};
     use nexosim::ports::event_queue;
+    use nexosim::ports::{EventQueueReader, EventSinkReader, EventSource, QuerySource, SinkState};
     use nexosim::simulation::{EventId, Mailbox, QueryId, Simulation};
 
     use super::*;

@@ -332,8 +332,8 @@ impl Link {
 mod tests {
     use std::time::Duration;
 
-    use nexosim::ports::{EventQueueReader, EventSinkReader, EventSource, QuerySource, SinkState};
     use nexosim::ports::event_queue;
+    use nexosim::ports::{EventQueueReader, EventSinkReader, EventSource, QuerySource, SinkState};
     use nexosim::simulation::{EventId, Mailbox, QueryId, Simulation};
     use rand::Rng as _;
 

@@ -224,8 +224,8 @@ mod tests {
     use std::collections::HashMap;
     use std::time::Duration;
 
-    use nexosim::ports::{EventQueueReader, EventSinkReader, EventSource, QuerySource, SinkState};
     use nexosim::ports::event_queue;
+    use nexosim::ports::{EventQueueReader, EventSinkReader, EventSource, QuerySource, SinkState};
     use nexosim::simulation::{EventId, Mailbox, QueryId, Simulation};
     use rand::Rng as _;
 

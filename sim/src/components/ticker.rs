@@ -131,8 +131,8 @@ impl Ticker {
 
 #[cfg(test)]
 mod tests {
-    use nexosim::ports::{EventQueueReader, EventSinkReader, EventSource, QuerySource, SinkState};
     use nexosim::ports::event_queue;
+    use nexosim::ports::{EventQueueReader, EventSinkReader, EventSource, QuerySource, SinkState};
     use nexosim::simulation::{EventId, Mailbox, QueryId, Simulation};
 
     use super::*;
