@@ -70,3 +70,143 @@ pub fn plot(df: &DataFrame, spec: &PlotSpec, out_stem: &Path) -> Result<Vec<Path
     let scene = scene::build(df, spec)?;
     render::write(&scene, out_stem)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use polars::prelude::*;
+
+    use super::*;
+    use crate::error::AnalysisError;
+
+    /// A small sweep: 3 governors × 3 batch sizes × 3 replications, one failed run.
+    fn sweep() -> DataFrame {
+        let (mut governor, mut batch, mut energy, mut latency, mut error) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for (g, base) in [("stock", 30.0), ("performance", 40.0), ("fuse", 20.0)] {
+            for b in [1i64, 4, 16] {
+                for rep in 0..3 {
+                    governor.push(g);
+                    batch.push(b);
+                    let noise = [-1.5, 0.5, 1.0][rep];
+                    energy.push(base + 2.0 * (b as f64).log2() + noise);
+                    latency.push(10.0 + b as f64 * base / 20.0 + noise * 3.0);
+                    error.push(None::<&str>);
+                }
+            }
+        }
+        error[4] = Some("out of memory");
+        energy[4] = 1e6; // would wreck the axes if the failed run were drawn
+        df! {
+            "governor" => governor,
+            "batch" => batch,
+            "energy_j" => energy,
+            "ttft_ms_p50" => latency,
+            "error" => error,
+        }
+        .unwrap()
+    }
+
+    fn check_files(paths: &[PathBuf], labels: &[&str]) {
+        assert_eq!(paths.len(), 2);
+        assert_eq!(paths[0].extension().unwrap(), "png");
+        assert_eq!(paths[1].extension().unwrap(), "svg");
+        let png = fs::read(&paths[0]).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        assert!(png.len() > 10_000, "PNG of {} bytes", png.len());
+        let svg = fs::read_to_string(&paths[1]).unwrap();
+        assert!(svg.len() > 2_000, "SVG of {} bytes", svg.len());
+        for label in labels {
+            assert!(svg.contains(label), "SVG lacks {label:?}");
+        }
+        let dir = paths[0].parent().unwrap();
+        let leftovers: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+
+    fn spec(kind: Kind, x: &str, y: &str, series: Option<&str>) -> PlotSpec {
+        PlotSpec {
+            series: series.map(str::to_string),
+            ..PlotSpec::new(kind, x, y)
+        }
+    }
+
+    #[test]
+    fn line_with_bands_and_legend() {
+        let tmp = tempfile::Builder::new().keep(true).tempdir_in("/tmp/figs").unwrap();
+        let stem = tmp.path().join("figs").join("line");
+        let spec = PlotSpec {
+            title: Some("Energy per governor".into()),
+            ..spec(Kind::Line, "batch", "energy_j", Some("governor"))
+        };
+        let paths = plot(&sweep(), &spec, &stem).unwrap();
+        assert_eq!(paths, [tmp.path().join("figs/line.png"), tmp.path().join("figs/line.svg")]);
+        check_files(&paths, &["batch", "energy_j", "fuse", "performance", "Energy per governor"]);
+    }
+
+    #[test]
+    fn grouped_bars_with_error_bars() {
+        let tmp = tempfile::Builder::new().keep(true).tempdir_in("/tmp/figs").unwrap();
+        let spec = PlotSpec {
+            x_label: Some("batch size".into()),
+            y_label: Some("time to first token (ms)".into()),
+            ..spec(Kind::Bar, "batch", "ttft_ms_p50", Some("governor"))
+        };
+        let paths = plot(&sweep(), &spec, &tmp.path().join("bar")).unwrap();
+        check_files(&paths, &["batch size", "time to first token (ms)", "stock"]);
+    }
+
+    #[test]
+    fn cdf_per_series() {
+        let tmp = tempfile::Builder::new().keep(true).tempdir_in("/tmp/figs").unwrap();
+        let spec = spec(Kind::Cdf, "batch", "ttft_ms_p50", Some("governor"));
+        let paths = plot(&sweep(), &spec, &tmp.path().join("cdf")).unwrap();
+        check_files(&paths, &["ttft_ms_p50", "CDF", "stock"]);
+    }
+
+    #[test]
+    fn scatter_numeric_and_categorical_without_series() {
+        let tmp = tempfile::Builder::new().keep(true).tempdir_in("/tmp/figs").unwrap();
+        let numeric = spec(Kind::Scatter, "energy_j", "ttft_ms_p50", Some("governor"));
+        let paths = plot(&sweep(), &numeric, &tmp.path().join("scatter")).unwrap();
+        check_files(&paths, &["energy_j", "ttft_ms_p50"]);
+        let categorical = spec(Kind::Scatter, "governor", "energy_j", None);
+        let paths = plot(&sweep(), &categorical, &tmp.path().join("scatter-cat")).unwrap();
+        check_files(&paths, &["governor", "energy_j", "performance"]);
+        let line = spec(Kind::Line, "governor", "energy_j", None);
+        let paths = plot(&sweep(), &line, &tmp.path().join("line-cat")).unwrap();
+        check_files(&paths, &["governor", "energy_j"]);
+    }
+
+    #[test]
+    fn bad_specs_are_errors_and_write_nothing() {
+        let tmp = tempfile::Builder::new().keep(true).tempdir_in("/tmp/figs").unwrap();
+        let stem = tmp.path().join("bad");
+        let df = sweep();
+        let err = plot(&df, &spec(Kind::Line, "batch", "nope_j", None), &stem).unwrap_err();
+        assert!(matches!(err, AnalysisError::UnknownColumn { .. }), "{err}");
+        let err = plot(&df, &spec(Kind::Bar, "batch", "governor", None), &stem).unwrap_err();
+        assert!(matches!(err, AnalysisError::NotNumeric { .. }), "{err}");
+        let err = plot(&df, &spec(Kind::Scatter, "batch", "energy_j", Some("soc")), &stem).unwrap_err();
+        assert!(err.to_string().contains("soc"), "{err}");
+        let err = plot(&df.head(Some(0)), &spec(Kind::Cdf, "batch", "energy_j", None), &stem).unwrap_err();
+        assert!(matches!(err, AnalysisError::Empty(_)), "{err}");
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn single_point_and_constant_values() {
+        let tmp = tempfile::Builder::new().keep(true).tempdir_in("/tmp/figs").unwrap();
+        let df = df! { "x" => [2.0], "y_s" => [5.0] }.unwrap();
+        for kind in [Kind::Line, Kind::Bar, Kind::Cdf, Kind::Scatter] {
+            let stem = tmp.path().join(format!("{kind:?}"));
+            let paths = plot(&df, &spec(kind, "x", "y_s", None), &stem).unwrap();
+            assert!(paths.iter().all(|p| p.is_file()));
+        }
+    }
+}

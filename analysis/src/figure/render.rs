@@ -325,7 +325,12 @@ fn draw_markers<'c, 'a, DB: DrawingBackend>(
 }
 
 /// The legend key of a series: its marker, on a short line when `line`.
-fn legend_entry<DB: DrawingBackend>(anno: &mut SeriesAnno<'_, DB>, shape: Shape, color: RGBColor, line: bool) {
+fn legend_entry<'a, DB: DrawingBackend + 'a>(
+    anno: &mut SeriesAnno<'a, DB>,
+    shape: Shape,
+    color: RGBColor,
+    line: bool,
+) {
     let (r, fill) = (MARKER_PX, color.filled());
     let stroke = if line { color.stroke_width(LINE_PX) } else { TRANSPARENT.into() };
     let key = move |(x, y): (i32, i32)| {

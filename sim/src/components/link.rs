@@ -334,7 +334,7 @@ mod tests {
 
     use nexosim::ports::event_queue;
     use nexosim::ports::{EventQueueReader, EventSinkReader, EventSource, QuerySource, SinkState};
-    use nexosim::simulation::{EventId, Mailbox, QueryId, Simulation};
+    use nexosim::simulation::{EventId, Mailbox, QueryId, SimInit, Simulation};
     use rand::Rng as _;
 
     use super::*;
@@ -347,7 +347,16 @@ mod tests {
         out: EventQueueReader<Delivered>,
     }
 
-    fn link(latency_s: f64, bw: f64) -> Bench {
+    /// The bench before initialisation (shared by fresh runs and checkpoint restores).
+    fn assemble(
+        latency_s: f64,
+        bw: f64,
+    ) -> (
+        SimInit,
+        EventId<Transfer>,
+        QueryId<(), LinkStats>,
+        EventQueueReader<Delivered>,
+    ) {
         let mut l = Link::new(latency_s, bw);
         let mbox = Mailbox::new();
         let (sink, out) = event_queue(SinkState::Enabled);
@@ -359,9 +368,13 @@ mod tests {
         let stats = QuerySource::new()
             .connect(Link::stats, &mbox)
             .register(&mut b);
-        let simu = b.add_model(l, mbox, "link").init(T0).unwrap();
+        (b.add_model(l, mbox, "link"), send, stats, out)
+    }
+
+    fn link(latency_s: f64, bw: f64) -> Bench {
+        let (b, send, stats, out) = assemble(latency_s, bw);
         Bench {
-            simu,
+            simu: b.init(T0).unwrap(),
             send,
             stats,
             out,
@@ -474,6 +487,39 @@ mod tests {
             .unwrap();
         p.simu.run().unwrap();
         assert_eq!(drain(&mut p.out)[0].delivered_s, 0.25);
+    }
+
+    #[test]
+    fn checkpoint_mid_transfer_resumes_identically() {
+        let submit = |b: &mut Bench| {
+            for (id, bytes) in [(1, 3000), (2, 1000), (3, 5000)] {
+                b.simu
+                    .process_event(&b.send, Transfer { id, bytes })
+                    .unwrap();
+            }
+        };
+        let mut reference = link(0.010, 1e6);
+        submit(&mut reference);
+        reference.simu.run().unwrap();
+        let expected = drain(&mut reference.out);
+
+        let mut first = link(0.010, 1e6);
+        submit(&mut first);
+        first
+            .simu
+            .step_until(T0 + Duration::from_millis(5))
+            .unwrap();
+        let mut got = drain(&mut first.out);
+        let mut state = Vec::new();
+        first.simu.save(&mut state).unwrap();
+        drop(first);
+
+        let (b, _, stats, mut out) = assemble(0.010, 1e6);
+        let mut simu = b.restore(&state[..]).unwrap();
+        assert_eq!(simu.process_query(&stats, ()).unwrap().sent, 3);
+        simu.run().unwrap();
+        got.extend(drain(&mut out));
+        assert_eq!(got, expected);
     }
 
     #[test]
