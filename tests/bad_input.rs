@@ -38,7 +38,7 @@ fn cases() -> Vec<Case> {
             "malformed YAML",
             "  customers: 100",
             "  customers: [100",
-            "S.yaml:8:14: did not find expected ',' or ']' while parsing a flow sequence",
+            "S.yaml:9:6: malformed YAML: did not find expected ',' or ']'",
         ),
         case(
             "unknown top-level key",
@@ -50,7 +50,7 @@ fn cases() -> Vec<Case> {
             "unknown params key",
             "  customers: 100",
             "  customers: 100\n  custmers: 3",
-            "S.yaml:9:3: key `params.custmers`: unknown field `custmers`, expected one of `arrival_rate`, `service_rate`, `servers`, `customers`, `warmup_customers`",
+            "S.yaml:9:3: key `params.custmers`: unknown field `custmers`, expected one of `arrival_rate`, `service_rate`, `servers`, `customers`, `warmup_customers`, `series_interval_s`",
         ),
         case(
             "wrong type",
@@ -86,7 +86,7 @@ fn cases() -> Vec<Case> {
             "unknown swept key",
             "  servers: [1, 2]",
             "  srvers: [1, 2]",
-            "S.yaml:10:3: key `sweep.srvers`: unknown field `srvers`, expected one of `arrival_rate`, `service_rate`, `servers`, `customers`, `warmup_customers`",
+            "S.yaml:10:3: key `sweep.srvers`: unknown field `srvers`, expected one of `arrival_rate`, `service_rate`, `servers`, `customers`, `warmup_customers`, `series_interval_s`",
         ),
         case(
             "ragged zip group",
@@ -122,7 +122,7 @@ fn cases() -> Vec<Case> {
             "missing name",
             "name: t\n",
             "",
-            "S.yaml: missing field `name`",
+            "S.yaml:1:1: missing field `name`",
         ),
     ]
 }
@@ -135,8 +135,17 @@ fn bad_scenarios_give_exact_errors_exit_2_and_write_nothing() {
         let file = tmp.path().join(format!("case{i}.yaml"));
         std::fs::write(&file, &c.yaml).unwrap();
         let out_dir = tmp.path().join(format!("out{i}"));
-        let out = sysim(&["run", file.to_str().unwrap(), "--quiet", "--out", out_dir.to_str().unwrap()]);
-        let expected = format!("error: {}\n", c.expected.replacen("S.yaml", file.to_str().unwrap(), 1));
+        let out = sysim(&[
+            "run",
+            file.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        let expected = format!(
+            "error: {}\n",
+            c.expected.replacen("S.yaml", file.to_str().unwrap(), 1)
+        );
         let got = stderr(&out);
         if out.status.code() != Some(2) || got != expected || out_dir.exists() {
             failures.push(format!(
@@ -163,10 +172,19 @@ fn missing_file_and_unwritable_out_are_bad_input() {
     let blocker = tmp.path().join("file");
     std::fs::write(&blocker, "not a folder").unwrap();
     let bad_out = blocker.join("out");
-    let out = sysim(&["run", "scenarios/quickstart.yaml", "--quiet", "--out", bad_out.to_str().unwrap()]);
+    let out = sysim(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--quiet",
+        "--out",
+        bad_out.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).starts_with(&format!("error: {}: output folder is not writable", bad_out.display())),
+        stderr(&out).starts_with(&format!(
+            "error: {}: output folder is not writable",
+            bad_out.display()
+        )),
         "{}",
         stderr(&out)
     );

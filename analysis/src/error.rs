@@ -50,9 +50,9 @@ pub enum AnalysisError {
     },
     /// The same `run` index occurs in more than one shard (or twice in one).
     #[error(
-        "duplicate run indices across shards: {} (run {} is in both {} and {})",
+        "duplicate run indices across shards: {} (the first is in both {} and {})",
         runs.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
-        runs[0], first.display(), second.display()
+        first.display(), second.display()
     )]
     DuplicateRuns {
         /// Every duplicated index, ascending.

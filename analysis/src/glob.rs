@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{AnalysisError, Result};
 
-/// The folders `path` names: itself when it has no wildcard (it must exist), or every folder in its
+/// The paths `path` names: itself when it has no wildcard (it must exist), or every folder in its
 /// parent whose name matches the last component, sorted by name (there must be at least one).
 pub(crate) fn expand(path: &Path) -> Result<Vec<PathBuf>> {
     let Some(pattern) = path
@@ -13,7 +13,7 @@ pub(crate) fn expand(path: &Path) -> Result<Vec<PathBuf>> {
         .map(|n| n.to_string_lossy())
         .filter(|n| n.contains(['*', '?']))
     else {
-        if !path.is_dir() {
+        if !path.exists() {
             return Err(AnalysisError::Missing {
                 path: path.to_path_buf(),
             });

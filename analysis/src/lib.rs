@@ -2,7 +2,7 @@
 //!
 //! - [`load`]: read the runs and series tables of results folders (or shard patterns) into polars
 //!   frames;
-//! - [`merge`]: combine the shards of a split sweep into one results folder;
+//! - [`mod@merge`]: combine the shards of a split sweep into one results folder;
 //! - [`summary`]: mean and 95% confidence interval of a metric over replications;
 //! - [`figure`]: paper-style line, bar, CDF and scatter figures as PNG and SVG.
 

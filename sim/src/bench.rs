@@ -60,10 +60,10 @@ use crate::rng::{Rng, stream};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PholdConfig {
-    /// Number of logical processes (≥ 1).
-    pub lps: u32,
+    /// Number of logical processes (1 ..= `u32::MAX`).
+    pub lps: usize,
     /// Events each LP holds at the start (≥ 1); `lps × initial_per_lp` must not exceed `events`.
-    pub initial_per_lp: u32,
+    pub initial_per_lp: usize,
     /// Total number of events to process, the initial ones included.
     pub events: u64,
     /// Mean of the exponential part of every hop delay, in seconds (> 0).
@@ -94,8 +94,12 @@ impl Default for PholdConfig {
 impl PholdConfig {
     /// Checks the parameters; the error says which one is wrong and what is expected.
     pub fn validate(&self) -> Result<(), String> {
-        if self.lps == 0 {
-            return Err("lps must be at least 1".into());
+        if self.lps == 0 || u32::try_from(self.lps).is_err() {
+            return Err(format!(
+                "lps must be between 1 and {}, got {}",
+                u32::MAX,
+                self.lps
+            ));
         }
         if self.initial_per_lp == 0 {
             return Err("initial_per_lp must be at least 1".into());
@@ -131,7 +135,7 @@ impl PholdConfig {
 
     /// Number of events present at the start: `lps × initial_per_lp`.
     pub fn initial_events(&self) -> u64 {
-        u64::from(self.lps) * u64::from(self.initial_per_lp)
+        (self.lps as u64).saturating_mul(self.initial_per_lp as u64)
     }
 
     /// Simulated end time in nanoseconds, if any.
@@ -240,7 +244,7 @@ struct Hop {
 impl Hop {
     fn new(cfg: &PholdConfig) -> Self {
         Self {
-            lps: cfg.lps,
+            lps: cfg.lps as u32,
             mean_ns: cfg.mean_delay_s * 1e9,
             lookahead_ns: cfg.lookahead_s * 1e9,
         }
@@ -274,10 +278,9 @@ pub fn run_nexosim(cfg: &PholdConfig) -> EngineRun {
     cfg.assert_valid();
     let start = Instant::now();
     let hop = Hop::new(cfg);
-    let n = cfg.lps as usize;
 
     let mut router = Router {
-        lps: Vec::with_capacity(n),
+        lps: Vec::with_capacity(cfg.lps),
         budget: cfg.events - cfg.initial_events(),
         received: 0,
     };
@@ -287,7 +290,7 @@ pub fn run_nexosim(cfg: &PholdConfig) -> EngineRun {
         .connect(Router::processed, &router_mbox)
         .register(&mut sim);
 
-    for i in 0..cfg.lps {
+    for i in 0..hop.lps {
         let mbox = Mailbox::new();
         let mut lp = Lp {
             rng: lp_stream(cfg.seed, i),
@@ -334,7 +337,7 @@ struct NewEvent {
 struct Lp {
     rng: Rng,
     hop: Hop,
-    initial: u32,
+    initial: usize,
     to_router: Output<NewEvent>,
 }
 
@@ -400,7 +403,7 @@ pub fn run_heap(cfg: &PholdConfig) -> EngineRun {
     cfg.assert_valid();
     let start = Instant::now();
     let hop = Hop::new(cfg);
-    let mut rngs: Vec<Rng> = (0..cfg.lps).map(|i| lp_stream(cfg.seed, i)).collect();
+    let mut rngs: Vec<Rng> = (0..hop.lps).map(|i| lp_stream(cfg.seed, i)).collect();
 
     // Entries (time_ns, seq, lp), smallest first; `seq` = creation order breaks ties.
     let mut queue: BinaryHeap<Reverse<(u64, u64, u32)>> =

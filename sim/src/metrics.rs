@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// A monotone event counter (number of jobs, bytes, retries, …); the unit is whatever is counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counter {
+    /// Current count.
     value: u64,
 }
 
@@ -209,6 +210,11 @@ impl LatencyHistogram {
         self.record_n_s(duration_s, 1);
     }
 
+    /// Records one duration of `duration_s` seconds (same as [`record_s`](Self::record_s)).
+    pub fn record(&mut self, duration_s: f64) {
+        self.record_n_s(duration_s, 1);
+    }
+
     /// Records `n` occurrences of a duration of `duration_s` seconds.
     pub fn record_n_s(&mut self, duration_s: f64, n: u64) {
         if n == 0 {
@@ -314,9 +320,13 @@ impl LatencyHistogram {
 /// the exact side statistics. Rebuilding from the pairs reproduces the bucket counts exactly.
 #[derive(Serialize, Deserialize)]
 struct LatencyHistogramRepr {
+    /// `(value_ns, count)` of every non-empty bucket, ascending.
     buckets: Vec<(u64, u64)>,
+    /// Exact sum of the durations, seconds.
     sum_s: f64,
+    /// Exact minimum, seconds (0 when empty).
     min_s: f64,
+    /// Exact maximum, seconds (0 when empty).
     max_s: f64,
 }
 
@@ -440,7 +450,7 @@ mod tests {
         assert!(h.quantile_s(1.0) <= h.max_s());
         // nanosecond resolution at the small end
         let mut small = LatencyHistogram::new();
-        small.record_s(17e-9);
+        small.record(17e-9);
         assert_eq!(small.quantile_s(0.5), 17e-9);
         // bad input is clamped, not a panic
         small.record_s(-1.0);

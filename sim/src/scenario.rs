@@ -220,37 +220,41 @@ fn swept_key(axes: &[Axis], key: &str) -> Option<String> {
     })
 }
 
-/// Parses YAML text into `T`, mapping serde errors to file:line:column.
+/// Parses YAML text into `T`, mapping errors to file:line:column and the dotted key at fault.
+/// Syntax errors are reported as "malformed YAML"; type errors name the key.
 pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, src: &str) -> Result<T, InputError> {
-    serde_norway::from_str(src).map_err(|e| {
-        let position = e.location().map(|l| (l.line(), l.column()));
-        let message = e.to_string();
-        // serde_norway appends " at line L column C"; the position is printed in front instead.
-        let message = match message.find(" at line ") {
-            Some(i) => message[..i].to_owned(),
-            None => message,
-        };
-        let key = message
-            .split_once(": ")
-            .map(|(k, _)| k.to_owned())
-            .filter(|k| !k.contains(' ') && !k.is_empty());
-        match key {
-            Some(k) => InputError::key(
-                path,
-                position,
-                k,
-                message
-                    .split_once(": ")
-                    .map_or(message.clone(), |(_, m)| m.to_owned()),
-            ),
-            None => InputError {
-                file: path.to_path_buf(),
-                position,
-                key: None,
-                message,
-            },
+    let position = |e: &serde_norway::Error| e.location().map(|l| (l.line(), l.column()));
+    if let Err(e) = serde_norway::from_str::<serde_norway::Value>(src) {
+        return Err(InputError {
+            file: path.to_path_buf(),
+            position: position(&e),
+            key: None,
+            message: format!("malformed YAML: {}", strip_location(&e.to_string())),
+        });
+    }
+    serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(src)).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let message = strip_location(&inner.to_string());
+        // serde_norway prefixes nested errors with their path; the key is printed on its own.
+        let message = message
+            .strip_prefix(&format!("{key}: "))
+            .map_or(message.clone(), str::to_owned);
+        InputError {
+            file: path.to_path_buf(),
+            position: position(&inner),
+            key: (key != ".").then_some(key),
+            message,
         }
     })
+}
+
+/// Drops serde_norway's " at line L column C…" suffix: the position is printed in front instead.
+fn strip_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
 }
 
 /// Flattens params into scalar columns; preset slots become one column (preset name or `inline`).
@@ -283,13 +287,16 @@ fn columns(params: &Value, presets: &[PresetSlot]) -> Vec<(String, Value)> {
     out
 }
 
+/// Maps a params key to the key to report (the sweep key when swept) and its position in the file.
+type KeyLocator<'a> = dyn Fn(&str) -> (String, Option<(usize, usize)>) + 'a;
+
 /// Replaces each preset slot's value (a built-in name or a path to a YAML file) by the preset's
 /// contents; inline mappings are kept as they are.
 fn resolve_presets(
     mut params: Value,
     presets: &[PresetSlot],
     dir: &Path,
-    locate_param: &dyn Fn(&str) -> (String, Option<(usize, usize)>),
+    locate_param: &KeyLocator,
     scenario_path: &Path,
 ) -> Result<Value, InputError> {
     for slot in presets {
@@ -382,9 +389,16 @@ mod tests {
         const DESCRIPTION: &'static str = "test family";
         const PRESETS: &'static [PresetSlot] = &[PresetSlot {
             key: "chip",
-            builtin: &[("fast", "name: fast\nfreq_mhz: 3000\n"), ("slow", "name: slow\nfreq_mhz: 800\n")],
+            builtin: &[
+                ("fast", "name: fast\nfreq_mhz: 3000\n"),
+                ("slow", "name: slow\nfreq_mhz: 800\n"),
+            ],
         }];
-        fn run(&self, p: &ChipParams, _: &RunContext) -> Result<RunOutput, crate::experiment::RunError> {
+        fn run(
+            &self,
+            p: &ChipParams,
+            _: &RunContext,
+        ) -> Result<RunOutput, crate::experiment::RunError> {
             let mut out = RunOutput::default();
             out.metric("freq_mhz", p.chip.freq_mhz * p.load);
             Ok(out)
@@ -406,33 +420,68 @@ mod tests {
             "name: t\nmodel: chips\nparams:\n  load: 1\n  chip: fast\nsweep:\n  chip: [fast, mine.yaml, {name: inl, freq_mhz: 5}]\n",
         )
         .unwrap();
-        let freqs: Vec<f64> = plan.runs.iter().map(|r| r.params["chip"]["freq_mhz"].as_f64().unwrap()).collect();
+        let freqs: Vec<f64> = plan
+            .runs
+            .iter()
+            .map(|r| r.params["chip"]["freq_mhz"].as_f64().unwrap())
+            .collect();
         assert_eq!(freqs, vec![3000.0, 1234.0, 5.0]);
-        let names: Vec<&Value> = plan.runs.iter().map(|r| &r.columns.iter().find(|c| c.0 == "chip").unwrap().1).collect();
-        assert_eq!(names, vec![&Value::from("fast"), &Value::from("mine.yaml"), &Value::from("inl")]);
+        let names: Vec<&Value> = plan
+            .runs
+            .iter()
+            .map(|r| &r.columns.iter().find(|c| c.0 == "chip").unwrap().1)
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                &Value::from("fast"),
+                &Value::from("mine.yaml"),
+                &Value::from("inl")
+            ]
+        );
     }
 
     #[test]
     fn unknown_preset_lists_the_valid_names() {
         let tmp = tempfile::tempdir().unwrap();
-        let e = load_text(tmp.path(), "name: t\nmodel: chips\nparams:\n  load: 1\n  chip: medium\n").unwrap_err();
+        let e = load_text(
+            tmp.path(),
+            "name: t\nmodel: chips\nparams:\n  load: 1\n  chip: medium\n",
+        )
+        .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("params.chip"));
         assert_eq!(e.position, Some((5, 3)));
-        assert!(e.message.contains("unknown preset `medium`; valid presets: fast, slow"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("unknown preset `medium`; valid presets: fast, slow"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn missing_preset_file_names_it() {
         let tmp = tempfile::tempdir().unwrap();
-        let e = load_text(tmp.path(), "name: t\nmodel: chips\nparams:\n  load: 1\n  chip: gone.yaml\n").unwrap_err();
-        assert!(e.message.contains("cannot read preset file") && e.message.contains("gone.yaml"), "{}", e.message);
+        let e = load_text(
+            tmp.path(),
+            "name: t\nmodel: chips\nparams:\n  load: 1\n  chip: gone.yaml\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("cannot read preset file") && e.message.contains("gone.yaml"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn range_errors_inside_presets_name_the_nested_key() {
         let tmp = tempfile::tempdir().unwrap();
-        let e = load_text(tmp.path(), "name: t\nmodel: chips\nparams:\n  load: 1\n  chip: {name: x, freq_mhz: -1}\n")
-            .unwrap_err();
+        let e = load_text(
+            tmp.path(),
+            "name: t\nmodel: chips\nparams:\n  load: 1\n  chip: {name: x, freq_mhz: -1}\n",
+        )
+        .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("params.chip.freq_mhz"));
         assert_eq!(e.position, Some((5, 19)));
     }
@@ -445,7 +494,11 @@ mod tests {
             "name: t\nmodel: chips\nseed: 3\nreplications: 2\nparams:\n  load: 1\n  chip: slow\nsweep:\n  load: [1, 2]\n",
         )
         .unwrap();
-        let ids: Vec<(u64, u64, u32)> = plan.runs.iter().map(|r| (r.ctx.run, r.ctx.point, r.ctx.replication)).collect();
+        let ids: Vec<(u64, u64, u32)> = plan
+            .runs
+            .iter()
+            .map(|r| (r.ctx.run, r.ctx.point, r.ctx.replication))
+            .collect();
         assert_eq!(ids, vec![(0, 0, 0), (1, 0, 1), (2, 1, 0), (3, 1, 1)]);
         assert_eq!(plan.runs[2].ctx.seed, run_seed(3, 0, 1));
     }

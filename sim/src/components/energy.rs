@@ -86,7 +86,9 @@ impl EnergyReport {
 /// Per-source accumulator: the power level over time.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Source {
+    /// Power over time, watts (its integral is the energy in joules).
     power: TimeWeightedGauge,
+    /// Whether the source has sent at least one sample.
     reported: bool,
 }
 

@@ -93,8 +93,11 @@ impl LinkStats {
 /// A transfer being transmitted.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Active {
+    /// The transfer's identifier.
     id: u64,
+    /// Payload size, bytes.
     bytes: u64,
+    /// Submission time, seconds.
     sent_s: f64,
     /// Bytes still to transmit (fractional while sharing the bandwidth).
     remaining_bytes: f64,

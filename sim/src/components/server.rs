@@ -133,17 +133,24 @@ impl ServerStats {
 /// A job waiting in the queue.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Waiting {
+    /// The job's identifier.
     id: u64,
+    /// Service time it will need, seconds.
     service_s: f64,
+    /// Arrival time, seconds.
     arrival_s: f64,
 }
 
 /// A job in service on one server.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct InService {
+    /// The job's identifier.
     id: u64,
+    /// Its priority class.
     priority: u32,
+    /// Arrival time, seconds.
     arrival_s: f64,
+    /// Service start time, seconds.
     start_s: f64,
 }
 
