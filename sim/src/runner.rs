@@ -130,7 +130,70 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Shard;
+    use super::*;
+    use crate::experiment::{Experiment, ParamError, RunContext, RunError, Validate};
+    use crate::scenario::{Registry, load};
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    /// A family whose run errors when `mode` is 1 and panics when it is 2.
+    struct Flaky;
+
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    struct FlakyParams {
+        mode: u32,
+    }
+
+    impl Validate for FlakyParams {
+        fn validate(&self) -> Vec<ParamError> {
+            vec![]
+        }
+    }
+
+    impl Experiment for Flaky {
+        type Params = FlakyParams;
+        const NAME: &'static str = "flaky";
+        const DESCRIPTION: &'static str = "test family";
+        fn run(&self, p: &FlakyParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
+            match p.mode {
+                1 => Err(RunError::Model("mode 1 fails".into())),
+                2 => panic!("mode 2 panics"),
+                _ => {
+                    let mut out = RunOutput::default();
+                    out.metric("seed_mod_7", (ctx.seed % 7) as f64);
+                    Ok(out)
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn failed_and_panicking_runs_become_rows_and_the_rest_survive() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s.yaml");
+        std::fs::write(
+            &path,
+            "name: f\nmodel: flaky\nparams: {mode: 0}\nsweep:\n  mode: [0, 1, 2, 0]\n",
+        )
+        .unwrap();
+        let registry = Registry::new(vec![Box::new(Flaky)]);
+        let plan = load(&path, &registry, None).unwrap();
+        let opts = RunOptions {
+            jobs: 2,
+            shard: None,
+            quiet: true,
+        };
+        let records = execute(&plan, registry.get("flaky").unwrap(), &opts).unwrap();
+        let runs: Vec<u64> = records.iter().map(|r| r.spec.ctx.run).collect();
+        assert_eq!(runs, vec![0, 1, 2, 3]);
+        assert!(records[0].outcome.is_ok() && records[3].outcome.is_ok());
+        assert_eq!(records[1].outcome.as_ref().unwrap_err(), "mode 1 fails");
+        assert_eq!(
+            records[2].outcome.as_ref().unwrap_err(),
+            "run panicked: mode 2 panics"
+        );
+    }
 
     #[test]
     fn shards_partition_the_runs() {
