@@ -130,6 +130,22 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = FormatArg::Parquet)]
         format: FormatArg,
     },
+    /// Run what each paper's figures and claims need (cached), draw the figures, check the claims.
+    #[command(after_help = "Example:\n  sysim report all\n  sysim report queue --force")]
+    Report {
+        /// Paper id (a file stem under reports/), or `all`.
+        #[arg(default_value = "all")]
+        paper: String,
+        /// Worker threads (default: all cores).
+        #[arg(long, default_value_t = 0)]
+        jobs: usize,
+        /// Re-run scenarios even when cached results are current.
+        #[arg(long)]
+        force: bool,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Engine throughput: PHOLD on nexosim vs a hand-written binary-heap loop, in one run.
     #[command(after_help = "Example:\n  sysim bench --lps 1000 --events 1000000")]
     Bench {

@@ -45,7 +45,7 @@ impl From<InputError> for CliError {
 }
 
 /// The build identity written into manifests.
-const BUILD: Build = Build {
+pub const BUILD: Build = Build {
     version: env!("CARGO_PKG_VERSION"),
     commit: option_env!("SYSIM_GIT_COMMIT"),
 };
@@ -84,6 +84,16 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         } => plot(&dirs, x, y, series, kind, out, title),
         Command::Merge { dirs, out, format } => merge(&dirs, &out, format.into()),
         Command::Bench { lps, events, seed } => bench(lps, events, seed),
+        Command::Report {
+            paper,
+            jobs,
+            force,
+            quiet,
+        } => crate::report::run(
+            &registry,
+            &paper,
+            crate::report::ReportOptions { jobs, quiet, force },
+        ),
     }
 }
 
@@ -97,28 +107,8 @@ fn run(
 ) -> Result<(), CliError> {
     let plan = scenario::load(file, registry, seed)?;
     let dir = out.unwrap_or_else(|| Path::new("out").join(&plan.scenario.name));
-    output::prepare_dir(&dir)?;
-    let family = registry
-        .get(&plan.scenario.model)
-        .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.model)))?;
-    let started = Instant::now();
-    let records = runner::execute(&plan, family, &opts).map_err(CliError::Failure)?;
-    let wall_s = started.elapsed().as_secs_f64();
-    let files = output::write_results(&dir, &plan, &records, format, opts.shard, wall_s, BUILD)
-        .map_err(|e| CliError::Failure(format!("{}: cannot write results: {e}", dir.display())))?;
+    let records = execute_into(registry, &plan, &dir, &opts, format)?;
     let failed: Vec<_> = records.iter().filter(|r| r.outcome.is_err()).collect();
-    let names: Vec<String> = files
-        .iter()
-        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .collect();
-    eprintln!(
-        "{}: {} runs ({} failed) in {wall_s:.2} s → {} [{}]",
-        plan.scenario.name,
-        records.len(),
-        failed.len(),
-        dir.display(),
-        names.join(", ")
-    );
     match failed.first() {
         None => Ok(()),
         Some(first) => Err(CliError::Failure(format!(
@@ -129,6 +119,40 @@ fn run(
             first.outcome.as_ref().err().map_or("", |e| e.as_str())
         ))),
     }
+}
+
+/// Runs `plan` (or its shard) and writes its results folder `dir`; prints a one-line summary.
+pub fn execute_into(
+    registry: &Registry,
+    plan: &scenario::Plan,
+    dir: &Path,
+    opts: &RunOptions,
+    format: sim::table::Format,
+) -> Result<Vec<runner::RunRecord>, CliError> {
+    output::prepare_dir(dir)?;
+    let family = registry
+        .get(&plan.scenario.model)
+        .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.model)))?;
+    let started = Instant::now();
+    let records = runner::execute(plan, family, opts).map_err(CliError::Failure)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let files = output::write_results(dir, plan, &records, format, opts.shard, wall_s, BUILD)
+        .map_err(|e| CliError::Failure(format!("{}: cannot write results: {e}", dir.display())))?;
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    if !opts.quiet {
+        eprintln!(
+            "{}: {} runs ({} failed) in {wall_s:.2} s → {} [{}]",
+            plan.scenario.name,
+            records.len(),
+            records.iter().filter(|r| r.outcome.is_err()).count(),
+            dir.display(),
+            names.join(", ")
+        );
+    }
+    Ok(records)
 }
 
 fn validate(registry: &Registry, files: &[PathBuf]) -> Result<(), CliError> {

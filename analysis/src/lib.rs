@@ -11,6 +11,7 @@ pub mod figure;
 mod glob;
 pub mod load;
 pub mod merge;
+pub mod report;
 pub mod summary;
 
 pub use error::{AnalysisError, Result};

@@ -19,16 +19,16 @@ pub fn run_seed(scenario_seed: u64, replication: u32, point: u64) -> u64 {
     mix64(mix64(mix64(scenario_seed) ^ u64::from(replication)) ^ point)
 }
 
-/// FNV-1a hash of a component path (stable across Rust versions, unlike `DefaultHasher`).
-fn path_hash(path: &str) -> u64 {
-    path.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+/// FNV-1a 64-bit hash (stable across Rust versions and platforms, unlike `DefaultHasher`).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
 /// The random stream of component `path` (e.g. `"queue/arrivals"`) in the run seeded `run_seed`.
 pub fn stream(run_seed: u64, path: &str) -> Rng {
-    let a = mix64(run_seed ^ path_hash(path));
+    let a = mix64(run_seed ^ fnv1a(path.as_bytes()));
     let b = mix64(a ^ 0x5851_F42D_4C95_7F2D);
     let mut seed = [0u8; 16];
     seed[..8].copy_from_slice(&a.to_le_bytes());
