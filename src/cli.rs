@@ -73,6 +73,9 @@ pub enum Command {
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
+        /// Keep the successful runs already in the output folder; run only the missing or failed ones.
+        #[arg(long)]
+        resume: bool,
     },
     /// Check scenario files without running them.
     #[command(after_help = "Example:\n  sysim validate scenarios/*.yaml scenarios/*/*.yaml")]

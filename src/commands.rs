@@ -62,6 +62,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             shard,
             format,
             quiet,
+            resume,
         } => run(
             &registry,
             &file,
@@ -69,6 +70,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             seed,
             RunOptions { jobs, shard, quiet },
             format.into(),
+            resume,
         ),
         Command::Validate { files } => validate(&registry, &files),
         Command::List => list(&registry),
@@ -104,10 +106,11 @@ fn run(
     seed: Option<u64>,
     opts: RunOptions,
     format: sim::table::Format,
+    resume: bool,
 ) -> Result<(), CliError> {
     let plan = scenario::load(file, registry, seed)?;
     let dir = out.unwrap_or_else(|| Path::new("out").join(&plan.scenario.name));
-    let records = execute_into(registry, &plan, &dir, &opts, format)?;
+    let records = execute_into(registry, &plan, &dir, &opts, format, resume)?;
     let failed: Vec<_> = records.iter().filter(|r| r.outcome.is_err()).collect();
     match failed.first() {
         None => Ok(()),
@@ -128,13 +131,32 @@ pub fn execute_into(
     dir: &Path,
     opts: &RunOptions,
     format: sim::table::Format,
+    resume: bool,
 ) -> Result<Vec<runner::RunRecord>, CliError> {
     output::prepare_dir(dir)?;
     let family = registry
         .get(&plan.scenario.model)
         .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.model)))?;
+    let mut previous = if resume {
+        sim::resume::completed(dir, plan).map_err(CliError::Input)?
+    } else {
+        Vec::new()
+    };
+    previous.retain(|r| opts.shard.is_none_or(|s| s.contains(r.spec.ctx.run)));
+    let done: Vec<u64> = previous.iter().map(|r| r.spec.ctx.run).collect();
     let started = Instant::now();
-    let records = runner::execute(plan, family, opts).map_err(CliError::Failure)?;
+    let mut records = runner::execute(plan, family, opts, &done).map_err(CliError::Failure)?;
+    if !previous.is_empty() {
+        if !opts.quiet {
+            eprintln!(
+                "resume: kept {} finished runs, ran {}",
+                previous.len(),
+                records.len()
+            );
+        }
+        records.extend(previous);
+        records.sort_by_key(|r| r.spec.ctx.run);
+    }
     let wall_s = started.elapsed().as_secs_f64();
     let files = output::write_results(dir, plan, &records, format, opts.shard, wall_s, BUILD)
         .map_err(|e| CliError::Failure(format!("{}: cannot write results: {e}", dir.display())))?;

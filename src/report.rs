@@ -86,15 +86,14 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
         .map_err(|e| CliError::Failure(format!("{}: {e}", path.display())))
 }
 
-/// Cache key of a plan's results: the resolved scenario, every run's resolved params, and the build.
+/// Cache key of a plan's results: the plan's fingerprint and the build.
 fn cache_key(plan: &scenario::Plan) -> String {
-    let mut text = serde_json::to_string(&plan.scenario).unwrap_or_default();
-    for run in &plan.runs {
-        text.push_str(&run.params.to_string());
-    }
-    text.push_str(BUILD.version);
-    text.push_str(BUILD.commit.unwrap_or("unknown"));
-    format!("{:016x}", sim::rng::fnv1a(text.as_bytes()))
+    format!(
+        "{} {} {}",
+        sim::resume::plan_key(plan),
+        BUILD.version,
+        BUILD.commit.unwrap_or("unknown")
+    )
 }
 
 fn one(
@@ -130,7 +129,7 @@ fn one(
                 shard: None,
                 quiet: opts.quiet,
             };
-            execute_into(registry, &plan, &data, &run_opts, Format::Parquet)?;
+            execute_into(registry, &plan, &data, &run_opts, Format::Parquet, false)?;
             write(&data.join("cache_key"), key.as_bytes())?;
         }
         tables.insert(path, analysis::load_runs(&[data]).ok());

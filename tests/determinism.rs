@@ -62,3 +62,38 @@ fn a_different_seed_changes_the_results() {
             .equals(rb.column("mean_sojourn_s").unwrap())
     );
 }
+
+#[test]
+fn resume_runs_only_what_is_missing_and_equals_a_full_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let part = tmp.path().join("part");
+    let full = tmp.path().join("full");
+    let s = "scenarios/quickstart.yaml";
+    let p = part.to_str().unwrap();
+    assert_ok(&sysim(&["run", s, "--quiet", "--shard", "0/2", "--out", p]));
+    let out = sysim(&["run", s, "--resume", "--out", p]);
+    assert_ok(&out);
+    assert!(
+        common::stderr(&out).contains("resume: kept 12 finished runs, ran 12"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert_ok(&sysim(&[
+        "run",
+        s,
+        "--quiet",
+        "--out",
+        full.to_str().unwrap(),
+    ]));
+    assert!(runs(&part).equals_missing(&runs(&full)));
+    // Results of another scenario are not silently mixed in.
+    let out = sysim(&[
+        "run",
+        "scenarios/queue/mmc-erlang-c.yaml",
+        "--quiet",
+        "--resume",
+        "--out",
+        p,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
+}

@@ -12,6 +12,7 @@ pub mod experiment;
 pub mod locate;
 pub mod metrics;
 pub mod output;
+pub mod resume;
 pub mod rng;
 pub mod runner;
 pub mod scenario;

@@ -21,6 +21,8 @@ pub struct Manifest {
     pub scenario_file: String,
     /// The scenario as resolved (with `--seed` applied).
     pub scenario: ScenarioFile,
+    /// Fingerprint of the resolved plan (see [`crate::resume::plan_key`]); `--resume` checks it.
+    pub plan_key: String,
     /// Runs in the whole plan.
     pub runs_total: usize,
     /// Runs in this folder (fewer than `runs_total` for a shard).
@@ -83,6 +85,7 @@ pub fn write_results(
         git_commit: build.commit.map(str::to_owned),
         scenario_file: plan.path.display().to_string(),
         scenario: plan.scenario.clone(),
+        plan_key: crate::resume::plan_key(plan),
         runs_total: plan.runs.len(),
         runs_written: records.len(),
         runs_failed: records.iter().filter(|r| r.outcome.is_err()).count(),

@@ -67,16 +67,19 @@ pub struct RunRecord {
     pub outcome: Result<RunOutput, String>,
 }
 
-/// Runs the plan's runs (or the shard's part of them); records come back in run order.
+/// Runs the plan's runs (or the shard's part of them) except those listed in `done` (sorted run
+/// indices, e.g. the successful runs of an interrupted sweep); records come back in run order.
 pub fn execute(
     plan: &Plan,
     family: &dyn DynExperiment,
     opts: &RunOptions,
+    done: &[u64],
 ) -> Result<Vec<RunRecord>, String> {
     let specs: Vec<&RunSpec> = plan
         .runs
         .iter()
         .filter(|r| opts.shard.is_none_or(|s| s.contains(r.ctx.run)))
+        .filter(|r| done.binary_search(&r.ctx.run).is_err())
         .collect();
     let bar = progress_bar(specs.len() as u64, opts.quiet);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -184,7 +187,7 @@ mod tests {
             shard: None,
             quiet: true,
         };
-        let records = execute(&plan, registry.get("flaky").unwrap(), &opts).unwrap();
+        let records = execute(&plan, registry.get("flaky").unwrap(), &opts, &[]).unwrap();
         let runs: Vec<u64> = records.iter().map(|r| r.spec.ctx.run).collect();
         assert_eq!(runs, vec![0, 1, 2, 3]);
         assert!(records[0].outcome.is_ok() && records[3].outcome.is_ok());
