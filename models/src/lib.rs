@@ -1,6 +1,8 @@
 //! `models`: sysim's model families, one module per family (DESIGN.md §1), and the registry that maps
 //! a scenario's `model:` string to its family.
 
+#![warn(missing_docs)]
+
 pub mod llm;
 pub mod presets;
 pub mod queue;

@@ -4,6 +4,8 @@
 //! implements, the parallel runner, result tables, and the reusable nexosim components
 //! (server, link, DVFS domain, energy meter, memory pool, ticker) with metric recorders.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod components;
 pub mod engine;
