@@ -106,13 +106,14 @@ fn one(
         .map_err(|e| CliError::Input(format!("{}: cannot read report: {e}", file.display())))?;
     let spec: ReportSpec = scenario::parse_yaml(file, &src)?;
     let out = Path::new(REPORTS).join("out").join(&spec.paper);
+    fs::create_dir_all(&out).map_err(|e| CliError::Failure(format!("{}: {e}", out.display())))?;
     let mut needed: Vec<&Path> = Vec::new();
-    for p in spec
-        .figures
+    let claimed = spec
+        .claims
         .iter()
-        .map(|f| &f.scenario)
-        .chain(spec.claims.iter().map(|c| &c.scenario))
-    {
+        .filter(|c| c.pending.is_none())
+        .filter_map(|c| c.scenario.as_ref());
+    for p in spec.figures.iter().map(|f| &f.scenario).chain(claimed) {
         if !needed.contains(&p.as_path()) {
             needed.push(p);
         }
@@ -157,11 +158,12 @@ fn one(
         .claims
         .iter()
         .map(|c| {
-            report::check(
-                &spec.paper,
-                tables.get(c.scenario.as_path()).and_then(|t| t.as_ref()),
-                c,
-            )
+            let table = c
+                .scenario
+                .as_deref()
+                .and_then(|s| tables.get(s))
+                .and_then(|t| t.as_ref());
+            report::check(&spec.paper, table, c)
         })
         .collect();
     write(

@@ -129,9 +129,14 @@ pub struct ClaimSpec {
     /// Unit of the simulated figure.
     #[serde(default)]
     pub unit: String,
-    /// Scenario file, relative to the repository root.
-    pub scenario: PathBuf,
+    /// Scenario file, relative to the repository root (absent while the claim is `pending`).
+    #[serde(default)]
+    pub scenario: Option<PathBuf>,
+    /// Why the claim is not simulated yet (e.g. the family is not built); it is then listed, not evaluated.
+    #[serde(default)]
+    pub pending: Option<String>,
     /// Metric column.
+    #[serde(default)]
     pub metric: String,
     /// Rows to use (column → value).
     #[serde(default, rename = "where")]
@@ -262,14 +267,13 @@ pub fn evaluate(df: &DataFrame, claim: &ClaimSpec) -> Result<f64> {
 
 /// Checks `claim` over `df`, turning failures into a result with `problem` set.
 pub fn check(paper: &str, df: Option<&DataFrame>, claim: &ClaimSpec) -> ClaimResult {
-    let outcome = df.map_or_else(
-        || {
-            Err(AnalysisError::Empty(
-                "the scenario produced no table".into(),
-            ))
-        },
-        |df| evaluate(df, claim),
-    );
+    let outcome = match (&claim.pending, df) {
+        (Some(why), _) => Err(AnalysisError::Empty(format!("not simulated yet: {why}"))),
+        (None, None) => Err(AnalysisError::Empty(
+            "the scenario produced no table".into(),
+        )),
+        (None, Some(df)) => evaluate(df, claim),
+    };
     let (simulated, problem) = match outcome {
         Ok(v) if v.is_finite() => (Some(v), None),
         Ok(v) => (None, Some(format!("not a finite number: {v}"))),
@@ -362,7 +366,8 @@ mod tests {
             paper: "p".into(),
             band: [-35.0, -20.0],
             unit: "%".into(),
-            scenario: "s.yaml".into(),
+            scenario: Some("s.yaml".into()),
+            pending: None,
             metric: "tpot_ms".into(),
             filter: BTreeMap::from([("gov".into(), json!("fuse"))]),
             baseline: Some(BTreeMap::from([("gov".into(), json!("stock"))])),
