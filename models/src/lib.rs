@@ -2,6 +2,7 @@
 //! a scenario's `model:` string to its family.
 
 pub mod llm;
+pub mod mobile;
 pub mod presets;
 pub mod queue;
 
@@ -9,5 +10,8 @@ use sim::scenario::Registry;
 
 /// Every family sysim knows, in the order `sysim list` shows them.
 pub fn registry() -> Registry {
-    Registry::new(vec![Box::new(queue::QueueExperiment)])
+    Registry::new(vec![
+        Box::new(queue::QueueExperiment),
+        Box::new(mobile::MobileExperiment),
+    ])
 }

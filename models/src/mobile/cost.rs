@@ -87,16 +87,31 @@ impl EngineParams {
         for (key, v) in [
             ("dispatch_cycles_per_layer", self.dispatch_cycles_per_layer),
             ("sample_cycles_per_vocab", self.sample_cycles_per_vocab),
-            ("elementwise_flops_per_hidden", self.elementwise_flops_per_hidden),
-            ("activation_bytes_per_hidden", self.activation_bytes_per_hidden),
+            (
+                "elementwise_flops_per_hidden",
+                self.elementwise_flops_per_hidden,
+            ),
+            (
+                "activation_bytes_per_hidden",
+                self.activation_bytes_per_hidden,
+            ),
         ] {
             if !(v.is_finite() && v >= 0.0) {
-                e.push(ParamError::new(format!("{path}.{key}"), format!("must be finite and ≥ 0, got {v}")));
+                e.push(ParamError::new(
+                    format!("{path}.{key}"),
+                    format!("must be finite and ≥ 0, got {v}"),
+                ));
             }
         }
-        for (key, v) in [("gpu_mem_overlap", self.gpu_mem_overlap), ("cpu_overlap", self.cpu_overlap)] {
+        for (key, v) in [
+            ("gpu_mem_overlap", self.gpu_mem_overlap),
+            ("cpu_overlap", self.cpu_overlap),
+        ] {
             if !(0.0..=1.0).contains(&v) {
-                e.push(ParamError::new(format!("{path}.{key}"), format!("must be in [0, 1], got {v}")));
+                e.push(ParamError::new(
+                    format!("{path}.{key}"),
+                    format!("must be in [0, 1], got {v}"),
+                ));
             }
         }
         e
@@ -104,7 +119,9 @@ impl EngineParams {
 }
 
 /// Inference phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// The whole prompt in one batch, up to the first token.
@@ -150,12 +167,20 @@ impl CostModel {
     /// The cost model of `llm` on `soc` under engine software `engine`.
     pub fn new(soc: SocSpec, llm: LlmShape, engine: EngineParams) -> Self {
         let specs = Domain::ALL.iter().map(|&d| soc.domain(d).dvfs(0)).collect();
-        Self { soc, llm, engine, specs }
+        Self {
+            soc,
+            llm,
+            engine,
+            specs,
+        }
     }
 
     /// DVFS spec of domain `d` starting at OPP `initial_opp`.
     pub fn dvfs(&self, d: Domain, initial_opp: usize) -> DvfsSpec {
-        DvfsSpec { initial_opp, ..self.specs[d as usize].clone() }
+        DvfsSpec {
+            initial_opp,
+            ..self.specs[d as usize].clone()
+        }
     }
 
     /// Work of decoder layer `layer` for `tokens` new tokens whose last one sees `context` positions.
@@ -211,28 +236,35 @@ impl CostModel {
         let overlap = |a: f64, b: f64, k: f64| a.max(b) + (1.0 - k) * a.min(b);
         let t_gm = overlap(t_gpu, t_mem, self.engine.gpu_mem_overlap);
         let time_s = overlap(t_cpu, t_gm, self.engine.cpu_overlap).max(1e-9);
-        StepTiming { time_s, util: [t_cpu / time_s, t_gpu / time_s, t_mem / time_s].map(|u| u.min(1.0)) }
+        StepTiming {
+            time_s,
+            util: [t_cpu / time_s, t_gpu / time_s, t_mem / time_s].map(|u| u.min(1.0)),
+        }
     }
 
     /// Phone power during a step with utilisations `util` at OPPs `opp`, watts (the same power model
     /// as the simulated DVFS domains, plus the base power).
     pub fn power_w(&self, opp: [usize; 3], util: [f64; 3]) -> f64 {
-        (0..3).map(|d| self.specs[d].power_w(opp[d], util[d])).sum::<f64>()
+        (0..3)
+            .map(|d| self.specs[d].power_w(opp[d], util[d]))
+            .sum::<f64>()
             + self.soc.base_w
     }
 
     /// Steps of one prefill of `prompt` tokens (every layer, then the head), as work items.
     pub fn prefill_steps(&self, prompt: u64) -> Vec<StepWork> {
-        let mut v: Vec<StepWork> =
-            (0..self.llm.layers).map(|l| self.layer_work(Phase::Prefill, l, prompt, prompt)).collect();
+        let mut v: Vec<StepWork> = (0..self.llm.layers)
+            .map(|l| self.layer_work(Phase::Prefill, l, prompt, prompt))
+            .collect();
         v.push(self.head_work());
         v
     }
 
     /// Steps of one decode token at context `context` (every layer, then the head).
     pub fn decode_steps(&self, context: u64) -> Vec<StepWork> {
-        let mut v: Vec<StepWork> =
-            (0..self.llm.layers).map(|l| self.layer_work(Phase::Decode, l, 1, context)).collect();
+        let mut v: Vec<StepWork> = (0..self.llm.layers)
+            .map(|l| self.layer_work(Phase::Decode, l, 1, context))
+            .collect();
         v.push(self.head_work());
         v
     }
@@ -254,7 +286,11 @@ mod tests {
     pub(crate) fn model(soc: &str, llm: &str) -> CostModel {
         let s = SOC.iter().find(|(n, _)| *n == soc).unwrap().1;
         let l = LLM.iter().find(|(n, _)| *n == llm).unwrap().1;
-        CostModel::new(serde_norway::from_str(s).unwrap(), serde_norway::from_str(l).unwrap(), EngineParams::default())
+        CostModel::new(
+            serde_norway::from_str(s).unwrap(),
+            serde_norway::from_str(l).unwrap(),
+            EngineParams::default(),
+        )
     }
 
     #[test]

@@ -143,13 +143,26 @@ impl Engine {
             }
             if a.emitted >= a.req.response {
                 self.active = None;
-                self.done.send(RequestDone { request: a.req, start_s: a.start_s, first_token_s: a.first_token_s, end_s: now }).await;
+                self.done
+                    .send(RequestDone {
+                        request: a.req,
+                        start_s: a.start_s,
+                        first_token_s: a.first_token_s,
+                        end_s: now,
+                    })
+                    .await;
                 self.start_next(Some(a.req), cx).await;
                 return;
             }
             if a.phase == Phase::Prefill {
                 a.phase = Phase::Decode;
-                self.phase.send(PhaseEvent { request: a.req.id, phase: Some(Phase::Decode), prompt: a.req.prompt }).await;
+                self.phase
+                    .send(PhaseEvent {
+                        request: a.req.id,
+                        phase: Some(Phase::Decode),
+                        prompt: a.req.prompt,
+                    })
+                    .await;
             }
         }
         self.active = Some(a);
@@ -163,12 +176,31 @@ impl Engine {
                 self.send_util(d, 0.0).await;
             }
             let (request, prompt) = prev.map_or((0, 0), |r| (r.id, r.prompt));
-            self.phase.send(PhaseEvent { request, phase: None, prompt }).await;
+            self.phase
+                .send(PhaseEvent {
+                    request,
+                    phase: None,
+                    prompt,
+                })
+                .await;
             return;
         };
         let now = t_s(cx.time());
-        self.active = Some(Active { req, start_s: now, first_token_s: now, phase: Phase::Prefill, step: 0, emitted: 0 });
-        self.phase.send(PhaseEvent { request: req.id, phase: Some(Phase::Prefill), prompt: req.prompt }).await;
+        self.active = Some(Active {
+            req,
+            start_s: now,
+            first_token_s: now,
+            phase: Phase::Prefill,
+            step: 0,
+            emitted: 0,
+        });
+        self.phase
+            .send(PhaseEvent {
+                request: req.id,
+                phase: Some(Phase::Prefill),
+                prompt: req.prompt,
+            })
+            .await;
         self.run_step(cx).await;
     }
 
@@ -179,8 +211,14 @@ impl Engine {
             return self.cost.head_work();
         }
         match a.phase {
-            Phase::Prefill => self.cost.layer_work(Phase::Prefill, a.step, a.req.prompt, a.req.prompt),
-            Phase::Decode => self.cost.layer_work(Phase::Decode, a.step, 1, a.req.prompt + a.emitted),
+            Phase::Prefill => {
+                self.cost
+                    .layer_work(Phase::Prefill, a.step, a.req.prompt, a.req.prompt)
+            }
+            Phase::Decode => {
+                self.cost
+                    .layer_work(Phase::Decode, a.step, 1, a.req.prompt + a.emitted)
+            }
         }
     }
 

@@ -56,17 +56,31 @@ impl FuseParams {
     /// Range checks under `path`.
     pub fn validate(&self, path: &str) -> Vec<ParamError> {
         let mut e = Vec::new();
-        if self.range_bounds.first().is_some_and(|&b| b < 2) || self.range_bounds.windows(2).any(|w| w[1] <= w[0]) {
-            e.push(ParamError::new(format!("{path}.range_bounds"), "must be strictly increasing and ≥ 2"));
+        if self.range_bounds.first().is_some_and(|&b| b < 2)
+            || self.range_bounds.windows(2).any(|w| w[1] <= w[0])
+        {
+            e.push(ParamError::new(
+                format!("{path}.range_bounds"),
+                "must be strictly increasing and ≥ 2",
+            ));
         }
         if self.decode_profile_tokens == 0 {
-            e.push(ParamError::new(format!("{path}.decode_profile_tokens"), "must be ≥ 1, got 0"));
+            e.push(ParamError::new(
+                format!("{path}.decode_profile_tokens"),
+                "must be ≥ 1, got 0",
+            ));
         }
         if self.decode_profile_stride == 0 {
-            e.push(ParamError::new(format!("{path}.decode_profile_stride"), "must be ≥ 1, got 0"));
+            e.push(ParamError::new(
+                format!("{path}.decode_profile_stride"),
+                "must be ≥ 1, got 0",
+            ));
         }
         if !(self.energy_budget.is_finite() && self.energy_budget > 0.0) {
-            e.push(ParamError::new(format!("{path}.energy_budget"), format!("must be finite and > 0, got {}", self.energy_budget)));
+            e.push(ParamError::new(
+                format!("{path}.energy_budget"),
+                format!("must be finite and > 0, got {}", self.energy_budget),
+            ));
         }
         e
     }
@@ -97,25 +111,44 @@ pub struct Profile {
 
 /// The step work one profiling measurement replays: a prefill of `prompt` tokens, or decode tokens
 /// sampled every `stride` over `tokens` tokens after it.
-pub fn profile_steps(cost: &CostModel, phase: Phase, prompt: u64, tokens: u64, stride: u64) -> (Vec<StepWork>, u64) {
+pub fn profile_steps(
+    cost: &CostModel,
+    phase: Phase,
+    prompt: u64,
+    tokens: u64,
+    stride: u64,
+) -> (Vec<StepWork>, u64) {
     match phase {
         Phase::Prefill => (cost.prefill_steps(prompt), prompt),
         Phase::Decode => {
             let samples: Vec<u64> = (0..tokens).step_by(stride as usize).collect();
-            let steps = samples.iter().flat_map(|&k| cost.decode_steps(prompt + k)).collect();
+            let steps = samples
+                .iter()
+                .flat_map(|&k| cost.decode_steps(prompt + k))
+                .collect();
             (steps, samples.len() as u64)
         }
     }
 }
 
 /// Profiles `steps` (covering `per` tokens) at `triple`.
-pub fn profile(cost: &CostModel, phase: Phase, steps: &[StepWork], per: u64, triple: [usize; 3]) -> Profile {
+pub fn profile(
+    cost: &CostModel,
+    phase: Phase,
+    steps: &[StepWork],
+    per: u64,
+    triple: [usize; 3],
+) -> Profile {
     let (t, e) = cost.run_steps(steps, triple);
     let latency_s = match phase {
         Phase::Prefill => t,
         Phase::Decode => t / per as f64,
     };
-    Profile { triple, latency_s, energy_per_token_j: e / per as f64 }
+    Profile {
+        triple,
+        latency_s,
+        energy_per_token_j: e / per as f64,
+    }
 }
 
 /// Every (cpu, gpu, mem) OPP triple of the SoC.
@@ -136,20 +169,45 @@ pub fn full_grid(cost: &CostModel) -> Vec<[usize; 3]> {
 /// the least-energy one. `None` only for an empty grid.
 pub fn choose(profiles: &[Profile], budget_j: f64) -> Option<Profile> {
     let better = |a: &Profile, b: &Profile| {
-        a.latency_s < b.latency_s || (a.latency_s == b.latency_s && a.energy_per_token_j < b.energy_per_token_j)
+        a.latency_s < b.latency_s
+            || (a.latency_s == b.latency_s && a.energy_per_token_j < b.energy_per_token_j)
     };
-    let feasible = profiles.iter().filter(|p| p.energy_per_token_j <= budget_j).fold(None::<Profile>, |best, p| match best {
-        Some(b) if !better(p, &b) => Some(b),
-        _ => Some(*p),
-    });
-    feasible.or_else(|| profiles.iter().copied().min_by(|a, b| a.energy_per_token_j.total_cmp(&b.energy_per_token_j)))
+    let feasible = profiles
+        .iter()
+        .filter(|p| p.energy_per_token_j <= budget_j)
+        .fold(None::<Profile>, |best, p| match best {
+            Some(b) if !better(p, &b) => Some(b),
+            _ => Some(*p),
+        });
+    feasible.or_else(|| {
+        profiles
+            .iter()
+            .copied()
+            .min_by(|a, b| a.energy_per_token_j.total_cmp(&b.energy_per_token_j))
+    })
 }
 
 /// Profiles every triple of `grid` for one phase and prompt length and chooses under `budget_j`;
 /// returns the choice and the number of profiled triples.
-pub fn search(cost: &CostModel, fp: &FuseParams, phase: Phase, prompt: u64, budget_j: f64, grid: &[[usize; 3]]) -> (Option<Profile>, usize) {
-    let (steps, per) = profile_steps(cost, phase, prompt, fp.decode_profile_tokens, fp.decode_profile_stride);
-    let profiles: Vec<Profile> = grid.iter().map(|&t| profile(cost, phase, &steps, per, t)).collect();
+pub fn search(
+    cost: &CostModel,
+    fp: &FuseParams,
+    phase: Phase,
+    prompt: u64,
+    budget_j: f64,
+    grid: &[[usize; 3]],
+) -> (Option<Profile>, usize) {
+    let (steps, per) = profile_steps(
+        cost,
+        phase,
+        prompt,
+        fp.decode_profile_tokens,
+        fp.decode_profile_stride,
+    );
+    let profiles: Vec<Profile> = grid
+        .iter()
+        .map(|&t| profile(cost, phase, &steps, per, t))
+        .collect();
     (choose(&profiles, budget_j), profiles.len())
 }
 
@@ -158,12 +216,20 @@ mod tests {
     use super::*;
 
     fn p(t: [usize; 3], l: f64, e: f64) -> Profile {
-        Profile { triple: t, latency_s: l, energy_per_token_j: e }
+        Profile {
+            triple: t,
+            latency_s: l,
+            energy_per_token_j: e,
+        }
     }
 
     #[test]
     fn choose_takes_the_fastest_within_budget_else_the_cheapest() {
-        let v = [p([0, 0, 0], 3.0, 1.0), p([1, 1, 1], 1.0, 5.0), p([2, 0, 1], 2.0, 2.0)];
+        let v = [
+            p([0, 0, 0], 3.0, 1.0),
+            p([1, 1, 1], 1.0, 5.0),
+            p([2, 0, 1], 2.0, 2.0),
+        ];
         assert_eq!(choose(&v, 2.5).unwrap().triple, [2, 0, 1]);
         assert_eq!(choose(&v, 10.0).unwrap().triple, [1, 1, 1]);
         assert_eq!(choose(&v, 0.5).unwrap().triple, [0, 0, 0]);

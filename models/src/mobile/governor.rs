@@ -46,7 +46,14 @@ impl Governor {
     /// A governor running `algo` on a domain with OPP frequencies `freqs_hz` (and, for memory, OPP
     /// bandwidths `bw_bps`), starting at OPP `initial`.
     pub fn new(algo: Algorithm, freqs_hz: Vec<f64>, bw_bps: Vec<f64>, initial: usize) -> Self {
-        Self { set_opp: Output::default(), algo, freqs_hz, bw_bps, cur: initial, busy: TimeWeightedGauge::new(0.0, 0.0) }
+        Self {
+            set_opp: Output::default(),
+            algo,
+            freqs_hz,
+            bw_bps,
+            cur: initial,
+            busy: TimeWeightedGauge::new(0.0, 0.0),
+        }
     }
 
     /// The domain's utilisation changed (input port).

@@ -34,7 +34,11 @@ fn d_hold() -> u32 {
 
 impl Default for MemBwParams {
     fn default() -> Self {
-        Self { period_s: d_period(), target_util: d_target(), down_hold: d_hold() }
+        Self {
+            period_s: d_period(),
+            target_util: d_target(),
+            down_hold: d_hold(),
+        }
     }
 }
 
@@ -43,13 +47,22 @@ impl MemBwParams {
     pub fn validate(&self, path: &str) -> Vec<ParamError> {
         let mut e = Vec::new();
         if !(self.period_s.is_finite() && self.period_s > 0.0) {
-            e.push(ParamError::new(format!("{path}.period_s"), format!("must be finite and > 0, got {}", self.period_s)));
+            e.push(ParamError::new(
+                format!("{path}.period_s"),
+                format!("must be finite and > 0, got {}", self.period_s),
+            ));
         }
         if !(self.target_util > 0.0 && self.target_util <= 1.0) {
-            e.push(ParamError::new(format!("{path}.target_util"), format!("must be in (0, 1], got {}", self.target_util)));
+            e.push(ParamError::new(
+                format!("{path}.target_util"),
+                format!("must be in (0, 1], got {}", self.target_util),
+            ));
         }
         if self.down_hold == 0 {
-            e.push(ParamError::new(format!("{path}.down_hold"), "must be ≥ 1, got 0"));
+            e.push(ParamError::new(
+                format!("{path}.down_hold"),
+                "must be ≥ 1, got 0",
+            ));
         }
         e
     }
@@ -75,7 +88,10 @@ impl MemBw {
     pub fn update(&mut self, util: f64, cur: usize, bw_bps: &[f64]) -> usize {
         let demand = util.clamp(0.0, 1.0) * bw_bps[cur];
         let need = demand / self.params.target_util;
-        let next = bw_bps.iter().position(|&b| b >= need).unwrap_or(bw_bps.len() - 1);
+        let next = bw_bps
+            .iter()
+            .position(|&b| b >= need)
+            .unwrap_or(bw_bps.len() - 1);
         if next >= cur {
             self.below = 0;
             return next;
@@ -97,7 +113,11 @@ mod tests {
     #[test]
     fn hand_computed_trace() {
         let bw = [10e9, 20e9, 30e9, 40e9];
-        let mut g = MemBw::new(MemBwParams { period_s: 0.02, target_util: 0.5, down_hold: 2 });
+        let mut g = MemBw::new(MemBwParams {
+            period_s: 0.02,
+            target_util: 0.5,
+            down_hold: 2,
+        });
         // 80 % of 10 GB/s = 8 GB/s → needs 16 GB/s → OPP 1 (raise at once)
         assert_eq!(g.update(0.8, 0, &bw), 1);
         // 90 % of 20 = 18 → 36 → OPP 3

@@ -83,13 +83,21 @@ impl Monitor {
     #[nexosim(init)]
     async fn init(&mut self, cx: &Context<Self>) {
         let now = t_s(cx.time());
-        self.base.send(PowerSample { source: 3, t_s: now, power_w: self.base_w }).await;
+        self.base
+            .send(PowerSample {
+                source: 3,
+                t_s: now,
+                power_w: self.base_w,
+            })
+            .await;
     }
 
     /// A domain's power changed (input port).
     pub fn power(&mut self, s: PowerSample, cx: &Context<Self>) {
         let now = t_s(cx.time());
-        let Some(w) = self.domain_w.get_mut(s.source as usize) else { return };
+        let Some(w) = self.domain_w.get_mut(s.source as usize) else {
+            return;
+        };
         *w = s.power_w.max(0.0);
         self.power[s.source as usize].set(now, *w);
         let sum: f64 = self.domain_w.iter().sum();
@@ -130,9 +138,15 @@ impl Monitor {
         for d in Domain::ALL {
             let i = d as usize;
             if self.record_series {
-                self.report.series.push((now, d, "freq_mhz".into(), self.freq_mhz[i]));
-                self.report.series.push((now, d, "util".into(), self.util[i].mean(now)));
-                self.report.series.push((now, d, "power_w".into(), self.power[i].mean(now)));
+                self.report
+                    .series
+                    .push((now, d, "freq_mhz".into(), self.freq_mhz[i]));
+                self.report
+                    .series
+                    .push((now, d, "util".into(), self.util[i].mean(now)));
+                self.report
+                    .series
+                    .push((now, d, "power_w".into(), self.power[i].mean(now)));
             }
             self.util[i].reset(now);
             self.power[i].reset(now);

@@ -34,7 +34,11 @@ fn d_down() -> f64 {
 
 impl Default for OndemandParams {
     fn default() -> Self {
-        Self { period_s: d_period(), up_threshold: d_up(), down_differential: d_down() }
+        Self {
+            period_s: d_period(),
+            up_threshold: d_up(),
+            down_differential: d_down(),
+        }
     }
 }
 
@@ -43,15 +47,24 @@ impl OndemandParams {
     pub fn validate(&self, path: &str) -> Vec<ParamError> {
         let mut e = Vec::new();
         if !(self.period_s.is_finite() && self.period_s > 0.0) {
-            e.push(ParamError::new(format!("{path}.period_s"), format!("must be finite and > 0, got {}", self.period_s)));
+            e.push(ParamError::new(
+                format!("{path}.period_s"),
+                format!("must be finite and > 0, got {}", self.period_s),
+            ));
         }
         if !(self.up_threshold > 0.0 && self.up_threshold <= 1.0) {
-            e.push(ParamError::new(format!("{path}.up_threshold"), format!("must be in (0, 1], got {}", self.up_threshold)));
+            e.push(ParamError::new(
+                format!("{path}.up_threshold"),
+                format!("must be in (0, 1], got {}", self.up_threshold),
+            ));
         }
         if !(self.down_differential >= 0.0 && self.down_differential < self.up_threshold) {
             e.push(ParamError::new(
                 format!("{path}.down_differential"),
-                format!("must be in [0, up_threshold = {}), got {}", self.up_threshold, self.down_differential),
+                format!(
+                    "must be in [0, up_threshold = {}), got {}",
+                    self.up_threshold, self.down_differential
+                ),
             ));
         }
         e

@@ -132,9 +132,16 @@ impl Validate for MobileParams {
         e.extend(self.stock.mem.validate("stock.mem"));
         e.extend(self.fuse.validate("fuse"));
         if let GovernorChoice::Fixed { cpu, gpu, mem } = self.governor {
-            for (k, v, n) in [("cpu", cpu, self.soc.cpu.dvfs.len()), ("gpu", gpu, self.soc.gpu.dvfs.len()), ("mem", mem, self.soc.mem.dvfs.len())] {
+            for (k, v, n) in [
+                ("cpu", cpu, self.soc.cpu.dvfs.len()),
+                ("gpu", gpu, self.soc.gpu.dvfs.len()),
+                ("mem", mem, self.soc.mem.dvfs.len()),
+            ] {
                 if v >= n {
-                    e.push(ParamError::new(format!("governor.fixed.{k}"), format!("must be an OPP index in 0..{n}, got {v}")));
+                    e.push(ParamError::new(
+                        format!("governor.fixed.{k}"),
+                        format!("must be an OPP index in 0..{n}, got {v}"),
+                    ));
                 }
             }
         }
@@ -143,21 +150,36 @@ impl Validate for MobileParams {
             e.push(ParamError::new("workload.requests", "must be ≥ 1, got 0"));
         }
         if !(w.think_s.is_finite() && w.think_s >= 0.0) {
-            e.push(ParamError::new("workload.think_s", format!("must be finite and ≥ 0 s, got {}", w.think_s)));
+            e.push(ParamError::new(
+                "workload.think_s",
+                format!("must be finite and ≥ 0 s, got {}", w.think_s),
+            ));
         }
         if !(w.rate_per_s.is_finite() && w.rate_per_s > 0.0) {
-            e.push(ParamError::new("workload.rate_per_s", format!("must be finite and > 0, got {}", w.rate_per_s)));
+            e.push(ParamError::new(
+                "workload.rate_per_s",
+                format!("must be finite and > 0, got {}", w.rate_per_s),
+            ));
         }
         if w.max_response_tokens == 0 {
-            e.push(ParamError::new("workload.max_response_tokens", "must be ≥ 1, got 0"));
+            e.push(ParamError::new(
+                "workload.max_response_tokens",
+                "must be ≥ 1, got 0",
+            ));
         }
         if let Some([p, r]) = w.fixed_lengths
             && (p == 0 || r == 0)
         {
-            e.push(ParamError::new("workload.fixed_lengths", format!("prompt and response must be ≥ 1 token, got [{p}, {r}]")));
+            e.push(ParamError::new(
+                "workload.fixed_lengths",
+                format!("prompt and response must be ≥ 1 token, got [{p}, {r}]"),
+            ));
         }
         if !(self.series_interval_s.is_finite() && self.series_interval_s >= 0.0) {
-            e.push(ParamError::new("series_interval_s", format!("must be finite and ≥ 0 s, got {}", self.series_interval_s)));
+            e.push(ParamError::new(
+                "series_interval_s",
+                format!("must be finite and ≥ 0 s, got {}", self.series_interval_s),
+            ));
         }
         e
     }

@@ -31,12 +31,22 @@ pub struct Pinner {
 impl Pinner {
     /// A pinner with `table` rows for the ranges delimited by `bounds`.
     pub fn new(bounds: Vec<u64>, table: PinTable) -> Self {
-        Self { cpu: Output::default(), gpu: Output::default(), mem: Output::default(), bounds, table }
+        Self {
+            cpu: Output::default(),
+            gpu: Output::default(),
+            mem: Output::default(),
+            bounds,
+            table,
+        }
     }
 
     /// Row index of a prompt of `prompt` tokens.
     pub fn row(bounds: &[u64], rows: usize, prompt: u64) -> usize {
-        bounds.iter().position(|&b| prompt < b).unwrap_or(bounds.len()).min(rows - 1)
+        bounds
+            .iter()
+            .position(|&b| prompt < b)
+            .unwrap_or(bounds.len())
+            .min(rows - 1)
     }
 
     /// The engine changed phase (input port): pin that phase's triple.

@@ -59,14 +59,27 @@ impl SchedutilParams {
     /// Range checks under `path`.
     pub fn validate(&self, path: &str) -> Vec<ParamError> {
         let mut e = Vec::new();
-        for (k, v) in [("period_s", self.period_s), ("halflife_s", self.halflife_s), ("headroom", self.headroom)] {
+        for (k, v) in [
+            ("period_s", self.period_s),
+            ("halflife_s", self.halflife_s),
+            ("headroom", self.headroom),
+        ] {
             if !(v.is_finite() && v > 0.0) {
-                e.push(ParamError::new(format!("{path}.{k}"), format!("must be finite and > 0, got {v}")));
+                e.push(ParamError::new(
+                    format!("{path}.{k}"),
+                    format!("must be finite and > 0, got {v}"),
+                ));
             }
         }
-        for (k, v) in [("up_rate_limit_s", self.up_rate_limit_s), ("down_rate_limit_s", self.down_rate_limit_s)] {
+        for (k, v) in [
+            ("up_rate_limit_s", self.up_rate_limit_s),
+            ("down_rate_limit_s", self.down_rate_limit_s),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
-                e.push(ParamError::new(format!("{path}.{k}"), format!("must be finite and ≥ 0, got {v}")));
+                e.push(ParamError::new(
+                    format!("{path}.{k}"),
+                    format!("must be finite and ≥ 0, got {v}"),
+                ));
             }
         }
         e
@@ -87,7 +100,11 @@ pub struct Schedutil {
 impl Schedutil {
     /// A governor with zero utilisation history.
     pub fn new(params: SchedutilParams) -> Self {
-        Self { params, util_avg: 0.0, last_change_s: f64::NEG_INFINITY }
+        Self {
+            params,
+            util_avg: 0.0,
+            last_change_s: f64::NEG_INFINITY,
+        }
     }
 
     /// One update at `now_s` after a period with busy fraction `busy` at OPP `cur` of `freqs_hz`:
@@ -98,7 +115,10 @@ impl Schedutil {
         let invariant = busy.clamp(0.0, 1.0) * freqs_hz[cur] / f_max;
         self.util_avg = self.util_avg * y + (1.0 - y) * invariant;
         let target = self.params.headroom * f_max * self.util_avg;
-        let next = freqs_hz.iter().position(|&f| f >= target).unwrap_or(freqs_hz.len() - 1);
+        let next = freqs_hz
+            .iter()
+            .position(|&f| f >= target)
+            .unwrap_or(freqs_hz.len() - 1);
         let since = now_s - self.last_change_s;
         let allowed = (next > cur && since >= self.params.up_rate_limit_s)
             || (next < cur && since >= self.params.down_rate_limit_s);
@@ -119,7 +139,13 @@ mod tests {
     fn hand_computed_trace() {
         // 4 OPPs 0.5/1/1.5/2 GHz; period = half-life so y = 0.5
         let f = [0.5e9, 1.0e9, 1.5e9, 2.0e9];
-        let p = SchedutilParams { period_s: 0.01, halflife_s: 0.01, headroom: 1.25, up_rate_limit_s: 0.0, down_rate_limit_s: 0.02 };
+        let p = SchedutilParams {
+            period_s: 0.01,
+            halflife_s: 0.01,
+            headroom: 1.25,
+            up_rate_limit_s: 0.0,
+            down_rate_limit_s: 0.02,
+        };
         let mut g = Schedutil::new(p);
         // fully busy at 0.5 GHz: invariant util 0.25 → avg 0.125 → target 0.3125 GHz → OPP 0
         assert_eq!(g.update(0.01, 1.0, 0, &f), 0);

@@ -28,9 +28,17 @@ pub fn parse(csv: &str) -> Result<Vec<Lengths>, String> {
             f.get(k)
                 .and_then(|s| s.trim().parse::<u64>().ok())
                 .filter(|&v| v > 0)
-                .ok_or_else(|| format!("line {}: expected id,prompt_tokens,response_tokens with counts ≥ 1", i + 1))
+                .ok_or_else(|| {
+                    format!(
+                        "line {}: expected id,prompt_tokens,response_tokens with counts ≥ 1",
+                        i + 1
+                    )
+                })
         };
-        out.push(Lengths { prompt: num(1)?, response: num(2)? });
+        out.push(Lengths {
+            prompt: num(1)?,
+            response: num(2)?,
+        });
     }
     if out.is_empty() {
         return Err("the trace has no rows".into());
@@ -56,7 +64,10 @@ mod tests {
         let mean_r = t.iter().map(|l| l.response).sum::<u64>() as f64 / 300.0;
         assert!(mean_p > 30.0 && mean_p < 400.0, "{mean_p}");
         assert!(mean_r > 100.0 && mean_r < 800.0, "{mean_r}");
-        assert!(t.iter().all(|l| l.prompt <= 1024 && l.prompt + l.response <= 2048));
+        assert!(
+            t.iter()
+                .all(|l| l.prompt <= 1024 && l.prompt + l.response <= 2048)
+        );
     }
 
     #[test]

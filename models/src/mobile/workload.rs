@@ -43,7 +43,15 @@ pub struct Workload {
 impl Workload {
     /// A source of requests with `(prompt, response)` lengths, in order.
     pub fn new(arrivals: Arrivals, lengths: Vec<(u64, u64)>, rng: Rng) -> Self {
-        Self { out: Output::default(), all_done: Output::default(), arrivals, lengths, sent: 0, finished: 0, rng }
+        Self {
+            out: Output::default(),
+            all_done: Output::default(),
+            arrivals,
+            lengths,
+            sent: 0,
+            finished: 0,
+            rng,
+        }
     }
 
     #[nexosim(init)]
@@ -65,7 +73,11 @@ impl Workload {
             return;
         }
         if let Arrivals::Closed { think_s } = self.arrivals {
-            let gap = if think_s > 0.0 { self.draw(1.0 / think_s) } else { 0.0 };
+            let gap = if think_s > 0.0 {
+                self.draw(1.0 / think_s)
+            } else {
+                0.0
+            };
             self.schedule(gap, cx);
         }
     }
@@ -81,8 +93,15 @@ impl Workload {
     }
 
     async fn emit(&mut self, cx: &Context<Self>) {
-        let Some(&(prompt, response)) = self.lengths.get(self.sent) else { return };
-        let req = Request { id: self.sent as u64, arrival_s: t_s(cx.time()), prompt, response };
+        let Some(&(prompt, response)) = self.lengths.get(self.sent) else {
+            return;
+        };
+        let req = Request {
+            id: self.sent as u64,
+            arrival_s: t_s(cx.time()),
+            prompt,
+            response,
+        };
         self.sent += 1;
         self.out.send(req).await;
     }
