@@ -1,0 +1,246 @@
+//! The inference engine (llama.cpp with its OpenCL backend, GPU driven by a CPU host thread) as a
+//! nexosim model: requests queue FIFO; prefill runs every decoder layer over the whole prompt, then
+//! the LM head and sampling give the first token; decode runs every layer for one token at a time.
+//! One engine event per step (layer or head). A step's duration comes from [`CostModel::timing`] at
+//! the frequencies in force when it starts; during the step each domain is told its own busy
+//! fraction (`cpu_util`, `gpu_util`, `mem_util`), which drives its power and its governor.
+
+use std::collections::VecDeque;
+
+use nexosim::model::{Context, Model, schedulable};
+use nexosim::ports::Output;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sim::components::dvfs::OppSwitch;
+use sim::engine::{secs, t_s};
+
+use super::cost::{CostModel, Phase, StepWork};
+use super::soc::Domain;
+
+/// An inference request.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Request {
+    /// Sequence number.
+    pub id: u64,
+    /// Arrival time, seconds.
+    pub arrival_s: f64,
+    /// Prompt tokens (≥ 1).
+    pub prompt: u64,
+    /// Response tokens to generate (≥ 1; the first comes out of prefill).
+    pub response: u64,
+}
+
+/// A phase change of the engine (`phase: None` = idle).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PhaseEvent {
+    /// Request concerned (the last one when idle).
+    pub request: u64,
+    /// New phase.
+    pub phase: Option<Phase>,
+    /// Prompt length of the request, tokens.
+    pub prompt: u64,
+}
+
+/// A finished request and its timestamps (seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestDone {
+    /// The request.
+    pub request: Request,
+    /// Prefill start.
+    pub start_s: f64,
+    /// First token out.
+    pub first_token_s: f64,
+    /// Last token out.
+    pub end_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Active {
+    req: Request,
+    start_s: f64,
+    first_token_s: f64,
+    phase: Phase,
+    /// Step index within the current prefill or token (0..=layers; `layers` = head).
+    step: u32,
+    /// Tokens emitted so far.
+    emitted: u64,
+}
+
+/// The engine model.
+#[derive(Serialize, Deserialize)]
+pub struct Engine {
+    /// CPU busy fraction of the current step.
+    pub cpu_util: Output<f64>,
+    /// GPU busy fraction of the current step.
+    pub gpu_util: Output<f64>,
+    /// Memory-bandwidth utilisation of the current step.
+    pub mem_util: Output<f64>,
+    /// Phase changes.
+    pub phase: Output<PhaseEvent>,
+    /// Finished requests.
+    pub done: Output<RequestDone>,
+    cost: CostModel,
+    /// Effective OPP index of each domain.
+    opp: [usize; 3],
+    queue: VecDeque<Request>,
+    active: Option<Active>,
+    /// Steps executed.
+    steps: u64,
+}
+
+#[Model]
+impl Engine {
+    /// An idle engine with cost model `cost`, the domains starting at OPPs `opp`.
+    pub fn new(cost: CostModel, opp: [usize; 3]) -> Self {
+        Self {
+            cpu_util: Output::default(),
+            gpu_util: Output::default(),
+            mem_util: Output::default(),
+            phase: Output::default(),
+            done: Output::default(),
+            cost,
+            opp,
+            queue: VecDeque::new(),
+            active: None,
+            steps: 0,
+        }
+    }
+
+    /// A request arrives (input port).
+    pub async fn submit(&mut self, req: Request, cx: &Context<Self>) {
+        self.queue.push_back(req);
+        if self.active.is_none() {
+            self.start_next(None, cx).await;
+        }
+    }
+
+    /// A domain changed OPP (input port, from each domain's `switched`).
+    pub fn on_switch(&mut self, s: OppSwitch) {
+        if let Some(slot) = self.opp.get_mut(s.domain as usize) {
+            *slot = s.opp;
+        }
+    }
+
+    /// Engine steps executed so far (replier port).
+    pub async fn steps(&mut self, _: ()) -> u64 {
+        self.steps
+    }
+
+    /// The current step has finished (self-scheduled).
+    #[nexosim(schedulable)]
+    async fn step_done(&mut self, _: (), cx: &Context<Self>) {
+        let now = t_s(cx.time());
+        let Some(mut a) = self.active else { return };
+        let layers = self.cost.llm.layers;
+        if a.step < layers {
+            a.step += 1;
+        } else {
+            // head done: a token is out
+            a.emitted += 1;
+            a.step = 0;
+            if a.phase == Phase::Prefill {
+                a.first_token_s = now;
+            }
+            if a.emitted >= a.req.response {
+                self.active = None;
+                self.done
+                    .send(RequestDone {
+                        request: a.req,
+                        start_s: a.start_s,
+                        first_token_s: a.first_token_s,
+                        end_s: now,
+                    })
+                    .await;
+                self.start_next(Some(a.req), cx).await;
+                return;
+            }
+            if a.phase == Phase::Prefill {
+                a.phase = Phase::Decode;
+                self.phase
+                    .send(PhaseEvent {
+                        request: a.req.id,
+                        phase: Some(Phase::Decode),
+                        prompt: a.req.prompt,
+                    })
+                    .await;
+            }
+        }
+        self.active = Some(a);
+        self.run_step(cx).await;
+    }
+
+    /// Starts the next queued request, or goes idle (`prev`: the request that just finished).
+    async fn start_next(&mut self, prev: Option<Request>, cx: &Context<Self>) {
+        let Some(req) = self.queue.pop_front() else {
+            for d in Domain::ALL {
+                self.send_util(d, 0.0).await;
+            }
+            let (request, prompt) = prev.map_or((0, 0), |r| (r.id, r.prompt));
+            self.phase
+                .send(PhaseEvent {
+                    request,
+                    phase: None,
+                    prompt,
+                })
+                .await;
+            return;
+        };
+        let now = t_s(cx.time());
+        self.active = Some(Active {
+            req,
+            start_s: now,
+            first_token_s: now,
+            phase: Phase::Prefill,
+            step: 0,
+            emitted: 0,
+        });
+        self.phase
+            .send(PhaseEvent {
+                request: req.id,
+                phase: Some(Phase::Prefill),
+                prompt: req.prompt,
+            })
+            .await;
+        self.run_step(cx).await;
+    }
+
+    /// Work of the active request's current step.
+    fn work(&self, a: &Active) -> StepWork {
+        let layers = self.cost.llm.layers;
+        if a.step == layers {
+            return self.cost.head_work();
+        }
+        match a.phase {
+            Phase::Prefill => {
+                self.cost
+                    .layer_work(Phase::Prefill, a.step, a.req.prompt, a.req.prompt)
+            }
+            Phase::Decode => {
+                self.cost
+                    .layer_work(Phase::Decode, a.step, 1, a.req.prompt + a.emitted)
+            }
+        }
+    }
+
+    /// Times the current step at the OPPs in force and schedules its end.
+    async fn run_step(&mut self, cx: &Context<Self>) {
+        let Some(a) = self.active else { return };
+        let w = self.work(&a);
+        let t = self.cost.timing(&w, self.opp);
+        for d in Domain::ALL {
+            self.send_util(d, t.util[d as usize]).await;
+        }
+        self.steps += 1;
+        let delay = secs(t.time_s).max(std::time::Duration::from_nanos(1));
+        // a positive delay is always schedulable
+        let _ = cx.schedule_event(delay, schedulable!(Self::step_done), ());
+    }
+
+    async fn send_util(&mut self, d: Domain, u: f64) {
+        match d {
+            Domain::Cpu => self.cpu_util.send(u).await,
+            Domain::Gpu => self.gpu_util.send(u).await,
+            Domain::Mem => self.mem_util.send(u).await,
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Family `mobile`: on-device LLM inference on a phone SoC whose CPU, GPU and memory each have a
+//! DVFS domain (FUSE, arXiv 2507.02135). The stock governors (CPU schedutil, GPU load thresholds,
+//! memory bandwidth governor) each see only their own domain; FUSE profiles every (CPU, GPU,
+//! memory) frequency triple offline and pins the fastest one per phase and prompt-length range
+//! whose energy per token stays within the stock governors'. See README.md.
+
+pub mod cost;
+pub mod engine;
+pub mod experiment;
+pub mod fuse;
+pub mod governor;
+pub mod membw;
+pub mod monitor;
+pub mod ondemand;
+pub mod params;
+pub mod pinner;
+pub mod schedutil;
+pub mod soc;
+pub mod trace;
+pub mod workload;
+
+pub use experiment::MobileExperiment;
+pub use params::MobileParams;
+
+#[cfg(test)]
+mod tests;

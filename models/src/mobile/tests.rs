@@ -1,0 +1,218 @@
+//! Family-level checks: energy accounting, FUSE's search against brute-force simulation, the
+//! paper's direction of effect, validation and determinism.
+
+use sim::experiment::{Experiment, RunContext, RunOutput, Validate};
+
+use super::MobileExperiment;
+use super::cost::{CostModel, EngineParams, Phase};
+use super::experiment::{Policy, simulate};
+use super::fuse::{self, FuseParams, Profile};
+use super::params::{ArrivalKind, GovernorChoice, MobileParams, StockParams, WorkloadParams};
+use super::workload::Arrivals;
+use crate::presets::{LLM, SOC};
+
+fn preset<T: serde::de::DeserializeOwned>(table: &[(&str, &str)], name: &str) -> T {
+    serde_norway::from_str(table.iter().find(|(n, _)| *n == name).unwrap().1).unwrap()
+}
+
+fn params(governor: GovernorChoice, prompt: u64, response: u64, requests: u64) -> MobileParams {
+    MobileParams {
+        soc: preset(SOC, "pixel-7"),
+        llm: preset(LLM, "tinyllama-1.1b-q4"),
+        governor,
+        workload: WorkloadParams {
+            arrivals: ArrivalKind::Closed,
+            requests,
+            think_s: 0.5,
+            rate_per_s: 0.1,
+            max_response_tokens: 512,
+            fixed_lengths: Some([prompt, response]),
+        },
+        engine: EngineParams::default(),
+        stock: StockParams::default(),
+        fuse: FuseParams {
+            decode_profile_tokens: 32,
+            decode_profile_stride: 16,
+            ..FuseParams::default()
+        },
+        series_interval_s: 0.05,
+    }
+}
+
+fn ctx() -> RunContext {
+    RunContext {
+        run: 0,
+        point: 0,
+        replication: 0,
+        seed: 17,
+    }
+}
+
+fn metric(out: &RunOutput, name: &str) -> f64 {
+    out.metrics
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("metric {name}"))
+        .1
+}
+
+#[test]
+fn energy_is_non_negative_and_the_sum_over_domains_and_phases() {
+    let p = params(GovernorChoice::Stock, 40, 12, 2);
+    let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());
+    let r = simulate(
+        &cost,
+        &Policy::Stock(p.stock.clone()),
+        Arrivals::Closed { think_s: 0.3 },
+        vec![(40, 12), (80, 6)],
+        ctx().rng("t"),
+        0.01,
+    )
+    .unwrap();
+    assert_eq!(r.done.len(), 2);
+    let by_source: f64 = r.meter.sources.iter().map(|s| s.energy_j).sum();
+    assert!(r.meter.sources.iter().all(|s| s.energy_j >= 0.0));
+    assert!((by_source - r.meter.total_j).abs() < 1e-9);
+    // the domains' own integrals agree with the meter
+    for s in &r.domains {
+        assert!((s.energy_j - r.meter.energy_j(s.domain)).abs() < 1e-9 * r.meter.total_j.max(1.0));
+    }
+    // the monitor's phase attribution covers the whole run
+    let phases: f64 = r
+        .monitor
+        .requests
+        .iter()
+        .map(|e| e.prefill_j + e.decode_j)
+        .sum::<f64>()
+        + r.monitor.idle_j;
+    assert!(
+        (phases - r.meter.total_j).abs() < 1e-6 * r.meter.total_j,
+        "{phases} vs {}",
+        r.meter.total_j
+    );
+    assert!((r.monitor.total_j - r.meter.total_j).abs() < 1e-6 * r.meter.total_j);
+    assert!(!r.monitor.series.is_empty());
+}
+
+#[test]
+fn fuse_search_finds_the_triple_brute_force_simulation_finds() {
+    let p = params(GovernorChoice::Stock, 32, 9, 1);
+    let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());
+    let grid: Vec<[usize; 3]> = [0, 17]
+        .iter()
+        .flat_map(|&c| {
+            [0, 10]
+                .iter()
+                .flat_map(move |&g| [0, 12].iter().map(move |&m| [c, g, m]))
+        })
+        .collect();
+    // brute force: one full simulation per pinned triple, TPOT and decode energy per token measured
+    let measured: Vec<Profile> = grid
+        .iter()
+        .map(|&t| {
+            let pol = Policy::Pinned {
+                bounds: vec![],
+                table: vec![[t, t]],
+            };
+            let r = simulate(
+                &cost,
+                &pol,
+                Arrivals::Closed { think_s: 0.0 },
+                vec![(32, 9)],
+                ctx().rng("t"),
+                0.0,
+            )
+            .unwrap();
+            let d = r.done[0];
+            Profile {
+                triple: t,
+                latency_s: (d.end_s - d.first_token_s) / 8.0,
+                energy_per_token_j: r.monitor.requests[0].decode_j / 8.0,
+            }
+        })
+        .collect();
+    let fp = FuseParams {
+        decode_profile_tokens: 8,
+        decode_profile_stride: 1,
+        ..FuseParams::default()
+    };
+    let mut energies: Vec<f64> = measured.iter().map(|m| m.energy_per_token_j).collect();
+    energies.sort_by(f64::total_cmp);
+    for budget in [f64::INFINITY, energies[4], energies[1]] {
+        let (chosen, n) = fuse::search(&cost, &fp, Phase::Decode, 32, budget, &grid);
+        assert_eq!(n, 8);
+        let want = fuse::choose(&measured, budget).unwrap();
+        assert_eq!(chosen.unwrap().triple, want.triple, "budget {budget}");
+    }
+}
+
+#[test]
+fn fuse_is_faster_than_stock_at_no_more_energy_per_token() {
+    let stock = MobileExperiment
+        .run(&params(GovernorChoice::Stock, 96, 33, 2), &ctx())
+        .unwrap();
+    let fuse = MobileExperiment
+        .run(&params(GovernorChoice::Fuse, 96, 33, 2), &ctx())
+        .unwrap();
+    let (ts, tf) = (
+        metric(&stock, "tpot_ms_mean"),
+        metric(&fuse, "tpot_ms_mean"),
+    );
+    let (es, ef) = (
+        metric(&stock, "decode_mj_per_token"),
+        metric(&fuse, "decode_mj_per_token"),
+    );
+    assert!(tf < ts, "TPOT fuse {tf} vs stock {ts}");
+    assert!(
+        ef <= es * 1.05,
+        "decode energy/token fuse {ef} vs stock {es}"
+    );
+    assert!(metric(&fuse, "ttft_ms_mean") <= metric(&stock, "ttft_ms_mean") * 1.02);
+    assert!(metric(&fuse, "stock_gap_tpot_pct_max") > 0.0);
+}
+
+#[test]
+fn runs_are_deterministic() {
+    let mut p = params(GovernorChoice::Stock, 50, 10, 3);
+    p.workload.fixed_lengths = None;
+    p.workload.max_response_tokens = 10;
+    let a = MobileExperiment.run(&p, &ctx()).unwrap();
+    let b = MobileExperiment.run(&p, &ctx()).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn bad_params_are_rejected_with_their_key() {
+    let mut p = params(
+        GovernorChoice::Fixed {
+            cpu: 99,
+            gpu: 0,
+            mem: 0,
+        },
+        10,
+        10,
+        0,
+    );
+    p.workload.think_s = -1.0;
+    p.stock.gpu.up_threshold = 1.5;
+    p.engine.cpu_overlap = 2.0;
+    p.soc.mem.efficiency = 0.0;
+    p.fuse.range_bounds = vec![64, 32];
+    let keys: Vec<String> = p.validate().into_iter().map(|e| e.path).collect();
+    for k in [
+        "governor.fixed.cpu",
+        "workload.requests",
+        "workload.think_s",
+        "stock.gpu.up_threshold",
+        "engine.cpu_overlap",
+        "soc.mem.efficiency",
+        "fuse.range_bounds",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
+    }
+    assert!(
+        params(GovernorChoice::Stock, 10, 10, 1)
+            .validate()
+            .is_empty()
+    );
+}
