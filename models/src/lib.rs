@@ -7,6 +7,7 @@ pub mod llm;
 pub mod mobile;
 pub mod presets;
 pub mod queue;
+pub mod supernode;
 
 use sim::scenario::Registry;
 
@@ -15,5 +16,6 @@ pub fn registry() -> Registry {
     Registry::new(vec![
         Box::new(queue::QueueExperiment),
         Box::new(mobile::MobileExperiment),
+        Box::new(supernode::SupernodeExperiment),
     ])
 }
