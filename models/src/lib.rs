@@ -4,10 +4,11 @@
 pub mod llm;
 pub mod presets;
 pub mod queue;
+pub mod sptc;
 
 use sim::scenario::Registry;
 
 /// Every family sysim knows, in the order `sysim list` shows them.
 pub fn registry() -> Registry {
-    Registry::new(vec![Box::new(queue::QueueExperiment)])
+    Registry::new(vec![Box::new(queue::QueueExperiment), Box::new(sptc::SptcExperiment)])
 }
