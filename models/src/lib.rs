@@ -7,6 +7,7 @@ pub mod llm;
 pub mod mobile;
 pub mod presets;
 pub mod queue;
+pub mod sptc;
 pub mod supernode;
 
 use sim::scenario::Registry;
@@ -17,5 +18,6 @@ pub fn registry() -> Registry {
         Box::new(queue::QueueExperiment),
         Box::new(mobile::MobileExperiment),
         Box::new(supernode::SupernodeExperiment),
+        Box::new(sptc::SptcExperiment),
     ])
 }
