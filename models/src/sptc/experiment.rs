@@ -11,7 +11,7 @@ use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 use super::device::Device;
 use super::driver::{Driver, Finished, ModelWork, Routed, Work};
 use super::layer::{Part, Step};
-use super::memory::{footprint, max_batch};
+use super::memory::{Batch, footprint, max_batch};
 use super::params::{KernelWorkload, ModelWorkload, Phase, SptcParams, Workload};
 use super::tiling::{Method, gemm_plan};
 
@@ -175,16 +175,12 @@ fn run_model(p: &SptcParams, w: &ModelWorkload, ctx: &RunContext) -> Result<RunO
         }
         let per_seq = step.q_len;
         let fp = |seqs: usize| {
-            footprint(
-                llm,
-                m,
-                &p.format,
-                deployed,
+            let batch = Batch {
                 seqs,
-                w.seq_len,
-                seqs * per_seq,
-                &load,
-            )
+                seq_len: w.seq_len,
+                tokens: seqs * per_seq,
+            };
+            footprint(llm, m, &p.format, deployed, batch, &load)
         };
         let now = fp(w.batch);
         let best = max_batch(capacity, w.max_batch_limit, |b| fp(b).total() <= capacity);

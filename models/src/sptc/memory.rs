@@ -108,31 +108,42 @@ pub fn activation_bytes(
     residual + attention.max(moe + shared)
 }
 
-/// Footprint of a batch of `seqs` sequences of `seq_len` tokens (KV cache for all of them,
-/// activations for `tokens` tokens in flight with expert loads scaled from `counts_per_token`).
+/// A batch: `seqs` sequences of `seq_len` tokens, `tokens` of them in flight in one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch {
+    /// Sequences (each holds a KV cache of `seq_len` tokens).
+    pub seqs: usize,
+    /// Tokens per sequence.
+    pub seq_len: usize,
+    /// Tokens processed in one step (activations).
+    pub tokens: usize,
+}
+
+/// Footprint of `batch` with `layers` resident layers; expert loads are `load_per_token[e]` ×
+/// tokens (the measured routing, scaled).
 pub fn footprint(
     llm: &LlmShape,
     method: Method,
     fmt: &SparsityFormat,
     layers: u32,
-    seqs: usize,
-    seq_len: usize,
-    tokens: usize,
+    batch: Batch,
     load_per_token: &[f64],
 ) -> Footprint {
     let counts: Vec<usize> = load_per_token
         .iter()
-        .map(|l| (l * tokens as f64).ceil() as usize)
+        .map(|l| (l * batch.tokens as f64).ceil() as usize)
         .collect();
     Footprint {
         weights: weight_bytes(llm, method, fmt, layers),
-        kv: (seqs * seq_len) as f64 * llm.kv_bytes_per_token_layer() * f64::from(layers),
-        activations: activation_bytes(llm, method, fmt, tokens, &counts),
+        kv: (batch.seqs * batch.seq_len) as f64
+            * llm.kv_bytes_per_token_layer()
+            * f64::from(layers),
+        activations: activation_bytes(llm, method, fmt, batch.tokens, &counts),
     }
 }
 
-/// Largest number of sequences (≤ `limit`) whose footprint fits `capacity` bytes, 0 if none;
-/// `tokens_of(seqs)` is the tokens in flight for that batch.
+/// Largest number of sequences (≤ `limit`) for which `fits` holds (fits is monotone), 0 if none
+/// or if `capacity` is not positive.
 pub fn max_batch(capacity: f64, limit: usize, fits: impl Fn(usize) -> bool) -> usize {
     if !fits(1) || capacity <= 0.0 {
         return 0;

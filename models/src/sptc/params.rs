@@ -129,7 +129,7 @@ impl Validate for SptcParams {
             e.push(ParamError::new("methods", "must not repeat a method"));
         }
         let f = &self.format;
-        if f.vector == 0 || f.vector % 128 != 0 {
+        if f.vector == 0 || !f.vector.is_multiple_of(128) {
             e.push(ParamError::new(
                 "format.vector",
                 format!(

@@ -96,7 +96,10 @@ pub fn route(
     let dim = p.dim;
     let scale = 1.0 / (dim as f64).sqrt();
     let gate: Vec<f64> = (0..experts * dim)
-        .map(|_| { let z: f64 = StandardNormal.sample(rng); z * scale })
+        .map(|_| {
+            let z: f64 = StandardNormal.sample(rng);
+            z * scale
+        })
         .collect::<Vec<f64>>();
     let mut order: Vec<usize> = (0..experts).collect();
     order.shuffle(rng);

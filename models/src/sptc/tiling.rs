@@ -234,8 +234,12 @@ pub fn padded_cols(method: Method, fmt: &SparsityFormat, cols: usize) -> usize {
     }
 }
 
+/// Row blocks per swizzle band: tiles are dispatched band by band, column-major inside a band
+/// (CUTLASS-style threadblock swizzle), so consecutive blocks share weight and activation blocks.
+pub const SWIZZLE: usize = 8;
+
 /// Tiles of a (grouped) GEMM: weight `m × k` per group, `cols[g]` routed tokens for group `g`.
-/// Dispatch order: group, then row block, then column block (raster along tokens).
+/// Dispatch order: group, then bands of [`SWIZZLE`] row blocks, then column block, then row block.
 pub fn gemm_plan(
     name: &str,
     method: Method,
@@ -246,24 +250,27 @@ pub fn gemm_plan(
 ) -> KernelPlan {
     let (bm, bn) = method.tile();
     let mut tiles = Vec::new();
+    let row_blocks = m.div_ceil(bm);
     for (g, &n) in cols.iter().enumerate() {
         let slots = padded_cols(method, fmt, n);
-        for rb in 0..m.div_ceil(bm) {
-            let rows = bm.min(m - rb * bm);
+        for band in (0..row_blocks).step_by(SWIZZLE) {
             for cb in 0..slots.div_ceil(bn) {
-                let lo = cb * bn;
-                let valid = bn.min(n.saturating_sub(lo));
-                let loaded = if method == Method::ActivationSparse {
-                    bn.min(slots - lo)
-                } else {
-                    valid
-                };
-                tiles.push(Tile {
-                    group: g as u32,
-                    row_block: rb as u32,
-                    col_block: cb as u32,
-                    cost: tile_cost(method, fmt, rows, valid, loaded, k),
-                });
+                for rb in band..(band + SWIZZLE).min(row_blocks) {
+                    let rows = bm.min(m - rb * bm);
+                    let lo = cb * bn;
+                    let valid = bn.min(n.saturating_sub(lo));
+                    let loaded = if method == Method::ActivationSparse {
+                        bn.min(slots - lo)
+                    } else {
+                        valid
+                    };
+                    tiles.push(Tile {
+                        group: g as u32,
+                        row_block: rb as u32,
+                        col_block: cb as u32,
+                        cost: tile_cost(method, fmt, rows, valid, loaded, k),
+                    });
+                }
             }
         }
     }
