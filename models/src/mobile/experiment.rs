@@ -2,7 +2,7 @@
 //! meter, with either the stock trio of governors (each on its own ticker) or a per-phase pinner
 //! (performance, powersave, fixed triple, FUSE), and a monitor that attributes energy to phases.
 
-use nexosim::ports::{EventSinkReader, EventSource, QuerySource, SinkState, event_queue};
+use nexosim::ports::{EventSinkReader, QuerySource, SinkState, event_queue};
 use nexosim::simulation::Mailbox;
 use sim::components::dvfs::{DvfsDomain, DvfsState};
 use sim::components::energy::{EnergyMeter, EnergyReport};
@@ -82,12 +82,11 @@ pub fn simulate(
     let meter = EnergyMeter::with_names(["cpu", "gpu", "mem", "base"]);
     let metb = Mailbox::new();
 
-    for (i, d) in doms.iter_mut().enumerate() {
+    for d in doms.iter_mut() {
         d.power.connect(EnergyMeter::power, &metb);
         d.power.connect(Monitor::power, &mmb);
         d.switched.connect(Engine::on_switch, &emb);
         d.switched.connect(Monitor::switched, &mmb);
-        let _ = i;
     }
     mon.base.connect(EnergyMeter::power, &metb);
     eng.cpu_util.connect(DvfsDomain::set_util, &dmb[0]);
@@ -141,7 +140,7 @@ pub fn simulate(
                 let gmb = Mailbox::new();
                 g.set_opp.connect(DvfsDomain::set_opp, &dmb[d as usize]);
                 match d {
-                    Domain::Cpu => eng.cpu_util.connect(Governor::observe, &gmb),
+                    Domain::Cpu => eng.cpu_busy.connect(Governor::observe, &gmb),
                     Domain::Gpu => eng.gpu_util.connect(Governor::observe, &gmb),
                     Domain::Mem => eng.mem_util.connect(Governor::observe, &gmb),
                 }
@@ -187,7 +186,6 @@ pub fn simulate(
                 .register(&mut b)
         })
         .collect();
-    let _unused: Option<EventSource<()>> = None;
 
     for (i, (d, m)) in doms.into_iter().zip(dmb).enumerate() {
         b = b.add_model(d, m, Domain::ALL[i].name());
