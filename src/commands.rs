@@ -62,14 +62,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             shard,
             format,
             quiet,
-        } => run(
-            &registry,
-            &file,
-            out,
-            seed,
-            RunOptions { jobs, shard, quiet },
-            format.into(),
-        ),
+        } => run(&registry, &file, out, seed, RunOptions { jobs, shard, quiet }, format.into()),
         Command::Validate { files } => validate(&registry, &files),
         Command::List => list(&registry),
         Command::Schema { family } => schema(&registry, family.as_deref()),
@@ -159,12 +152,7 @@ fn list(registry: &Registry) -> Result<(), CliError> {
         println!("  {:<10} {}", f.name(), f.description());
         for slot in f.presets() {
             let names: Vec<&str> = slot.builtin.iter().map(|(n, _)| *n).collect();
-            println!(
-                "  {:<10}   presets for `{}`: {}",
-                "",
-                slot.key,
-                names.join(", ")
-            );
+            println!("  {:<10}   presets for `{}`: {}", "", slot.key, names.join(", "));
         }
     }
     let mut found = Vec::new();
@@ -176,10 +164,9 @@ fn list(registry: &Registry) -> Result<(), CliError> {
             let summary = std::fs::read_to_string(&path)
                 .ok()
                 .and_then(|src| scenario::parse_yaml::<scenario::ScenarioFile>(&path, &src).ok())
-                .map_or_else(
-                    || "(does not parse: run `sysim validate`)".to_owned(),
-                    |s| format!("[{}] {}", s.model, s.description),
-                );
+                .map_or_else(|| "(does not parse: run `sysim validate`)".to_owned(), |s| {
+                    format!("[{}] {}", s.model, s.description)
+                });
             println!("  {:<40} {summary}", path.display());
         }
     }
@@ -187,9 +174,7 @@ fn list(registry: &Registry) -> Result<(), CliError> {
 }
 
 fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -205,23 +190,14 @@ fn schema(registry: &Registry, family: Option<&str>) -> Result<(), CliError> {
         Some(name) => registry
             .get(name)
             .ok_or_else(|| {
-                CliError::Input(format!(
-                    "unknown family `{name}`; valid families: {}",
-                    registry.names()
-                ))
+                CliError::Input(format!("unknown family `{name}`; valid families: {}", registry.names()))
             })?
             .schema(),
         None => serde_json::Value::Object(
-            registry
-                .families()
-                .map(|f| (f.name().to_owned(), f.schema()))
-                .collect(),
+            registry.families().map(|f| (f.name().to_owned(), f.schema())).collect(),
         ),
     };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&value).unwrap_or_default()
-    );
+    println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
     Ok(())
 }
 

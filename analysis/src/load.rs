@@ -253,26 +253,14 @@ mod tests {
         write(&tmp.path().join("shard-1"), RUNS, b, Format::Csv);
 
         let df = load_runs(&[tmp.path().join("shard-*")]).unwrap();
-        let runs: Vec<_> = df
-            .column("run")
-            .unwrap()
-            .u64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let runs: Vec<_> = df.column("run").unwrap().u64().unwrap().into_no_null_iter().collect();
         assert_eq!(runs, [0, 1, 2, 3]);
         let seeds = df.column("seed").unwrap().u64().unwrap();
         assert_eq!(seeds.get(2), Some(u64::MAX));
         let requests = df.column("workload.requests").unwrap().i64().unwrap();
-        assert_eq!(
-            requests.into_iter().collect::<Vec<_>>(),
-            [None, Some(10), None, Some(20)]
-        );
+        assert_eq!(requests.into_iter().collect::<Vec<_>>(), [None, Some(10), None, Some(20)]);
         let errors = df.column("error").unwrap().str().unwrap();
-        assert_eq!(
-            errors.into_iter().collect::<Vec<_>>(),
-            [None, Some("oom"), None, None]
-        );
+        assert_eq!(errors.into_iter().collect::<Vec<_>>(), [None, Some("oom"), None, None]);
         assert_eq!(df.column("replication").unwrap().dtype(), &DataType::UInt32);
     }
 
@@ -308,21 +296,9 @@ mod tests {
             }
         }
         let df = load_series(&[tmp.path().join("s*")]).unwrap();
-        let runs: Vec<_> = df
-            .column("run")
-            .unwrap()
-            .u64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let runs: Vec<_> = df.column("run").unwrap().u64().unwrap().into_no_null_iter().collect();
         assert_eq!(runs, [0, 0, 1, 1]);
-        let t: Vec<_> = df
-            .column("t_s")
-            .unwrap()
-            .f64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let t: Vec<_> = df.column("t_s").unwrap().f64().unwrap().into_no_null_iter().collect();
         assert_eq!(t, [0.0, 1.0, 0.0, 1.0]);
 
         let err = load_series(&[tmp.path().join("s2")]).unwrap_err();
@@ -334,10 +310,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let missing = tmp.path().join("no-such-run");
         let err = load_runs(&[missing.clone()]).unwrap_err();
-        assert!(
-            err.to_string().contains(&missing.display().to_string()),
-            "{err}"
-        );
+        assert!(err.to_string().contains(&missing.display().to_string()), "{err}");
 
         std::fs::create_dir(tmp.path().join("empty")).unwrap();
         let err = load_runs(&[tmp.path().join("empty")]).unwrap_err();

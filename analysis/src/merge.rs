@@ -50,8 +50,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, format: Format) -> Result<MergeSummar
     refuse_stale_tables(out, format, series.is_some())?;
 
     let runs_path = format.path(out, "runs");
-    write_frame_atomic(&mut runs, &runs_path, format)
-        .map_err(|e| AnalysisError::io(&runs_path, e))?;
+    write_frame_atomic(&mut runs, &runs_path, format).map_err(|e| AnalysisError::io(&runs_path, e))?;
     let mut summary = MergeSummary {
         shards: shards.len(),
         runs: runs.height(),
@@ -156,32 +155,18 @@ mod tests {
     fn merges_shards_into_one_sorted_table() {
         let tmp = tempfile::tempdir().unwrap();
         shard(&tmp.path().join("part-1"), &[1, 3], true, Format::Csv);
-        shard(
-            &tmp.path().join("part-0"),
-            &[0, 2, 4],
-            false,
-            Format::Parquet,
-        );
+        shard(&tmp.path().join("part-0"), &[0, 2, 4], false, Format::Parquet);
         let out = tmp.path().join("merged");
 
         let summary = merge(&[tmp.path().join("part-*")], &out, Format::Parquet).unwrap();
         assert_eq!(summary.shards, 2);
         assert_eq!(summary.runs, 5);
         assert_eq!(summary.series_rows, 2);
-        assert_eq!(
-            summary.written,
-            [out.join("runs.parquet"), out.join("series.parquet")]
-        );
+        assert_eq!(summary.written, [out.join("runs.parquet"), out.join("series.parquet")]);
         assert!(!out.join("manifest.json").exists());
 
         let df = load::load_runs(&[out.clone()]).unwrap();
-        let runs: Vec<_> = df
-            .column("run")
-            .unwrap()
-            .u64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let runs: Vec<_> = df.column("run").unwrap().u64().unwrap().into_no_null_iter().collect();
         assert_eq!(runs, [0, 1, 2, 3, 4]);
         let series = load::load_series(&[out.clone()]).unwrap();
         assert_eq!(series.height(), 2);
@@ -199,22 +184,11 @@ mod tests {
         shard(&tmp.path().join("a"), &[0, 1, 2], false, Format::Parquet);
         shard(&tmp.path().join("b"), &[2, 3, 1], false, Format::Csv);
         let out = tmp.path().join("merged");
-        let err = merge(
-            &[tmp.path().join("a"), tmp.path().join("b")],
-            &out,
-            Format::Csv,
-        )
-        .unwrap_err();
+        let err = merge(&[tmp.path().join("a"), tmp.path().join("b")], &out, Format::Csv).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("1, 2"), "{msg}");
-        assert!(
-            msg.contains(&tmp.path().join("a").display().to_string()),
-            "{msg}"
-        );
-        assert!(
-            msg.contains(&tmp.path().join("b").display().to_string()),
-            "{msg}"
-        );
+        assert!(msg.contains(&tmp.path().join("a").display().to_string()), "{msg}");
+        assert!(msg.contains(&tmp.path().join("b").display().to_string()), "{msg}");
         assert!(!out.exists(), "nothing written on error");
     }
 
@@ -223,12 +197,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         shard(&tmp.path().join("a"), &[0], false, Format::Parquet);
         shard(&tmp.path().join("b"), &[1], false, Format::Parquet);
-        let err = merge(
-            &[tmp.path().join("*")],
-            &tmp.path().join("a"),
-            Format::Parquet,
-        )
-        .unwrap_err();
+        let err = merge(&[tmp.path().join("*")], &tmp.path().join("a"), Format::Parquet).unwrap_err();
         assert!(matches!(err, AnalysisError::OutputIsInput { .. }), "{err}");
     }
 }

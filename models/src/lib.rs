@@ -10,8 +10,5 @@ use sim::scenario::Registry;
 
 /// Every family sysim knows, in the order `sysim list` shows them.
 pub fn registry() -> Registry {
-    Registry::new(vec![
-        Box::new(queue::QueueExperiment),
-        Box::new(mobile::MobileExperiment),
-    ])
+    Registry::new(vec![Box::new(queue::QueueExperiment), Box::new(mobile::MobileExperiment)])
 }

@@ -108,11 +108,7 @@ fn two() -> f64 {
 impl LlmShape {
     /// Width of one attention head.
     pub fn head_dim(&self) -> u64 {
-        if self.head_dim > 0 {
-            self.head_dim
-        } else {
-            self.hidden / u64::from(self.heads)
-        }
+        if self.head_dim > 0 { self.head_dim } else { self.hidden / u64::from(self.heads) }
     }
 
     /// Attention parameters of one layer (Q, K, V, O projections).
@@ -137,17 +133,11 @@ impl LlmShape {
 
     /// Parameters of one routed expert.
     pub fn expert_params(&self) -> u64 {
-        self.moe
-            .as_ref()
-            .map_or(0, |m| self.ffn_params(m.expert_ffn))
+        self.moe.as_ref().map_or(0, |m| self.ffn_params(m.expert_ffn))
     }
 
     fn shared_params(&self, m: &MoeShape) -> u64 {
-        let width = if m.shared_ffn > 0 {
-            m.shared_ffn
-        } else {
-            m.expert_ffn
-        };
+        let width = if m.shared_ffn > 0 { m.shared_ffn } else { m.expert_ffn };
         u64::from(m.shared_experts) * self.ffn_params(width)
     }
 
@@ -155,9 +145,7 @@ impl LlmShape {
     pub fn ffn_params_stored(&self, layer: u32) -> u64 {
         match &self.moe {
             Some(m) if self.is_moe_layer(layer) => {
-                u64::from(m.experts) * self.expert_params()
-                    + self.shared_params(m)
-                    + self.hidden * u64::from(m.experts)
+                u64::from(m.experts) * self.expert_params() + self.shared_params(m) + self.hidden * u64::from(m.experts)
             }
             _ => self.ffn_params(self.ffn),
         }
@@ -167,9 +155,7 @@ impl LlmShape {
     pub fn ffn_params_active(&self, layer: u32) -> u64 {
         match &self.moe {
             Some(m) if self.is_moe_layer(layer) => {
-                u64::from(m.top_k) * self.expert_params()
-                    + self.shared_params(m)
-                    + self.hidden * u64::from(m.experts)
+                u64::from(m.top_k) * self.expert_params() + self.shared_params(m) + self.hidden * u64::from(m.experts)
             }
             _ => self.ffn_params(self.ffn),
         }
@@ -182,24 +168,18 @@ impl LlmShape {
 
     /// All parameters.
     pub fn total_params(&self) -> u64 {
-        (0..self.layers)
-            .map(|l| self.attention_params() + self.ffn_params_stored(l))
-            .sum::<u64>()
+        (0..self.layers).map(|l| self.attention_params() + self.ffn_params_stored(l)).sum::<u64>()
             + self.embedding_params()
     }
 
     /// Weight bytes of layer `layer` at the model's precision.
     pub fn layer_weight_bytes(&self, layer: u32) -> f64 {
-        (self.attention_params() + self.ffn_params_stored(layer)) as f64
-            * self.quant.bits_per_weight()
-            / 8.0
+        (self.attention_params() + self.ffn_params_stored(layer)) as f64 * self.quant.bits_per_weight() / 8.0
     }
 
     /// Weight bytes layer `layer` reads for one token (top-k experts only for MoE).
     pub fn layer_active_weight_bytes(&self, layer: u32) -> f64 {
-        (self.attention_params() + self.ffn_params_active(layer)) as f64
-            * self.quant.bits_per_weight()
-            / 8.0
+        (self.attention_params() + self.ffn_params_active(layer)) as f64 * self.quant.bits_per_weight() / 8.0
     }
 
     /// Weight bytes of the whole model.
@@ -239,34 +219,18 @@ impl LlmShape {
     /// Structural checks of a preset or inline shape; `path` is its key in params.
     pub fn validate(&self, path: &str) -> Vec<ParamError> {
         let mut e = Vec::new();
-        for (key, v) in [
-            ("layers", u64::from(self.layers)),
-            ("hidden", self.hidden),
-            ("heads", u64::from(self.heads)),
-            ("kv_heads", u64::from(self.kv_heads)),
-            ("ffn", self.ffn),
-            ("vocab", self.vocab),
-        ] {
+        for (key, v) in [("layers", u64::from(self.layers)), ("hidden", self.hidden), ("heads", u64::from(self.heads)), ("kv_heads", u64::from(self.kv_heads)), ("ffn", self.ffn), ("vocab", self.vocab)] {
             if v == 0 {
-                e.push(ParamError::new(
-                    format!("{path}.{key}"),
-                    "must be ≥ 1, got 0",
-                ));
+                e.push(ParamError::new(format!("{path}.{key}"), "must be ≥ 1, got 0"));
             }
         }
         if self.kv_heads > 0 && self.heads % self.kv_heads != 0 {
-            e.push(ParamError::new(
-                format!("{path}.kv_heads"),
-                format!("must divide heads ({}), got {}", self.heads, self.kv_heads),
-            ));
+            e.push(ParamError::new(format!("{path}.kv_heads"), format!("must divide heads ({}), got {}", self.heads, self.kv_heads)));
         }
         if let Some(m) = &self.moe
             && (m.top_k == 0 || m.top_k > m.experts)
         {
-            e.push(ParamError::new(
-                format!("{path}.moe.top_k"),
-                format!("must be in 1..={}, got {}", m.experts, m.top_k),
-            ));
+            e.push(ParamError::new(format!("{path}.moe.top_k"), format!("must be in 1..={}, got {}", m.experts, m.top_k)));
         }
         e
     }
@@ -278,19 +242,14 @@ mod tests {
     use crate::presets::LLM;
 
     fn preset(name: &str) -> LlmShape {
-        let text = LLM
-            .iter()
-            .find(|(n, _)| *n == name)
-            .unwrap_or_else(|| panic!("preset {name}"))
-            .1;
+        let text = LLM.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("preset {name}")).1;
         serde_norway::from_str(text).unwrap()
     }
 
     #[test]
     fn every_llm_preset_parses_and_validates() {
         for (name, text) in LLM {
-            let s: LlmShape =
-                serde_norway::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let s: LlmShape = serde_norway::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(s.name, *name);
             assert!(s.validate("llm").is_empty(), "{name}");
         }
@@ -306,10 +265,7 @@ mod tests {
             ("deepseek-v3", 671.0, 0.06),
         ] {
             let p = preset(name).total_params() as f64 / 1e9;
-            assert!(
-                (p / billions - 1.0).abs() < tol,
-                "{name}: {p:.2} B vs {billions} B"
-            );
+            assert!((p / billions - 1.0).abs() < tol, "{name}: {p:.2} B vs {billions} B");
         }
     }
 

@@ -138,41 +138,20 @@ mod tests {
 
     #[test]
     fn line_with_bands_and_legend() {
-        let tmp = tempfile::Builder::new()
-            .keep(true)
-            .tempdir_in("/tmp/figs")
-            .unwrap();
+        let tmp = tempfile::Builder::new().keep(true).tempdir_in("/tmp/figs").unwrap();
         let stem = tmp.path().join("figs").join("line");
         let spec = PlotSpec {
             title: Some("Energy per governor".into()),
             ..spec(Kind::Line, "batch", "energy_j", Some("governor"))
         };
         let paths = plot(&sweep(), &spec, &stem).unwrap();
-        assert_eq!(
-            paths,
-            [
-                tmp.path().join("figs/line.png"),
-                tmp.path().join("figs/line.svg")
-            ]
-        );
-        check_files(
-            &paths,
-            &[
-                "batch",
-                "energy_j",
-                "fuse",
-                "performance",
-                "Energy per governor",
-            ],
-        );
+        assert_eq!(paths, [tmp.path().join("figs/line.png"), tmp.path().join("figs/line.svg")]);
+        check_files(&paths, &["batch", "energy_j", "fuse", "performance", "Energy per governor"]);
     }
 
     #[test]
     fn grouped_bars_with_error_bars() {
-        let tmp = tempfile::Builder::new()
-            .keep(true)
-            .tempdir_in("/tmp/figs")
-            .unwrap();
+        let tmp = tempfile::Builder::new().keep(true).tempdir_in("/tmp/figs").unwrap();
         let spec = PlotSpec {
             x_label: Some("batch size".into()),
             y_label: Some("time to first token (ms)".into()),
@@ -184,10 +163,7 @@ mod tests {
 
     #[test]
     fn cdf_per_series() {
-        let tmp = tempfile::Builder::new()
-            .keep(true)
-            .tempdir_in("/tmp/figs")
-            .unwrap();
+        let tmp = tempfile::Builder::new().keep(true).tempdir_in("/tmp/figs").unwrap();
         let spec = spec(Kind::Cdf, "batch", "ttft_ms_p50", Some("governor"));
         let paths = plot(&sweep(), &spec, &tmp.path().join("cdf")).unwrap();
         check_files(&paths, &["ttft_ms_p50", "CDF", "stock"]);
@@ -195,10 +171,7 @@ mod tests {
 
     #[test]
     fn scatter_numeric_and_categorical_without_series() {
-        let tmp = tempfile::Builder::new()
-            .keep(true)
-            .tempdir_in("/tmp/figs")
-            .unwrap();
+        let tmp = tempfile::Builder::new().keep(true).tempdir_in("/tmp/figs").unwrap();
         let numeric = spec(Kind::Scatter, "energy_j", "ttft_ms_p50", Some("governor"));
         let paths = plot(&sweep(), &numeric, &tmp.path().join("scatter")).unwrap();
         check_files(&paths, &["energy_j", "ttft_ms_p50"]);
@@ -212,39 +185,23 @@ mod tests {
 
     #[test]
     fn bad_specs_are_errors_and_write_nothing() {
-        let tmp = tempfile::Builder::new()
-            .keep(true)
-            .tempdir_in("/tmp/figs")
-            .unwrap();
+        let tmp = tempfile::Builder::new().keep(true).tempdir_in("/tmp/figs").unwrap();
         let stem = tmp.path().join("bad");
         let df = sweep();
         let err = plot(&df, &spec(Kind::Line, "batch", "nope_j", None), &stem).unwrap_err();
         assert!(matches!(err, AnalysisError::UnknownColumn { .. }), "{err}");
         let err = plot(&df, &spec(Kind::Bar, "batch", "governor", None), &stem).unwrap_err();
         assert!(matches!(err, AnalysisError::NotNumeric { .. }), "{err}");
-        let err = plot(
-            &df,
-            &spec(Kind::Scatter, "batch", "energy_j", Some("soc")),
-            &stem,
-        )
-        .unwrap_err();
+        let err = plot(&df, &spec(Kind::Scatter, "batch", "energy_j", Some("soc")), &stem).unwrap_err();
         assert!(err.to_string().contains("soc"), "{err}");
-        let err = plot(
-            &df.head(Some(0)),
-            &spec(Kind::Cdf, "batch", "energy_j", None),
-            &stem,
-        )
-        .unwrap_err();
+        let err = plot(&df.head(Some(0)), &spec(Kind::Cdf, "batch", "energy_j", None), &stem).unwrap_err();
         assert!(matches!(err, AnalysisError::Empty(_)), "{err}");
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
 
     #[test]
     fn single_point_and_constant_values() {
-        let tmp = tempfile::Builder::new()
-            .keep(true)
-            .tempdir_in("/tmp/figs")
-            .unwrap();
+        let tmp = tempfile::Builder::new().keep(true).tempdir_in("/tmp/figs").unwrap();
         let df = df! { "x" => [2.0], "y_s" => [5.0] }.unwrap();
         for kind in [Kind::Line, Kind::Bar, Kind::Cdf, Kind::Scatter] {
             let stem = tmp.path().join(format!("{kind:?}"));

@@ -323,3 +323,28 @@ fn report() {
         );
     }
 }
+
+#[test]
+fn every_mobile_scenario_loads_and_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/mobile");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4);
+    let registry = crate::registry();
+    for f in files {
+        let plan = sim::scenario::load(&f, &registry, None)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", f.display()));
+        assert!(!plan.runs.is_empty());
+        let family = registry.get("mobile").unwrap();
+        for r in &plan.runs {
+            family
+                .check(&r.params)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", f.display()));
+        }
+    }
+}
