@@ -42,6 +42,13 @@ pub struct EngineParams {
     /// Fraction of the shorter of CPU time and GPU+memory time hidden under the longer, in [0, 1].
     #[serde(default = "d_cpu")]
     pub cpu_overlap: f64,
+    /// Whether the host threads spin-wait while the GPU works (ggml's worker threads spin on an
+    /// atomic between operators): the scheduler then sees the CPU runnable for the whole step.
+    #[serde(default = "yes")]
+    pub host_spin_wait: bool,
+    /// Switching activity of a spin-waiting core relative to computing, in [0, 1].
+    #[serde(default = "d_spin")]
+    pub spin_activity: f64,
 }
 
 fn d_dispatch() -> f64 {
@@ -65,6 +72,9 @@ fn d_gm() -> f64 {
 fn d_cpu() -> f64 {
     0.3
 }
+fn d_spin() -> f64 {
+    0.3
+}
 
 impl Default for EngineParams {
     fn default() -> Self {
@@ -76,6 +86,8 @@ impl Default for EngineParams {
             activation_bytes_per_hidden: d_act(),
             gpu_mem_overlap: d_gm(),
             cpu_overlap: d_cpu(),
+            host_spin_wait: true,
+            spin_activity: d_spin(),
         }
     }
 }
@@ -131,7 +143,7 @@ pub enum Phase {
 }
 
 /// Work of one engine step, independent of frequencies.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct StepWork {
     /// CPU cycles.
     pub cpu_cycles: f64,
@@ -236,9 +248,19 @@ impl CostModel {
         let overlap = |a: f64, b: f64, k: f64| a.max(b) + (1.0 - k) * a.min(b);
         let t_gm = overlap(t_gpu, t_mem, self.engine.gpu_mem_overlap);
         let time_s = overlap(t_cpu, t_gm, self.engine.cpu_overlap).max(1e-9);
-        StepTiming {
-            time_s,
-            util: [t_cpu / time_s, t_gpu / time_s, t_mem / time_s].map(|u| u.min(1.0)),
+        let mut util = [t_cpu / time_s, t_gpu / time_s, t_mem / time_s].map(|u| u.min(1.0));
+        if self.engine.host_spin_wait {
+            util[0] += (1.0 - util[0]) * self.engine.spin_activity;
+        }
+        StepTiming { time_s, util }
+    }
+
+    /// Fraction of a step the host thread is runnable, as the scheduler counts it.
+    pub fn host_busy(&self, t: &StepTiming) -> f64 {
+        if self.engine.host_spin_wait {
+            1.0
+        } else {
+            t.util[0]
         }
     }
 

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 
 use nexosim::model::{Context, Model, schedulable};
 use nexosim::ports::Output;
+use nexosim::simulation::EventKey;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sim::components::dvfs::OppSwitch;
@@ -69,8 +70,11 @@ struct Active {
 /// The engine model.
 #[derive(Serialize, Deserialize)]
 pub struct Engine {
-    /// CPU busy fraction of the current step.
+    /// CPU activity of the current step (drives the CPU's dynamic power).
     pub cpu_util: Output<f64>,
+    /// Fraction of the step the host thread is runnable (computing or spin-waiting on the GPU):
+    /// the utilisation the scheduler, hence schedutil, sees.
+    pub cpu_busy: Output<f64>,
     /// GPU busy fraction of the current step.
     pub gpu_util: Output<f64>,
     /// Memory-bandwidth utilisation of the current step.
@@ -86,6 +90,21 @@ pub struct Engine {
     active: Option<Active>,
     /// Steps executed.
     steps: u64,
+    /// The running step: its remaining work at `since_s`, its end event.
+    running: Option<Running>,
+}
+
+/// The step in progress.
+#[derive(Serialize, Deserialize)]
+struct Running {
+    /// Work left at `since_s`.
+    work: StepWork,
+    /// Time the current timing started, seconds.
+    since_s: f64,
+    /// Duration of `work` at the OPPs in force since `since_s`, seconds.
+    duration_s: f64,
+    /// The scheduled end of the step.
+    key: EventKey,
 }
 
 #[Model]
@@ -94,6 +113,7 @@ impl Engine {
     pub fn new(cost: CostModel, opp: [usize; 3]) -> Self {
         Self {
             cpu_util: Output::default(),
+            cpu_busy: Output::default(),
             gpu_util: Output::default(),
             mem_util: Output::default(),
             phase: Output::default(),
@@ -103,6 +123,7 @@ impl Engine {
             queue: VecDeque::new(),
             active: None,
             steps: 0,
+            running: None,
         }
     }
 
@@ -114,11 +135,27 @@ impl Engine {
         }
     }
 
-    /// A domain changed OPP (input port, from each domain's `switched`).
-    pub fn on_switch(&mut self, s: OppSwitch) {
-        if let Some(slot) = self.opp.get_mut(s.domain as usize) {
-            *slot = s.opp;
-        }
+    /// A domain changed OPP (input port, from each domain's `switched`): the rest of the running
+    /// step is re-timed at the new frequencies.
+    pub async fn on_switch(&mut self, s: OppSwitch, cx: &Context<Self>) {
+        let Some(slot) = self.opp.get_mut(s.domain as usize) else {
+            return;
+        };
+        *slot = s.opp;
+        let Some(r) = self.running.take() else { return };
+        let now = t_s(cx.time());
+        let left = if r.duration_s > 0.0 {
+            (1.0 - (now - r.since_s) / r.duration_s).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        r.key.cancel();
+        let w = StepWork {
+            cpu_cycles: r.work.cpu_cycles * left,
+            gpu_cycles: r.work.gpu_cycles * left,
+            mem_bytes: r.work.mem_bytes * left,
+        };
+        self.time_step(w, cx).await;
     }
 
     /// Engine steps executed so far (replier port).
@@ -129,6 +166,7 @@ impl Engine {
     /// The current step has finished (self-scheduled).
     #[nexosim(schedulable)]
     async fn step_done(&mut self, _: (), cx: &Context<Self>) {
+        self.running = None;
         let now = t_s(cx.time());
         let Some(mut a) = self.active else { return };
         let layers = self.cost.llm.layers;
@@ -175,6 +213,7 @@ impl Engine {
             for d in Domain::ALL {
                 self.send_util(d, 0.0).await;
             }
+            self.cpu_busy.send(0.0).await;
             let (request, prompt) = prev.map_or((0, 0), |r| (r.id, r.prompt));
             self.phase
                 .send(PhaseEvent {
@@ -226,14 +265,27 @@ impl Engine {
     async fn run_step(&mut self, cx: &Context<Self>) {
         let Some(a) = self.active else { return };
         let w = self.work(&a);
+        self.steps += 1;
+        self.time_step(w, cx).await;
+    }
+
+    /// Times work `w` at the OPPs in force, announces the utilisations and schedules the step end.
+    async fn time_step(&mut self, w: StepWork, cx: &Context<Self>) {
         let t = self.cost.timing(&w, self.opp);
         for d in Domain::ALL {
             self.send_util(d, t.util[d as usize]).await;
         }
-        self.steps += 1;
+        self.cpu_busy.send(self.cost.host_busy(&t)).await;
         let delay = secs(t.time_s).max(std::time::Duration::from_nanos(1));
         // a positive delay is always schedulable
-        let _ = cx.schedule_event(delay, schedulable!(Self::step_done), ());
+        if let Ok(key) = cx.schedule_keyed_event(delay, schedulable!(Self::step_done), ()) {
+            self.running = Some(Running {
+                work: w,
+                since_s: t_s(cx.time()),
+                duration_s: t.time_s,
+                key,
+            });
+        }
     }
 
     async fn send_util(&mut self, d: Domain, u: f64) {

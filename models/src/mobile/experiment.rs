@@ -2,7 +2,7 @@
 //! meter, with either the stock trio of governors (each on its own ticker) or a per-phase pinner
 //! (performance, powersave, fixed triple, FUSE), and a monitor that attributes energy to phases.
 
-use nexosim::ports::{EventSinkReader, EventSource, QuerySource, SinkState, event_queue};
+use nexosim::ports::{EventSinkReader, QuerySource, SinkState, event_queue};
 use nexosim::simulation::Mailbox;
 use sim::components::dvfs::{DvfsDomain, DvfsState};
 use sim::components::energy::{EnergyMeter, EnergyReport};
@@ -82,12 +82,11 @@ pub fn simulate(
     let meter = EnergyMeter::with_names(["cpu", "gpu", "mem", "base"]);
     let metb = Mailbox::new();
 
-    for (i, d) in doms.iter_mut().enumerate() {
+    for d in doms.iter_mut() {
         d.power.connect(EnergyMeter::power, &metb);
         d.power.connect(Monitor::power, &mmb);
         d.switched.connect(Engine::on_switch, &emb);
         d.switched.connect(Monitor::switched, &mmb);
-        let _ = i;
     }
     mon.base.connect(EnergyMeter::power, &metb);
     eng.cpu_util.connect(DvfsDomain::set_util, &dmb[0]);
@@ -141,7 +140,7 @@ pub fn simulate(
                 let gmb = Mailbox::new();
                 g.set_opp.connect(DvfsDomain::set_opp, &dmb[d as usize]);
                 match d {
-                    Domain::Cpu => eng.cpu_util.connect(Governor::observe, &gmb),
+                    Domain::Cpu => eng.cpu_busy.connect(Governor::observe, &gmb),
                     Domain::Gpu => eng.gpu_util.connect(Governor::observe, &gmb),
                     Domain::Mem => eng.mem_util.connect(Governor::observe, &gmb),
                 }
@@ -187,7 +186,6 @@ pub fn simulate(
                 .register(&mut b)
         })
         .collect();
-    let _unused: Option<EventSource<()>> = None;
 
     for (i, (d, m)) in doms.into_iter().zip(dmb).enumerate() {
         b = b.add_model(d, m, Domain::ALL[i].name());
@@ -225,8 +223,23 @@ pub fn simulate(
     })
 }
 
-/// Per-request TTFT (s), TPOT (s), prefill J/prompt token, decode J/token.
-fn per_request(r: &SimResult) -> Vec<(u64, f64, Option<f64>, f64, Option<f64>)> {
+/// One finished request's figures.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    /// Prompt tokens.
+    prompt: u64,
+    /// Time to first token, seconds (queueing included).
+    ttft_s: f64,
+    /// Time per output token after the first, seconds (`None` for a one-token answer).
+    tpot_s: Option<f64>,
+    /// Prefill energy per prompt token, joules.
+    prefill_j_per_token: f64,
+    /// Decode energy per token, joules.
+    decode_j_per_token: Option<f64>,
+}
+
+/// Figures of every finished request, in completion order.
+fn per_request(r: &SimResult) -> Vec<Figures> {
     r.done
         .iter()
         .map(|d| {
@@ -237,15 +250,13 @@ fn per_request(r: &SimResult) -> Vec<(u64, f64, Option<f64>, f64, Option<f64>)> 
                 .copied()
                 .unwrap_or_default();
             let n_dec = d.request.response.saturating_sub(1);
-            let tpot = (n_dec > 0).then(|| (d.end_s - d.first_token_s) / n_dec as f64);
-            let dec_e = (n_dec > 0).then(|| e.decode_j / n_dec as f64);
-            (
-                d.request.prompt,
-                d.first_token_s - d.request.arrival_s,
-                tpot,
-                e.prefill_j / d.request.prompt as f64,
-                dec_e,
-            )
+            Figures {
+                prompt: d.request.prompt,
+                ttft_s: d.first_token_s - d.request.arrival_s,
+                tpot_s: (n_dec > 0).then(|| (d.end_s - d.first_token_s) / n_dec as f64),
+                prefill_j_per_token: e.prefill_j / d.request.prompt as f64,
+                decode_j_per_token: (n_dec > 0).then(|| e.decode_j / n_dec as f64),
+            }
         })
         .collect()
 }
@@ -274,13 +285,18 @@ pub fn fuse_table(
         0.0,
     )?;
     let mut by_prompt = per_request(&stock);
-    by_prompt.sort_by_key(|r| r.0);
+    by_prompt.sort_by_key(|r| r.prompt);
     // 2. profile every triple per range and phase, choose the fastest within the budget
     let grid = fuse::full_grid(cost);
     let mut table = PinTable::new();
     let (mut gap_p, mut gap_d, mut profiled) = (Vec::new(), Vec::new(), 0usize);
     for (&prompt, r) in reps.iter().zip(&by_prompt) {
-        let (_, ttft, tpot, e_pre, e_dec) = *r;
+        let (ttft, tpot, e_pre, e_dec) = (
+            r.ttft_s,
+            r.tpot_s,
+            r.prefill_j_per_token,
+            r.decode_j_per_token,
+        );
         let (pre, n1) = fuse::search(
             cost,
             fp,
@@ -417,8 +433,8 @@ pub fn export(r: &SimResult, out: &mut RunOutput) {
     let (mut pre_j, mut pre_tok, mut dec_j, mut dec_tok, mut generated) =
         (0.0, 0u64, 0.0, 0u64, 0u64);
     for (d, row) in r.done.iter().zip(&rows) {
-        ttft.record_s(row.1);
-        if let Some(t) = row.2 {
+        ttft.record_s(row.ttft_s);
+        if let Some(t) = row.tpot_s {
             tpot.record_s(t);
         }
         let e = r

@@ -216,3 +216,135 @@ fn bad_params_are_rejected_with_their_key() {
             .is_empty()
     );
 }
+
+/// Prints the numbers of the README (FUSE headline on Pixel 7, the TinyLlama GPU example, other
+/// phones): `cargo test -p models --release mobile::tests::report -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints the report numbers; slow in debug"]
+fn report() {
+    let row = |soc: &str, llm: &str, g: GovernorChoice, fixed: Option<[u64; 2]>, n: u64| {
+        let mut p = params(g, 1, 1, n);
+        p.soc = preset(SOC, soc);
+        p.llm = preset(LLM, llm);
+        p.workload.fixed_lengths = fixed;
+        p.workload.think_s = 2.0;
+        p.workload.max_response_tokens = 128;
+        p.fuse = FuseParams::default();
+        p.series_interval_s = 0.0;
+        MobileExperiment
+            .run(
+                &p,
+                &RunContext {
+                    run: 0,
+                    point: 0,
+                    replication: 0,
+                    seed: 7,
+                },
+            )
+            .unwrap()
+    };
+    println!(
+        "soc | llm | governor | TTFT ms | TPOT ms | prefill mJ/tok | decode mJ/tok | W | gap TTFT/TPOT % (max)"
+    );
+    for soc in ["pixel-7", "snapdragon-8-gen-3", "dimensity-9300"] {
+        let llms: &[&str] = if soc == "pixel-7" {
+            &[
+                "tinyllama-1.1b-q4",
+                "deepseek-r1-distill-qwen-1.5b-q4",
+                "stablelm-zephyr-3b-q4",
+                "llama-2-7b-q4",
+            ]
+        } else {
+            &["tinyllama-1.1b-q4", "llama-2-7b-q4"]
+        };
+        for llm in llms {
+            let mut base = (0.0, 0.0);
+            for (name, g) in [
+                ("stock", GovernorChoice::Stock),
+                ("performance", GovernorChoice::Performance),
+                ("fuse", GovernorChoice::Fuse),
+            ] {
+                let o = row(soc, llm, g, None, 12);
+                let (tt, tp) = (metric(&o, "ttft_ms_mean"), metric(&o, "tpot_ms_mean"));
+                if name == "stock" {
+                    base = (tt, tp);
+                }
+                let gap = o
+                    .metrics
+                    .iter()
+                    .find(|(n, _)| n == "stock_gap_ttft_pct_max")
+                    .map(|_| {
+                        format!(
+                            "{:.1}/{:.1}",
+                            metric(&o, "stock_gap_ttft_pct_max"),
+                            metric(&o, "stock_gap_tpot_pct_max")
+                        )
+                    });
+                println!(
+                    "{soc} | {llm} | {name} | {tt:.0} ({:+.1}%) | {tp:.1} ({:+.1}%) | {:.1} | {:.1} | {:.2} | {}",
+                    (tt / base.0 - 1.0) * 100.0,
+                    (tp / base.1 - 1.0) * 100.0,
+                    metric(&o, "prefill_mj_per_token"),
+                    metric(&o, "decode_mj_per_token"),
+                    metric(&o, "energy_power_w_mean"),
+                    gap.unwrap_or_default()
+                );
+            }
+        }
+    }
+    println!("TinyLlama example (prompt 64, 128 decode tokens):");
+    for (name, g) in [
+        ("stock", GovernorChoice::Stock),
+        (
+            "gpu 400",
+            GovernorChoice::Fixed {
+                cpu: 17,
+                gpu: 4,
+                mem: 12,
+            },
+        ),
+        (
+            "gpu 848",
+            GovernorChoice::Fixed {
+                cpu: 17,
+                gpu: 10,
+                mem: 12,
+            },
+        ),
+    ] {
+        let o = row("pixel-7", "tinyllama-1.1b-q4", g, Some([64, 129]), 3);
+        println!(
+            "{name}: TPOT {:.1} ms, decode {:.1} mJ/token, gpu mean {:.0} MHz, cpu mean {:.0} MHz, mem mean {:.0} MHz",
+            metric(&o, "tpot_ms_mean"),
+            metric(&o, "decode_mj_per_token"),
+            metric(&o, "gpu_freq_mhz_mean"),
+            metric(&o, "cpu_freq_mhz_mean"),
+            metric(&o, "mem_freq_mhz_mean")
+        );
+    }
+}
+
+#[test]
+fn every_mobile_scenario_loads_and_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/mobile");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4);
+    let registry = crate::registry();
+    for f in files {
+        let plan = sim::scenario::load(&f, &registry, None)
+            .unwrap_or_else(|e| panic!("{}: {e:?}", f.display()));
+        assert!(!plan.runs.is_empty());
+        let family = registry.get("mobile").unwrap();
+        for r in &plan.runs {
+            family
+                .check(&r.params)
+                .unwrap_or_else(|e| panic!("{}: {e:?}", f.display()));
+        }
+    }
+}
