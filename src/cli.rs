@@ -49,7 +49,9 @@ pub enum KindArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario (a sweep when the file has one) and write its result tables.
-    #[command(after_help = "Example:\n  sysim run scenarios/quickstart.yaml --jobs 2 --out out/quick\n  sysim run scenarios/quickstart.yaml --shard 0/3 --out out/part0")]
+    #[command(
+        after_help = "Example:\n  sysim run scenarios/quickstart.yaml --jobs 2 --out out/quick\n  sysim run scenarios/quickstart.yaml --shard 0/3 --out out/part0"
+    )]
     Run {
         /// Scenario YAML file.
         file: PathBuf,
@@ -92,7 +94,9 @@ pub enum Command {
         family: Option<String>,
     },
     /// Draw a figure (PNG + SVG) from one or more results folders.
-    #[command(after_help = "Example:\n  sysim plot out/quickstart --x arrival_rate --y mean_sojourn_s --series servers --kind line")]
+    #[command(
+        after_help = "Example:\n  sysim plot out/quickstart --x arrival_rate --y mean_sojourn_s --series servers --kind line"
+    )]
     Plot {
         /// Results folders (or globs of shard folders).
         #[arg(required = true)]

@@ -135,8 +135,17 @@ fn bad_scenarios_give_exact_errors_exit_2_and_write_nothing() {
         let file = tmp.path().join(format!("case{i}.yaml"));
         std::fs::write(&file, &c.yaml).unwrap();
         let out_dir = tmp.path().join(format!("out{i}"));
-        let out = sysim(&["run", file.to_str().unwrap(), "--quiet", "--out", out_dir.to_str().unwrap()]);
-        let expected = format!("error: {}\n", c.expected.replacen("S.yaml", file.to_str().unwrap(), 1));
+        let out = sysim(&[
+            "run",
+            file.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        let expected = format!(
+            "error: {}\n",
+            c.expected.replacen("S.yaml", file.to_str().unwrap(), 1)
+        );
         let got = stderr(&out);
         if out.status.code() != Some(2) || got != expected || out_dir.exists() {
             failures.push(format!(
@@ -163,10 +172,19 @@ fn missing_file_and_unwritable_out_are_bad_input() {
     let blocker = tmp.path().join("file");
     std::fs::write(&blocker, "not a folder").unwrap();
     let bad_out = blocker.join("out");
-    let out = sysim(&["run", "scenarios/quickstart.yaml", "--quiet", "--out", bad_out.to_str().unwrap()]);
+    let out = sysim(&[
+        "run",
+        "scenarios/quickstart.yaml",
+        "--quiet",
+        "--out",
+        bad_out.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).starts_with(&format!("error: {}: output folder is not writable", bad_out.display())),
+        stderr(&out).starts_with(&format!(
+            "error: {}: output folder is not writable",
+            bad_out.display()
+        )),
         "{}",
         stderr(&out)
     );

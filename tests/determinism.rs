@@ -23,7 +23,9 @@ fn jobs_and_shards_give_identical_runs_tables() {
     for k in 0..3 {
         let part = dir(&format!("part{k}"));
         let shard = format!("{k}/3");
-        assert_ok(&sysim(&["run", scenario, "--quiet", "--shard", &shard, "--out", &part]));
+        assert_ok(&sysim(&[
+            "run", scenario, "--quiet", "--shard", &shard, "--out", &part,
+        ]));
         parts.push(part);
     }
     let merged = dir("merged");
@@ -34,7 +36,10 @@ fn jobs_and_shards_give_identical_runs_tables() {
     let full = runs(&tmp.path().join("j1"));
     let union = runs(&tmp.path().join("merged"));
     assert_eq!(full.shape(), union.shape());
-    assert!(full.equals_missing(&union), "merged shards differ from the full run:\n{full}\n{union}");
+    assert!(
+        full.equals_missing(&union),
+        "merged shards differ from the full run:\n{full}\n{union}"
+    );
     let part0 = runs(&tmp.path().join("part0"));
     assert!(part0.height() < full.height() && part0.height() > 0);
 }
@@ -47,8 +52,15 @@ fn a_different_seed_changes_the_results() {
     let s = "scenarios/quickstart.yaml";
     assert_ok(&sysim(&["run", s, "--quiet", "--out", &a]));
     assert_ok(&sysim(&["run", s, "--quiet", "--seed", "43", "--out", &b]));
-    let (ra, rb) = (runs(tmp.path().join("a").as_path()), runs(tmp.path().join("b").as_path()));
-    assert!(!ra.column("mean_sojourn_s").unwrap().equals(rb.column("mean_sojourn_s").unwrap()));
+    let (ra, rb) = (
+        runs(tmp.path().join("a").as_path()),
+        runs(tmp.path().join("b").as_path()),
+    );
+    assert!(
+        !ra.column("mean_sojourn_s")
+            .unwrap()
+            .equals(rb.column("mean_sojourn_s").unwrap())
+    );
 }
 
 #[test]

@@ -100,7 +100,12 @@ mod tests {
     }
 
     fn f64s(df: &DataFrame, name: &str) -> Vec<f64> {
-        df.column(name).unwrap().f64().unwrap().into_no_null_iter().collect()
+        df.column(name)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
     }
 
     #[test]
@@ -122,9 +127,21 @@ mod tests {
         }
         .unwrap();
         let s = summarise(&df, &["governor"], "energy_j").unwrap();
-        let names: Vec<_> = s.column("governor").unwrap().str().unwrap().into_no_null_iter().collect();
+        let names: Vec<_> = s
+            .column("governor")
+            .unwrap()
+            .str()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
         assert_eq!(names, ["b", "a", "c"]);
-        let n: Vec<_> = s.column("n").unwrap().u32().unwrap().into_no_null_iter().collect();
+        let n: Vec<_> = s
+            .column("n")
+            .unwrap()
+            .u32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
         assert_eq!(n, [2, 4, 1]);
         // b: {10, 14}: mean 12, sd √8, half-width 12.7062·√8/√2 = 25.41241.
         // a: {1, 2, 3, 4}: mean 2.5, sd √(5/3) = 1.290994, half-width 3.182446·1.290994/2 = 2.054290.

@@ -389,9 +389,16 @@ mod tests {
         const DESCRIPTION: &'static str = "test family";
         const PRESETS: &'static [PresetSlot] = &[PresetSlot {
             key: "chip",
-            builtin: &[("fast", "name: fast\nfreq_mhz: 3000\n"), ("slow", "name: slow\nfreq_mhz: 800\n")],
+            builtin: &[
+                ("fast", "name: fast\nfreq_mhz: 3000\n"),
+                ("slow", "name: slow\nfreq_mhz: 800\n"),
+            ],
         }];
-        fn run(&self, p: &ChipParams, _: &RunContext) -> Result<RunOutput, crate::experiment::RunError> {
+        fn run(
+            &self,
+            p: &ChipParams,
+            _: &RunContext,
+        ) -> Result<RunOutput, crate::experiment::RunError> {
             let mut out = RunOutput::default();
             out.metric("freq_mhz", p.chip.freq_mhz * p.load);
             Ok(out)
@@ -413,33 +420,68 @@ mod tests {
             "name: t\nmodel: chips\nparams:\n  load: 1\n  chip: fast\nsweep:\n  chip: [fast, mine.yaml, {name: inl, freq_mhz: 5}]\n",
         )
         .unwrap();
-        let freqs: Vec<f64> = plan.runs.iter().map(|r| r.params["chip"]["freq_mhz"].as_f64().unwrap()).collect();
+        let freqs: Vec<f64> = plan
+            .runs
+            .iter()
+            .map(|r| r.params["chip"]["freq_mhz"].as_f64().unwrap())
+            .collect();
         assert_eq!(freqs, vec![3000.0, 1234.0, 5.0]);
-        let names: Vec<&Value> = plan.runs.iter().map(|r| &r.columns.iter().find(|c| c.0 == "chip").unwrap().1).collect();
-        assert_eq!(names, vec![&Value::from("fast"), &Value::from("mine.yaml"), &Value::from("inl")]);
+        let names: Vec<&Value> = plan
+            .runs
+            .iter()
+            .map(|r| &r.columns.iter().find(|c| c.0 == "chip").unwrap().1)
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                &Value::from("fast"),
+                &Value::from("mine.yaml"),
+                &Value::from("inl")
+            ]
+        );
     }
 
     #[test]
     fn unknown_preset_lists_the_valid_names() {
         let tmp = tempfile::tempdir().unwrap();
-        let e = load_text(tmp.path(), "name: t\nmodel: chips\nparams:\n  load: 1\n  chip: medium\n").unwrap_err();
+        let e = load_text(
+            tmp.path(),
+            "name: t\nmodel: chips\nparams:\n  load: 1\n  chip: medium\n",
+        )
+        .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("params.chip"));
         assert_eq!(e.position, Some((5, 3)));
-        assert!(e.message.contains("unknown preset `medium`; valid presets: fast, slow"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("unknown preset `medium`; valid presets: fast, slow"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn missing_preset_file_names_it() {
         let tmp = tempfile::tempdir().unwrap();
-        let e = load_text(tmp.path(), "name: t\nmodel: chips\nparams:\n  load: 1\n  chip: gone.yaml\n").unwrap_err();
-        assert!(e.message.contains("cannot read preset file") && e.message.contains("gone.yaml"), "{}", e.message);
+        let e = load_text(
+            tmp.path(),
+            "name: t\nmodel: chips\nparams:\n  load: 1\n  chip: gone.yaml\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("cannot read preset file") && e.message.contains("gone.yaml"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn range_errors_inside_presets_name_the_nested_key() {
         let tmp = tempfile::tempdir().unwrap();
-        let e = load_text(tmp.path(), "name: t\nmodel: chips\nparams:\n  load: 1\n  chip: {name: x, freq_mhz: -1}\n")
-            .unwrap_err();
+        let e = load_text(
+            tmp.path(),
+            "name: t\nmodel: chips\nparams:\n  load: 1\n  chip: {name: x, freq_mhz: -1}\n",
+        )
+        .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("params.chip.freq_mhz"));
         assert_eq!(e.position, Some((5, 19)));
     }
@@ -452,7 +494,11 @@ mod tests {
             "name: t\nmodel: chips\nseed: 3\nreplications: 2\nparams:\n  load: 1\n  chip: slow\nsweep:\n  load: [1, 2]\n",
         )
         .unwrap();
-        let ids: Vec<(u64, u64, u32)> = plan.runs.iter().map(|r| (r.ctx.run, r.ctx.point, r.ctx.replication)).collect();
+        let ids: Vec<(u64, u64, u32)> = plan
+            .runs
+            .iter()
+            .map(|r| (r.ctx.run, r.ctx.point, r.ctx.replication))
+            .collect();
         assert_eq!(ids, vec![(0, 0, 0), (1, 0, 1), (2, 1, 0), (3, 1, 1)]);
         assert_eq!(plan.runs[2].ctx.seed, run_seed(3, 0, 1));
     }

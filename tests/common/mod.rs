@@ -33,5 +33,7 @@ pub fn assert_ok(out: &Output) {
 pub fn runs(dir: &Path) -> polars::prelude::DataFrame {
     use polars::prelude::*;
     let file = std::fs::File::open(dir.join("runs.parquet")).expect("runs.parquet exists");
-    ParquetReader::new(file).finish().expect("runs.parquet reads")
+    ParquetReader::new(file)
+        .finish()
+        .expect("runs.parquet reads")
 }

@@ -54,7 +54,12 @@ pub(super) struct Columns<'a> {
 /// Reads the usable rows of `df`: rows without `error`, with an x value (finite if numeric) and a
 /// finite y value. A string (or boolean) x column becomes categories in first-appearance order.
 pub(super) fn observe(df: &DataFrame, columns: &Columns) -> Result<Observations> {
-    for name in columns.x.iter().chain([&columns.y]).chain(columns.series.iter()) {
+    for name in columns
+        .x
+        .iter()
+        .chain([&columns.y])
+        .chain(columns.series.iter())
+    {
         require_column(df, name)?;
     }
     let y_dtype = df.column(columns.y)?.dtype();
@@ -98,16 +103,25 @@ pub(super) fn observe(df: &DataFrame, columns: &Columns) -> Result<Observations>
         return Err(AnalysisError::Empty(format!(
             "nothing to plot: no row without error has a value of `{}`{}",
             columns.y,
-            columns.x.map(|x| format!(" and of `{x}`")).unwrap_or_default()
+            columns
+                .x
+                .map(|x| format!(" and of `{x}`"))
+                .unwrap_or_default()
         )));
     }
 
-    let (series, series_idx) = first_appearance(usable.iter().map(|&i| {
-        series_raw[i].clone().unwrap_or_else(|| "null".to_string())
-    }));
+    let (series, series_idx) = first_appearance(
+        usable
+            .iter()
+            .map(|&i| series_raw[i].clone().unwrap_or_else(|| "null".to_string())),
+    );
     let (scale, x): (XScale, Vec<f64>) = if !x_numeric {
-        let (labels, idx) = first_appearance(usable.iter().map(|&i| x_raw[i].clone().unwrap_or_default()));
-        (XScale::Categories(labels), idx.into_iter().map(|i| i as f64).collect())
+        let (labels, idx) =
+            first_appearance(usable.iter().map(|&i| x_raw[i].clone().unwrap_or_default()));
+        (
+            XScale::Categories(labels),
+            idx.into_iter().map(|i| i as f64).collect(),
+        )
     } else if columns.numeric_x_as_categories {
         let values: Vec<f64> = usable.iter().filter_map(|&i| x_num[i]).collect();
         let mut distinct = values.clone();
@@ -115,16 +129,28 @@ pub(super) fn observe(df: &DataFrame, columns: &Columns) -> Result<Observations>
         distinct.dedup();
         let position = |v: f64| distinct.partition_point(|&d| d < v) as f64;
         let labels = distinct.iter().map(|&v| format_number(v)).collect();
-        (XScale::Categories(labels), values.into_iter().map(position).collect())
+        (
+            XScale::Categories(labels),
+            values.into_iter().map(position).collect(),
+        )
     } else {
-        (XScale::Numeric, usable.iter().filter_map(|&i| x_num[i]).collect())
+        (
+            XScale::Numeric,
+            usable.iter().filter_map(|&i| x_num[i]).collect(),
+        )
     };
 
     let rows = usable
         .iter()
         .zip(series_idx)
         .zip(x)
-        .filter_map(|((&i, series), x)| Some(Obs { series, x, y: y[i]? }))
+        .filter_map(|((&i, series), x)| {
+            Some(Obs {
+                series,
+                x,
+                y: y[i]?,
+            })
+        })
         .collect();
     Ok(Observations {
         scale,
@@ -185,11 +211,25 @@ mod tests {
         }
         .unwrap();
         let obs = observe(&df, &cols(Some("governor"), Some("soc"), false)).unwrap();
-        assert_eq!(obs.scale, XScale::Categories(vec!["fuse".into(), "stock".into()]));
+        assert_eq!(
+            obs.scale,
+            XScale::Categories(vec!["fuse".into(), "stock".into()])
+        );
         assert_eq!(obs.series, ["g3", "null"]);
         assert_eq!(
             obs.rows,
-            [Obs { series: 0, x: 0.0, y: 1.0 }, Obs { series: 1, x: 1.0, y: 5.0 }]
+            [
+                Obs {
+                    series: 0,
+                    x: 0.0,
+                    y: 1.0
+                },
+                Obs {
+                    series: 1,
+                    x: 1.0,
+                    y: 5.0
+                }
+            ]
         );
     }
 
@@ -197,7 +237,10 @@ mod tests {
     fn numeric_x_as_sorted_categories_or_numbers() {
         let df = df! { "batch" => [8i64, 2, 8, 4], "energy_j" => [1.0, 2.0, 3.0, 4.0] }.unwrap();
         let obs = observe(&df, &cols(Some("batch"), None, true)).unwrap();
-        assert_eq!(obs.scale, XScale::Categories(vec!["2".into(), "4".into(), "8".into()]));
+        assert_eq!(
+            obs.scale,
+            XScale::Categories(vec!["2".into(), "4".into(), "8".into()])
+        );
         let xs: Vec<f64> = obs.rows.iter().map(|o| o.x).collect();
         assert_eq!(xs, [2.0, 0.0, 2.0, 1.0]);
         assert_eq!(obs.series, [""]);
@@ -213,7 +256,10 @@ mod tests {
         let df = df! { "soc" => ["a"], "energy_j" => [1.0] }.unwrap();
         let err = observe(&df, &cols(Some("nope"), None, false)).unwrap_err();
         assert!(matches!(err, AnalysisError::UnknownColumn { .. }), "{err}");
-        let text = Columns { y: "soc", ..cols(None, None, false) };
+        let text = Columns {
+            y: "soc",
+            ..cols(None, None, false)
+        };
         let err = observe(&df, &text).unwrap_err();
         assert!(matches!(err, AnalysisError::NotNumeric { .. }), "{err}");
         let err = observe(&df.head(Some(0)), &cols(None, None, false)).unwrap_err();

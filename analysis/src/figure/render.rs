@@ -55,7 +55,8 @@ enum Shape {
 const SHAPES: [Shape; 4] = [Shape::Circle, Shape::Triangle, Shape::Square, Shape::Cross];
 
 type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<Ticked, Ticked>>;
-type DrawResult<T, DB> = std::result::Result<T, DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+type DrawResult<T, DB> =
+    std::result::Result<T, DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 /// Writes `<stem>.png` and `<stem>.svg`, each through a temporary sibling renamed into place.
 pub(super) fn write(scene: &Scene, stem: &Path) -> Result<Vec<PathBuf>> {
@@ -138,7 +139,13 @@ fn draw<'a, DB: DrawingBackend + 'a>(
     scene: &'a Scene,
 ) -> DrawResult<(), DB> {
     root.fill(&WHITE)?;
-    let y_tick_chars = scene.y.ticks.iter().map(|t| t.1.chars().count()).max().unwrap_or(1);
+    let y_tick_chars = scene
+        .y
+        .ticks
+        .iter()
+        .map(|t| t.1.chars().count())
+        .max()
+        .unwrap_or(1);
     let mut builder = ChartBuilder::on(root);
     builder
         .margin(12)
@@ -173,17 +180,19 @@ fn draw<'a, DB: DrawingBackend + 'a>(
         match &layer.marks {
             Marks::Line { points, band } => {
                 draw_band(&mut chart, band, color)?;
-                let anno = chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(LINE_PX)))?;
+                let anno = chart
+                    .draw_series(LineSeries::new(points.clone(), color.stroke_width(LINE_PX)))?;
                 if with_legend {
                     legend_entry(anno.label(layer.label.as_str()), shape, color, true);
                 }
                 draw_markers(&mut chart, points, shape, color)?;
             }
             Marks::Bars(bars) => {
-                let anno = chart.draw_series(
-                    bars.iter()
-                        .map(|b| Rectangle::new([(b.x0, 0.0), (b.x1, b.mean)], color.filled())),
-                )?;
+                let anno =
+                    chart
+                        .draw_series(bars.iter().map(|b| {
+                            Rectangle::new([(b.x0, 0.0), (b.x1, b.mean)], color.filled())
+                        }))?;
                 if with_legend {
                     anno.label(layer.label.as_str()).legend(move |(x, y)| {
                         Rectangle::new([(x, y - 7), (x + 20, y + 7)], color.filled())
@@ -195,7 +204,8 @@ fn draw<'a, DB: DrawingBackend + 'a>(
                 }))?;
             }
             Marks::Step(points) => {
-                let anno = chart.draw_series(LineSeries::new(points.clone(), color.stroke_width(LINE_PX)))?;
+                let anno = chart
+                    .draw_series(LineSeries::new(points.clone(), color.stroke_width(LINE_PX)))?;
                 if with_legend {
                     anno.label(layer.label.as_str()).legend(move |(x, y)| {
                         PathElement::new(vec![(x - 4, y), (x + 24, y)], color.stroke_width(LINE_PX))
@@ -290,7 +300,10 @@ fn draw_band<DB: DrawingBackend>(
             .map(|&(x, _, hi)| (x, hi))
             .chain(band.iter().rev().map(|&(x, lo, _)| (x, lo)))
             .collect();
-        chart.draw_series(std::iter::once(Polygon::new(outline, color.mix(0.2).filled())))?;
+        chart.draw_series(std::iter::once(Polygon::new(
+            outline,
+            color.mix(0.2).filled(),
+        )))?;
     }
     Ok(())
 }
@@ -317,9 +330,11 @@ fn draw_markers<'c, 'a, DB: DrawingBackend>(
     match shape {
         Shape::Circle => chart.draw_series(points.map(|p| Circle::new(p, r, fill))),
         Shape::Triangle => chart.draw_series(points.map(|p| TriangleMarker::new(p, r + 1, fill))),
-        Shape::Square => chart.draw_series(
-            points.map(|p| EmptyElement::at(p) + Rectangle::new([(1 - r, 1 - r), (r - 1, r - 1)], fill)),
-        ),
+        Shape::Square => {
+            chart.draw_series(points.map(|p| {
+                EmptyElement::at(p) + Rectangle::new([(1 - r, 1 - r), (r - 1, r - 1)], fill)
+            }))
+        }
         Shape::Cross => chart.draw_series(points.map(|p| Cross::new(p, r, color.stroke_width(3)))),
     }
 }
@@ -332,7 +347,11 @@ fn legend_entry<'a, DB: DrawingBackend + 'a>(
     line: bool,
 ) {
     let (r, fill) = (MARKER_PX, color.filled());
-    let stroke = if line { color.stroke_width(LINE_PX) } else { TRANSPARENT.into() };
+    let stroke = if line {
+        color.stroke_width(LINE_PX)
+    } else {
+        TRANSPARENT.into()
+    };
     let key = move |(x, y): (i32, i32)| {
         EmptyElement::at((x + 10, y)) + PathElement::new(vec![(-14, 0), (14, 0)], stroke)
     };

@@ -120,7 +120,12 @@ pub(super) fn build(df: &DataFrame, spec: &PlotSpec) -> Result<Scene> {
         XScale::Categories(labels) => Axis {
             lo: -0.5,
             hi: labels.len() as f64 - 0.5,
-            ticks: labels.iter().cloned().enumerate().map(|(i, l)| (i as f64, l)).collect(),
+            ticks: labels
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(i, l)| (i as f64, l))
+                .collect(),
             label: spec.x_label.clone().unwrap_or_else(|| x_label.clone()),
             categorical: true,
         },
@@ -129,7 +134,10 @@ pub(super) fn build(df: &DataFrame, spec: &PlotSpec) -> Result<Scene> {
     let keep_zero = spec.kind == Kind::Bar;
     let y = numeric_axis(y_extent, 0.05, keep_zero, spec.y_label.as_ref(), y_label);
     let marks = match spec.kind {
-        Kind::Cdf => marks.into_iter().map(|m| with_tails(m, x.lo, x.hi)).collect(),
+        Kind::Cdf => marks
+            .into_iter()
+            .map(|m| with_tails(m, x.lo, x.hi))
+            .collect(),
         _ => marks,
     };
     let layers: Vec<Layer> = obs
@@ -139,7 +147,10 @@ pub(super) fn build(df: &DataFrame, spec: &PlotSpec) -> Result<Scene> {
         .zip(marks)
         .map(|(label, marks)| Layer { label, marks })
         .collect();
-    let legend = spec.series.as_ref().map(|_| emptiest_corner(&layers, &x, &y));
+    let legend = spec
+        .series
+        .as_ref()
+        .map(|_| emptiest_corner(&layers, &x, &y));
     Ok(Scene {
         title: spec.title.clone(),
         x,
@@ -239,7 +250,12 @@ fn bar_marks(obs: &Observations) -> Result<Laid> {
 fn cdf_marks(obs: &Observations) -> Laid {
     let marks = (0..obs.series.len())
         .map(|k| {
-            let mut values: Vec<f64> = obs.rows.iter().filter(|o| o.series == k).map(|o| o.y).collect();
+            let mut values: Vec<f64> = obs
+                .rows
+                .iter()
+                .filter(|o| o.series == k)
+                .map(|o| o.y)
+                .collect();
             values.sort_by(f64::total_cmp);
             let n = values.len() as f64;
             let steps = values
@@ -316,8 +332,16 @@ fn numeric_axis(
         (lo - half, hi + half)
     };
     let margin = (hi - lo) * pad;
-    let lo = if keep_zero && lo == 0.0 { 0.0 } else { lo - margin };
-    let hi = if keep_zero && hi == 0.0 { 0.0 } else { hi + margin };
+    let lo = if keep_zero && lo == 0.0 {
+        0.0
+    } else {
+        lo - margin
+    };
+    let hi = if keep_zero && hi == 0.0 {
+        0.0
+    } else {
+        hi + margin
+    };
     Axis {
         lo,
         hi,
@@ -334,8 +358,14 @@ fn emptiest_corner(layers: &[Layer], x: &Axis, y: &Axis) -> Corner {
         match &layer.marks {
             Marks::Line { points: p, band } => {
                 sample_path(p, &mut points);
-                sample_path(&band.iter().map(|b| (b.0, b.1)).collect::<Vec<_>>(), &mut points);
-                sample_path(&band.iter().map(|b| (b.0, b.2)).collect::<Vec<_>>(), &mut points);
+                sample_path(
+                    &band.iter().map(|b| (b.0, b.1)).collect::<Vec<_>>(),
+                    &mut points,
+                );
+                sample_path(
+                    &band.iter().map(|b| (b.0, b.2)).collect::<Vec<_>>(),
+                    &mut points,
+                );
             }
             Marks::Bars(bars) => {
                 for bar in bars {
@@ -365,10 +395,15 @@ fn emptiest_corner(layers: &[Layer], x: &Axis, y: &Axis) -> Corner {
             })
             .count()
     };
-    [Corner::UpperRight, Corner::UpperLeft, Corner::LowerRight, Corner::LowerLeft]
-        .into_iter()
-        .min_by_key(|&c| crowd(c))
-        .unwrap_or(Corner::UpperRight)
+    [
+        Corner::UpperRight,
+        Corner::UpperLeft,
+        Corner::LowerRight,
+        Corner::LowerLeft,
+    ]
+    .into_iter()
+    .min_by_key(|&c| crowd(c))
+    .unwrap_or(Corner::UpperRight)
 }
 
 /// Appends points along a polyline: its vertices and points a quarter of the way along each
@@ -409,7 +444,9 @@ mod tests {
         let scene = build(&frame(), &spec(Kind::Line, Some("governor"))).unwrap();
         assert_eq!(scene.layers.len(), 2);
         assert_eq!(scene.layers[0].label, "stock");
-        let Marks::Line { points, band } = &scene.layers[0].marks else { panic!("not a line") };
+        let Marks::Line { points, band } = &scene.layers[0].marks else {
+            panic!("not a line")
+        };
         assert_eq!(points, &[(1.0, 12.0), (2.0, 22.0)]);
         // {10, 14}: half-width 12.706205 · √8 / √2 = 25.41241.
         assert!((band[0].1 - (12.0 - 25.41241)).abs() < 1e-4);
@@ -422,9 +459,16 @@ mod tests {
     fn grouped_bars_per_category() {
         let scene = build(&frame(), &spec(Kind::Bar, Some("governor"))).unwrap();
         assert!(scene.x.categorical);
-        assert_eq!(scene.x.ticks, [(0.0, "1".to_string()), (1.0, "2".to_string())]);
-        let Marks::Bars(stock) = &scene.layers[0].marks else { panic!("not bars") };
-        let Marks::Bars(fuse) = &scene.layers[1].marks else { panic!("not bars") };
+        assert_eq!(
+            scene.x.ticks,
+            [(0.0, "1".to_string()), (1.0, "2".to_string())]
+        );
+        let Marks::Bars(stock) = &scene.layers[0].marks else {
+            panic!("not bars")
+        };
+        let Marks::Bars(fuse) = &scene.layers[1].marks else {
+            panic!("not bars")
+        };
         assert!(stock[0].x1 <= fuse[0].x0 && fuse[0].x1 <= 0.4 && stock[0].x0 >= -0.4);
         assert_eq!(fuse[1].mean, 10.0);
         assert!(scene.y.lo < 0.0, "the CI of {{10, 14}} reaches below 0");
@@ -437,14 +481,21 @@ mod tests {
         assert_eq!(scene.x.label, "energy_j");
         assert_eq!(scene.y.label, "CDF");
         assert!(scene.legend.is_none());
-        let Marks::Step(steps) = &scene.layers[0].marks else { panic!("not steps") };
+        let Marks::Step(steps) = &scene.layers[0].marks else {
+            panic!("not steps")
+        };
         assert_eq!(steps.first(), Some(&(scene.x.lo, 0.0)));
         assert_eq!(steps.last(), Some(&(scene.x.hi, 1.0)));
         assert_eq!(steps[1], (5.0, 0.0));
         assert_eq!(steps[2], (5.0, 1.0 / 8.0));
         // The top left of a CDF is empty.
-        let legend = build(&frame(), &spec(Kind::Cdf, Some("governor"))).unwrap().legend;
-        assert!(matches!(legend, Some(Corner::UpperLeft | Corner::LowerRight)), "{legend:?}");
+        let legend = build(&frame(), &spec(Kind::Cdf, Some("governor")))
+            .unwrap()
+            .legend;
+        assert!(
+            matches!(legend, Some(Corner::UpperLeft | Corner::LowerRight)),
+            "{legend:?}"
+        );
     }
 
     #[test]
@@ -455,8 +506,12 @@ mod tests {
             ..PlotSpec::new(Kind::Scatter, "soc", "energy_j")
         };
         let scene = build(&df, &spec).unwrap();
-        let Marks::Points(a) = &scene.layers[0].marks else { panic!("not points") };
-        let Marks::Points(b) = &scene.layers[1].marks else { panic!("not points") };
+        let Marks::Points(a) = &scene.layers[0].marks else {
+            panic!("not points")
+        };
+        let Marks::Points(b) = &scene.layers[1].marks else {
+            panic!("not points")
+        };
         assert_eq!(a[0].0, -b[0].0);
         assert!(a[0].0 < 0.0);
     }

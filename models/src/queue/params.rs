@@ -31,7 +31,10 @@ fn one() -> u32 {
 
 fn positive(path: &str, v: f64, out: &mut Vec<ParamError>) {
     if !(v.is_finite() && v > 0.0) {
-        out.push(ParamError::new(path, format!("must be a finite number > 0, got {v}")));
+        out.push(ParamError::new(
+            path,
+            format!("must be a finite number > 0, got {v}"),
+        ));
     }
 }
 
@@ -43,7 +46,10 @@ impl Validate for QueueParams {
         if !(self.series_interval_s.is_finite() && self.series_interval_s >= 0.0) {
             errors.push(ParamError::new(
                 "series_interval_s",
-                format!("must be a finite number ≥ 0, got {}", self.series_interval_s),
+                format!(
+                    "must be a finite number ≥ 0, got {}",
+                    self.series_interval_s
+                ),
             ));
         }
         if self.servers == 0 {

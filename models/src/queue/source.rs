@@ -24,7 +24,13 @@ pub struct PoissonSource {
 #[Model]
 impl PoissonSource {
     /// A source of `customers` jobs, arrival rate λ and service rate μ in 1/s, with its two streams.
-    pub fn new(arrival_rate: f64, service_rate: f64, customers: u64, arrivals: Rng, service: Rng) -> Self {
+    pub fn new(
+        arrival_rate: f64,
+        service_rate: f64,
+        customers: u64,
+        arrivals: Rng,
+        service: Rng,
+    ) -> Self {
         Self {
             out: Output::default(),
             arrival_rate,

@@ -12,15 +12,26 @@ use super::{QueueExperiment, QueueParams};
 fn replicate(p: &QueueParams, reps: u32, metric: &str) -> (f64, f64) {
     let values: Vec<f64> = (0..reps)
         .map(|r| {
-            let ctx = RunContext { run: u64::from(r), point: 0, replication: r, seed: run_seed(2024, r, 0) };
+            let ctx = RunContext {
+                run: u64::from(r),
+                point: 0,
+                replication: r,
+                seed: run_seed(2024, r, 0),
+            };
             let out = QueueExperiment.run(p, &ctx).expect("run succeeds");
-            out.metrics.iter().find(|(n, _)| n == metric).expect("metric exists").1
+            out.metrics
+                .iter()
+                .find(|(n, _)| n == metric)
+                .expect("metric exists")
+                .1
         })
         .collect();
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    let t = StudentsT::new(0.0, 1.0, n - 1.0).unwrap().inverse_cdf(0.975);
+    let t = StudentsT::new(0.0, 1.0, n - 1.0)
+        .unwrap()
+        .inverse_cdf(0.975);
     (mean, t * (var / n).sqrt())
 }
 
@@ -40,10 +51,16 @@ fn mm1_mean_wait_and_sojourn_match_theory() {
     let (lambda, mu) = (0.6, 1.0);
     let wq = mmc_mean_wait_s(lambda, mu, 1);
     let (mean, half) = replicate(&params(lambda, mu, 1), 12, "mean_wait_s");
-    assert!((mean - wq).abs() <= half, "M/M/1 W_q: sim {mean:.4} ± {half:.4}, theory {wq:.4}");
+    assert!(
+        (mean - wq).abs() <= half,
+        "M/M/1 W_q: sim {mean:.4} ± {half:.4}, theory {wq:.4}"
+    );
     let (mean, half) = replicate(&params(lambda, mu, 1), 12, "mean_sojourn_s");
     let w = wq + 1.0 / mu;
-    assert!((mean - w).abs() <= half, "M/M/1 W: sim {mean:.4} ± {half:.4}, theory {w:.4}");
+    assert!(
+        (mean - w).abs() <= half,
+        "M/M/1 W: sim {mean:.4} ± {half:.4}, theory {w:.4}"
+    );
 }
 
 #[test]
@@ -51,12 +68,18 @@ fn mmc_mean_wait_matches_erlang_c() {
     for (c, lambda) in [(2, 1.5), (4, 3.2)] {
         let wq = mmc_mean_wait_s(lambda, 1.0, c);
         let (mean, half) = replicate(&params(lambda, 1.0, c), 12, "mean_wait_s");
-        assert!((mean - wq).abs() <= half, "M/M/{c} W_q: sim {mean:.4} ± {half:.4}, Erlang C {wq:.4}");
+        assert!(
+            (mean - wq).abs() <= half,
+            "M/M/{c} W_q: sim {mean:.4} ± {half:.4}, Erlang C {wq:.4}"
+        );
     }
 }
 
 #[test]
 fn utilization_is_offered_load_per_server() {
     let (mean, half) = replicate(&params(1.5, 1.0, 2), 8, "utilization");
-    assert!((mean - 0.75).abs() <= half.max(0.01), "utilization {mean} ± {half}");
+    assert!(
+        (mean - 0.75).abs() <= half.max(0.01),
+        "utilization {mean} ± {half}"
+    );
 }
