@@ -19,7 +19,7 @@ fn scenarios() -> Vec<PathBuf> {
     files
 }
 
-fn plan(path: &PathBuf) -> Plan {
+fn plan(path: &std::path::Path) -> Plan {
     load(path, &models::registry(), None).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

@@ -10,6 +10,7 @@
 //! The run stops after exactly `events` processed events: once `events` events have been created
 //! (the initial ones included) no new event is sent, and the pending ones drain. With the default
 //! one initial event per LP the draining tail is `lps` events, 0.1 % of a 1,000-LP, 1 M-event run.
+//! This rule gives both implementations the same exact count without stopping mid-time-step.
 //! With [`PholdConfig::end_s`] set, the run also stops at that simulated time (inclusive).
 //!
 //! Every LP draws from its own stream `rng::stream(seed, "phold/lp/<i>")`, first the destination
@@ -24,9 +25,9 @@
 //!
 //! ```text
 //!   LP i ── fire (self-scheduled at t) ── draws (dest, delay)
-//!     │ Output<Hop>  (one per LP, connected to the router only)
+//!     │ Output<NewEvent>  (one per LP, connected to the router only)
 //!     ▼
-//!   Router ── route(Hop) ── counts the event; while the budget lasts, forwards delay to lps[dest]
+//!   Router ── route(NewEvent) ── counts the event; while the budget lasts, forwards delay to lps[dest]
 //!     │ Vec<Output<u64>>  (N outputs, one connection each: O(N) ports, never N×N)
 //!     ▼
 //!   LP dest ── arrive(delay) ── cx.schedule_event(delay, fire)
@@ -40,6 +41,9 @@
 //! Both wall times cover the whole run: building the bench / heap, scheduling the initial events,
 //! and processing. Neither allocates per event on our side (the heap and the RNG vector are sized
 //! up front; nexosim's own scheduler is what is being measured).
+//!
+//! `bench/run_simpy.sh` runs `sysim bench` and the same PHOLD on SimPy 4.1
+//! (`bench/phold_simpy.py`) and prints the ratios.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
