@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod fpga;
 pub mod llm;
 pub mod presets;
 pub mod queue;
@@ -11,5 +12,8 @@ use sim::scenario::Registry;
 
 /// Every family sysim knows, in the order `sysim list` shows them.
 pub fn registry() -> Registry {
-    Registry::new(vec![Box::new(queue::QueueExperiment)])
+    Registry::new(vec![
+        Box::new(queue::QueueExperiment),
+        Box::new(fpga::FpgaExperiment),
+    ])
 }
