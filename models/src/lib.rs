@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod fpga;
 pub mod llm;
 pub mod mobile;
 pub mod presets;
@@ -18,6 +19,7 @@ pub fn registry() -> Registry {
         Box::new(queue::QueueExperiment),
         Box::new(mobile::MobileExperiment),
         Box::new(supernode::SupernodeExperiment),
+        Box::new(fpga::FpgaExperiment),
         Box::new(sptc::SptcExperiment),
     ])
 }

@@ -1,0 +1,318 @@
+//! Parameters of the `fpga` family: the board, the GPU baseline, the Transformer, the nonlinear
+//! design and precision, and (optionally) a quality study of quantization methods.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sim::experiment::{ParamError, Validate};
+
+use super::ops::Design;
+
+/// An FPGA board: fabric resources, clock and memory (preset kind `fpga`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FpgaBoard {
+    /// Board name.
+    pub name: String,
+    /// 6-input LUTs.
+    pub lut: f64,
+    /// Flip-flops.
+    pub ff: f64,
+    /// DSP slices.
+    pub dsp: f64,
+    /// 36 Kb block RAMs.
+    pub bram36: f64,
+    /// On-chip memory, bytes.
+    pub onchip_bytes: f64,
+    /// Accelerator clock, MHz.
+    pub clock_mhz: f64,
+    /// Off-chip memory bandwidth, GB/s.
+    pub offchip_gbps: f64,
+    /// INT8 multiply-accumulates per DSP per cycle.
+    pub macs_per_dsp_int8: u32,
+    /// INT4 multiply-accumulates per DSP per cycle.
+    pub macs_per_dsp_int4: u32,
+}
+
+/// A GPU for the baseline (preset kind `gpu-baseline`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GpuSpec {
+    /// GPU name.
+    pub name: String,
+    /// Dense FP16 tensor throughput, TFLOPS.
+    pub fp16_tflops: f64,
+    /// Dense INT8 throughput, TOPS.
+    pub int8_tops: f64,
+    /// Dense INT4 throughput, TOPS.
+    pub int4_tops: f64,
+    /// Memory bandwidth, GB/s.
+    pub mem_gbps: f64,
+    /// Per-kernel launch overhead, µs.
+    pub launch_us: f64,
+    /// Fraction of peak reached by matmul kernels (0, 1].
+    pub matmul_efficiency: f64,
+}
+
+/// Elementwise activation of the FFN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    /// GELU (BERT, ViT).
+    Gelu,
+    /// SiLU (Llama).
+    Silu,
+}
+
+/// Normalisation layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Norm {
+    /// LayerNorm (BERT, ViT).
+    LayerNorm,
+    /// RMSNorm (Llama).
+    RmsNorm,
+}
+
+/// A Transformer encoder/decoder stack (preset kind `fpga-workload`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelShape {
+    /// Model name.
+    pub name: String,
+    /// Layers.
+    pub layers: u32,
+    /// Hidden size.
+    pub hidden: u32,
+    /// Attention heads (hidden must divide by heads).
+    pub heads: u32,
+    /// FFN intermediate size.
+    pub ffn: u32,
+    /// Tokens processed (sequence length, batch 1).
+    pub seq: u32,
+    /// FFN activation.
+    pub activation: Activation,
+    /// Normalisation.
+    pub norm: Norm,
+    /// Gated FFN (gate and up projections, SwiGLU).
+    pub gated_ffn: bool,
+}
+
+/// Weight/activation quantization method of the quality study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuantMethod {
+    /// No quantization (FP32 weights and activations; the nonlinear design still applies).
+    None,
+    /// Round-to-nearest, per-output-channel weights and per-token activations.
+    Rtn,
+    /// SmoothQuant-style smoothing then RTN.
+    Smooth,
+    /// SpecQuant: smoothing + per-channel low-frequency Fourier truncation + RTN residual.
+    Specquant,
+}
+
+/// Quality study: a MiniLM-L6-architecture Transformer with random weights (a stand-in for the
+/// real model) run in FP32 and with the design's operators and the quantization method.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QualityParams {
+    /// Quantization method.
+    pub method: QuantMethod,
+    /// Weight bits (2..=8).
+    pub weight_bits: u32,
+    /// Activation bits (2..=8).
+    pub act_bits: u32,
+    /// Synthetic sentences (token sequences) evaluated.
+    #[serde(default = "sixteen")]
+    pub sentences: u32,
+    /// SmoothQuant migration strength α in [0, 1].
+    #[serde(default = "half")]
+    pub alpha: f64,
+    /// SpecQuant spectral energy kept per channel by the adaptive threshold, in (0, 1].
+    #[serde(default = "energy")]
+    pub energy: f64,
+    /// Fraction of hidden channels given outlier LayerNorm gains (×20), as in real LLMs.
+    #[serde(default = "outliers")]
+    pub outlier_fraction: f64,
+    /// Shrinks the MiniLM-L6 stand-in's layers to this many (≤ 6), for quick runs.
+    #[serde(default = "six")]
+    pub layers: u32,
+}
+
+fn sixteen() -> u32 {
+    16
+}
+fn half() -> f64 {
+    0.5
+}
+fn energy() -> f64 {
+    0.9
+}
+fn outliers() -> f64 {
+    0.02
+}
+fn six() -> u32 {
+    6
+}
+fn lanes() -> u32 {
+    16
+}
+fn array() -> u32 {
+    32
+}
+
+/// Parameters of one `fpga` run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FpgaParams {
+    /// The FPGA board.
+    pub fpga: FpgaBoard,
+    /// The GPU of the baseline.
+    pub gpu: GpuSpec,
+    /// The Transformer executed.
+    pub workload: ModelShape,
+    /// Nonlinear circuit design.
+    pub design: Design,
+    /// Activation (and matmul operand) bits: 4 or 8.
+    pub bits: u32,
+    /// Lanes of each nonlinear unit (elements per cycle).
+    #[serde(default = "lanes")]
+    pub lanes: u32,
+    /// Systolic array rows.
+    #[serde(default = "array")]
+    pub array_rows: u32,
+    /// Systolic array columns.
+    #[serde(default = "array")]
+    pub array_cols: u32,
+    /// QUARK only: build one dedicated unit per op from QUARK's primitives instead of the one
+    /// shared circuit (the separate styles lut/pwl/poly are always one unit per op).
+    #[serde(default)]
+    pub separate_units: bool,
+    /// Optional accuracy study.
+    #[serde(default)]
+    pub quality: Option<QualityParams>,
+}
+
+fn positive(path: &str, v: f64, out: &mut Vec<ParamError>) {
+    if !(v.is_finite() && v > 0.0) {
+        out.push(ParamError::new(
+            path,
+            format!("must be a finite number > 0, got {v}"),
+        ));
+    }
+}
+
+fn nonzero(path: &str, v: u32, out: &mut Vec<ParamError>) {
+    if v == 0 {
+        out.push(ParamError::new(path, "must be ≥ 1, got 0"));
+    }
+}
+
+impl Validate for FpgaParams {
+    fn validate(&self) -> Vec<ParamError> {
+        let mut e = Vec::new();
+        let b = &self.fpga;
+        for (k, v) in [
+            ("fpga.lut", b.lut),
+            ("fpga.ff", b.ff),
+            ("fpga.dsp", b.dsp),
+            ("fpga.bram36", b.bram36),
+            ("fpga.onchip_bytes", b.onchip_bytes),
+            ("fpga.clock_mhz", b.clock_mhz),
+            ("fpga.offchip_gbps", b.offchip_gbps),
+            ("gpu.fp16_tflops", self.gpu.fp16_tflops),
+            ("gpu.int8_tops", self.gpu.int8_tops),
+            ("gpu.int4_tops", self.gpu.int4_tops),
+            ("gpu.mem_gbps", self.gpu.mem_gbps),
+        ] {
+            positive(k, v, &mut e);
+        }
+        nonzero("fpga.macs_per_dsp_int8", b.macs_per_dsp_int8, &mut e);
+        nonzero("fpga.macs_per_dsp_int4", b.macs_per_dsp_int4, &mut e);
+        if !(self.gpu.launch_us.is_finite() && self.gpu.launch_us >= 0.0) {
+            e.push(ParamError::new(
+                "gpu.launch_us",
+                format!("must be ≥ 0, got {}", self.gpu.launch_us),
+            ));
+        }
+        let eff = self.gpu.matmul_efficiency;
+        if !(eff > 0.0 && eff <= 1.0) {
+            e.push(ParamError::new(
+                "gpu.matmul_efficiency",
+                format!("must be in (0, 1], got {eff}"),
+            ));
+        }
+        let w = &self.workload;
+        for (k, v) in [
+            ("workload.layers", w.layers),
+            ("workload.hidden", w.hidden),
+            ("workload.heads", w.heads),
+            ("workload.ffn", w.ffn),
+            ("workload.seq", w.seq),
+        ] {
+            nonzero(k, v, &mut e);
+        }
+        if w.heads > 0 && w.hidden % w.heads != 0 {
+            e.push(ParamError::new(
+                "workload.heads",
+                format!("must divide hidden ({}), got {}", w.hidden, w.heads),
+            ));
+        }
+        if self.bits != 4 && self.bits != 8 {
+            e.push(ParamError::new(
+                "bits",
+                format!("must be 4 or 8, got {}", self.bits),
+            ));
+        }
+        for (k, v) in [
+            ("lanes", self.lanes),
+            ("array_rows", self.array_rows),
+            ("array_cols", self.array_cols),
+        ] {
+            if !(1..=4096).contains(&v) {
+                e.push(ParamError::new(k, format!("must be in 1..=4096, got {v}")));
+            }
+        }
+        if let Some(q) = &self.quality {
+            for (k, v) in [
+                ("quality.weight_bits", q.weight_bits),
+                ("quality.act_bits", q.act_bits),
+            ] {
+                if !(2..=8).contains(&v) {
+                    e.push(ParamError::new(k, format!("must be in 2..=8, got {v}")));
+                }
+            }
+            if !(1..=256).contains(&q.sentences) {
+                e.push(ParamError::new(
+                    "quality.sentences",
+                    format!("must be in 1..=256, got {}", q.sentences),
+                ));
+            }
+            if !(1..=6).contains(&q.layers) {
+                e.push(ParamError::new(
+                    "quality.layers",
+                    format!("must be in 1..=6, got {}", q.layers),
+                ));
+            }
+            if !(0.0..=1.0).contains(&q.alpha) {
+                e.push(ParamError::new(
+                    "quality.alpha",
+                    format!("must be in [0, 1], got {}", q.alpha),
+                ));
+            }
+            if !(q.energy > 0.0 && q.energy <= 1.0) {
+                e.push(ParamError::new(
+                    "quality.energy",
+                    format!("must be in (0, 1], got {}", q.energy),
+                ));
+            }
+            if !(0.0..=0.5).contains(&q.outlier_fraction) {
+                e.push(ParamError::new(
+                    "quality.outlier_fraction",
+                    format!("must be in [0, 0.5], got {}", q.outlier_fraction),
+                ));
+            }
+        }
+        e
+    }
+}
