@@ -317,15 +317,13 @@ fn merge(dirs: &[PathBuf], out: &Path, format: sim::table::Format) -> Result<(),
 }
 
 fn bench(lps: usize, events: u64, seed: u64) -> Result<(), CliError> {
-    if lps == 0 || events == 0 {
-        return Err(CliError::Input("--lps and --events must be ≥ 1".into()));
-    }
     let cfg = sim::bench::PholdConfig {
         lps,
         events,
         seed,
         ..sim::bench::PholdConfig::default()
     };
+    cfg.validate().map_err(CliError::Input)?;
     println!("{}", sim::bench::run(&cfg));
     Ok(())
 }
