@@ -252,7 +252,7 @@ impl Validate for FpgaParams {
         ] {
             nonzero(k, v, &mut e);
         }
-        if w.heads > 0 && w.hidden % w.heads != 0 {
+        if w.heads > 0 && !w.hidden.is_multiple_of(w.heads) {
             e.push(ParamError::new(
                 "workload.heads",
                 format!("must divide hidden ({}), got {}", w.hidden, w.heads),

@@ -124,6 +124,6 @@ fn design_that_does_not_fit_is_a_clear_error() {
     let mut p = params("bert-base", "a100", Design::Quark);
     p.array_rows = 128;
     p.array_cols = 128;
-    let e = FpgaExperiment.run(&p, &ctx()).err().expect("must not fit");
+    let e = FpgaExperiment.run(&p, &ctx()).expect_err("must not fit");
     assert!(e.to_string().contains("does not fit zcu102"), "{e}");
 }
