@@ -30,7 +30,10 @@ pub struct FpgaExperiment;
 
 /// Runs `steps` through a sequencer, returning (task id, engine, start, finish) in finish order.
 /// `with_dma`: weights stream over an off-chip link of `gbps`; otherwise they are assumed resident.
-fn execute(steps: Vec<Step>, dma_gbps: Option<f64>) -> Result<Vec<(Completed, bool)>, RunError> {
+pub(super) fn execute(
+    steps: Vec<Step>,
+    dma_gbps: Option<f64>,
+) -> Result<Vec<(Completed, bool)>, RunError> {
     let on_array: Vec<bool> = steps.iter().map(|s| s.on_array).collect();
     let steps = match dma_gbps {
         Some(_) => steps,

@@ -14,3 +14,6 @@ pub use experiment::FpgaExperiment;
 pub use params::FpgaParams;
 pub mod quality;
 pub mod specquant;
+
+#[cfg(test)]
+mod tests;
