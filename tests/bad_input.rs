@@ -68,7 +68,7 @@ fn cases() -> Vec<Case> {
             "unknown family",
             "model: queue",
             "model: quux",
-            "S.yaml:2:1: key `model`: unknown family `quux`; valid families: queue",
+            "S.yaml:2:1: key `model`: unknown family `quux`; valid families: queue, mobile, supernode, fpga, sptc",
         ),
         case(
             "empty sweep list",
