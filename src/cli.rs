@@ -1,6 +1,7 @@
 //! Command-line arguments (clap).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sim::runner::Shard;
@@ -50,7 +51,7 @@ pub enum KindArg {
 pub enum Command {
     /// Run a scenario (a sweep when the file has one) and write its result tables.
     #[command(
-        after_help = "Example:\n  sysim run scenarios/quickstart.yaml --jobs 2 --out out/quick\n  sysim run scenarios/quickstart.yaml --shard 0/3 --out out/part0"
+        after_help = "Examples:\n  sysim run scenarios/quickstart.yaml --jobs 2 --out out/quick\n  sysim run scenarios/quickstart.yaml --shard 0/3 --out out/part0\n  sysim run scenarios/queue/long-run.yaml --checkpoint ckpt --checkpoint-every 20000s   # killed?\n  sysim run scenarios/queue/long-run.yaml --resume ckpt                                 # continues each run where it stopped"
     )]
     Run {
         /// Scenario YAML file.
@@ -73,9 +74,17 @@ pub enum Command {
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
-        /// Keep the successful runs already in the output folder; run only the missing or failed ones.
-        #[arg(long)]
-        resume: bool,
+        /// Keep the successful runs already in the output folder and run only the missing or failed
+        /// ones; with a checkpoint folder (`--resume DIR`), unfinished runs continue from their last
+        /// checkpoint there.
+        #[arg(long, value_name = "DIR", num_args = 0..=1)]
+        resume: Option<Option<PathBuf>>,
+        /// Save every run's engine state into this folder periodically (families that support it).
+        #[arg(long, value_name = "DIR", requires = "checkpoint_every")]
+        checkpoint: Option<PathBuf>,
+        /// Simulated time between checkpoints: a number with a unit, e.g. `500ms`, `30s`, `10min`, `2h`.
+        #[arg(long, value_name = "TIME", value_parser = parse_sim_time, requires = "checkpoint")]
+        checkpoint_every: Option<Duration>,
     },
     /// Check scenario files without running them.
     #[command(after_help = "Example:\n  sysim validate scenarios/*.yaml scenarios/*/*.yaml")]
@@ -162,4 +171,44 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+/// Parses a simulated duration with a unit (`ms`, `s`, `min`, `h`), e.g. `30s` or `1.5h`.
+fn parse_sim_time(text: &str) -> Result<Duration, String> {
+    let bad =
+        || format!("expected a positive time with a unit (ms, s, min, h), e.g. 30s, got `{text}`");
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.trim().parse().map_err(|_| bad())?;
+    let scale_s = match unit.trim() {
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "min" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(bad()),
+    };
+    let seconds = value * scale_s;
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_sim_time;
+    use std::time::Duration;
+
+    #[test]
+    fn sim_times_need_a_unit_and_a_positive_value() {
+        assert_eq!(parse_sim_time("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_sim_time("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_sim_time("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_sim_time("2min"), Ok(Duration::from_secs(120)));
+        for bad in ["30", "0s", "-1s", "3 days", "s"] {
+            assert!(parse_sim_time(bad).is_err(), "{bad}");
+        }
+    }
 }

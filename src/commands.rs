@@ -2,8 +2,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use sim::checkpoint::CheckpointPolicy;
 use sim::error::InputError;
 use sim::output::{self, Build};
 use sim::runner::{self, RunOptions};
@@ -63,14 +64,25 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             format,
             quiet,
             resume,
+            checkpoint,
+            checkpoint_every,
         } => run(
             &registry,
             &file,
             out,
             seed,
-            RunOptions { jobs, shard, quiet },
+            RunOptions {
+                jobs,
+                shard,
+                quiet,
+                checkpoint: None,
+            },
             format.into(),
-            resume,
+            Checkpointing {
+                resume,
+                dir: checkpoint,
+                every: checkpoint_every,
+            },
         ),
         Command::Validate { files } => validate(&registry, &files),
         Command::List => list(&registry),
@@ -99,17 +111,80 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// The run command's resume and checkpoint flags.
+struct Checkpointing {
+    /// `--resume` (`Some(None)`) or `--resume DIR` (`Some(Some(DIR))`).
+    resume: Option<Option<PathBuf>>,
+    /// `--checkpoint DIR`.
+    dir: Option<PathBuf>,
+    /// `--checkpoint-every TIME`.
+    every: Option<Duration>,
+}
+
+impl Checkpointing {
+    /// The checkpoint policy for `plan`: a new (or same-plan) folder with `--checkpoint`, the folder's
+    /// recorded interval with `--resume DIR` alone.
+    fn policy(
+        &self,
+        plan: &scenario::Plan,
+        family: &str,
+        supported: bool,
+    ) -> Result<Option<CheckpointPolicy>, CliError> {
+        let resume_dir = self.resume.as_ref().and_then(|r| r.as_ref());
+        if self.dir.is_none() && resume_dir.is_none() {
+            return Ok(None);
+        }
+        if !supported {
+            return Err(CliError::Input(format!(
+                "family `{family}` does not save checkpoints; drop --checkpoint/--resume DIR (the queue family does)"
+            )));
+        }
+        let key = sim::resume::plan_key(plan);
+        let policy = match (&self.dir, self.every, resume_dir) {
+            (Some(dir), Some(every), _) => CheckpointPolicy::create(dir, every, &key),
+            (_, _, Some(dir)) => CheckpointPolicy::reopen(dir, &key),
+            _ => Err("--checkpoint needs --checkpoint-every".to_owned()),
+        }
+        .map_err(CliError::Input)?;
+        Ok(Some(policy))
+    }
+}
+
 fn run(
     registry: &Registry,
     file: &Path,
     out: Option<PathBuf>,
     seed: Option<u64>,
-    opts: RunOptions,
+    mut opts: RunOptions,
     format: sim::table::Format,
-    resume: bool,
+    checkpointing: Checkpointing,
 ) -> Result<(), CliError> {
     let plan = scenario::load(file, registry, seed)?;
+    let family = registry
+        .get(&plan.scenario.model)
+        .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.model)))?;
+    opts.checkpoint = checkpointing.policy(&plan, family.name(), family.checkpoints())?;
     let dir = out.unwrap_or_else(|| Path::new("out").join(&plan.scenario.name));
+    let resume = checkpointing.resume.is_some();
+    if let Some(policy) = opts.checkpoint.as_ref().filter(|_| !opts.quiet) {
+        let saved = plan
+            .runs
+            .iter()
+            .filter(|r| opts.shard.is_none_or(|s| s.contains(r.ctx.run)))
+            .filter(|r| policy.for_run(r.ctx.run).exists())
+            .count();
+        if saved > 0 {
+            let (runs, its) = if saved == 1 {
+                ("run", "its")
+            } else {
+                ("runs", "their")
+            };
+            eprintln!(
+                "checkpoint: continuing {saved} {runs} from {its} last checkpoint in {}",
+                policy.dir.display()
+            );
+        }
+    }
     let records = execute_into(registry, &plan, &dir, &opts, format, resume)?;
     let failed: Vec<_> = records.iter().filter(|r| r.outcome.is_err()).collect();
     match failed.first() {

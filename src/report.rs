@@ -129,6 +129,7 @@ fn one(
                 jobs: opts.jobs,
                 shard: None,
                 quiet: opts.quiet,
+                checkpoint: None,
             };
             execute_into(registry, &plan, &data, &run_opts, Format::Parquet, false)?;
             write(&data.join("cache_key"), key.as_bytes())?;

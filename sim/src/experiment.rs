@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::checkpoint::Checkpointer;
 use crate::rng::{self, Rng};
 
 /// A parameter that is out of its valid range, found by a family's [`Validate`] implementation.
@@ -135,6 +136,20 @@ pub trait Experiment: Send + Sync + 'static {
     const PRESETS: &'static [PresetSlot] = &[];
     /// Runs one simulation with `params`.
     fn run(&self, params: &Self::Params, ctx: &RunContext) -> Result<RunOutput, RunError>;
+    /// Whether [`Experiment::run_checkpointed`] really saves and restores engine state.
+    const CHECKPOINTS: bool = false;
+    /// Runs one simulation, saving its state through `ckpt` and continuing from a saved state when
+    /// one exists. The result must equal [`Experiment::run`]'s. Families that set
+    /// [`Experiment::CHECKPOINTS`] override it; the default runs without checkpoints.
+    fn run_checkpointed(
+        &self,
+        params: &Self::Params,
+        ctx: &RunContext,
+        ckpt: &Checkpointer,
+    ) -> Result<RunOutput, RunError> {
+        let _ = ckpt;
+        self.run(params, ctx)
+    }
 }
 
 /// Why a params value was rejected before running: a serde type error, or a range violation.
@@ -160,6 +175,15 @@ pub trait DynExperiment: Send + Sync {
     fn check(&self, params: &serde_json::Value) -> Result<(), Vec<ParamsRejection>>;
     /// Runs one simulation with resolved params (already checked).
     fn run(&self, params: &serde_json::Value, ctx: &RunContext) -> Result<RunOutput, RunError>;
+    /// Whether the family saves and restores checkpoints.
+    fn checkpoints(&self) -> bool;
+    /// Runs one simulation with checkpoints through `ckpt`.
+    fn run_checkpointed(
+        &self,
+        params: &serde_json::Value,
+        ctx: &RunContext,
+        ckpt: &Checkpointer,
+    ) -> Result<RunOutput, RunError>;
 }
 
 fn typed<P: DeserializeOwned>(params: &serde_json::Value) -> Result<P, ParamsRejection> {
@@ -205,5 +229,18 @@ impl<E: Experiment> DynExperiment for E {
         let p: E::Params =
             typed(params).map_err(|r| RunError::Model(format!("params: {}", r.message)))?;
         Experiment::run(self, &p, ctx)
+    }
+    fn checkpoints(&self) -> bool {
+        E::CHECKPOINTS
+    }
+    fn run_checkpointed(
+        &self,
+        params: &serde_json::Value,
+        ctx: &RunContext,
+        ckpt: &Checkpointer,
+    ) -> Result<RunOutput, RunError> {
+        let p: E::Params =
+            typed(params).map_err(|r| RunError::Model(format!("params: {}", r.message)))?;
+        Experiment::run_checkpointed(self, &p, ctx, ckpt)
     }
 }

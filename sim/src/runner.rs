@@ -8,6 +8,7 @@ use std::str::FromStr;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
+use crate::checkpoint::CheckpointPolicy;
 use crate::experiment::{DynExperiment, RunOutput};
 use crate::scenario::{Plan, RunSpec};
 
@@ -48,7 +49,7 @@ impl std::fmt::Display for Shard {
 }
 
 /// How to execute a plan.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Worker threads; 0 means all cores.
     pub jobs: usize,
@@ -56,6 +57,9 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
     /// No progress bar.
     pub quiet: bool,
+    /// Save each run's state there periodically and continue from saved states (families whose
+    /// `checkpoints()` is true; the caller refuses the others).
+    pub checkpoint: Option<CheckpointPolicy>,
 }
 
 /// What one run produced: its spec and either its output or the reason it failed.
@@ -90,12 +94,19 @@ pub fn execute(
         specs
             .par_iter()
             .map(|spec| {
-                let outcome =
-                    match catch_unwind(AssertUnwindSafe(|| family.run(&spec.params, &spec.ctx))) {
-                        Ok(Ok(out)) => Ok(out),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(panic) => Err(format!("run panicked: {}", panic_message(&panic))),
-                    };
+                let run = || match &opts.checkpoint {
+                    Some(policy) => family.run_checkpointed(
+                        &spec.params,
+                        &spec.ctx,
+                        &policy.for_run(spec.ctx.run),
+                    ),
+                    None => family.run(&spec.params, &spec.ctx),
+                };
+                let outcome = match catch_unwind(AssertUnwindSafe(run)) {
+                    Ok(Ok(out)) => Ok(out),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(panic) => Err(format!("run panicked: {}", panic_message(&panic))),
+                };
                 bar.inc(1);
                 RunRecord {
                     spec: (*spec).clone(),
@@ -186,6 +197,7 @@ mod tests {
             jobs: 2,
             shard: None,
             quiet: true,
+            checkpoint: None,
         };
         let records = execute(&plan, registry.get("flaky").unwrap(), &opts, &[]).unwrap();
         let runs: Vec<u64> = records.iter().map(|r| r.spec.ctx.run).collect();

@@ -146,11 +146,18 @@ fn draw<'a, DB: DrawingBackend + 'a>(
         .map(|t| t.1.chars().count())
         .max()
         .unwrap_or(1);
+    let vertical_x = vertical_x_labels(&scene.x);
+    let x_area_px = if vertical_x {
+        let longest = scene.x.ticks.iter().map(|t| t.1.chars().count()).max();
+        40 + (TICK_PX * CHAR_WIDTH_EM * longest.unwrap_or(1) as f64) as u32
+    } else {
+        62
+    };
     let mut builder = ChartBuilder::on(root);
     builder
         .margin(12)
         .margin_right(28)
-        .x_label_area_size(62)
+        .x_label_area_size(x_area_px)
         .y_label_area_size(44 + 10 * y_tick_chars as u32);
     if let Some(title) = &scene.title {
         builder.caption(title, text(TITLE_PX));
@@ -163,6 +170,11 @@ fn draw<'a, DB: DrawingBackend + 'a>(
     mesh.bold_line_style(GRID.stroke_width(1))
         .axis_style(INK.stroke_width(1))
         .label_style(text(TICK_PX))
+        .x_label_style(if vertical_x {
+            text(TICK_PX).transform(FontTransform::Rotate270)
+        } else {
+            text(TICK_PX)
+        })
         .axis_desc_style(text(AXIS_TITLE_PX))
         .x_desc(scene.x.label.as_str())
         .y_desc(scene.y.label.as_str())
@@ -269,6 +281,25 @@ impl Ranged for Ticked {
     }
 }
 
+/// Average glyph advance of the embedded font, in ems (DejaVu Sans: ≈ 0.55–0.6).
+const CHAR_WIDTH_EM: f64 = 0.6;
+
+/// Whether category labels would overlap side by side and are drawn vertically instead: the
+/// widest label (plus a gap) does not fit in its share of the plot width.
+fn vertical_x_labels(axis: &Axis) -> bool {
+    if !axis.categorical || axis.ticks.is_empty() {
+        return false;
+    }
+    let plot_px = f64::from(SIZE.0) - 140.0;
+    let slot_px = plot_px / axis.ticks.len() as f64;
+    let widest_px = axis
+        .ticks
+        .iter()
+        .map(|t| t.1.chars().count() as f64 * TICK_PX * CHAR_WIDTH_EM)
+        .fold(0.0, f64::max);
+    widest_px + 8.0 > slot_px
+}
+
 fn coord(axis: &Axis) -> Ticked {
     Ticked {
         range: axis.lo..axis.hi,
@@ -363,4 +394,40 @@ fn legend_entry<'a, DB: DrawingBackend + 'a>(
         }
         Shape::Cross => anno.legend(move |c| key(c) + Cross::new((0, 0), r, color.stroke_width(3))),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn categories(labels: &[&str]) -> Axis {
+        Axis {
+            lo: -0.5,
+            hi: labels.len() as f64 - 0.5,
+            ticks: labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i as f64, (*l).to_owned()))
+                .collect(),
+            label: "governor".into(),
+            categorical: true,
+        }
+    }
+
+    #[test]
+    fn long_crowded_categories_are_drawn_vertically() {
+        assert!(!vertical_x_labels(&categories(&["a", "b", "c"])));
+        let long = [
+            "stock (schedutil+ondemand+bw_hwmon)",
+            "fuse",
+            "oracle",
+            "performance",
+        ];
+        assert!(vertical_x_labels(&categories(&long)));
+        let numeric = Axis {
+            categorical: false,
+            ..categories(&long)
+        };
+        assert!(!vertical_x_labels(&numeric));
+    }
 }

@@ -83,3 +83,27 @@ fn utilization_is_offered_load_per_server() {
         "utilization {mean} ± {half}"
     );
 }
+
+#[test]
+fn checkpointing_does_not_change_a_run() {
+    let tmp = std::env::temp_dir().join(format!("sysim-queue-ckpt-{}", std::process::id()));
+    let policy = sim::checkpoint::CheckpointPolicy::create(
+        &tmp,
+        std::time::Duration::from_secs(200),
+        "queue-test",
+    )
+    .unwrap();
+    let p = params(0.7, 1.0, 2);
+    let ctx = RunContext {
+        run: 0,
+        point: 0,
+        replication: 0,
+        seed: run_seed(9, 0, 0),
+    };
+    let plain = QueueExperiment.run(&p, &ctx).unwrap();
+    let ckpt = policy.for_run(0);
+    let stepped = QueueExperiment.run_checkpointed(&p, &ctx, &ckpt).unwrap();
+    assert_eq!(plain.metrics, stepped.metrics);
+    assert!(!ckpt.exists(), "a finished run leaves no checkpoint");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
