@@ -11,6 +11,7 @@ use plotters::chart::SeriesAnno;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use super::scene::{Axis, Corner, Marks, Scene};
@@ -149,7 +150,7 @@ fn draw<'a, DB: DrawingBackend + 'a>(
     let vertical_x = vertical_x_labels(&scene.x);
     let x_area_px = if vertical_x {
         let longest = scene.x.ticks.iter().map(|t| t.1.chars().count()).max();
-        40 + (TICK_PX * CHAR_WIDTH_EM * longest.unwrap_or(1) as f64) as u32
+        24 + (TICK_PX * CHAR_WIDTH_EM * longest.unwrap_or(1) as f64) as u32
     } else {
         62
     };
@@ -164,17 +165,19 @@ fn draw<'a, DB: DrawingBackend + 'a>(
     }
     let mut chart = builder.build_cartesian_2d(coord(&scene.x), coord(&scene.y))?;
 
-    let x_label = |v: &f64| tick_label(&scene.x, *v);
+    // Crowded categories are drawn vertically below the axis by `vertical_tick_labels`.
+    let x_label = |v: &f64| {
+        if vertical_x {
+            String::new()
+        } else {
+            tick_label(&scene.x, *v)
+        }
+    };
     let y_label = |v: &f64| tick_label(&scene.y, *v);
     let mut mesh = chart.configure_mesh();
     mesh.bold_line_style(GRID.stroke_width(1))
         .axis_style(INK.stroke_width(1))
         .label_style(text(TICK_PX))
-        .x_label_style(if vertical_x {
-            text(TICK_PX).transform(FontTransform::Rotate270)
-        } else {
-            text(TICK_PX)
-        })
         .axis_desc_style(text(AXIS_TITLE_PX))
         .x_desc(scene.x.label.as_str())
         .y_desc(scene.y.label.as_str())
@@ -184,6 +187,9 @@ fn draw<'a, DB: DrawingBackend + 'a>(
         mesh.disable_x_mesh();
     }
     mesh.draw()?;
+    if vertical_x {
+        vertical_tick_labels(root, &chart, &scene.x, scene.y.lo)?;
+    }
 
     let with_legend = scene.legend.is_some();
     for (i, layer) in scene.layers.iter().enumerate() {
@@ -281,8 +287,8 @@ impl Ranged for Ticked {
     }
 }
 
-/// Average glyph advance of the embedded font, in ems (DejaVu Sans: ≈ 0.55–0.6).
-const CHAR_WIDTH_EM: f64 = 0.6;
+/// Average glyph advance of the embedded font in ems for lower-case labels (DejaVu Sans, measured ≈ 0.46).
+const CHAR_WIDTH_EM: f64 = 0.48;
 
 /// Whether category labels would overlap side by side and are drawn vertically instead: the
 /// widest label (plus a gap) does not fit in its share of the plot width.
@@ -298,6 +304,23 @@ fn vertical_x_labels(axis: &Axis) -> bool {
         .map(|t| t.1.chars().count() as f64 * TICK_PX * CHAR_WIDTH_EM)
         .fold(0.0, f64::max);
     widest_px + 8.0 > slot_px
+}
+
+/// Draws category labels rotated a quarter turn, each ending just below its tick.
+fn vertical_tick_labels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &Chart<'_, DB>,
+    x: &Axis,
+    y_lo: f64,
+) -> DrawResult<(), DB> {
+    let style = text(TICK_PX)
+        .transform(FontTransform::Rotate270)
+        .pos(Pos::new(HPos::Right, VPos::Center));
+    for (value, label) in &x.ticks {
+        let (px, py) = chart.backend_coord(&(*value, y_lo));
+        root.draw_text(label, &style, (px, py + 8))?;
+    }
+    Ok(())
 }
 
 fn coord(axis: &Axis) -> Ticked {
