@@ -5,6 +5,7 @@
 
 pub mod fpga;
 pub mod llm;
+pub mod minilm;
 pub mod mobile;
 pub mod presets;
 pub mod queue;

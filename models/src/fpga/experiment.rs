@@ -12,9 +12,10 @@ use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 
 use super::cost;
 use super::ops::Prec;
-use super::params::FpgaParams;
+use super::params::{FpgaParams, QualityParams, WeightsChoice};
+use crate::minilm::{self, MiniLm, Tokenizer, sentences, tokenizer::MAX_SEQ_LEN};
 use super::platform::{array_dsp, fpga_step, gpu_kernel_s};
-use super::quality::{Dims, Encoder, Variant, evaluate, sentences};
+use super::quality::{Variant, evaluate};
 use super::sequencer::{Sequencer, Step};
 use super::workload::{Kind, Task, nonlinear_ops, program};
 
@@ -175,23 +176,67 @@ impl Experiment for FpgaExperiment {
             out.sample(c.finish_s, engine, "task_busy_s", c.finish_s - c.start_s);
         }
         if let Some(q) = &p.quality {
-            let dims = Dims::minilm(q.layers as usize);
-            let enc = Encoder::random(
-                dims,
-                q.outlier_fraction,
-                &mut ctx.rng("fpga/minilm-weights"),
-            );
-            let sents = sentences(dims, q.sentences as usize, &mut ctx.rng("fpga/sentences"));
-            let variant = Variant {
-                ops: Some((p.design, prec)),
-                quant: Some(q),
-            };
-            let (cos, nn) = evaluate(&enc, &sents, &variant);
-            out.metric("cosine_similarity", cos)
-                .metric("nn_agreement", nn);
+            quality_metrics(p, q, ctx, &mut out)?;
         }
         Ok(out)
     }
+}
+
+/// The quality study: the real all-MiniLM-L6-v2 if found (and `weights: auto`), else the stand-in,
+/// on the real ShareGPT sentences.
+fn quality_metrics(
+    p: &FpgaParams,
+    q: &QualityParams,
+    ctx: &RunContext,
+    out: &mut RunOutput,
+) -> Result<(), RunError> {
+    let layers = q.layers as usize;
+    let real = match (q.weights, minilm::locate()) {
+        (WeightsChoice::Auto, Some(dir)) => Some(
+            MiniLm::load(&dir)
+                .map_err(|e| RunError::Model(format!("loading MiniLM from {}: {e}", dir.display())))?,
+        ),
+        (WeightsChoice::Auto, None) => {
+            eprintln!(
+                "fpga: all-MiniLM-L6-v2 weights not found (scripts/fetch-minilm.sh or ${}): \
+                 quality metrics come from the random-weight stand-in (real_weights = 0)",
+                minilm::weights::DIR_ENV
+            );
+            None
+        }
+        (WeightsChoice::Random, _) => None,
+    };
+    let is_real = real.is_some();
+    let mut model = real.unwrap_or_else(|| {
+        MiniLm::random_with_outliers(
+            minilm::Dims::minilm(layers),
+            q.outlier_fraction,
+            &mut ctx.rng("fpga/minilm-weights"),
+        )
+    });
+    model.truncate_layers(layers);
+    let tok = Tokenizer::minilm();
+    let enc = |s: &[&str]| -> Vec<Vec<u32>> {
+        s.iter().map(|t| tok.encode(t, MAX_SEQ_LEN)).collect()
+    };
+    let sents = enc(&sentences::eval(q.sentences as usize));
+    let calib = enc(&sentences::calibration());
+    let variant = Variant {
+        ops: (!q.exact_nonlinear).then_some((p.design, Prec { bits: p.bits })),
+        quant: Some(q),
+    };
+    let r = evaluate(&model, &sents, &calib, &variant);
+    out.metric("real_weights", f64::from(u8::from(is_real)))
+        .metric("quality_sentences", sents.len() as f64)
+        .metric("cosine_similarity", r.agreement.cosine_mean)
+        .metric("cosine_min", r.agreement.cosine_min)
+        .metric("nn_agreement", r.agreement.nn_agreement);
+    if let Some(m) = r.memory {
+        out.metric("linear_weight_bytes", m.bytes)
+            .metric("weight_compression", m.fp32_bytes / m.bytes)
+            .metric("fft_bins_kept", m.fft_bins);
+    }
+    Ok(())
 }
 
 /// Per-task busy time in task order.

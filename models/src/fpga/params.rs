@@ -111,19 +111,30 @@ pub enum QuantMethod {
     Specquant,
 }
 
-/// Quality study: a MiniLM-L6-architecture Transformer with random weights (a stand-in for the
-/// real model) run in FP32 and with the design's operators and the quantization method.
+/// Which MiniLM weights the quality study uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeightsChoice {
+    /// The real all-MiniLM-L6-v2 if `models::minilm::locate()` finds it (`scripts/fetch-minilm.sh`),
+    /// else the random-weight stand-in (metric `real_weights` tells which ran).
+    Auto,
+    /// Always the random-weight stand-in of the same architecture.
+    Random,
+}
+
+/// Quality study: all-MiniLM-L6-v2 (real weights, or a random-weight stand-in) encodes real
+/// ShareGPT sentences in FP32 and with the design's operators and the quantization method.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QualityParams {
-    /// Quantization method.
+    /// Quantization method of the linear layers.
     pub method: QuantMethod,
     /// Weight bits (2..=8).
     pub weight_bits: u32,
     /// Activation bits (2..=8).
     pub act_bits: u32,
-    /// Synthetic sentences (token sequences) evaluated.
-    #[serde(default = "sixteen")]
+    /// Real ShareGPT sentences evaluated (2..=64; the calibration sentences are separate).
+    #[serde(default = "sixty_four")]
     pub sentences: u32,
     /// SmoothQuant migration strength α in [0, 1].
     #[serde(default = "half")]
@@ -131,16 +142,27 @@ pub struct QualityParams {
     /// SpecQuant spectral energy kept per channel by the adaptive threshold, in (0, 1].
     #[serde(default = "energy")]
     pub energy: f64,
-    /// Fraction of hidden channels given outlier LayerNorm gains (×20), as in real LLMs.
+    /// Stand-in only: fraction of hidden channels given outlier LayerNorm gains (×20), as in
+    /// real LLMs.
     #[serde(default = "outliers")]
     pub outlier_fraction: f64,
-    /// Shrinks the MiniLM-L6 stand-in's layers to this many (≤ 6), for quick runs.
+    /// Runs only the first this many of the 6 layers (≤ 6), for quick runs.
     #[serde(default = "six")]
     pub layers: u32,
+    /// Real weights if found (`auto`) or always the stand-in (`random`).
+    #[serde(default = "auto")]
+    pub weights: WeightsChoice,
+    /// Keep exact f32 softmax/GELU/LayerNorm (isolates the linear-layer quantization, as the
+    /// SpecQuant paper's setting); otherwise the design's fixed-point operators run too.
+    #[serde(default)]
+    pub exact_nonlinear: bool,
 }
 
-fn sixteen() -> u32 {
-    16
+fn sixty_four() -> u32 {
+    64
+}
+fn auto() -> WeightsChoice {
+    WeightsChoice::Auto
 }
 fn half() -> f64 {
     0.5
@@ -282,10 +304,10 @@ impl Validate for FpgaParams {
                     e.push(ParamError::new(k, format!("must be in 2..=8, got {v}")));
                 }
             }
-            if !(1..=256).contains(&q.sentences) {
+            if !(2..=64).contains(&q.sentences) {
                 e.push(ParamError::new(
                     "quality.sentences",
-                    format!("must be in 1..=256, got {}", q.sentences),
+                    format!("must be in 2..=64, got {}", q.sentences),
                 ));
             }
             if !(1..=6).contains(&q.layers) {

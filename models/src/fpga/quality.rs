@@ -1,119 +1,29 @@
-//! Quality study: a BERT-style encoder of MiniLM-L6's architecture with RANDOM weights (a
-//! stand-in — the real all-MiniLM-L6-v2 weights are not loaded) on synthetic token sequences.
-//! The reference runs in f32 with exact nonlinear ops; the test run substitutes the design's
-//! fixed-point softmax, GELU and LayerNorm and quantizes the linear layers' weights and
-//! activations with the chosen method. Metrics: mean cosine similarity of the mean-pooled
-//! embeddings and nearest-neighbour agreement.
+//! Quality study on the shared MiniLM encoder ([`crate::minilm`]): the real all-MiniLM-L6-v2
+//! (or, when its weights are absent or `weights: random`, the random-weight stand-in) encodes real
+//! ShareGPT prompt sentences twice — exactly in f32, and with the design's fixed-point softmax,
+//! GELU and LayerNorm substituted and/or the linear layers' weights and activations quantized by
+//! the chosen method. Metrics: cosine similarity of the sentence embeddings and nearest-neighbour
+//! retrieval agreement.
+//!
+//! Quantization follows SmoothQuant's static recipe: per-input-channel activation maxima are
+//! calibrated once on sentences disjoint from the evaluation set, the smoothing factors λ are
+//! folded into the weights (W·diag(λ)), weights are quantized once (RTN per output channel, or
+//! SpecQuant), and activations are divided by λ and quantized per token at run time. Biases,
+//! embeddings and attention matmuls (QKᵀ, AV) stay in f32, as in the papers' W4A4 settings.
 
-use rand::Rng as _;
-use rand_distr::{Distribution, Normal};
-use sim::rng::Rng;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use crate::minilm::eval::{Agreement, agreement};
+use crate::minilm::{Exact, LinearSite, MiniLm, Ops};
 
 use super::fixed::Fmt;
 use super::ops::{self, Design, Op, Prec};
 use super::params::{QualityParams, QuantMethod};
 use super::specquant::{fake_quant_rows, smooth_factors, specquant_weights};
 
-/// Encoder dimensions.
-#[derive(Debug, Clone, Copy)]
-pub struct Dims {
-    /// Layers.
-    pub layers: usize,
-    /// Hidden size.
-    pub hidden: usize,
-    /// Heads.
-    pub heads: usize,
-    /// FFN size.
-    pub ffn: usize,
-    /// Tokens per sentence.
-    pub seq: usize,
-    /// Vocabulary.
-    pub vocab: usize,
-}
-
-impl Dims {
-    /// MiniLM-L6 (all-MiniLM-L6-v2 config.json: 384 hidden, 12 heads, 1536 FFN; vocabulary
-    /// shrunk to 1,000 since embeddings are random), `layers` ≤ 6 and 32 tokens.
-    pub fn minilm(layers: usize) -> Self {
-        Self {
-            layers,
-            hidden: 384,
-            heads: 12,
-            ffn: 1536,
-            seq: 32,
-            vocab: 1000,
-        }
-    }
-}
-
-struct Linear {
-    w: Vec<f32>, // out × in
-    out: usize,
-    inp: usize,
-}
-
-struct Layer {
-    qkv: Linear,
-    o: Linear,
-    up: Linear,
-    down: Linear,
-    g1: Vec<f32>,
-    g2: Vec<f32>,
-}
-
-/// A random-weight encoder.
-pub struct Encoder {
-    dims: Dims,
-    emb: Vec<f32>,
-    layers: Vec<Layer>,
-}
-
-fn randn(rng: &mut Rng, n: usize, std: f64) -> Vec<f32> {
-    let d = Normal::new(0.0, std).unwrap_or(Normal::new(0.0, 1.0).expect("unit normal"));
-    (0..n).map(|_| d.sample(rng) as f32).collect()
-}
-
-impl Encoder {
-    /// Random weights (N(0, 1/fan_in)); a fraction `outliers` of LayerNorm gain channels set to
-    /// 20 (the activation-outlier channels observed in real Transformers).
-    pub fn random(dims: Dims, outliers: f64, rng: &mut Rng) -> Self {
-        let lin = |rng: &mut Rng, out, inp| Linear {
-            w: randn(rng, out * inp, (1.0 / inp as f64).sqrt()),
-            out,
-            inp,
-        };
-        let h = dims.hidden;
-        let gain = |rng: &mut Rng| -> Vec<f32> {
-            (0..h)
-                .map(|_| {
-                    if rng.random::<f64>() < outliers {
-                        20.0
-                    } else {
-                        1.0
-                    }
-                })
-                .collect()
-        };
-        let layers = (0..dims.layers)
-            .map(|_| Layer {
-                qkv: lin(rng, 3 * h, h),
-                o: lin(rng, h, h),
-                up: lin(rng, dims.ffn, h),
-                down: lin(rng, h, dims.ffn),
-                g1: gain(rng),
-                g2: gain(rng),
-            })
-            .collect();
-        Self {
-            dims,
-            emb: randn(rng, dims.vocab * h, 1.0),
-            layers,
-        }
-    }
-}
-
-/// How a forward pass computes: exact f32 (`None`) or the design's fixed-point ops plus the
-/// quantization method.
+/// How a forward pass computes: the design's fixed-point nonlinear ops (`None`: exact f32) and
+/// the quantization of the linear layers (`None` or method `none`: f32).
 pub struct Variant<'a> {
     /// Nonlinear design and precision.
     pub ops: Option<(Design, Prec)>,
@@ -137,169 +47,169 @@ fn fixed_row(design: Design, prec: Prec, op: Op, x: &mut [f32]) {
     }
 }
 
-fn nonlinear(v: &Variant, op: Op, x: &mut [f32]) {
-    match v.ops {
-        Some((d, p)) => fixed_row(d, p, op, x),
-        None => {
-            let r = ops::reference(op, &x.iter().map(|&a| f64::from(a)).collect::<Vec<_>>());
-            for (a, b) in x.iter_mut().zip(r) {
-                *a = b as f32;
+/// Per-linear-layer activation treatment at run time: divide by λ (smoothing), then quantize
+/// each token row to `bits`.
+struct ActQuant {
+    bits: u32,
+    smooth: BTreeMap<(usize, LinearSite), Vec<f32>>,
+}
+
+/// The substituted operators of one variant, as [`Ops`] for the shared encoder.
+struct VariantOps {
+    nonlinear: Option<(Design, Prec)>,
+    act: Option<ActQuant>,
+}
+
+impl Ops for VariantOps {
+    fn softmax(&self, row: &mut [f32]) {
+        match self.nonlinear {
+            Some((d, p)) => fixed_row(d, p, Op::Softmax, row),
+            None => Exact.softmax(row),
+        }
+    }
+    fn gelu(&self, x: &mut [f32]) {
+        match self.nonlinear {
+            Some((d, p)) => fixed_row(d, p, Op::Gelu, x),
+            None => Exact.gelu(x),
+        }
+    }
+    fn layer_norm(&self, row: &mut [f32], eps: f32) {
+        match self.nonlinear {
+            Some((d, p)) => fixed_row(d, p, Op::LayerNorm, row),
+            None => Exact.layer_norm(row, eps),
+        }
+    }
+    fn linear_input(&self, layer: usize, site: LinearSite, x: &mut [f32], cols: usize) {
+        let Some(a) = &self.act else { return };
+        if let Some(lam) = a.smooth.get(&(layer, site)) {
+            for r in x.chunks_exact_mut(cols) {
+                r.iter_mut().zip(lam).for_each(|(v, s)| *v /= s);
             }
+        }
+        fake_quant_rows(x, cols, a.bits);
+    }
+}
+
+/// Records the per-input-channel maximum |activation| of every linear layer (exact forward).
+#[derive(Default)]
+struct Calibrator {
+    absmax: RefCell<BTreeMap<(usize, LinearSite), Vec<f32>>>,
+}
+
+impl Ops for Calibrator {
+    fn linear_input(&self, layer: usize, site: LinearSite, x: &mut [f32], cols: usize) {
+        let mut map = self.absmax.borrow_mut();
+        let m = map.entry((layer, site)).or_insert_with(|| vec![0.0; cols]);
+        for r in x.chunks_exact(cols) {
+            m.iter_mut().zip(r).for_each(|(a, v)| *a = a.max(v.abs()));
         }
     }
 }
 
-/// y = x·Wᵀ for `rows` tokens, with the method's weight/activation quantization.
-fn linear(l: &Linear, x: &[f32], rows: usize, v: &Variant) -> Vec<f32> {
-    let mut xin = x.to_vec();
-    let mut w = l.w.clone();
-    if let Some(q) = v.quant {
-        if matches!(q.method, QuantMethod::Smooth | QuantMethod::Specquant) {
-            let mut amax = vec![0.0f32; l.inp];
-            for r in xin.chunks(l.inp) {
-                for (m, a) in amax.iter_mut().zip(r) {
-                    *m = m.max(a.abs());
-                }
-            }
-            let lam = smooth_factors(&amax, &w, l.inp, q.alpha);
-            for r in xin.chunks_mut(l.inp) {
-                for (a, s) in r.iter_mut().zip(&lam) {
-                    *a /= s;
-                }
-            }
-            for r in w.chunks_mut(l.inp) {
-                for (a, s) in r.iter_mut().zip(&lam) {
-                    *a *= s;
-                }
-            }
-        }
-        match q.method {
-            QuantMethod::None => {}
-            QuantMethod::Specquant => w = specquant_weights(&w, l.inp, q.weight_bits, q.energy).0,
-            _ => fake_quant_rows(&mut w, l.inp, q.weight_bits),
-        }
-        if q.method != QuantMethod::None {
-            fake_quant_rows(&mut xin, l.inp, q.act_bits);
+/// Weight storage of the quantized linear layers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WeightMemory {
+    /// Bytes of the linear layers' weights as stored: codes + one f16 scale per output channel
+    /// (+ f16 smoothing factors per input channel, + SpecQuant's kept FFT bins as f16 re/im).
+    pub bytes: f64,
+    /// The same weights in f32, bytes.
+    pub fp32_bytes: f64,
+    /// SpecQuant: mean complex FFT bins kept per output channel (0 otherwise).
+    pub fft_bins: f64,
+}
+
+/// `model` with its linear layers' weights transformed by `q` (smoothing folded in, quantized),
+/// the run-time activation treatment, and the weight memory.
+fn quantize(model: &MiniLm, q: &QualityParams, calib: &[Vec<u32>]) -> (MiniLm, ActQuant, WeightMemory) {
+    let smoothing = matches!(q.method, QuantMethod::Smooth | QuantMethod::Specquant);
+    let stats = Calibrator::default();
+    if smoothing {
+        for ids in calib {
+            model.forward(ids, &stats);
         }
     }
-    let mut y = vec![0.0f32; rows * l.out];
-    for (r, xr) in xin.chunks(l.inp).enumerate() {
-        for (o, wr) in w.chunks(l.inp).enumerate() {
-            y[r * l.out + o] = xr.iter().zip(wr).map(|(a, b)| a * b).sum();
-        }
-    }
-    y
-}
-
-impl Encoder {
-    /// Mean-pooled embedding of one token sequence.
-    pub fn embed(&self, tokens: &[usize], v: &Variant) -> Vec<f32> {
-        let Dims {
-            hidden: h, heads, ..
-        } = self.dims;
-        let s = tokens.len();
-        let d = h / heads;
-        let mut x: Vec<f32> = tokens
-            .iter()
-            .flat_map(|&t| self.emb[t * h..(t + 1) * h].iter().copied())
-            .collect();
-        let norm = |x: &mut [f32], g: &[f32]| {
-            for r in x.chunks_mut(h) {
-                nonlinear(v, Op::LayerNorm, r);
-                for (a, gi) in r.iter_mut().zip(g) {
-                    *a *= gi;
-                }
-            }
-        };
-        for l in &self.layers {
-            let qkv = linear(&l.qkv, &x, s, v);
-            let mut ctx = vec![0.0f32; s * h];
-            for hd in 0..heads {
-                for i in 0..s {
-                    let q = &qkv[i * 3 * h + hd * d..][..d];
-                    let mut sc: Vec<f32> = (0..s)
-                        .map(|j| {
-                            let k = &qkv[j * 3 * h + h + hd * d..][..d];
-                            q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() / (d as f32).sqrt()
-                        })
-                        .collect();
-                    nonlinear(v, Op::Softmax, &mut sc);
-                    for (j, p) in sc.iter().enumerate() {
-                        let vv = &qkv[j * 3 * h + 2 * h + hd * d..][..d];
-                        for (c, b) in ctx[i * h + hd * d..][..d].iter_mut().zip(vv) {
-                            *c += p * b;
-                        }
-                    }
-                }
-            }
-            let a = linear(&l.o, &ctx, s, v);
-            x.iter_mut().zip(a).for_each(|(xi, ai)| *xi += ai);
-            norm(&mut x, &l.g1);
-            let mut u = linear(&l.up, &x, s, v);
-            for r in u.chunks_mut(self.dims.ffn) {
-                nonlinear(v, Op::Gelu, r);
-            }
-            let f = linear(&l.down, &u, s, v);
-            x.iter_mut().zip(f).for_each(|(xi, fi)| *xi += fi);
-            norm(&mut x, &l.g2);
-        }
-        (0..h)
-            .map(|c| (0..s).map(|t| x[t * h + c]).sum::<f32>() / s as f32)
-            .collect()
-    }
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| f64::from(*x) * f64::from(*y))
-        .sum();
-    let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb).max(1e-30)
-}
-
-/// Index of each embedding's nearest other embedding (cosine).
-fn nearest(e: &[Vec<f32>]) -> Vec<usize> {
-    (0..e.len())
-        .map(|i| {
-            (0..e.len())
-                .filter(|&j| j != i)
-                .max_by(|&a, &b| cosine(&e[i], &e[a]).total_cmp(&cosine(&e[i], &e[b])))
-                .unwrap_or(i)
-        })
-        .collect()
-}
-
-/// Quality of `variant` vs exact f32: (mean cosine similarity, nearest-neighbour agreement).
-pub fn evaluate(enc: &Encoder, sentences: &[Vec<usize>], variant: &Variant) -> (f64, f64) {
-    let exact = Variant {
-        ops: None,
-        quant: None,
+    let absmax = stats.absmax.into_inner();
+    let mut out = model.clone();
+    let mut smooth = BTreeMap::new();
+    let mut mem = WeightMemory {
+        bytes: 0.0,
+        fp32_bytes: 0.0,
+        fft_bins: 0.0,
     };
-    let a: Vec<Vec<f32>> = sentences.iter().map(|s| enc.embed(s, &exact)).collect();
-    let b: Vec<Vec<f32>> = sentences.iter().map(|s| enc.embed(s, variant)).collect();
-    let cos = a.iter().zip(&b).map(|(x, y)| cosine(x, y)).sum::<f64>() / a.len().max(1) as f64;
-    let (na, nb) = (nearest(&a), nearest(&b));
-    let agree = na.iter().zip(&nb).filter(|(x, y)| x == y).count() as f64 / na.len().max(1) as f64;
-    (cos, agree)
+    let (mut bins, mut rows) = (0.0, 0.0);
+    out.map_linears(|l, site, lin| {
+        let n = (lin.out * lin.inp) as f64;
+        mem.fp32_bytes += 4.0 * n;
+        mem.bytes += n * f64::from(q.weight_bits) / 8.0 + 2.0 * lin.out as f64;
+        if let (true, Some(amax)) = (smoothing, absmax.get(&(l, site))) {
+            let lam = smooth_factors(amax, &lin.w, lin.inp, q.alpha);
+            for r in lin.w.chunks_exact_mut(lin.inp) {
+                r.iter_mut().zip(&lam).for_each(|(w, s)| *w *= s);
+            }
+            mem.bytes += 2.0 * lin.inp as f64;
+            smooth.insert((l, site), lam);
+        }
+        if q.method == QuantMethod::Specquant {
+            let (w, k) = specquant_weights(&lin.w, lin.inp, q.weight_bits, q.energy);
+            lin.w = w;
+            mem.bytes += 4.0 * k * lin.out as f64;
+            bins += k * lin.out as f64;
+            rows += lin.out as f64;
+        } else {
+            fake_quant_rows(&mut lin.w, lin.inp, q.weight_bits);
+        }
+    });
+    mem.fft_bins = if rows > 0.0 { bins / rows } else { 0.0 };
+    let act = ActQuant {
+        bits: q.act_bits,
+        smooth,
+    };
+    (out, act, mem)
 }
 
-/// Synthetic sentences: uniform random token ids.
-pub fn sentences(dims: Dims, n: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
-    (0..n)
-        .map(|_| {
-            (0..dims.seq)
-                .map(|_| rng.random_range(0..dims.vocab))
-                .collect()
-        })
-        .collect()
+/// Result of one quality evaluation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quality {
+    /// Embedding agreement with the exact f32 model.
+    pub agreement: Agreement,
+    /// Weight memory (`None` when the linear layers are not quantized).
+    pub memory: Option<WeightMemory>,
+}
+
+/// Encodes `sentences` with `model` exactly and under `variant`, and compares the embeddings.
+/// `calib` are the calibration sentences of the static smoothing recipe.
+pub fn evaluate(
+    model: &MiniLm,
+    sentences: &[Vec<u32>],
+    calib: &[Vec<u32>],
+    variant: &Variant,
+) -> Quality {
+    let exact: Vec<Vec<f32>> = sentences.iter().map(|s| model.encode(s, &Exact)).collect();
+    let quant = variant.quant.filter(|q| q.method != QuantMethod::None);
+    let (qmodel, act, memory) = match quant {
+        Some(q) => {
+            let (m, a, mem) = quantize(model, q, calib);
+            (Some(m), Some(a), Some(mem))
+        }
+        None => (None, None, None),
+    };
+    let ops = VariantOps {
+        nonlinear: variant.ops,
+        act,
+    };
+    let m = qmodel.as_ref().unwrap_or(model);
+    let got: Vec<Vec<f32>> = sentences.iter().map(|s| m.encode(s, &ops)).collect();
+    Quality {
+        agreement: agreement(&exact, &got),
+        memory,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::minilm::sentences;
+    use crate::minilm::{Dims, Tokenizer};
 
     fn small() -> Dims {
         Dims {
@@ -307,8 +217,7 @@ mod tests {
             hidden: 32,
             heads: 4,
             ffn: 64,
-            seq: 8,
-            vocab: 64,
+            ..Dims::minilm(2)
         }
     }
 
@@ -322,40 +231,56 @@ mod tests {
             energy: 0.9,
             outlier_fraction: 0.05,
             layers: 2,
+            weights: super::super::params::WeightsChoice::Random,
+            exact_nonlinear: false,
         }
+    }
+
+    fn ids(n: usize) -> Vec<Vec<u32>> {
+        let t = Tokenizer::minilm();
+        sentences::eval(n).iter().map(|s| t.encode(s, 32)).collect()
     }
 
     #[test]
     fn exact_variant_matches_itself_and_quantization_degrades_with_bits() {
-        let mut rng = sim::rng::stream(3, "t");
-        let enc = Encoder::random(small(), 0.05, &mut rng);
-        let s = sentences(small(), 6, &mut rng);
-        let (c, a) = evaluate(
-            &enc,
-            &s,
-            &Variant {
-                ops: None,
-                quant: None,
-            },
-        );
-        assert!((c - 1.0).abs() < 1e-9 && a == 1.0);
-        let (c8, _) = evaluate(
-            &enc,
-            &s,
-            &Variant {
+        let enc = MiniLm::random_with_outliers(small(), 0.05, &mut sim::rng::stream(3, "t"));
+        let (s, c) = (ids(6), ids(2));
+        let none = Variant {
+            ops: None,
+            quant: None,
+        };
+        let a = evaluate(&enc, &s, &c, &none).agreement;
+        assert!((a.cosine_mean - 1.0).abs() < 1e-9 && a.nn_agreement == 1.0);
+        let run = |bits| {
+            let p = q(QuantMethod::Rtn, bits);
+            let v = Variant {
                 ops: Some((Design::Quark, Prec::INT8)),
-                quant: Some(&q(QuantMethod::Rtn, 8)),
-            },
-        );
-        let (c4, _) = evaluate(
-            &enc,
-            &s,
-            &Variant {
-                ops: Some((Design::Quark, Prec::INT8)),
-                quant: Some(&q(QuantMethod::Rtn, 4)),
-            },
-        );
+                quant: Some(&p),
+            };
+            evaluate(&enc, &s, &c, &v)
+        };
+        let (q8, q4) = (run(8), run(4));
+        let (c8, c4) = (q8.agreement.cosine_mean, q4.agreement.cosine_mean);
         assert!(c8 > c4, "W8A8 {c8} vs W4A4 {c4}");
         assert!(c8 > 0.9, "W8A8 cosine {c8}");
+        let (m8, m4) = (q8.memory.expect("quantized"), q4.memory.expect("quantized"));
+        assert!(m4.bytes < m8.bytes && m8.bytes < m8.fp32_bytes / 3.0);
+    }
+
+    #[test]
+    fn smoothing_and_specquant_keep_the_product_at_high_precision() {
+        // At 8 bits with all FFT energy kept, every method is close to exact f32.
+        let enc = MiniLm::random_with_outliers(small(), 0.05, &mut sim::rng::stream(4, "t"));
+        let (s, c) = (ids(4), ids(2));
+        for m in [QuantMethod::Smooth, QuantMethod::Specquant] {
+            let mut p = q(m, 8);
+            p.energy = 1.0;
+            let v = Variant {
+                ops: None,
+                quant: Some(&p),
+            };
+            let r = evaluate(&enc, &s, &c, &v);
+            assert!(r.agreement.cosine_mean > 0.99, "{m:?}: {:?}", r.agreement);
+        }
     }
 }
