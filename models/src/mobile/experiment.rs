@@ -13,8 +13,8 @@ use sim::metrics::LatencyHistogram;
 use sim::rng::Rng;
 
 use super::cost::{CostModel, Phase};
-use super::dash::measure;
 use super::dash::phone::{DashEngine, DashStats};
+use super::dash::{features, measure};
 use super::engine::{Engine, RequestDone};
 use super::fuse::{self, FuseParams};
 use super::governor::{Algorithm, Governor};
@@ -70,7 +70,15 @@ pub fn simulate(
     rng: Rng,
     series_interval_s: f64,
 ) -> Result<SimResult, RunError> {
-    simulate_with(cost, policy, arrivals, lengths, rng, series_interval_s, None)
+    simulate_with(
+        cost,
+        policy,
+        arrivals,
+        lengths,
+        rng,
+        series_interval_s,
+        None,
+    )
 }
 
 /// [`simulate`] with the engine skipping layers as DASH's plan `dash` says (`None`: no skipping).
@@ -486,7 +494,7 @@ fn dash_plan(p: &MobileParams, out: &mut RunOutput) -> Result<DashEngine, RunErr
         p.dash.asynchronous,
         p.dash.compensation,
         p.dash.policy_fixed_cycles,
-        m.trained.scorer.flops(),
+        features::flops(p.llm.hidden) + m.trained.scorer.flops(),
     ))
 }
 
@@ -497,7 +505,12 @@ fn headline(r: &SimResult) -> [f64; 4] {
     let tpots: Vec<f64> = rows.iter().filter_map(|f| f.tpot_s).collect();
     let (mut pre_j, mut pre_tok, mut dec_j, mut dec_tok) = (0.0, 0u64, 0.0, 0u64);
     for d in &r.done {
-        let e = r.monitor.requests.get(d.request.id as usize).copied().unwrap_or_default();
+        let e = r
+            .monitor
+            .requests
+            .get(d.request.id as usize)
+            .copied()
+            .unwrap_or_default();
         pre_j += e.prefill_j;
         pre_tok += d.request.prompt;
         dec_j += e.decode_j;
@@ -518,8 +531,14 @@ fn dash_metrics(plain: &SimResult, dash: &SimResult, out: &mut RunOutput) {
     let s = dash.dash.unwrap_or_default();
     out.metric("dash_ttft_speedup", ratio(a[0], b[0]))
         .metric("dash_tpot_speedup", ratio(a[1], b[1]))
-        .metric("dash_prefill_energy_change_pct", (ratio(b[2], a[2]) - 1.0) * 100.0)
-        .metric("dash_decode_energy_change_pct", (ratio(b[3], a[3]) - 1.0) * 100.0)
+        .metric(
+            "dash_prefill_energy_change_pct",
+            (ratio(b[2], a[2]) - 1.0) * 100.0,
+        )
+        .metric(
+            "dash_decode_energy_change_pct",
+            (ratio(b[3], a[3]) - 1.0) * 100.0,
+        )
         .metric(
             "dash_phone_skip_ratio",
             ratio(s.skipped_token_layers as f64, s.token_layers as f64),

@@ -73,6 +73,9 @@ mod tests {
         assert!((a[1] - 0.5).abs() < 1e-9 && (a[2] - 0.5).abs() < 1e-9);
         let y = apply(Compensation::Delta, &traj[2], Some(&traj[1]), a[2]);
         assert!((y[0] - 1.75).abs() < 1e-6 && (y[1] - 3.5).abs() < 1e-6);
-        assert_eq!(apply(Compensation::None, &traj[2], Some(&traj[1]), 0.5), traj[2]);
+        assert_eq!(
+            apply(Compensation::None, &traj[2], Some(&traj[1]), 0.5),
+            traj[2]
+        );
     }
 }

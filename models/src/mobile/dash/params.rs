@@ -129,7 +129,10 @@ impl DashParams {
         let mut e = Vec::new();
         let mut bad = |k: &str, msg: String| e.push(ParamError::new(format!("{path}.{k}"), msg));
         if !(self.lambda.is_finite() && self.lambda >= 0.0) {
-            bad("lambda", format!("must be finite and ≥ 0, got {}", self.lambda));
+            bad(
+                "lambda",
+                format!("must be finite and ≥ 0, got {}", self.lambda),
+            );
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             bad(

@@ -8,7 +8,7 @@
 //! the tokens that execute it (weights are still read once; a layer no token executes is skipped).
 //!
 //! Cost per policy evaluation of `n` tokens: `policy_fixed_cycles` (host synchronisation) plus
-//! `n` × (feature + scorer FLOPs at the phone's hidden size) on the CPU; a skipped token costs its
+//! `n` × the per-token FLOPs (features at the phone LLM's hidden size + scorer) on the CPU; a skipped token costs its
 //! compensation FLOPs on the CPU. Synchronous: every evaluation runs before its layer, exposed.
 //! Asynchronous: the evaluation for layer `l + 1` runs on the host thread while layer `l` executes
 //! on the GPU (hidden unless the host's own work plus it exceed the step); after a skipped layer,
@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 
 use super::super::cost::{CostModel, Phase, StepTiming, StepWork};
 use super::compensate::{self, Compensation};
-use super::features;
 
 /// CPU work a DASH step adds to the engine step, cycles.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -61,7 +60,7 @@ pub struct DashEngine {
     asynchronous: bool,
     compensation: Compensation,
     policy_fixed_cycles: f64,
-    scorer_flops: f64,
+    eval_flops_per_token: f64,
     cursor: usize,
     /// Tokens in the current batch (prompt length in prefill, 1 in decode).
     tokens: u64,
@@ -78,20 +77,21 @@ pub fn small_layer(j: u32, phone_layers: u32, small_layers: usize) -> usize {
 }
 
 impl DashEngine {
-    /// A plan cycling through `patterns` (skip per small-model layer, per token).
+    /// A plan cycling through `patterns` (skip per small-model layer, per token); one policy
+    /// evaluation costs `policy_fixed_cycles` plus `eval_flops_per_token` per token on the CPU.
     pub fn new(
         patterns: Vec<Vec<bool>>,
         asynchronous: bool,
         compensation: Compensation,
         policy_fixed_cycles: f64,
-        scorer_flops: f64,
+        eval_flops_per_token: f64,
     ) -> Self {
         Self {
             patterns,
             asynchronous,
             compensation,
             policy_fixed_cycles,
-            scorer_flops,
+            eval_flops_per_token,
             cursor: 0,
             tokens: 0,
             exec: Vec::new(),
@@ -129,8 +129,8 @@ impl DashEngine {
     }
 
     fn eval_cycles(&self, cost: &CostModel) -> f64 {
-        let per_token = features::flops(cost.llm.hidden) + self.scorer_flops;
-        self.policy_fixed_cycles + self.tokens as f64 * per_token / cost.soc.cpu.flops_per_cycle
+        self.policy_fixed_cycles
+            + self.tokens as f64 * self.eval_flops_per_token / cost.soc.cpu.flops_per_cycle
     }
 
     /// Work and DASH extra of step `step` (`== layers`: the head) of the current batch in `phase`,
@@ -158,8 +158,8 @@ impl DashEngine {
         let k = self.exec.get(step as usize).copied().unwrap_or(self.tokens);
         let skipped = self.tokens - k;
         let h = cost.llm.hidden;
-        let comp = skipped as f64 * compensate::flops(self.compensation, h)
-            / cost.soc.cpu.flops_per_cycle;
+        let comp =
+            skipped as f64 * compensate::flops(self.compensation, h) / cost.soc.cpu.flops_per_cycle;
         if k == 0 {
             self.stats.skipped_steps += 1;
             self.hidden_next = false;

@@ -95,7 +95,10 @@ fn a_plan_that_never_skips_and_costs_nothing_is_the_plain_engine() {
     assert_eq!(plain.meter.total_j.to_bits(), d.meter.total_j.to_bits());
     assert_eq!(plain.steps, d.steps);
     let s = d.dash.unwrap();
-    assert_eq!((s.skipped_token_layers, s.token_layers), (0, (24 + 40 + 8) * 22));
+    assert_eq!(
+        (s.skipped_token_layers, s.token_layers),
+        (0, (24 + 40 + 8) * 22)
+    );
 }
 
 fn ctx() -> RunContext {
@@ -180,20 +183,15 @@ fn training_and_evaluation_are_deterministic() {
 fn asynchronous_evaluation_is_not_slower_than_synchronous() {
     // the same skip pattern (the second of six small layers skipped), 50 k cycles per evaluation
     let pat = vec![false, true, false, false, false, false];
-    let plan = |asy| {
-        DashEngine::new(
-            vec![pat.clone()],
-            asy,
-            Compensation::Delta,
-            50_000.0,
-            10.0,
-        )
-    };
+    let plan = |asy| DashEngine::new(vec![pat.clone()], asy, Compensation::Delta, 50_000.0, 10.0);
     let pinned = Policy::Pinned {
         bounds: vec![],
         table: vec![[[17, 10, 12], [17, 10, 12]]],
     };
-    let (a, s) = (run(Some(plan(true)), &pinned), run(Some(plan(false)), &pinned));
+    let (a, s) = (
+        run(Some(plan(true)), &pinned),
+        run(Some(plan(false)), &pinned),
+    );
     for (x, y) in a.done.iter().zip(&s.done) {
         assert!(x.end_s - x.start_s <= y.end_s - y.start_s);
     }
@@ -203,7 +201,10 @@ fn asynchronous_evaluation_is_not_slower_than_synchronous() {
     assert!(ends(&a) < ends(&plain), "skipping saves time");
     let st = a.dash.unwrap();
     assert!(st.exposed_evaluations < st.evaluations);
-    assert_eq!(s.dash.unwrap().exposed_evaluations, s.dash.unwrap().evaluations);
+    assert_eq!(
+        s.dash.unwrap().exposed_evaluations,
+        s.dash.unwrap().evaluations
+    );
 }
 
 #[test]
@@ -235,5 +236,29 @@ fn bad_dash_parameters_name_their_keys() {
         "dash.max_tokens",
     ] {
         assert!(keys.iter().any(|x| x == k), "{k} in {keys:?}");
+    }
+}
+
+#[test]
+fn a_dash_run_is_deterministic_and_reports_skipping_on_the_phone() {
+    let mut p = mobile_params();
+    p.dash = DashParams {
+        enabled: true,
+        lambda: 0.1,
+        epochs: 1,
+        train_sentences: 1,
+        eval_sentences: 2,
+        max_tokens: 4,
+        ..DashParams::default()
+    };
+    let (a, b) = (metrics(&p), metrics(&p));
+    assert_eq!(a.metrics, b.metrics);
+    let get = |n: &str| a.metrics.iter().find(|(k, _)| k == n).map(|x| x.1).unwrap();
+    let skip = get("dash_skip_ratio");
+    assert!((0.0..=1.0).contains(&skip));
+    // the phone follows the measured patterns (relative depth: 22 layers from 6)
+    assert!((get("dash_phone_skip_ratio") - skip).abs() < 0.1);
+    if get("dash_phone_skip_ratio") > 0.0 {
+        assert!(get("dash_tpot_speedup") > 1.0);
     }
 }

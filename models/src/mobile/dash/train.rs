@@ -5,7 +5,8 @@
 //! true output) is the differential reward of the compensation mechanism; at the end of the
 //! episode the token's final quality loss −λ·(1 − cos(final state, unskipped final state)).
 //! REINFORCE with the return-to-go, a per-layer batch baseline (mean return of the sentence's
-//! tokens at that layer) and a gradient clipped to unit norm, one update per sentence.
+//! tokens at that layer), advantages divided by their root-mean-square over the episode, and the
+//! gradient clipped to unit norm; one update per sentence.
 
 use rand::Rng as _;
 use sim::rng::Rng;
@@ -97,18 +98,24 @@ pub fn train(
             let baseline: Vec<f64> = (0..layers)
                 .map(|l| g.iter().map(|gi| gi[l]).sum::<f64>() / g.len().max(1) as f64)
                 .collect();
+            // advantages normalised by their spread over the episode (scale-free in λ)
+            let adv: Vec<Vec<f64>> = g
+                .iter()
+                .map(|gi| gi.iter().zip(&baseline).map(|(a, b)| a - b).collect())
+                .collect();
+            let n = (r.decisions.len() * layers).max(1) as f64;
+            let var = adv.iter().flatten().map(|a| a * a).sum::<f64>() / n;
+            let spread = var.sqrt().max(1e-9);
             let mut grad = vec![0.0; scorer.w.len()];
-            for (ds, gi) in r.decisions.iter().zip(&g) {
-                for (l, d) in ds.iter().enumerate() {
-                    let adv = gi[l] - baseline[l];
-                    for (a, b) in grad.iter_mut().zip(s.grad_log(&d.features, d.skip)) {
-                        *a += adv * b;
+            for ((ds, gi), ai) in r.decisions.iter().zip(&g).zip(&adv) {
+                for (d, a) in ds.iter().zip(ai) {
+                    for (x, b) in grad.iter_mut().zip(s.grad_log(&d.features, d.skip)) {
+                        *x += a / spread * b;
                     }
                 }
                 sum += gi.first().copied().unwrap_or(0.0);
                 count += 1;
             }
-            let n = (r.decisions.len() * layers).max(1) as f64;
             let norm = grad.iter().map(|x| (x / n) * (x / n)).sum::<f64>().sqrt();
             let scale = p.learning_rate / n / norm.max(1.0);
             for (w, gr) in scorer.w.iter_mut().zip(&grad) {
