@@ -13,11 +13,11 @@ use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 use super::cost;
 use super::ops::Prec;
 use super::params::{FpgaParams, QualityParams, WeightsChoice};
+use crate::minilm::{self, MiniLm, Tokenizer, sentences, tokenizer::MAX_SEQ_LEN};
 use super::platform::{array_dsp, fpga_step, gpu_kernel_s};
 use super::quality::{Variant, evaluate};
 use super::sequencer::{Sequencer, Step};
 use super::workload::{Kind, Task, nonlinear_ops, program};
-use crate::minilm::{self, MiniLm, Tokenizer, sentences, tokenizer::MAX_SEQ_LEN};
 
 /// Off-chip access latency added to each weight transfer, seconds (estimate: ~100 ns DDR4 page
 /// miss + controller, e.g. UG1182-class boards).
@@ -191,21 +191,21 @@ fn quality_metrics(
     out: &mut RunOutput,
 ) -> Result<(), RunError> {
     let layers = q.layers as usize;
-    let real =
-        match (q.weights, minilm::locate()) {
-            (WeightsChoice::Auto, Some(dir)) => Some(MiniLm::load(&dir).map_err(|e| {
-                RunError::Model(format!("loading MiniLM from {}: {e}", dir.display()))
-            })?),
-            (WeightsChoice::Auto, None) => {
-                eprintln!(
-                    "fpga: all-MiniLM-L6-v2 weights not found (scripts/fetch-minilm.sh or ${}): \
+    let real = match (q.weights, minilm::locate()) {
+        (WeightsChoice::Auto, Some(dir)) => Some(
+            MiniLm::load(&dir)
+                .map_err(|e| RunError::Model(format!("loading MiniLM from {}: {e}", dir.display())))?,
+        ),
+        (WeightsChoice::Auto, None) => {
+            eprintln!(
+                "fpga: all-MiniLM-L6-v2 weights not found (scripts/fetch-minilm.sh or ${}): \
                  quality metrics come from the random-weight stand-in (real_weights = 0)",
-                    minilm::weights::DIR_ENV
-                );
-                None
-            }
-            (WeightsChoice::Random, _) => None,
-        };
+                minilm::weights::DIR_ENV
+            );
+            None
+        }
+        (WeightsChoice::Random, _) => None,
+    };
     let is_real = real.is_some();
     let mut model = real.unwrap_or_else(|| {
         MiniLm::random_with_outliers(
@@ -216,8 +216,9 @@ fn quality_metrics(
     });
     model.truncate_layers(layers);
     let tok = Tokenizer::minilm();
-    let enc =
-        |s: &[&str]| -> Vec<Vec<u32>> { s.iter().map(|t| tok.encode(t, MAX_SEQ_LEN)).collect() };
+    let enc = |s: &[&str]| -> Vec<Vec<u32>> {
+        s.iter().map(|t| tok.encode(t, MAX_SEQ_LEN)).collect()
+    };
     let sents = enc(&sentences::eval(q.sentences as usize));
     let calib = enc(&sentences::calibration());
     let variant = Variant {

@@ -120,11 +120,7 @@ pub struct WeightMemory {
 
 /// `model` with its linear layers' weights transformed by `q` (smoothing folded in, quantized),
 /// the run-time activation treatment, and the weight memory.
-fn quantize(
-    model: &MiniLm,
-    q: &QualityParams,
-    calib: &[Vec<u32>],
-) -> (MiniLm, ActQuant, WeightMemory) {
+fn quantize(model: &MiniLm, q: &QualityParams, calib: &[Vec<u32>]) -> (MiniLm, ActQuant, WeightMemory) {
     let smoothing = matches!(q.method, QuantMethod::Smooth | QuantMethod::Specquant);
     let stats = Calibrator::default();
     if smoothing {

@@ -222,10 +222,7 @@ mod tests {
         let t = Tokenizer::minilm();
         assert_eq!(t.vocab_size(), 30522);
         // "hello world" → [CLS] hello world [SEP] in bert-base-uncased.
-        assert_eq!(
-            t.encode("Hello, world!", 256),
-            [101, 7592, 1010, 2088, 999, 102]
-        );
+        assert_eq!(t.encode("Hello, world!", 256), [101, 7592, 1010, 2088, 999, 102]);
         let long = "word ".repeat(300);
         let ids = t.encode(&long, 16);
         assert_eq!((ids.len(), ids[0], ids[15]), (16, 101, 102));
