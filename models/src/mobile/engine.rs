@@ -16,6 +16,7 @@ use sim::components::dvfs::OppSwitch;
 use sim::engine::{secs, t_s};
 
 use super::cost::{CostModel, Phase, StepWork};
+use super::dash::phone::{self as dash, DashEngine, DashStats, Extra};
 use super::soc::Domain;
 
 /// An inference request.
@@ -92,6 +93,8 @@ pub struct Engine {
     steps: u64,
     /// The running step: its remaining work at `since_s`, its end event.
     running: Option<Running>,
+    /// DASH layer skipping (`None`: every layer runs).
+    dash: Option<DashEngine>,
 }
 
 /// The step in progress.
@@ -99,6 +102,8 @@ pub struct Engine {
 struct Running {
     /// Work left at `since_s`.
     work: StepWork,
+    /// DASH policy work left at `since_s`.
+    extra: Extra,
     /// Time the current timing started, seconds.
     since_s: f64,
     /// Duration of `work` at the OPPs in force since `since_s`, seconds.
@@ -124,7 +129,14 @@ impl Engine {
             active: None,
             steps: 0,
             running: None,
+            dash: None,
         }
+    }
+
+    /// The same engine skipping layers as DASH's plan `d` says.
+    pub fn with_dash(mut self, d: DashEngine) -> Self {
+        self.dash = Some(d);
+        self
     }
 
     /// A request arrives (input port).
@@ -155,12 +167,17 @@ impl Engine {
             gpu_cycles: r.work.gpu_cycles * left,
             mem_bytes: r.work.mem_bytes * left,
         };
-        self.time_step(w, cx).await;
+        self.time_step(w, r.extra.scaled(left), cx).await;
     }
 
     /// Engine steps executed so far (replier port).
     pub async fn steps(&mut self, _: ()) -> u64 {
         self.steps
+    }
+
+    /// What DASH did so far (replier port; `None` without DASH).
+    pub async fn dash_stats(&mut self, _: ()) -> Option<DashStats> {
+        self.dash.as_ref().map(DashEngine::stats)
     }
 
     /// The current step has finished (self-scheduled).
@@ -264,14 +281,27 @@ impl Engine {
     /// Times the current step at the OPPs in force and schedules its end.
     async fn run_step(&mut self, cx: &Context<Self>) {
         let Some(a) = self.active else { return };
-        let w = self.work(&a);
+        let (w, extra) = match self.dash.as_mut() {
+            None => (self.work(&a), Extra::default()),
+            Some(d) => {
+                let (tokens, context) = match a.phase {
+                    Phase::Prefill => (a.req.prompt, a.req.prompt),
+                    Phase::Decode => (1, a.req.prompt + a.emitted),
+                };
+                if a.step == 0 {
+                    d.begin(tokens, self.cost.llm.layers);
+                }
+                d.step(&self.cost, a.phase, a.step, context)
+            }
+        };
         self.steps += 1;
-        self.time_step(w, cx).await;
+        self.time_step(w, extra, cx).await;
     }
 
-    /// Times work `w` at the OPPs in force, announces the utilisations and schedules the step end.
-    async fn time_step(&mut self, w: StepWork, cx: &Context<Self>) {
-        let t = self.cost.timing(&w, self.opp);
+    /// Times work `w` (plus DASH's `extra`) at the OPPs in force, announces the utilisations and
+    /// schedules the step end.
+    async fn time_step(&mut self, w: StepWork, extra: Extra, cx: &Context<Self>) {
+        let t = dash::timing(&self.cost, &w, extra, self.opp);
         for d in Domain::ALL {
             self.send_util(d, t.util[d as usize]).await;
         }
@@ -281,6 +311,7 @@ impl Engine {
         if let Ok(key) = cx.schedule_keyed_event(delay, schedulable!(Self::step_done), ()) {
             self.running = Some(Running {
                 work: w,
+                extra,
                 since_s: t_s(cx.time()),
                 duration_s: t.time_s,
                 key,

@@ -13,6 +13,8 @@ use sim::metrics::LatencyHistogram;
 use sim::rng::Rng;
 
 use super::cost::{CostModel, Phase};
+use super::dash::phone::{DashEngine, DashStats};
+use super::dash::{features, measure};
 use super::engine::{Engine, RequestDone};
 use super::fuse::{self, FuseParams};
 use super::governor::{Algorithm, Governor};
@@ -55,6 +57,8 @@ pub struct SimResult {
     pub domains: Vec<DvfsState>,
     /// Engine steps executed.
     pub steps: u64,
+    /// What DASH did (`None` without DASH).
+    pub dash: Option<DashStats>,
 }
 
 /// Runs one simulation of `lengths` requests on `cost` under `policy`.
@@ -66,6 +70,27 @@ pub fn simulate(
     rng: Rng,
     series_interval_s: f64,
 ) -> Result<SimResult, RunError> {
+    simulate_with(
+        cost,
+        policy,
+        arrivals,
+        lengths,
+        rng,
+        series_interval_s,
+        None,
+    )
+}
+
+/// [`simulate`] with the engine skipping layers as DASH's plan `dash` says (`None`: no skipping).
+pub fn simulate_with(
+    cost: &CostModel,
+    policy: &Policy,
+    arrivals: Arrivals,
+    lengths: Vec<(u64, u64)>,
+    rng: Rng,
+    series_interval_s: f64,
+    dash: Option<DashEngine>,
+) -> Result<SimResult, RunError> {
     let init = [0usize; 3];
     let mut doms: Vec<DvfsDomain> = Domain::ALL
         .iter()
@@ -74,6 +99,9 @@ pub fn simulate(
     let dmb: Vec<Mailbox<DvfsDomain>> = (0..3).map(|_| Mailbox::new()).collect();
     let freq0 = Domain::ALL.map(|d| cost.soc.domain(d).opps_mhz[init[d as usize]]);
     let mut eng = Engine::new(cost.clone(), init);
+    if let Some(d) = dash {
+        eng = eng.with_dash(d);
+    }
     let emb = Mailbox::new();
     let mut wl = Workload::new(arrivals, lengths, rng);
     let wmb = Mailbox::new();
@@ -178,6 +206,9 @@ pub fn simulate(
     let steps_q = QuerySource::new()
         .connect(Engine::steps, &emb)
         .register(&mut b);
+    let dash_q = QuerySource::new()
+        .connect(Engine::dash_stats, &emb)
+        .register(&mut b);
     let state_q: Vec<_> = dmb
         .iter()
         .map(|m| {
@@ -210,6 +241,7 @@ pub fn simulate(
     let monitor = simu.process_query(&report_q, ())?;
     let meter = simu.process_query(&meter_q, ())?;
     let steps = simu.process_query(&steps_q, ())?;
+    let dash = simu.process_query(&dash_q, ())?;
     let mut domains = Vec::new();
     for q in &state_q {
         domains.push(simu.process_query(q, ())?);
@@ -220,6 +252,7 @@ pub fn simulate(
         meter,
         domains,
         steps,
+        dash,
     })
 }
 
@@ -413,17 +446,108 @@ impl Experiment for MobileExperiment {
                 rate_per_s: p.workload.rate_per_s,
             },
         };
-        let r = simulate(
+        let plan = if p.dash.enabled {
+            Some(dash_plan(p, &mut out)?)
+        } else {
+            None
+        };
+        let r = simulate_with(
             &cost,
             &policy,
             arrivals,
-            lengths,
+            lengths.clone(),
             ctx.rng("mobile/arrivals"),
             p.series_interval_s,
+            plan,
         )?;
         export(&r, &mut out);
+        if p.dash.enabled {
+            // the same requests without skipping, for DASH's speedup and energy change
+            let plain = simulate(
+                &cost,
+                &policy,
+                arrivals,
+                lengths,
+                ctx.rng("mobile/arrivals"),
+                0.0,
+            )?;
+            dash_metrics(&plain, &r, &mut out);
+        }
         Ok(out)
     }
+}
+
+/// DASH's engine plan: the policy trained and evaluated on the small real model (metrics of that
+/// measurement written into `out`).
+fn dash_plan(p: &MobileParams, out: &mut RunOutput) -> Result<DashEngine, RunError> {
+    let m = measure::measure(&p.dash)?;
+    out.metric("dash_skip_ratio", m.eval.skip_ratio)
+        .metric("dash_quality_cosine", m.eval.quality_cosine)
+        .metric("dash_token_cosine", m.eval.token_cosine)
+        .metric("dash_real_weights", if m.real_weights { 1.0 } else { 0.0 })
+        .metric(
+            "dash_train_return_last",
+            m.trained.mean_return.last().copied().unwrap_or(0.0),
+        );
+    Ok(DashEngine::new(
+        m.eval.patterns.clone(),
+        p.dash.asynchronous,
+        p.dash.compensation,
+        p.dash.policy_fixed_cycles,
+        features::flops(p.llm.hidden) + m.trained.scorer.flops(),
+    ))
+}
+
+/// Mean TTFT (s), mean TPOT (s), prefill and decode energy per token (J) of a simulation.
+fn headline(r: &SimResult) -> [f64; 4] {
+    let rows = per_request(r);
+    let n = rows.len().max(1) as f64;
+    let tpots: Vec<f64> = rows.iter().filter_map(|f| f.tpot_s).collect();
+    let (mut pre_j, mut pre_tok, mut dec_j, mut dec_tok) = (0.0, 0u64, 0.0, 0u64);
+    for d in &r.done {
+        let e = r
+            .monitor
+            .requests
+            .get(d.request.id as usize)
+            .copied()
+            .unwrap_or_default();
+        pre_j += e.prefill_j;
+        pre_tok += d.request.prompt;
+        dec_j += e.decode_j;
+        dec_tok += d.request.response.saturating_sub(1);
+    }
+    [
+        rows.iter().map(|f| f.ttft_s).sum::<f64>() / n,
+        tpots.iter().sum::<f64>() / tpots.len().max(1) as f64,
+        pre_j / pre_tok.max(1) as f64,
+        dec_j / dec_tok.max(1) as f64,
+    ]
+}
+
+/// DASH's figures on the phone against the same requests run without skipping.
+fn dash_metrics(plain: &SimResult, dash: &SimResult, out: &mut RunOutput) {
+    let (a, b) = (headline(plain), headline(dash));
+    let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { 0.0 };
+    let s = dash.dash.unwrap_or_default();
+    out.metric("dash_ttft_speedup", ratio(a[0], b[0]))
+        .metric("dash_tpot_speedup", ratio(a[1], b[1]))
+        .metric(
+            "dash_prefill_energy_change_pct",
+            (ratio(b[2], a[2]) - 1.0) * 100.0,
+        )
+        .metric(
+            "dash_decode_energy_change_pct",
+            (ratio(b[3], a[3]) - 1.0) * 100.0,
+        )
+        .metric(
+            "dash_phone_skip_ratio",
+            ratio(s.skipped_token_layers as f64, s.token_layers as f64),
+        )
+        .metric(
+            "dash_exposed_eval_fraction",
+            ratio(s.exposed_evaluations as f64, s.evaluations as f64),
+        )
+        .metric("dash_skipped_steps", s.skipped_steps as f64);
 }
 
 /// Scalar metrics and series of a simulation.

@@ -5,6 +5,7 @@
 //! whose energy per token stays within the stock governors'. See README.md.
 
 pub mod cost;
+pub mod dash;
 pub mod engine;
 pub mod experiment;
 pub mod fuse;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use sim::experiment::{ParamError, Validate};
 
 use super::cost::EngineParams;
+use super::dash::DashParams;
 use super::fuse::FuseParams;
 use super::membw::MemBwParams;
 use super::ondemand::OndemandParams;
@@ -117,6 +118,9 @@ pub struct MobileParams {
     /// FUSE tunables.
     #[serde(default)]
     pub fuse: FuseParams,
+    /// DASH adaptive layer skipping (default: disabled).
+    #[serde(default)]
+    pub dash: DashParams,
     /// Period of the frequency/util/power series, seconds (0: none).
     #[serde(default)]
     pub series_interval_s: f64,
@@ -131,6 +135,7 @@ impl Validate for MobileParams {
         e.extend(self.stock.gpu.validate("stock.gpu"));
         e.extend(self.stock.mem.validate("stock.mem"));
         e.extend(self.fuse.validate("fuse"));
+        e.extend(self.dash.validate("dash"));
         if let GovernorChoice::Fixed { cpu, gpu, mem } = self.governor {
             for (k, v, n) in [
                 ("cpu", cpu, self.soc.cpu.dvfs.len()),

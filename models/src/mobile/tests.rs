@@ -5,6 +5,7 @@ use sim::experiment::{Experiment, RunContext, RunOutput, Validate};
 
 use super::MobileExperiment;
 use super::cost::{CostModel, EngineParams, Phase};
+use super::dash::DashParams;
 use super::experiment::{Policy, simulate};
 use super::fuse::{self, FuseParams, Profile};
 use super::params::{ArrivalKind, GovernorChoice, MobileParams, StockParams, WorkloadParams};
@@ -35,6 +36,7 @@ fn params(governor: GovernorChoice, prompt: u64, response: u64, requests: u64) -
             decode_profile_stride: 16,
             ..FuseParams::default()
         },
+        dash: DashParams::default(),
         series_interval_s: 0.05,
     }
 }

@@ -1,0 +1,90 @@
+//! One pass of a sentence through the stack under a skip policy (one MDP episode per token): before
+//! layer `l` every token's scorer sees its features and chooses execute or skip; a skipped token's
+//! output is the compensated approximation, and the deviation of that approximation from the
+//! layer's true output is recorded (the differential reward's quality term).
+//!
+//! Synchronous policy: the decision for layer `l` sees the state entering `l` (x_l, x_{l−1}).
+//! Asynchronous policy: it is evaluated while layer `l − 1` computes, so it sees only the state
+//! one layer earlier (x_{l−1}, x_{l−2}); layers 0 and 1 both see the embedding.
+
+use super::compensate::{self, Compensation};
+use super::features::{self, cosine};
+use super::stack::LayerStack;
+
+/// One decision of one token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Scorer input.
+    pub features: Vec<f64>,
+    /// Whether the layer was skipped.
+    pub skip: bool,
+    /// 1 − cosine between the compensated and the true layer output (0 when executed).
+    pub deviation: f64,
+}
+
+/// An episode: decisions per token per layer and the final hidden states.
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    /// `decisions[token][layer]`.
+    pub decisions: Vec<Vec<Decision>>,
+    /// Final hidden states, tokens × hidden.
+    pub out: Vec<f32>,
+}
+
+/// How decisions are taken and compensated.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode<'a> {
+    /// Asynchronous (one-layer-stale) features.
+    pub asynchronous: bool,
+    /// Compensation of skipped layers.
+    pub compensation: Compensation,
+    /// Compensation factor per layer.
+    pub alpha: &'a [f64],
+}
+
+/// Runs `ids` through `stack`, asking `decide(features)` for every token and layer.
+pub fn rollout(
+    stack: &dyn LayerStack,
+    ids: &[u32],
+    mode: Mode,
+    decide: &mut dyn FnMut(&[f64]) -> bool,
+) -> Rollout {
+    let (layers, h) = (stack.layers(), stack.hidden());
+    let n = ids.len();
+    let mut states = vec![stack.embed(ids)];
+    let mut decisions: Vec<Vec<Decision>> = vec![Vec::with_capacity(layers); n];
+    let row = |x: &[f32], i: usize| x[i * h..(i + 1) * h].to_vec();
+    for l in 0..layers {
+        let s = if mode.asynchronous {
+            l.saturating_sub(1)
+        } else {
+            l
+        };
+        let mut skip = vec![false; n];
+        for (i, sk) in skip.iter_mut().enumerate() {
+            let cur = &states[s][i * h..(i + 1) * h];
+            let prev = (s > 0).then(|| &states[s - 1][i * h..(i + 1) * h]);
+            let f = features::features(cur, prev, l, layers);
+            *sk = decide(&f);
+            decisions[i].push(Decision {
+                features: f,
+                skip: *sk,
+                deviation: 0.0,
+            });
+        }
+        let mut y = stack.layer(l, &states[l]);
+        for (i, _) in skip.iter().enumerate().filter(|(_, s)| **s) {
+            let cur = row(&states[l], i);
+            let prev = (l > 0).then(|| row(&states[l - 1], i));
+            let c = compensate::apply(mode.compensation, &cur, prev.as_deref(), mode.alpha[l]);
+            let dst = &mut y[i * h..(i + 1) * h];
+            decisions[i][l].deviation = (1.0 - cosine(&c, dst)).max(0.0);
+            dst.copy_from_slice(&c);
+        }
+        states.push(y);
+    }
+    Rollout {
+        decisions,
+        out: states.pop().unwrap_or_default(),
+    }
+}
