@@ -22,11 +22,16 @@ pub struct DeviceProfile {
     pub availability: f64,
     /// Probability an online participant drops out during the round (no upload), in [0, 1].
     pub dropout: f64,
+    /// Median time from the round's start until the participant checks in and starts working
+    /// (app scheduling, idle/charging conditions), seconds; drawn per round (lognormal).
+    pub checkin_s_median: f64,
+    /// Lognormal σ of the check-in time.
+    pub checkin_sigma: f64,
 }
 
 /// The population's device mix: medians and lognormal spreads (σ of ln) of the profile fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DeviceMix {
     /// Median sustained training throughput, GFLOP/s (a phone CPU core running a small dense
     /// model reaches a few GFLOP/s; estimate).
@@ -43,7 +48,11 @@ pub struct DeviceMix {
     pub availability: f64,
     /// Probability an online participant drops out mid-round, in [0, 1].
     pub dropout: f64,
+    /// Median check-in delay after a round starts, seconds (on-device FL rounds take minutes:
+    /// devices start when idle and charging, Bonawitz et al., MLSys 2019; estimate).
+    pub checkin_s_median: f64,
 }
+
 
 impl Default for DeviceMix {
     fn default() -> Self {
@@ -55,6 +64,7 @@ impl Default for DeviceMix {
             latency_ms: 40.0,
             availability: 0.95,
             dropout: 0.05,
+            checkin_s_median: 10.0,
         }
     }
 }
@@ -74,6 +84,7 @@ impl DeviceMix {
         for (k, v, hi) in [
             ("sigma", self.sigma, 5.0),
             ("latency_ms", self.latency_ms, 1e6),
+            ("checkin_s_median", self.checkin_s_median, 1e6),
             ("availability", self.availability, 1.0),
             ("dropout", self.dropout, 1.0),
         ] {
@@ -100,6 +111,8 @@ impl DeviceMix {
                 latency_s: self.latency_ms * 1e-3,
                 availability: self.availability,
                 dropout: self.dropout,
+                checkin_s_median: self.checkin_s_median,
+                checkin_sigma: self.sigma,
             })
             .collect()
     }

@@ -2,7 +2,7 @@
 //! round deadline, and the coordinator's shared ingress link ([`sim::components::link::Link`]).
 //!
 //! The engine decides *when*: each round the driver draws who is online and who drops out, plans
-//! every upload's time (downlink latency + global bytes / downlink bandwidth + local FLOPs / device
+//! every upload's time (check-in delay + downlink latency + global bytes / downlink bandwidth + local FLOPs / device
 //! speed + uplink latency + update bytes / uplink bandwidth), and the nexosim bench (clients hub →
 //! ingress link with fair-shared bandwidth → coordinator) delivers the updates and closes the round
 //! when all arrived or at the deadline. The driver then runs *what* for real, outside the engine:
@@ -253,7 +253,14 @@ pub fn run_network(
                 continue;
             }
             let c = plug.trainer.cost(i, &global);
-            let delay_s = 2.0 * dev.latency_s
+            let checkin_s = if dev.checkin_s_median > 0.0 {
+                let z: f64 = rngs.net.sample(rand_distr::StandardNormal);
+                dev.checkin_s_median * (dev.checkin_sigma * z).exp()
+            } else {
+                0.0
+            };
+            let delay_s = checkin_s
+                + 2.0 * dev.latency_s
                 + c.download_bytes as f64 / dev.down_bytes_per_s
                 + c.flops / dev.flops_per_s
                 + c.upload_bytes as f64 / dev.up_bytes_per_s;

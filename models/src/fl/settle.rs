@@ -200,7 +200,7 @@ pub struct SettleReport {
     pub txs: Vec<TxRecord>,
     /// Per FL round: finality time minus the round's close, seconds.
     pub finality_s: Vec<f64>,
-    /// Commitments the aggregator made with a wrong root.
+    /// Commitments with a wrong root that reached the chain (included, or rejected by the verifier).
     pub wrong_roots: u64,
     /// Wrong roots that became final unchallenged.
     pub fraud_finalized: u64,
@@ -376,7 +376,6 @@ impl Agents<'_> {
         self.force_honest = false;
         let mut vals = self.epochs[e].cum.clone();
         if !honest {
-            self.report.wrong_roots += 1;
             let j = self.rng.random_range(0..self.n);
             let per_round = (self.cfg.budget_eth * 1e9 / self.round_close.len() as f64) as u64;
             vals[j] += per_round.max(1);
@@ -570,6 +569,9 @@ impl Agents<'_> {
                 }
                 self.in_flight = None;
                 let vals = self.pending_vals.remove(&id).unwrap_or_default();
+                if !honest {
+                    self.report.wrong_roots += 1;
+                }
                 if ok {
                     self.published[e] = Some((vals, t, honest));
                     if label == "counter" {
@@ -639,6 +641,35 @@ impl Agents<'_> {
     }
 }
 
+/// The world before the job: funded owner, watchers and participants, and the protocol's contract
+/// deployed by the owner. Returns the EVM, the contract address and the deployment gas.
+pub fn genesis(cfg: &SettleConfig, n: usize) -> Result<(Evm, Address, u64), RunError> {
+    let mut evm = Evm::new();
+    evm.fund(OWNER, wei(1e6));
+    for w in 0..cfg.watchers as usize {
+        evm.fund(watcher(w), wei(100.0));
+    }
+    for i in 0..n {
+        evm.fund(participant(i), wei(0.01));
+    }
+    let depth = depth_for(n) as u64;
+    let pay_delay = cfg.pay_delay_s.round() as u64;
+    let (contract, args) = match cfg.protocol {
+        Protocol::Onchain => (Contract::Onchain, vec![u(pay_delay)]),
+        Protocol::CommitChallenge => (
+            Contract::CommitChallenge,
+            vec![Tok::U(wei(cfg.bond_eth)), u(cfg.challenge_window_s.round() as u64), u(pay_delay), u(depth)],
+        ),
+        Protocol::CommitProof => {
+            let c0 = zk::fr_to_u256(zk::commit_hash(&[0; zk::CIRCUIT_P]));
+            let vk = zk::vk_words(&zk::keys().vk).into_iter().map(Tok::U).collect();
+            (Contract::CommitProof, vec![Tok::Fixed(vk), Tok::U(c0), u(pay_delay), u(depth)])
+        }
+    };
+    let (addr, r) = deploy(&mut evm, OWNER, contract, &args).map_err(evm_err)?;
+    Ok((evm, addr, r.gas_used))
+}
+
 /// Settles the rewards of `run` (over `n` participants) with `cfg.protocol` on a chain `chain_cfg`.
 pub fn settle(
     cfg: &SettleConfig,
@@ -673,30 +704,7 @@ pub fn settle(
         });
     }
 
-    // Genesis: funded accounts and the deployed contract.
-    let mut evm = Evm::new();
-    evm.fund(OWNER, wei(1e6));
-    for w in 0..cfg.watchers as usize {
-        evm.fund(watcher(w), wei(100.0));
-    }
-    for i in 0..n {
-        evm.fund(participant(i), wei(0.01));
-    }
-    let depth = depth_for(n) as u64;
-    let pay_delay = cfg.pay_delay_s.round() as u64;
-    let c0 = zk::fr_to_u256(zk::commit_hash(&[0; zk::CIRCUIT_P]));
-    let (contract, args) = match cfg.protocol {
-        Protocol::Onchain => (Contract::Onchain, vec![u(pay_delay)]),
-        Protocol::CommitChallenge => (
-            Contract::CommitChallenge,
-            vec![Tok::U(wei(cfg.bond_eth)), u(cfg.challenge_window_s.round() as u64), u(pay_delay), u(depth)],
-        ),
-        Protocol::CommitProof => {
-            let vk = zk::vk_words(&zk::keys().vk).into_iter().map(Tok::U).collect();
-            (Contract::CommitProof, vec![Tok::Fixed(vk), Tok::U(c0), u(pay_delay), u(depth)])
-        }
-    };
-    let (addr, dr) = deploy(&mut evm, OWNER, contract, &args).map_err(evm_err)?;
+    let (evm, addr, deploy_gas) = genesis(cfg, n)?;
     let mut chain = Chain::new(chain_cfg.clone(), evm, chain_rng);
     let n_epochs = epochs.len();
     let mut ag = Agents {
@@ -712,7 +720,7 @@ pub fn settle(
         next_id: 0,
         rng: std::mem::replace(&mut rng, sim::rng::stream(0, "unused")),
         report: SettleReport {
-            deploy_gas: dr.gas_used,
+            deploy_gas,
             contract: addr,
             finality_s: vec![0.0; rounds],
             budget_wei: (cfg.budget_eth * 1e18).round() as u128,

@@ -16,7 +16,8 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use ark_bn254::{Bn254, Fq, Fr, G1Affine, G2Affine};
-use ark_ff::{BigInteger, Field, PrimeField};
+use ark_ec::AffineRepr;
+use ark_ff::{AdditiveGroup, BigInteger, Field, PrimeField};
 use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey, VerifyingKey};
 use ark_relations::gr1cs::{
     ConstraintSynthesizer, ConstraintSystem, ConstraintSystemRef, LinearCombination, SynthesisError,
@@ -199,7 +200,7 @@ pub fn constraint_count() -> usize {
 }
 
 fn g1(p: &G1Affine) -> [U256; 2] {
-    if p.infinity {
+    if p.is_zero() {
         return [U256::ZERO; 2];
     }
     [fq(p.x), fq(p.y)]
