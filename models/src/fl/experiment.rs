@@ -113,6 +113,8 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
         .metric("finality_s_p50", percentile(&rep.finality_s, 0.5))
         .metric("finality_s_max", percentile(&rep.finality_s, 1.0))
         .metric("wrong_roots", rep.wrong_roots as f64)
+        .metric("wrong_roots_superseded", rep.wrong_roots_superseded as f64)
+        .metric("failed_payouts", rep.failed_payouts as f64)
         .metric("disputes_raised", rep.disputes_raised as f64)
         .metric("disputes_won", rep.disputes_won as f64)
         .metric("slashed_eth", rep.slashed_wei as f64 / 1e18)

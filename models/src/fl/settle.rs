@@ -202,6 +202,10 @@ pub struct SettleReport {
     pub finality_s: Vec<f64>,
     /// Commitments with a wrong root that reached the chain (included, or rejected by the verifier).
     pub wrong_roots: u64,
+    /// Wrong roots discarded unchallenged because an earlier epoch was slashed (re-committed).
+    pub wrong_roots_superseded: u64,
+    /// Payout batches the contract rejected (claims above the budget after an unchallenged fraud).
+    pub failed_payouts: u64,
     /// Wrong roots that became final unchallenged.
     pub fraud_finalized: u64,
     /// Challenges sent / won.
@@ -235,6 +239,10 @@ pub struct SettleReport {
 }
 
 impl SettleReport {
+    /// True when a wrong root may have become final (payout reverts are then expected).
+    fn fraud_finalized_seen(&self) -> bool {
+        self.wrong_roots > self.disputes_won + self.wrong_roots_superseded
+    }
     /// Gas and call count per function, in name order.
     pub fn by_label(&self) -> BTreeMap<&'static str, (u64, u64)> {
         let mut m = BTreeMap::new();
@@ -569,10 +577,10 @@ impl Agents<'_> {
                 }
                 self.in_flight = None;
                 let vals = self.pending_vals.remove(&id).unwrap_or_default();
-                if !honest {
-                    self.report.wrong_roots += 1;
-                }
                 if ok {
+                    if !honest {
+                        self.report.wrong_roots += 1;
+                    }
                     self.published[e] = Some((vals, t, honest));
                     if label == "counter" {
                         self.disputed = false;
@@ -596,6 +604,7 @@ impl Agents<'_> {
                     if honest {
                         return Err(fail("commit"));
                     }
+                    self.report.wrong_roots += 1;
                     self.report.rejected_proofs += 1;
                     self.force_honest = true;
                     self.at(t + self.cfg.aggregator_delay_s, Action::Commit);
@@ -608,7 +617,10 @@ impl Agents<'_> {
                     self.report.slashed_wei += (self.cfg.bond_eth * 1e18).round() as u128;
                     self.disputed = true;
                     self.next_epoch = e;
-                    for p in &mut self.published[e..] {
+                    for (k, p) in self.published.iter_mut().enumerate().skip(e) {
+                        if k > e && p.as_ref().is_some_and(|p| !p.2) {
+                            self.report.wrong_roots_superseded += 1;
+                        }
                         *p = None;
                     }
                     if chain.cancel(OWNER, |p| p.label == "commit") > 0 {
@@ -625,10 +637,13 @@ impl Agents<'_> {
                 }
             }
             "reward_pay_multi" => {
-                if !ok {
+                if ok {
+                    self.report.paid_wei += self.payout_amounts.get(&id).copied().unwrap_or(0);
+                } else if self.report.fraud_finalized_seen() {
+                    self.report.failed_payouts += 1;
+                } else {
                     return Err(fail("reward_pay_multi"));
                 }
-                self.report.paid_wei += self.payout_amounts.get(&id).copied().unwrap_or(0);
                 self.payouts_left -= 1;
                 if self.payouts_left == 0 {
                     self.done = true;
