@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod fl;
 pub mod fpga;
 pub mod llm;
 pub mod minilm;
@@ -22,5 +23,6 @@ pub fn registry() -> Registry {
         Box::new(supernode::SupernodeExperiment),
         Box::new(fpga::FpgaExperiment),
         Box::new(sptc::SptcExperiment),
+        Box::new(fl::FlExperiment),
     ])
 }
