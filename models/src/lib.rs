@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod fl;
 pub mod fpga;
 pub mod llm;
 pub mod mobile;
@@ -21,5 +22,8 @@ pub fn registry() -> Registry {
         Box::new(supernode::SupernodeExperiment),
         Box::new(fpga::FpgaExperiment),
         Box::new(sptc::SptcExperiment),
+        Box::new(fl::learn::lora::LoraExperiment),
+        Box::new(fl::learn::personal::PersonalExperiment),
+        Box::new(fl::learn::backdoor::BackdoorExperiment),
     ])
 }
