@@ -1,7 +1,8 @@
 //! pFedNavi-style layer-wise personalization: client `k` keeps local weights `v_k` and one mixing logit
 //! `θ_{k,l}` per layer; its model is `w_{k,l} = g_l + λ_{k,l}·(v_{k,l} − g_l)` with `λ = σ(θ)`. Local
-//! training descends `CE(w_k) + CE(g)` jointly in `g` (the copy uploaded for FedAvg), `v_k` and `θ_k`
-//! (θ with its own learning rate), so λ learns, per layer, how client-specific that layer should be.
+//! training descends `CE(w_k)` in `v_k` and `θ_k` (θ with its own learning rate) with `g` the received
+//! global model held fixed, so λ learns, per layer, how client-specific that layer should be; a copy of
+//! `g` trained on `CE(g)` is what the client uploads for FedAvg.
 
 use candle_core::{Device, Result, Tensor, Var};
 use sim::rng::Rng;
@@ -56,19 +57,17 @@ impl MixClient {
     }
 }
 
-/// Mixed layers `g + σ(θ_l)·(v − g)` as candle tensors (σ through tanh: σ(t) = (1 + tanh(t/2))/2).
-fn mixed(g: &Vars, v: &Vars, theta: &Var) -> Result<Vec<(Tensor, Tensor)>> {
+/// Mixed layers `g + σ(θ_l)·(v − g)` as candle tensors, `g` the received global model held fixed
+/// (σ through tanh: σ(t) = (1 + tanh(t/2))/2).
+fn mixed(g: &[(Tensor, Tensor)], v: &Vars, theta: &Var) -> Result<Vec<(Tensor, Tensor)>> {
     let lam = ((theta.as_tensor() * 0.5)?.tanh()? + 1.0)?.affine(0.5, 0.0)?;
-    g.layers
-        .iter()
+    g.iter()
         .zip(&v.layers)
         .enumerate()
         .map(|(l, ((gw, gb), (vw, vb)))| {
             let lam_l = lam.narrow(0, l, 1)?;
-            let w = (gw.as_tensor()
-                + (vw.as_tensor() - gw.as_tensor())?.broadcast_mul(&lam_l)?)?;
-            let b = (gb.as_tensor()
-                + (vb.as_tensor() - gb.as_tensor())?.broadcast_mul(&lam_l)?)?;
+            let w = (gw + (vw.as_tensor() - gw)?.broadcast_mul(&lam_l)?)?;
+            let b = (gb + (vb.as_tensor() - gb)?.broadcast_mul(&lam_l)?)?;
             Ok((w, b))
         })
         .collect()
@@ -86,13 +85,14 @@ pub fn train_mixed(
     if data.is_empty() {
         return Ok((global.clone(), client.clone()));
     }
+    let received = nn::constants(global)?;
     let g = Vars::from_weights(global)?;
     let v = Vars::from_weights(&client.local)?;
     let theta = Var::from_slice(&client.logits, client.logits.len(), &Device::Cpu)?;
     let mut weights = g.all();
     weights.extend(v.all());
     for (x, y) in nn::batches(data, epochs, batch, rng)? {
-        let own = nn::cross_entropy(&nn::forward(&mixed(&g, &v, &theta)?, &x)?, &y)?;
+        let own = nn::cross_entropy(&nn::forward(&mixed(&received, &v, &theta)?, &x)?, &y)?;
         let shared = nn::cross_entropy(&nn::forward(&g.tensors(), &x)?, &y)?;
         let grads = (own + shared)?.backward()?;
         for var in &weights {
@@ -145,7 +145,7 @@ mod tests {
             .unwrap();
             f64::from(l.to_scalar::<f32>().unwrap())
         };
-        let gv = Vars::from_weights(&g).unwrap();
+        let gv = nn::constants(&g).unwrap();
         let vv = Vars::from_weights(&c.local).unwrap();
         let theta = Var::from_slice(&c.logits, 2, &Device::Cpu).unwrap();
         let l = nn::cross_entropy(&nn::forward(&mixed(&gv, &vv, &theta).unwrap(), &x).unwrap(), &y)
