@@ -22,6 +22,7 @@ pub fn registry() -> Registry {
         Box::new(supernode::SupernodeExperiment),
         Box::new(fpga::FpgaExperiment),
         Box::new(sptc::SptcExperiment),
+        Box::new(fl::FlExperiment),
         Box::new(fl::learn::lora::LoraExperiment),
         Box::new(fl::learn::personal::PersonalExperiment),
         Box::new(fl::learn::backdoor::BackdoorExperiment),

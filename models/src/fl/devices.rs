@@ -1,0 +1,119 @@
+//! Participant device profiles: compute speed, access-link bandwidths and latency, availability and
+//! dropout, drawn per participant from a heterogeneous mix.
+
+use rand_distr::{Distribution, LogNormal};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sim::experiment::ParamError;
+use sim::rng::Rng;
+
+/// One participant's device and connectivity.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DeviceProfile {
+    /// Sustained training throughput, FLOP/s.
+    pub flops_per_s: f64,
+    /// Uplink bandwidth, bytes/s.
+    pub up_bytes_per_s: f64,
+    /// Downlink bandwidth, bytes/s.
+    pub down_bytes_per_s: f64,
+    /// One-way access latency, seconds.
+    pub latency_s: f64,
+    /// Probability the participant is online when a round starts, in [0, 1].
+    pub availability: f64,
+    /// Probability an online participant drops out during the round (no upload), in [0, 1].
+    pub dropout: f64,
+    /// Median time from the round's start until the participant checks in and starts working
+    /// (app scheduling, idle/charging conditions), seconds; drawn per round (lognormal).
+    pub checkin_s_median: f64,
+    /// Lognormal σ of the check-in time.
+    pub checkin_sigma: f64,
+}
+
+/// The population's device mix: medians and lognormal spreads (σ of ln) of the profile fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceMix {
+    /// Median sustained training throughput, GFLOP/s (a phone CPU core running a small dense
+    /// model reaches a few GFLOP/s; estimate).
+    pub gflops_median: f64,
+    /// Median uplink bandwidth, Mbit/s.
+    pub up_mbps_median: f64,
+    /// Median downlink bandwidth, Mbit/s.
+    pub down_mbps_median: f64,
+    /// Lognormal σ applied to compute and bandwidths (0 = homogeneous).
+    pub sigma: f64,
+    /// One-way access latency, ms.
+    pub latency_ms: f64,
+    /// Probability a participant is online at a round start, in [0, 1].
+    pub availability: f64,
+    /// Probability an online participant drops out mid-round, in [0, 1].
+    pub dropout: f64,
+    /// Median check-in delay after a round starts, seconds (on-device FL rounds take minutes:
+    /// devices start when idle and charging, Bonawitz et al., MLSys 2019; estimate).
+    pub checkin_s_median: f64,
+}
+
+
+impl Default for DeviceMix {
+    fn default() -> Self {
+        Self {
+            gflops_median: 2.0,
+            up_mbps_median: 10.0,
+            down_mbps_median: 50.0,
+            sigma: 0.8,
+            latency_ms: 40.0,
+            availability: 0.95,
+            dropout: 0.05,
+            checkin_s_median: 10.0,
+        }
+    }
+}
+
+impl DeviceMix {
+    /// Range checks, reporting keys under `prefix` (e.g. `"devices"`).
+    pub fn validate(&self, prefix: &str, out: &mut Vec<ParamError>) {
+        for (k, v) in [
+            ("gflops_median", self.gflops_median),
+            ("up_mbps_median", self.up_mbps_median),
+            ("down_mbps_median", self.down_mbps_median),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                out.push(ParamError::new(format!("{prefix}.{k}"), format!("must be > 0, got {v}")));
+            }
+        }
+        for (k, v, hi) in [
+            ("sigma", self.sigma, 5.0),
+            ("latency_ms", self.latency_ms, 1e6),
+            ("checkin_s_median", self.checkin_s_median, 1e6),
+            ("availability", self.availability, 1.0),
+            ("dropout", self.dropout, 1.0),
+        ] {
+            if !(v.is_finite() && (0.0..=hi).contains(&v)) {
+                out.push(ParamError::new(
+                    format!("{prefix}.{k}"),
+                    format!("must be in [0, {hi}], got {v}"),
+                ));
+            }
+        }
+        if self.availability == 0.0 {
+            out.push(ParamError::new(format!("{prefix}.availability"), "must be > 0, got 0"));
+        }
+    }
+
+    /// Draws `n` device profiles.
+    pub fn sample(&self, n: usize, rng: &mut Rng) -> Vec<DeviceProfile> {
+        let ln = LogNormal::new(0.0, self.sigma).expect("sigma checked");
+        (0..n)
+            .map(|_| DeviceProfile {
+                flops_per_s: self.gflops_median * 1e9 * ln.sample(rng),
+                up_bytes_per_s: self.up_mbps_median * 1e6 / 8.0 * ln.sample(rng),
+                down_bytes_per_s: self.down_mbps_median * 1e6 / 8.0 * ln.sample(rng),
+                latency_s: self.latency_ms * 1e-3,
+                availability: self.availability,
+                dropout: self.dropout,
+                checkin_s_median: self.checkin_s_median,
+                checkin_sigma: self.sigma,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,159 @@
+//! The embedded EVM: revm 43 (Osaka rules: EIP-7623 calldata floor, EIP-7825 per-transaction gas
+//! cap of 2²⁴) over an in-memory `CacheDB<EmptyDB>`. Every gas figure of the family comes from
+//! [`Evm::execute`]; nothing is computed by formula.
+
+use revm::context::{BlockEnv, TxEnv};
+use revm::context_interface::ContextTr;
+use revm::context_interface::result::ExecutionResult;
+use revm::database::{CacheDB, EmptyDB};
+use revm::handler::{MainnetContext, MainnetEvm};
+use revm::primitives::hardfork::SpecId;
+use revm::primitives::{Address, Bytes, TxKind, U256};
+use revm::state::AccountInfo;
+use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
+
+/// EIP-7825 (Osaka) cap on one transaction's gas limit: 2²⁴.
+pub const TX_GAS_CAP: u64 = 1 << 24;
+
+/// One transaction to execute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    /// Sender (an externally owned account).
+    pub from: Address,
+    /// Callee, or `None` to create a contract.
+    pub to: Option<Address>,
+    /// Calldata (or init code for a creation).
+    pub data: Bytes,
+    /// Wei sent along.
+    pub value: U256,
+}
+
+/// What executing a [`Call`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Receipt {
+    /// Gas charged (the receipt's gasUsed, refunds and the EIP-7623 floor applied).
+    pub gas_used: u64,
+    /// False when the call reverted or halted.
+    pub success: bool,
+    /// Return data (revert data when `success` is false).
+    pub output: Bytes,
+    /// Address of the created contract, for creations.
+    pub created: Option<Address>,
+    /// Number of logs emitted.
+    pub logs: usize,
+}
+
+/// A failure of the EVM itself (invalid transaction, database error), not a revert.
+#[derive(Debug, thiserror::Error)]
+#[error("evm: {0}")]
+pub struct EvmError(pub String);
+
+type Db = CacheDB<EmptyDB>;
+
+/// An EVM with its world state.
+pub struct Evm {
+    evm: MainnetEvm<MainnetContext<Db>>,
+}
+
+impl Default for Evm {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Evm {
+    /// An empty world (Osaka rules, chain id 1, nonce checks off: the simulator does not sign).
+    pub fn new() -> Self {
+        let ctx = Context::mainnet()
+            .with_db(CacheDB::new(EmptyDB::default()))
+            .modify_cfg_chained(|c| {
+                c.spec = SpecId::OSAKA;
+                c.disable_nonce_check = true;
+            });
+        Self {
+            evm: ctx.build_mainnet(),
+        }
+    }
+
+    /// Gives `addr` a balance of `wei`.
+    pub fn fund(&mut self, addr: Address, wei: U256) {
+        self.evm
+            .ctx
+            .db_mut()
+            .insert_account_info(addr, AccountInfo::from_balance(wei));
+    }
+
+    /// Balance of `addr`, wei.
+    pub fn balance(&mut self, addr: Address) -> U256 {
+        self.evm
+            .ctx
+            .db_mut()
+            .cache
+            .accounts
+            .get(&addr)
+            .map_or(U256::ZERO, |a| a.info.balance)
+    }
+
+    /// Sets the block the next transactions execute in.
+    pub fn set_block(&mut self, number: u64, timestamp: u64, basefee_wei: u64, gas_limit: u64) {
+        self.evm.set_block(BlockEnv {
+            number: U256::from(number),
+            timestamp: U256::from(timestamp),
+            basefee: basefee_wei,
+            gas_limit,
+            ..BlockEnv::default()
+        });
+    }
+
+    /// Executes `call` at gas price `gas_price_wei` and commits its state changes (the sender's
+    /// fee and nonce only, when it reverted) if `keep` accepts the receipt; otherwise the world is
+    /// left untouched. Returns the receipt and whether it was committed.
+    pub fn execute_if(
+        &mut self,
+        call: &Call,
+        gas_price_wei: u128,
+        keep: impl FnOnce(&Receipt) -> bool,
+    ) -> Result<(Receipt, bool), EvmError> {
+        let tx = TxEnv::builder()
+            .caller(call.from)
+            .kind(call.to.map_or(TxKind::Create, TxKind::Call))
+            .data(call.data.clone())
+            .value(call.value)
+            .gas_limit(TX_GAS_CAP)
+            .gas_price(gas_price_wei)
+            .build_fill();
+        let out = self.evm.transact(tx).map_err(|e| EvmError(format!("{e:?}")))?;
+        let r = &out.result;
+        let output = match r {
+            ExecutionResult::Revert { output, .. } => output.clone(),
+            _ => r.output().cloned().unwrap_or_default(),
+        };
+        let receipt = Receipt {
+            gas_used: r.gas().tx_gas_used(),
+            success: r.is_success(),
+            output,
+            created: r.created_address(),
+            logs: r.logs().len(),
+        };
+        let kept = keep(&receipt);
+        if kept {
+            self.evm.commit(out.state);
+        }
+        Ok((receipt, kept))
+    }
+
+    /// Executes `call` and commits it (deployment, tests).
+    pub fn execute(&mut self, call: &Call, gas_price_wei: u128) -> Result<Receipt, EvmError> {
+        self.execute_if(call, gas_price_wei, |_| true).map(|r| r.0)
+    }
+}
+
+/// Human-readable revert reason of `Error(string)` revert data, if any.
+pub fn revert_reason(output: &[u8]) -> String {
+    if output.len() >= 68 && output[..4] == [0x08, 0xc3, 0x79, 0xa0] {
+        let len = U256::from_be_slice(&output[36..68]).saturating_to::<usize>();
+        let end = (68 + len).min(output.len());
+        return String::from_utf8_lossy(&output[68..end]).into_owned();
+    }
+    format!("0x{}", revm::primitives::hex::encode(output))
+}
