@@ -46,5 +46,9 @@ fn committed_artifacts_match_a_fresh_solc_build() {
         );
     }
     let fresh_count = std::fs::read_dir(out.path()).unwrap().count();
-    assert_eq!(fresh_count, names.len(), "compile.js produced artifacts that are not committed");
+    assert_eq!(
+        fresh_count,
+        names.len(),
+        "compile.js produced artifacts that are not committed"
+    );
 }

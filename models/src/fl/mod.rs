@@ -8,23 +8,23 @@
 //! (Synthetic(α, β), Dirichlet shards), [`devices`] (device profiles), [`network`]
 //! ([`network::run_network`], the round driver) and [`logreg`] (a logistic-regression trainer).
 
+pub mod abi;
+pub mod chain;
 pub mod clients;
+pub mod contracts;
 pub mod coordinator;
 pub mod data;
 pub mod devices;
-pub mod logreg;
-pub mod network;
-pub mod traits;
-pub mod abi;
-pub mod chain;
-pub mod contracts;
 pub mod evm;
-pub mod learn;
 mod experiment;
+pub mod learn;
+pub mod logreg;
 pub mod merkle;
+pub mod network;
 mod params;
 pub mod rewards;
 pub mod settle;
+pub mod traits;
 pub mod zk;
 
 pub use experiment::{CALLS, FlExperiment, build_data, train};

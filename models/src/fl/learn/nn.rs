@@ -118,10 +118,18 @@ pub fn weighted_average(ws: &[Weights], p: &[f64]) -> Weights {
     let mut out = ws[0].clone();
     for (l, layer) in out.layers.iter_mut().enumerate() {
         for (j, v) in layer.w.iter_mut().enumerate() {
-            *v = ws.iter().zip(p).map(|(w, q)| q * f64::from(w.layers[l].w[j])).sum::<f64>() as f32;
+            *v = ws
+                .iter()
+                .zip(p)
+                .map(|(w, q)| q * f64::from(w.layers[l].w[j]))
+                .sum::<f64>() as f32;
         }
         for (j, v) in layer.b.iter_mut().enumerate() {
-            *v = ws.iter().zip(p).map(|(w, q)| q * f64::from(w.layers[l].b[j])).sum::<f64>() as f32;
+            *v = ws
+                .iter()
+                .zip(p)
+                .map(|(w, q)| q * f64::from(w.layers[l].b[j]))
+                .sum::<f64>() as f32;
         }
     }
     out

@@ -85,7 +85,9 @@ mod tests {
     fn reconstruction_error_equals_the_discarded_singular_values() {
         let mut rng = sim::rng::stream(5, "svd");
         let (rows, cols) = (12, 9);
-        let m: Vec<f64> = (0..rows * cols).map(|_| rng.random::<f64>() - 0.5).collect();
+        let m: Vec<f64> = (0..rows * cols)
+            .map(|_| rng.random::<f64>() - 0.5)
+            .collect();
         for r in [0, 1, 3, 9] {
             let t = truncated(&m, rows, cols, r).unwrap();
             let rec = t.reconstruct();

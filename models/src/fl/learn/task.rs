@@ -207,13 +207,16 @@ impl Prototypes {
 
 /// Per-client class proportions drawn from a symmetric Dirichlet(α) (label skew; small α = few
 /// classes per client). Row `k` is client `k`'s class weights, summing to 1.
-pub fn dirichlet_label_skew(clients: usize, classes: usize, alpha: f64, rng: &mut Rng) -> Vec<Vec<f64>> {
+pub fn dirichlet_label_skew(
+    clients: usize,
+    classes: usize,
+    alpha: f64,
+    rng: &mut Rng,
+) -> Vec<Vec<f64>> {
     let gamma = Gamma::new(alpha, 1.0).expect("validated alpha");
     (0..clients)
         .map(|_| {
-            let g: Vec<f64> = (0..classes)
-                .map(|_| gamma.sample(rng).max(1e-12))
-                .collect();
+            let g: Vec<f64> = (0..classes).map(|_| gamma.sample(rng).max(1e-12)).collect();
             let s: f64 = g.iter().sum();
             g.iter().map(|v| v / s).collect()
         })

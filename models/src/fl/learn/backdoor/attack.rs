@@ -101,14 +101,21 @@ pub fn lp_select(
     for l in 0..layers {
         let mut m = vec![false; layers];
         m[l] = true;
-        alone.push(bsr(&substitute(global, benign, malicious, &m, 1.0), triggered)?);
+        alone.push(bsr(
+            &substitute(global, benign, malicious, &m, 1.0),
+            triggered,
+        )?);
     }
     let mut order: Vec<usize> = (0..layers).collect();
     order.sort_by(|a, b| alone[*b].total_cmp(&alone[*a]).then(a.cmp(b)));
     let mut mask = vec![false; layers];
     for l in order {
         mask[l] = true;
-        if bsr(&substitute(global, benign, malicious, &mask, 1.0), triggered)? >= threshold * full {
+        if bsr(
+            &substitute(global, benign, malicious, &mask, 1.0),
+            triggered,
+        )? >= threshold * full
+        {
             break;
         }
     }

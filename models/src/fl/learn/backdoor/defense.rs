@@ -76,7 +76,10 @@ pub struct Verdict {
 }
 
 fn norm(v: &[f32]) -> f64 {
-    v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt()
+    v.iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt()
 }
 
 fn dist2(a: &[f32], b: &[f32]) -> f64 {
@@ -90,7 +93,11 @@ fn dist2(a: &[f32], b: &[f32]) -> f64 {
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let n = norm(a) * norm(b);
     if n == 0.0 { 0.0 } else { dot / n }
 }
@@ -350,7 +357,11 @@ mod tests {
         let d = 40;
         let base: Vec<f32> = (0..d).map(|_| 0.5 + rng.random::<f32>()).collect();
         let mut ups: Vec<Vec<f32>> = (0..9)
-            .map(|_| base.iter().map(|b| b + 0.2 * (rng.random::<f32>() - 0.5)).collect())
+            .map(|_| {
+                base.iter()
+                    .map(|b| b + 0.2 * (rng.random::<f32>() - 0.5))
+                    .collect()
+            })
             .collect();
         ups.push(base.iter().map(|b| -10.0 * b).collect());
         (ups, base)
@@ -391,7 +402,11 @@ mod tests {
         ups[0] = vec![5.0, 0.2];
         let mut rng = sim::rng::stream(12, "rlr");
         let v = aggregate(Defense::Rlr, &ups, &[0.0, 0.0], &cfg(), &mut rng);
-        assert!(v.update[0] < 0.0, "attacker's push is reversed: {}", v.update[0]);
+        assert!(
+            v.update[0] < 0.0,
+            "attacker's push is reversed: {}",
+            v.update[0]
+        );
         assert!(v.update[1] > 0.0);
     }
 

@@ -111,7 +111,9 @@ fn run_attack(
         let g = global.flatten();
         let mut benign = Vec::with_capacity(n);
         for k in 0..n {
-            benign.push(nn::train(&global, &s.clients[k], e, b, lr, &mut rngs[k]).map_err(model_err)?);
+            benign.push(
+                nn::train(&global, &s.clients[k], e, b, lr, &mut rngs[k]).map_err(model_err)?,
+            );
         }
         let mut updates: Vec<Vec<f32>> = benign.iter().map(|w| delta(w, &g)).collect();
         if attack != Attack::None && p.attackers > 0 {
@@ -125,8 +127,10 @@ fn run_attack(
             let eval = &s.poisoned[0].1;
             let mask = match attack {
                 Attack::Full | Attack::None => vec![true; layers],
-                Attack::Lp => attack::lp_select(&global, &benign[0], &malicious[0], eval, p.lp_threshold)
-                    .map_err(model_err)?,
+                Attack::Lp => {
+                    attack::lp_select(&global, &benign[0], &malicious[0], eval, p.lp_threshold)
+                        .map_err(model_err)?
+                }
                 Attack::Polar => attack::polar_round(
                     &mut policy,
                     &p.polar,
@@ -140,7 +144,8 @@ fn run_attack(
             };
             modified += mask.iter().filter(|m| **m).count() * p.attackers;
             for k in 0..p.attackers {
-                let crafted = attack::substitute(&global, &benign[k], &malicious[k], &mask, p.boost as f32);
+                let crafted =
+                    attack::substitute(&global, &benign[k], &malicious[k], &mask, p.boost as f32);
                 updates[k] = delta(&crafted, &g);
             }
         }
@@ -196,7 +201,10 @@ impl Experiment for BackdoorExperiment {
                     .metric(format!("detection_rate_{key}"), ob.detection_rate);
                 best = best.max(ob.bsr_final);
             }
-            out.metric("bsr_gain_vs_best_baseline_pts", 100.0 * (o.bsr_final - best));
+            out.metric(
+                "bsr_gain_vs_best_baseline_pts",
+                100.0 * (o.bsr_final - best),
+            );
         }
         Ok(out)
     }

@@ -77,7 +77,10 @@ impl Validate for BackdoorParams {
         if self.attackers >= self.clients {
             e.push(ParamError::new(
                 "attackers",
-                format!("must be < clients ({}), got {}", self.clients, self.attackers),
+                format!(
+                    "must be < clients ({}), got {}",
+                    self.clients, self.attackers
+                ),
             ));
         }
         at_least("rounds", self.rounds, 1, &mut e);
@@ -96,7 +99,10 @@ impl Validate for BackdoorParams {
         if self.trigger.size > self.task.dim {
             e.push(ParamError::new(
                 "trigger.size",
-                format!("must be ≤ task.dim ({}), got {}", self.task.dim, self.trigger.size),
+                format!(
+                    "must be ≤ task.dim ({}), got {}",
+                    self.task.dim, self.trigger.size
+                ),
             ));
         }
         if !self.trigger.value.is_finite() {

@@ -150,7 +150,12 @@ mod tests {
             .collect();
         let mc = p.gradient(&samples, expected(&p));
         for l in 0..3 {
-            assert!((mc[l] - g[l]).abs() < 0.01, "layer {l}: mc {} vs {}", mc[l], g[l]);
+            assert!(
+                (mc[l] - g[l]).abs() < 0.01,
+                "layer {l}: mc {} vs {}",
+                mc[l],
+                g[l]
+            );
         }
     }
 

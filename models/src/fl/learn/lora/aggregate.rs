@@ -56,7 +56,11 @@ impl LoraMethod {
 
     /// Floats one client uploads for one layer's adapter.
     pub fn uplink_floats(self, l: &Lora) -> usize {
-        if self.freezes_a() { l.b.len() } else { l.floats() }
+        if self.freezes_a() {
+            l.b.len()
+        } else {
+            l.floats()
+        }
     }
 }
 

@@ -84,19 +84,13 @@ fn run_method(
             .iter()
             .zip(client_rngs.iter_mut())
             .map(|(d, rng)| {
-                adapter::train_adapters(
-                    &base,
-                    &global,
-                    method.freezes_a(),
-                    d,
-                    p.local.tuple(),
-                    rng,
-                )
+                adapter::train_adapters(&base, &global, method.freezes_a(), d, p.local.tuple(), rng)
             })
             .collect::<candle_core::Result<Vec<Adapters>>>()
             .map_err(model_err)?;
         let up: usize = updates[0].iter().map(|l| method.uplink_floats(l)).sum();
-        let agg = aggregate::aggregate(method, &updates, &weights, &mut agg_rng).map_err(model_err)?;
+        let agg =
+            aggregate::aggregate(method, &updates, &weights, &mut agg_rng).map_err(model_err)?;
         let mut down = 0;
         for (l, a) in agg.into_iter().enumerate() {
             if let Some(d) = &a.base_delta {

@@ -110,13 +110,18 @@ fn run_method(
                     }
                     w
                 }
-                PersonalMethod::PFedNavi => {
-                    mixing::train_mixed(&global, &mix[k], &s.train[k], (e, b, lr), p.mix_lr, &mut rngs[k])
-                        .map(|(g, c)| {
-                            mix[k] = c;
-                            g
-                        })
-                }
+                PersonalMethod::PFedNavi => mixing::train_mixed(
+                    &global,
+                    &mix[k],
+                    &s.train[k],
+                    (e, b, lr),
+                    p.mix_lr,
+                    &mut rngs[k],
+                )
+                .map(|(g, c)| {
+                    mix[k] = c;
+                    g
+                }),
             }
             .map_err(model_err)?;
             uploads.push(up);
@@ -140,7 +145,12 @@ fn run_method(
             per_client[k] = nn::accuracy(&model, &s.test[k]).map_err(model_err)?;
         }
         let mean = per_client.iter().sum::<f64>() / n as f64;
-        out.sample((round + 1) as f64, method.name(), "mean_client_accuracy", mean);
+        out.sample(
+            (round + 1) as f64,
+            method.name(),
+            "mean_client_accuracy",
+            mean,
+        );
         curve.push(mean);
     }
     let lambdas = (0..layers)
@@ -193,7 +203,10 @@ impl Experiment for PersonalExperiment {
             let acc = ob.curve.last().copied().unwrap_or(0.0);
             let r = rounds_to(&ob.curve, p.target_accuracy);
             out.metric(format!("mean_client_accuracy_{key}"), acc)
-                .metric(format!("worst_decile_accuracy_{key}"), worst_decile(&ob.per_client))
+                .metric(
+                    format!("worst_decile_accuracy_{key}"),
+                    worst_decile(&ob.per_client),
+                )
                 .metric(format!("rounds_to_target_{key}"), r)
                 .metric(format!("accuracy_gain_vs_{key}_pts"), 100.0 * (mean - acc))
                 .metric(format!("convergence_speedup_vs_{key}"), r / reached);

@@ -148,8 +148,11 @@ mod tests {
         let gv = nn::constants(&g).unwrap();
         let vv = Vars::from_weights(&c.local).unwrap();
         let theta = Var::from_slice(&c.logits, 2, &Device::Cpu).unwrap();
-        let l = nn::cross_entropy(&nn::forward(&mixed(&gv, &vv, &theta).unwrap(), &x).unwrap(), &y)
-            .unwrap();
+        let l = nn::cross_entropy(
+            &nn::forward(&mixed(&gv, &vv, &theta).unwrap(), &x).unwrap(),
+            &y,
+        )
+        .unwrap();
         let grad: Vec<f32> = l
             .backward()
             .unwrap()
@@ -164,7 +167,11 @@ mod tests {
             let mut dn = c.logits.clone();
             dn[i] -= h;
             let fd = (loss(&up) - loss(&dn)) / (2.0 * f64::from(h));
-            assert!((fd - f64::from(grad[i])).abs() < 2e-3, "layer {i}: {fd} vs {}", grad[i]);
+            assert!(
+                (fd - f64::from(grad[i])).abs() < 2e-3,
+                "layer {i}: {fd} vs {}",
+                grad[i]
+            );
         }
     }
 
@@ -180,8 +187,15 @@ mod tests {
         };
         let task = Prototypes::new(shape, &mut rng);
         let plain = task.sample(200, &[1.0; 4], &mut rng);
-        let global = nn::train(&Weights::init(&[6, 12, 4], &mut rng), &plain, 5, 20, 0.1, &mut rng)
-            .unwrap();
+        let global = nn::train(
+            &Weights::init(&[6, 12, 4], &mut rng),
+            &plain,
+            5,
+            20,
+            0.1,
+            &mut rng,
+        )
+        .unwrap();
         let view = ClientView {
             offset: vec![0.0; 6],
             labels: vec![1, 0, 3, 2],
