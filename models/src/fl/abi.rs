@@ -84,10 +84,7 @@ mod tests {
 
     #[test]
     fn selector_of_transfer_matches_erc20() {
-        assert_eq!(
-            selector("transfer(address,uint256)"),
-            [0xa9, 0x05, 0x9c, 0xbb]
-        );
+        assert_eq!(selector("transfer(address,uint256)"), [0xa9, 0x05, 0x9c, 0xbb]);
     }
 
     #[test]

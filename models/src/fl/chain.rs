@@ -95,33 +95,19 @@ impl ChainConfig {
             bad("slot_s", format!("must be ≥ 1, got {}", self.slot_s));
         }
         if self.gas_limit < 100_000 {
-            bad(
-                "gas_limit",
-                format!("must be ≥ 100000, got {}", self.gas_limit),
-            );
+            bad("gas_limit", format!("must be ≥ 100000, got {}", self.gas_limit));
         }
-        for (k, v) in [
-            ("base_fee_gwei", self.base_fee_gwei),
-            ("priority_fee_gwei", self.priority_fee_gwei),
-            ("background_sd", self.background_sd),
-            ("propagation_s", self.propagation_s),
-        ] {
+        for (k, v) in [("base_fee_gwei", self.base_fee_gwei), ("priority_fee_gwei", self.priority_fee_gwei), ("background_sd", self.background_sd), ("propagation_s", self.propagation_s)] {
             if !(v.is_finite() && v >= 0.0) {
                 bad(k, format!("must be ≥ 0, got {v}"));
             }
         }
         if !(0.0..=1.0).contains(&self.background_util) {
-            bad(
-                "background_util",
-                format!("must be in [0, 1], got {}", self.background_util),
-            );
+            bad("background_util", format!("must be in [0, 1], got {}", self.background_util));
         }
         for (i, w) in self.congestion.iter().enumerate() {
             if !(w[0].is_finite() && w[1].is_finite() && 0.0 <= w[0] && w[0] < w[1]) {
-                bad(
-                    &format!("congestion[{i}]"),
-                    format!("must be [start_s, end_s] with 0 ≤ start < end, got {w:?}"),
-                );
+                bad(&format!("congestion[{i}]"), format!("must be [start_s, end_s] with 0 ≤ start < end, got {w:?}"));
             }
         }
     }
@@ -234,12 +220,7 @@ impl Chain {
     }
 
     fn background(&mut self, t_s: f64) -> u64 {
-        if self
-            .cfg
-            .congestion
-            .iter()
-            .any(|w| w[0] <= t_s && t_s < w[1])
-        {
+        if self.cfg.congestion.iter().any(|w| w[0] <= t_s && t_s < w[1]) {
             return self.cfg.gas_limit;
         }
         let u = if self.cfg.background_sd > 0.0 {
@@ -260,8 +241,7 @@ impl Chain {
         let bg = self.background(t_s);
         let tip = (self.cfg.priority_fee_gwei * 1e9).round() as u128;
         let price = self.base_fee_wei + tip;
-        self.evm
-            .set_block(self.number, t_s as u64, self.base_fee_wei as u64, limit);
+        self.evm.set_block(self.number, t_s as u64, self.base_fee_wei as u64, limit);
         let mut used = bg;
         let mut included = Vec::new();
         let mut blocked: Vec<Address> = Vec::new();
@@ -277,9 +257,7 @@ impl Chain {
                 continue;
             }
             let room = limit - used;
-            let (receipt, kept) = self
-                .evm
-                .execute_if(&tx.call, price, |r| r.gas_used <= room)?;
+            let (receipt, kept) = self.evm.execute_if(&tx.call, price, |r| r.gas_used <= room)?;
             if kept {
                 used += receipt.gas_used;
                 included.push(Included {

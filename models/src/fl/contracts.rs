@@ -31,23 +31,17 @@ impl Contract {
 
     /// Creation bytecode from the artifact.
     pub fn creation_code(self) -> Result<Vec<u8>, EvmError> {
-        let v: serde_json::Value = serde_json::from_str(self.artifact())
-            .map_err(|e| EvmError(format!("artifact: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(self.artifact()).map_err(|e| EvmError(format!("artifact: {e}")))?;
         let code = v["bytecode"]
             .as_str()
             .ok_or_else(|| EvmError("artifact without bytecode".into()))?;
-        hex::decode(code.trim_start_matches("0x"))
-            .map_err(|e| EvmError(format!("artifact hex: {e}")))
+        hex::decode(code.trim_start_matches("0x")).map_err(|e| EvmError(format!("artifact hex: {e}")))
     }
 }
 
 /// Deploys `c` from `from` with constructor arguments `args`; returns its address and receipt.
-pub fn deploy(
-    evm: &mut Evm,
-    from: Address,
-    c: Contract,
-    args: &[Tok],
-) -> Result<(Address, Receipt), EvmError> {
+pub fn deploy(evm: &mut Evm, from: Address, c: Contract, args: &[Tok]) -> Result<(Address, Receipt), EvmError> {
     let mut code = c.creation_code()?;
     code.extend_from_slice(&abi::encode(args));
     let r = evm.execute(
@@ -61,9 +55,6 @@ pub fn deploy(
     )?;
     match r.created {
         Some(a) if r.success => Ok((a, r)),
-        _ => Err(EvmError(format!(
-            "deployment of {c:?} failed: {}",
-            revert_reason(&r.output)
-        ))),
+        _ => Err(EvmError(format!("deployment of {c:?} failed: {}", revert_reason(&r.output)))),
     }
 }

@@ -70,12 +70,8 @@ impl Coordinator {
         if o.expected == 0 {
             self.close(false, cx).await;
         } else {
-            cx.schedule_event(
-                secs(o.deadline_s.max(1e-9)),
-                schedulable!(Self::deadline),
-                o.round,
-            )
-            .expect("deadline > 0");
+            cx.schedule_event(secs(o.deadline_s.max(1e-9)), schedulable!(Self::deadline), o.round)
+                .expect("deadline > 0");
         }
     }
 

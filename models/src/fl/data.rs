@@ -96,11 +96,8 @@ fn normal(mean: f64, sd: f64) -> Normal<f64> {
 pub fn synthetic(spec: &SyntheticSpec, rng: &mut Rng) -> Federated {
     let (d, c) = (spec.dim, spec.classes);
     let sigma: Vec<f64> = (1..=d).map(|j| (j as f64).powf(-1.2).sqrt()).collect();
-    let counts = LogNormal::new(
-        spec.samples_median.max(1.0).ln(),
-        spec.samples_sigma.max(0.0),
-    )
-    .expect("lognormal");
+    let counts = LogNormal::new(spec.samples_median.max(1.0).ln(), spec.samples_sigma.max(0.0))
+        .expect("lognormal");
     let std = normal(0.0, 1.0);
     let shared_w: Vec<f64> = (0..c * d).map(|_| std.sample(rng)).collect();
     let shared_b: Vec<f64> = (0..c).map(|_| std.sample(rng)).collect();
@@ -129,7 +126,9 @@ pub fn synthetic(spec: &SyntheticSpec, rng: &mut Rng) -> Federated {
             ..Shard::default()
         };
         for k in 0..n_train + spec.test_per_client {
-            let x: Vec<f64> = (0..d).map(|j| v[j] + sigma[j] * std.sample(rng)).collect();
+            let x: Vec<f64> = (0..d)
+                .map(|j| v[j] + sigma[j] * std.sample(rng))
+                .collect();
             let mut best = (0, f64::NEG_INFINITY);
             for cls in 0..c {
                 let z = b[cls]
@@ -158,13 +157,7 @@ pub fn synthetic(spec: &SyntheticSpec, rng: &mut Rng) -> Federated {
 /// Splits `pool` over `clients` participants with per-class Dirichlet(α) proportions (small α:
 /// each participant sees few classes; large α: close to IID). Every example goes to exactly one
 /// participant; a participant may end up empty when α is tiny.
-pub fn dirichlet_split(
-    pool: &Shard,
-    classes: usize,
-    clients: usize,
-    alpha: f64,
-    rng: &mut Rng,
-) -> Vec<Shard> {
+pub fn dirichlet_split(pool: &Shard, classes: usize, clients: usize, alpha: f64, rng: &mut Rng) -> Vec<Shard> {
     let gamma = Gamma::new(alpha.max(1e-6), 1.0).expect("gamma");
     let mut shards = vec![
         Shard {

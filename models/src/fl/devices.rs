@@ -53,6 +53,7 @@ pub struct DeviceMix {
     pub checkin_s_median: f64,
 }
 
+
 impl Default for DeviceMix {
     fn default() -> Self {
         Self {
@@ -77,10 +78,7 @@ impl DeviceMix {
             ("down_mbps_median", self.down_mbps_median),
         ] {
             if !(v.is_finite() && v > 0.0) {
-                out.push(ParamError::new(
-                    format!("{prefix}.{k}"),
-                    format!("must be > 0, got {v}"),
-                ));
+                out.push(ParamError::new(format!("{prefix}.{k}"), format!("must be > 0, got {v}")));
             }
         }
         for (k, v, hi) in [
@@ -98,10 +96,7 @@ impl DeviceMix {
             }
         }
         if self.availability == 0.0 {
-            out.push(ParamError::new(
-                format!("{prefix}.availability"),
-                "must be > 0, got 0",
-            ));
+            out.push(ParamError::new(format!("{prefix}.availability"), "must be > 0, got 0"));
         }
     }
 

@@ -122,10 +122,7 @@ impl Evm {
             .gas_limit(TX_GAS_CAP)
             .gas_price(gas_price_wei)
             .build_fill();
-        let out = self
-            .evm
-            .transact(tx)
-            .map_err(|e| EvmError(format!("{e:?}")))?;
+        let out = self.evm.transact(tx).map_err(|e| EvmError(format!("{e:?}")))?;
         let r = &out.result;
         let output = match r {
             ExecutionResult::Revert { output, .. } => output.clone(),

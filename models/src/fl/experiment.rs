@@ -12,14 +12,7 @@ use super::settle::{SettleReport, settle};
 use super::traits::{FedAvg, NoAdversary};
 
 /// Contract functions reported in the per-call gas breakdown (every protocol reports all of them).
-pub const CALLS: [&str; 6] = [
-    "new_job",
-    "commit",
-    "challenge",
-    "counter",
-    "reward_init",
-    "reward_pay_multi",
-];
+pub const CALLS: [&str; 6] = ["new_job", "commit", "challenge", "counter", "reward_init", "reward_pay_multi"];
 
 /// The SettleFL experiment.
 pub struct FlExperiment;
@@ -92,25 +85,15 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
         .metric("loss_final", last.loss)
         .metric("dropouts", run.dropouts() as f64)
         .metric("late_uploads", run.late_uploads() as f64)
-        .metric(
-            "offline",
-            run.rounds.iter().map(|r| r.offline).sum::<usize>() as f64,
-        )
-        .metric(
-            "aggregated_updates",
-            run.rounds.iter().map(|r| r.on_time.len()).sum::<usize>() as f64,
-        )
-        .metric(
-            "round_s_mean",
-            run.rounds.iter().map(|r| r.close_s - r.open_s).sum::<f64>() / rounds,
-        )
+        .metric("offline", run.rounds.iter().map(|r| r.offline).sum::<usize>() as f64)
+        .metric("aggregated_updates", run.rounds.iter().map(|r| r.on_time.len()).sum::<usize>() as f64)
+        .metric("round_s_mean", run.rounds.iter().map(|r| r.close_s - r.open_s).sum::<f64>() / rounds)
         .metric("fl_end_s", run.end_s());
     let total = rep.total_gas() as f64;
     let by = rep.by_label();
     for c in CALLS {
         let (k, g) = by.get(c).copied().unwrap_or((0, 0));
-        out.metric(format!("gas_{c}"), g as f64)
-            .metric(format!("calls_{c}"), k as f64);
+        out.metric(format!("gas_{c}"), g as f64).metric(format!("calls_{c}"), k as f64);
     }
     let round_gas = by.get("commit").map_or(0, |x| x.1) + by.get("counter").map_or(0, |x| x.1);
     let fees_eth = rep.fees_wei() as f64 / 1e18;
@@ -120,19 +103,13 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
         .metric("log10_total_gas", total.max(1.0).log10())
         .metric("round_gas_mean", round_gas as f64 / rounds)
         .metric("deploy_gas", rep.deploy_gas as f64)
-        .metric(
-            "reverted_txs",
-            rep.txs.iter().filter(|t| !t.success).count() as f64,
-        )
+        .metric("reverted_txs", rep.txs.iter().filter(|t| !t.success).count() as f64)
         .metric("fees_eth", fees_eth)
         .metric("cost_eth", cost_eth)
         .metric("cost_usd", cost_eth * p.eth_usd)
         .metric("cost_usd_per_participant", cost_eth * p.eth_usd / n)
         .metric("friction_pct", 100.0 * fees_eth / p.settlement.budget_eth)
-        .metric(
-            "finality_s_mean",
-            rep.finality_s.iter().sum::<f64>() / rounds,
-        )
+        .metric("finality_s_mean", rep.finality_s.iter().sum::<f64>() / rounds)
         .metric("finality_s_p50", percentile(&rep.finality_s, 0.5))
         .metric("finality_s_max", percentile(&rep.finality_s, 1.0))
         .metric("wrong_roots", rep.wrong_roots as f64)
@@ -155,12 +132,7 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
         out.sample(r.close_s, "fl", "accuracy", r.eval.accuracy);
         out.sample(r.close_s, "fl", "late_uploads", r.late as f64);
         out.sample(r.close_s, "fl", "dropouts", r.dropped.len() as f64);
-        out.sample(
-            r.close_s,
-            "settle",
-            "finality_s",
-            rep.finality_s[r.round as usize],
-        );
+        out.sample(r.close_s, "settle", "finality_s", rep.finality_s[r.round as usize]);
     }
     for b in &rep.blocks {
         out.sample(b.t_s, "chain", "base_fee_gwei", b.base_fee_wei as f64 / 1e9);
@@ -175,14 +147,7 @@ impl Experiment for FlExperiment {
 
     fn run(&self, p: &FlParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
         let run = train(p, ctx)?;
-        let rep = settle(
-            &p.settlement,
-            &p.chain,
-            &run,
-            p.participants as usize,
-            ctx.rng("fl/chain"),
-            ctx.rng("fl/settle"),
-        )?;
+        let rep = settle(&p.settlement, &p.chain, &run, p.participants as usize, ctx.rng("fl/chain"), ctx.rng("fl/settle"))?;
         let mut out = RunOutput::default();
         export(p, &run, &rep, &mut out);
         Ok(out)

@@ -32,11 +32,7 @@ pub struct LogRegTrainer {
 
 impl LogRegTrainer {
     fn dims(&self) -> (usize, usize) {
-        let d = self
-            .data
-            .test
-            .dim
-            .max(self.data.shards.first().map_or(0, |s| s.dim));
+        let d = self.data.test.dim.max(self.data.shards.first().map_or(0, |s| s.dim));
         (self.data.classes, d)
     }
 }
@@ -46,12 +42,7 @@ fn probs(w: &[f32], b: &[f32], x: &[f32], p: &mut [f32]) {
     let d = x.len();
     let mut max = f32::NEG_INFINITY;
     for (c, pc) in p.iter_mut().enumerate() {
-        let z = b[c]
-            + w[c * d..(c + 1) * d]
-                .iter()
-                .zip(x)
-                .map(|(a, b)| a * b)
-                .sum::<f32>();
+        let z = b[c] + w[c * d..(c + 1) * d].iter().zip(x).map(|(a, b)| a * b).sum::<f32>();
         *pc = z;
         max = max.max(z);
     }
@@ -124,10 +115,7 @@ pub fn evaluate(model: &ModelParams, shard: &Shard) -> Eval {
         let arg = p
             .iter()
             .enumerate()
-            .fold(
-                (0, f32::NEG_INFINITY),
-                |a, (k, &v)| if v > a.1 { (k, v) } else { a },
-            )
+            .fold((0, f32::NEG_INFINITY), |a, (k, &v)| if v > a.1 { (k, v) } else { a })
             .0;
         correct += usize::from(arg == y);
     }
@@ -140,10 +128,7 @@ pub fn evaluate(model: &ModelParams, shard: &Shard) -> Eval {
 
 /// A zero model for `classes` × `dim`.
 pub fn zero_model(classes: usize, dim: usize) -> ModelParams {
-    ModelParams::new(vec![
-        Layer::zeros("w", &[classes, dim]),
-        Layer::zeros("b", &[classes]),
-    ])
+    ModelParams::new(vec![Layer::zeros("w", &[classes, dim]), Layer::zeros("b", &[classes])])
 }
 
 impl LocalTrainer for LogRegTrainer {

@@ -89,25 +89,13 @@ mod tests {
     fn every_proof_verifies_and_a_tampered_leaf_fails() {
         for n in [1usize, 2, 3, 7, 8, 33] {
             let leaves: Vec<B256> = (0..n)
-                .map(|i| {
-                    leaf(
-                        U256::from(1),
-                        i,
-                        Address::with_last_byte(i as u8),
-                        U256::from(i * 10),
-                    )
-                })
+                .map(|i| leaf(U256::from(1), i, Address::with_last_byte(i as u8), U256::from(i * 10)))
                 .collect();
             let t = MerkleTree::new(leaves.clone());
             assert_eq!(t.depth(), depth_for(n));
             for (i, l) in leaves.iter().enumerate() {
                 assert_eq!(root_of(*l, i, &t.proof(i)), t.root(), "n={n} i={i}");
-                let bad = leaf(
-                    U256::from(1),
-                    i,
-                    Address::with_last_byte(i as u8),
-                    U256::from(i * 10 + 1),
-                );
+                let bad = leaf(U256::from(1), i, Address::with_last_byte(i as u8), U256::from(i * 10 + 1));
                 assert_ne!(root_of(bad, i, &t.proof(i)), t.root());
             }
         }

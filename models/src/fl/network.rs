@@ -59,10 +59,7 @@ impl NetworkConfig {
     /// Range checks, keys under `prefix`.
     pub fn validate(&self, prefix: &str, out: &mut Vec<ParamError>) {
         if self.rounds == 0 {
-            out.push(ParamError::new(
-                format!("{prefix}.rounds"),
-                "must be ≥ 1, got 0",
-            ));
+            out.push(ParamError::new(format!("{prefix}.rounds"), "must be ≥ 1, got 0"));
         }
         if !(self.participation > 0.0 && self.participation <= 1.0) {
             out.push(ParamError::new(
@@ -76,10 +73,7 @@ impl NetworkConfig {
             ("aggregation_s", self.aggregation_s),
         ] {
             if !(v.is_finite() && v > 0.0) {
-                out.push(ParamError::new(
-                    format!("{prefix}.{k}"),
-                    format!("must be > 0, got {v}"),
-                ));
+                out.push(ParamError::new(format!("{prefix}.{k}"), format!("must be > 0, got {v}")));
             }
         }
         if !(self.server_latency_ms.is_finite() && self.server_latency_ms >= 0.0) {
@@ -189,10 +183,7 @@ struct Bench {
 
 fn bench(cfg: &NetworkConfig) -> Result<Bench, RunError> {
     let mut clients = Clients::default();
-    let mut link = Link::new(
-        cfg.server_latency_ms * 1e-3,
-        cfg.server_ingress_mbps * 1e6 / 8.0,
-    );
+    let mut link = Link::new(cfg.server_latency_ms * 1e-3, cfg.server_ingress_mbps * 1e6 / 8.0);
     let mut coord = Coordinator::default();
     let (cm, lm, om) = (Mailbox::new(), Mailbox::new(), Mailbox::new());
     clients.upload.connect(Link::send, &lm);
@@ -202,12 +193,8 @@ fn bench(cfg: &NetworkConfig) -> Result<Bench, RunError> {
     coord.arrival.connect_sink(asink);
     coord.closed.connect_sink(csink);
     let mut b = engine::bench();
-    let start = EventSource::new()
-        .connect(Clients::start, &cm)
-        .register(&mut b);
-    let open = EventSource::new()
-        .connect(Coordinator::open, &om)
-        .register(&mut b);
+    let start = EventSource::new().connect(Clients::start, &cm).register(&mut b);
+    let open = EventSource::new().connect(Coordinator::open, &om).register(&mut b);
     let simu = b
         .add_model(clients, cm, "clients")
         .add_model(link, lm, "ingress")
@@ -315,8 +302,7 @@ pub fn run_network(
         for &i in &rec.on_time {
             let mut u = plug.trainer.train(i, &global, &mut rngs.train);
             if plug.adversary.is_adversary(i) {
-                plug.adversary
-                    .corrupt(round, &mut u, &global, &mut rngs.agg);
+                plug.adversary.corrupt(round, &mut u, &global, &mut rngs.agg);
             }
             updates.push(u);
         }

@@ -148,47 +148,26 @@ impl Validate for FlParams {
     fn validate(&self) -> Vec<ParamError> {
         let mut e = Vec::new();
         if !(1..=100_000).contains(&self.participants) {
-            e.push(ParamError::new(
-                "participants",
-                format!("must be in [1, 100000], got {}", self.participants),
-            ));
+            e.push(ParamError::new("participants", format!("must be in [1, 100000], got {}", self.participants)));
         }
         let d = &self.data;
-        for (k, v) in [
-            ("data.alpha", d.alpha),
-            ("data.beta", d.beta),
-            ("data.samples_sigma", d.samples_sigma),
-        ] {
+        for (k, v) in [("data.alpha", d.alpha), ("data.beta", d.beta), ("data.samples_sigma", d.samples_sigma)] {
             if !(v.is_finite() && v >= 0.0) {
                 e.push(ParamError::new(k, format!("must be ≥ 0, got {v}")));
             }
         }
-        for (k, v) in [
-            ("data.dirichlet_alpha", d.dirichlet_alpha),
-            ("data.samples_median", d.samples_median),
-            ("train.lr", self.train.lr),
-            ("gas_price_gwei", self.gas_price_gwei),
-            ("eth_usd", self.eth_usd),
-        ] {
+        for (k, v) in [("data.dirichlet_alpha", d.dirichlet_alpha), ("data.samples_median", d.samples_median), ("train.lr", self.train.lr), ("gas_price_gwei", self.gas_price_gwei), ("eth_usd", self.eth_usd)] {
             if !(v.is_finite() && v > 0.0) {
                 e.push(ParamError::new(k, format!("must be > 0, got {v}")));
             }
         }
-        for (k, v) in [
-            ("data.dim", d.dim),
-            ("data.test_per_client", d.test_per_client),
-            ("train.epochs", self.train.epochs),
-            ("train.batch", self.train.batch),
-        ] {
+        for (k, v) in [("data.dim", d.dim), ("data.test_per_client", d.test_per_client), ("train.epochs", self.train.epochs), ("train.batch", self.train.batch)] {
             if v == 0 {
                 e.push(ParamError::new(k, "must be ≥ 1, got 0"));
             }
         }
         if d.classes < 2 {
-            e.push(ParamError::new(
-                "data.classes",
-                format!("must be ≥ 2, got {}", d.classes),
-            ));
+            e.push(ParamError::new("data.classes", format!("must be ≥ 2, got {}", d.classes)));
         }
         self.network.validate("network", &mut e);
         self.devices.validate("devices", &mut e);

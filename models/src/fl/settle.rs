@@ -150,37 +150,18 @@ impl SettleConfig {
             }
         }
         if self.budget_eth > 4.0 {
-            bad(
-                "budget_eth",
-                format!(
-                    "must be ≤ 4 (per-round rewards must fit the circuit's 32-bit gwei range), got {}",
-                    self.budget_eth
-                ),
-            );
+            bad("budget_eth", format!("must be ≤ 4 (per-round rewards must fit the circuit's 32-bit gwei range), got {}", self.budget_eth));
         }
         if !(0.0..1.0).contains(&self.dishonest_prob) {
-            bad(
-                "dishonest_prob",
-                format!("must be in [0, 1), got {}", self.dishonest_prob),
-            );
+            bad("dishonest_prob", format!("must be in [0, 1), got {}", self.dishonest_prob));
         }
-        for (k, v) in [
-            ("commit_every", self.commit_every),
-            ("onchain_batch", self.onchain_batch),
-            ("payout_batch", self.payout_batch),
-        ] {
+        for (k, v) in [("commit_every", self.commit_every), ("onchain_batch", self.onchain_batch), ("payout_batch", self.payout_batch)] {
             if v == 0 {
                 bad(k, "must be ≥ 1, got 0".into());
             }
         }
         if self.honest_watchers > self.watchers {
-            bad(
-                "honest_watchers",
-                format!(
-                    "must be ≤ watchers ({}), got {}",
-                    self.watchers, self.honest_watchers
-                ),
-            );
+            bad("honest_watchers", format!("must be ≤ watchers ({}), got {}", self.watchers, self.honest_watchers));
         }
     }
 }
@@ -385,14 +366,7 @@ impl Agents<'_> {
     fn leaves(&self, vals: &[u64]) -> Vec<B256> {
         vals.iter()
             .enumerate()
-            .map(|(i, &v)| {
-                leaf(
-                    self.job,
-                    i,
-                    participant(i),
-                    U256::from(u128::from(v) * GWEI),
-                )
-            })
+            .map(|(i, &v)| leaf(self.job, i, participant(i), U256::from(u128::from(v) * GWEI)))
             .collect()
     }
 
@@ -402,16 +376,11 @@ impl Agents<'_> {
 
     /// The owner commits the next epoch when it is ready and nothing is in flight.
     fn try_commit(&mut self, now: f64) -> Result<(), RunError> {
-        if self.in_flight.is_some()
-            || self.next_epoch >= self.epochs.len()
-            || self.ready_s[self.next_epoch] > now
-        {
+        if self.in_flight.is_some() || self.next_epoch >= self.epochs.len() || self.ready_s[self.next_epoch] > now {
             return Ok(());
         }
         let e = self.next_epoch;
-        let honest = self.force_honest
-            || self.disputed
-            || self.rng.random::<f64>() >= self.cfg.dishonest_prob;
+        let honest = self.force_honest || self.disputed || self.rng.random::<f64>() >= self.cfg.dishonest_prob;
         self.force_honest = false;
         let mut vals = self.epochs[e].cum.clone();
         if !honest {
@@ -424,42 +393,20 @@ impl Agents<'_> {
             Protocol::CommitChallenge => {
                 let delta_root = self.tree(&self.epochs[e].delta).root();
                 if self.disputed {
-                    (
-                        "counter",
-                        abi::call(
-                            "counter(uint256,bytes32,bytes32)",
-                            &[Tok::U(self.job), Tok::H(root), Tok::H(delta_root)],
-                        ),
-                        wei(self.cfg.bond_eth),
-                    )
+                    ("counter", abi::call("counter(uint256,bytes32,bytes32)", &[Tok::U(self.job), Tok::H(root), Tok::H(delta_root)]), wei(self.cfg.bond_eth))
                 } else {
-                    (
-                        "commit",
-                        abi::call(
-                            "commit(uint256,bytes32,bytes32)",
-                            &[Tok::U(self.job), Tok::H(root), Tok::H(delta_root)],
-                        ),
-                        U256::ZERO,
-                    )
+                    ("commit", abi::call("commit(uint256,bytes32,bytes32)", &[Tok::U(self.job), Tok::H(root), Tok::H(delta_root)]), U256::ZERO)
                 }
             }
             Protocol::CommitProof => {
-                let p = self.proofs[e]
-                    .clone()
-                    .ok_or_else(|| RunError::Model("proof missing".into()))?;
+                let p = self.proofs[e].clone().ok_or_else(|| RunError::Model("proof missing".into()))?;
                 // The proof binds the honest root; a tampered root makes the pairing check fail.
                 let words = p.words.iter().map(|w| Tok::U(*w)).collect();
                 (
                     "commit",
                     abi::call(
                         "commit(uint256,uint256,uint256,bytes32,uint256[8])",
-                        &[
-                            Tok::U(self.job),
-                            Tok::U(p.c_new),
-                            u(p.total),
-                            Tok::H(root),
-                            Tok::Fixed(words),
-                        ],
+                        &[Tok::U(self.job), Tok::U(p.c_new), u(p.total), Tok::H(root), Tok::Fixed(words)],
                     ),
                     U256::ZERO,
                 )
@@ -505,26 +452,14 @@ impl Agents<'_> {
         for chunk in paid.chunks(self.cfg.payout_batch as usize) {
             let who: Vec<Tok> = chunk.iter().map(|&i| Tok::A(participant(i))).collect();
             let data = match &tree {
-                None => abi::call(
-                    "reward_pay_multi(uint256,address[])",
-                    &[Tok::U(self.job), Tok::Array(who)],
-                ),
+                None => abi::call("reward_pay_multi(uint256,address[])", &[Tok::U(self.job), Tok::Array(who)]),
                 Some(t) => {
                     let idx = chunk.iter().map(|&i| u(i as u64)).collect();
-                    let cum = chunk
-                        .iter()
-                        .map(|&i| Tok::U(U256::from(u128::from(vals[i]) * GWEI)))
-                        .collect();
+                    let cum = chunk.iter().map(|&i| Tok::U(U256::from(u128::from(vals[i]) * GWEI))).collect();
                     let paths = chunk.iter().flat_map(|&i| t.proof(i)).map(Tok::H).collect();
                     abi::call(
                         "reward_pay_multi(uint256,uint256[],address[],uint256[],bytes32[])",
-                        &[
-                            Tok::U(self.job),
-                            Tok::Array(idx),
-                            Tok::Array(who),
-                            Tok::Array(cum),
-                            Tok::Array(paths),
-                        ],
+                        &[Tok::U(self.job), Tok::Array(idx), Tok::Array(who), Tok::Array(cum), Tok::Array(paths)],
                     )
                 }
             };
@@ -540,9 +475,7 @@ impl Agents<'_> {
     }
 
     fn watch(&mut self, now: f64, w: usize, e: usize, seen_s: f64) {
-        let Some((vals, at, _)) = self.published[e].clone() else {
-            return;
-        };
+        let Some((vals, at, _)) = self.published[e].clone() else { return };
         if at != seen_s || self.disputed || now >= at + self.cfg.challenge_window_s {
             return;
         }
@@ -555,9 +488,7 @@ impl Agents<'_> {
             }
         };
         let delta = &self.epochs[e].delta;
-        let Some(j) = (0..self.n).find(|&j| vals[j] != prev[j] + delta[j]) else {
-            return;
-        };
+        let Some(j) = (0..self.n).find(|&j| vals[j] != prev[j] + delta[j]) else { return };
         let cur = self.tree(&vals);
         let dt = self.tree(delta);
         let mut paths = Vec::new();
@@ -569,16 +500,7 @@ impl Agents<'_> {
         let g = |v: u64| Tok::U(U256::from(u128::from(v) * GWEI));
         let data = abi::call(
             "challenge(uint256,uint256,uint256,address,uint256,uint256,uint256,bytes32[])",
-            &[
-                Tok::U(self.job),
-                u(e as u64),
-                u(j as u64),
-                Tok::A(participant(j)),
-                g(prev[j]),
-                g(delta[j]),
-                g(vals[j]),
-                Tok::Array(paths.into_iter().map(Tok::H).collect()),
-            ],
+            &[Tok::U(self.job), u(e as u64), u(j as u64), Tok::A(participant(j)), g(prev[j]), g(delta[j]), g(vals[j]), Tok::Array(paths.into_iter().map(Tok::H).collect())],
         );
         let id = self.tx(now, "challenge", watcher(w), data, U256::ZERO);
         self.challenges.insert(id, e);
@@ -589,22 +511,14 @@ impl Agents<'_> {
         match a {
             Action::Submit(p) => chain.submit(p),
             Action::Commit => self.try_commit(now)?,
-            Action::Watch {
-                watcher,
-                epoch,
-                seen_s,
-            } => self.watch(now, watcher, epoch, seen_s),
+            Action::Watch { watcher, epoch, seen_s } => self.watch(now, watcher, epoch, seen_s),
             Action::Init => {
                 let ok = match self.cfg.protocol {
                     Protocol::CommitChallenge => {
                         self.next_epoch == self.epochs.len()
                             && !self.disputed
                             && self.in_flight.is_none()
-                            && self
-                                .published
-                                .last()
-                                .and_then(|p| p.as_ref())
-                                .is_some_and(|p| p.1 + self.cfg.challenge_window_s <= now)
+                            && self.published.last().and_then(|p| p.as_ref()).is_some_and(|p| p.1 + self.cfg.challenge_window_s <= now)
                     }
                     _ => true,
                 };
@@ -657,9 +571,7 @@ impl Agents<'_> {
                 }
             }
             "commit" | "counter" => {
-                let Some((fid, e, honest)) = self.in_flight else {
-                    return Ok(());
-                };
+                let Some((fid, e, honest)) = self.in_flight else { return Ok(()) };
                 if fid != id {
                     return Ok(());
                 }
@@ -677,14 +589,7 @@ impl Agents<'_> {
                     if self.cfg.protocol == Protocol::CommitChallenge {
                         for w in 0..self.cfg.honest_watchers as usize {
                             let d = self.cfg.watcher_delay_s * (1.0 + 0.5 * w as f64);
-                            self.at(
-                                t + d,
-                                Action::Watch {
-                                    watcher: w,
-                                    epoch: e,
-                                    seen_s: t,
-                                },
-                            );
+                            self.at(t + d, Action::Watch { watcher: w, epoch: e, seen_s: t });
                         }
                     }
                     if e + 1 == self.epochs.len() {
@@ -768,23 +673,12 @@ pub fn genesis(cfg: &SettleConfig, n: usize) -> Result<(Evm, Address, u64), RunE
         Protocol::Onchain => (Contract::Onchain, vec![u(pay_delay)]),
         Protocol::CommitChallenge => (
             Contract::CommitChallenge,
-            vec![
-                Tok::U(wei(cfg.bond_eth)),
-                u(cfg.challenge_window_s.round() as u64),
-                u(pay_delay),
-                u(depth),
-            ],
+            vec![Tok::U(wei(cfg.bond_eth)), u(cfg.challenge_window_s.round() as u64), u(pay_delay), u(depth)],
         ),
         Protocol::CommitProof => {
             let c0 = zk::fr_to_u256(zk::commit_hash(&[0; zk::CIRCUIT_P]));
-            let vk = zk::vk_words(&zk::keys().vk)
-                .into_iter()
-                .map(Tok::U)
-                .collect();
-            (
-                Contract::CommitProof,
-                vec![Tok::Fixed(vk), Tok::U(c0), u(pay_delay), u(depth)],
-            )
+            let vk = zk::vk_words(&zk::keys().vk).into_iter().map(Tok::U).collect();
+            (Contract::CommitProof, vec![Tok::Fixed(vk), Tok::U(c0), u(pay_delay), u(depth)])
         }
     };
     let (addr, r) = deploy(&mut evm, OWNER, contract, &args).map_err(evm_err)?;
@@ -803,16 +697,8 @@ pub fn settle(
     let rounds = run.rounds.len();
     let budget_gwei = (cfg.budget_eth * 1e9).round() as u64;
     let round_budget = budget_gwei / rounds.max(1) as u64;
-    let rr: Vec<Vec<u64>> = run
-        .rounds
-        .iter()
-        .map(|r| round_rewards(r, n, round_budget))
-        .collect();
-    let te = if cfg.protocol == Protocol::Onchain {
-        1
-    } else {
-        cfg.commit_every as usize
-    };
+    let rr: Vec<Vec<u64>> = run.rounds.iter().map(|r| round_rewards(r, n, round_budget)).collect();
+    let te = if cfg.protocol == Protocol::Onchain { 1 } else { cfg.commit_every as usize };
     let mut epochs = Vec::new();
     let mut cum = vec![0u64; n];
     for chunk in (0..rounds).collect::<Vec<_>>().chunks(te) {
@@ -880,16 +766,7 @@ pub fn settle(
     if cfg.protocol == Protocol::CommitChallenge {
         value += wei(cfg.bond_eth);
     }
-    ag.tx(
-        0.0,
-        "new_job",
-        OWNER,
-        abi::call(
-            "new_job(bytes32,bytes32)",
-            &[Tok::H(pub_hash), Tok::H(salt)],
-        ),
-        value,
-    );
+    ag.tx(0.0, "new_job", OWNER, abi::call("new_job(bytes32,bytes32)", &[Tok::H(pub_hash), Tok::H(salt)]), value);
 
     match cfg.protocol {
         Protocol::Onchain => {
@@ -898,25 +775,15 @@ pub fn settle(
                 let chunks: Vec<Vec<usize>> = if who.is_empty() {
                     vec![Vec::new()]
                 } else {
-                    who.chunks(cfg.onchain_batch as usize)
-                        .map(<[usize]>::to_vec)
-                        .collect()
+                    who.chunks(cfg.onchain_batch as usize).map(<[usize]>::to_vec).collect()
                 };
                 let last = chunks.len() - 1;
                 for (k, c) in chunks.into_iter().enumerate() {
                     let addrs = c.iter().map(|&i| Tok::A(participant(i))).collect();
-                    let amts = c
-                        .iter()
-                        .map(|&i| Tok::U(U256::from(u128::from(ag.round_rewards[r][i]) * GWEI)))
-                        .collect();
+                    let amts = c.iter().map(|&i| Tok::U(U256::from(u128::from(ag.round_rewards[r][i]) * GWEI))).collect();
                     let data = abi::call(
                         "commit(uint256,address[],uint256[],bool)",
-                        &[
-                            Tok::U(ag.job),
-                            Tok::Array(addrs),
-                            Tok::Array(amts),
-                            Tok::Bool(k == last),
-                        ],
+                        &[Tok::U(ag.job), Tok::Array(addrs), Tok::Array(amts), Tok::Bool(k == last)],
                     );
                     let id = ag.tx(ag.round_close[r], "commit", OWNER, data, U256::ZERO);
                     ag.onchain_batches.insert(id, (r, k == last));
@@ -929,16 +796,11 @@ pub fn settle(
             for e in 0..n_epochs {
                 let close = ag.epochs[e].close_s;
                 ag.ready_s[e] = if cfg.protocol == Protocol::CommitProof {
-                    let model = zk::PAPER_CONSTRAINTS_PER_PARTICIPANT_ROUND
-                        * (n * ag.epochs[e].rounds.len()) as f64;
+                    let model = zk::PAPER_CONSTRAINTS_PER_PARTICIPANT_ROUND * (n * ag.epochs[e].rounds.len()) as f64;
                     let prove_s = model * cfg.prover_us_per_constraint * 1e-6;
                     ag.report.prover_s += prove_s;
                     ag.report.model_constraints = ag.report.model_constraints.max(model);
-                    let p8 = |v: &[u64]| {
-                        (0..zk::CIRCUIT_P)
-                            .map(|i| v.get(i).copied().unwrap_or(0))
-                            .collect::<Vec<_>>()
-                    };
+                    let p8 = |v: &[u64]| (0..zk::CIRCUIT_P).map(|i| v.get(i).copied().unwrap_or(0)).collect::<Vec<_>>();
                     let root = ag.tree(&ag.epochs[e].cum).root();
                     let seed = ag.rng.random::<u64>();
                     let proof = zk::prove(&p8(&prev), &p8(&ag.epochs[e].delta), root, seed)
@@ -962,9 +824,7 @@ pub fn settle(
         }
     }
 
-    let horizon = run.end_s()
-        + (n_epochs as f64 + 10.0) * (cfg.challenge_window_s + cfg.pay_delay_s + 3600.0)
-        + 86_400.0;
+    let horizon = run.end_s() + (n_epochs as f64 + 10.0) * (cfg.challenge_window_s + cfg.pay_delay_s + 3600.0) + 86_400.0;
     while !ag.done {
         let t_block = chain.next_block_s();
         if t_block > horizon {
@@ -996,11 +856,7 @@ pub fn settle(
     ag.report.full_blocks = chain.full_blocks;
     ag.report.delayed_txs = chain.delayed_txs;
     if cfg.protocol != Protocol::Onchain {
-        let wait = if cfg.protocol == Protocol::CommitChallenge {
-            cfg.challenge_window_s
-        } else {
-            0.0
-        };
+        let wait = if cfg.protocol == Protocol::CommitChallenge { cfg.challenge_window_s } else { 0.0 };
         for (e, ep) in ag.epochs.iter().enumerate() {
             if let Some((_, at, honest)) = &ag.published[e] {
                 if !honest {

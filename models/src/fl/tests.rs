@@ -40,23 +40,13 @@ fn fake_run(n: usize, rounds: u32) -> NetworkRun {
 }
 
 fn cfg(protocol: Protocol) -> SettleConfig {
-    serde_json::from_value(
-        serde_json::json!({ "protocol": protocol, "challenge_window_s": 600, "pay_delay_s": 60 }),
-    )
-    .unwrap()
+    serde_json::from_value(serde_json::json!({ "protocol": protocol, "challenge_window_s": 600, "pay_delay_s": 60 }))
+        .unwrap()
 }
 
 fn run_settle(c: &SettleConfig, n: usize, rounds: u32) -> SettleReport {
     let chain = ChainConfig::default();
-    settle(
-        c,
-        &chain,
-        &fake_run(n, rounds),
-        n,
-        sim::rng::stream(1, "c"),
-        sim::rng::stream(1, "s"),
-    )
-    .unwrap()
+    settle(c, &chain, &fake_run(n, rounds), n, sim::rng::stream(1, "c"), sim::rng::stream(1, "s")).unwrap()
 }
 
 #[test]
@@ -76,11 +66,7 @@ fn recorded_gas_equals_a_fresh_revm_replay() {
             assert_eq!(r.success, t.success, "{p:?} {}", t.label);
         }
         assert!(rep.txs.iter().all(|t| t.success), "{p:?}");
-        assert!(
-            rep.paid_wei <= rep.budget_wei && rep.paid_wei * 100 > rep.budget_wei * 99,
-            "{p:?} paid {}",
-            rep.paid_wei
-        );
+        assert!(rep.paid_wei <= rep.budget_wei && rep.paid_wei * 100 > rep.budget_wei * 99, "{p:?} paid {}", rep.paid_wei);
     }
 }
 
@@ -90,20 +76,11 @@ fn onchain_round_gas_grows_linearly_and_commit_challenge_stays_flat() {
         let rep = run_settle(&cfg(p), n, 2);
         rep.by_label()["commit"].1 as f64 / 2.0
     };
-    let (o20, o80) = (
-        round_gas(Protocol::Onchain, 20),
-        round_gas(Protocol::Onchain, 80),
-    );
-    let (c20, c80) = (
-        round_gas(Protocol::CommitChallenge, 20),
-        round_gas(Protocol::CommitChallenge, 80),
-    );
+    let (o20, o80) = (round_gas(Protocol::Onchain, 20), round_gas(Protocol::Onchain, 80));
+    let (c20, c80) = (round_gas(Protocol::CommitChallenge, 20), round_gas(Protocol::CommitChallenge, 80));
     // Per-participant storage writes: ≈ 4× the gas for 4× the participants (minus the fixed part).
     assert!(o80 / o20 > 3.3 && o80 / o20 < 4.1, "onchain {o20} → {o80}");
-    assert!(
-        (c80 / c20 - 1.0).abs() < 0.02,
-        "commit-challenge {c20} → {c80}"
-    );
+    assert!((c80 / c20 - 1.0).abs() < 0.02, "commit-challenge {c20} → {c80}");
     assert!(c80 < o80 / 10.0);
 }
 
@@ -114,16 +91,10 @@ fn wrong_roots_are_always_slashed_with_one_honest_watcher() {
     let rep = run_settle(&c, 8, 5);
     assert!(rep.wrong_roots > 0);
     assert!(rep.disputes_won > 0);
-    assert_eq!(
-        rep.disputes_won + rep.wrong_roots_superseded,
-        rep.wrong_roots
-    );
+    assert_eq!(rep.disputes_won + rep.wrong_roots_superseded, rep.wrong_roots);
     assert_eq!(rep.fraud_finalized, 0);
     assert_eq!(rep.failed_payouts, 0);
-    assert_eq!(
-        rep.slashed_wei,
-        u128::from(rep.disputes_won) * 1_000_000_000_000_000_000
-    );
+    assert_eq!(rep.slashed_wei, u128::from(rep.disputes_won) * 1_000_000_000_000_000_000);
     // Without an honest watcher wrong roots become final.
     c.honest_watchers = 0;
     let rep = run_settle(&c, 8, 5);
@@ -144,13 +115,7 @@ fn commit_proof_verifies_real_groth16_proofs_in_revm() {
     c.dishonest_prob = 0.9;
     let rep = run_settle(&c, 5, 2);
     assert!(rep.rejected_proofs > 0);
-    assert_eq!(
-        rep.txs
-            .iter()
-            .filter(|t| t.label == "commit" && t.success)
-            .count(),
-        2
-    );
+    assert_eq!(rep.txs.iter().filter(|t| t.label == "commit" && t.success).count(), 2);
 }
 
 #[test]
@@ -161,22 +126,9 @@ fn a_congested_chain_makes_settlement_wait() {
         congestion: vec![[0.0, 600.0]],
         ..ChainConfig::default()
     };
-    let busy = settle(
-        &c,
-        &chain,
-        &fake_run(10, 2),
-        10,
-        sim::rng::stream(1, "c"),
-        sim::rng::stream(1, "s"),
-    )
-    .unwrap();
+    let busy = settle(&c, &chain, &fake_run(10, 2), 10, sim::rng::stream(1, "c"), sim::rng::stream(1, "s")).unwrap();
     assert!(busy.delayed_txs > 0 && calm.delayed_txs == 0);
-    assert!(
-        busy.finality_s[0] > 400.0 && calm.finality_s[0] < 30.0,
-        "{:?} {:?}",
-        busy.finality_s,
-        calm.finality_s
-    );
+    assert!(busy.finality_s[0] > 400.0 && calm.finality_s[0] < 30.0, "{:?} {:?}", busy.finality_s, calm.finality_s);
     assert_eq!(busy.total_gas(), calm.total_gas());
 }
 
@@ -195,11 +147,7 @@ fn fedavg_on_iid_shards_matches_centralized_training() {
     };
     let data = synthetic(&spec, &mut sim::rng::stream(4, "d"));
     // Both run to convergence: 40 epochs of centralized SGD vs 40 rounds × 5 local epochs.
-    let sgd = Sgd {
-        lr: 0.05,
-        epochs: 5,
-        batch: 10,
-    };
+    let sgd = Sgd { lr: 0.05, epochs: 5, batch: 10 };
     let mut central = zero_model(5, 20);
     let pool = Shard::concat(&data.shards);
     let mut rng = sim::rng::stream(4, "c");
@@ -208,34 +156,19 @@ fn fedavg_on_iid_shards_matches_centralized_training() {
     }
     let central_acc = evaluate(&central, &data.test).accuracy;
     let mut trainer = LogRegTrainer { data, sgd };
-    let devices = devices::DeviceMix {
-        availability: 1.0,
-        dropout: 0.0,
-        ..Default::default()
-    }
-    .sample(10, &mut sim::rng::stream(4, "v"));
-    let net: network::NetworkConfig = serde_json::from_value(
-        serde_json::json!({ "rounds": 40, "deadline_s": 1e6, "server_ingress_mbps": 100 }),
-    )
-    .unwrap();
+    let devices = devices::DeviceMix { availability: 1.0, dropout: 0.0, ..Default::default() }.sample(10, &mut sim::rng::stream(4, "v"));
+    let net: network::NetworkConfig = serde_json::from_value(serde_json::json!({ "rounds": 40, "deadline_s": 1e6, "server_ingress_mbps": 100 })).unwrap();
     let run = run_network(
         &net,
         &devices,
-        Plugins {
-            trainer: &mut trainer,
-            aggregator: &mut FedAvg,
-            adversary: &mut NoAdversary,
-        },
+        Plugins { trainer: &mut trainer, aggregator: &mut FedAvg, adversary: &mut NoAdversary },
         &mut NetworkRngs::from_ctx(&ctx(4)),
         &mut |_, _, _| {},
     )
     .unwrap();
     let fed_acc = run.rounds.last().unwrap().eval.accuracy;
     assert!(central_acc > 0.6, "centralized {central_acc}");
-    assert!(
-        (fed_acc - central_acc).abs() < 0.05,
-        "fedavg {fed_acc} vs centralized {central_acc}"
-    );
+    assert!((fed_acc - central_acc).abs() < 0.05, "fedavg {fed_acc} vs centralized {central_acc}");
     assert!(fed_acc > run.initial.accuracy + 0.3);
 }
 
@@ -258,14 +191,8 @@ fn faults_are_reported_and_runs_are_deterministic() {
     assert_eq!(a, b);
     let m = |k: &str| a.metrics.iter().find(|x| x.0 == k).unwrap().1;
     assert!(m("dropouts") > 0.0);
-    assert!(
-        m("late_uploads") > 0.0,
-        "a 25 s deadline with 10 s median check-in leaves some late"
-    );
-    assert_eq!(
-        m("disputes_won") + m("wrong_roots_superseded"),
-        m("wrong_roots")
-    );
+    assert!(m("late_uploads") > 0.0, "a 25 s deadline with 10 s median check-in leaves some late");
+    assert_eq!(m("disputes_won") + m("wrong_roots_superseded"), m("wrong_roots"));
     assert_eq!(m("fraud_finalized"), 0.0);
     assert!(m("total_gas") > 0.0 && m("paid_eth") > 0.9);
     let c = FlExperiment.run(&p, &ctx(10)).unwrap();

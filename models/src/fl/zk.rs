@@ -20,8 +20,8 @@ use ark_ec::AffineRepr;
 use ark_ff::{AdditiveGroup, BigInteger, Field, PrimeField};
 use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey, VerifyingKey};
 use ark_relations::gr1cs::{
-    ConstraintSynthesizer, ConstraintSystem, ConstraintSystemRef, LinearCombination,
-    SynthesisError, Variable,
+    ConstraintSynthesizer, ConstraintSystem, ConstraintSystemRef, LinearCombination, SynthesisError,
+    Variable,
 };
 use ark_snark::SNARK;
 use ark_std::rand::SeedableRng;
@@ -44,14 +44,11 @@ fn round_constant(i: usize) -> Fr {
 
 /// H(values): the MiMC-style chain s ← (s + vᵢ + kᵢ)⁵ from s = 0.
 pub fn commit_hash(values: &[u64]) -> Fr {
-    values
-        .iter()
-        .enumerate()
-        .fold(Fr::from(0u64), |s, (i, &v)| {
-            let t = s + Fr::from(v) + round_constant(i);
-            let t2 = t.square();
-            t2.square() * t
-        })
+    values.iter().enumerate().fold(Fr::from(0u64), |s, (i, &v)| {
+        let t = s + Fr::from(v) + round_constant(i);
+        let t2 = t.square();
+        t2.square() * t
+    })
 }
 
 /// A BN254 scalar as a 256-bit word.
@@ -101,17 +98,9 @@ fn hash_gadget(
         let k = round_constant(i);
         let t_val = s_val.zip(values).map(|(s, v)| s + Fr::from(v[i]) + k);
         let t_lc = &s_lc + e + (k, Variable::One);
-        let t2 = cs.new_witness_variable(|| {
-            t_val
-                .map(|t| t.square())
-                .ok_or(SynthesisError::AssignmentMissing)
-        })?;
+        let t2 = cs.new_witness_variable(|| t_val.map(|t| t.square()).ok_or(SynthesisError::AssignmentMissing))?;
         cs.enforce_r1cs_constraint(|| t_lc.clone(), || t_lc.clone(), || t2.into())?;
-        let t4 = cs.new_witness_variable(|| {
-            t_val
-                .map(|t| t.square().square())
-                .ok_or(SynthesisError::AssignmentMissing)
-        })?;
+        let t4 = cs.new_witness_variable(|| t_val.map(|t| t.square().square()).ok_or(SynthesisError::AssignmentMissing))?;
         cs.enforce_r1cs_constraint(|| t2.into(), || t2.into(), || t4.into())?;
         let s_new = t_val.map(|t| t.square().square() * t);
         let s = cs.new_witness_variable(|| s_new.ok_or(SynthesisError::AssignmentMissing))?;
@@ -128,14 +117,11 @@ impl ConstraintSynthesizer<Fr> for RewardCircuit {
         let miss = SynthesisError::AssignmentMissing;
         let prev = self.prev.as_deref();
         let delta = self.delta.as_deref();
-        let cum: Option<Vec<u64>> = prev
-            .zip(delta)
-            .map(|(p, d)| p.iter().zip(d).map(|(a, b)| a + b).collect());
+        let cum: Option<Vec<u64>> = prev.zip(delta).map(|(p, d)| p.iter().zip(d).map(|(a, b)| a + b).collect());
         // Public inputs, in the contract's order.
         let c_prev = cs.new_input_variable(|| prev.map(commit_hash).ok_or(miss))?;
         let c_new = cs.new_input_variable(|| cum.as_deref().map(commit_hash).ok_or(miss))?;
-        let total =
-            cs.new_input_variable(|| delta.map(|d| Fr::from(d.iter().sum::<u64>())).ok_or(miss))?;
+        let total = cs.new_input_variable(|| delta.map(|d| Fr::from(d.iter().sum::<u64>())).ok_or(miss))?;
         let root_val = self.root.map(root_input);
         let root = cs.new_input_variable(|| root_val.ok_or(miss))?;
         // Private witnesses.
@@ -152,11 +138,7 @@ impl ConstraintSynthesizer<Fr> for RewardCircuit {
                 let b = cs.new_witness_variable(|| {
                     delta.map(|v| Fr::from((v[i] >> j) & 1)).ok_or(miss)
                 })?;
-                cs.enforce_r1cs_constraint(
-                    || b.into(),
-                    || LinearCombination::from(Variable::One) - b,
-                    LinearCombination::zero,
-                )?;
+                cs.enforce_r1cs_constraint(|| b.into(), || LinearCombination::from(Variable::One) - b, LinearCombination::zero)?;
                 bits += (coeff, b);
                 coeff.double_in_place();
             }
@@ -257,12 +239,7 @@ pub struct RoundProof {
 }
 
 /// Proves the transition `prev → prev + delta` with claim root `root`.
-pub fn prove(
-    prev: &[u64],
-    delta: &[u64],
-    root: B256,
-    seed: u64,
-) -> Result<RoundProof, SynthesisError> {
+pub fn prove(prev: &[u64], delta: &[u64], root: B256, seed: u64) -> Result<RoundProof, SynthesisError> {
     let k = keys();
     let mut rng = StdRng::seed_from_u64(seed);
     let circuit = RewardCircuit {
@@ -275,12 +252,7 @@ pub fn prove(
     let wall_s = t0.elapsed().as_secs_f64();
     let cum: Vec<u64> = prev.iter().zip(delta).map(|(a, b)| a + b).collect();
     let total: u64 = delta.iter().sum();
-    let inputs = [
-        commit_hash(prev),
-        commit_hash(&cum),
-        Fr::from(total),
-        root_input(root),
-    ];
+    let inputs = [commit_hash(prev), commit_hash(&cum), Fr::from(total), root_input(root)];
     let native_ok = Groth16::<Bn254>::verify_with_processed_vk(&k.pvk, &inputs, &proof)?;
     let mut words = [U256::ZERO; 8];
     words[..2].copy_from_slice(&g1(&proof.a));
