@@ -110,19 +110,14 @@ fn run_attack(
     for round in 0..p.rounds {
         let g = global.flatten();
         let mut benign = Vec::with_capacity(n);
-        for k in 0..n {
-            benign.push(
-                nn::train(&global, &s.clients[k], e, b, lr, &mut rngs[k]).map_err(model_err)?,
-            );
+        for (d, rng) in s.clients.iter().zip(rngs.iter_mut()) {
+            benign.push(nn::train(&global, d, e, b, lr, rng).map_err(model_err)?);
         }
         let mut updates: Vec<Vec<f32>> = benign.iter().map(|w| delta(w, &g)).collect();
         if attack != Attack::None && p.attackers > 0 {
             let mut malicious = Vec::with_capacity(p.attackers);
-            for k in 0..p.attackers {
-                malicious.push(
-                    nn::train(&global, &s.poisoned[k].0, e, b, lr, &mut mal_rngs[k])
-                        .map_err(model_err)?,
-                );
+            for ((d, _), rng) in s.poisoned.iter().zip(mal_rngs.iter_mut()) {
+                malicious.push(nn::train(&global, d, e, b, lr, rng).map_err(model_err)?);
             }
             let eval = &s.poisoned[0].1;
             let mask = match attack {

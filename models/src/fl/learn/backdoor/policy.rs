@@ -130,14 +130,14 @@ mod tests {
             .collect();
         let g = p.gradient(&exact, 0.0);
         // … equals the central finite difference of J(θ).
-        for l in 0..3 {
+        for (l, gl) in g.iter().enumerate() {
             let h = 1e-5;
             let mut up = p.clone();
             up.logits[l] += h;
             let mut dn = p.clone();
             dn.logits[l] -= h;
             let fd = (expected(&up) - expected(&dn)) / (2.0 * h);
-            assert!((fd - g[l]).abs() < 1e-8, "layer {l}: fd {fd} vs {}", g[l]);
+            assert!((fd - gl).abs() < 1e-8, "layer {l}: fd {fd} vs {gl}");
         }
         // A Monte Carlo estimate with a baseline agrees within sampling error.
         let mut rng = sim::rng::stream(21, "pg");
