@@ -24,5 +24,8 @@ pub fn registry() -> Registry {
         Box::new(fpga::FpgaExperiment),
         Box::new(sptc::SptcExperiment),
         Box::new(fl::FlExperiment),
+        Box::new(fl::learn::lora::LoraExperiment),
+        Box::new(fl::learn::personal::PersonalExperiment),
+        Box::new(fl::learn::backdoor::BackdoorExperiment),
     ])
 }

@@ -1,6 +1,7 @@
 //! Family `fl`: federated-learning networks of tens to thousands of participants and SettleFL
 //! reward settlement on a simulated Ethereum chain with gas measured by executing the contracts in
-//! revm. See README.md.
+//! revm. See README.md. [`learn`] holds the learning studies of issue 8 (FedMomentum LoRA
+//! aggregation, pFedNavi personalization, POLAR backdoor attacks against robust aggregation).
 //!
 //! Reusable by other FL modules: [`traits`] (parameter container, client update, the
 //! [`traits::LocalTrainer`] / [`traits::Aggregator`] / [`traits::Adversary`] plug-ins), [`data`]
@@ -16,6 +17,7 @@ pub mod data;
 pub mod devices;
 pub mod evm;
 mod experiment;
+pub mod learn;
 pub mod logreg;
 pub mod merkle;
 pub mod network;

@@ -1,0 +1,9 @@
+//! POLAR study (`fl-backdoor`): layer-wise backdoor attacks against robust aggregation.
+
+pub mod attack;
+pub mod defense;
+pub mod experiment;
+pub mod params;
+pub mod policy;
+
+pub use experiment::BackdoorExperiment;

@@ -1,0 +1,8 @@
+//! FedMomentum study (`fl-lora`): federated LoRA fine-tuning with six aggregation rules.
+
+pub mod adapter;
+pub mod aggregate;
+pub mod experiment;
+pub mod params;
+
+pub use experiment::LoraExperiment;

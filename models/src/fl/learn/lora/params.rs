@@ -1,0 +1,73 @@
+//! Parameters of `fl-lora` (the FedMomentum study).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sim::experiment::{ParamError, Validate};
+
+use super::aggregate::LoraMethod;
+use crate::fl::learn::common::{Sgd, at_least, positive, within};
+use crate::fl::learn::task::TaskShape;
+
+/// Federated LoRA fine-tuning of a pretrained MLP on a shifted, label-skewed target task.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoraParams {
+    /// Aggregation rule under study.
+    pub method: LoraMethod,
+    /// Rules also run on identical data and seeds for the comparison metrics (may be empty).
+    #[serde(default)]
+    pub baselines: Vec<LoraMethod>,
+    /// Number of clients (all take part in every round).
+    pub clients: usize,
+    /// Federated rounds.
+    pub rounds: usize,
+    /// LoRA rank r.
+    pub rank: usize,
+    /// Source task shape (the target task has the same shape).
+    pub task: TaskShape,
+    /// Hidden layer widths of the MLP.
+    pub hidden: Vec<usize>,
+    /// How far the target task's class centres move from the source's (× separation).
+    pub target_shift: f64,
+    /// Dirichlet α of the clients' label skew (small = strongly non-IID).
+    pub dirichlet_alpha: f64,
+    /// Training examples per client.
+    pub samples_per_client: usize,
+    /// Target-task test examples.
+    pub test_samples: usize,
+    /// Source-task examples for pretraining the base model.
+    pub pretrain_samples: usize,
+    /// Pretraining SGD.
+    pub pretrain: Sgd,
+    /// Clients' local SGD on the adapters.
+    pub local: Sgd,
+    /// Test accuracy that counts as converged (for `rounds_to_target`).
+    pub target_accuracy: f64,
+}
+
+impl Validate for LoraParams {
+    fn validate(&self) -> Vec<ParamError> {
+        let mut e = Vec::new();
+        at_least("clients", self.clients, 1, &mut e);
+        at_least("rounds", self.rounds, 1, &mut e);
+        at_least("rank", self.rank, 1, &mut e);
+        self.task.validate("task", &mut e);
+        for (i, h) in self.hidden.iter().enumerate() {
+            at_least(&format!("hidden.{i}"), *h, 1, &mut e);
+        }
+        if !(self.target_shift.is_finite() && self.target_shift >= 0.0) {
+            e.push(ParamError::new(
+                "target_shift",
+                format!("must be a finite number ≥ 0, got {}", self.target_shift),
+            ));
+        }
+        positive("dirichlet_alpha", self.dirichlet_alpha, &mut e);
+        at_least("samples_per_client", self.samples_per_client, 1, &mut e);
+        at_least("test_samples", self.test_samples, 1, &mut e);
+        at_least("pretrain_samples", self.pretrain_samples, 1, &mut e);
+        self.pretrain.validate("pretrain", &mut e);
+        self.local.validate("local", &mut e);
+        within("target_accuracy", self.target_accuracy, 0.0, 1.0, &mut e);
+        e
+    }
+}
