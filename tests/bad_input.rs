@@ -68,7 +68,7 @@ fn cases() -> Vec<Case> {
             "unknown family",
             "model: queue",
             "model: quux",
-            "S.yaml:2:1: key `model`: unknown family `quux`; valid families: queue, mobile, supernode, fpga, sptc",
+            "S.yaml:2:1: key `model`: unknown family `quux`; valid families: queue, mobile, supernode, fpga, sptc, fl, fl-lora, fl-personal, fl-backdoor",
         ),
         case(
             "empty sweep list",

@@ -705,25 +705,24 @@ impl Agents<'_> {
                     self.at(t + self.cfg.aggregator_delay_s, Action::Commit);
                 }
             }
-            "challenge" => {
-                if ok {
-                    let e = self.challenges.get(&id).copied().unwrap_or(0);
-                    self.report.disputes_won += 1;
-                    self.report.slashed_wei += (self.cfg.bond_eth * 1e18).round() as u128;
-                    self.disputed = true;
-                    self.next_epoch = e;
-                    for (k, p) in self.published.iter_mut().enumerate().skip(e) {
-                        if k > e && p.as_ref().is_some_and(|p| !p.2) {
-                            self.report.wrong_roots_superseded += 1;
-                        }
-                        *p = None;
+            "challenge" if ok => {
+                let e = self.challenges.get(&id).copied().unwrap_or(0);
+                self.report.disputes_won += 1;
+                self.report.slashed_wei += (self.cfg.bond_eth * 1e18).round() as u128;
+                self.disputed = true;
+                self.next_epoch = e;
+                for (k, p) in self.published.iter_mut().enumerate().skip(e) {
+                    if k > e && p.as_ref().is_some_and(|p| !p.2) {
+                        self.report.wrong_roots_superseded += 1;
                     }
-                    if chain.cancel(OWNER, |p| p.label == "commit") > 0 {
-                        self.in_flight = None;
-                    }
-                    self.at(t + self.cfg.aggregator_delay_s, Action::Commit);
+                    *p = None;
                 }
+                if chain.cancel(OWNER, |p| p.label == "commit") > 0 {
+                    self.in_flight = None;
+                }
+                self.at(t + self.cfg.aggregator_delay_s, Action::Commit);
             }
+            "challenge" => {}
             "reward_init" => {
                 if ok {
                     self.at(t + self.cfg.pay_delay_s, Action::Payouts);

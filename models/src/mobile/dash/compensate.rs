@@ -68,7 +68,7 @@ mod tests {
             .iter()
             .map(|&v| vec![v, 2.0 * v])
             .collect();
-        let a = fit_alpha(&[traj.clone()], 3);
+        let a = fit_alpha(std::slice::from_ref(&traj), 3);
         assert_eq!(a[0], 0.0);
         assert!((a[1] - 0.5).abs() < 1e-9 && (a[2] - 0.5).abs() < 1e-9);
         let y = apply(Compensation::Delta, &traj[2], Some(&traj[1]), a[2]);
