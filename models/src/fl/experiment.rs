@@ -84,7 +84,7 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
     let n = f64::from(p.participants);
     let rounds = run.rounds.len().max(1) as f64;
     let last = run.rounds.last().map(|r| r.eval).unwrap_or_default();
-    out.metric("participants", n)
+    out.metric("participants_count", n)
         .metric("log10_participants", n.log10())
         .metric("rounds", run.rounds.len() as f64)
         .metric("accuracy_initial", run.initial.accuracy)
