@@ -11,33 +11,11 @@ use serde::{Deserialize, Serialize};
 use sim::experiment::ParamError;
 use sim::rng::Rng;
 
-/// Labelled examples: `x` row-major `len × dim`, labels in `0..classes`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Dataset {
-    /// Input width.
-    pub dim: usize,
-    /// Inputs, row-major.
-    pub x: Vec<f32>,
-    /// Labels.
-    pub y: Vec<u32>,
-}
+/// Labelled examples (`x` row-major `len × dim`, labels in `0..classes`): the FL network's
+/// [`crate::fl::data::Shard`], with the tensor and trigger helpers the learning studies add below.
+pub type Dataset = crate::fl::data::Shard;
 
 impl Dataset {
-    /// Number of examples.
-    pub fn len(&self) -> usize {
-        self.y.len()
-    }
-
-    /// Whether there is no example.
-    pub fn is_empty(&self) -> bool {
-        self.y.is_empty()
-    }
-
-    /// Row `i` of the inputs.
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.x[i * self.dim..(i + 1) * self.dim]
-    }
-
     /// `(x, y)` tensors of the examples `rows`.
     pub fn tensors(&self, rows: &[usize]) -> Result<(Tensor, Tensor)> {
         let mut x = Vec::with_capacity(rows.len() * self.dim);
