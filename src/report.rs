@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use analysis::report::{self, ClaimResult, ReportSpec};
+use analysis::report::{self, ClaimResult, ReportSpec, TableName};
 use polars::prelude::DataFrame;
 use sim::runner::RunOptions;
 use sim::scenario::{self, Registry};
@@ -119,6 +119,7 @@ fn one(
         }
     }
     let mut tables: BTreeMap<&Path, Option<DataFrame>> = BTreeMap::new();
+    let mut folders: BTreeMap<&Path, PathBuf> = BTreeMap::new();
     for path in needed {
         let plan = scenario::load(path, registry, None)?;
         let data = out.join("data").join(&plan.scenario.name);
@@ -134,7 +135,8 @@ fn one(
             execute_into(registry, &plan, &data, &run_opts, Format::Parquet, false)?;
             write(&data.join("cache_key"), key.as_bytes())?;
         }
-        tables.insert(path, analysis::load_runs(&[data]).ok());
+        tables.insert(path, analysis::load_runs(std::slice::from_ref(&data)).ok());
+        folders.insert(path, data);
     }
     for fig in &spec.figures {
         let Some(Some(df)) = tables.get(fig.scenario.as_path()) else {
@@ -146,10 +148,16 @@ fn one(
             y: fig.y.clone(),
             series: fig.series.clone(),
             title: None,
-            x_label: None,
-            y_label: None,
+            x_label: fig.x_label.clone(),
+            y_label: fig.y_label.clone(),
         };
-        let drawn = report::select(df, &fig.filter)
+        let rows = match fig.table {
+            TableName::Runs => Ok(df.clone()),
+            TableName::Series => analysis::load_series(&[folders[fig.scenario.as_path()].clone()])
+                .and_then(|series| report::series_rows(df, &series, &fig.y)),
+        };
+        let drawn = rows
+            .and_then(|rows| report::select(&rows, &fig.filter))
             .and_then(|rows| analysis::plot(&rows, &spec_plot, &out.join(&fig.id)));
         if let Err(e) = drawn {
             eprintln!("warning: {}: figure `{}`: {e}", file.display(), fig.id);

@@ -3,8 +3,13 @@
 //!
 //! A claim compares the paper's figure (and the band we accept around it) with an expression over our
 //! results: the mean of `metric` over the rows matching `where` (`stat: value`), or that mean against the
-//! rows matching `where` overridden by `baseline` (`stat: ratio` = a/b, `stat: change_pct` = (a/b − 1)·100),
-//! optionally computed per value of column `over` and reduced (`reduce: max|min|mean`).
+//! rows matching `where` overridden by `baseline` (`stat: ratio` = a/b, `stat: change_pct` = (a/b − 1)·100,
+//! `stat: difference` = a − b, `stat: points` = (a − b)·100 for fractions), optionally computed per value
+//! of column `over` and reduced (`reduce: max|min|mean`).
+//!
+//! A figure reads the runs table (one row per run) or, with `table: series`, the series table: the
+//! points of series metric `y` (e.g. accuracy per round), each joined with its run's parameters, so a
+//! line figure draws the mean and 95% CI over seeds at each time.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,7 +43,7 @@ pub struct ReportSpec {
     pub notes: String,
 }
 
-/// One figure: a scenario's runs table drawn as `kind` of `y` against `x`.
+/// One figure: a scenario's runs (or series) table drawn as `kind` of `y` against `x`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FigureSpec {
@@ -48,10 +53,19 @@ pub struct FigureSpec {
     pub scenario: PathBuf,
     /// `line`, `bar`, `cdf` or `scatter`.
     pub kind: KindName,
-    /// Column on the x axis.
+    /// Which table to read: `runs` (default) or `series` (see [`series_rows`]).
+    #[serde(default)]
+    pub table: TableName,
+    /// Column on the x axis (`t_s` for a series figure's time axis).
     pub x: String,
-    /// Column on the y axis.
+    /// Column on the y axis; for a series figure, the series metric.
     pub y: String,
+    /// Horizontal axis title (default: the column name).
+    #[serde(default)]
+    pub x_label: Option<String>,
+    /// Vertical axis title (default: the column name).
+    #[serde(default)]
+    pub y_label: Option<String>,
     /// Column splitting the rows into series.
     #[serde(default)]
     pub series: Option<String>,
@@ -61,6 +75,17 @@ pub struct FigureSpec {
     /// Keep only rows whose columns equal these values.
     #[serde(default, rename = "where")]
     pub filter: BTreeMap<String, Value>,
+}
+
+/// The result table a figure reads.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TableName {
+    /// One row per run: parameters and metrics.
+    #[default]
+    Runs,
+    /// One row per sample of a series metric, with its run's parameters.
+    Series,
 }
 
 /// Figure kinds as written in report files.
@@ -99,6 +124,10 @@ pub enum Stat {
     Ratio,
     /// (ratio − 1) × 100.
     ChangePct,
+    /// Mean over `where` rows minus the mean over `baseline` rows, in the metric's unit.
+    Difference,
+    /// [`Stat::Difference`] × 100: percentage points between two fractions.
+    Points,
 }
 
 /// How per-group values are combined when `over` is set.
@@ -178,6 +207,58 @@ pub struct ClaimResult {
     pub problem: Option<String>,
 }
 
+/// The points of series metric `metric` in `series` (columns `run`, `t_s`, `component`, `metric`,
+/// `value`) as a frame with columns `run`, `t_s`, `component` and `<metric>`, each joined with its
+/// run's row of `runs` (parameters, `replication`, `error`). Columns of `runs` named like one of the
+/// series columns are left out. No point of `metric` is an error naming the metrics there are.
+pub fn series_rows(runs: &DataFrame, series: &DataFrame, metric: &str) -> Result<DataFrame> {
+    for c in ["run", "t_s", "component", "metric", "value"] {
+        crate::summary::require_column(series, c)?;
+    }
+    let names = series.column("metric")?.str()?.clone();
+    let mask: BooleanChunked = names.iter().map(|m| m == Some(metric)).collect();
+    let points = series.filter(&mask)?;
+    if points.height() == 0 {
+        let mut known: Vec<String> = names.iter().flatten().map(str::to_owned).collect();
+        known.sort();
+        known.dedup();
+        return Err(AnalysisError::Empty(format!(
+            "no series points of `{metric}`; series metrics: {}",
+            known.join(", ")
+        )));
+    }
+    let mut points = points.select(["run", "t_s", "component", "value"])?;
+    points.rename("value", metric.into())?;
+    let keep: Vec<PlSmallStr> = runs
+        .get_column_names()
+        .into_iter()
+        .filter(|c| c.as_str() == "run" || !points.get_column_names().contains(c))
+        .cloned()
+        .collect();
+    let runs = runs.select(keep)?;
+    let row_of: BTreeMap<u64, IdxSize> = runs
+        .column("run")?
+        .cast(&DataType::UInt64)?
+        .u64()?
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.map(|r| (r, i as IdxSize)))
+        .collect();
+    let mut rows = Vec::with_capacity(points.height());
+    for r in points.column("run")?.cast(&DataType::UInt64)?.u64()? {
+        let r = r.unwrap_or(u64::MAX);
+        rows.push(*row_of.get(&r).ok_or_else(|| {
+            AnalysisError::Empty(format!(
+                "series points of run {r} have no row in the runs table"
+            ))
+        })?);
+    }
+    let params = runs
+        .drop("run")?
+        .take(&IdxCa::from_vec("rows".into(), rows))?;
+    Ok(points.hstack(params.get_columns())?)
+}
+
 /// Rows of `df` whose columns equal `filter`'s values and whose `error` is null.
 pub fn select(df: &DataFrame, filter: &BTreeMap<String, Value>) -> Result<DataFrame> {
     let mut keep = vec![true; df.height()];
@@ -230,8 +311,11 @@ fn evaluate_on(df: &DataFrame, claim: &ClaimSpec) -> Result<f64> {
     base.extend(claim.baseline.clone().unwrap_or_default());
     let b = mean_of(&select(df, &base)?, &claim.metric)?;
     Ok(match claim.stat {
+        Stat::Value => a,
         Stat::Ratio => a / b,
-        _ => (a / b - 1.0) * 100.0,
+        Stat::ChangePct => (a / b - 1.0) * 100.0,
+        Stat::Difference => a - b,
+        Stat::Points => (a - b) * 100.0,
     })
 }
 
@@ -405,6 +489,51 @@ mod tests {
         let mut c = claim(Stat::Value, None, Reduce::Mean);
         c.filter = BTreeMap::from([("gov".into(), json!("none"))]);
         assert!(check("x", Some(&df), &c).problem.is_some());
+    }
+
+    #[test]
+    fn difference_and_points() {
+        let df = frame();
+        let d = evaluate(&df, &claim(Stat::Difference, None, Reduce::Mean)).unwrap();
+        assert!((d - (115.0 - 150.0)).abs() < 1e-9);
+        let p = evaluate(&df, &claim(Stat::Points, None, Reduce::Mean)).unwrap();
+        assert!((p - (115.0 - 150.0) * 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn series_points_carry_their_runs_parameters() {
+        let runs = df!(
+            "run" => [0u64, 1],
+            "method" => ["a", "b"],
+            "t_s" => [9.0, 9.0],
+            "final" => [0.5, 0.7],
+        )
+        .unwrap();
+        let series = df!(
+            "run" => [1u64, 0, 1, 0],
+            "t_s" => [1.0, 1.0, 2.0, 2.0],
+            "component" => ["x", "x", "x", "y"],
+            "metric" => ["acc", "acc", "acc", "loss"],
+            "value" => [0.1, 0.2, 0.3, 9.0],
+        )
+        .unwrap();
+        let rows = series_rows(&runs, &series, "acc").unwrap();
+        assert_eq!(rows.height(), 3);
+        let method: Vec<_> = rows
+            .column("method")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(method, [Some("b"), Some("a"), Some("b")]);
+        let acc: Vec<_> = rows.column("acc").unwrap().f64().unwrap().iter().collect();
+        assert_eq!(acc, [Some(0.1), Some(0.2), Some(0.3)]);
+        // The series' time wins over a runs column of the same name.
+        let t: Vec<_> = rows.column("t_s").unwrap().f64().unwrap().iter().collect();
+        assert_eq!(t, [Some(1.0), Some(1.0), Some(2.0)]);
+        let err = series_rows(&runs, &series, "nope").unwrap_err().to_string();
+        assert!(err.contains("acc, loss"), "{err}");
     }
 
     #[test]
