@@ -56,6 +56,62 @@ pub struct PolarConfig {
     pub penalty: f64,
     /// Initial probability of poisoning each layer.
     pub p0: f64,
+    /// Which model's backdoor success rewards a sampled mask.
+    #[serde(default)]
+    pub reward: PolarReward,
+}
+
+/// What POLAR's reward measures the backdoor success of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolarReward {
+    /// The attacker's own substituted model (the paper's state holds BSR of the malicious model and of
+    /// the previous strategy's substituted model): a strong per-mask signal.
+    #[default]
+    Local,
+    /// The attacker's one-round FedAvg simulation of the next global model ([`simulated_aggregate`]):
+    /// a weak signal, as one round of a minority's updates rarely moves the global BSR.
+    Aggregate,
+}
+
+/// How an attacker turns its benign and malicious local models into the update it submits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Craft {
+    /// Scale of the poisoned layers' change around the global model (1 = none).
+    pub boost: f32,
+    /// L2 bound on the submitted change as a multiple of the attacker's own benign change
+    /// (projected gradient descent's norm ball, as in norm-bounded backdoor attacks); `None` = unbounded.
+    pub norm_bound: Option<f32>,
+}
+
+impl Craft {
+    /// The submitted model: [`substitute`], then the change around `global` scaled down to the norm
+    /// bound when it exceeds it.
+    pub fn apply(
+        &self,
+        global: &Weights,
+        benign: &Weights,
+        malicious: &Weights,
+        mask: &[bool],
+    ) -> Weights {
+        let crafted = substitute(global, benign, malicious, mask, self.boost);
+        let Some(bound) = self.norm_bound else {
+            return crafted;
+        };
+        let g = global.flatten();
+        let change =
+            |w: &Weights| -> Vec<f32> { w.flatten().iter().zip(&g).map(|(a, b)| a - b).collect() };
+        let norm = |v: &[f32]| v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+        let limit = f64::from(bound) * norm(&change(benign));
+        let d = change(&crafted);
+        let n = norm(&d);
+        if n <= limit || n == 0.0 {
+            return crafted;
+        }
+        let s = (limit / n) as f32;
+        let out: Vec<f32> = g.iter().zip(&d).map(|(gv, dv)| gv + s * dv).collect();
+        global.with_flat(&out)
+    }
 }
 
 /// `benign` with the layers in `mask` replaced by `malicious`'s, scaled by `boost` around `global`.
@@ -144,7 +200,8 @@ pub fn simulated_aggregate(
 }
 
 /// One round of POLAR's agent: `steps` REINFORCE updates of `policy` from sampled masks, rewarded by the
-/// simulated aggregate's BSR gain over `bsr_now` minus the layer penalty; returns the mask to submit.
+/// BSR gain over `bsr_now` (of the substituted model or the simulated aggregate, per `cfg.reward`) minus
+/// the layer penalty; returns the mask to submit.
 #[allow(clippy::too_many_arguments)]
 pub fn polar_round(
     policy: &mut Policy,
@@ -152,7 +209,7 @@ pub fn polar_round(
     (global, benign, malicious): (&Weights, &Weights, &Weights),
     triggered: &Dataset,
     (attackers, clients): (usize, usize),
-    boost: f32,
+    craft: Craft,
     rng: &mut Rng,
 ) -> candle_core::Result<Vec<bool>> {
     let layers = policy.logits.len() as f64;
@@ -161,8 +218,13 @@ pub fn polar_round(
         let mut samples = Vec::with_capacity(cfg.samples);
         for _ in 0..cfg.samples {
             let m = policy.sample(rng);
-            let crafted = substitute(global, benign, malicious, &m, boost);
-            let next = simulated_aggregate(global, benign, &crafted, attackers, clients);
+            let crafted = craft.apply(global, benign, malicious, &m);
+            let next = match cfg.reward {
+                PolarReward::Local => crafted,
+                PolarReward::Aggregate => {
+                    simulated_aggregate(global, benign, &crafted, attackers, clients)
+                }
+            };
             let k = m.iter().filter(|x| **x).count() as f64;
             let r = bsr(&next, triggered)? - bsr_now - cfg.penalty * k / layers;
             samples.push((m, r));
@@ -172,4 +234,61 @@ pub fn polar_round(
         policy.ascend(&g, cfg.lr);
     }
     Ok(policy.greedy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change_norm(w: &Weights, g: &Weights) -> f64 {
+        w.flatten()
+            .iter()
+            .zip(g.flatten())
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    #[test]
+    fn norm_bound_projects_the_submitted_change_onto_the_ball() {
+        let mut rng = sim::rng::stream(7, "test");
+        let global = Weights::init(&[6, 5, 3], &mut rng);
+        let step = |s: f32, rng: &mut sim::rng::Rng| {
+            let noise = Weights::init(&[6, 5, 3], rng).flatten();
+            let g = global.flatten();
+            global.with_flat(
+                &g.iter()
+                    .zip(&noise)
+                    .map(|(a, n)| a + s * n)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let benign = step(0.01, &mut rng);
+        let malicious = step(1.0, &mut rng);
+        let mask = [false, true];
+        let free = Craft {
+            boost: 1.0,
+            norm_bound: None,
+        };
+        let unbounded = free.apply(&global, &benign, &malicious, &mask);
+        assert_eq!(
+            unbounded,
+            substitute(&global, &benign, &malicious, &mask, 1.0)
+        );
+        let limit = 2.0 * change_norm(&benign, &global);
+        assert!(change_norm(&unbounded, &global) > limit);
+        let bounded = Craft {
+            boost: 1.0,
+            norm_bound: Some(2.0),
+        }
+        .apply(&global, &benign, &malicious, &mask);
+        assert!((change_norm(&bounded, &global) - limit).abs() < 1e-4 * limit);
+        // A change already inside the ball is left alone.
+        let loose = Craft {
+            boost: 1.0,
+            norm_bound: Some(1e6),
+        }
+        .apply(&global, &benign, &malicious, &mask);
+        assert_eq!(loose, unbounded);
+    }
 }

@@ -103,6 +103,10 @@ fn run_attack(
     let mut agent_rng = ctx.rng("fl-backdoor/polar");
     let layers = s.init.layers.len();
     let mut policy = Policy::new(layers, p.polar.p0);
+    let craft = attack::Craft {
+        boost: p.boost as f32,
+        norm_bound: p.norm_bound.map(|b| b as f32),
+    };
     let mut global = s.init.clone();
     let (mut flagged_att, mut flagged_ben, mut modified) = (0usize, 0usize, 0usize);
     let mut bsr_sum = 0.0;
@@ -132,15 +136,14 @@ fn run_attack(
                     (&global, &benign[0], &malicious[0]),
                     eval,
                     (p.attackers, n),
-                    p.boost as f32,
+                    craft,
                     &mut agent_rng,
                 )
                 .map_err(model_err)?,
             };
             modified += mask.iter().filter(|m| **m).count() * p.attackers;
             for k in 0..p.attackers {
-                let crafted =
-                    attack::substitute(&global, &benign[k], &malicious[k], &mask, p.boost as f32);
+                let crafted = craft.apply(&global, &benign[k], &malicious[k], &mask);
                 updates[k] = delta(&crafted, &g);
             }
         }

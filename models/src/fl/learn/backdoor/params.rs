@@ -64,6 +64,10 @@ pub struct BackdoorParams {
     pub poison_fraction: f64,
     /// Scale of the poisoned layers' update (1 = none; > 1 = model replacement boost).
     pub boost: f64,
+    /// Norm-bounded attack: the submitted change is scaled down to at most this multiple of the
+    /// attacker's own benign change (L2); absent = unbounded.
+    #[serde(default)]
+    pub norm_bound: Option<f64>,
     /// LP attack: share of the full-model BSR the selected layers must reach.
     pub lp_threshold: f64,
     /// POLAR agent.
@@ -119,6 +123,9 @@ impl Validate for BackdoorParams {
         }
         within("poison_fraction", self.poison_fraction, 0.0, 1.0, &mut e);
         positive("boost", self.boost, &mut e);
+        if let Some(b) = self.norm_bound {
+            positive("norm_bound", b, &mut e);
+        }
         within("lp_threshold", self.lp_threshold, 0.0, 1.0, &mut e);
         at_least("polar.samples", self.polar.samples, 1, &mut e);
         at_least("polar.steps", self.polar.steps, 1, &mut e);
