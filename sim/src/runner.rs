@@ -103,7 +103,7 @@ pub fn execute(
                     None => family.run(&spec.params, &spec.ctx),
                 };
                 let outcome = match catch_unwind(AssertUnwindSafe(run)) {
-                    Ok(Ok(out)) => Ok(out),
+                    Ok(Ok(out)) => clashing_metric(&out, spec).map_or(Ok(out), Err),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(panic) => Err(format!("run panicked: {}", panic_message(&panic))),
                 };
@@ -117,6 +117,26 @@ pub fn execute(
     });
     bar.finish_and_clear();
     Ok(records)
+}
+
+/// Columns of the runs table that are not parameters or metrics.
+const KEY_COLUMNS: [&str; 4] = ["run", "replication", "seed", "error"];
+
+/// Why `out` cannot become a row of the runs table: a metric named like a key or parameter column
+/// (or twice), which would make the table's columns ambiguous.
+fn clashing_metric(out: &RunOutput, spec: &RunSpec) -> Option<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, _) in &out.metrics {
+        if KEY_COLUMNS.contains(&name.as_str()) || spec.columns.iter().any(|(c, _)| c == name) {
+            return Some(format!(
+                "metric `{name}` has the name of a key or parameter column; the family must rename it"
+            ));
+        }
+        if !seen.insert(name.as_str()) {
+            return Some(format!("metric `{name}` is recorded twice"));
+        }
+    }
+    None
 }
 
 fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
@@ -150,7 +170,8 @@ mod tests {
     use schemars::JsonSchema;
     use serde::{Deserialize, Serialize};
 
-    /// A family whose run errors when `mode` is 1 and panics when it is 2.
+    /// A family whose run errors when `mode` is 1, panics when it is 2, and records a metric named
+    /// like its parameter when it is 3.
     struct Flaky;
 
     #[derive(Serialize, Deserialize, JsonSchema)]
@@ -173,6 +194,11 @@ mod tests {
             match p.mode {
                 1 => Err(RunError::Model("mode 1 fails".into())),
                 2 => panic!("mode 2 panics"),
+                3 => {
+                    let mut out = RunOutput::default();
+                    out.metric("mode", 3.0);
+                    Ok(out)
+                }
                 _ => {
                     let mut out = RunOutput::default();
                     out.metric("seed_mod_7", (ctx.seed % 7) as f64);
@@ -188,7 +214,7 @@ mod tests {
         let path = tmp.path().join("s.yaml");
         std::fs::write(
             &path,
-            "name: f\nmodel: flaky\nparams: {mode: 0}\nsweep:\n  mode: [0, 1, 2, 0]\n",
+            "name: f\nmodel: flaky\nparams: {mode: 0}\nsweep:\n  mode: [0, 1, 2, 0, 3]\n",
         )
         .unwrap();
         let registry = Registry::new(vec![Box::new(Flaky)]);
@@ -201,13 +227,15 @@ mod tests {
         };
         let records = execute(&plan, registry.get("flaky").unwrap(), &opts, &[]).unwrap();
         let runs: Vec<u64> = records.iter().map(|r| r.spec.ctx.run).collect();
-        assert_eq!(runs, vec![0, 1, 2, 3]);
+        assert_eq!(runs, vec![0, 1, 2, 3, 4]);
         assert!(records[0].outcome.is_ok() && records[3].outcome.is_ok());
         assert_eq!(records[1].outcome.as_ref().unwrap_err(), "mode 1 fails");
         assert_eq!(
             records[2].outcome.as_ref().unwrap_err(),
             "run panicked: mode 2 panics"
         );
+        let clash = records[4].outcome.as_ref().unwrap_err();
+        assert!(clash.contains("metric `mode`"), "{clash}");
     }
 
     #[test]
