@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use sim::runner::Shard;
 
 /// sysim — a discrete-event simulator of the computer systems of ten recent papers.
@@ -104,31 +104,9 @@ pub enum Command {
     },
     /// Draw a figure (PNG + SVG) from one or more results folders.
     #[command(
-        after_help = "Example:\n  sysim plot out/quickstart --x arrival_rate --y mean_sojourn_s --series servers --kind line"
+        after_help = "Examples:\n  sysim plot out/quickstart --x arrival_rate --y mean_sojourn_s --series servers --kind line\n  sysim plot out/fm --table series --x t_s --y accuracy --series method"
     )]
-    Plot {
-        /// Results folders (or globs of shard folders).
-        #[arg(required = true)]
-        dirs: Vec<PathBuf>,
-        /// Column on the x axis.
-        #[arg(long)]
-        x: String,
-        /// Column on the y axis.
-        #[arg(long)]
-        y: String,
-        /// Column that splits the data into series.
-        #[arg(long)]
-        series: Option<String>,
-        /// Figure kind.
-        #[arg(long, value_enum, default_value_t = KindArg::Line)]
-        kind: KindArg,
-        /// Output path without extension (default `<first dir>/<y>_vs_<x>`).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Figure title.
-        #[arg(long)]
-        title: Option<String>,
-    },
+    Plot(PlotArgs),
     /// Combine shard folders into one results folder.
     #[command(after_help = "Example:\n  sysim merge out/part0 out/part1 out/part2 --out out/full")]
     Merge {
@@ -211,4 +189,48 @@ mod tests {
             assert!(parse_sim_time(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// Arguments of `sysim plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Results folders (or globs of shard folders).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Column on the x axis (`t_s` for time with `--table series`).
+    #[arg(long)]
+    pub x: String,
+    /// Column on the y axis; with `--table series`, the series metric.
+    #[arg(long)]
+    pub y: String,
+    /// Column that splits the data into series.
+    #[arg(long)]
+    pub series: Option<String>,
+    /// Figure kind.
+    #[arg(long, value_enum, default_value_t = KindArg::Line)]
+    pub kind: KindArg,
+    /// Table to draw: `runs` (one row per run) or `series` (each point with its run's parameters).
+    #[arg(long, value_enum, default_value_t = TableArg::Runs)]
+    pub table: TableArg,
+    /// Logarithmic x axis (line, scatter, CDF).
+    #[arg(long)]
+    pub x_log: bool,
+    /// Logarithmic y axis (line, scatter).
+    #[arg(long)]
+    pub y_log: bool,
+    /// Output path without extension (default `<first dir>/<y>_vs_<x>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Figure title.
+    #[arg(long)]
+    pub title: Option<String>,
+}
+
+/// Tables `sysim plot` can draw.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TableArg {
+    /// The runs table.
+    Runs,
+    /// The series table joined with the runs' parameters.
+    Series,
 }

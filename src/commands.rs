@@ -10,7 +10,7 @@ use sim::output::{self, Build};
 use sim::runner::{self, RunOptions};
 use sim::scenario::{self, Registry};
 
-use crate::cli::{Cli, Command, KindArg};
+use crate::cli::{Cli, Command, KindArg, PlotArgs, TableArg};
 
 /// Why a command failed: bad input (exit 2) or a failure while running (exit 1).
 #[derive(Debug)]
@@ -87,15 +87,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Validate { files } => validate(&registry, &files),
         Command::List => list(&registry),
         Command::Schema { family } => schema(&registry, family.as_deref()),
-        Command::Plot {
-            dirs,
-            x,
-            y,
-            series,
-            kind,
-            out,
-            title,
-        } => plot(&dirs, x, y, series, kind, out, title),
+        Command::Plot(args) => plot(args),
         Command::Merge { dirs, out, format } => merge(&dirs, &out, format.into()),
         Command::Bench { lps, events, seed } => bench(lps, events, seed),
         Command::Report {
@@ -346,19 +338,21 @@ fn schema(registry: &Registry, family: Option<&str>) -> Result<(), CliError> {
     Ok(())
 }
 
-fn plot(
-    dirs: &[PathBuf],
-    x: String,
-    y: String,
-    series: Option<String>,
-    kind: KindArg,
-    out: Option<PathBuf>,
-    title: Option<String>,
-) -> Result<(), CliError> {
-    let df = analysis::load_runs(dirs).map_err(|e| CliError::Input(e.to_string()))?;
-    let stem = out.unwrap_or_else(|| dirs[0].join(format!("{y}_vs_{x}")));
+fn plot(args: PlotArgs) -> Result<(), CliError> {
+    let input = |e: analysis::AnalysisError| CliError::Input(e.to_string());
+    let runs = analysis::load_runs(&args.dirs).map_err(input)?;
+    let df = match args.table {
+        TableArg::Runs => runs,
+        TableArg::Series => analysis::load_series(&args.dirs)
+            .and_then(|series| analysis::report::series_rows(&runs, &series, &args.y))
+            .map_err(input)?,
+    };
+    let (x, y) = (args.x, args.y);
+    let stem = args
+        .out
+        .unwrap_or_else(|| args.dirs[0].join(format!("{y}_vs_{x}")));
     let spec = analysis::PlotSpec {
-        kind: match kind {
+        kind: match args.kind {
             KindArg::Line => analysis::Kind::Line,
             KindArg::Bar => analysis::Kind::Bar,
             KindArg::Cdf => analysis::Kind::Cdf,
@@ -366,12 +360,14 @@ fn plot(
         },
         x,
         y,
-        series,
-        title,
+        series: args.series,
+        title: args.title,
         x_label: None,
         y_label: None,
+        x_log: args.x_log,
+        y_log: args.y_log,
     };
-    let files = analysis::plot(&df, &spec, &stem).map_err(|e| CliError::Input(e.to_string()))?;
+    let files = analysis::plot(&df, &spec, &stem).map_err(input)?;
     for f in files {
         println!("{}", f.display());
     }

@@ -150,6 +150,8 @@ fn one(
             title: None,
             x_label: fig.x_label.clone(),
             y_label: fig.y_label.clone(),
+            x_log: fig.x_log,
+            y_log: fig.y_log,
         };
         let rows = match fig.table {
             TableName::Runs => Ok(df.clone()),

@@ -94,6 +94,9 @@ pub enum AnalysisError {
     /// There is nothing to work on: no folders given, or no rows left to draw.
     #[error("{0}")]
     Empty(String),
+    /// The figure asks for something its kind cannot draw (e.g. a log axis under bars).
+    #[error("{0}")]
+    Unsupported(String),
     /// plotters failed to draw or encode a figure.
     #[error("{}: cannot draw figure: {message}", path.display())]
     Draw {

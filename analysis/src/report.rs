@@ -66,6 +66,12 @@ pub struct FigureSpec {
     /// Vertical axis title (default: the column name).
     #[serde(default)]
     pub y_label: Option<String>,
+    /// Logarithmic x axis.
+    #[serde(default)]
+    pub x_log: bool,
+    /// Logarithmic y axis.
+    #[serde(default)]
+    pub y_log: bool,
     /// Column splitting the rows into series.
     #[serde(default)]
     pub series: Option<String>,

@@ -46,6 +46,12 @@ pub struct PlotSpec {
     pub x_label: Option<String>,
     /// Vertical axis title; defaults to the column name (`CDF` for a CDF).
     pub y_label: Option<String>,
+    /// Logarithmic horizontal axis (line, scatter, and the variable of a CDF); rows with x ≤ 0 are
+    /// left out.
+    pub x_log: bool,
+    /// Logarithmic vertical axis (line and scatter); rows with y ≤ 0 are left out and CI bands are
+    /// cut at a tenth of the smallest positive value.
+    pub y_log: bool,
 }
 
 impl PlotSpec {
@@ -59,6 +65,8 @@ impl PlotSpec {
             title: None,
             x_label: None,
             y_label: None,
+            x_log: false,
+            y_log: false,
         }
     }
 }

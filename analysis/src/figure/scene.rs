@@ -4,9 +4,9 @@
 use polars::prelude::*;
 
 use super::data::{Columns, Observations, XScale, observe};
-use super::ticks::nice_ticks;
+use super::ticks::{format_number, nice_ticks};
 use super::{Kind, PlotSpec};
-use crate::error::Result;
+use crate::error::{AnalysisError, Result};
 use crate::summary::summarise;
 
 /// Share of a category's width taken by its group of bars.
@@ -105,12 +105,17 @@ pub(super) fn build(df: &DataFrame, spec: &PlotSpec) -> Result<Scene> {
         series: spec.series.as_deref(),
         numeric_x_as_categories: spec.kind == Kind::Bar,
     };
-    let obs = observe(df, &columns)?;
+    let mut obs = observe(df, &columns)?;
+    let y_floor = to_log_domain(&mut obs, spec)?;
     let (marks, x_extent, y_extent) = match spec.kind {
         Kind::Line => line_marks(&obs)?,
         Kind::Bar => bar_marks(&obs)?,
         Kind::Cdf => cdf_marks(&obs),
         Kind::Scatter => scatter_marks(&obs),
+    };
+    let (marks, y_extent) = match y_floor {
+        Some(floor) => log_y_marks(marks, floor),
+        None => (marks, y_extent),
     };
     let (x_label, y_label) = match spec.kind {
         Kind::Cdf => (&spec.y, "CDF"),
@@ -129,10 +134,15 @@ pub(super) fn build(df: &DataFrame, spec: &PlotSpec) -> Result<Scene> {
             label: spec.x_label.clone().unwrap_or_else(|| x_label.clone()),
             categorical: true,
         },
+        XScale::Numeric if spec.x_log => log_axis(x_extent, 0.04, spec.x_label.as_ref(), x_label),
         XScale::Numeric => numeric_axis(x_extent, 0.04, false, spec.x_label.as_ref(), x_label),
     };
     let keep_zero = spec.kind == Kind::Bar;
-    let y = numeric_axis(y_extent, 0.05, keep_zero, spec.y_label.as_ref(), y_label);
+    let y = if spec.y_log {
+        log_axis(y_extent, 0.05, spec.y_label.as_ref(), y_label)
+    } else {
+        numeric_axis(y_extent, 0.05, keep_zero, spec.y_label.as_ref(), y_label)
+    };
     let marks = match spec.kind {
         Kind::Cdf => marks
             .into_iter()
@@ -158,6 +168,114 @@ pub(super) fn build(df: &DataFrame, spec: &PlotSpec) -> Result<Scene> {
         layers,
         legend,
     })
+}
+
+/// Prepares `obs` for the log axes `spec` asks for: rows outside the log domain are left out, a log x
+/// (the variable of a CDF) moves to log10 units. Returns the floor for a log y — a tenth of the smallest
+/// positive y — or `None` for a linear y. Means stay in the data's units: y is logged after averaging.
+fn to_log_domain(obs: &mut Observations, spec: &PlotSpec) -> Result<Option<f64>> {
+    let unsupported = |what: &str| {
+        Err(AnalysisError::Unsupported(format!(
+            "a log {what} axis cannot be drawn for a {:?} figure",
+            spec.kind
+        )))
+    };
+    if spec.x_log && (spec.kind == Kind::Bar || matches!(obs.scale, XScale::Categories(_))) {
+        return unsupported("x");
+    }
+    if spec.y_log && matches!(spec.kind, Kind::Bar | Kind::Cdf) {
+        return unsupported("y");
+    }
+    if spec.x_log {
+        let cdf = spec.kind == Kind::Cdf;
+        obs.rows.retain(|o| if cdf { o.y > 0.0 } else { o.x > 0.0 });
+        for o in &mut obs.rows {
+            if cdf {
+                o.y = o.y.log10();
+            } else {
+                o.x = o.x.log10();
+            }
+        }
+    }
+    if spec.y_log {
+        obs.rows.retain(|o| o.y > 0.0);
+    }
+    if (spec.x_log || spec.y_log) && obs.rows.is_empty() {
+        return Err(AnalysisError::Empty(
+            "no row has a positive value to draw on the log axis".into(),
+        ));
+    }
+    Ok(spec
+        .y_log
+        .then(|| obs.rows.iter().map(|o| o.y).fold(f64::INFINITY, f64::min) / 10.0))
+}
+
+/// The marks with every y in log10 units (values below `floor`, e.g. a CI reaching 0, cut at it),
+/// and the y extent they cover.
+fn log_y_marks(marks: Vec<Marks>, floor: f64) -> (Vec<Marks>, (f64, f64)) {
+    let log = |y: f64| y.max(floor).log10();
+    let marks: Vec<Marks> = marks
+        .into_iter()
+        .map(|m| match m {
+            Marks::Line { points, band } => Marks::Line {
+                points: points.into_iter().map(|(x, y)| (x, log(y))).collect(),
+                band: band
+                    .into_iter()
+                    .map(|(x, lo, hi)| (x, log(lo), log(hi)))
+                    .collect(),
+            },
+            Marks::Points(points) => {
+                Marks::Points(points.into_iter().map(|(x, y)| (x, log(y))).collect())
+            }
+            other => other,
+        })
+        .collect();
+    let ys = marks.iter().flat_map(|m| match m {
+        Marks::Line { band, .. } => band.iter().flat_map(|b| [b.1, b.2]).collect::<Vec<_>>(),
+        Marks::Points(p) => p.iter().map(|p| p.1).collect(),
+        _ => Vec::new(),
+    });
+    let y_extent = extent(ys);
+    (marks, y_extent)
+}
+
+/// A log axis over `(lo, hi)` in log10 units, widened by `pad` of its span, with ticks at the
+/// decades (and at 2× and 5× when the range spans less than two decades) labelled in data units.
+fn log_axis((lo, hi): (f64, f64), pad: f64, label: Option<&String>, default_label: &str) -> Axis {
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 0.5, hi + 0.5)
+    };
+    let margin = (hi - lo) * pad;
+    let (lo, hi) = (lo - margin, hi + margin);
+    let mantissas: &[f64] = if hi - lo < 2.0 {
+        &[1.0, 2.0, 5.0]
+    } else {
+        &[1.0]
+    };
+    let mut ticks = Vec::new();
+    for k in lo.floor() as i32..=hi.ceil() as i32 {
+        for &m in mantissas {
+            let v = m * 10f64.powi(k);
+            let at = v.log10();
+            if (lo..=hi).contains(&at) {
+                let text = if (1e-3..1e6).contains(&v) {
+                    format_number(v)
+                } else {
+                    format!("{}e{k}", format_number(m))
+                };
+                ticks.push((at, text));
+            }
+        }
+    }
+    Axis {
+        lo,
+        hi,
+        ticks,
+        label: label.cloned().unwrap_or_else(|| default_label.to_string()),
+        categorical: false,
+    }
 }
 
 /// Marks per series with the extents of x and y they cover.
@@ -453,6 +571,56 @@ mod tests {
         assert!(scene.y.lo <= band[0].1 && scene.y.hi >= band[1].2);
         assert_eq!(scene.x.label, "batch");
         assert!(scene.legend.is_some());
+    }
+
+    #[test]
+    fn log_axes_average_in_data_units_and_tick_the_decades() {
+        let df = df! {
+            "n" => [10i64, 10, 100, 1000, 0],
+            "gas" => [1.0e3, 3.0e3, 1.0e5, 1.0e6, 5.0],
+        }
+        .unwrap();
+        let spec = PlotSpec {
+            x_log: true,
+            y_log: true,
+            ..PlotSpec::new(Kind::Line, "n", "gas")
+        };
+        let scene = build(&df, &spec).unwrap();
+        let Marks::Line { points, band } = &scene.layers[0].marks else {
+            panic!("not a line")
+        };
+        // n = 0 is outside the log domain; the mean of {1e3, 3e3} is taken before the log.
+        assert_eq!(points.len(), 3);
+        assert!(
+            (points[0].0 - 1.0).abs() < 1e-12 && (points[0].1 - 2.0e3f64.log10()).abs() < 1e-12
+        );
+        assert!((points[2].1 - 6.0).abs() < 1e-12);
+        // A CI reaching below zero is cut at a tenth of the smallest value.
+        assert!((band[0].1 - 2.0).abs() < 1e-12);
+        let labels: Vec<&str> = scene.x.ticks.iter().map(|t| t.1.as_str()).collect();
+        assert_eq!(labels, ["10", "100", "1000"]);
+        assert!(scene.y.ticks.iter().any(|t| t.1 == "1e6"));
+    }
+
+    #[test]
+    fn log_axes_are_refused_where_they_cannot_be_drawn() {
+        let bar = PlotSpec {
+            y_log: true,
+            ..spec(Kind::Bar, None)
+        };
+        assert!(matches!(
+            build(&frame(), &bar),
+            Err(AnalysisError::Unsupported(_))
+        ));
+        let negative = df! { "batch" => [1i64], "energy_j" => [-1.0] }.unwrap();
+        let line = PlotSpec {
+            y_log: true,
+            ..spec(Kind::Line, None)
+        };
+        assert!(matches!(
+            build(&negative, &line),
+            Err(AnalysisError::Empty(_))
+        ));
     }
 
     #[test]

@@ -85,7 +85,6 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
     let rounds = run.rounds.len().max(1) as f64;
     let last = run.rounds.last().map(|r| r.eval).unwrap_or_default();
     out.metric("participants_count", n)
-        .metric("log10_participants", n.log10())
         .metric("rounds", run.rounds.len() as f64)
         .metric("accuracy_initial", run.initial.accuracy)
         .metric("accuracy_final", last.accuracy)
@@ -117,7 +116,6 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
     let cost_eth = total * p.gas_price_gwei * 1e-9;
     out.metric("total_gas", total)
         .metric("gas_per_participant", total / n)
-        .metric("log10_total_gas", total.max(1.0).log10())
         .metric("round_gas_mean", round_gas as f64 / rounds)
         .metric("deploy_gas", rep.deploy_gas as f64)
         .metric(
