@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 use sim::experiment::{ParamError, Validate};
 
 use super::aggregate::LoraMethod;
+use crate::fl::devices::DeviceMix;
 use crate::fl::learn::common::{Sgd, at_least, positive, within};
 use crate::fl::learn::task::TaskShape;
+use crate::fl::network::NetworkConfig;
 
 /// Federated LoRA fine-tuning of a pretrained MLP on a shifted, label-skewed target task.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -17,10 +19,13 @@ pub struct LoraParams {
     /// Rules also run on identical data and seeds for the comparison metrics (may be empty).
     #[serde(default)]
     pub baselines: Vec<LoraMethod>,
-    /// Number of clients (all take part in every round).
+    /// Number of clients (the network's participants).
     pub clients: usize,
-    /// Federated rounds.
-    pub rounds: usize,
+    /// Rounds, participation, deadline and coordinator ingress of the FL network.
+    pub network: NetworkConfig,
+    /// The clients' devices (default: [`DeviceMix::reliable`], everyone online, no dropouts).
+    #[serde(default = "DeviceMix::reliable")]
+    pub devices: DeviceMix,
     /// LoRA rank r.
     pub rank: usize,
     /// Source task shape (the target task has the same shape).
@@ -49,7 +54,8 @@ impl Validate for LoraParams {
     fn validate(&self) -> Vec<ParamError> {
         let mut e = Vec::new();
         at_least("clients", self.clients, 1, &mut e);
-        at_least("rounds", self.rounds, 1, &mut e);
+        self.network.validate("network", &mut e);
+        self.devices.validate("devices", &mut e);
         at_least("rank", self.rank, 1, &mut e);
         self.task.validate("task", &mut e);
         for (i, h) in self.hidden.iter().enumerate() {
