@@ -57,6 +57,11 @@ pub fn accuracy_curve(run: &NetworkRun) -> Vec<f64> {
     run.rounds.iter().map(|r| r.eval.accuracy).collect()
 }
 
+/// Updates uploaded over the run (on time or late).
+pub fn uploads(run: &NetworkRun) -> usize {
+    run.rounds.iter().map(|r| r.on_time.len() + r.late).sum()
+}
+
 /// Simulated time (s) at which the round whose `curve` value first reaches `target` closed;
 /// when none does (censored, like [`rounds_to`](super::common::rounds_to)) the end of the run
 /// plus one mean round length.
@@ -99,7 +104,10 @@ pub fn network_metrics(out: &mut RunOutput, run: &NetworkRun, suffix: &str) {
         .metric(format!("dropouts{suffix}"), run.dropouts() as f64)
         .metric(format!("offline{suffix}"), sum(|r| r.offline))
         .metric(format!("late_uploads{suffix}"), run.late_uploads() as f64)
-        .metric(format!("aggregated_updates{suffix}"), sum(|r| r.on_time.len()));
+        .metric(
+            format!("aggregated_updates{suffix}"),
+            sum(|r| r.on_time.len()),
+        );
 }
 
 #[cfg(test)]

@@ -63,9 +63,7 @@ fn setup(p: &LoraParams, ctx: &RunContext) -> Result<Setup, RunError> {
         .map(|w| target.sample(p.samples_per_client, w, &mut data_rng))
         .collect();
     let test = target.sample(p.test_samples, &uniform, &mut data_rng);
-    let devices = p
-        .devices
-        .sample(p.clients, &mut ctx.rng("fl-lora/devices"));
+    let devices = p.devices.sample(p.clients, &mut ctx.rng("fl-lora/devices"));
     Ok(Setup {
         base,
         clients,

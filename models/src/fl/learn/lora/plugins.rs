@@ -158,7 +158,12 @@ pub struct LoraAggregator {
 impl LoraAggregator {
     /// `method` over models laid out like `base` + `adapters`, publishing its downlink to
     /// `broadcast`.
-    pub fn new(method: LoraMethod, base: Weights, adapters: Adapters, broadcast: Broadcast) -> Self {
+    pub fn new(
+        method: LoraMethod,
+        base: Weights,
+        adapters: Adapters,
+        broadcast: Broadcast,
+    ) -> Self {
         Self {
             method,
             base,
