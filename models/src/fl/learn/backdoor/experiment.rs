@@ -198,3 +198,115 @@ impl Experiment for BackdoorExperiment {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fl::devices::DeviceMix;
+    use crate::fl::learn::backdoor::attack::PolarConfig;
+    use crate::fl::learn::backdoor::defense::{Defense, DefenseConfig};
+    use crate::fl::learn::backdoor::params::TriggerParams;
+    use crate::fl::learn::common::Sgd;
+    use crate::fl::learn::task::TaskShape;
+    use crate::fl::network::NetworkConfig;
+
+    fn params(defense: Defense) -> BackdoorParams {
+        let sgd = Sgd {
+            epochs: 1,
+            batch: 10,
+            lr: 0.1,
+        };
+        BackdoorParams {
+            attack: Attack::Polar,
+            baselines: vec![],
+            defense,
+            defense_config: DefenseConfig {
+                assumed_attackers: 2,
+                rlr_threshold: 3,
+                clip_factor: 1.5,
+                flame_noise: 0.001,
+            },
+            clients: 8,
+            attackers: 2,
+            network: NetworkConfig {
+                rounds: 3,
+                participation: 1.0,
+                deadline_s: 3600.0,
+                server_ingress_mbps: 100.0,
+                server_latency_ms: 0.0,
+                aggregation_s: 1.0,
+            },
+            devices: DeviceMix::reliable(),
+            task: TaskShape {
+                dim: 10,
+                classes: 4,
+                modes: 1,
+                separation: 1.0,
+                noise: 0.5,
+            },
+            hidden: vec![12, 8],
+            dirichlet_alpha: 1.0,
+            samples_per_client: 30,
+            test_samples: 60,
+            root_samples: 20,
+            pretrain_samples: 100,
+            pretrain: sgd,
+            local: sgd,
+            trigger: TriggerParams {
+                size: 2,
+                value: 4.0,
+                target_label: 0,
+            },
+            poison_fraction: 0.5,
+            boost: 1.0,
+            lp_threshold: 0.9,
+            polar: PolarConfig {
+                samples: 4,
+                steps: 1,
+                lr: 2.0,
+                penalty: 0.1,
+                p0: 0.5,
+            },
+        }
+    }
+
+    fn ctx() -> RunContext {
+        RunContext {
+            run: 0,
+            point: 0,
+            replication: 0,
+            seed: 5,
+        }
+    }
+
+    fn metric(out: &RunOutput, name: &str) -> f64 {
+        out.metrics.iter().find(|m| m.0 == name).unwrap().1
+    }
+
+    #[test]
+    fn attack_and_defense_run_on_the_network_deterministically() {
+        let p = params(Defense::Krum);
+        let out = BackdoorExperiment.run(&p, &ctx()).unwrap();
+        assert_eq!(out, BackdoorExperiment.run(&p, &ctx()).unwrap());
+        assert_eq!(metric(&out, "aggregated_updates"), 24.0);
+        let layers = metric(&out, "layers_modified");
+        assert!((1.0..=3.0).contains(&layers), "{layers}");
+        // Krum keeps one update per round: most attacker updates are flagged.
+        assert!(metric(&out, "detection_rate") >= 0.5);
+        let series = |m: &str| out.series.iter().filter(|s| s.metric == m).count();
+        assert_eq!(series("backdoor_success_rate"), 3);
+        assert_eq!(series("backdoor_success_rate_by_round"), 3);
+        assert_eq!(series("accuracy"), 3);
+        assert!(out.series.iter().all(|s| s.component == "polar"));
+    }
+
+    #[test]
+    fn a_tight_deadline_drops_updates_under_a_defense() {
+        let mut p = params(Defense::Fedavg);
+        p.network.deadline_s = 9.0;
+        let out = BackdoorExperiment.run(&p, &ctx()).unwrap();
+        let on_time = metric(&out, "aggregated_updates");
+        assert!(on_time < 24.0 && on_time + metric(&out, "late_uploads") == 24.0);
+        assert_eq!(metric(&out, "detection_rate"), 0.0);
+    }
+}
