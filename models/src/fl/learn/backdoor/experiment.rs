@@ -1,6 +1,8 @@
 //! `fl-backdoor`: an FL network with colluding attackers that plant a trigger backdoor; one attack
 //! (full-model, LP, POLAR) against one server defense, measured on backdoor success, main-task accuracy,
-//! layers modified and how often the defense flagged the attackers.
+//! layers modified and how often the defense flagged the attackers. Rounds run through the FL network
+//! ([`run_network`]): the attack is its [`Adversary`](crate::fl::traits::Adversary), the defense its
+//! [`Aggregator`](crate::fl::traits::Aggregator), and only on-time updates reach the defense.
 
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 

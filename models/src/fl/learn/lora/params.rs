@@ -77,3 +77,22 @@ impl Validate for LoraParams {
         e
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_and_device_errors_name_their_dotted_keys() {
+        let yaml = "method: fedmomentum\nclients: 2\nnetwork: { rounds: 0, deadline_s: -1, server_ingress_mbps: 10 }\ndevices: { dropout: 2 }\nrank: 1\ntask: { dim: 4, classes: 2, modes: 1, separation: 1, noise: 1 }\nhidden: [4]\ntarget_shift: 1\ndirichlet_alpha: 1\nsamples_per_client: 5\ntest_samples: 5\npretrain_samples: 5\npretrain: { epochs: 1, batch: 5, lr: 0.1 }\nlocal: { epochs: 1, batch: 5, lr: 0.1 }\ntarget_accuracy: 0.5\n";
+        let p: LoraParams = serde_norway::from_str(yaml).unwrap();
+        let keys: Vec<String> = p.validate().into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            keys,
+            ["network.rounds", "network.deadline_s", "devices.dropout"]
+        );
+        let ok: LoraParams =
+            serde_norway::from_str(&yaml.replace("devices: { dropout: 2 }\n", "")).unwrap();
+        assert_eq!(ok.devices, crate::fl::devices::DeviceMix::reliable());
+    }
+}

@@ -1,6 +1,7 @@
 //! `fl-personal`: clients that differ in input offset and label mapping train one MLP federatedly;
 //! FedAvg, FedAvg+fine-tune, FedPer and pFedNavi-style learned layer mixing are compared on per-client
-//! test accuracy.
+//! test accuracy. Rounds run through the FL network ([`run_network`]) with simulated time; clients that
+//! miss the deadline keep their personal state untouched that round.
 
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 
