@@ -69,6 +69,16 @@ impl Default for DeviceMix {
 }
 
 impl DeviceMix {
+    /// The default mix with every participant online and no mid-round dropouts (the learning
+    /// studies' default: every client trains every round unless the scenario says otherwise).
+    pub fn reliable() -> Self {
+        Self {
+            availability: 1.0,
+            dropout: 0.0,
+            ..Self::default()
+        }
+    }
+
     /// Range checks, reporting keys under `prefix` (e.g. `"devices"`).
     pub fn validate(&self, prefix: &str, out: &mut Vec<ParamError>) {
         for (k, v) in [

@@ -8,7 +8,9 @@
 
 pub mod backdoor;
 pub mod common;
+pub mod convert;
 pub mod lora;
+pub mod net;
 pub mod nn;
 pub mod personal;
 pub mod svd;

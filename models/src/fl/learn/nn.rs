@@ -286,6 +286,19 @@ pub fn accuracy(w: &Weights, data: &Dataset) -> Result<f64> {
     Ok(hits as f64 / data.len() as f64)
 }
 
+/// Mean cross-entropy and fraction correct of `w` on `data` (`(0, 0)` when `data` is empty).
+pub fn loss_and_accuracy(w: &Weights, data: &Dataset) -> Result<(f64, f64)> {
+    if data.is_empty() {
+        return Ok((0.0, 0.0));
+    }
+    let (x, y) = data.all_tensors()?;
+    let logits = forward(&constants(w)?, &x)?;
+    let loss = f64::from(cross_entropy(&logits, &y)?.to_scalar::<f32>()?);
+    let pred: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
+    let hits = pred.iter().zip(&data.y).filter(|(p, y)| p == y).count();
+    Ok((loss, hits as f64 / data.len() as f64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +324,9 @@ mod tests {
         let w1 = train(&w0, &train_set, 5, 32, 0.1, &mut rng).unwrap();
         let after = accuracy(&w1, &test_set).unwrap();
         assert!(after > 0.9 && after > before, "{before} → {after}");
+        let (loss, acc) = loss_and_accuracy(&w1, &test_set).unwrap();
+        assert_eq!(acc, after);
+        assert!(loss > 0.0 && loss < 1.0, "{loss}");
         assert_eq!(w1.with_flat(&w1.flatten()), w1);
     }
 }

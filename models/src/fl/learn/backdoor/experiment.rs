@@ -1,17 +1,21 @@
 //! `fl-backdoor`: an FL network with colluding attackers that plant a trigger backdoor; one attack
 //! (full-model, LP, POLAR) against one server defense, measured on backdoor success, main-task accuracy,
-//! layers modified and how often the defense flagged the attackers.
+//! layers modified and how often the defense flagged the attackers. Rounds run through the FL network
+//! ([`run_network`]): the attack is its [`Adversary`](crate::fl::traits::Adversary), the defense its
+//! [`Aggregator`](crate::fl::traits::Aggregator), and only on-time updates reach the defense.
 
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
-use sim::rng::Rng;
 
 use super::attack::{self, Attack};
-use super::defense;
 use super::params::BackdoorParams;
-use super::policy::Policy;
+use super::plugins::{AttackConfig, BackdoorAdversary, BackdoorTrainer, DefenseAggregator};
+use crate::fl::devices::DeviceProfile;
 use crate::fl::learn::common::model_err;
+use crate::fl::learn::convert;
+use crate::fl::learn::net::{self, Failure};
 use crate::fl::learn::nn::{self, Weights};
 use crate::fl::learn::task::{Dataset, Prototypes, Trigger, dirichlet_label_skew};
+use crate::fl::network::{NetworkRun, Plugins, run_network};
 
 /// The POLAR study.
 pub struct BackdoorExperiment;
@@ -24,9 +28,11 @@ struct Setup {
     root: Dataset,
     test: Dataset,
     test_triggered: Dataset,
+    devices: Vec<DeviceProfile>,
 }
 
 struct Outcome {
+    run: NetworkRun,
     main_accuracy: f64,
     bsr_final: f64,
     bsr_mean: f64,
@@ -76,11 +82,10 @@ fn setup(p: &BackdoorParams, ctx: &RunContext) -> Result<Setup, RunError> {
         root,
         test,
         test_triggered,
+        devices: p
+            .devices
+            .sample(p.clients, &mut ctx.rng("fl-backdoor/devices")),
     })
-}
-
-fn delta(w: &Weights, global: &[f32]) -> Vec<f32> {
-    w.flatten().iter().zip(global).map(|(a, b)| a - b).collect()
 }
 
 fn run_attack(
@@ -90,88 +95,78 @@ fn run_attack(
     ctx: &RunContext,
     out: &mut RunOutput,
 ) -> Result<Outcome, RunError> {
-    let n = p.clients;
-    let (e, b, lr) = p.local.tuple();
-    let mut rngs: Vec<Rng> = (0..n)
-        .map(|k| ctx.rng(&format!("fl-backdoor/client/{k}")))
-        .collect();
-    let mut mal_rngs: Vec<Rng> = (0..p.attackers)
-        .map(|k| ctx.rng(&format!("fl-backdoor/attacker/{k}")))
-        .collect();
-    let mut root_rng = ctx.rng("fl-backdoor/root");
-    let mut def_rng = ctx.rng("fl-backdoor/defense");
-    let mut agent_rng = ctx.rng("fl-backdoor/polar");
-    let layers = s.init.layers.len();
-    let mut policy = Policy::new(layers, p.polar.p0);
-    let craft = attack::Craft {
-        boost: p.boost as f32,
-        norm_bound: p.norm_bound.map(|b| b as f32),
+    let streams = |name: &str, n: usize| {
+        (0..n)
+            .map(|k| ctx.rng(&format!("fl-backdoor/{name}/{k}")))
+            .collect()
     };
-    let mut global = s.init.clone();
-    let (mut flagged_att, mut flagged_ben, mut modified) = (0usize, 0usize, 0usize);
-    let mut bsr_sum = 0.0;
-    let (mut main_accuracy, mut bsr_final) = (0.0, 0.0);
-    for round in 0..p.rounds {
-        let g = global.flatten();
-        let mut benign = Vec::with_capacity(n);
-        for (d, rng) in s.clients.iter().zip(rngs.iter_mut()) {
-            benign.push(nn::train(&global, d, e, b, lr, rng).map_err(model_err)?);
-        }
-        let mut updates: Vec<Vec<f32>> = benign.iter().map(|w| delta(w, &g)).collect();
-        if attack != Attack::None && p.attackers > 0 {
-            let mut malicious = Vec::with_capacity(p.attackers);
-            for ((d, _), rng) in s.poisoned.iter().zip(mal_rngs.iter_mut()) {
-                malicious.push(nn::train(&global, d, e, b, lr, rng).map_err(model_err)?);
-            }
-            let eval = &s.poisoned[0].1;
-            let mask = match attack {
-                Attack::Full | Attack::None => vec![true; layers],
-                Attack::Lp => {
-                    attack::lp_select(&global, &benign[0], &malicious[0], eval, p.lp_threshold)
-                        .map_err(model_err)?
-                }
-                Attack::Polar => attack::polar_round(
-                    &mut policy,
-                    &p.polar,
-                    (&global, &benign[0], &malicious[0]),
-                    eval,
-                    (p.attackers, n),
-                    craft,
-                    &mut agent_rng,
-                )
-                .map_err(model_err)?,
-            };
-            modified += mask.iter().filter(|m| **m).count() * p.attackers;
-            for k in 0..p.attackers {
-                let crafted = craft.apply(&global, &benign[k], &malicious[k], &mask);
-                updates[k] = delta(&crafted, &g);
-            }
-        }
-        let root = delta(
-            &nn::train(&global, &s.root, e, b, lr, &mut root_rng).map_err(model_err)?,
-            &g,
-        );
-        let v = defense::aggregate(p.defense, &updates, &root, &p.defense_config, &mut def_rng);
-        flagged_att += v.flagged[..p.attackers].iter().filter(|f| **f).count();
-        flagged_ben += v.flagged[p.attackers..].iter().filter(|f| **f).count();
-        let next: Vec<f32> = g.iter().zip(&v.update).map(|(a, d)| a + d).collect();
-        global = global.with_flat(&next);
-        main_accuracy = nn::accuracy(&global, &s.test).map_err(model_err)?;
-        bsr_final = attack::bsr(&global, &s.test_triggered).map_err(model_err)?;
-        bsr_sum += bsr_final;
-        let t = (round + 1) as f64;
-        out.sample(t, attack.name(), "backdoor_success_rate", bsr_final);
-        out.sample(t, attack.name(), "main_accuracy", main_accuracy);
-    }
-    let attacker_rounds = (p.attackers * p.rounds).max(1) as f64;
-    let benign_rounds = ((n - p.attackers) * p.rounds).max(1) as f64;
+    let mut trainer = BackdoorTrainer::new(
+        s.init.clone(),
+        &s.clients,
+        &s.test,
+        p.local,
+        streams("client", p.clients),
+    );
+    let mut adversary = BackdoorAdversary::new(
+        AttackConfig {
+            attack,
+            attackers: p.attackers,
+            clients: p.clients,
+            local: p.local,
+            craft: attack::Craft {
+                boost: p.boost as f32,
+                norm_bound: p.norm_bound.map(|b| b as f32),
+            },
+            lp_threshold: p.lp_threshold,
+            polar: p.polar,
+        },
+        s.init.clone(),
+        &s.poisoned,
+        streams("attacker", p.attackers),
+        ctx.rng("fl-backdoor/polar"),
+    );
+    let mut aggregator = DefenseAggregator::new(
+        (p.defense, p.defense_config),
+        s.init.clone(),
+        (&s.root, p.local, ctx.rng("fl-backdoor/root")),
+        p.attackers,
+    );
+    let mut bsr = Vec::with_capacity(p.network.rounds as usize);
+    let bsr_failure = Failure::default();
+    let run = run_network(
+        &p.network,
+        &s.devices,
+        Plugins {
+            trainer: &mut trainer,
+            aggregator: &mut aggregator,
+            adversary: &mut adversary,
+        },
+        &mut net::rngs(ctx, "fl-backdoor", "fl-backdoor/defense"),
+        &mut |_, _, next| {
+            let w = convert::to_weights(next, &s.init);
+            bsr.push(attack::bsr(&w, &s.test_triggered).unwrap_or_else(|e| {
+                bsr_failure.record(e);
+                0.0
+            }));
+        },
+    )?;
+    trainer.failure.check()?;
+    adversary.failure.check()?;
+    aggregator.failure.check()?;
+    bsr_failure.check()?;
+    let main = net::accuracy_curve(&run);
+    net::sample_curve(out, &run, attack.name(), "accuracy", &main);
+    net::sample_curve(out, &run, attack.name(), "backdoor_success_rate", &bsr);
+    let f = aggregator.flags;
+    let rate = |k: usize, n: usize| k as f64 / n.max(1) as f64;
     Ok(Outcome {
-        main_accuracy,
-        bsr_final,
-        bsr_mean: bsr_sum / p.rounds as f64,
-        layers_modified: modified as f64 / attacker_rounds,
-        detection_rate: flagged_att as f64 / attacker_rounds,
-        false_positive_rate: flagged_ben as f64 / benign_rounds,
+        main_accuracy: main.last().copied().unwrap_or(0.0),
+        bsr_final: bsr.last().copied().unwrap_or(0.0),
+        bsr_mean: bsr.iter().sum::<f64>() / bsr.len().max(1) as f64,
+        layers_modified: rate(adversary.layers_modified, adversary.corrupted),
+        detection_rate: rate(f.attackers_flagged, f.attacker_updates),
+        false_positive_rate: rate(f.benign_flagged, f.benign_updates),
+        run,
     })
 }
 
@@ -190,6 +185,7 @@ impl Experiment for BackdoorExperiment {
             .metric("layers_modified", o.layers_modified)
             .metric("detection_rate", o.detection_rate)
             .metric("false_positive_rate", o.false_positive_rate);
+        net::network_metrics(&mut out, &o.run, "");
         if !p.baselines.is_empty() {
             let mut best = f64::NEG_INFINITY;
             for &a in &p.baselines {
@@ -205,5 +201,119 @@ impl Experiment for BackdoorExperiment {
             );
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fl::devices::DeviceMix;
+    use crate::fl::learn::backdoor::attack::{PolarConfig, PolarReward};
+    use crate::fl::learn::backdoor::defense::{Defense, DefenseConfig};
+    use crate::fl::learn::backdoor::params::TriggerParams;
+    use crate::fl::learn::common::Sgd;
+    use crate::fl::learn::task::TaskShape;
+    use crate::fl::network::NetworkConfig;
+
+    fn params(defense: Defense) -> BackdoorParams {
+        let sgd = Sgd {
+            epochs: 1,
+            batch: 10,
+            lr: 0.1,
+        };
+        BackdoorParams {
+            attack: Attack::Polar,
+            baselines: vec![],
+            defense,
+            defense_config: DefenseConfig {
+                assumed_attackers: 2,
+                rlr_threshold: 3,
+                clip_factor: 1.5,
+                flame_noise: 0.001,
+            },
+            clients: 8,
+            attackers: 2,
+            network: NetworkConfig {
+                rounds: 3,
+                participation: 1.0,
+                deadline_s: 3600.0,
+                server_ingress_mbps: 100.0,
+                server_latency_ms: 0.0,
+                aggregation_s: 1.0,
+            },
+            devices: DeviceMix::reliable(),
+            task: TaskShape {
+                dim: 10,
+                classes: 4,
+                modes: 1,
+                separation: 1.0,
+                noise: 0.5,
+            },
+            hidden: vec![12, 8],
+            dirichlet_alpha: 1.0,
+            samples_per_client: 30,
+            test_samples: 60,
+            root_samples: 20,
+            pretrain_samples: 100,
+            pretrain: sgd,
+            local: sgd,
+            trigger: TriggerParams {
+                size: 2,
+                value: 4.0,
+                target_label: 0,
+            },
+            poison_fraction: 0.5,
+            boost: 1.0,
+            norm_bound: None,
+            lp_threshold: 0.9,
+            polar: PolarConfig {
+                samples: 4,
+                steps: 1,
+                lr: 2.0,
+                penalty: 0.1,
+                p0: 0.5,
+                reward: PolarReward::Local,
+            },
+        }
+    }
+
+    fn ctx() -> RunContext {
+        RunContext {
+            run: 0,
+            point: 0,
+            replication: 0,
+            seed: 5,
+        }
+    }
+
+    fn metric(out: &RunOutput, name: &str) -> f64 {
+        out.metrics.iter().find(|m| m.0 == name).unwrap().1
+    }
+
+    #[test]
+    fn attack_and_defense_run_on_the_network_deterministically() {
+        let p = params(Defense::Krum);
+        let out = BackdoorExperiment.run(&p, &ctx()).unwrap();
+        assert_eq!(out, BackdoorExperiment.run(&p, &ctx()).unwrap());
+        assert_eq!(metric(&out, "aggregated_updates"), 24.0);
+        let layers = metric(&out, "layers_modified");
+        assert!((1.0..=3.0).contains(&layers), "{layers}");
+        // Krum keeps one update per round: most attacker updates are flagged.
+        assert!(metric(&out, "detection_rate") >= 0.5);
+        let series = |m: &str| out.series.iter().filter(|s| s.metric == m).count();
+        assert_eq!(series("backdoor_success_rate"), 3);
+        assert_eq!(series("backdoor_success_rate_by_round"), 3);
+        assert_eq!(series("accuracy"), 3);
+        assert!(out.series.iter().all(|s| s.component == "polar"));
+    }
+
+    #[test]
+    fn a_tight_deadline_drops_updates_under_a_defense() {
+        let mut p = params(Defense::Fedavg);
+        p.network.deadline_s = 9.0;
+        let out = BackdoorExperiment.run(&p, &ctx()).unwrap();
+        let on_time = metric(&out, "aggregated_updates");
+        assert!(on_time < 24.0 && on_time + metric(&out, "late_uploads") == 24.0);
+        assert_eq!(metric(&out, "detection_rate"), 0.0);
     }
 }

@@ -4,6 +4,7 @@ pub mod attack;
 pub mod defense;
 pub mod experiment;
 pub mod params;
+pub mod plugins;
 pub mod policy;
 
 pub use experiment::BackdoorExperiment;

@@ -6,8 +6,10 @@ use sim::experiment::{ParamError, Validate};
 
 use super::attack::{Attack, PolarConfig};
 use super::defense::{Defense, DefenseConfig};
+use crate::fl::devices::DeviceMix;
 use crate::fl::learn::common::{Sgd, at_least, positive, within};
 use crate::fl::learn::task::TaskShape;
+use crate::fl::network::NetworkConfig;
 
 /// The backdoor trigger stamped on inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -34,12 +36,15 @@ pub struct BackdoorParams {
     pub defense: Defense,
     /// Defense tuning.
     pub defense_config: DefenseConfig,
-    /// Number of clients (all take part in every round).
+    /// Number of clients (the network's participants).
     pub clients: usize,
-    /// How many of them are attackers (colluding, same trigger).
+    /// How many of them are attackers (colluding, same trigger; they act whenever on time).
     pub attackers: usize,
-    /// Federated rounds (attackers act in every round).
-    pub rounds: usize,
+    /// Rounds, participation, deadline and coordinator ingress of the FL network.
+    pub network: NetworkConfig,
+    /// The clients' devices (default: [`DeviceMix::reliable`], everyone online, no dropouts).
+    #[serde(default = "DeviceMix::reliable")]
+    pub devices: DeviceMix,
     /// Task shape.
     pub task: TaskShape,
     /// Hidden layer widths of the MLP.
@@ -87,7 +92,8 @@ impl Validate for BackdoorParams {
                 ),
             ));
         }
-        at_least("rounds", self.rounds, 1, &mut e);
+        self.network.validate("network", &mut e);
+        self.devices.validate("devices", &mut e);
         self.task.validate("task", &mut e);
         for (i, h) in self.hidden.iter().enumerate() {
             at_least(&format!("hidden.{i}"), *h, 1, &mut e);

@@ -1,30 +1,44 @@
 //! `fl-lora`: pretrain a base MLP on a source task, then fine-tune LoRA adapters federatedly on a
 //! shifted, label-skewed target task under one aggregation rule (and optionally its baselines on the
-//! very same data and seeds).
+//! very same data, devices and seeds). Rounds run through the FL network ([`run_network`]): every
+//! round has simulated time (check-in, download of the method's model, local FLOPs, upload over the
+//! shared ingress link, deadline).
+
+use std::cell::Cell;
+use std::rc::Rc;
 
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 
-use super::adapter::{self, Adapters};
-use super::aggregate::{self, LoraMethod};
+use super::adapter;
+use super::aggregate::LoraMethod;
 use super::params::LoraParams;
+use super::plugins::{LoraAggregator, LoraTrainer, initial_download};
+use crate::fl::devices::DeviceProfile;
 use crate::fl::learn::common::{model_err, rounds_to};
+use crate::fl::learn::net;
 use crate::fl::learn::nn::{self, Weights};
 use crate::fl::learn::task::{Dataset, Prototypes, dirichlet_label_skew};
+use crate::fl::network::{NetworkRun, Plugins, run_network};
+use crate::fl::traits::NoAdversary;
 
 /// The FedMomentum study.
 pub struct LoraExperiment;
 
-/// Data and pretrained base shared by every method of one run.
+/// Data, pretrained base and devices shared by every method of one run.
 struct Setup {
     base: Weights,
     clients: Vec<Dataset>,
     test: Dataset,
+    devices: Vec<DeviceProfile>,
 }
 
 /// What one aggregation rule achieved.
 struct Outcome {
+    run: NetworkRun,
     curve: Vec<f64>,
+    /// Floats uploaded per round (all uploads, on time or late).
     uplink_floats: Vec<usize>,
+    /// Floats downloaded per round (the aggregate broadcast to every client).
     downlink_floats: Vec<usize>,
     lost_norm: f64,
 }
@@ -49,10 +63,12 @@ fn setup(p: &LoraParams, ctx: &RunContext) -> Result<Setup, RunError> {
         .map(|w| target.sample(p.samples_per_client, w, &mut data_rng))
         .collect();
     let test = target.sample(p.test_samples, &uniform, &mut data_rng);
+    let devices = p.devices.sample(p.clients, &mut ctx.rng("fl-lora/devices"));
     Ok(Setup {
         base,
         clients,
         test,
+        devices,
     })
 }
 
@@ -63,50 +79,62 @@ fn run_method(
     ctx: &RunContext,
     out: &mut RunOutput,
 ) -> Result<Outcome, RunError> {
-    let mut base = s.base.clone();
-    let mut global: Adapters =
-        adapter::init_adapters(&base, p.rank, &mut ctx.rng("fl-lora/adapters"));
-    let mut agg_rng = ctx.rng("fl-lora/aggregate");
-    let mut client_rngs: Vec<_> = (0..p.clients)
+    let init = adapter::init_adapters(&s.base, p.rank, &mut ctx.rng("fl-lora/adapters"));
+    let broadcast = Rc::new(Cell::new(initial_download(method, &init)));
+    let rngs = (0..p.clients)
         .map(|k| ctx.rng(&format!("fl-lora/client/{k}")))
         .collect();
-    let total: f64 = s.clients.iter().map(|d| d.len() as f64).sum();
-    let weights: Vec<f64> = s.clients.iter().map(|d| d.len() as f64 / total).collect();
-    let mut o = Outcome {
-        curve: Vec::with_capacity(p.rounds),
-        uplink_floats: Vec::new(),
-        downlink_floats: Vec::new(),
-        lost_norm: 0.0,
-    };
-    for round in 0..p.rounds {
-        let updates = s
-            .clients
-            .iter()
-            .zip(client_rngs.iter_mut())
-            .map(|(d, rng)| {
-                adapter::train_adapters(&base, &global, method.freezes_a(), d, p.local.tuple(), rng)
-            })
-            .collect::<candle_core::Result<Vec<Adapters>>>()
-            .map_err(model_err)?;
-        let up: usize = updates[0].iter().map(|l| method.uplink_floats(l)).sum();
-        let agg =
-            aggregate::aggregate(method, &updates, &weights, &mut agg_rng).map_err(model_err)?;
-        let mut down = 0;
-        for (l, a) in agg.into_iter().enumerate() {
-            if let Some(d) = &a.base_delta {
-                adapter::add_to_base(&mut base, l, d);
+    let mut trainer = LoraTrainer::new(
+        method,
+        s.base.clone(),
+        init.clone(),
+        &s.clients,
+        &s.test,
+        p.local,
+        rngs,
+        broadcast.clone(),
+    );
+    let mut aggregator = LoraAggregator::new(method, s.base.clone(), init, broadcast);
+    let run = run_network(
+        &p.network,
+        &s.devices,
+        Plugins {
+            trainer: &mut trainer,
+            aggregator: &mut aggregator,
+            adversary: &mut NoAdversary,
+        },
+        &mut net::rngs(ctx, "fl-lora", "fl-lora/aggregate"),
+        &mut |_, _, _| {},
+    )?;
+    trainer.failure.check()?;
+    aggregator.failure.check()?;
+    let curve = net::accuracy_curve(&run);
+    net::sample_curve(out, &run, method.name(), "accuracy", &curve);
+    let up = trainer.uplink_floats();
+    // A round without on-time update publishes nothing new: no aggregate download recorded.
+    let mut published = aggregator.downlink_floats.into_iter();
+    let downlink_floats = run
+        .rounds
+        .iter()
+        .map(|r| {
+            if r.on_time.is_empty() {
+                0
+            } else {
+                published.next().unwrap_or(0) * p.clients
             }
-            down += a.downlink_floats;
-            o.lost_norm += a.lost_norm;
-            global[l] = a.lora;
-        }
-        o.uplink_floats.push(up * p.clients);
-        o.downlink_floats.push(down * p.clients);
-        let acc = nn::accuracy(&adapter::merged(&base, &global), &s.test).map_err(model_err)?;
-        out.sample((round + 1) as f64, method.name(), "accuracy", acc);
-        o.curve.push(acc);
-    }
-    Ok(o)
+        })
+        .collect();
+    Ok(Outcome {
+        uplink_floats: run
+            .rounds
+            .iter()
+            .map(|r| up * (r.on_time.len() + r.late))
+            .collect(),
+        downlink_floats,
+        lost_norm: aggregator.lost_norm,
+        curve,
+        run,
+    })
 }
 
 impl Experiment for LoraExperiment {
@@ -119,26 +147,32 @@ impl Experiment for LoraExperiment {
         let mut out = RunOutput::default();
         let pre = nn::accuracy(&s.base, &s.test).map_err(model_err)?;
         let o = run_method(p.method, p, &s, ctx, &mut out)?;
+        let rounds = p.network.rounds as usize;
         let last = *o.curve.last().unwrap_or(&pre);
         let best = o.curve.iter().copied().fold(pre, f64::max);
         let reached = rounds_to(&o.curve, p.target_accuracy);
         let bytes = |v: &[usize], n: usize| 4.0 * v.iter().take(n).sum::<usize>() as f64;
-        let to_target = (reached as usize).min(p.rounds);
+        let to_target = (reached as usize).min(rounds);
         out.metric("pretrained_accuracy", pre)
             .metric("final_accuracy", last)
             .metric("best_accuracy", best)
             .metric("rounds_to_target", reached)
-            .metric("uplink_bytes", bytes(&o.uplink_floats, p.rounds))
-            .metric("downlink_bytes", bytes(&o.downlink_floats, p.rounds))
+            .metric("uplink_bytes", bytes(&o.uplink_floats, rounds))
+            .metric("downlink_bytes", bytes(&o.downlink_floats, rounds))
             .metric(
                 "comm_bytes",
-                bytes(&o.uplink_floats, p.rounds) + bytes(&o.downlink_floats, p.rounds),
+                bytes(&o.uplink_floats, rounds) + bytes(&o.downlink_floats, rounds),
             )
             .metric(
                 "comm_bytes_to_target",
                 bytes(&o.uplink_floats, to_target) + bytes(&o.downlink_floats, to_target),
             )
-            .metric("lost_norm_per_round", o.lost_norm / p.rounds as f64);
+            .metric("lost_norm_per_round", o.lost_norm / rounds as f64)
+            .metric(
+                "time_to_target_s",
+                net::time_to(&o.run, &o.curve, p.target_accuracy),
+            );
+        net::network_metrics(&mut out, &o.run, "");
         if !p.baselines.is_empty() {
             let mut best_base_acc = f64::NEG_INFINITY;
             let mut best_base_rounds = f64::INFINITY;
@@ -148,7 +182,12 @@ impl Experiment for LoraExperiment {
                 let r = rounds_to(&ob.curve, p.target_accuracy);
                 let key = b.name().replace('-', "_");
                 out.metric(format!("final_accuracy_{key}"), acc)
-                    .metric(format!("rounds_to_target_{key}"), r);
+                    .metric(format!("rounds_to_target_{key}"), r)
+                    .metric(
+                        format!("time_to_target_s_{key}"),
+                        net::time_to(&ob.run, &ob.curve, p.target_accuracy),
+                    )
+                    .metric(format!("wall_s_{key}"), ob.run.end_s());
                 best_base_acc = best_base_acc.max(acc);
                 best_base_rounds = best_base_rounds.min(r);
             }
@@ -162,5 +201,97 @@ impl Experiment for LoraExperiment {
             );
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fl::devices::DeviceMix;
+    use crate::fl::learn::common::Sgd;
+    use crate::fl::learn::task::TaskShape;
+    use crate::fl::network::NetworkConfig;
+
+    fn params() -> LoraParams {
+        LoraParams {
+            method: LoraMethod::FedMomentum,
+            baselines: vec![LoraMethod::FLora],
+            clients: 4,
+            network: NetworkConfig {
+                rounds: 3,
+                participation: 1.0,
+                deadline_s: 3600.0,
+                server_ingress_mbps: 100.0,
+                server_latency_ms: 0.0,
+                aggregation_s: 1.0,
+            },
+            devices: DeviceMix::reliable(),
+            rank: 2,
+            task: TaskShape {
+                dim: 8,
+                classes: 4,
+                modes: 1,
+                separation: 1.0,
+                noise: 0.8,
+            },
+            hidden: vec![16],
+            target_shift: 1.5,
+            dirichlet_alpha: 0.5,
+            samples_per_client: 40,
+            test_samples: 100,
+            pretrain_samples: 200,
+            pretrain: Sgd {
+                epochs: 3,
+                batch: 20,
+                lr: 0.1,
+            },
+            local: Sgd {
+                epochs: 1,
+                batch: 10,
+                lr: 0.1,
+            },
+            target_accuracy: 0.9,
+        }
+    }
+
+    fn ctx() -> RunContext {
+        RunContext {
+            run: 0,
+            point: 0,
+            replication: 0,
+            seed: 7,
+        }
+    }
+
+    fn metric(out: &RunOutput, name: &str) -> f64 {
+        out.metrics.iter().find(|m| m.0 == name).unwrap().1
+    }
+
+    fn by_round(out: &RunOutput) -> Vec<(String, f64, f64)> {
+        out.series
+            .iter()
+            .filter(|s| s.metric == "accuracy_by_round")
+            .map(|s| (s.component.clone(), s.t_s, s.value))
+            .collect()
+    }
+
+    #[test]
+    fn network_speed_changes_time_not_learning() {
+        let p = params();
+        let fast = LoraExperiment.run(&p, &ctx()).unwrap();
+        assert_eq!(fast, LoraExperiment.run(&p, &ctx()).unwrap(), "determinism");
+        let mut slow = p.clone();
+        slow.network.server_ingress_mbps = 0.05;
+        slow.devices.gflops_median = 1e-4;
+        slow.devices.up_mbps_median = 0.05;
+        let slow = LoraExperiment.run(&slow, &ctx()).unwrap();
+        assert_eq!(by_round(&fast), by_round(&slow));
+        assert_eq!(by_round(&fast).len(), 6);
+        assert_eq!(metric(&fast, "late_uploads"), 0.0);
+        assert_eq!(metric(&slow, "late_uploads"), 0.0);
+        assert!(metric(&slow, "wall_s") > metric(&fast, "wall_s") + 1.0);
+        // FLoRA downloads every client's modules: more bytes, so longer rounds on the slow network.
+        assert!(metric(&slow, "wall_s_flora") > metric(&slow, "wall_s"));
+        assert!(metric(&fast, "aggregated_updates") == 12.0);
     }
 }

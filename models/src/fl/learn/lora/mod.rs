@@ -4,5 +4,6 @@ pub mod adapter;
 pub mod aggregate;
 pub mod experiment;
 pub mod params;
+pub mod plugins;
 
 pub use experiment::LoraExperiment;

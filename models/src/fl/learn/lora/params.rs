@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 use sim::experiment::{ParamError, Validate};
 
 use super::aggregate::LoraMethod;
+use crate::fl::devices::DeviceMix;
 use crate::fl::learn::common::{Sgd, at_least, positive, within};
 use crate::fl::learn::task::TaskShape;
+use crate::fl::network::NetworkConfig;
 
 /// Federated LoRA fine-tuning of a pretrained MLP on a shifted, label-skewed target task.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -17,10 +19,13 @@ pub struct LoraParams {
     /// Rules also run on identical data and seeds for the comparison metrics (may be empty).
     #[serde(default)]
     pub baselines: Vec<LoraMethod>,
-    /// Number of clients (all take part in every round).
+    /// Number of clients (the network's participants).
     pub clients: usize,
-    /// Federated rounds.
-    pub rounds: usize,
+    /// Rounds, participation, deadline and coordinator ingress of the FL network.
+    pub network: NetworkConfig,
+    /// The clients' devices (default: [`DeviceMix::reliable`], everyone online, no dropouts).
+    #[serde(default = "DeviceMix::reliable")]
+    pub devices: DeviceMix,
     /// LoRA rank r.
     pub rank: usize,
     /// Source task shape (the target task has the same shape).
@@ -49,7 +54,8 @@ impl Validate for LoraParams {
     fn validate(&self) -> Vec<ParamError> {
         let mut e = Vec::new();
         at_least("clients", self.clients, 1, &mut e);
-        at_least("rounds", self.rounds, 1, &mut e);
+        self.network.validate("network", &mut e);
+        self.devices.validate("devices", &mut e);
         at_least("rank", self.rank, 1, &mut e);
         self.task.validate("task", &mut e);
         for (i, h) in self.hidden.iter().enumerate() {
@@ -69,5 +75,24 @@ impl Validate for LoraParams {
         self.local.validate("local", &mut e);
         within("target_accuracy", self.target_accuracy, 0.0, 1.0, &mut e);
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_and_device_errors_name_their_dotted_keys() {
+        let yaml = "method: fedmomentum\nclients: 2\nnetwork: { rounds: 0, deadline_s: -1, server_ingress_mbps: 10 }\ndevices: { dropout: 2 }\nrank: 1\ntask: { dim: 4, classes: 2, modes: 1, separation: 1, noise: 1 }\nhidden: [4]\ntarget_shift: 1\ndirichlet_alpha: 1\nsamples_per_client: 5\ntest_samples: 5\npretrain_samples: 5\npretrain: { epochs: 1, batch: 5, lr: 0.1 }\nlocal: { epochs: 1, batch: 5, lr: 0.1 }\ntarget_accuracy: 0.5\n";
+        let p: LoraParams = serde_norway::from_str(yaml).unwrap();
+        let keys: Vec<String> = p.validate().into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            keys,
+            ["network.rounds", "network.deadline_s", "devices.dropout"]
+        );
+        let ok: LoraParams =
+            serde_norway::from_str(&yaml.replace("devices: { dropout: 2 }\n", "")).unwrap();
+        assert_eq!(ok.devices, crate::fl::devices::DeviceMix::reliable());
     }
 }

@@ -1,15 +1,19 @@
 //! `fl-personal`: clients that differ in input offset and label mapping train one MLP federatedly;
 //! FedAvg, FedAvg+fine-tune, FedPer and pFedNavi-style learned layer mixing are compared on per-client
-//! test accuracy.
+//! test accuracy. Rounds run through the FL network ([`run_network`]) with simulated time; clients that
+//! miss the deadline keep their personal state untouched that round.
 
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
-use sim::rng::Rng;
 
-use super::mixing::{self, MixClient};
 use super::params::{PersonalMethod, PersonalParams};
-use crate::fl::learn::common::{model_err, rounds_to};
-use crate::fl::learn::nn::{self, Weights};
+use super::plugins::{PersonalConfig, PersonalTrainer};
+use crate::fl::devices::DeviceProfile;
+use crate::fl::learn::common::rounds_to;
+use crate::fl::learn::net;
+use crate::fl::learn::nn::Weights;
 use crate::fl::learn::task::{ClientView, Dataset, Prototypes, dirichlet_label_skew};
+use crate::fl::network::{NetworkRun, Plugins, run_network};
+use crate::fl::traits::{FedAvg, NoAdversary};
 
 /// The pFedNavi study.
 pub struct PersonalExperiment;
@@ -18,9 +22,11 @@ struct Setup {
     init: Weights,
     train: Vec<Dataset>,
     test: Vec<Dataset>,
+    devices: Vec<DeviceProfile>,
 }
 
 struct Outcome {
+    run: NetworkRun,
     curve: Vec<f64>,
     per_client: Vec<f64>,
     lambdas: Vec<f64>,
@@ -51,15 +57,10 @@ fn setup(p: &PersonalParams, ctx: &RunContext) -> Setup {
         init: Weights::init(&widths, &mut ctx.rng("fl-personal/init")),
         train,
         test,
+        devices: p
+            .devices
+            .sample(p.clients, &mut ctx.rng("fl-personal/devices")),
     }
-}
-
-/// `body` with its last `k` layers taken from `head`.
-fn with_head(body: &Weights, head: &Weights, k: usize) -> Weights {
-    let mut out = body.clone();
-    let n = out.layers.len();
-    out.layers[n - k..].clone_from_slice(&head.layers[n - k..]);
-    out
 }
 
 fn run_method(
@@ -69,102 +70,44 @@ fn run_method(
     ctx: &RunContext,
     out: &mut RunOutput,
 ) -> Result<Outcome, RunError> {
-    let n = p.clients;
-    let weights: Vec<f64> = {
-        let total: f64 = s.train.iter().map(|d| d.len() as f64).sum();
-        s.train.iter().map(|d| d.len() as f64 / total).collect()
+    let streams = |name: &str| {
+        (0..p.clients)
+            .map(|k| ctx.rng(&format!("fl-personal/{name}/{k}")))
+            .collect()
     };
-    let mut rngs: Vec<Rng> = (0..n)
-        .map(|k| ctx.rng(&format!("fl-personal/client/{k}")))
-        .collect();
-    let mut eval_rngs: Vec<Rng> = (0..n)
-        .map(|k| ctx.rng(&format!("fl-personal/finetune/{k}")))
-        .collect();
-    let mut global = s.init.clone();
-    let mut heads = vec![s.init.clone(); n];
-    let mut mix = vec![MixClient::new(&s.init); n];
-    let (e, b, lr) = p.local.tuple();
-    let mut curve = Vec::with_capacity(p.rounds);
-    let mut per_client = vec![0.0; n];
-    let layers = s.init.layers.len();
-    let head_floats: usize = s.init.layers[layers - p.fedper_layers..]
-        .iter()
-        .map(|l| l.len())
-        .sum();
-    let uplink_floats = match method {
-        PersonalMethod::FedPer => s.init.len() - head_floats,
-        _ => s.init.len(),
-    };
-    for round in 0..p.rounds {
-        let mut uploads = Vec::with_capacity(n);
-        for k in 0..n {
-            let up = match method {
-                PersonalMethod::FedAvg | PersonalMethod::FedAvgFt => {
-                    nn::train(&global, &s.train[k], e, b, lr, &mut rngs[k])
-                }
-                PersonalMethod::FedPer => {
-                    let start = with_head(&global, &heads[k], p.fedper_layers);
-                    let w = nn::train(&start, &s.train[k], e, b, lr, &mut rngs[k]);
-                    if let Ok(w) = &w {
-                        heads[k] = w.clone();
-                    }
-                    w
-                }
-                PersonalMethod::PFedNavi => mixing::train_mixed(
-                    &global,
-                    &mix[k],
-                    &s.train[k],
-                    (e, b, lr),
-                    p.mix_lr,
-                    &mut rngs[k],
-                )
-                .map(|(g, c)| {
-                    mix[k] = c;
-                    g
-                }),
-            }
-            .map_err(model_err)?;
-            uploads.push(up);
-        }
-        global = nn::weighted_average(&uploads, &weights);
-        for k in 0..n {
-            let model = match method {
-                PersonalMethod::FedAvg => global.clone(),
-                PersonalMethod::FedAvgFt => nn::train(
-                    &global,
-                    &s.train[k],
-                    p.finetune_epochs,
-                    b,
-                    lr,
-                    &mut eval_rngs[k],
-                )
-                .map_err(model_err)?,
-                PersonalMethod::FedPer => with_head(&global, &heads[k], p.fedper_layers),
-                PersonalMethod::PFedNavi => mix[k].personalized(&global),
-            };
-            per_client[k] = nn::accuracy(&model, &s.test[k]).map_err(model_err)?;
-        }
-        let mean = per_client.iter().sum::<f64>() / n as f64;
-        out.sample(
-            (round + 1) as f64,
-            method.name(),
-            "mean_client_accuracy",
-            mean,
-        );
-        curve.push(mean);
-    }
-    let lambdas = (0..layers)
-        .map(|l| match method {
-            PersonalMethod::PFedNavi => mix.iter().map(|c| c.lambdas()[l]).sum::<f64>() / n as f64,
-            PersonalMethod::FedPer if l >= layers - p.fedper_layers => 1.0,
-            _ => 0.0,
-        })
-        .collect();
+    let mut trainer = PersonalTrainer::new(
+        PersonalConfig {
+            method,
+            local: p.local,
+            finetune_epochs: p.finetune_epochs,
+            fedper_layers: p.fedper_layers,
+            mix_lr: p.mix_lr,
+        },
+        s.init.clone(),
+        (&s.train, &s.test),
+        streams("client"),
+        streams("finetune"),
+    );
+    let run = run_network(
+        &p.network,
+        &s.devices,
+        Plugins {
+            trainer: &mut trainer,
+            aggregator: &mut FedAvg,
+            adversary: &mut NoAdversary,
+        },
+        &mut net::rngs(ctx, "fl-personal", "fl-personal/aggregate"),
+        &mut |_, _, _| {},
+    )?;
+    trainer.failure.check()?;
+    let curve = net::accuracy_curve(&run);
+    net::sample_curve(out, &run, method.name(), "accuracy", &curve);
     Ok(Outcome {
         curve,
-        per_client,
-        lambdas,
-        uplink_floats,
+        per_client: trainer.per_client(),
+        lambdas: trainer.lambdas(),
+        uplink_floats: trainer.exchanged_floats(),
+        run,
     })
 }
 
@@ -192,8 +135,13 @@ impl Experiment for PersonalExperiment {
             .metric("rounds_to_target", reached)
             .metric(
                 "uplink_bytes",
-                4.0 * (o.uplink_floats * p.clients * p.rounds) as f64,
+                4.0 * (o.uplink_floats * net::uploads(&o.run)) as f64,
+            )
+            .metric(
+                "time_to_target_s",
+                net::time_to(&o.run, &o.curve, p.target_accuracy),
             );
+        net::network_metrics(&mut out, &o.run, "");
         for (l, lam) in o.lambdas.iter().enumerate() {
             out.metric(format!("mixing_layer{l}"), *lam);
         }
@@ -208,6 +156,10 @@ impl Experiment for PersonalExperiment {
                     worst_decile(&ob.per_client),
                 )
                 .metric(format!("rounds_to_target_{key}"), r)
+                .metric(
+                    format!("time_to_target_s_{key}"),
+                    net::time_to(&ob.run, &ob.curve, p.target_accuracy),
+                )
                 .metric(format!("accuracy_gain_vs_{key}_pts"), 100.0 * (mean - acc))
                 .metric(format!("convergence_speedup_vs_{key}"), r / reached);
         }
@@ -217,7 +169,110 @@ impl Experiment for PersonalExperiment {
 
 #[cfg(test)]
 mod tests {
-    use super::worst_decile;
+    use super::*;
+    use crate::fl::devices::DeviceMix;
+    use crate::fl::learn::common::Sgd;
+    use crate::fl::learn::task::TaskShape;
+    use crate::fl::network::NetworkConfig;
+
+    fn params(method: PersonalMethod) -> PersonalParams {
+        PersonalParams {
+            method,
+            baselines: vec![],
+            clients: 6,
+            network: NetworkConfig {
+                rounds: 3,
+                participation: 1.0,
+                deadline_s: 3600.0,
+                server_ingress_mbps: 100.0,
+                server_latency_ms: 0.0,
+                aggregation_s: 1.0,
+            },
+            devices: DeviceMix::reliable(),
+            task: TaskShape {
+                dim: 6,
+                classes: 3,
+                modes: 1,
+                separation: 1.5,
+                noise: 0.5,
+            },
+            hidden: vec![8],
+            input_shift: 1.0,
+            label_swaps: 1,
+            dirichlet_alpha: 0.5,
+            samples_per_client: 30,
+            test_per_client: 30,
+            local: Sgd {
+                epochs: 1,
+                batch: 10,
+                lr: 0.1,
+            },
+            finetune_epochs: 1,
+            fedper_layers: 1,
+            mix_lr: 1.0,
+            target_accuracy: 0.7,
+        }
+    }
+
+    fn ctx() -> RunContext {
+        RunContext {
+            run: 0,
+            point: 0,
+            replication: 0,
+            seed: 3,
+        }
+    }
+
+    fn metric(out: &RunOutput, name: &str) -> f64 {
+        out.metrics.iter().find(|m| m.0 == name).unwrap().1
+    }
+
+    fn learning(out: &RunOutput) -> Vec<(String, String, f64, f64)> {
+        out.series
+            .iter()
+            .filter(|s| s.metric.ends_with("_by_round"))
+            .map(|s| (s.component.clone(), s.metric.clone(), s.t_s, s.value))
+            .collect()
+    }
+
+    #[test]
+    fn network_speed_changes_time_not_personalization() {
+        for m in [PersonalMethod::PFedNavi, PersonalMethod::FedPer] {
+            let p = params(m);
+            let fast = PersonalExperiment.run(&p, &ctx()).unwrap();
+            assert_eq!(fast, PersonalExperiment.run(&p, &ctx()).unwrap());
+            let mut slow = p.clone();
+            slow.network.server_ingress_mbps = 0.01;
+            slow.devices.gflops_median = 1e-6;
+            slow.devices.up_mbps_median = 1e-3;
+            let slow = PersonalExperiment.run(&slow, &ctx()).unwrap();
+            assert_eq!(learning(&fast), learning(&slow), "{m:?}");
+            assert_eq!(learning(&fast).len(), 3);
+            for k in [
+                "mean_client_accuracy",
+                "worst_decile_accuracy",
+                "mixing_layer0",
+            ] {
+                assert_eq!(metric(&fast, k), metric(&slow, k), "{m:?} {k}");
+            }
+            assert_eq!(metric(&slow, "late_uploads"), 0.0);
+            assert!(metric(&slow, "wall_s") > metric(&fast, "wall_s") + 1.0);
+        }
+    }
+
+    #[test]
+    fn a_tight_deadline_drops_updates() {
+        let mut p = params(PersonalMethod::FedAvg);
+        p.network.deadline_s = 8.0; // the median check-in alone is 10 s
+        let out = PersonalExperiment.run(&p, &ctx()).unwrap();
+        let on_time = metric(&out, "aggregated_updates");
+        assert!(on_time < 18.0, "{on_time} of 18 on time");
+        assert_eq!(on_time + metric(&out, "late_uploads"), 18.0);
+        p.network.deadline_s = 3600.0;
+        let all = PersonalExperiment.run(&p, &ctx()).unwrap();
+        assert_eq!(metric(&all, "aggregated_updates"), 18.0);
+        assert!(metric(&out, "wall_s") < metric(&all, "wall_s"));
+    }
 
     #[test]
     fn worst_decile_is_the_mean_of_the_lowest_tenth() {

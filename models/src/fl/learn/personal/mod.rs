@@ -3,5 +3,6 @@
 pub mod experiment;
 pub mod mixing;
 pub mod params;
+pub mod plugins;
 
 pub use experiment::PersonalExperiment;

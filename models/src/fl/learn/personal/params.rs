@@ -4,8 +4,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sim::experiment::{ParamError, Validate};
 
+use crate::fl::devices::DeviceMix;
 use crate::fl::learn::common::{Sgd, at_least, positive, within};
 use crate::fl::learn::task::TaskShape;
+use crate::fl::network::NetworkConfig;
 
 /// A personalization method.
 #[derive(
@@ -47,10 +49,13 @@ pub struct PersonalParams {
     /// Methods also run on identical data and seeds for the comparison metrics (may be empty).
     #[serde(default)]
     pub baselines: Vec<PersonalMethod>,
-    /// Number of clients (all take part in every round).
+    /// Number of clients (the network's participants).
     pub clients: usize,
-    /// Federated rounds.
-    pub rounds: usize,
+    /// Rounds, participation, deadline and coordinator ingress of the FL network.
+    pub network: NetworkConfig,
+    /// The clients' devices (default: [`DeviceMix::reliable`], everyone online, no dropouts).
+    #[serde(default = "DeviceMix::reliable")]
+    pub devices: DeviceMix,
     /// Shared task shape.
     pub task: TaskShape,
     /// Hidden layer widths of the MLP.
@@ -87,7 +92,8 @@ impl Validate for PersonalParams {
     fn validate(&self) -> Vec<ParamError> {
         let mut e = Vec::new();
         at_least("clients", self.clients, 1, &mut e);
-        at_least("rounds", self.rounds, 1, &mut e);
+        self.network.validate("network", &mut e);
+        self.devices.validate("devices", &mut e);
         self.task.validate("task", &mut e);
         for (i, h) in self.hidden.iter().enumerate() {
             at_least(&format!("hidden.{i}"), *h, 1, &mut e);
