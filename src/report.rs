@@ -159,6 +159,10 @@ fn one(
                 .and_then(|series| report::series_rows(df, &series, &fig.y)),
         };
         let drawn = rows
+            .and_then(|rows| match fig.x_bin {
+                Some(bin) => report::bin_column(&rows, &fig.x, bin),
+                None => Ok(rows),
+            })
             .and_then(|rows| report::select(&rows, &fig.filter))
             .and_then(|rows| analysis::plot(&rows, &spec_plot, &out.join(&fig.id)));
         if let Err(e) = drawn {

@@ -66,6 +66,10 @@ pub struct FigureSpec {
     /// Vertical axis title (default: the column name).
     #[serde(default)]
     pub y_label: Option<String>,
+    /// Width of the bins numeric x values are grouped into (each value moves to its bin's centre), so
+    /// runs whose samples fall at different times still average together; none by default.
+    #[serde(default)]
+    pub x_bin: Option<f64>,
     /// Logarithmic x axis.
     #[serde(default)]
     pub x_log: bool,
@@ -263,6 +267,24 @@ pub fn series_rows(runs: &DataFrame, series: &DataFrame, metric: &str) -> Result
         .drop("run")?
         .take(&IdxCa::from_vec("rows".into(), rows))?;
     Ok(points.hstack(params.get_columns())?)
+}
+
+/// `df` with numeric column `x` moved to the centres of bins of width `bin` (`⌊x / bin⌋·bin + bin/2`).
+pub fn bin_column(df: &DataFrame, x: &str, bin: f64) -> Result<DataFrame> {
+    if !(bin.is_finite() && bin > 0.0) {
+        return Err(AnalysisError::Unsupported(format!(
+            "x_bin must be a number > 0, got {bin}"
+        )));
+    }
+    crate::summary::require_column(df, x)?;
+    let binned: Float64Chunked = df
+        .column(x)?
+        .cast(&DataType::Float64)?
+        .f64()?
+        .apply_values(|v| (v / bin).floor() * bin + bin / 2.0);
+    let mut out = df.clone();
+    out.with_column(binned.into_series().with_name(x.into()))?;
+    Ok(out)
 }
 
 /// Rows of `df` whose columns equal `filter`'s values and whose `error` is null.
@@ -495,6 +517,22 @@ mod tests {
         let mut c = claim(Stat::Value, None, Reduce::Mean);
         c.filter = BTreeMap::from([("gov".into(), json!("none"))]);
         assert!(check("x", Some(&df), &c).problem.is_some());
+    }
+
+    #[test]
+    fn bins_move_values_to_their_centres() {
+        let df = df!("t_s" => [0.5, 9.9, 10.0, 31.0], "v" => [1.0, 2.0, 3.0, 4.0]).unwrap();
+        let out = bin_column(&df, "t_s", 10.0).unwrap();
+        let t: Vec<_> = out
+            .column("t_s")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(t, [5.0, 5.0, 15.0, 35.0]);
+        assert!(bin_column(&df, "t_s", 0.0).is_err());
     }
 
     #[test]
