@@ -5,6 +5,11 @@
 //! the chosen method. Metrics: cosine similarity of the sentence embeddings and nearest-neighbour
 //! retrieval agreement.
 //!
+//! Each fixed-point operator quantizes its input row with one dynamic power-of-two scale
+//! ([`Nonlinear::formats`]); the LayerNorm's normaliser output x̂ stays in the unit's datapath by
+//! default, because |x̂| reaches √n when an outlier channel dominates the row's variance (the real
+//! MiniLM's LayerNorms all do), which a ±8 activation format clips ([`NormOutput`]).
+//!
 //! Quantization follows SmoothQuant's static recipe: per-input-channel activation maxima are
 //! calibrated once on sentences disjoint from the evaluation set, the smoothing factors λ are
 //! folded into the weights (W·diag(λ)), weights are quantized once (RTN per output channel, or
