@@ -225,6 +225,7 @@ fn quality_metrics(
             fixed: q.fixed_ops,
             norm_output: q.norm_output,
             norm_input_bits: q.norm_input_bits.unwrap_or(p.bits),
+            norm_input_block: q.norm_input_block.map(|b| b as usize),
             ..Nonlinear::new(p.design, Prec { bits: p.bits })
         }),
         quant: Some(q),

@@ -201,6 +201,11 @@ pub struct QualityParams {
     /// token row). Default: the operator precision `bits`; I-BERT keeps 22.
     #[serde(default)]
     pub norm_input_bits: Option<u32>,
+    /// LayerNorm input: channels per block sharing one dynamic power-of-two scale (block floating
+    /// point; the OCP MX formats' 32 by default), shift-aligned into the wide mean/variance
+    /// accumulator; `null`: the whole token row shares one scale (the former behaviour).
+    #[serde(default = "mx_block")]
+    pub norm_input_block: Option<u32>,
 }
 
 fn sixty_four() -> u32 {
@@ -220,6 +225,9 @@ fn outliers() -> f64 {
 }
 fn six() -> u32 {
     6
+}
+fn mx_block() -> Option<u32> {
+    Some(32)
 }
 fn lanes() -> u32 {
     16
@@ -355,6 +363,14 @@ impl Validate for FpgaParams {
                 e.push(ParamError::new(
                     "quality.norm_input_bits",
                     format!("must be in 2..=24, got {b}"),
+                ));
+            }
+            if let Some(b) = q.norm_input_block
+                && !(1..=4096).contains(&b)
+            {
+                e.push(ParamError::new(
+                    "quality.norm_input_block",
+                    format!("must be in 1..=4096, got {b}"),
                 ));
             }
             if !(2..=64).contains(&q.sentences) {

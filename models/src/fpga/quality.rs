@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use crate::minilm::eval::{Agreement, agreement};
 use crate::minilm::{Exact, LinearSite, MiniLm, Ops};
 
-use super::fixed::Fmt;
+use super::fixed::{Fmt, shr_round};
 use super::ops::{self, Design, Op, Prec};
 use super::params::{FixedOps, NormOutput, QualityParams, QuantMethod};
 use super::specquant::{fake_quant_rows, smooth_factors, specquant_weights};
@@ -41,11 +41,13 @@ pub struct Nonlinear {
     pub norm_output: NormOutput,
     /// LayerNorm input code width, bits.
     pub norm_input_bits: u32,
+    /// LayerNorm input channels per power-of-two scale (`None`: one scale per row).
+    pub norm_input_block: Option<usize>,
 }
 
 impl Nonlinear {
-    /// All three operator kinds at `prec`, LayerNorm input at `prec` bits and output in the
-    /// datapath (the defaults of the params).
+    /// All three operator kinds at `prec`, LayerNorm input at `prec` bits in blocks of 32
+    /// channels and output in the datapath (the defaults of the params).
     pub fn new(design: Design, prec: Prec) -> Self {
         Self {
             design,
@@ -53,6 +55,7 @@ impl Nonlinear {
             fixed: FixedOps::All,
             norm_output: NormOutput::Datapath,
             norm_input_bits: prec.bits,
+            norm_input_block: Some(32),
         }
     }
 
@@ -83,15 +86,51 @@ impl Nonlinear {
         (fin, fout)
     }
 
-    /// Applies `op` to one row in fixed point (formats from [`Nonlinear::formats`]).
+    /// Applies `op` to one row in fixed point (formats from [`Nonlinear::formats`]; LayerNorm
+    /// inputs per block with [`Nonlinear::block_codes`]).
     pub fn apply_row(&self, op: Op, x: &mut [f32]) {
         let m = x.iter().fold(0f32, |a, v| a.max(v.abs()));
         let (fin, fout) = self.formats(op, x.len(), m);
-        let q: Vec<i32> = x.iter().map(|&v| fin.quantize(f64::from(v))).collect();
+        let (q, fin) = match (op, self.norm_input_block) {
+            (Op::LayerNorm | Op::RmsNorm, Some(b)) => self.block_codes(x, b),
+            _ => (x.iter().map(|&v| fin.quantize(f64::from(v))).collect(), fin),
+        };
         let y = ops::apply(self.design, op, self.prec, &q, fin, fout);
         for (v, c) in x.iter_mut().zip(y) {
             *v = fout.dequantize(c) as f32;
         }
+    }
+
+    /// LayerNorm input codes with one power-of-two scale per block of `block` channels, each
+    /// `norm_input_bits` wide, shifted left into one common format (the finest block scale, at
+    /// most the datapath's fractional bits) as the mean/variance accumulator aligns them.
+    pub fn block_codes(&self, x: &[f32], block: usize) -> (Vec<i32>, Fmt) {
+        let bits = self.norm_input_bits;
+        let frac = |c: &[f32]| {
+            let m = c.iter().fold(1e-6f32, |a, v| a.max(v.abs()));
+            (bits as i32 - 1 - m.log2().ceil() as i32).min(self.prec.frac())
+        };
+        let fracs: Vec<i32> = x.chunks(block.max(1)).map(frac).collect();
+        // The finest scale, but no block's codes may overflow the 31-bit aligned word.
+        let lo = fracs.iter().copied().min().unwrap_or(0);
+        let common = fracs
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .min(lo + 31 - bits as i32);
+        let q = x
+            .chunks(block.max(1))
+            .zip(&fracs)
+            .flat_map(|(c, &f)| {
+                let fmt = Fmt::new(bits, f);
+                c.iter().map(move |&v| {
+                    let code = i64::from(fmt.quantize(f64::from(v)));
+                    shr_round(code, f - common) as i32
+                })
+            })
+            .collect();
+        (q, Fmt::new(31, common))
     }
 
     fn substitutes(&self, op: Op) -> bool {
@@ -313,6 +352,7 @@ mod tests {
             fixed_ops: FixedOps::All,
             norm_output: NormOutput::Datapath,
             norm_input_bits: None,
+            norm_input_block: Some(32),
         }
     }
 
@@ -396,6 +436,7 @@ mod tests {
             let n = Nonlinear {
                 norm_output,
                 norm_input_bits,
+                norm_input_block: None,
                 ..Nonlinear::new(Design::Quark, Prec::INT8)
             };
             let mut y = x.clone();
@@ -421,6 +462,15 @@ mod tests {
             cosine_without(&run(NormOutput::Datapath, 16), &exact, 223),
         );
         assert!(c8 < 0.97 && c16 > 0.999, "8-bit input {c8}, 16-bit {c16}");
+        // 8-bit codes with one scale per 32-channel block: only the outlier's block is coarse.
+        let n = Nonlinear::new(Design::Quark, Prec::INT8);
+        let mut y = x.clone();
+        n.apply_row(Op::LayerNorm, &mut y);
+        let c_block = cosine_without(&y, &exact, 223);
+        assert!(
+            c_block > 0.99 && c_block > c8,
+            "block-scaled 8-bit input {c_block}"
+        );
     }
 
     /// Records every LayerNorm input row of a forward pass.
