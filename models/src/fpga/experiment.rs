@@ -14,7 +14,7 @@ use super::cost;
 use super::ops::Prec;
 use super::params::{FpgaParams, QualityParams, WeightsChoice};
 use super::platform::{array_dsp, fpga_step, gpu_kernel_s};
-use super::quality::{Variant, evaluate};
+use super::quality::{Nonlinear, Variant, evaluate};
 use super::sequencer::{Sequencer, Step};
 use super::workload::{Kind, Task, nonlinear_ops, program};
 use crate::minilm::{self, MiniLm, Tokenizer, sentences, tokenizer::MAX_SEQ_LEN};
@@ -221,7 +221,13 @@ fn quality_metrics(
     let sents = enc(&sentences::eval(q.sentences as usize));
     let calib = enc(&sentences::calibration());
     let variant = Variant {
-        ops: (!q.exact_nonlinear).then_some((p.design, Prec { bits: p.bits })),
+        ops: (!q.exact_nonlinear).then(|| Nonlinear {
+            fixed: q.fixed_ops,
+            norm_output: q.norm_output,
+            norm_input_bits: q.norm_input_bits.unwrap_or(p.bits),
+            norm_input_block: q.norm_input_block.map(|b| b as usize),
+            ..Nonlinear::new(p.design, Prec { bits: p.bits })
+        }),
         quant: Some(q),
     };
     let r = evaluate(&model, &sents, &calib, &variant);

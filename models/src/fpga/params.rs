@@ -122,6 +122,41 @@ pub enum WeightsChoice {
     Random,
 }
 
+/// Which nonlinear operators of the quality study run in the design's fixed point (the others stay
+/// exact f32): the one-at-a-time ablation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FixedOps {
+    /// Softmax, GELU and every LayerNorm.
+    #[default]
+    All,
+    /// Only the attention softmax.
+    Softmax,
+    /// Only the FFN GELU.
+    Gelu,
+    /// Only the LayerNorms (embedding, post-attention, post-FFN).
+    LayerNorm,
+}
+
+/// Output format of the fixed-point normaliser x̂ = (x − μ)/σ, before the affine γ·x̂ + β.
+/// |x̂| ≤ √n for a row of n channels (reached when one outlier channel dominates the variance:
+/// 19.6 at MiniLM's 384).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum NormOutput {
+    /// x̂ stays in the unit's internal datapath (2 × `bits` bits, range ±2^⌈log2 √n⌉) for the
+    /// fused affine, as I-BERT's integer LayerNorm (32-bit output, requantized only at the next
+    /// layer's input — here `quality.method` / `act_bits`).
+    #[default]
+    Datapath,
+    /// x̂ as `bits`-bit activation codes over the full range ±2^⌈log2 √n⌉ (INT8: steps of 1/4 at
+    /// MiniLM's width).
+    FullRange,
+    /// x̂ as `bits`-bit activation codes over ±8 (INT8: steps of 1/16), the generic activation
+    /// format: saturates outlier channels (|x̂| up to √n). The former behaviour, for the ablation.
+    ActivationRange,
+}
+
 /// Quality study: all-MiniLM-L6-v2 (real weights, or a random-weight stand-in) encodes real
 /// ShareGPT sentences in FP32 and with the design's operators and the quantization method.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -156,6 +191,21 @@ pub struct QualityParams {
     /// SpecQuant paper's setting); otherwise the design's fixed-point operators run too.
     #[serde(default)]
     pub exact_nonlinear: bool,
+    /// Which nonlinear operators run in fixed point (ignored with `exact_nonlinear: true`).
+    #[serde(default)]
+    pub fixed_ops: FixedOps,
+    /// Output format of the fixed-point LayerNorm's normaliser.
+    #[serde(default)]
+    pub norm_output: NormOutput,
+    /// Width of the LayerNorm input codes, bits (2..=24; one dynamic power-of-two scale per
+    /// token row). Default: the operator precision `bits`; I-BERT keeps 22.
+    #[serde(default)]
+    pub norm_input_bits: Option<u32>,
+    /// LayerNorm input: channels per block sharing one dynamic power-of-two scale (block floating
+    /// point; the OCP MX formats' 32 by default), shift-aligned into the wide mean/variance
+    /// accumulator; `null`: the whole token row shares one scale (the former behaviour).
+    #[serde(default = "mx_block")]
+    pub norm_input_block: Option<u32>,
 }
 
 fn sixty_four() -> u32 {
@@ -175,6 +225,9 @@ fn outliers() -> f64 {
 }
 fn six() -> u32 {
     6
+}
+fn mx_block() -> Option<u32> {
+    Some(32)
 }
 fn lanes() -> u32 {
     16
@@ -303,6 +356,22 @@ impl Validate for FpgaParams {
                 if !(2..=8).contains(&v) {
                     e.push(ParamError::new(k, format!("must be in 2..=8, got {v}")));
                 }
+            }
+            if let Some(b) = q.norm_input_bits
+                && !(2..=24).contains(&b)
+            {
+                e.push(ParamError::new(
+                    "quality.norm_input_bits",
+                    format!("must be in 2..=24, got {b}"),
+                ));
+            }
+            if let Some(b) = q.norm_input_block
+                && !(1..=4096).contains(&b)
+            {
+                e.push(ParamError::new(
+                    "quality.norm_input_block",
+                    format!("must be in 1..=4096, got {b}"),
+                ));
             }
             if !(2..=64).contains(&q.sentences) {
                 e.push(ParamError::new(

@@ -127,3 +127,17 @@ fn design_that_does_not_fit_is_a_clear_error() {
     let e = FpgaExperiment.run(&p, &ctx()).expect_err("must not fit");
     assert!(e.to_string().contains("does not fit zcu102"), "{e}");
 }
+
+#[test]
+fn bad_quality_values_name_their_keys() {
+    use super::params::QualityParams;
+    use sim::experiment::Validate;
+    let mut p = params("minilm-l6", "a100", Design::Quark);
+    let yaml = "{method: none, weight_bits: 8, act_bits: 8, norm_input_bits: 30, sentences: 1}";
+    p.quality = Some(serde_norway::from_str::<QualityParams>(yaml).expect("parses"));
+    let keys: Vec<String> = p.validate().into_iter().map(|e| e.path).collect();
+    assert_eq!(keys, ["quality.norm_input_bits", "quality.sentences"]);
+    let bad = "{method: none, weight_bits: 8, act_bits: 8, norm_output: clip}";
+    let e = serde_norway::from_str::<QualityParams>(bad).expect_err("unknown variant");
+    assert!(e.to_string().contains("norm_output"), "{e}");
+}
