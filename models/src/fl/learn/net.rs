@@ -110,6 +110,20 @@ pub fn network_metrics(out: &mut RunOutput, run: &NetworkRun, suffix: &str) {
         );
 }
 
+/// A network for the studies' unit tests: `rounds` rounds, everyone selected, a one-hour deadline
+/// (every upload on time) and a 100 Mbit/s ingress.
+#[cfg(test)]
+pub fn on_time_network(rounds: u32) -> crate::fl::network::NetworkConfig {
+    crate::fl::network::NetworkConfig {
+        rounds,
+        participation: 1.0,
+        deadline_s: 3600.0,
+        server_ingress_mbps: 100.0,
+        server_latency_ms: 0.0,
+        aggregation_s: 1.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

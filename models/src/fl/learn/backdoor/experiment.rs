@@ -213,7 +213,6 @@ mod tests {
     use crate::fl::learn::backdoor::params::TriggerParams;
     use crate::fl::learn::common::Sgd;
     use crate::fl::learn::task::TaskShape;
-    use crate::fl::network::NetworkConfig;
 
     fn params(defense: Defense) -> BackdoorParams {
         let sgd = Sgd {
@@ -233,14 +232,7 @@ mod tests {
             },
             clients: 8,
             attackers: 2,
-            network: NetworkConfig {
-                rounds: 3,
-                participation: 1.0,
-                deadline_s: 3600.0,
-                server_ingress_mbps: 100.0,
-                server_latency_ms: 0.0,
-                aggregation_s: 1.0,
-            },
+            network: crate::fl::learn::net::on_time_network(3),
             devices: DeviceMix::reliable(),
             task: TaskShape {
                 dim: 10,

@@ -210,21 +210,13 @@ mod tests {
     use crate::fl::devices::DeviceMix;
     use crate::fl::learn::common::Sgd;
     use crate::fl::learn::task::TaskShape;
-    use crate::fl::network::NetworkConfig;
 
     fn params() -> LoraParams {
         LoraParams {
             method: LoraMethod::FedMomentum,
             baselines: vec![LoraMethod::FLora],
             clients: 4,
-            network: NetworkConfig {
-                rounds: 3,
-                participation: 1.0,
-                deadline_s: 3600.0,
-                server_ingress_mbps: 100.0,
-                server_latency_ms: 0.0,
-                aggregation_s: 1.0,
-            },
+            network: crate::fl::learn::net::on_time_network(3),
             devices: DeviceMix::reliable(),
             rank: 2,
             task: TaskShape {
