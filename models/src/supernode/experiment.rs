@@ -333,8 +333,6 @@ impl Experiment for SupernodeExperiment {
                 "mfu",
                 flops / (latency_s.max(f64::MIN_POSITIVE) * p.accel.peak_flops),
             )
-            .metric("h2d_bytes", o.device.h2d_bytes as f64)
-            .metric("d2h_bytes", o.device.d2h_bytes as f64)
             .metric("demand_fetches", o.device.demand_fetches as f64)
             .metric("lru_evictions", o.device.lru_evictions as f64)
             .metric("ops", s.graph.ops.len() as f64)
@@ -371,6 +369,7 @@ impl Experiment for SupernodeExperiment {
                         .count() as f64,
                 );
         }
+        // `h2d_bytes`/`d2h_bytes` come from the links; they equal the device's accounting (tested).
         o.h2d.export("h2d", &mut out.metrics);
         o.d2h.export("d2h", &mut out.metrics);
         if p.gantt {
