@@ -153,8 +153,8 @@ fn run(
 ) -> Result<(), CliError> {
     let plan = scenario::load(file, registry, seed)?;
     let family = registry
-        .get(&plan.scenario.model)
-        .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.model)))?;
+        .get(&plan.scenario.family)
+        .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.family)))?;
     opts.checkpoint = checkpointing.policy(&plan, family.name(), family.checkpoints())?;
     let dir = out.unwrap_or_else(|| Path::new("out").join(&plan.scenario.name));
     let resume = checkpointing.resume.is_some();
@@ -202,8 +202,8 @@ pub fn execute_into(
 ) -> Result<Vec<runner::RunRecord>, CliError> {
     output::prepare_dir(dir)?;
     let family = registry
-        .get(&plan.scenario.model)
-        .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.model)))?;
+        .get(&plan.scenario.family)
+        .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.family)))?;
     let mut previous = if resume {
         sim::resume::completed(dir, plan).map_err(CliError::Input)?
     } else {
@@ -251,7 +251,7 @@ fn validate(registry: &Registry, files: &[PathBuf]) -> Result<(), CliError> {
             Ok(plan) => println!(
                 "ok {} ({}: {} points × {} replications = {} runs)",
                 file.display(),
-                plan.scenario.model,
+                plan.scenario.family,
                 plan.points,
                 plan.scenario.replications,
                 plan.runs.len()
@@ -291,7 +291,7 @@ fn list(registry: &Registry) -> Result<(), CliError> {
                 .and_then(|src| scenario::parse_yaml::<scenario::ScenarioFile>(&path, &src).ok())
                 .map_or_else(
                     || "(does not parse: run `sysim validate`)".to_owned(),
-                    |s| format!("[{}] {}", s.model, s.description),
+                    |s| format!("[{}] {}", s.family, s.description),
                 );
             println!("  {:<40} {summary}", path.display());
         }

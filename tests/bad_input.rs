@@ -6,7 +6,7 @@ use common::{root, stderr, sysim};
 
 /// A valid scenario; each case below edits one line of it.
 const GOOD: &str = "name: t
-model: queue
+family: queue
 seed: 1
 replications: 2
 params:
@@ -66,9 +66,9 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "unknown family",
-            "model: queue",
-            "model: quux",
-            "S.yaml:2:1: key `model`: unknown family `quux`; valid families: queue, mobile, supernode, fpga, sptc, fl, fl-lora, fl-personal, fl-backdoor",
+            "family: queue",
+            "family: quux",
+            "S.yaml:2:1: key `family`: unknown family `quux`; valid families: queue, mobile, supernode, fpga, sptc, fl, fl-lora, fl-personal, fl-backdoor",
         ),
         case(
             "empty sweep list",

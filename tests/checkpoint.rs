@@ -11,7 +11,7 @@ use common::{assert_ok, runs, stderr, sysim};
 
 /// A queue run long enough to be killed after its first checkpoint (≈ 107,000 simulated seconds,
 /// checkpoints every 5,000 s), short enough for a debug build.
-const LONG_RUN: &str = "name: ckpt-test\nmodel: queue\nseed: 3\nreplications: 1\nparams:\n  service_rate: 1.0\n  customers: 150000\n  warmup_customers: 1000\n  arrival_rate: 1.4\n  servers: 2\n";
+const LONG_RUN: &str = "name: ckpt-test\nfamily: queue\nseed: 3\nreplications: 1\nparams:\n  service_rate: 1.0\n  customers: 150000\n  warmup_customers: 1000\n  arrival_rate: 1.4\n  servers: 2\n";
 
 fn checkpoint_files(dir: &Path) -> usize {
     std::fs::read_dir(dir).map_or(0, |entries| {

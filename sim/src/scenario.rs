@@ -19,8 +19,9 @@ use crate::sweep::{self, Axis};
 pub struct ScenarioFile {
     /// Output folder name (`out/<name>/`).
     pub name: String,
-    /// Family (`model:`), a key of the registry.
-    pub model: String,
+    /// Family, a key of the registry (`family:`; the older `model:` is accepted).
+    #[serde(alias = "model")]
+    pub family: String,
     /// Free text shown by `sysim list`.
     #[serde(default)]
     pub description: String,
@@ -122,14 +123,15 @@ pub fn load(path: &Path, registry: &Registry, seed: Option<u64>) -> Result<Plan,
         scenario.seed = seed;
     }
     let at = |key: &str| locate(&src, key);
-    let family = registry.get(&scenario.model).ok_or_else(|| {
+    let family = registry.get(&scenario.family).ok_or_else(|| {
+        let key = if at("family").is_some() { "family" } else { "model" };
         InputError::key(
             path,
-            at("model"),
-            "model",
+            at(key),
+            key,
             format!(
                 "unknown family `{}`; valid families: {}",
-                scenario.model,
+                scenario.family,
                 registry.names()
             ),
         )
