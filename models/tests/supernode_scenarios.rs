@@ -45,7 +45,7 @@ fn print_scenario_tables() {
     ];
     for f in scenarios() {
         let plan = load(&f, &registry, None).unwrap();
-        let family = registry.get(&plan.scenario.model).unwrap();
+        let family = registry.get(&plan.scenario.family).unwrap();
         println!("== {}", f.file_name().unwrap().to_string_lossy());
         for spec in &plan.runs {
             let cols: Vec<String> = spec
