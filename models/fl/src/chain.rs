@@ -16,8 +16,8 @@
 use rand_distr::{Distribution, Normal};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::ParamError;
 use sim::rng::Rng;
+use sim::validate::{Checks, Validate};
 
 use revm::primitives::Address;
 
@@ -25,100 +25,55 @@ use super::evm::{Call, Evm, EvmError, Receipt};
 
 /// Chain parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ChainConfig {
     /// Slot length, seconds (Ethereum PoS: 12).
-    #[serde(default = "slot")]
     pub slot_s: f64,
     /// Block gas limit (EIP-1559 London: 30,000,000).
-    #[serde(default = "gas_limit")]
     pub gas_limit: u64,
     /// Base fee of the first block, gwei.
-    #[serde(default = "base_fee")]
     pub base_fee_gwei: f64,
     /// Priority fee (tip) of the settlement transactions, gwei.
-    #[serde(default = "tip")]
     pub priority_fee_gwei: f64,
     /// Mean fraction of each block's gas limit used by other users, in [0, 1].
-    #[serde(default = "half")]
     pub background_util: f64,
     /// Standard deviation of that fraction between blocks.
-    #[serde(default)]
     pub background_sd: f64,
     /// Windows `[start_s, end_s)` of full blocks (other users take the whole gas limit).
-    #[serde(default)]
     pub congestion: Vec<[f64; 2]>,
     /// Mempool propagation delay before a transaction can be included, seconds.
-    #[serde(default = "one")]
     pub propagation_s: f64,
-}
-
-fn slot() -> f64 {
-    12.0
-}
-fn gas_limit() -> u64 {
-    30_000_000
-}
-fn base_fee() -> f64 {
-    10.0
-}
-fn tip() -> f64 {
-    1.0
-}
-fn half() -> f64 {
-    0.5
-}
-fn one() -> f64 {
-    1.0
 }
 
 impl Default for ChainConfig {
     fn default() -> Self {
         Self {
-            slot_s: slot(),
-            gas_limit: gas_limit(),
-            base_fee_gwei: base_fee(),
-            priority_fee_gwei: tip(),
-            background_util: half(),
+            slot_s: 12.0,
+            gas_limit: 30_000_000,
+            base_fee_gwei: 10.0,
+            priority_fee_gwei: 1.0,
+            background_util: 0.5,
             background_sd: 0.0,
             congestion: Vec::new(),
-            propagation_s: one(),
+            propagation_s: 1.0,
         }
     }
 }
 
-impl ChainConfig {
-    /// Range checks, keys under `prefix`.
-    pub fn validate(&self, prefix: &str, out: &mut Vec<ParamError>) {
-        let mut bad = |k: &str, m: String| out.push(ParamError::new(format!("{prefix}.{k}"), m));
+impl Validate for ChainConfig {
+    fn validate(&self, c: &mut Checks) {
         if !(self.slot_s.is_finite() && self.slot_s >= 1.0) {
-            bad("slot_s", format!("must be ≥ 1, got {}", self.slot_s));
+            c.fail("slot_s", format!("must be ≥ 1, got {}", self.slot_s));
         }
-        if self.gas_limit < 100_000 {
-            bad(
-                "gas_limit",
-                format!("must be ≥ 100000, got {}", self.gas_limit),
-            );
-        }
-        for (k, v) in [
-            ("base_fee_gwei", self.base_fee_gwei),
-            ("priority_fee_gwei", self.priority_fee_gwei),
-            ("background_sd", self.background_sd),
-            ("propagation_s", self.propagation_s),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                bad(k, format!("must be ≥ 0, got {v}"));
-            }
-        }
-        if !(0.0..=1.0).contains(&self.background_util) {
-            bad(
-                "background_util",
-                format!("must be in [0, 1], got {}", self.background_util),
-            );
-        }
+        c.at_least("gas_limit", self.gas_limit, 100_000);
+        c.non_negative("base_fee_gwei", self.base_fee_gwei);
+        c.non_negative("priority_fee_gwei", self.priority_fee_gwei);
+        c.non_negative("background_sd", self.background_sd);
+        c.non_negative("propagation_s", self.propagation_s);
+        c.fraction("background_util", self.background_util);
         for (i, w) in self.congestion.iter().enumerate() {
             if !(w[0].is_finite() && w[1].is_finite() && 0.0 <= w[0] && w[0] < w[1]) {
-                bad(
+                c.fail(
                     &format!("congestion[{i}]"),
                     format!("must be [start_s, end_s] with 0 ≤ start < end, got {w:?}"),
                 );

@@ -4,8 +4,8 @@
 use rand_distr::{Distribution, LogNormal};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::ParamError;
 use sim::rng::Rng;
+use sim::validate::{Checks, Validate};
 
 /// One participant's device and connectivity.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -79,42 +79,6 @@ impl DeviceMix {
         }
     }
 
-    /// Range checks, reporting keys under `prefix` (e.g. `"devices"`).
-    pub fn validate(&self, prefix: &str, out: &mut Vec<ParamError>) {
-        for (k, v) in [
-            ("gflops_median", self.gflops_median),
-            ("up_mbps_median", self.up_mbps_median),
-            ("down_mbps_median", self.down_mbps_median),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                out.push(ParamError::new(
-                    format!("{prefix}.{k}"),
-                    format!("must be > 0, got {v}"),
-                ));
-            }
-        }
-        for (k, v, hi) in [
-            ("sigma", self.sigma, 5.0),
-            ("latency_ms", self.latency_ms, 1e6),
-            ("checkin_s_median", self.checkin_s_median, 1e6),
-            ("availability", self.availability, 1.0),
-            ("dropout", self.dropout, 1.0),
-        ] {
-            if !(v.is_finite() && (0.0..=hi).contains(&v)) {
-                out.push(ParamError::new(
-                    format!("{prefix}.{k}"),
-                    format!("must be in [0, {hi}], got {v}"),
-                ));
-            }
-        }
-        if self.availability == 0.0 {
-            out.push(ParamError::new(
-                format!("{prefix}.availability"),
-                "must be > 0, got 0",
-            ));
-        }
-    }
-
     /// Draws `n` device profiles.
     pub fn sample(&self, n: usize, rng: &mut Rng) -> Vec<DeviceProfile> {
         let ln = LogNormal::new(0.0, self.sigma).expect("sigma checked");
@@ -130,5 +94,21 @@ impl DeviceMix {
                 checkin_sigma: self.sigma,
             })
             .collect()
+    }
+}
+
+impl Validate for DeviceMix {
+    fn validate(&self, c: &mut Checks) {
+        c.positive("gflops_median", self.gflops_median);
+        c.positive("up_mbps_median", self.up_mbps_median);
+        c.positive("down_mbps_median", self.down_mbps_median);
+        c.within("sigma", self.sigma, 0.0, 5.0);
+        c.within("latency_ms", self.latency_ms, 0.0, 1e6);
+        c.within("checkin_s_median", self.checkin_s_median, 0.0, 1e6);
+        c.fraction("availability", self.availability);
+        c.fraction("dropout", self.dropout);
+        if self.availability == 0.0 {
+            c.fail("availability", "must be > 0, got 0");
+        }
     }
 }

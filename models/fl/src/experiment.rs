@@ -1,5 +1,25 @@
 //! Bench of the `fl` family: the FL network trains for real (logistic regression, FedAvg), then its
 //! per-round contribution scores are settled on the simulated chain with the chosen protocol.
+//!
+//! The nexosim bench of the network ([`run_network`]):
+//!
+//! ```text
+//!   start (source) ─► start ┌───────────┐ upload → send ┌────────────────┐
+//!                           │  Clients  ├──────────────►│      Link      │
+//!                           │ "clients" │               │   "ingress"    │
+//!                           └───────────┘               └───────┬────────┘
+//!                                                               │ delivered → delivered
+//!                                                               ▼
+//!   open (source) ─────────────────────────────► open ┌────────────────┐ arrival
+//!                                                     │  Coordinator   ├───────► Arrival queue
+//!                                                     │ "coordinator"  ├───────► RoundClosed
+//!                                                     └────────────────┘ closed    queue
+//! ```
+//!
+//! Each round the driver sends the planned uploads through `start`, opens the round through `open`
+//! and steps the engine until the coordinator reports `closed` (all arrived or the deadline); the
+//! on-time arrivals then train, aggregate (FedAvg) and are scored outside the engine. Settlement
+//! ([`settle`]) runs afterwards on the simulated chain (revm), block by block, without nexosim.
 
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 use sim::rng::Rng;
@@ -67,7 +87,7 @@ pub fn train(p: &FlParams, ctx: &RunContext) -> Result<NetworkRun, RunError> {
             adversary: &mut NoAdversary,
         },
         &mut rngs,
-        &mut |_, _, _| {},
+        &mut |_, _, _| Ok(()),
     )
 }
 

@@ -1,7 +1,7 @@
 //! Family `fl`: federated-learning networks of tens to thousands of participants and SettleFL
 //! reward settlement on a simulated Ethereum chain with gas measured by executing the contracts in
-//! revm. See README.md. [`learn`] holds the learning studies of issue 8 (FedMomentum LoRA
-//! aggregation, pFedNavi personalization, POLAR backdoor attacks against robust aggregation).
+//! revm. See README.md. [`learn`] holds the learning studies (FedMomentum LoRA aggregation,
+//! pFedNavi personalization, POLAR backdoor attacks against robust aggregation).
 //!
 //! Reusable by other FL modules: [`traits`] (parameter container, client update, the
 //! [`traits::LocalTrainer`] / [`traits::Aggregator`] / [`traits::Adversary`] plug-ins), [`data`]

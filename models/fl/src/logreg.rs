@@ -8,7 +8,7 @@ use rand::Rng as _;
 use sim::rng::Rng;
 
 use super::data::{Federated, Shard};
-use super::traits::{ClientUpdate, Eval, Layer, LocalTrainer, ModelParams, TrainCost};
+use super::traits::{ClientUpdate, Eval, Layer, LocalTrainer, ModelParams, PluginError, TrainCost};
 
 /// SGD hyper-parameters of the local solver.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -156,16 +156,21 @@ impl LocalTrainer for LogRegTrainer {
         zero_model(c, d)
     }
 
-    fn train(&mut self, client: usize, global: &ModelParams, rng: &mut Rng) -> ClientUpdate {
+    fn train(
+        &mut self,
+        client: usize,
+        global: &ModelParams,
+        rng: &mut Rng,
+    ) -> Result<ClientUpdate, PluginError> {
         let shard = &self.data.shards[client];
         let mut local = global.clone();
         let train_loss = sgd_train(&mut local, shard, &self.sgd, rng);
-        ClientUpdate {
+        Ok(ClientUpdate {
             client,
             delta: local.sub(global),
             samples: shard.len(),
             train_loss,
-        }
+        })
     }
 
     fn cost(&self, client: usize, global: &ModelParams) -> TrainCost {
@@ -178,7 +183,7 @@ impl LocalTrainer for LogRegTrainer {
         }
     }
 
-    fn evaluate(&self, global: &ModelParams) -> Eval {
-        evaluate(global, &self.data.test)
+    fn evaluate(&self, global: &ModelParams) -> Result<Eval, PluginError> {
+        Ok(evaluate(global, &self.data.test))
     }
 }

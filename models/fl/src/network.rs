@@ -20,14 +20,16 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sim::components::link::Link;
 use sim::engine::{self, T0, secs, t_s};
-use sim::experiment::{ParamError, RunContext, RunError};
+use sim::experiment::{RunContext, RunError};
 use sim::rng::Rng;
+use sim::validate::{Checks, Validate};
 
 use super::clients::{Clients, PlannedUpload};
 use super::coordinator::{Arrival, Coordinator, RoundClosed, RoundOpen};
 use super::devices::DeviceProfile;
 use super::traits::{
-    Adversary, Aggregator, ClientUpdate, Eval, LocalTrainer, ModelParams, cosine_contributions,
+    Adversary, Aggregator, ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError,
+    cosine_contributions,
 };
 
 /// Round structure and the coordinator's network.
@@ -55,39 +57,19 @@ fn one() -> f64 {
     1.0
 }
 
-impl NetworkConfig {
-    /// Range checks, keys under `prefix`.
-    pub fn validate(&self, prefix: &str, out: &mut Vec<ParamError>) {
-        if self.rounds == 0 {
-            out.push(ParamError::new(
-                format!("{prefix}.rounds"),
-                "must be ≥ 1, got 0",
-            ));
-        }
+impl Validate for NetworkConfig {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("rounds", self.rounds, 1);
         if !(self.participation > 0.0 && self.participation <= 1.0) {
-            out.push(ParamError::new(
-                format!("{prefix}.participation"),
+            c.fail(
+                "participation",
                 format!("must be in (0, 1], got {}", self.participation),
-            ));
+            );
         }
-        for (k, v) in [
-            ("deadline_s", self.deadline_s),
-            ("server_ingress_mbps", self.server_ingress_mbps),
-            ("aggregation_s", self.aggregation_s),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                out.push(ParamError::new(
-                    format!("{prefix}.{k}"),
-                    format!("must be > 0, got {v}"),
-                ));
-            }
-        }
-        if !(self.server_latency_ms.is_finite() && self.server_latency_ms >= 0.0) {
-            out.push(ParamError::new(
-                format!("{prefix}.server_latency_ms"),
-                format!("must be ≥ 0, got {}", self.server_latency_ms),
-            ));
-        }
+        c.positive("deadline_s", self.deadline_s);
+        c.positive("server_ingress_mbps", self.server_ingress_mbps);
+        c.positive("aggregation_s", self.aggregation_s);
+        c.non_negative("server_latency_ms", self.server_latency_ms);
     }
 }
 
@@ -224,12 +206,13 @@ fn bench(cfg: &NetworkConfig) -> Result<Bench, RunError> {
 
 /// Runs `cfg.rounds` rounds over the participants `devices` (one per trainer client) with the
 /// given plug-ins; `observer` sees each finished round with the global model before and after it.
+/// The first error of a plug-in or of the observer ends the run with that error.
 pub fn run_network(
     cfg: &NetworkConfig,
     devices: &[DeviceProfile],
     plug: Plugins<'_>,
     rngs: &mut NetworkRngs,
-    observer: &mut dyn FnMut(&RoundRecord, &ModelParams, &ModelParams),
+    observer: &mut dyn FnMut(&RoundRecord, &ModelParams, &ModelParams) -> Result<(), PluginError>,
 ) -> Result<NetworkRun, RunError> {
     let n = plug.trainer.num_clients();
     if devices.len() != n {
@@ -241,7 +224,7 @@ pub fn run_network(
     let mut b = bench(cfg)?;
     let mut global = plug.trainer.init(&mut rngs.train);
     let mut run = NetworkRun {
-        initial: plug.trainer.evaluate(&global),
+        initial: plug.trainer.evaluate(&global)?,
         ..NetworkRun::default()
     };
     for round in 0..cfg.rounds {
@@ -266,6 +249,7 @@ pub fn run_network(
                 continue;
             }
             let c = plug.trainer.cost(i, &global);
+            let download_bytes = plug.aggregator.download_bytes().unwrap_or(c.download_bytes);
             let checkin_s = if dev.checkin_s_median > 0.0 {
                 let z: f64 = rngs.net.sample(rand_distr::StandardNormal);
                 dev.checkin_s_median * (dev.checkin_sigma * z).exp()
@@ -274,7 +258,7 @@ pub fn run_network(
             };
             let delay_s = checkin_s
                 + 2.0 * dev.latency_s
-                + c.download_bytes as f64 / dev.down_bytes_per_s
+                + download_bytes as f64 / dev.down_bytes_per_s
                 + c.flops / dev.flops_per_s
                 + c.upload_bytes as f64 / dev.up_bytes_per_s;
             plan.push(PlannedUpload {
@@ -313,17 +297,18 @@ pub fn run_network(
         // The real work: local training, adversary, aggregation, contributions, evaluation.
         let mut updates: Vec<ClientUpdate> = Vec::with_capacity(rec.on_time.len());
         for &i in &rec.on_time {
-            let mut u = plug.trainer.train(i, &global, &mut rngs.train);
+            let mut u = plug.trainer.train(i, &global, &mut rngs.train)?;
             if plug.adversary.is_adversary(i) {
                 plug.adversary
-                    .corrupt(round, &mut u, &global, &mut rngs.agg);
+                    .corrupt(round, &mut u, &global, &mut rngs.agg)?;
             }
             updates.push(u);
         }
         let next = if updates.is_empty() {
             global.clone()
         } else {
-            plug.aggregator.aggregate(&global, &updates, &mut rngs.agg)
+            plug.aggregator
+                .aggregate(&global, &updates, &mut rngs.agg)?
         };
         rec.contributions = cosine_contributions(&global, &next, &updates);
         rec.samples = updates.iter().map(|u| u.samples).collect();
@@ -332,8 +317,8 @@ pub fn run_network(
         } else {
             updates.iter().map(|u| u.train_loss).sum::<f64>() / updates.len() as f64
         };
-        rec.eval = plug.trainer.evaluate(&next);
-        observer(&rec, &global, &next);
+        rec.eval = plug.trainer.evaluate(&next)?;
+        observer(&rec, &global, &next)?;
         global = next;
         run.rounds.push(rec);
         let resume = b.simu.time() + secs(cfg.aggregation_s);

@@ -2,7 +2,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::{ParamError, Validate};
+use sim::validate::{Checks, Validate};
 
 use super::chain::ChainConfig;
 use super::devices::DeviceMix;
@@ -55,34 +55,28 @@ pub struct DataParams {
 
 /// Local SGD of the logistic-regression participants.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TrainParams {
     /// Learning rate.
-    #[serde(default = "lr")]
     pub lr: f64,
     /// Local epochs per round.
-    #[serde(default = "one_u")]
     pub epochs: u32,
     /// Mini-batch size.
-    #[serde(default = "batch")]
     pub batch: u32,
 }
 
 impl Default for TrainParams {
     fn default() -> Self {
         Self {
-            lr: lr(),
+            lr: 0.05,
             epochs: 1,
-            batch: batch(),
+            batch: 10,
         }
     }
 }
 
 fn one() -> f64 {
     1.0
-}
-fn one_u() -> u32 {
-    1
 }
 fn half() -> f64 {
     0.5
@@ -101,12 +95,6 @@ fn sigma() -> f64 {
 }
 fn test() -> u32 {
     3
-}
-fn lr() -> f64 {
-    0.05
-}
-fn batch() -> u32 {
-    10
 }
 fn gas_price() -> f64 {
     20.0
@@ -145,55 +133,36 @@ pub struct FlParams {
 }
 
 impl Validate for FlParams {
-    fn validate(&self) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        if !(1..=100_000).contains(&self.participants) {
-            e.push(ParamError::new(
-                "participants",
-                format!("must be in [1, 100000], got {}", self.participants),
-            ));
-        }
-        let d = &self.data;
-        for (k, v) in [
-            ("data.alpha", d.alpha),
-            ("data.beta", d.beta),
-            ("data.samples_sigma", d.samples_sigma),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                e.push(ParamError::new(k, format!("must be ≥ 0, got {v}")));
-            }
-        }
-        for (k, v) in [
-            ("data.dirichlet_alpha", d.dirichlet_alpha),
-            ("data.samples_median", d.samples_median),
-            ("train.lr", self.train.lr),
-            ("gas_price_gwei", self.gas_price_gwei),
-            ("eth_usd", self.eth_usd),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                e.push(ParamError::new(k, format!("must be > 0, got {v}")));
-            }
-        }
-        for (k, v) in [
-            ("data.dim", d.dim),
-            ("data.test_per_client", d.test_per_client),
-            ("train.epochs", self.train.epochs),
-            ("train.batch", self.train.batch),
-        ] {
-            if v == 0 {
-                e.push(ParamError::new(k, "must be ≥ 1, got 0"));
-            }
-        }
-        if d.classes < 2 {
-            e.push(ParamError::new(
-                "data.classes",
-                format!("must be ≥ 2, got {}", d.classes),
-            ));
-        }
-        self.network.validate("network", &mut e);
-        self.devices.validate("devices", &mut e);
-        self.settlement.validate("settlement", &mut e);
-        self.chain.validate("chain", &mut e);
-        e
+    fn validate(&self, c: &mut Checks) {
+        c.between("participants", self.participants, 1, 100_000);
+        c.part("data", &self.data);
+        c.part("train", &self.train);
+        c.positive("gas_price_gwei", self.gas_price_gwei);
+        c.positive("eth_usd", self.eth_usd);
+        c.part("network", &self.network);
+        c.part("devices", &self.devices);
+        c.part("settlement", &self.settlement);
+        c.part("chain", &self.chain);
+    }
+}
+
+impl Validate for DataParams {
+    fn validate(&self, c: &mut Checks) {
+        c.non_negative("alpha", self.alpha);
+        c.non_negative("beta", self.beta);
+        c.non_negative("samples_sigma", self.samples_sigma);
+        c.positive("dirichlet_alpha", self.dirichlet_alpha);
+        c.positive("samples_median", self.samples_median);
+        c.at_least("dim", self.dim, 1);
+        c.at_least("test_per_client", self.test_per_client, 1);
+        c.at_least("classes", self.classes, 2);
+    }
+}
+
+impl Validate for TrainParams {
+    fn validate(&self, c: &mut Checks) {
+        c.positive("lr", self.lr);
+        c.at_least("epochs", self.epochs, 1);
+        c.at_least("batch", self.batch, 1);
     }
 }

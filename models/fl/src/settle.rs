@@ -23,8 +23,9 @@ use rand::Rng as _;
 use revm::primitives::{Address, B256, Bytes, U256};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::{ParamError, RunError};
+use sim::experiment::RunError;
 use sim::rng::Rng;
+use sim::validate::{Checks, Validate};
 
 use super::abi::{self, Tok, u};
 use super::chain::{BlockInfo, Chain, ChainConfig, Included, Pending};
@@ -126,31 +127,17 @@ fn us_per_constraint() -> f64 {
     MEASURED_US_PER_CONSTRAINT
 }
 
-impl SettleConfig {
-    /// Range checks, keys under `prefix`.
-    pub fn validate(&self, prefix: &str, out: &mut Vec<ParamError>) {
-        let mut bad = |k: &str, m: String| out.push(ParamError::new(format!("{prefix}.{k}"), m));
-        for (k, v) in [
-            ("budget_eth", self.budget_eth),
-            ("bond_eth", self.bond_eth),
-            ("challenge_window_s", self.challenge_window_s),
-            ("prover_us_per_constraint", self.prover_us_per_constraint),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                bad(k, format!("must be > 0, got {v}"));
-            }
-        }
-        for (k, v) in [
-            ("pay_delay_s", self.pay_delay_s),
-            ("watcher_delay_s", self.watcher_delay_s),
-            ("aggregator_delay_s", self.aggregator_delay_s),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                bad(k, format!("must be ≥ 0, got {v}"));
-            }
-        }
+impl Validate for SettleConfig {
+    fn validate(&self, c: &mut Checks) {
+        c.positive("budget_eth", self.budget_eth);
+        c.positive("bond_eth", self.bond_eth);
+        c.positive("challenge_window_s", self.challenge_window_s);
+        c.positive("prover_us_per_constraint", self.prover_us_per_constraint);
+        c.non_negative("pay_delay_s", self.pay_delay_s);
+        c.non_negative("watcher_delay_s", self.watcher_delay_s);
+        c.non_negative("aggregator_delay_s", self.aggregator_delay_s);
         if self.budget_eth > 4.0 {
-            bad(
+            c.fail(
                 "budget_eth",
                 format!(
                     "must be ≤ 4 (per-round rewards must fit the circuit's 32-bit gwei range), got {}",
@@ -159,22 +146,16 @@ impl SettleConfig {
             );
         }
         if !(0.0..1.0).contains(&self.dishonest_prob) {
-            bad(
+            c.fail(
                 "dishonest_prob",
                 format!("must be in [0, 1), got {}", self.dishonest_prob),
             );
         }
-        for (k, v) in [
-            ("commit_every", self.commit_every),
-            ("onchain_batch", self.onchain_batch),
-            ("payout_batch", self.payout_batch),
-        ] {
-            if v == 0 {
-                bad(k, "must be ≥ 1, got 0".into());
-            }
-        }
+        c.at_least("commit_every", self.commit_every, 1);
+        c.at_least("onchain_batch", self.onchain_batch, 1);
+        c.at_least("payout_batch", self.payout_batch, 1);
         if self.honest_watchers > self.watchers {
-            bad(
+            c.fail(
                 "honest_watchers",
                 format!(
                     "must be ≤ watchers ({}), got {}",

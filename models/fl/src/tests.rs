@@ -11,15 +11,6 @@ use super::settle::{Protocol, SettleConfig, SettleReport, genesis, settle};
 use super::traits::{Eval, FedAvg, NoAdversary};
 use super::*;
 
-fn ctx(seed: u64) -> RunContext {
-    RunContext {
-        run: 0,
-        point: 0,
-        replication: 0,
-        seed,
-    }
-}
-
 /// A network run in which all `n` participants are on time every round with scores 1..=n.
 fn fake_run(n: usize, rounds: u32) -> NetworkRun {
     NetworkRun {
@@ -226,8 +217,8 @@ fn fedavg_on_iid_shards_matches_centralized_training() {
             aggregator: &mut FedAvg,
             adversary: &mut NoAdversary,
         },
-        &mut NetworkRngs::from_ctx(&ctx(4)),
-        &mut |_, _, _| {},
+        &mut NetworkRngs::from_ctx(&RunContext::single(4)),
+        &mut |_, _, _| Ok(()),
     )
     .unwrap();
     let fed_acc = run.rounds.last().unwrap().eval.accuracy;
@@ -253,10 +244,10 @@ fn small_params() -> FlParams {
 #[test]
 fn faults_are_reported_and_runs_are_deterministic() {
     let p = small_params();
-    let a = FlExperiment.run(&p, &ctx(9)).unwrap();
-    let b = FlExperiment.run(&p, &ctx(9)).unwrap();
+    let a = FlExperiment.run(&p, &RunContext::single(9)).unwrap();
+    let b = FlExperiment.run(&p, &RunContext::single(9)).unwrap();
     assert_eq!(a, b);
-    let m = |k: &str| a.metrics.iter().find(|x| x.0 == k).unwrap().1;
+    let m = |k: &str| a.get(k).unwrap();
     assert!(m("dropouts") > 0.0);
     assert!(
         m("late_uploads") > 0.0,
@@ -268,7 +259,7 @@ fn faults_are_reported_and_runs_are_deterministic() {
     );
     assert_eq!(m("fraud_finalized"), 0.0);
     assert!(m("total_gas") > 0.0 && m("paid_eth") > 0.9);
-    let c = FlExperiment.run(&p, &ctx(10)).unwrap();
+    let c = FlExperiment.run(&p, &RunContext::single(10)).unwrap();
     assert_ne!(a, c);
 }
 

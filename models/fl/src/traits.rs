@@ -4,10 +4,14 @@
 //! combines updates) and the [`Adversary`] (which participants misbehave and how).
 //!
 //! All numbers are `f32` weights; losses and accuracies are `f64`. Random draws come from the
-//! caller's seeded [`Rng`] stream, never from a global generator.
+//! caller's seeded [`Rng`] stream, never from a global generator. A plug-in that cannot go on
+//! returns a [`PluginError`], which ends the run with that error.
 
 use serde::{Deserialize, Serialize};
+use sim::experiment::RunError;
 use sim::rng::Rng;
+
+use crate::learn::svd::SvdFailed;
 
 /// One named tensor of a model: row-major `f32` values and their shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +169,27 @@ pub struct Eval {
     pub accuracy: f64,
 }
 
+/// Why a plug-in could not go on: the network run stops and fails with it
+/// ([`run_network`](super::network::run_network) returns it as a [`RunError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// A tensor operation of the training backend (candle) failed.
+    #[error(transparent)]
+    Tensor(#[from] candle_core::Error),
+    /// A singular value decomposition did not converge.
+    #[error(transparent)]
+    Svd(#[from] SvdFailed),
+    /// Any other failure, described in one sentence.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<PluginError> for RunError {
+    fn from(e: PluginError) -> Self {
+        RunError::Model(e.to_string())
+    }
+}
+
 /// A participant's local learning procedure. The trainer owns the participants' data (and any
 /// per-participant state, e.g. personalized layers), so the network only passes indices.
 pub trait LocalTrainer {
@@ -173,11 +198,16 @@ pub trait LocalTrainer {
     /// The initial global model.
     fn init(&mut self, rng: &mut Rng) -> ModelParams;
     /// Runs participant `client`'s local training from `global` and returns its update.
-    fn train(&mut self, client: usize, global: &ModelParams, rng: &mut Rng) -> ClientUpdate;
+    fn train(
+        &mut self,
+        client: usize,
+        global: &ModelParams,
+        rng: &mut Rng,
+    ) -> Result<ClientUpdate, PluginError>;
     /// Work and traffic of `client`'s local round from `global` (must not train).
     fn cost(&self, client: usize, global: &ModelParams) -> TrainCost;
     /// Evaluates `global` on the held-out set.
-    fn evaluate(&self, global: &ModelParams) -> Eval;
+    fn evaluate(&self, global: &ModelParams) -> Result<Eval, PluginError>;
 }
 
 /// The coordinator's rule for combining the round's on-time updates into the next global model.
@@ -190,7 +220,13 @@ pub trait Aggregator {
         global: &ModelParams,
         updates: &[ClientUpdate],
         rng: &mut Rng,
-    ) -> ModelParams;
+    ) -> Result<ModelParams, PluginError>;
+    /// Bytes each participant downloads to obtain the current global model, when the rule
+    /// publishes it in a form of its own (e.g. a LoRA rule's stacked or factored adapters);
+    /// `None` (the default): the trainer's [`TrainCost::download_bytes`].
+    fn download_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Misbehaving participants (poisoning, backdoors, free riders).
@@ -204,7 +240,7 @@ pub trait Adversary {
         update: &mut ClientUpdate,
         global: &ModelParams,
         rng: &mut Rng,
-    );
+    ) -> Result<(), PluginError>;
 }
 
 /// FedAvg (McMahan et al., AISTATS 2017): the global model moves by the sample-weighted mean of
@@ -222,7 +258,7 @@ impl Aggregator for FedAvg {
         global: &ModelParams,
         updates: &[ClientUpdate],
         _rng: &mut Rng,
-    ) -> ModelParams {
+    ) -> Result<ModelParams, PluginError> {
         let total: usize = updates.iter().map(|u| u.samples).sum();
         let mut next = global.clone();
         for u in updates {
@@ -233,7 +269,7 @@ impl Aggregator for FedAvg {
             };
             next.axpy(w, &u.delta);
         }
-        next
+        Ok(next)
     }
 }
 
@@ -245,7 +281,15 @@ impl Adversary for NoAdversary {
     fn is_adversary(&self, _client: usize) -> bool {
         false
     }
-    fn corrupt(&mut self, _: u32, _: &mut ClientUpdate, _: &ModelParams, _: &mut Rng) {}
+    fn corrupt(
+        &mut self,
+        _: u32,
+        _: &mut ClientUpdate,
+        _: &ModelParams,
+        _: &mut Rng,
+    ) -> Result<(), PluginError> {
+        Ok(())
+    }
 }
 
 /// Per-participant contribution scores of one round: the cosine similarity between each update

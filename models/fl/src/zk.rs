@@ -8,7 +8,7 @@
 //! not in the allowed dependency set. Constraints: 6P (hashes) + 33P (ranges) + 2.
 //!
 //! Prover time of SettleFL's circuits is charged with a constraint-count model: the paper's
-//! Challenge circuit has 12,840 constraints at P = 10 participants × T = 10 rounds (PAPERS.md),
+//! Challenge circuit has 12,840 constraints at P = 10 participants × T = 10 rounds (README.md),
 //! i.e. 128.4 constraints per participant-round, so a commitment covering P participants and T
 //! rounds is charged 128.4·P·T constraints × the measured prover time per constraint.
 
@@ -32,7 +32,7 @@ use revm::primitives::{B256, U256};
 pub const CIRCUIT_P: usize = 8;
 /// Range of a per-round reward in the circuit: 32 bits (of the reward unit).
 pub const RANGE_BITS: usize = 32;
-/// SettleFL Challenge circuit: 12,840 constraints at P = 10, T = 10 (PAPERS.md).
+/// SettleFL Challenge circuit: 12,840 constraints at P = 10, T = 10 (the paper; README.md).
 pub const PAPER_CONSTRAINTS_PER_PARTICIPANT_ROUND: f64 = 12_840.0 / 100.0;
 /// Seed of the circuit-specific setup (a fixed public ceremony so the verifying key, and with it
 /// the deployed contract, is the same in every run).

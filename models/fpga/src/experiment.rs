@@ -2,6 +2,23 @@
 //! accelerator (sequencer → systolic array / nonlinear unit, weights over the off-chip link) and
 //! on the GPU baseline (the same sequencer feeding one in-order kernel stream) — and the nonlinear
 //! hardware of the chosen design is costed.
+//!
+//! One bench ([`execute`]) serves both runs (the GPU run has no DMA: weights resident):
+//!
+//! ```text
+//!                    to_array → arrive     ┌────────────────────┐ done → done
+//!               ┌─────────────────────────►│  Server "array"    ├──────────────┐
+//!               │                          └────────────────────┘              │
+//!   ┌───────────┴─┐ to_nonlinear → arrive  ┌────────────────────┐ done → done  │
+//!   │  Sequencer  ├───────────────────────►│ Server "nonlinear" ├────────────┐ │
+//!   │ "sequencer" │◄───────────────────────┴────────────────────┴────────────┴─┘
+//!   │             │ dma → send             ┌────────────────────┐
+//!   │             ├───────────────────────►│    Link "dram"     │
+//!   │             │◄───────────────────────┤                    │
+//!   └─────────────┘ delivered → loaded     └────────────────────┘
+//!
+//!   both servers' done ──► Completed queue (task finish times)
+//! ```
 
 use nexosim::ports::{EventSinkReader, SinkState, event_queue};
 use nexosim::simulation::Mailbox;
@@ -17,7 +34,7 @@ use super::platform::{array_dsp, fpga_step, gpu_kernel_s};
 use super::quality::{Nonlinear, Variant, evaluate};
 use super::sequencer::{Sequencer, Step};
 use super::workload::{Kind, Task, nonlinear_ops, program};
-use crate::minilm::{self, MiniLm, Tokenizer, sentences, tokenizer::MAX_SEQ_LEN};
+use minilm::{self, MiniLm, Tokenizer, sentences, tokenizer::MAX_SEQ_LEN};
 
 /// Off-chip access latency added to each weight transfer, seconds (estimate: ~100 ns DDR4 page
 /// miss + controller, e.g. UG1182-class boards).
@@ -94,15 +111,15 @@ impl Experiment for FpgaExperiment {
     const PRESETS: &'static [PresetSlot] = &[
         PresetSlot {
             key: "fpga",
-            builtin: crate::presets::FPGA,
+            builtin: presets::FPGA,
         },
         PresetSlot {
             key: "gpu",
-            builtin: crate::presets::GPU_BASELINE,
+            builtin: presets::GPU_BASELINE,
         },
         PresetSlot {
             key: "workload",
-            builtin: crate::presets::FPGA_WORKLOAD,
+            builtin: presets::FPGA_WORKLOAD,
         },
     ];
 

@@ -3,7 +3,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::{ParamError, Validate};
+use sim::validate::{Checks, Validate};
 
 use super::ops::Design;
 
@@ -112,11 +112,12 @@ pub enum QuantMethod {
 }
 
 /// Which MiniLM weights the quality study uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum WeightsChoice {
     /// The real all-MiniLM-L6-v2 if `models::minilm::locate()` finds it (`scripts/fetch-minilm.sh`),
     /// else the random-weight stand-in (metric `real_weights` tells which ran).
+    #[default]
     Auto,
     /// Always the random-weight stand-in of the same architecture.
     Random,
@@ -185,7 +186,7 @@ pub struct QualityParams {
     #[serde(default = "six")]
     pub layers: u32,
     /// Real weights if found (`auto`) or always the stand-in (`random`).
-    #[serde(default = "auto")]
+    #[serde(default)]
     pub weights: WeightsChoice,
     /// Keep exact f32 softmax/GELU/LayerNorm (isolates the linear-layer quantization, as the
     /// SpecQuant paper's setting); otherwise the design's fixed-point operators run too.
@@ -210,9 +211,6 @@ pub struct QualityParams {
 
 fn sixty_four() -> u32 {
     64
-}
-fn auto() -> WeightsChoice {
-    WeightsChoice::Auto
 }
 fn half() -> f64 {
     0.5
@@ -268,142 +266,81 @@ pub struct FpgaParams {
     pub quality: Option<QualityParams>,
 }
 
-fn positive(path: &str, v: f64, out: &mut Vec<ParamError>) {
-    if !(v.is_finite() && v > 0.0) {
-        out.push(ParamError::new(
-            path,
-            format!("must be a finite number > 0, got {v}"),
-        ));
+impl Validate for FpgaBoard {
+    fn validate(&self, c: &mut Checks) {
+        c.positive("lut", self.lut);
+        c.positive("ff", self.ff);
+        c.positive("dsp", self.dsp);
+        c.positive("bram36", self.bram36);
+        c.positive("onchip_bytes", self.onchip_bytes);
+        c.positive("clock_mhz", self.clock_mhz);
+        c.positive("offchip_gbps", self.offchip_gbps);
+        c.at_least("macs_per_dsp_int8", self.macs_per_dsp_int8, 1);
+        c.at_least("macs_per_dsp_int4", self.macs_per_dsp_int4, 1);
     }
 }
 
-fn nonzero(path: &str, v: u32, out: &mut Vec<ParamError>) {
-    if v == 0 {
-        out.push(ParamError::new(path, "must be ≥ 1, got 0"));
+impl Validate for GpuSpec {
+    fn validate(&self, c: &mut Checks) {
+        c.positive("fp16_tflops", self.fp16_tflops);
+        c.positive("int8_tops", self.int8_tops);
+        c.positive("int4_tops", self.int4_tops);
+        c.positive("mem_gbps", self.mem_gbps);
+        c.non_negative("launch_us", self.launch_us);
+        let eff = self.matmul_efficiency;
+        if !(eff > 0.0 && eff <= 1.0) {
+            c.fail("matmul_efficiency", format!("must be in (0, 1], got {eff}"));
+        }
+    }
+}
+
+impl Validate for ModelShape {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("layers", self.layers, 1);
+        c.at_least("hidden", self.hidden, 1);
+        c.at_least("heads", self.heads, 1);
+        c.at_least("ffn", self.ffn, 1);
+        c.at_least("seq", self.seq, 1);
+        if self.heads > 0 && !self.hidden.is_multiple_of(self.heads) {
+            c.fail(
+                "heads",
+                format!("must divide hidden ({}), got {}", self.hidden, self.heads),
+            );
+        }
+    }
+}
+
+impl Validate for QualityParams {
+    fn validate(&self, c: &mut Checks) {
+        c.between("weight_bits", self.weight_bits, 2, 8);
+        c.between("act_bits", self.act_bits, 2, 8);
+        if let Some(b) = self.norm_input_bits {
+            c.between("norm_input_bits", b, 2, 24);
+        }
+        if let Some(b) = self.norm_input_block {
+            c.between("norm_input_block", b, 1, 4096);
+        }
+        c.between("sentences", self.sentences, 2, 64);
+        c.between("layers", self.layers, 1, 6);
+        c.fraction("alpha", self.alpha);
+        if !(self.energy > 0.0 && self.energy <= 1.0) {
+            c.fail("energy", format!("must be in (0, 1], got {}", self.energy));
+        }
+        c.within("outlier_fraction", self.outlier_fraction, 0.0, 0.5);
     }
 }
 
 impl Validate for FpgaParams {
-    fn validate(&self) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        let b = &self.fpga;
-        for (k, v) in [
-            ("fpga.lut", b.lut),
-            ("fpga.ff", b.ff),
-            ("fpga.dsp", b.dsp),
-            ("fpga.bram36", b.bram36),
-            ("fpga.onchip_bytes", b.onchip_bytes),
-            ("fpga.clock_mhz", b.clock_mhz),
-            ("fpga.offchip_gbps", b.offchip_gbps),
-            ("gpu.fp16_tflops", self.gpu.fp16_tflops),
-            ("gpu.int8_tops", self.gpu.int8_tops),
-            ("gpu.int4_tops", self.gpu.int4_tops),
-            ("gpu.mem_gbps", self.gpu.mem_gbps),
-        ] {
-            positive(k, v, &mut e);
-        }
-        nonzero("fpga.macs_per_dsp_int8", b.macs_per_dsp_int8, &mut e);
-        nonzero("fpga.macs_per_dsp_int4", b.macs_per_dsp_int4, &mut e);
-        if !(self.gpu.launch_us.is_finite() && self.gpu.launch_us >= 0.0) {
-            e.push(ParamError::new(
-                "gpu.launch_us",
-                format!("must be ≥ 0, got {}", self.gpu.launch_us),
-            ));
-        }
-        let eff = self.gpu.matmul_efficiency;
-        if !(eff > 0.0 && eff <= 1.0) {
-            e.push(ParamError::new(
-                "gpu.matmul_efficiency",
-                format!("must be in (0, 1], got {eff}"),
-            ));
-        }
-        let w = &self.workload;
-        for (k, v) in [
-            ("workload.layers", w.layers),
-            ("workload.hidden", w.hidden),
-            ("workload.heads", w.heads),
-            ("workload.ffn", w.ffn),
-            ("workload.seq", w.seq),
-        ] {
-            nonzero(k, v, &mut e);
-        }
-        if w.heads > 0 && !w.hidden.is_multiple_of(w.heads) {
-            e.push(ParamError::new(
-                "workload.heads",
-                format!("must divide hidden ({}), got {}", w.hidden, w.heads),
-            ));
-        }
+    fn validate(&self, c: &mut Checks) {
+        c.part("fpga", &self.fpga);
+        c.part("gpu", &self.gpu);
+        c.part("workload", &self.workload);
         if self.bits != 4 && self.bits != 8 {
-            e.push(ParamError::new(
-                "bits",
-                format!("must be 4 or 8, got {}", self.bits),
-            ));
+            c.fail("bits", format!("must be 4 or 8, got {}", self.bits));
         }
-        for (k, v) in [
-            ("lanes", self.lanes),
-            ("array_rows", self.array_rows),
-            ("array_cols", self.array_cols),
-        ] {
-            if !(1..=4096).contains(&v) {
-                e.push(ParamError::new(k, format!("must be in 1..=4096, got {v}")));
-            }
-        }
-        if let Some(q) = &self.quality {
-            for (k, v) in [
-                ("quality.weight_bits", q.weight_bits),
-                ("quality.act_bits", q.act_bits),
-            ] {
-                if !(2..=8).contains(&v) {
-                    e.push(ParamError::new(k, format!("must be in 2..=8, got {v}")));
-                }
-            }
-            if let Some(b) = q.norm_input_bits
-                && !(2..=24).contains(&b)
-            {
-                e.push(ParamError::new(
-                    "quality.norm_input_bits",
-                    format!("must be in 2..=24, got {b}"),
-                ));
-            }
-            if let Some(b) = q.norm_input_block
-                && !(1..=4096).contains(&b)
-            {
-                e.push(ParamError::new(
-                    "quality.norm_input_block",
-                    format!("must be in 1..=4096, got {b}"),
-                ));
-            }
-            if !(2..=64).contains(&q.sentences) {
-                e.push(ParamError::new(
-                    "quality.sentences",
-                    format!("must be in 2..=64, got {}", q.sentences),
-                ));
-            }
-            if !(1..=6).contains(&q.layers) {
-                e.push(ParamError::new(
-                    "quality.layers",
-                    format!("must be in 1..=6, got {}", q.layers),
-                ));
-            }
-            if !(0.0..=1.0).contains(&q.alpha) {
-                e.push(ParamError::new(
-                    "quality.alpha",
-                    format!("must be in [0, 1], got {}", q.alpha),
-                ));
-            }
-            if !(q.energy > 0.0 && q.energy <= 1.0) {
-                e.push(ParamError::new(
-                    "quality.energy",
-                    format!("must be in (0, 1], got {}", q.energy),
-                ));
-            }
-            if !(0.0..=0.5).contains(&q.outlier_fraction) {
-                e.push(ParamError::new(
-                    "quality.outlier_fraction",
-                    format!("must be in [0, 0.5], got {}", q.outlier_fraction),
-                ));
-            }
-        }
-        e
+        c.between("lanes", self.lanes, 1, 4096);
+        c.between("array_rows", self.array_rows, 1, 4096);
+        c.between("array_cols", self.array_cols, 1, 4096);
+        c.part("quality", &self.quality);
     }
 }

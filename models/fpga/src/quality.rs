@@ -1,4 +1,4 @@
-//! Quality study on the shared MiniLM encoder ([`crate::minilm`]): the real all-MiniLM-L6-v2
+//! Quality study on the shared MiniLM encoder ([`minilm`]): the real all-MiniLM-L6-v2
 //! (or, when its weights are absent or `weights: random`, the random-weight stand-in) encodes real
 //! ShareGPT prompt sentences twice — exactly in f32, and with the design's fixed-point softmax,
 //! GELU and LayerNorm substituted and/or the linear layers' weights and activations quantized by
@@ -19,8 +19,8 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use crate::minilm::eval::{Agreement, agreement};
-use crate::minilm::{Exact, LinearSite, MiniLm, Ops};
+use minilm::eval::{Agreement, agreement};
+use minilm::{Exact, LinearSite, MiniLm, Ops};
 
 use super::fixed::{Fmt, shr_round};
 use super::ops::{self, Design, Op, Prec};
@@ -324,8 +324,8 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::minilm::sentences;
-    use crate::minilm::{Dims, Tokenizer};
+    use minilm::sentences;
+    use minilm::{Dims, Tokenizer};
 
     fn small() -> Dims {
         Dims {
@@ -487,11 +487,11 @@ mod tests {
     /// Prints, per LayerNorm site of the real MiniLM (4 ShareGPT sentences), max|x|, the
     /// max|x|/median|x| ratio per token row (median, 90th percentile, largest), the channels
     /// holding the row maxima and the largest |x̂| after normalisation (README "Found wrong"):
-    /// `cargo test --workspace --lib print_layernorm_input_stats -- --ignored --nocapture`.
+    /// `cargo test -p fpga --lib print_layernorm_input_stats -- --ignored --nocapture`.
     #[test]
     #[ignore = "needs the real weights (scripts/fetch-minilm.sh)"]
     fn print_layernorm_input_stats() {
-        let Some(dir) = crate::minilm::locate() else {
+        let Some(dir) = minilm::locate() else {
             return;
         };
         let model = MiniLm::load(&dir).expect("weights load");
@@ -499,7 +499,7 @@ mod tests {
         let rec = NormInputs::default();
         let mut sites: Vec<Vec<Vec<f32>>> = vec![Vec::new(); 1 + 2 * model.dims.layers];
         for s in sentences::eval(4) {
-            let ids = tok.encode(s, crate::minilm::tokenizer::MAX_SEQ_LEN);
+            let ids = tok.encode(s, minilm::tokenizer::MAX_SEQ_LEN);
             model.forward(&ids, &rec);
             let rows = rec.0.take();
             for (k, chunk) in rows.chunks(ids.len()).enumerate() {

@@ -7,8 +7,8 @@
 //! * SpecQuant: after smoothing, each output channel's weights are split into a low-frequency
 //!   part W_FFT (the lowest FFT bins whose cumulative energy reaches the per-channel adaptive
 //!   threshold, kept in high precision) and the residual R = W·diag(λ) − W_FFT, which is
-//!   quantized with RTN. Our reading of the paper: the paper's exact threshold rule and how W_FFT
-//!   is stored are not in PAPERS.md; we keep W_FFT's kept coefficients at 16 bits.
+//!   quantized with RTN. The paper leaves the exact threshold rule and the storage of W_FFT open
+//!   (README.md, "Explanations and disagreements"); we keep W_FFT's kept coefficients at 16 bits.
 
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex;

@@ -21,9 +21,9 @@ fn preset<T: serde::de::DeserializeOwned>(table: &[(&str, &str)], name: &str) ->
 
 pub(crate) fn params(workload: &str, gpu: &str, design: Design) -> FpgaParams {
     FpgaParams {
-        fpga: preset(crate::presets::FPGA, "zcu102"),
-        gpu: preset(crate::presets::GPU_BASELINE, gpu),
-        workload: preset(crate::presets::FPGA_WORKLOAD, workload),
+        fpga: preset(presets::FPGA, "zcu102"),
+        gpu: preset(presets::GPU_BASELINE, gpu),
+        workload: preset(presets::FPGA_WORKLOAD, workload),
         design,
         bits: 8,
         lanes: 16,
@@ -32,23 +32,6 @@ pub(crate) fn params(workload: &str, gpu: &str, design: Design) -> FpgaParams {
         separate_units: false,
         quality: None,
     }
-}
-
-fn ctx() -> RunContext {
-    RunContext {
-        run: 0,
-        point: 0,
-        replication: 0,
-        seed: 9,
-    }
-}
-
-fn metric(out: &sim::experiment::RunOutput, name: &str) -> f64 {
-    out.metrics
-        .iter()
-        .find(|(n, _)| n == name)
-        .expect("metric")
-        .1
 }
 
 #[test]
@@ -80,21 +63,25 @@ fn single_op_time_is_pipeline_latency_plus_ii_times_beats() {
 #[test]
 fn runs_are_deterministic_and_print_the_headline_table() {
     let p = params("bert-base", "jetson-nano", Design::Quark);
-    let a = FpgaExperiment.run(&p, &ctx()).expect("runs");
-    let b = FpgaExperiment.run(&p, &ctx()).expect("runs");
+    let a = FpgaExperiment
+        .run(&p, &RunContext::single(9))
+        .expect("runs");
+    let b = FpgaExperiment
+        .run(&p, &RunContext::single(9))
+        .expect("runs");
     assert_eq!(a.metrics, b.metrics);
     for w in ["bert-base", "vit-b", "llama-decoder-layer"] {
         for g in ["jetson-nano", "rtx-4090", "a100"] {
             let o = FpgaExperiment
-                .run(&params(w, g, Design::Quark), &ctx())
+                .run(&params(w, g, Design::Quark), &RunContext::single(9))
                 .expect("runs");
             eprintln!(
                 "{w} vs {g}: fpga {:.3} ms (nonlinear {:.3}), gpu {:.3} ms (nonlinear {:.3}), speedup {:.2}",
-                metric(&o, "fpga_e2e_ms"),
-                metric(&o, "fpga_nonlinear_ms"),
-                metric(&o, "gpu_e2e_ms"),
-                metric(&o, "gpu_nonlinear_ms"),
-                metric(&o, "speedup_vs_gpu")
+                o.get("fpga_e2e_ms").unwrap(),
+                o.get("fpga_nonlinear_ms").unwrap(),
+                o.get("gpu_e2e_ms").unwrap(),
+                o.get("gpu_nonlinear_ms").unwrap(),
+                o.get("speedup_vs_gpu").unwrap()
             );
         }
     }
@@ -104,15 +91,17 @@ fn runs_are_deterministic_and_print_the_headline_table() {
             p.separate_units = sep;
             for bits in [8, 4] {
                 p.bits = bits;
-                let o = FpgaExperiment.run(&p, &ctx()).expect("runs");
+                let o = FpgaExperiment
+                    .run(&p, &RunContext::single(9))
+                    .expect("runs");
                 eprintln!(
                     "{} sep={sep} INT{bits}: LUT {:.0} FF {:.0} DSP {:.0} BRAM {:.0}; nonlinear {:.3} ms",
                     d.name(),
-                    metric(&o, "nl_lut"),
-                    metric(&o, "nl_ff"),
-                    metric(&o, "nl_dsp"),
-                    metric(&o, "nl_bram"),
-                    metric(&o, "fpga_nonlinear_ms")
+                    o.get("nl_lut").unwrap(),
+                    o.get("nl_ff").unwrap(),
+                    o.get("nl_dsp").unwrap(),
+                    o.get("nl_bram").unwrap(),
+                    o.get("fpga_nonlinear_ms").unwrap()
                 );
             }
         }
@@ -124,18 +113,20 @@ fn design_that_does_not_fit_is_a_clear_error() {
     let mut p = params("bert-base", "a100", Design::Quark);
     p.array_rows = 128;
     p.array_cols = 128;
-    let e = FpgaExperiment.run(&p, &ctx()).expect_err("must not fit");
+    let e = FpgaExperiment
+        .run(&p, &RunContext::single(9))
+        .expect_err("must not fit");
     assert!(e.to_string().contains("does not fit zcu102"), "{e}");
 }
 
 #[test]
 fn bad_quality_values_name_their_keys() {
     use super::params::QualityParams;
-    use sim::experiment::Validate;
+    use sim::validate::Checks;
     let mut p = params("minilm-l6", "a100", Design::Quark);
     let yaml = "{method: none, weight_bits: 8, act_bits: 8, norm_input_bits: 30, sentences: 1}";
     p.quality = Some(serde_norway::from_str::<QualityParams>(yaml).expect("parses"));
-    let keys: Vec<String> = p.validate().into_iter().map(|e| e.path).collect();
+    let keys: Vec<String> = Checks::of(&p).into_iter().map(|e| e.path).collect();
     assert_eq!(keys, ["quality.norm_input_bits", "quality.sentences"]);
     let bad = "{method: none, weight_bits: 8, act_bits: 8, norm_output: clip}";
     let e = serde_norway::from_str::<QualityParams>(bad).expect_err("unknown variant");

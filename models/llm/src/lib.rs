@@ -4,7 +4,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::ParamError;
+use sim::validate::{Checks, Validate};
 
 /// Weight precision of a deployed model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -235,47 +235,42 @@ impl LlmShape {
     pub fn layer_attention_flops(&self, tokens: u64, context: u64) -> f64 {
         4.0 * tokens as f64 * context as f64 * f64::from(self.heads) * self.head_dim() as f64
     }
+}
 
-    /// Structural checks of a preset or inline shape; `path` is its key in params.
-    pub fn validate(&self, path: &str) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        for (key, v) in [
-            ("layers", u64::from(self.layers)),
-            ("hidden", self.hidden),
-            ("heads", u64::from(self.heads)),
-            ("kv_heads", u64::from(self.kv_heads)),
-            ("ffn", self.ffn),
-            ("vocab", self.vocab),
-        ] {
-            if v == 0 {
-                e.push(ParamError::new(
-                    format!("{path}.{key}"),
-                    "must be ≥ 1, got 0",
-                ));
-            }
-        }
+impl Validate for LlmShape {
+    /// Structural checks of a preset or inline shape.
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("layers", self.layers, 1);
+        c.at_least("hidden", self.hidden, 1);
+        c.at_least("heads", self.heads, 1);
+        c.at_least("kv_heads", self.kv_heads, 1);
+        c.at_least("ffn", self.ffn, 1);
+        c.at_least("vocab", self.vocab, 1);
         if self.kv_heads > 0 && !self.heads.is_multiple_of(self.kv_heads) {
-            e.push(ParamError::new(
-                format!("{path}.kv_heads"),
+            c.fail(
+                "kv_heads",
                 format!("must divide heads ({}), got {}", self.heads, self.kv_heads),
-            ));
+            );
         }
-        if let Some(m) = &self.moe
-            && (m.top_k == 0 || m.top_k > m.experts)
-        {
-            e.push(ParamError::new(
-                format!("{path}.moe.top_k"),
-                format!("must be in 1..={}, got {}", m.experts, m.top_k),
-            ));
+        if let Some(m) = &self.moe {
+            c.part("moe", m);
         }
-        e
+    }
+}
+
+impl Validate for MoeShape {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("experts", self.experts, 1);
+        if self.experts >= 1 {
+            c.between("top_k", self.top_k, 1, self.experts);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presets::LLM;
+    use presets::LLM;
 
     fn preset(name: &str) -> LlmShape {
         let text = LLM
@@ -292,7 +287,7 @@ mod tests {
             let s: LlmShape =
                 serde_norway::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(s.name, *name);
-            assert!(s.validate("llm").is_empty(), "{name}");
+            assert!(Checks::of(&s).is_empty(), "{name}");
         }
     }
 

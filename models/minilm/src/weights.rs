@@ -33,7 +33,7 @@ pub enum LoadError {
 pub fn locate() -> Option<PathBuf> {
     let dir = std::env::var_os(DIR_ENV)
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/minilm"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/minilm"));
     (dir.join("model.safetensors").is_file() && dir.join("config.json").is_file()).then_some(dir)
 }
 

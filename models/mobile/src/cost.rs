@@ -10,123 +10,69 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sim::components::dvfs::DvfsSpec;
-use sim::experiment::ParamError;
+use sim::validate::{Checks, Validate};
 
 use super::soc::{Domain, SocSpec};
-use crate::llm::LlmShape;
+use llm::LlmShape;
 
 /// Software parameters of the inference engine (llama.cpp b2202 with its OpenCL backend).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct EngineParams {
     /// CPU cycles to enqueue one layer's kernels (≈12 OpenCL enqueues × ≈50 k cycles), cycles.
-    #[serde(default = "d_dispatch")]
     pub dispatch_cycles_per_layer: f64,
     /// CPU cycles of sampling per vocabulary entry (softmax + top-k/top-p over the logits).
-    #[serde(default = "d_sample")]
     pub sample_cycles_per_vocab: f64,
     /// CPU FLOPs of element-wise operators per token per hidden unit per layer (RMSNorm ×2, RoPE,
     /// SwiGLU activation, residual adds).
-    #[serde(default = "d_elem")]
     pub elementwise_flops_per_hidden: f64,
     /// Whether attention (QKᵀ, softmax, AV) runs on the CPU (llama.cpp b2202's OpenCL backend
     /// offloads only matrix multiplications with weights) rather than the GPU.
-    #[serde(default = "yes")]
     pub attention_on_cpu: bool,
     /// Activation bytes moved per token per hidden unit per layer (read + write of f32 tensors).
-    #[serde(default = "d_act")]
     pub activation_bytes_per_hidden: f64,
     /// Fraction of the shorter of GPU compute and memory time hidden under the longer, in [0, 1].
-    #[serde(default = "d_gm")]
     pub gpu_mem_overlap: f64,
     /// Fraction of the shorter of CPU time and GPU+memory time hidden under the longer, in [0, 1].
-    #[serde(default = "d_cpu")]
     pub cpu_overlap: f64,
     /// Whether the host threads spin-wait while the GPU works (ggml's worker threads spin on an
     /// atomic between operators): the scheduler then sees the CPU runnable for the whole step.
-    #[serde(default = "yes")]
     pub host_spin_wait: bool,
     /// Switching activity of a spin-waiting core relative to computing, in [0, 1].
-    #[serde(default = "d_spin")]
     pub spin_activity: f64,
-}
-
-fn d_dispatch() -> f64 {
-    600_000.0
-}
-fn d_sample() -> f64 {
-    40.0
-}
-fn d_elem() -> f64 {
-    12.0
-}
-fn yes() -> bool {
-    true
-}
-fn d_act() -> f64 {
-    32.0
-}
-fn d_gm() -> f64 {
-    0.8
-}
-fn d_cpu() -> f64 {
-    0.3
-}
-fn d_spin() -> f64 {
-    0.3
 }
 
 impl Default for EngineParams {
     fn default() -> Self {
         Self {
-            dispatch_cycles_per_layer: d_dispatch(),
-            sample_cycles_per_vocab: d_sample(),
-            elementwise_flops_per_hidden: d_elem(),
+            dispatch_cycles_per_layer: 600_000.0,
+            sample_cycles_per_vocab: 40.0,
+            elementwise_flops_per_hidden: 12.0,
             attention_on_cpu: true,
-            activation_bytes_per_hidden: d_act(),
-            gpu_mem_overlap: d_gm(),
-            cpu_overlap: d_cpu(),
+            activation_bytes_per_hidden: 32.0,
+            gpu_mem_overlap: 0.8,
+            cpu_overlap: 0.3,
             host_spin_wait: true,
-            spin_activity: d_spin(),
+            spin_activity: 0.3,
         }
     }
 }
 
-impl EngineParams {
-    /// Range checks; `path` is the key in params.
-    pub fn validate(&self, path: &str) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        for (key, v) in [
-            ("dispatch_cycles_per_layer", self.dispatch_cycles_per_layer),
-            ("sample_cycles_per_vocab", self.sample_cycles_per_vocab),
-            (
-                "elementwise_flops_per_hidden",
-                self.elementwise_flops_per_hidden,
-            ),
-            (
-                "activation_bytes_per_hidden",
-                self.activation_bytes_per_hidden,
-            ),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                e.push(ParamError::new(
-                    format!("{path}.{key}"),
-                    format!("must be finite and ≥ 0, got {v}"),
-                ));
-            }
-        }
-        for (key, v) in [
-            ("gpu_mem_overlap", self.gpu_mem_overlap),
-            ("cpu_overlap", self.cpu_overlap),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                e.push(ParamError::new(
-                    format!("{path}.{key}"),
-                    format!("must be in [0, 1], got {v}"),
-                ));
-            }
-        }
-        e
+impl Validate for EngineParams {
+    fn validate(&self, c: &mut Checks) {
+        c.non_negative("dispatch_cycles_per_layer", self.dispatch_cycles_per_layer);
+        c.non_negative("sample_cycles_per_vocab", self.sample_cycles_per_vocab);
+        c.non_negative(
+            "elementwise_flops_per_hidden",
+            self.elementwise_flops_per_hidden,
+        );
+        c.non_negative(
+            "activation_bytes_per_hidden",
+            self.activation_bytes_per_hidden,
+        );
+        c.fraction("gpu_mem_overlap", self.gpu_mem_overlap);
+        c.fraction("cpu_overlap", self.cpu_overlap);
+        c.fraction("spin_activity", self.spin_activity);
     }
 }
 
@@ -303,7 +249,7 @@ impl CostModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presets::{LLM, SOC};
+    use presets::{LLM, SOC};
 
     pub(crate) fn model(soc: &str, llm: &str) -> CostModel {
         let s = SOC.iter().find(|(n, _)| *n == soc).unwrap().1;

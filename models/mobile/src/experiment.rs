@@ -1,6 +1,35 @@
 //! Bench of the `mobile` family: workload → engine → three DVFS domains (+ base power) → energy
 //! meter, with either the stock trio of governors (each on its own ticker) or a per-phase pinner
 //! (performance, powersave, fixed triple, FUSE), and a monitor that attributes energy to phases.
+//!
+//! ```text
+//!   ┌────────────┐ out → submit       ┌────────────┐ done
+//!   │  Workload  ├───────────────────►│   Engine   ├──────────► RequestDone queue
+//!   │ "workload" │◄───────────────────┤  "engine"  │
+//!   └─────┬──────┘ done → completed   └──┬──────▲──┘
+//!         │ all_done → stop              │      │ switched → on_switch
+//!         ▼                              │      │
+//!   ┌────────────┐        cpu_util,      ▼      │
+//!   │ Ticker(s)  │        gpu_util,   ┌─────────┴─────────┐ power → power ┌─────────────┐
+//!   │ "ticker/i" │        mem_util →  │  DvfsDomain × 3   ├──────────────►│ EnergyMeter │
+//!   └─────┬──────┘        set_util    │ "cpu" "gpu" "mem" │               │   "meter"   │
+//!         │ tick → tick               └─────────▲─────────┘               └──────▲──────┘
+//!         ▼                                     │ set_opp → set_opp              │ base → power
+//!   ┌──────────────────────┐                    │                         ┌──────┴──────┐
+//!   │ Governor × 3 (stock) ├────────────────────┘                         │   Monitor   │
+//!   │ "governor/<domain>"  │                                              │  "monitor"  │
+//!   └──────────────────────┘                                              └─────────────┘
+//! ```
+//!
+//! * Stock policy: each governor observes its domain's load (engine `cpu_busy`, `gpu_util`,
+//!   `mem_util` → `observe`) and decides on its own ticker's `tick`.
+//! * Pinned policies instead: a `Pinner` ("pinner") takes engine `phase` → `phase` and drives
+//!   its `cpu`, `gpu`, `mem` outputs → the domains' `set_opp`; no governors, no governor tickers.
+//! * The monitor also takes every domain's `power` and `switched`, the engine's
+//!   `{cpu,gpu,mem}_util` → `util_*` and `phase` → `phase`, and, when a series is recorded, the
+//!   `tick` of its own ticker. Every ticker stops on the workload's `all_done`.
+//! * Queried at the end: Monitor::report, EnergyMeter::report, Engine::steps, Engine::dash_stats,
+//!   DvfsDomain::state.
 
 use nexosim::ports::{EventSinkReader, QuerySource, SinkState, event_queue};
 use nexosim::simulation::Mailbox;
@@ -391,11 +420,11 @@ impl Experiment for MobileExperiment {
     const PRESETS: &'static [PresetSlot] = &[
         PresetSlot {
             key: "soc",
-            builtin: crate::presets::SOC,
+            builtin: presets::SOC,
         },
         PresetSlot {
             key: "llm",
-            builtin: crate::presets::LLM,
+            builtin: presets::LLM,
         },
     ];
 

@@ -5,86 +5,50 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::ParamError;
+use sim::validate::{Checks, Validate};
 
 use super::cost::{CostModel, Phase, StepWork};
 use super::soc::Domain;
 
 /// FUSE tunables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct FuseParams {
     /// Upper bounds (exclusive) of the prompt-length ranges, tokens, increasing; FUSE uses 5 ranges.
-    #[serde(default = "d_bounds")]
     pub range_bounds: Vec<u64>,
     /// Decode tokens profiled per range (and generated per calibration request).
-    #[serde(default = "d_tokens")]
     pub decode_profile_tokens: u64,
     /// Profile every `decode_profile_stride`-th decode token (context grows in between).
-    #[serde(default = "d_stride")]
     pub decode_profile_stride: u64,
     /// Energy-per-token budget as a multiple of the stock governors' (1 = iso-energy).
-    #[serde(default = "d_slack")]
     pub energy_budget: f64,
-}
-
-fn d_bounds() -> Vec<u64> {
-    vec![64, 128, 256, 512]
-}
-fn d_tokens() -> u64 {
-    128
-}
-fn d_stride() -> u64 {
-    32
-}
-fn d_slack() -> f64 {
-    1.0
 }
 
 impl Default for FuseParams {
     fn default() -> Self {
         Self {
-            range_bounds: d_bounds(),
-            decode_profile_tokens: d_tokens(),
-            decode_profile_stride: d_stride(),
-            energy_budget: d_slack(),
+            range_bounds: vec![64, 128, 256, 512],
+            decode_profile_tokens: 128,
+            decode_profile_stride: 32,
+            energy_budget: 1.0,
         }
     }
 }
 
-impl FuseParams {
-    /// Range checks under `path`.
-    pub fn validate(&self, path: &str) -> Vec<ParamError> {
-        let mut e = Vec::new();
+impl Validate for FuseParams {
+    fn validate(&self, c: &mut Checks) {
         if self.range_bounds.first().is_some_and(|&b| b < 2)
             || self.range_bounds.windows(2).any(|w| w[1] <= w[0])
         {
-            e.push(ParamError::new(
-                format!("{path}.range_bounds"),
-                "must be strictly increasing and ≥ 2",
-            ));
+            c.fail("range_bounds", "must be strictly increasing and ≥ 2");
         }
-        if self.decode_profile_tokens == 0 {
-            e.push(ParamError::new(
-                format!("{path}.decode_profile_tokens"),
-                "must be ≥ 1, got 0",
-            ));
-        }
-        if self.decode_profile_stride == 0 {
-            e.push(ParamError::new(
-                format!("{path}.decode_profile_stride"),
-                "must be ≥ 1, got 0",
-            ));
-        }
-        if !(self.energy_budget.is_finite() && self.energy_budget > 0.0) {
-            e.push(ParamError::new(
-                format!("{path}.energy_budget"),
-                format!("must be finite and > 0, got {}", self.energy_budget),
-            ));
-        }
-        e
+        c.at_least("decode_profile_tokens", self.decode_profile_tokens, 1);
+        c.at_least("decode_profile_stride", self.decode_profile_stride, 1);
+        c.positive("energy_budget", self.energy_budget);
     }
+}
 
+impl FuseParams {
     /// Representative prompt length of each range: the midpoint, `1.5×` the last bound for the open one.
     pub fn representatives(&self) -> Vec<u64> {
         let mut lo = 1;

@@ -5,66 +5,40 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::ParamError;
+use sim::validate::{Checks, Validate};
 
 /// Tunables of the memory governor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MemBwParams {
     /// Sampling period, seconds.
-    #[serde(default = "d_period")]
     pub period_s: f64,
     /// Bandwidth utilisation the governor aims at, in (0, 1].
-    #[serde(default = "d_target")]
     pub target_util: f64,
     /// Consecutive periods of lower demand before the OPP is lowered (≥ 1).
-    #[serde(default = "d_hold")]
     pub down_hold: u32,
-}
-
-fn d_period() -> f64 {
-    0.02
-}
-fn d_target() -> f64 {
-    0.6
-}
-fn d_hold() -> u32 {
-    3
 }
 
 impl Default for MemBwParams {
     fn default() -> Self {
         Self {
-            period_s: d_period(),
-            target_util: d_target(),
-            down_hold: d_hold(),
+            period_s: 0.02,
+            target_util: 0.6,
+            down_hold: 3,
         }
     }
 }
 
-impl MemBwParams {
-    /// Range checks under `path`.
-    pub fn validate(&self, path: &str) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        if !(self.period_s.is_finite() && self.period_s > 0.0) {
-            e.push(ParamError::new(
-                format!("{path}.period_s"),
-                format!("must be finite and > 0, got {}", self.period_s),
-            ));
-        }
+impl Validate for MemBwParams {
+    fn validate(&self, c: &mut Checks) {
+        c.positive("period_s", self.period_s);
         if !(self.target_util > 0.0 && self.target_util <= 1.0) {
-            e.push(ParamError::new(
-                format!("{path}.target_util"),
+            c.fail(
+                "target_util",
                 format!("must be in (0, 1], got {}", self.target_util),
-            ));
+            );
         }
-        if self.down_hold == 0 {
-            e.push(ParamError::new(
-                format!("{path}.down_hold"),
-                "must be ≥ 1, got 0",
-            ));
-        }
-        e
+        c.at_least("down_hold", self.down_hold, 1);
     }
 }
 

@@ -5,71 +5,52 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::ParamError;
+use sim::validate::{Checks, Validate};
 
 /// Tunables of the GPU governor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct OndemandParams {
     /// Polling period, seconds.
-    #[serde(default = "d_period")]
     pub period_s: f64,
     /// Busy fraction above which the GPU jumps to its highest OPP, in (0, 1].
-    #[serde(default = "d_up")]
     pub up_threshold: f64,
     /// Hysteresis band below `up_threshold` in which the OPP is kept, in [0, up_threshold).
-    #[serde(default = "d_down")]
     pub down_differential: f64,
-}
-
-fn d_period() -> f64 {
-    0.02
-}
-fn d_up() -> f64 {
-    0.90
-}
-fn d_down() -> f64 {
-    0.05
 }
 
 impl Default for OndemandParams {
     fn default() -> Self {
         Self {
-            period_s: d_period(),
-            up_threshold: d_up(),
-            down_differential: d_down(),
+            period_s: 0.02,
+            up_threshold: 0.90,
+            down_differential: 0.05,
+        }
+    }
+}
+
+impl Validate for OndemandParams {
+    fn validate(&self, c: &mut Checks) {
+        c.positive("period_s", self.period_s);
+        if !(self.up_threshold > 0.0 && self.up_threshold <= 1.0) {
+            c.fail(
+                "up_threshold",
+                format!("must be in (0, 1], got {}", self.up_threshold),
+            );
+        }
+        if !(self.down_differential >= 0.0 && self.down_differential < self.up_threshold) {
+            c.fail(
+                "down_differential",
+                format!(
+                    "must be in [0, up_threshold = {}), got {}",
+                    self.up_threshold, self.down_differential
+                ),
+            );
         }
     }
 }
 
 impl OndemandParams {
-    /// Range checks under `path`.
-    pub fn validate(&self, path: &str) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        if !(self.period_s.is_finite() && self.period_s > 0.0) {
-            e.push(ParamError::new(
-                format!("{path}.period_s"),
-                format!("must be finite and > 0, got {}", self.period_s),
-            ));
-        }
-        if !(self.up_threshold > 0.0 && self.up_threshold <= 1.0) {
-            e.push(ParamError::new(
-                format!("{path}.up_threshold"),
-                format!("must be in (0, 1], got {}", self.up_threshold),
-            ));
-        }
-        if !(self.down_differential >= 0.0 && self.down_differential < self.up_threshold) {
-            e.push(ParamError::new(
-                format!("{path}.down_differential"),
-                format!(
-                    "must be in [0, up_threshold = {}), got {}",
-                    self.up_threshold, self.down_differential
-                ),
-            ));
-        }
-        e
-    }
-
     /// The OPP after a period with busy fraction `load` at OPP `cur` of `freqs_hz`.
     pub fn decide(&self, load: f64, cur: usize, freqs_hz: &[f64]) -> usize {
         let last = freqs_hz.len() - 1;

@@ -2,7 +2,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::{ParamError, Validate};
+use sim::validate::{Checks, Validate};
 
 use super::cost::EngineParams;
 use super::dash::DashParams;
@@ -11,7 +11,7 @@ use super::membw::MemBwParams;
 use super::ondemand::OndemandParams;
 use super::schedutil::SchedutilParams;
 use super::soc::SocSpec;
-use crate::llm::LlmShape;
+use llm::LlmShape;
 
 /// Who sets the three domains' frequencies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -37,10 +37,11 @@ pub enum GovernorChoice {
 }
 
 /// Arrival process.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ArrivalKind {
     /// Closed-loop chat: one request at a time, think time between answer and next prompt.
+    #[default]
     Closed,
     /// Open-loop Poisson arrivals.
     Poisson,
@@ -51,7 +52,7 @@ pub enum ArrivalKind {
 #[serde(deny_unknown_fields)]
 pub struct WorkloadParams {
     /// Arrival process.
-    #[serde(default = "d_arrivals")]
+    #[serde(default)]
     pub arrivals: ArrivalKind,
     /// Requests to run.
     pub requests: u64,
@@ -69,9 +70,6 @@ pub struct WorkloadParams {
     pub fixed_lengths: Option<[u64; 2]>,
 }
 
-fn d_arrivals() -> ArrivalKind {
-    ArrivalKind::Closed
-}
 fn d_think() -> f64 {
     2.0
 }
@@ -84,16 +82,13 @@ fn d_cap() -> u64 {
 
 /// Stock-governor tunables.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct StockParams {
     /// CPU schedutil.
-    #[serde(default)]
     pub cpu: SchedutilParams,
     /// GPU load-threshold governor.
-    #[serde(default)]
     pub gpu: OndemandParams,
     /// Memory bandwidth governor.
-    #[serde(default)]
     pub mem: MemBwParams,
 }
 
@@ -127,15 +122,13 @@ pub struct MobileParams {
 }
 
 impl Validate for MobileParams {
-    fn validate(&self) -> Vec<ParamError> {
-        let mut e = self.soc.validate("soc");
-        e.extend(self.llm.validate("llm"));
-        e.extend(self.engine.validate("engine"));
-        e.extend(self.stock.cpu.validate("stock.cpu"));
-        e.extend(self.stock.gpu.validate("stock.gpu"));
-        e.extend(self.stock.mem.validate("stock.mem"));
-        e.extend(self.fuse.validate("fuse"));
-        e.extend(self.dash.validate("dash"));
+    fn validate(&self, c: &mut Checks) {
+        c.part("soc", &self.soc);
+        c.part("llm", &self.llm);
+        c.part("engine", &self.engine);
+        c.part("stock", &self.stock);
+        c.part("fuse", &self.fuse);
+        c.part("dash", &self.dash);
         if let GovernorChoice::Fixed { cpu, gpu, mem } = self.governor {
             for (k, v, n) in [
                 ("cpu", cpu, self.soc.cpu.dvfs.len()),
@@ -143,49 +136,39 @@ impl Validate for MobileParams {
                 ("mem", mem, self.soc.mem.dvfs.len()),
             ] {
                 if v >= n {
-                    e.push(ParamError::new(
-                        format!("governor.fixed.{k}"),
+                    c.fail(
+                        &format!("governor.fixed.{k}"),
                         format!("must be an OPP index in 0..{n}, got {v}"),
-                    ));
+                    );
                 }
             }
         }
-        let w = &self.workload;
-        if w.requests == 0 {
-            e.push(ParamError::new("workload.requests", "must be ≥ 1, got 0"));
-        }
-        if !(w.think_s.is_finite() && w.think_s >= 0.0) {
-            e.push(ParamError::new(
-                "workload.think_s",
-                format!("must be finite and ≥ 0 s, got {}", w.think_s),
-            ));
-        }
-        if !(w.rate_per_s.is_finite() && w.rate_per_s > 0.0) {
-            e.push(ParamError::new(
-                "workload.rate_per_s",
-                format!("must be finite and > 0, got {}", w.rate_per_s),
-            ));
-        }
-        if w.max_response_tokens == 0 {
-            e.push(ParamError::new(
-                "workload.max_response_tokens",
-                "must be ≥ 1, got 0",
-            ));
-        }
-        if let Some([p, r]) = w.fixed_lengths
+        c.part("workload", &self.workload);
+        c.non_negative("series_interval_s", self.series_interval_s);
+    }
+}
+
+impl Validate for StockParams {
+    fn validate(&self, c: &mut Checks) {
+        c.part("cpu", &self.cpu);
+        c.part("gpu", &self.gpu);
+        c.part("mem", &self.mem);
+    }
+}
+
+impl Validate for WorkloadParams {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("requests", self.requests, 1);
+        c.non_negative("think_s", self.think_s);
+        c.positive("rate_per_s", self.rate_per_s);
+        c.at_least("max_response_tokens", self.max_response_tokens, 1);
+        if let Some([p, r]) = self.fixed_lengths
             && (p == 0 || r == 0)
         {
-            e.push(ParamError::new(
-                "workload.fixed_lengths",
+            c.fail(
+                "fixed_lengths",
                 format!("prompt and response must be ≥ 1 token, got [{p}, {r}]"),
-            ));
+            );
         }
-        if !(self.series_interval_s.is_finite() && self.series_interval_s >= 0.0) {
-            e.push(ParamError::new(
-                "series_interval_s",
-                format!("must be finite and ≥ 0 s, got {}", self.series_interval_s),
-            ));
-        }
-        e
     }
 }

@@ -4,85 +4,43 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::ParamError;
+use sim::validate::{Checks, Validate};
 
 /// Tunables of [`Schedutil`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SchedutilParams {
     /// Utilisation update period (scheduler tick, HZ = 250), seconds.
-    #[serde(default = "d_period")]
     pub period_s: f64,
     /// PELT half-life, seconds.
-    #[serde(default = "d_halflife")]
     pub halflife_s: f64,
     /// Frequency headroom factor (1.25 in mainline).
-    #[serde(default = "d_headroom")]
     pub headroom: f64,
     /// Minimum time between a change and a raise, seconds (sched-pixel up_rate_limit_us).
-    #[serde(default = "d_up")]
     pub up_rate_limit_s: f64,
     /// Minimum time between a change and a lowering, seconds (down_rate_limit_us).
-    #[serde(default = "d_down")]
     pub down_rate_limit_s: f64,
-}
-
-fn d_period() -> f64 {
-    0.004
-}
-fn d_halflife() -> f64 {
-    0.032
-}
-fn d_headroom() -> f64 {
-    1.25
-}
-fn d_up() -> f64 {
-    0.0005
-}
-fn d_down() -> f64 {
-    0.02
 }
 
 impl Default for SchedutilParams {
     fn default() -> Self {
         Self {
-            period_s: d_period(),
-            halflife_s: d_halflife(),
-            headroom: d_headroom(),
-            up_rate_limit_s: d_up(),
-            down_rate_limit_s: d_down(),
+            period_s: 0.004,
+            halflife_s: 0.032,
+            headroom: 1.25,
+            up_rate_limit_s: 0.0005,
+            down_rate_limit_s: 0.02,
         }
     }
 }
 
-impl SchedutilParams {
-    /// Range checks under `path`.
-    pub fn validate(&self, path: &str) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        for (k, v) in [
-            ("period_s", self.period_s),
-            ("halflife_s", self.halflife_s),
-            ("headroom", self.headroom),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                e.push(ParamError::new(
-                    format!("{path}.{k}"),
-                    format!("must be finite and > 0, got {v}"),
-                ));
-            }
-        }
-        for (k, v) in [
-            ("up_rate_limit_s", self.up_rate_limit_s),
-            ("down_rate_limit_s", self.down_rate_limit_s),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                e.push(ParamError::new(
-                    format!("{path}.{k}"),
-                    format!("must be finite and ≥ 0, got {v}"),
-                ));
-            }
-        }
-        e
+impl Validate for SchedutilParams {
+    fn validate(&self, c: &mut Checks) {
+        c.positive("period_s", self.period_s);
+        c.positive("halflife_s", self.halflife_s);
+        c.positive("headroom", self.headroom);
+        c.non_negative("up_rate_limit_s", self.up_rate_limit_s);
+        c.non_negative("down_rate_limit_s", self.down_rate_limit_s);
     }
 }
 

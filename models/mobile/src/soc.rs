@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sim::components::dvfs::{DvfsSpec, Opp};
-use sim::experiment::ParamError;
+use sim::validate::{Checks, Validate};
 
 /// Operating points and power model shared by the three domain kinds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -65,55 +65,33 @@ impl DomainOpps {
     pub fn freq_hz(&self, i: usize) -> f64 {
         self.opps_mhz[i] * 1e6
     }
+}
 
-    fn validate(&self, path: &str, e: &mut Vec<ParamError>) {
+impl Validate for DomainOpps {
+    fn validate(&self, c: &mut Checks) {
         if self.opps_mhz.is_empty() {
-            e.push(ParamError::new(
-                format!("{path}.opps_mhz"),
-                "must list at least one frequency",
-            ));
+            c.fail("opps_mhz", "must list at least one frequency");
         }
         if self.opps_mhz.iter().any(|f| !(f.is_finite() && *f > 0.0)) {
-            e.push(ParamError::new(
-                format!("{path}.opps_mhz"),
-                "every frequency must be finite and > 0 MHz",
-            ));
+            c.fail("opps_mhz", "every frequency must be finite and > 0 MHz");
         }
         if self.opps_mhz.windows(2).any(|w| w[1] <= w[0]) {
-            e.push(ParamError::new(
-                format!("{path}.opps_mhz"),
-                "must be strictly increasing",
-            ));
+            c.fail("opps_mhz", "must be strictly increasing");
         }
-        for (key, v) in [("volt_lo_v", self.volt_lo_v), ("volt_hi_v", self.volt_hi_v)] {
-            if !(v.is_finite() && v > 0.0) {
-                e.push(ParamError::new(
-                    format!("{path}.{key}"),
-                    format!("must be a voltage > 0 V, got {v}"),
-                ));
-            }
-        }
+        c.positive("volt_lo_v", self.volt_lo_v);
+        c.positive("volt_hi_v", self.volt_hi_v);
         if self.volt_hi_v < self.volt_lo_v {
-            e.push(ParamError::new(
-                format!("{path}.volt_hi_v"),
+            c.fail(
+                "volt_hi_v",
                 format!(
                     "must be ≥ volt_lo_v ({}), got {}",
                     self.volt_lo_v, self.volt_hi_v
                 ),
-            ));
+            );
         }
-        for (key, v) in [
-            ("c_eff_nf", self.c_eff_nf),
-            ("static_w", self.static_w),
-            ("transition_us", self.transition_us),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                e.push(ParamError::new(
-                    format!("{path}.{key}"),
-                    format!("must be finite and ≥ 0, got {v}"),
-                ));
-            }
-        }
+        c.non_negative("c_eff_nf", self.c_eff_nf);
+        c.non_negative("static_w", self.static_w);
+        c.non_negative("transition_us", self.transition_us);
     }
 }
 
@@ -183,41 +161,44 @@ pub struct SocSpec {
     pub base_w: f64,
 }
 
-impl SocSpec {
-    /// Range checks; `path` is the key of the SoC in params.
-    pub fn validate(&self, path: &str) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        self.cpu.dvfs.validate(&format!("{path}.cpu.dvfs"), &mut e);
-        self.gpu.dvfs.validate(&format!("{path}.gpu.dvfs"), &mut e);
-        self.mem.dvfs.validate(&format!("{path}.mem.dvfs"), &mut e);
-        for (key, v) in [
-            ("cpu.flops_per_cycle", self.cpu.flops_per_cycle),
-            ("gpu.gemv_flops_per_cycle", self.gpu.gemv_flops_per_cycle),
-            ("gpu.gemm_flops_per_cycle", self.gpu.gemm_flops_per_cycle),
-            ("mem.bytes_per_cycle", self.mem.bytes_per_cycle),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                e.push(ParamError::new(
-                    format!("{path}.{key}"),
-                    format!("must be finite and > 0, got {v}"),
-                ));
-            }
-        }
-        if !(self.mem.efficiency > 0.0 && self.mem.efficiency <= 1.0) {
-            e.push(ParamError::new(
-                format!("{path}.mem.efficiency"),
-                format!("must be in (0, 1], got {}", self.mem.efficiency),
-            ));
-        }
-        if !(self.base_w.is_finite() && self.base_w >= 0.0) {
-            e.push(ParamError::new(
-                format!("{path}.base_w"),
-                format!("must be finite and ≥ 0 W, got {}", self.base_w),
-            ));
-        }
-        e
+impl Validate for CpuSpec {
+    fn validate(&self, c: &mut Checks) {
+        c.part("dvfs", &self.dvfs);
+        c.positive("flops_per_cycle", self.flops_per_cycle);
     }
+}
 
+impl Validate for GpuSpec {
+    fn validate(&self, c: &mut Checks) {
+        c.part("dvfs", &self.dvfs);
+        c.positive("gemv_flops_per_cycle", self.gemv_flops_per_cycle);
+        c.positive("gemm_flops_per_cycle", self.gemm_flops_per_cycle);
+    }
+}
+
+impl Validate for MemSpec {
+    fn validate(&self, c: &mut Checks) {
+        c.part("dvfs", &self.dvfs);
+        c.positive("bytes_per_cycle", self.bytes_per_cycle);
+        if !(self.efficiency > 0.0 && self.efficiency <= 1.0) {
+            c.fail(
+                "efficiency",
+                format!("must be in (0, 1], got {}", self.efficiency),
+            );
+        }
+    }
+}
+
+impl Validate for SocSpec {
+    fn validate(&self, c: &mut Checks) {
+        c.part("cpu", &self.cpu);
+        c.part("gpu", &self.gpu);
+        c.part("mem", &self.mem);
+        c.non_negative("base_w", self.base_w);
+    }
+}
+
+impl SocSpec {
     /// Operating points of domain `d`.
     pub fn domain(&self, d: Domain) -> &DomainOpps {
         match d {
@@ -264,8 +245,7 @@ impl Domain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presets::SOC;
-    use sim::experiment::Validate;
+    use presets::SOC;
 
     #[test]
     fn every_soc_preset_parses_and_validates() {
@@ -273,13 +253,9 @@ mod tests {
         for (name, text) in SOC {
             let s: SocSpec = serde_norway::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(s.name, *name);
-            assert!(
-                s.validate("soc").is_empty(),
-                "{name}: {:?}",
-                s.validate("soc")
-            );
+            assert!(Checks::of(&s).is_empty(), "{name}: {:?}", Checks::of(&s));
             for d in Domain::ALL {
-                assert!(s.domain(d).dvfs(0).validate().is_empty());
+                assert!(Checks::of(&s.domain(d).dvfs(0)).is_empty());
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Family-level checks: energy accounting, FUSE's search against brute-force simulation, the
 //! paper's direction of effect, validation and determinism.
 
-use sim::experiment::{Experiment, RunContext, RunOutput, Validate};
+use sim::experiment::{Experiment, RunContext};
+use sim::validate::Checks;
 
 use super::MobileExperiment;
 use super::cost::{CostModel, EngineParams, Phase};
@@ -10,7 +11,7 @@ use super::experiment::{Policy, simulate};
 use super::fuse::{self, FuseParams, Profile};
 use super::params::{ArrivalKind, GovernorChoice, MobileParams, StockParams, WorkloadParams};
 use super::workload::Arrivals;
-use crate::presets::{LLM, SOC};
+use presets::{LLM, SOC};
 
 fn preset<T: serde::de::DeserializeOwned>(table: &[(&str, &str)], name: &str) -> T {
     serde_norway::from_str(table.iter().find(|(n, _)| *n == name).unwrap().1).unwrap()
@@ -41,23 +42,6 @@ fn params(governor: GovernorChoice, prompt: u64, response: u64, requests: u64) -
     }
 }
 
-fn ctx() -> RunContext {
-    RunContext {
-        run: 0,
-        point: 0,
-        replication: 0,
-        seed: 17,
-    }
-}
-
-fn metric(out: &RunOutput, name: &str) -> f64 {
-    out.metrics
-        .iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("metric {name}"))
-        .1
-}
-
 #[test]
 fn energy_is_non_negative_and_the_sum_over_domains_and_phases() {
     let p = params(GovernorChoice::Stock, 40, 12, 2);
@@ -67,7 +51,7 @@ fn energy_is_non_negative_and_the_sum_over_domains_and_phases() {
         &Policy::Stock(p.stock.clone()),
         Arrivals::Closed { think_s: 0.3 },
         vec![(40, 12), (80, 6)],
-        ctx().rng("t"),
+        RunContext::single(17).rng("t"),
         0.01,
     )
     .unwrap();
@@ -121,7 +105,7 @@ fn fuse_search_finds_the_triple_brute_force_simulation_finds() {
                 &pol,
                 Arrivals::Closed { think_s: 0.0 },
                 vec![(32, 9)],
-                ctx().rng("t"),
+                RunContext::single(17).rng("t"),
                 0.0,
             )
             .unwrap();
@@ -151,26 +135,32 @@ fn fuse_search_finds_the_triple_brute_force_simulation_finds() {
 #[test]
 fn fuse_is_faster_than_stock_at_no_more_energy_per_token() {
     let stock = MobileExperiment
-        .run(&params(GovernorChoice::Stock, 96, 33, 2), &ctx())
+        .run(
+            &params(GovernorChoice::Stock, 96, 33, 2),
+            &RunContext::single(17),
+        )
         .unwrap();
     let fuse = MobileExperiment
-        .run(&params(GovernorChoice::Fuse, 96, 33, 2), &ctx())
+        .run(
+            &params(GovernorChoice::Fuse, 96, 33, 2),
+            &RunContext::single(17),
+        )
         .unwrap();
     let (ts, tf) = (
-        metric(&stock, "tpot_ms_mean"),
-        metric(&fuse, "tpot_ms_mean"),
+        stock.get("tpot_ms_mean").unwrap(),
+        fuse.get("tpot_ms_mean").unwrap(),
     );
     let (es, ef) = (
-        metric(&stock, "decode_mj_per_token"),
-        metric(&fuse, "decode_mj_per_token"),
+        stock.get("decode_mj_per_token").unwrap(),
+        fuse.get("decode_mj_per_token").unwrap(),
     );
     assert!(tf < ts, "TPOT fuse {tf} vs stock {ts}");
     assert!(
         ef <= es * 1.05,
         "decode energy/token fuse {ef} vs stock {es}"
     );
-    assert!(metric(&fuse, "ttft_ms_mean") <= metric(&stock, "ttft_ms_mean") * 1.02);
-    assert!(metric(&fuse, "stock_gap_tpot_pct_max") > 0.0);
+    assert!(fuse.get("ttft_ms_mean").unwrap() <= stock.get("ttft_ms_mean").unwrap() * 1.02);
+    assert!(fuse.get("stock_gap_tpot_pct_max").unwrap() > 0.0);
 }
 
 #[test]
@@ -178,8 +168,8 @@ fn runs_are_deterministic() {
     let mut p = params(GovernorChoice::Stock, 50, 10, 3);
     p.workload.fixed_lengths = None;
     p.workload.max_response_tokens = 10;
-    let a = MobileExperiment.run(&p, &ctx()).unwrap();
-    let b = MobileExperiment.run(&p, &ctx()).unwrap();
+    let a = MobileExperiment.run(&p, &RunContext::single(17)).unwrap();
+    let b = MobileExperiment.run(&p, &RunContext::single(17)).unwrap();
     assert_eq!(a, b);
 }
 
@@ -200,7 +190,7 @@ fn bad_params_are_rejected_with_their_key() {
     p.engine.cpu_overlap = 2.0;
     p.soc.mem.efficiency = 0.0;
     p.fuse.range_bounds = vec![64, 32];
-    let keys: Vec<String> = p.validate().into_iter().map(|e| e.path).collect();
+    let keys: Vec<String> = Checks::of(&p).into_iter().map(|e| e.path).collect();
     for k in [
         "governor.fixed.cpu",
         "workload.requests",
@@ -212,15 +202,11 @@ fn bad_params_are_rejected_with_their_key() {
     ] {
         assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
     }
-    assert!(
-        params(GovernorChoice::Stock, 10, 10, 1)
-            .validate()
-            .is_empty()
-    );
+    assert!(Checks::of(&params(GovernorChoice::Stock, 10, 10, 1)).is_empty());
 }
 
 /// Prints the numbers of the README (FUSE headline on Pixel 7, the TinyLlama GPU example, other
-/// phones): `cargo test -p models --release mobile::tests::report -- --ignored --nocapture`.
+/// phones): `cargo test -p mobile --release tests::report -- --ignored --nocapture`.
 #[test]
 #[ignore = "prints the report numbers; slow in debug"]
 fn report() {
@@ -233,17 +219,7 @@ fn report() {
         p.workload.max_response_tokens = 128;
         p.fuse = FuseParams::default();
         p.series_interval_s = 0.0;
-        MobileExperiment
-            .run(
-                &p,
-                &RunContext {
-                    run: 0,
-                    point: 0,
-                    replication: 0,
-                    seed: 7,
-                },
-            )
-            .unwrap()
+        MobileExperiment.run(&p, &RunContext::single(7)).unwrap()
     };
     println!(
         "soc | llm | governor | TTFT ms | TPOT ms | prefill mJ/tok | decode mJ/tok | W | gap TTFT/TPOT % (max)"
@@ -267,28 +243,27 @@ fn report() {
                 ("fuse", GovernorChoice::Fuse),
             ] {
                 let o = row(soc, llm, g, None, 12);
-                let (tt, tp) = (metric(&o, "ttft_ms_mean"), metric(&o, "tpot_ms_mean"));
+                let (tt, tp) = (
+                    o.get("ttft_ms_mean").unwrap(),
+                    o.get("tpot_ms_mean").unwrap(),
+                );
                 if name == "stock" {
                     base = (tt, tp);
                 }
-                let gap = o
-                    .metrics
-                    .iter()
-                    .find(|(n, _)| n == "stock_gap_ttft_pct_max")
-                    .map(|_| {
-                        format!(
-                            "{:.1}/{:.1}",
-                            metric(&o, "stock_gap_ttft_pct_max"),
-                            metric(&o, "stock_gap_tpot_pct_max")
-                        )
-                    });
+                let gap = o.get("stock_gap_ttft_pct_max").map(|_| {
+                    format!(
+                        "{:.1}/{:.1}",
+                        o.get("stock_gap_ttft_pct_max").unwrap(),
+                        o.get("stock_gap_tpot_pct_max").unwrap()
+                    )
+                });
                 println!(
                     "{soc} | {llm} | {name} | {tt:.0} ({:+.1}%) | {tp:.1} ({:+.1}%) | {:.1} | {:.1} | {:.2} | {}",
                     (tt / base.0 - 1.0) * 100.0,
                     (tp / base.1 - 1.0) * 100.0,
-                    metric(&o, "prefill_mj_per_token"),
-                    metric(&o, "decode_mj_per_token"),
-                    metric(&o, "energy_power_w_mean"),
+                    o.get("prefill_mj_per_token").unwrap(),
+                    o.get("decode_mj_per_token").unwrap(),
+                    o.get("energy_power_w_mean").unwrap(),
                     gap.unwrap_or_default()
                 );
             }
@@ -317,36 +292,11 @@ fn report() {
         let o = row("pixel-7", "tinyllama-1.1b-q4", g, Some([64, 129]), 3);
         println!(
             "{name}: TPOT {:.1} ms, decode {:.1} mJ/token, gpu mean {:.0} MHz, cpu mean {:.0} MHz, mem mean {:.0} MHz",
-            metric(&o, "tpot_ms_mean"),
-            metric(&o, "decode_mj_per_token"),
-            metric(&o, "gpu_freq_mhz_mean"),
-            metric(&o, "cpu_freq_mhz_mean"),
-            metric(&o, "mem_freq_mhz_mean")
+            o.get("tpot_ms_mean").unwrap(),
+            o.get("decode_mj_per_token").unwrap(),
+            o.get("gpu_freq_mhz_mean").unwrap(),
+            o.get("cpu_freq_mhz_mean").unwrap(),
+            o.get("mem_freq_mhz_mean").unwrap()
         );
-    }
-}
-
-#[test]
-fn every_mobile_scenario_loads_and_validates() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/mobile");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 4);
-    let registry = crate::registry();
-    for f in files {
-        let plan = sim::scenario::load(&f, &registry, None)
-            .unwrap_or_else(|e| panic!("{}: {e:?}", f.display()));
-        assert!(!plan.runs.is_empty());
-        let family = registry.get("mobile").unwrap();
-        for r in &plan.runs {
-            family
-                .check(&r.params)
-                .unwrap_or_else(|e| panic!("{}: {e:?}", f.display()));
-        }
     }
 }

@@ -1,4 +1,16 @@
 //! Bench of the `queue` family: Poisson source → c-server FIFO station → completion sink.
+//!
+//! ```text
+//!   ┌─────────────────┐ out → arrive  ┌──────────────────┐ done
+//!   │  PoissonSource  ├──────────────►│      Server      ├──────► Completed queue
+//!   │    "source"     │               │ c FIFO servers,  │
+//!   │ (self-schedules │               │    "server"      │
+//!   │  its arrivals)  │               └──────────────────┘
+//!   └─────────────────┘
+//! ```
+//!
+//! The run ends when the source has emitted `customers` arrivals and the server is idle; the
+//! metrics come from the completions read off the queue.
 
 use nexosim::ports::{EventQueueReader, EventSinkReader, SinkState, event_queue};
 use nexosim::simulation::{Mailbox, SimInit};

@@ -2,7 +2,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::{ParamError, Validate};
+use sim::validate::{Checks, Validate};
 
 /// An M/M/c queue: Poisson arrivals, exponential service, `servers` identical FIFO servers.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -29,44 +29,21 @@ fn one() -> u32 {
     1
 }
 
-fn positive(path: &str, v: f64, out: &mut Vec<ParamError>) {
-    if !(v.is_finite() && v > 0.0) {
-        out.push(ParamError::new(
-            path,
-            format!("must be a finite number > 0, got {v}"),
-        ));
-    }
-}
-
 impl Validate for QueueParams {
-    fn validate(&self) -> Vec<ParamError> {
-        let mut errors = Vec::new();
-        positive("arrival_rate", self.arrival_rate, &mut errors);
-        positive("service_rate", self.service_rate, &mut errors);
-        if !(self.series_interval_s.is_finite() && self.series_interval_s >= 0.0) {
-            errors.push(ParamError::new(
-                "series_interval_s",
-                format!(
-                    "must be a finite number ≥ 0, got {}",
-                    self.series_interval_s
-                ),
-            ));
-        }
-        if self.servers == 0 {
-            errors.push(ParamError::new("servers", "must be ≥ 1, got 0"));
-        }
-        if self.customers == 0 {
-            errors.push(ParamError::new("customers", "must be ≥ 1, got 0"));
-        }
+    fn validate(&self, c: &mut Checks) {
+        c.positive("arrival_rate", self.arrival_rate);
+        c.positive("service_rate", self.service_rate);
+        c.non_negative("series_interval_s", self.series_interval_s);
+        c.at_least("servers", self.servers, 1);
+        c.at_least("customers", self.customers, 1);
         if self.warmup_customers >= self.customers {
-            errors.push(ParamError::new(
+            c.fail(
                 "warmup_customers",
                 format!(
                     "must be < customers ({}), got {}",
                     self.customers, self.warmup_customers
                 ),
-            ));
+            );
         }
-        errors
     }
 }

@@ -19,11 +19,7 @@ fn replicate(p: &QueueParams, reps: u32, metric: &str) -> (f64, f64) {
                 seed: run_seed(2024, r, 0),
             };
             let out = QueueExperiment.run(p, &ctx).expect("run succeeds");
-            out.metrics
-                .iter()
-                .find(|(n, _)| n == metric)
-                .expect("metric exists")
-                .1
+            out.get(metric).expect("metric exists")
         })
         .collect();
     let n = values.len() as f64;
@@ -87,12 +83,7 @@ fn utilization_is_offered_load_per_server() {
 #[test]
 fn checkpointing_does_not_change_a_run() {
     let tmp = std::env::temp_dir().join(format!("sysim-queue-ckpt-{}", std::process::id()));
-    let policy = sim::checkpoint::CheckpointPolicy::create(
-        &tmp,
-        std::time::Duration::from_secs(200),
-        "queue-test",
-    )
-    .unwrap();
+    std::fs::create_dir_all(&tmp).unwrap();
     let p = params(0.7, 1.0, 2);
     let ctx = RunContext {
         run: 0,
@@ -101,7 +92,10 @@ fn checkpointing_does_not_change_a_run() {
         seed: run_seed(9, 0, 0),
     };
     let plain = QueueExperiment.run(&p, &ctx).unwrap();
-    let ckpt = policy.for_run(0);
+    let ckpt = sim::checkpoint::Checkpointer::new(
+        tmp.join("run-0.ckpt"),
+        std::time::Duration::from_secs(200),
+    );
     let stepped = QueueExperiment.run_checkpointed(&p, &ctx, &ckpt).unwrap();
     assert_eq!(plain.metrics, stepped.metrics);
     assert!(!ckpt.exists(), "a finished run leaves no checkpoint");

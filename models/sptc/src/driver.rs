@@ -9,7 +9,7 @@ use nexosim::ports::Output;
 use serde::{Deserialize, Serialize};
 use sim::rng::Rng;
 
-use crate::llm::LlmShape;
+use llm::LlmShape;
 
 use super::device::KernelDone;
 use super::layer::{Part, Step, attention_kernels, moe_kernels};

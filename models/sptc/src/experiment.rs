@@ -2,6 +2,19 @@
 //! on a GPU model (waves of thread blocks as engine events); the runs share one routing stream,
 //! so every method executes the same token→expert assignment. Emits per-method kernel/layer
 //! times, TFLOPS, tokens/s, memory and maximum batch, and Samoyeds' speedups over the others.
+//!
+//! One bench per method ([`simulate`]):
+//!
+//! ```text
+//!   ┌────────────┐ launch → launch        ┌──────────────┐
+//!   │   Driver   ├───────────────────────►│    Device    │
+//!   │  "driver"  │◄───────────────────────┤    "gpu"     │
+//!   └──┬──────┬──┘ done → kernel_done     └──────────────┘
+//!      │      │ routed
+//!      │      └─────────► Routed queue (token→expert assignment of each layer)
+//!      │ finished
+//!      └────────────────► Finished queue (kernel start/end times)
+//! ```
 
 use nexosim::ports::{EventSinkReader, SinkState, event_queue};
 use nexosim::simulation::Mailbox;
@@ -229,11 +242,11 @@ impl Experiment for SptcExperiment {
     const PRESETS: &'static [PresetSlot] = &[
         PresetSlot {
             key: "gpu",
-            builtin: crate::presets::GPU,
+            builtin: presets::GPU,
         },
         PresetSlot {
             key: "llm",
-            builtin: crate::presets::LLM,
+            builtin: presets::LLM,
         },
     ];
 

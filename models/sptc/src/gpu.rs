@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::ParamError;
+use sim::validate::{Checks, Validate};
 
 use super::tiling::{KernelPlan, MMA_SLOT_FLOPS, Tile};
 
@@ -41,46 +41,22 @@ pub struct GpuSpec {
     pub launch_overhead_us: f64,
 }
 
-impl GpuSpec {
-    /// Range checks; `path` is the params key.
-    pub fn validate(&self, path: &str) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        for (k, v) in [
-            ("boost_clock_mhz", self.boost_clock_mhz),
-            ("tensor_dense_tflops", self.tensor_dense_tflops),
-            ("tensor_sparse_tflops", self.tensor_sparse_tflops),
-            ("memory_bandwidth_gbps", self.memory_bandwidth_gbps),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                e.push(ParamError::new(
-                    format!("{path}.{k}"),
-                    format!("must be a finite number > 0, got {v}"),
-                ));
-            }
-        }
-        for (k, v) in [
-            ("sms", u64::from(self.sms)),
-            ("memory_bytes", self.memory_bytes),
-            ("l2_bytes", self.l2_bytes),
-            ("smem_per_sm_bytes", self.smem_per_sm_bytes),
-            ("max_blocks_per_sm", u64::from(self.max_blocks_per_sm)),
-        ] {
-            if v == 0 {
-                e.push(ParamError::new(format!("{path}.{k}"), "must be ≥ 1, got 0"));
-            }
-        }
-        if !(self.launch_overhead_us.is_finite() && self.launch_overhead_us >= 0.0) {
-            e.push(ParamError::new(
-                format!("{path}.launch_overhead_us"),
-                format!(
-                    "must be a finite number ≥ 0, got {}",
-                    self.launch_overhead_us
-                ),
-            ));
-        }
-        e
+impl Validate for GpuSpec {
+    fn validate(&self, c: &mut Checks) {
+        c.positive("boost_clock_mhz", self.boost_clock_mhz);
+        c.positive("tensor_dense_tflops", self.tensor_dense_tflops);
+        c.positive("tensor_sparse_tflops", self.tensor_sparse_tflops);
+        c.positive("memory_bandwidth_gbps", self.memory_bandwidth_gbps);
+        c.at_least("sms", self.sms, 1);
+        c.at_least("memory_bytes", self.memory_bytes, 1);
+        c.at_least("l2_bytes", self.l2_bytes, 1);
+        c.at_least("smem_per_sm_bytes", self.smem_per_sm_bytes, 1);
+        c.at_least("max_blocks_per_sm", self.max_blocks_per_sm, 1);
+        c.non_negative("launch_overhead_us", self.launch_overhead_us);
     }
+}
 
+impl GpuSpec {
     /// Seconds one MMA issue slot takes on one SM (dense m16n8k16, or sparse m16n8k32).
     pub fn mma_s(&self, sparse: bool) -> f64 {
         let (tflops, flops) = if sparse {
@@ -178,8 +154,8 @@ pub fn time_wave(spec: &GpuSpec, serial: u64, tiles: &[Tile], l2: &mut L2State) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presets::GPU;
-    use crate::sptc::tiling::{Method, SparsityFormat, gemm_plan};
+    use crate::tiling::{Method, SparsityFormat, gemm_plan};
+    use presets::GPU;
 
     /// A built-in GPU preset.
     pub fn gpu(name: &str) -> GpuSpec {
@@ -192,7 +168,7 @@ mod tests {
         for (name, _) in GPU {
             let g = gpu(name);
             assert_eq!(g.name, *name);
-            assert!(g.validate("gpu").is_empty(), "{name}");
+            assert!(Checks::of(&g).is_empty(), "{name}");
             assert!(
                 (g.tensor_sparse_tflops / g.tensor_dense_tflops - 2.0).abs() < 0.01,
                 "{name}"

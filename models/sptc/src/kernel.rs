@@ -172,7 +172,7 @@ pub fn samoyeds_gemm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sptc::tiling::KernelStats;
+    use crate::tiling::KernelStats;
 
     fn rand_matrix(rows: usize, cols: usize, seed: u64) -> Matrix {
         let mut s = seed;

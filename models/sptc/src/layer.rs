@@ -5,7 +5,7 @@
 //! sparse GEMMs reading tokens in place → combine. Shared experts and dense FFN layers run on all
 //! tokens with each method's weight format.
 
-use crate::llm::LlmShape;
+use llm::LlmShape;
 
 use super::router::Routing;
 use super::tiling::{
@@ -210,8 +210,8 @@ pub fn moe_kernels(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presets::LLM;
-    use crate::sptc::tiling::KernelStats;
+    use crate::tiling::KernelStats;
+    use presets::LLM;
 
     #[test]
     fn every_method_does_the_same_useful_expert_work() {

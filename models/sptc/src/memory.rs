@@ -2,7 +2,7 @@
 //! format (values + metadata), the KV cache, and the peak of the transient activations of one
 //! decoder layer — and the largest batch that fits the GPU's memory.
 
-use crate::llm::LlmShape;
+use llm::LlmShape;
 
 use super::tiling::{ELEM, Method, SparsityFormat, padded_cols, weight_row_bytes};
 
@@ -164,7 +164,7 @@ pub fn max_batch(capacity: f64, limit: usize, fits: impl Fn(usize) -> bool) -> u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presets::LLM;
+    use presets::LLM;
 
     fn llm(name: &str) -> LlmShape {
         serde_norway::from_str(LLM.iter().find(|(n, _)| *n == name).unwrap().1).unwrap()

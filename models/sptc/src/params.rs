@@ -2,9 +2,9 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::{ParamError, Validate};
+use sim::validate::{Checks, Validate};
 
-use crate::llm::LlmShape;
+use llm::LlmShape;
 
 use super::gpu::GpuSpec;
 use super::router::RouterParams;
@@ -56,10 +56,11 @@ pub struct KernelWorkload {
 }
 
 /// Forward phase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Whole prompts (batch × seq_len tokens).
+    #[default]
     Prefill,
     /// One new token per sequence with `seq_len` context.
     Decode,
@@ -74,7 +75,7 @@ pub struct ModelWorkload {
     /// Tokens per sequence (prompt length in prefill, context in decode).
     pub seq_len: usize,
     /// Forward phase.
-    #[serde(default = "prefill")]
+    #[serde(default)]
     pub phase: Phase,
     /// MoE decoder layers simulated (each with its own routing); model tokens/s extrapolates
     /// the mean layer time to all layers.
@@ -94,9 +95,6 @@ pub struct ModelWorkload {
     pub max_batch_limit: usize,
 }
 
-fn prefill() -> Phase {
-    Phase::Prefill
-}
 fn one() -> u32 {
     1
 }
@@ -111,126 +109,91 @@ fn limit() -> usize {
 pub const MAX_TOKENS: usize = 1 << 18;
 
 impl Validate for SptcParams {
-    fn validate(&self) -> Vec<ParamError> {
-        let mut e = self.gpu.validate("gpu");
-        if let Some(l) = &self.llm {
-            e.extend(l.validate("llm"));
-        }
+    fn validate(&self, c: &mut Checks) {
+        c.part("gpu", &self.gpu);
+        c.part("llm", &self.llm);
         if self.methods.is_empty() {
-            e.push(ParamError::new(
-                "methods",
-                "must list at least one method, got []",
-            ));
+            c.fail("methods", "must list at least one method, got []");
         }
         let mut sorted = self.methods.clone();
         sorted.sort();
         sorted.dedup();
         if sorted.len() != self.methods.len() {
-            e.push(ParamError::new("methods", "must not repeat a method"));
+            c.fail("methods", "must not repeat a method");
         }
-        let f = &self.format;
-        if f.vector == 0 || !f.vector.is_multiple_of(128) {
-            e.push(ParamError::new(
-                "format.vector",
-                format!(
-                    "must be a positive multiple of 128 (the kernel's row tile), got {}",
-                    f.vector
-                ),
-            ));
-        }
-        if !(1..=64).contains(&f.row_group) {
-            e.push(ParamError::new(
-                "format.row_group",
-                format!("must be in 1..=64, got {}", f.row_group),
-            ));
-        }
-        for (k, v) in [
-            ("format.token_pad", f.token_pad),
-            ("format.block_pad", f.block_pad),
-        ] {
-            if !(1..=4096).contains(&v) {
-                e.push(ParamError::new(k, format!("must be in 1..=4096, got {v}")));
-            }
-        }
+        c.part("format", &self.format);
         match &self.workload {
-            Workload::Kernel(k) => {
-                for (key, v) in [("m", k.m), ("n", k.n), ("k", k.k)] {
-                    if !(1..=65536).contains(&v) {
-                        e.push(ParamError::new(
-                            format!("workload.kernel.{key}"),
-                            format!("must be in 1..=65536, got {v}"),
-                        ));
-                    }
-                }
+            Workload::Kernel(k) => c.part("workload.kernel", k),
+            Workload::Model(w) => {
+                c.part("workload.model", w);
+                model_fits_llm(c, w, self.llm.as_ref());
             }
-            Workload::Model(w) => e.extend(validate_model(w, self.llm.as_ref())),
         }
-        e
     }
 }
 
-fn validate_model(w: &ModelWorkload, llm: Option<&LlmShape>) -> Vec<ParamError> {
-    let mut e = Vec::new();
+impl Validate for KernelWorkload {
+    fn validate(&self, c: &mut Checks) {
+        c.between("m", self.m, 1, 65536);
+        c.between("n", self.n, 1, 65536);
+        c.between("k", self.k, 1, 65536);
+    }
+}
+
+impl Validate for ModelWorkload {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("batch", self.batch, 1);
+        c.at_least("seq_len", self.seq_len, 1);
+        let tokens = self.batch.saturating_mul(if self.phase == Phase::Prefill {
+            self.seq_len
+        } else {
+            1
+        });
+        if tokens > MAX_TOKENS {
+            c.fail(
+                "batch",
+                format!("batch × tokens per sequence must be ≤ {MAX_TOKENS}, got {tokens}"),
+            );
+        }
+        c.at_least("max_batch_limit", self.max_batch_limit, 1);
+        c.part("router", &self.router);
+    }
+}
+
+/// Checks of the model workload against the model it runs.
+fn model_fits_llm(c: &mut Checks, w: &ModelWorkload, llm: Option<&LlmShape>) {
     let p = "workload.model";
-    if w.batch == 0 {
-        e.push(ParamError::new(format!("{p}.batch"), "must be ≥ 1, got 0"));
-    }
-    if w.seq_len == 0 {
-        e.push(ParamError::new(
-            format!("{p}.seq_len"),
-            "must be ≥ 1, got 0",
-        ));
-    }
-    let tokens = w.batch.saturating_mul(if w.phase == Phase::Prefill {
-        w.seq_len
-    } else {
-        1
-    });
-    if tokens > MAX_TOKENS {
-        e.push(ParamError::new(
-            format!("{p}.batch"),
-            format!("batch × tokens per sequence must be ≤ {MAX_TOKENS}, got {tokens}"),
-        ));
-    }
-    if w.max_batch_limit == 0 {
-        e.push(ParamError::new(
-            format!("{p}.max_batch_limit"),
-            "must be ≥ 1, got 0",
-        ));
-    }
-    e.extend(w.router.validate(&format!("{p}.router")));
     let Some(llm) = llm else {
-        e.push(ParamError::new(
+        c.fail(
             "llm",
             "is required by the model workload (e.g. llm: mixtral-8x7b)",
-        ));
-        return e;
+        );
+        return;
     };
     let Some(moe) = &llm.moe else {
-        e.push(ParamError::new(
+        c.fail(
             "llm.moe",
             format!(
                 "model `{}` has no experts; Samoyeds needs an MoE model",
                 llm.name
             ),
-        ));
-        return e;
+        );
+        return;
     };
     let moe_layers = llm.layers.saturating_sub(moe.dense_layers);
     if w.simulated_layers == 0 || w.simulated_layers > moe_layers {
-        e.push(ParamError::new(
-            format!("{p}.simulated_layers"),
-            format!("must be in 1..={moe_layers}, got {}", w.simulated_layers),
-        ));
+        c.fail(
+            &format!("{p}.simulated_layers"),
+            format!("must be in [1, {moe_layers}], got {}", w.simulated_layers),
+        );
     }
     if w.deployed_layers > llm.layers {
-        e.push(ParamError::new(
-            format!("{p}.deployed_layers"),
+        c.fail(
+            &format!("{p}.deployed_layers"),
             format!(
                 "must be ≤ {} (0: all), got {}",
                 llm.layers, w.deployed_layers
             ),
-        ));
+        );
     }
-    e
 }

@@ -9,54 +9,29 @@ use rand::seq::SliceRandom;
 use rand_distr::{Distribution, StandardNormal};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::ParamError;
 use sim::rng::Rng;
+use sim::validate::{Checks, Validate};
 
 /// Router knobs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RouterParams {
     /// Width of the router space the synthetic hidden states live in.
-    #[serde(default = "d_dim")]
     pub dim: usize,
     /// Zipf exponent of expert popularity (0: balanced).
-    #[serde(default = "d_skew")]
     pub skew: f64,
-}
-
-fn d_dim() -> usize {
-    32
-}
-fn d_skew() -> f64 {
-    0.5
 }
 
 impl Default for RouterParams {
     fn default() -> Self {
-        Self {
-            dim: d_dim(),
-            skew: d_skew(),
-        }
+        Self { dim: 32, skew: 0.5 }
     }
 }
 
-impl RouterParams {
-    /// Range checks; `path` is the params key.
-    pub fn validate(&self, path: &str) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        if self.dim == 0 || self.dim > 4096 {
-            e.push(ParamError::new(
-                format!("{path}.dim"),
-                format!("must be in 1..=4096, got {}", self.dim),
-            ));
-        }
-        if !(self.skew.is_finite() && (0.0..=10.0).contains(&self.skew)) {
-            e.push(ParamError::new(
-                format!("{path}.skew"),
-                format!("must be in [0, 10], got {}", self.skew),
-            ));
-        }
-        e
+impl Validate for RouterParams {
+    fn validate(&self, c: &mut Checks) {
+        c.between("dim", self.dim, 1, 4096);
+        c.within("skew", self.skew, 0.0, 10.0);
     }
 }
 

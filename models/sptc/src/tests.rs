@@ -2,36 +2,20 @@
 //! effect (Samoyeds ≥ weight-only 2:4 ≥ dense in speed; larger maximum batch), more sparsity is
 //! never slower, and runs are deterministic.
 
-use sim::experiment::{Experiment, RunContext, Validate};
+use sim::experiment::{Experiment, RunContext};
+use sim::validate::Checks;
 
 use super::SptcExperiment;
 use super::gpu::GpuSpec;
 use super::params::{KernelWorkload, ModelWorkload, Phase, SptcParams, Workload};
 use super::router::RouterParams;
 use super::tiling::{Method, SparsityFormat};
-use crate::llm::LlmShape;
-use crate::presets::{GPU, LLM};
+use llm::LlmShape;
+use presets::{GPU, LLM};
 
 fn preset<T: serde::de::DeserializeOwned>(table: &[(&str, &str)], name: &str) -> T {
     serde_norway::from_str(table.iter().find(|(n, _)| *n == name).expect("preset").1)
         .expect("parses")
-}
-
-fn ctx() -> RunContext {
-    RunContext {
-        run: 0,
-        point: 0,
-        replication: 0,
-        seed: 42,
-    }
-}
-
-fn metric(out: &sim::experiment::RunOutput, name: &str) -> f64 {
-    out.metrics
-        .iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("metric {name}"))
-        .1
 }
 
 fn kernel(gpu: &str, m: usize, n: usize, k: usize, format: SparsityFormat) -> SptcParams {
@@ -72,15 +56,15 @@ fn dense_gemm_time_is_the_roofline_bound_for_large_squares() {
         8192,
         SparsityFormat::default(),
     );
-    assert!(p.validate().is_empty());
-    let out = SptcExperiment.run(&p, &ctx()).unwrap();
-    let t = metric(&out, "dense_time_s");
+    assert!(Checks::of(&p).is_empty());
+    let out = SptcExperiment.run(&p, &RunContext::single(42)).unwrap();
+    let t = out.get("dense_time_s").unwrap();
     let roof = 2.0 * 8192f64.powi(3) / (p.gpu.tensor_dense_tflops * 1e12);
     assert!(
         t >= roof && t < 1.05 * roof,
         "sim {t} s vs roofline {roof} s"
     );
-    assert!(metric(&out, "dense_compute_bound_frac") > 0.9);
+    assert!(out.get("dense_compute_bound_frac").unwrap() > 0.9);
 }
 
 #[test]
@@ -95,21 +79,21 @@ fn samoyeds_beats_weight_only_beats_dense_on_the_papers_shapes() {
         let out = SptcExperiment
             .run(
                 &kernel("rtx-4070-super", m, n, k, SparsityFormat::default()),
-                &ctx(),
+                &RunContext::single(42),
             )
             .unwrap();
         let (d, w, s) = (
-            metric(&out, "dense_time_s"),
-            metric(&out, "weight_sparse_time_s"),
-            metric(&out, "samoyeds_time_s"),
+            out.get("dense_time_s").unwrap(),
+            out.get("weight_sparse_time_s").unwrap(),
+            out.get("samoyeds_time_s").unwrap(),
         );
         assert!(
             s < w && w < d,
             "({m},{n},{k}): samoyeds {s}, weight-only {w}, dense {d}"
         );
         assert_eq!(
-            metric(&out, "weight_sparse_mma") * 2.0,
-            metric(&out, "dense_mma")
+            out.get("weight_sparse_mma").unwrap() * 2.0,
+            out.get("dense_mma").unwrap()
         );
     }
 }
@@ -123,9 +107,12 @@ fn more_weight_sparsity_is_never_slower() {
             ..SparsityFormat::default()
         };
         let out = SptcExperiment
-            .run(&kernel("rtx-3090", 4096, 2048, 4096, f), &ctx())
+            .run(
+                &kernel("rtx-3090", 4096, 2048, 4096, f),
+                &RunContext::single(42),
+            )
             .unwrap();
-        let t = metric(&out, "samoyeds_time_s");
+        let t = out.get("samoyeds_time_s").unwrap();
         assert!(t <= last, "row_group {g}: {t} > {last}");
         last = t;
     }
@@ -136,16 +123,16 @@ fn model_level_speedup_and_max_batch_follow_the_paper() {
     // 8 resident Qwen2-MoE layers fill most of the 12 GB with dense weights (the paper's regime,
     // where freed weight memory becomes batch).
     let p = model("qwen2-moe", 2, 256, 8);
-    assert!(p.validate().is_empty(), "{:?}", p.validate());
-    let out = SptcExperiment.run(&p, &ctx()).unwrap();
-    assert!(metric(&out, "moe_speedup_samoyeds_vs_dense") > 1.0);
-    assert!(metric(&out, "layer_speedup_samoyeds_vs_weight_sparse") > 1.0);
-    let b = |m: &str| metric(&out, &format!("{m}_max_batch"));
+    assert!(Checks::of(&p).is_empty(), "{:?}", Checks::of(&p));
+    let out = SptcExperiment.run(&p, &RunContext::single(42)).unwrap();
+    assert!(out.get("moe_speedup_samoyeds_vs_dense").unwrap() > 1.0);
+    assert!(out.get("layer_speedup_samoyeds_vs_weight_sparse").unwrap() > 1.0);
+    let b = |m: &str| out.get(&format!("{m}_max_batch")).unwrap();
     assert!(b("samoyeds") >= b("weight_sparse") && b("weight_sparse") >= b("dense"));
     assert!(b("samoyeds") > b("dense"));
     assert_eq!(
         out,
-        SptcExperiment.run(&p, &ctx()).unwrap(),
+        SptcExperiment.run(&p, &RunContext::single(42)).unwrap(),
         "same seed, same metrics"
     );
 }
@@ -155,7 +142,7 @@ fn bad_values_name_their_key() {
     let mut p = model("mixtral-8x7b", 0, 16, 99);
     p.format.row_group = 0;
     p.methods = vec![];
-    let keys: Vec<String> = p.validate().into_iter().map(|e| e.path).collect();
+    let keys: Vec<String> = Checks::of(&p).into_iter().map(|e| e.path).collect();
     for k in [
         "workload.model.batch",
         "workload.model.deployed_layers",
@@ -166,5 +153,5 @@ fn bad_values_name_their_key() {
     }
     let mut p = model("mixtral-8x7b", 1, 16, 0);
     p.llm = None;
-    assert!(p.validate().iter().any(|e| e.path == "llm"));
+    assert!(Checks::of(&p).iter().any(|e| e.path == "llm"));
 }

@@ -5,6 +5,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use sim::validate::{Checks, Validate};
 
 use super::format::meta_bits;
 
@@ -61,43 +62,43 @@ impl Method {
 
 /// Sparsity format knobs (paper defaults).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SparsityFormat {
     /// Output rows sharing one K selection in Samoyeds' weight format (paper: 128).
-    #[serde(default = "d_vector")]
     pub vector: usize,
     /// Samoyeds keeps 1 of every `row_group` K positions per vector (paper: 2; 1 = plain 2:4).
-    #[serde(default = "d_row_group")]
     pub row_group: usize,
     /// Samoyeds pads each expert's routed tokens to a multiple of this (paper: 64).
-    #[serde(default = "d_token_pad")]
     pub token_pad: usize,
     /// MegaBlocks pads each expert's tokens to a multiple of its block size (128).
-    #[serde(default = "d_block_pad")]
     pub block_pad: usize,
-}
-
-fn d_vector() -> usize {
-    128
-}
-fn d_row_group() -> usize {
-    2
-}
-fn d_token_pad() -> usize {
-    64
-}
-fn d_block_pad() -> usize {
-    128
 }
 
 impl Default for SparsityFormat {
     fn default() -> Self {
         Self {
-            vector: d_vector(),
-            row_group: d_row_group(),
-            token_pad: d_token_pad(),
-            block_pad: d_block_pad(),
+            vector: 128,
+            row_group: 2,
+            token_pad: 64,
+            block_pad: 128,
         }
+    }
+}
+
+impl Validate for SparsityFormat {
+    fn validate(&self, c: &mut Checks) {
+        if self.vector == 0 || !self.vector.is_multiple_of(128) {
+            c.fail(
+                "vector",
+                format!(
+                    "must be a positive multiple of 128 (the kernel's row tile), got {}",
+                    self.vector
+                ),
+            );
+        }
+        c.between("row_group", self.row_group, 1, 64);
+        c.between("token_pad", self.token_pad, 1, 4096);
+        c.between("block_pad", self.block_pad, 1, 4096);
     }
 }
 

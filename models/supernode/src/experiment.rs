@@ -1,5 +1,20 @@
 //! Bench of the `supernode` family: a [`Device`] running a program, its HBM as a [`MemoryPool`],
 //! and the fabric to the pooled memory as two [`Link`]s (pool → device, device → pool).
+//!
+//! ```text
+//!                       h2d → send    ┌──────────────┐ delivered → fetched
+//!                   ┌────────────────►│  Link "h2d"  ├─────────────────────┐
+//!                   │                 └──────────────┘                     │
+//!  start ──► ┌──────┴─────┐ d2h → send┌──────────────┐ delivered → written │
+//!  (source)  │   Device   ├──────────►│  Link "d2h"  ├───────────────────┐ │
+//!            │  "device"  │◄──────────┴──────────────┴───────────────────┴─┘
+//!            │            │ alloc ⇄ alloc (request) ┌───────────────────┐ usage
+//!            │            ├────────────────────────►│ MemoryPool "hbm"  ├──────► MemoryUsage queue
+//!            └────────────┘ free → free            └───────────────────┘
+//!
+//!   both links' delivered ──► Delivered queues (the h2d / d2h transfers, for the Gantt series)
+//!   queried at the end: Device::report, MemoryPool::stats, Link::stats (h2d, d2h)
+//! ```
 
 use nexosim::ports::{EventQueueReader, EventSinkReader, QuerySource, SinkState, event_queue};
 use nexosim::simulation::Mailbox;
@@ -285,15 +300,15 @@ impl Experiment for SupernodeExperiment {
     const PRESETS: &'static [PresetSlot] = &[
         PresetSlot {
             key: "accel",
-            builtin: crate::presets::ACCEL,
+            builtin: presets::ACCEL,
         },
         PresetSlot {
             key: "fabric",
-            builtin: crate::presets::FABRIC,
+            builtin: presets::FABRIC,
         },
         PresetSlot {
             key: "llm",
-            builtin: crate::presets::LLM,
+            builtin: presets::LLM,
         },
     ];
 

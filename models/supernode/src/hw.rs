@@ -3,7 +3,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::ParamError;
+use sim::validate::{Checks, Validate};
 
 /// An accelerator (NPU/GPU): device memory and throughput (`models/presets/accel/`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -33,39 +33,22 @@ impl Accelerator {
         let memory = hbm_bytes / (self.hbm_bandwidth_bytes_per_s * self.hbm_efficiency);
         compute.max(memory) + self.op_overhead_s
     }
+}
 
-    /// Range checks; `path` is the key of this accelerator in params.
-    pub fn validate(&self, path: &str) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        if self.hbm_bytes == 0 {
-            e.push(ParamError::new(
-                format!("{path}.hbm_bytes"),
-                "must be ≥ 1, got 0",
-            ));
+impl Validate for Accelerator {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("hbm_bytes", self.hbm_bytes, 1);
+        c.positive("hbm_bandwidth_bytes_per_s", self.hbm_bandwidth_bytes_per_s);
+        c.positive("peak_flops", self.peak_flops);
+        for (field, v) in [
+            ("compute_efficiency", self.compute_efficiency),
+            ("hbm_efficiency", self.hbm_efficiency),
+        ] {
+            if !(v > 0.0 && v <= 1.0) {
+                c.fail(field, format!("must be in (0, 1], got {v}"));
+            }
         }
-        positive(
-            &format!("{path}.hbm_bandwidth_bytes_per_s"),
-            self.hbm_bandwidth_bytes_per_s,
-            &mut e,
-        );
-        positive(&format!("{path}.peak_flops"), self.peak_flops, &mut e);
-        fraction(
-            &format!("{path}.compute_efficiency"),
-            self.compute_efficiency,
-            &mut e,
-        );
-        fraction(
-            &format!("{path}.hbm_efficiency"),
-            self.hbm_efficiency,
-            &mut e,
-        );
-        if !(self.op_overhead_s.is_finite() && self.op_overhead_s >= 0.0) {
-            e.push(ParamError::new(
-                format!("{path}.op_overhead_s"),
-                format!("must be a finite number ≥ 0, got {}", self.op_overhead_s),
-            ));
-        }
-        e
+        c.non_negative("op_overhead_s", self.op_overhead_s);
     }
 }
 
@@ -89,50 +72,20 @@ impl Fabric {
     pub fn transfer_time_s(&self, bytes: f64) -> f64 {
         self.latency_s + bytes / self.bandwidth_bytes_per_s
     }
-
-    /// Range checks; `path` is the key of this fabric in params.
-    pub fn validate(&self, path: &str) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        positive(
-            &format!("{path}.bandwidth_bytes_per_s"),
-            self.bandwidth_bytes_per_s,
-            &mut e,
-        );
-        if !(self.latency_s.is_finite() && self.latency_s >= 0.0) {
-            e.push(ParamError::new(
-                format!("{path}.latency_s"),
-                format!("must be a finite number ≥ 0, got {}", self.latency_s),
-            ));
-        }
-        if self.pool_bytes == 0 {
-            e.push(ParamError::new(
-                format!("{path}.pool_bytes"),
-                "must be ≥ 1, got 0",
-            ));
-        }
-        e
-    }
 }
 
-fn positive(path: &str, v: f64, e: &mut Vec<ParamError>) {
-    if v.is_nan() || v <= 0.0 {
-        e.push(ParamError::new(
-            path,
-            format!("must be a number > 0, got {v}"),
-        ));
-    }
-}
-
-fn fraction(path: &str, v: f64, e: &mut Vec<ParamError>) {
-    if !(v > 0.0 && v <= 1.0) {
-        e.push(ParamError::new(path, format!("must be in (0, 1], got {v}")));
+impl Validate for Fabric {
+    fn validate(&self, c: &mut Checks) {
+        c.positive("bandwidth_bytes_per_s", self.bandwidth_bytes_per_s);
+        c.non_negative("latency_s", self.latency_s);
+        c.at_least("pool_bytes", self.pool_bytes, 1);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presets::{ACCEL, FABRIC};
+    use presets::{ACCEL, FABRIC};
 
     #[test]
     fn every_hardware_preset_parses_and_validates() {
@@ -140,12 +93,12 @@ mod tests {
             let a: Accelerator =
                 serde_norway::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(a.name, *name);
-            assert!(a.validate("accel").is_empty(), "{name}");
+            assert!(Checks::of(&a).is_empty(), "{name}");
         }
         for (name, text) in FABRIC {
             let f: Fabric = serde_norway::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(f.name, *name);
-            assert!(f.validate("fabric").is_empty(), "{name}");
+            assert!(Checks::of(&f).is_empty(), "{name}");
         }
         assert_eq!(ACCEL.len(), 4);
         assert_eq!(FABRIC.len(), 3);

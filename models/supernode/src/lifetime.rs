@@ -90,7 +90,7 @@ pub fn working_set(g: &Graph, o: OpId) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supernode::graph::tests::random_graph;
+    use crate::graph::tests::random_graph;
 
     #[test]
     fn lifetimes_equal_brute_force_on_random_graphs() {

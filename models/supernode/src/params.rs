@@ -2,10 +2,10 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::{ParamError, Validate};
+use sim::validate::{Checks, Validate};
 
 use super::hw::{Accelerator, Fabric};
-use crate::llm::LlmShape;
+use llm::LlmShape;
 
 /// One device of a supernode running one LLM step with a memory-management strategy.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -42,13 +42,11 @@ fn one() -> f64 {
 
 /// Tensor- and expert-parallel degrees; this device holds one shard.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Parallel {
     /// Tensor-parallel degree (dense matrices, KV heads and vocabulary split this many ways).
-    #[serde(default = "one_u32")]
     pub tensor: u32,
     /// Expert-parallel degree (routed experts split this many ways).
-    #[serde(default = "one_u32")]
     pub expert: u32,
 }
 
@@ -59,10 +57,6 @@ impl Default for Parallel {
             expert: 1,
         }
     }
-}
-
-fn one_u32() -> u32 {
-    1
 }
 
 /// The step to simulate.
@@ -122,20 +116,16 @@ impl Strategy {
 
 /// Knobs of the HyperOffload compile pass.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct HyperOffloadKnobs {
     /// Minimum operators between a prefetch and its use.
-    #[serde(default = "two")]
     pub prefetch_distance: u32,
     /// Try the memory-aware execution-order refinement.
-    #[serde(default = "yes")]
     pub refine_order: bool,
     /// Operators the refinement may look ahead in the original order.
-    #[serde(default = "sixteen")]
     pub reorder_window: u32,
     /// When set, search the smallest budget (≤ the `budget_frac` one) whose plan is estimated at
     /// most this fraction slower than the step without transfers (e.g. 0.02 = 2%).
-    #[serde(default)]
     pub max_slowdown: Option<f64>,
 }
 
@@ -150,125 +140,99 @@ impl Default for HyperOffloadKnobs {
     }
 }
 
-fn two() -> u32 {
-    2
-}
-fn yes() -> bool {
-    true
-}
-fn sixteen() -> u32 {
-    16
-}
-
 /// Longest context accepted, tokens (the paper's long-context regime is up to 1M).
 pub const MAX_CONTEXT_TOKENS: u64 = 4 << 20;
 /// Most decode steps in one graph.
 pub const MAX_DECODE_STEPS: u32 = 64;
 
-fn at_least_one(path: &str, v: u64, e: &mut Vec<ParamError>) {
-    if v == 0 {
-        e.push(ParamError::new(path, "must be ≥ 1, got 0"));
-    }
-}
-
 impl Validate for SupernodeParams {
-    fn validate(&self) -> Vec<ParamError> {
-        let mut e = self.accel.validate("accel");
-        e.extend(self.fabric.validate("fabric"));
-        e.extend(self.llm.validate("llm"));
+    fn validate(&self, c: &mut Checks) {
+        c.part("accel", &self.accel);
+        c.part("fabric", &self.fabric);
+        c.part("llm", &self.llm);
         if !(self.budget_frac > 0.0 && self.budget_frac <= 1.0) {
-            e.push(ParamError::new(
+            c.fail(
                 "budget_frac",
                 format!("must be in (0, 1], got {}", self.budget_frac),
-            ));
+            );
         }
-        at_least_one("parallel.tensor", u64::from(self.parallel.tensor), &mut e);
-        at_least_one("parallel.expert", u64::from(self.parallel.expert), &mut e);
+        c.part("parallel", &self.parallel);
         if self.parallel.tensor > self.llm.kv_heads.max(1) && self.llm.mla_kv_dim == 0 {
-            e.push(ParamError::new(
+            c.fail(
                 "parallel.tensor",
                 format!(
                     "must be ≤ the model's kv_heads ({}), got {}",
                     self.llm.kv_heads, self.parallel.tensor
                 ),
-            ));
+            );
         }
         match &self.llm.moe {
             Some(m)
                 if self.parallel.expert > 0 && !m.experts.is_multiple_of(self.parallel.expert) =>
             {
-                e.push(ParamError::new(
+                c.fail(
                     "parallel.expert",
                     format!(
                         "must divide the model's experts ({}), got {}",
                         m.experts, self.parallel.expert
                     ),
-                ))
+                );
             }
-            None if self.parallel.expert > 1 => e.push(ParamError::new(
+            None if self.parallel.expert > 1 => c.fail(
                 "parallel.expert",
                 format!("must be 1 for a dense model, got {}", self.parallel.expert),
-            )),
+            ),
             _ => {}
         }
-        match self.workload {
+        c.part("workload", &self.workload);
+        c.part("hyperoffload", &self.hyperoffload);
+    }
+}
+
+impl Validate for Parallel {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("tensor", self.tensor, 1);
+        c.at_least("expert", self.expert, 1);
+    }
+}
+
+impl Validate for Workload {
+    fn validate(&self, c: &mut Checks) {
+        match *self {
             Workload::Prefill {
                 prompt_tokens,
                 batch,
             } => {
-                at_least_one("workload.prompt_tokens", prompt_tokens, &mut e);
-                at_least_one("workload.batch", batch, &mut e);
-                if prompt_tokens > MAX_CONTEXT_TOKENS {
-                    e.push(ParamError::new(
-                        "workload.prompt_tokens",
-                        format!("must be ≤ {MAX_CONTEXT_TOKENS}, got {prompt_tokens}"),
-                    ));
-                }
+                c.between("prompt_tokens", prompt_tokens, 1, MAX_CONTEXT_TOKENS);
+                c.at_least("batch", batch, 1);
             }
             Workload::Decode {
                 context_tokens,
                 batch,
                 steps,
             } => {
-                at_least_one("workload.batch", batch, &mut e);
+                c.at_least("batch", batch, 1);
                 if context_tokens > MAX_CONTEXT_TOKENS {
-                    e.push(ParamError::new(
-                        "workload.context_tokens",
+                    c.fail(
+                        "context_tokens",
                         format!("must be ≤ {MAX_CONTEXT_TOKENS}, got {context_tokens}"),
-                    ));
+                    );
                 }
-                if steps == 0 || steps > MAX_DECODE_STEPS {
-                    e.push(ParamError::new(
-                        "workload.steps",
-                        format!("must be in 1..={MAX_DECODE_STEPS}, got {steps}"),
-                    ));
-                }
+                c.between("steps", steps, 1, MAX_DECODE_STEPS);
             }
             Workload::Training { seq_len, batch } => {
-                at_least_one("workload.seq_len", seq_len, &mut e);
-                at_least_one("workload.batch", batch, &mut e);
-                if seq_len > MAX_CONTEXT_TOKENS {
-                    e.push(ParamError::new(
-                        "workload.seq_len",
-                        format!("must be ≤ {MAX_CONTEXT_TOKENS}, got {seq_len}"),
-                    ));
-                }
+                c.between("seq_len", seq_len, 1, MAX_CONTEXT_TOKENS);
+                c.at_least("batch", batch, 1);
             }
         }
-        if let Some(s) = self.hyperoffload.max_slowdown
-            && !(s.is_finite() && s >= 0.0)
-        {
-            e.push(ParamError::new(
-                "hyperoffload.max_slowdown",
-                format!("must be a finite number ≥ 0, got {s}"),
-            ));
+    }
+}
+
+impl Validate for HyperOffloadKnobs {
+    fn validate(&self, c: &mut Checks) {
+        if let Some(s) = self.max_slowdown {
+            c.non_negative("max_slowdown", s);
         }
-        if self.hyperoffload.reorder_window == 0 {
-            e.push(ParamError::new(
-                "hyperoffload.reorder_window",
-                "must be ≥ 1, got 0",
-            ));
-        }
-        e
+        c.at_least("reorder_window", self.reorder_window, 1);
     }
 }

@@ -516,8 +516,8 @@ pub fn replay(g: &Graph, plan: &Plan, budget: u64) -> Result<Replay, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supernode::graph::tests::random_graph;
-    use crate::supernode::lifetime::no_offload_peak;
+    use crate::graph::tests::random_graph;
+    use crate::lifetime::no_offload_peak;
 
     fn costs(g: &Graph, bw: f64) -> (Vec<f64>, f64) {
         (g.ops.iter().map(|o| o.flops * 1e-6).collect(), bw)
@@ -569,12 +569,7 @@ mod tests {
             let mut g = random_graph(&mut rng, 30);
             // a separate input tensor per operator, first used late enough to honour the distance
             for o in d..g.ops.len() {
-                let t = g.tensor(
-                    format!("in{o}"),
-                    10,
-                    crate::supernode::graph::TensorKind::Weight,
-                    true,
-                );
+                let t = g.tensor(format!("in{o}"), 10, crate::graph::TensorKind::Weight, true);
                 g.ops[o].inputs.push(t);
             }
             let (times, bw) = costs(&g, 1e9);
@@ -602,13 +597,8 @@ mod tests {
     #[test]
     fn an_operator_larger_than_the_budget_is_a_clear_error() {
         let mut g = Graph::default();
-        let w = g.tensor("w", 100, crate::supernode::graph::TensorKind::Weight, true);
-        let a = g.tensor(
-            "a",
-            50,
-            crate::supernode::graph::TensorKind::Activation,
-            false,
-        );
+        let w = g.tensor("w", 100, crate::graph::TensorKind::Weight, true);
+        let a = g.tensor("a", 50, crate::graph::TensorKind::Activation, false);
         g.op("big", 1.0, vec![w], vec![a], vec![]);
         let c = Costs {
             op_time_s: &[1.0],
@@ -646,7 +636,7 @@ mod tests {
         // backward with weight gradients listed last: the refinement runs each dW early and frees
         // the saved activations sooner
         let mut g = Graph::default();
-        use crate::supernode::graph::TensorKind::*;
+        use crate::graph::TensorKind::*;
         let n = 4;
         let saved: Vec<_> = (0..n)
             .map(|l| g.tensor(format!("s{l}"), 100, Activation, false))

@@ -9,7 +9,7 @@ use rand::seq::index::sample;
 use sim::rng::Rng;
 
 use super::graph::{Graph, TensorId, TensorKind};
-use crate::llm::LlmShape;
+use llm::LlmShape;
 
 /// Bytes of one bf16 activation element.
 const ACT_BYTES: u64 = 2;
@@ -486,7 +486,7 @@ pub fn training(s: &LlmShape, par: Sharding, seq: u64, batch: u64) -> Graph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presets::LLM;
+    use presets::LLM;
 
     pub(crate) fn preset(name: &str) -> LlmShape {
         serde_norway::from_str(LLM.iter().find(|(n, _)| *n == name).unwrap().1).unwrap()

@@ -2,7 +2,8 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::{ParamError, RunError};
+use sim::experiment::RunError;
+use sim::validate::{Checks, Validate};
 
 /// Local SGD settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -16,44 +17,25 @@ pub struct Sgd {
     pub lr: f64,
 }
 
-impl Sgd {
-    /// Range errors, keys prefixed by `path`.
-    pub fn validate(&self, path: &str, out: &mut Vec<ParamError>) {
-        at_least(&format!("{path}.epochs"), self.epochs, 1, out);
-        at_least(&format!("{path}.batch"), self.batch, 1, out);
-        positive(&format!("{path}.lr"), self.lr, out);
+impl Validate for Sgd {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("epochs", self.epochs, 1);
+        c.at_least("batch", self.batch, 1);
+        c.positive("lr", self.lr);
     }
+}
 
+impl Sgd {
     /// `(epochs, batch, lr)`.
     pub fn tuple(&self) -> (usize, usize, f64) {
         (self.epochs, self.batch, self.lr)
     }
 }
 
-/// Pushes an error unless `v ≥ min`.
-pub fn at_least(path: &str, v: usize, min: usize, out: &mut Vec<ParamError>) {
-    if v < min {
-        out.push(ParamError::new(path, format!("must be ≥ {min}, got {v}")));
-    }
-}
-
-/// Pushes an error unless `v` is finite and > 0.
-pub fn positive(path: &str, v: f64, out: &mut Vec<ParamError>) {
-    if !(v.is_finite() && v > 0.0) {
-        out.push(ParamError::new(
-            path,
-            format!("must be a finite number > 0, got {v}"),
-        ));
-    }
-}
-
-/// Pushes an error unless `lo ≤ v ≤ hi`.
-pub fn within(path: &str, v: f64, lo: f64, hi: f64, out: &mut Vec<ParamError>) {
-    if !(v.is_finite() && v >= lo && v <= hi) {
-        out.push(ParamError::new(
-            path,
-            format!("must be within [{lo}, {hi}], got {v}"),
-        ));
+/// Every hidden width `hidden[i]` must be ≥ 1 (key `hidden.{i}`).
+pub fn check_hidden(c: &mut Checks, hidden: &[usize]) {
+    for (i, h) in hidden.iter().enumerate() {
+        c.at_least(&format!("hidden.{i}"), *h, 1);
     }
 }
 

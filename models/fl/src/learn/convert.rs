@@ -1,14 +1,14 @@
 //! Conversion between the learning studies' containers ([`Weights`], LoRA [`Adapters`]) and the FL
 //! network's [`ModelParams`] (named `f32` layers), so the studies can run through
-//! [`crate::fl::network::run_network`].
+//! [`crate::network::run_network`].
 //!
 //! Layer names: dense layer `fc0` becomes `fc0.w` (`d_out × d_in`) and `fc0.b` (`d_out`); adapter `l`
 //! becomes `lora_a.l` (`r × d_in`) and `lora_b.l` (`d_out × r`). A model's flat value order is the
 //! same as [`Weights::flatten`].
 
-use crate::fl::learn::lora::adapter::{Adapters, Lora};
-use crate::fl::learn::nn::Weights;
-use crate::fl::traits::{Layer, ModelParams};
+use crate::learn::lora::adapter::{Adapters, Lora};
+use crate::learn::nn::Weights;
+use crate::traits::{Layer, ModelParams};
 
 /// The named layers of `w`: per dense layer its weight then its bias.
 pub fn weight_layers(w: &Weights) -> Vec<Layer> {
@@ -96,7 +96,7 @@ pub fn lora_params(base: &Weights, adapters: &Adapters) -> ModelParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fl::learn::lora::adapter::init_adapters;
+    use crate::learn::lora::adapter::init_adapters;
 
     #[test]
     fn weights_and_adapters_round_trip() {

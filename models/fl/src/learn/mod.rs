@@ -1,4 +1,4 @@
-//! Learning studies of the `fl` family (issue 8): real training with candle autograd on small MLPs,
+//! Learning studies of the `fl` family: real training with candle autograd on small MLPs,
 //! real SVDs with faer.
 //!
 //! - [`lora`] (`fl-lora`): FedMomentum vs FedIT, FFA-LoRA, FLoRA, FlexLoRA.

@@ -1,14 +1,12 @@
 //! What the three learning studies share to run their rounds through the FL network
-//! ([`run_network`](crate::fl::network::run_network)): random streams, the compute estimate of local
+//! ([`run_network`](crate::network::run_network)): random streams, the compute estimate of local
 //! SGD, and the export of a run's rounds (curves over simulated time and over rounds, network
 //! metrics, time to a target).
 
-use std::cell::RefCell;
+use sim::experiment::{RunContext, RunOutput};
 
-use sim::experiment::{RunContext, RunError, RunOutput};
-
-use crate::fl::learn::nn::Weights;
-use crate::fl::network::{NetworkRngs, NetworkRun};
+use crate::learn::nn::Weights;
+use crate::network::{NetworkRngs, NetworkRun};
 
 /// The network streams of study `prefix`: selection/availability/check-in `"{prefix}/net"`, the
 /// (unused by the studies, whose clients train on their own streams) shared training stream
@@ -18,26 +16,6 @@ pub fn rngs(ctx: &RunContext, prefix: &str, agg: &str) -> NetworkRngs {
         net: ctx.rng(&format!("{prefix}/net")),
         train: ctx.rng(&format!("{prefix}/train")),
         agg: ctx.rng(agg),
-    }
-}
-
-/// The first error a plug-in hit (the plug-in traits return no `Result`): the plug-in records it
-/// and carries on with a neutral value; the study turns it into a run error after the run.
-#[derive(Debug, Default)]
-pub struct Failure(RefCell<Option<String>>);
-
-impl Failure {
-    /// Keeps `e` unless an earlier error is already recorded.
-    pub fn record(&self, e: impl std::fmt::Display) {
-        self.0.borrow_mut().get_or_insert_with(|| e.to_string());
-    }
-
-    /// The recorded error, if any, as a run failure.
-    pub fn check(&self) -> Result<(), RunError> {
-        match self.0.borrow().as_ref() {
-            Some(e) => Err(RunError::Model(e.clone())),
-            None => Ok(()),
-        }
     }
 }
 
@@ -93,7 +71,7 @@ pub fn sample_curve(
 /// `aggregated_updates`.
 pub fn network_metrics(out: &mut RunOutput, run: &NetworkRun, suffix: &str) {
     let rounds = run.rounds.len().max(1) as f64;
-    let sum = |f: fn(&crate::fl::network::RoundRecord) -> usize| {
+    let sum = |f: fn(&crate::network::RoundRecord) -> usize| {
         run.rounds.iter().map(f).sum::<usize>() as f64
     };
     out.metric(format!("wall_s{suffix}"), run.end_s())
@@ -113,8 +91,8 @@ pub fn network_metrics(out: &mut RunOutput, run: &NetworkRun, suffix: &str) {
 /// A network for the studies' unit tests: `rounds` rounds, everyone selected, a one-hour deadline
 /// (every upload on time) and a 100 Mbit/s ingress.
 #[cfg(test)]
-pub fn on_time_network(rounds: u32) -> crate::fl::network::NetworkConfig {
-    crate::fl::network::NetworkConfig {
+pub fn on_time_network(rounds: u32) -> crate::network::NetworkConfig {
+    crate::network::NetworkConfig {
         rounds,
         participation: 1.0,
         deadline_s: 3600.0,
@@ -127,8 +105,8 @@ pub fn on_time_network(rounds: u32) -> crate::fl::network::NetworkConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fl::network::RoundRecord;
-    use crate::fl::traits::Eval;
+    use crate::network::RoundRecord;
+    use crate::traits::Eval;
 
     fn run(acc: &[f64]) -> NetworkRun {
         NetworkRun {

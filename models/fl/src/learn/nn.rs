@@ -302,7 +302,7 @@ pub fn loss_and_accuracy(w: &Weights, data: &Dataset) -> Result<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fl::learn::task::{Prototypes, TaskShape};
+    use crate::learn::task::{Prototypes, TaskShape};
 
     #[test]
     fn sgd_learns_a_separable_task() {

@@ -8,12 +8,12 @@ use rand::seq::SliceRandom;
 use rand_distr::{Distribution, Gamma, Normal, StandardNormal};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::ParamError;
 use sim::rng::Rng;
+use sim::validate::{Checks, Validate};
 
 /// Labelled examples (`x` row-major `len × dim`, labels in `0..classes`): the FL network's
-/// [`crate::fl::data::Shard`], with the tensor and trigger helpers the learning studies add below.
-pub type Dataset = crate::fl::data::Shard;
+/// [`crate::data::Shard`], with the tensor and trigger helpers the learning studies add below.
+pub type Dataset = crate::data::Shard;
 
 impl Dataset {
     /// `(x, y)` tensors of the examples `rows`.
@@ -88,32 +88,13 @@ pub struct TaskShape {
     pub noise: f64,
 }
 
-impl TaskShape {
-    /// Range errors, keys prefixed by `path`.
-    pub fn validate(&self, path: &str, out: &mut Vec<ParamError>) {
-        for (k, v) in [
-            ("dim", self.dim),
-            ("classes", self.classes),
-            ("modes", self.modes),
-        ] {
-            if v == 0 {
-                out.push(ParamError::new(format!("{path}.{k}"), "must be ≥ 1, got 0"));
-            }
-        }
-        if self.classes < 2 {
-            out.push(ParamError::new(
-                format!("{path}.classes"),
-                format!("must be ≥ 2, got {}", self.classes),
-            ));
-        }
-        for (k, v) in [("separation", self.separation), ("noise", self.noise)] {
-            if !(v.is_finite() && v > 0.0) {
-                out.push(ParamError::new(
-                    format!("{path}.{k}"),
-                    format!("must be a finite number > 0, got {v}"),
-                ));
-            }
-        }
+impl Validate for TaskShape {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("dim", self.dim, 1);
+        c.at_least("classes", self.classes, 2);
+        c.at_least("modes", self.modes, 1);
+        c.positive("separation", self.separation);
+        c.positive("noise", self.noise);
     }
 }
 

@@ -79,7 +79,7 @@ fn bound_int8(design: Design, op: Op) -> f64 {
     }
 }
 
-/// Prints the error table quoted in the README (`cargo test -p models print_errors -- --nocapture`).
+/// Prints the error table quoted in the README (`cargo test -p fpga print_errors -- --nocapture`).
 #[test]
 fn print_errors() {
     for prec in [Prec::INT8, Prec::INT4] {

@@ -15,7 +15,7 @@ use sim::experiment::RunError;
 use super::params::{DashParams, Weights};
 use super::stack::{LayerStack, trajectory};
 use super::train::{self, Evaluation, Trained};
-use crate::minilm::{self, Dims, Exact, Hidden, MiniLm, Tokenizer};
+use minilm::{self, Dims, Exact, Hidden, MiniLm, Tokenizer};
 
 impl LayerStack for MiniLm {
     fn layers(&self) -> usize {

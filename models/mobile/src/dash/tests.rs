@@ -1,21 +1,20 @@
 //! DASH checks: the hooks leave the plain engine untouched, λ moves the skip ratio the right way,
 //! asynchronous evaluation is not slower than synchronous, determinism, and input validation.
 
-use sim::experiment::{Experiment, RunContext, RunOutput, Validate};
+use sim::experiment::{Experiment, RunContext, RunOutput};
+use sim::validate::Checks;
 
 use super::compensate::Compensation;
 use super::measure::measure_on;
 use super::params::DashParams;
 use super::phone::{DashEngine, small_layer};
-use crate::minilm::{Dims, MiniLm};
-use crate::mobile::MobileExperiment;
-use crate::mobile::cost::{CostModel, EngineParams};
-use crate::mobile::experiment::{Policy, SimResult, simulate, simulate_with};
-use crate::mobile::params::{
-    ArrivalKind, GovernorChoice, MobileParams, StockParams, WorkloadParams,
-};
-use crate::mobile::workload::Arrivals;
-use crate::presets::{LLM, SOC};
+use crate::MobileExperiment;
+use crate::cost::{CostModel, EngineParams};
+use crate::experiment::{Policy, SimResult, simulate, simulate_with};
+use crate::params::{ArrivalKind, GovernorChoice, MobileParams, StockParams, WorkloadParams};
+use crate::workload::Arrivals;
+use minilm::{Dims, MiniLm};
+use presets::{LLM, SOC};
 
 fn preset<T: serde::de::DeserializeOwned>(table: &[(&str, &str)], name: &str) -> T {
     serde_norway::from_str(table.iter().find(|(n, _)| *n == name).unwrap().1).unwrap()
@@ -101,15 +100,6 @@ fn a_plan_that_never_skips_and_costs_nothing_is_the_plain_engine() {
     );
 }
 
-fn ctx() -> RunContext {
-    RunContext {
-        run: 0,
-        point: 0,
-        replication: 0,
-        seed: 11,
-    }
-}
-
 fn mobile_params() -> MobileParams {
     MobileParams {
         soc: preset(SOC, "pixel-7"),
@@ -132,7 +122,7 @@ fn mobile_params() -> MobileParams {
 }
 
 fn metrics(p: &MobileParams) -> RunOutput {
-    MobileExperiment.run(p, &ctx()).unwrap()
+    MobileExperiment.run(p, &RunContext::single(11)).unwrap()
 }
 
 #[test]
@@ -228,7 +218,7 @@ fn bad_dash_parameters_name_their_keys() {
         max_tokens: 2,
         ..DashParams::default()
     };
-    let keys: Vec<String> = p.validate().into_iter().map(|e| e.path).collect();
+    let keys: Vec<String> = Checks::of(&p).into_iter().map(|e| e.path).collect();
     for k in [
         "dash.lambda",
         "dash.initial_skip",
@@ -253,7 +243,7 @@ fn a_dash_run_is_deterministic_and_reports_skipping_on_the_phone() {
     };
     let (a, b) = (metrics(&p), metrics(&p));
     assert_eq!(a.metrics, b.metrics);
-    let get = |n: &str| a.metrics.iter().find(|(k, _)| k == n).map(|x| x.1).unwrap();
+    let get = |n: &str| a.get(n).unwrap();
     let skip = get("dash_skip_ratio");
     assert!((0.0..=1.0).contains(&skip));
     // the phone follows the measured patterns (relative depth: 22 layers from 6)

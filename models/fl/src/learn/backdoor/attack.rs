@@ -7,10 +7,11 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sim::rng::Rng;
+use sim::validate::{Checks, Validate};
 
 use super::policy::Policy;
-use crate::fl::learn::nn::{self, Weights};
-use crate::fl::learn::task::Dataset;
+use crate::learn::nn::{self, Weights};
+use crate::learn::task::Dataset;
 
 /// How attackers choose the layers they poison.
 #[derive(
@@ -59,6 +60,18 @@ pub struct PolarConfig {
     /// Which model's backdoor success rewards a sampled mask.
     #[serde(default)]
     pub reward: PolarReward,
+}
+
+impl Validate for PolarConfig {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("samples", self.samples, 1);
+        c.at_least("steps", self.steps, 1);
+        c.positive("lr", self.lr);
+        c.non_negative("penalty", self.penalty);
+        if !(self.p0 > 0.0 && self.p0 < 1.0) {
+            c.fail("p0", format!("must be within (0, 1), got {}", self.p0));
+        }
+    }
 }
 
 /// What POLAR's reward measures the backdoor success of.

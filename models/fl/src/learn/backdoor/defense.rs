@@ -5,6 +5,7 @@ use rand_distr::{Distribution, Normal};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sim::rng::Rng;
+use sim::validate::{Checks, Validate};
 
 /// An aggregation rule on the server.
 #[derive(
@@ -64,6 +65,14 @@ pub struct DefenseConfig {
     pub clip_factor: f64,
     /// FLAME: noise standard deviation as a multiple of the clipping bound (per coordinate).
     pub flame_noise: f64,
+}
+
+impl Validate for DefenseConfig {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("rlr_threshold", self.rlr_threshold, 1);
+        c.positive("clip_factor", self.clip_factor);
+        c.non_negative("flame_noise", self.flame_noise);
+    }
 }
 
 /// What a defense made of one round's updates.

@@ -2,14 +2,14 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::{ParamError, Validate};
+use sim::validate::{Checks, Validate};
 
 use super::attack::{Attack, PolarConfig};
 use super::defense::{Defense, DefenseConfig};
-use crate::fl::devices::DeviceMix;
-use crate::fl::learn::common::{Sgd, at_least, positive, within};
-use crate::fl::learn::task::TaskShape;
-use crate::fl::network::NetworkConfig;
+use crate::devices::DeviceMix;
+use crate::learn::common::{Sgd, check_hidden};
+use crate::learn::task::TaskShape;
+use crate::network::NetworkConfig;
 
 /// The backdoor trigger stamped on inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -80,93 +80,71 @@ pub struct BackdoorParams {
 }
 
 impl Validate for BackdoorParams {
-    fn validate(&self) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        at_least("clients", self.clients, 2, &mut e);
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("clients", self.clients, 2);
         if self.attackers >= self.clients {
-            e.push(ParamError::new(
+            c.fail(
                 "attackers",
                 format!(
                     "must be < clients ({}), got {}",
                     self.clients, self.attackers
                 ),
-            ));
+            );
         }
-        self.network.validate("network", &mut e);
-        self.devices.validate("devices", &mut e);
-        self.task.validate("task", &mut e);
-        for (i, h) in self.hidden.iter().enumerate() {
-            at_least(&format!("hidden.{i}"), *h, 1, &mut e);
-        }
-        positive("dirichlet_alpha", self.dirichlet_alpha, &mut e);
-        at_least("samples_per_client", self.samples_per_client, 1, &mut e);
-        at_least("test_samples", self.test_samples, 1, &mut e);
-        at_least("root_samples", self.root_samples, 1, &mut e);
-        at_least("pretrain_samples", self.pretrain_samples, 1, &mut e);
-        self.pretrain.validate("pretrain", &mut e);
-        self.local.validate("local", &mut e);
-        at_least("trigger.size", self.trigger.size, 1, &mut e);
+        c.part("network", &self.network);
+        c.part("devices", &self.devices);
+        c.part("task", &self.task);
+        check_hidden(c, &self.hidden);
+        c.positive("dirichlet_alpha", self.dirichlet_alpha);
+        c.at_least("samples_per_client", self.samples_per_client, 1);
+        c.at_least("test_samples", self.test_samples, 1);
+        c.at_least("root_samples", self.root_samples, 1);
+        c.at_least("pretrain_samples", self.pretrain_samples, 1);
+        c.part("pretrain", &self.pretrain);
+        c.part("local", &self.local);
+        c.part("trigger", &self.trigger);
         if self.trigger.size > self.task.dim {
-            e.push(ParamError::new(
+            c.fail(
                 "trigger.size",
                 format!(
                     "must be ≤ task.dim ({}), got {}",
                     self.task.dim, self.trigger.size
                 ),
-            ));
-        }
-        if !self.trigger.value.is_finite() {
-            e.push(ParamError::new("trigger.value", "must be finite"));
+            );
         }
         if self.trigger.target_label as usize >= self.task.classes {
-            e.push(ParamError::new(
+            c.fail(
                 "trigger.target_label",
                 format!(
                     "must be < task.classes ({}), got {}",
                     self.task.classes, self.trigger.target_label
                 ),
-            ));
+            );
         }
-        within("poison_fraction", self.poison_fraction, 0.0, 1.0, &mut e);
-        positive("boost", self.boost, &mut e);
+        c.fraction("poison_fraction", self.poison_fraction);
+        c.positive("boost", self.boost);
         if let Some(b) = self.norm_bound {
-            positive("norm_bound", b, &mut e);
+            c.positive("norm_bound", b);
         }
-        within("lp_threshold", self.lp_threshold, 0.0, 1.0, &mut e);
-        at_least("polar.samples", self.polar.samples, 1, &mut e);
-        at_least("polar.steps", self.polar.steps, 1, &mut e);
-        positive("polar.lr", self.polar.lr, &mut e);
-        if !(self.polar.penalty.is_finite() && self.polar.penalty >= 0.0) {
-            e.push(ParamError::new(
-                "polar.penalty",
-                format!("must be a finite number ≥ 0, got {}", self.polar.penalty),
-            ));
-        }
-        if !(self.polar.p0 > 0.0 && self.polar.p0 < 1.0) {
-            e.push(ParamError::new(
-                "polar.p0",
-                format!("must be within (0, 1), got {}", self.polar.p0),
-            ));
-        }
-        let c = &self.defense_config;
-        if c.assumed_attackers * 2 >= self.clients {
-            e.push(ParamError::new(
+        c.fraction("lp_threshold", self.lp_threshold);
+        c.part("polar", &self.polar);
+        c.part("defense_config", &self.defense_config);
+        let assumed = self.defense_config.assumed_attackers;
+        if assumed * 2 >= self.clients {
+            c.fail(
                 "defense_config.assumed_attackers",
                 format!(
-                    "must be < clients / 2 ({}), got {}",
-                    self.clients.div_ceil(2),
-                    c.assumed_attackers
+                    "must be < clients / 2 ({}), got {assumed}",
+                    self.clients.div_ceil(2)
                 ),
-            ));
+            );
         }
-        at_least("defense_config.rlr_threshold", c.rlr_threshold, 1, &mut e);
-        positive("defense_config.clip_factor", c.clip_factor, &mut e);
-        if !(c.flame_noise.is_finite() && c.flame_noise >= 0.0) {
-            e.push(ParamError::new(
-                "defense_config.flame_noise",
-                format!("must be a finite number ≥ 0, got {}", c.flame_noise),
-            ));
-        }
-        e
+    }
+}
+
+impl Validate for TriggerParams {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("size", self.size, 1);
+        c.finite("value", self.value);
     }
 }

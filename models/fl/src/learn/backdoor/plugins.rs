@@ -8,13 +8,13 @@ use sim::rng::Rng;
 use super::attack::{self, Attack, PolarConfig};
 use super::defense::{self, Defense, DefenseConfig};
 use super::policy::Policy;
-use crate::fl::learn::common::Sgd;
-use crate::fl::learn::convert;
-use crate::fl::learn::net::{self, Failure};
-use crate::fl::learn::nn::{self, Weights};
-use crate::fl::learn::task::Dataset;
-use crate::fl::traits::{
-    Adversary, Aggregator, ClientUpdate, Eval, LocalTrainer, ModelParams, TrainCost,
+use crate::learn::common::Sgd;
+use crate::learn::convert;
+use crate::learn::net;
+use crate::learn::nn::{self, Weights};
+use crate::learn::task::Dataset;
+use crate::traits::{
+    Adversary, Aggregator, ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError, TrainCost,
 };
 
 /// Every client's honest local training (attackers' honest updates included); evaluation is the
@@ -25,8 +25,6 @@ pub struct BackdoorTrainer<'a> {
     test: &'a Dataset,
     local: Sgd,
     rngs: Vec<Rng>,
-    /// First training or evaluation error.
-    pub failure: Failure,
 }
 
 impl<'a> BackdoorTrainer<'a> {
@@ -44,7 +42,6 @@ impl<'a> BackdoorTrainer<'a> {
             test,
             local,
             rngs,
-            failure: Failure::default(),
         }
     }
 }
@@ -59,21 +56,23 @@ impl LocalTrainer for BackdoorTrainer<'_> {
     }
 
     /// Local SGD with the client's own stream (the network's shared stream is unused).
-    fn train(&mut self, client: usize, global: &ModelParams, _rng: &mut Rng) -> ClientUpdate {
+    fn train(
+        &mut self,
+        client: usize,
+        global: &ModelParams,
+        _rng: &mut Rng,
+    ) -> Result<ClientUpdate, PluginError> {
         let g = convert::to_weights(global, &self.init);
         let (e, b, lr) = self.local.tuple();
         let data = &self.clients[client];
-        let w = nn::train(&g, data, e, b, lr, &mut self.rngs[client]).unwrap_or_else(|err| {
-            self.failure.record(err);
-            g.clone()
-        });
-        ClientUpdate {
+        let w = nn::train(&g, data, e, b, lr, &mut self.rngs[client])?;
+        Ok(ClientUpdate {
             client,
             delta: convert::to_params(&w).sub(global),
             samples: data.len(),
             // The local loss is not measured by the SGD helper.
             train_loss: 0.0,
-        }
+        })
     }
 
     /// FLOPs of one local SGD pass; traffic: the whole model down and up.
@@ -86,13 +85,10 @@ impl LocalTrainer for BackdoorTrainer<'_> {
         }
     }
 
-    fn evaluate(&self, global: &ModelParams) -> Eval {
+    fn evaluate(&self, global: &ModelParams) -> Result<Eval, PluginError> {
         let w = convert::to_weights(global, &self.init);
-        let (loss, accuracy) = nn::loss_and_accuracy(&w, self.test).unwrap_or_else(|e| {
-            self.failure.record(e);
-            (0.0, 0.0)
-        });
-        Eval { loss, accuracy }
+        let (loss, accuracy) = nn::loss_and_accuracy(&w, self.test)?;
+        Ok(Eval { loss, accuracy })
     }
 }
 
@@ -132,8 +128,6 @@ pub struct BackdoorAdversary<'a> {
     pub layers_modified: usize,
     /// Updates corrupted.
     pub corrupted: usize,
-    /// First training error.
-    pub failure: Failure,
 }
 
 impl<'a> BackdoorAdversary<'a> {
@@ -156,7 +150,6 @@ impl<'a> BackdoorAdversary<'a> {
             mask: None,
             layers_modified: 0,
             corrupted: 0,
-            failure: Failure::default(),
         }
     }
 
@@ -222,11 +215,10 @@ impl Adversary for BackdoorAdversary<'_> {
         update: &mut ClientUpdate,
         global: &ModelParams,
         _rng: &mut Rng,
-    ) {
-        match self.craft(round, update.client, global, &update.delta) {
-            Ok(w) => update.delta = convert::to_params(&w).sub(global),
-            Err(e) => self.failure.record(e),
-        }
+    ) -> Result<(), PluginError> {
+        let w = self.craft(round, update.client, global, &update.delta)?;
+        update.delta = convert::to_params(&w).sub(global);
+        Ok(())
     }
 }
 
@@ -256,8 +248,6 @@ pub struct DefenseAggregator<'a> {
     attackers: usize,
     /// Flag counts over the run.
     pub flags: Flags,
-    /// First training error (root update).
-    pub failure: Failure,
 }
 
 impl<'a> DefenseAggregator<'a> {
@@ -278,7 +268,6 @@ impl<'a> DefenseAggregator<'a> {
             root_rng,
             attackers,
             flags: Flags::default(),
-            failure: Failure::default(),
         }
     }
 }
@@ -293,14 +282,10 @@ impl Aggregator for DefenseAggregator<'_> {
         global: &ModelParams,
         updates: &[ClientUpdate],
         rng: &mut Rng,
-    ) -> ModelParams {
+    ) -> Result<ModelParams, PluginError> {
         let g = convert::to_weights(global, &self.init);
         let (e, b, lr) = self.local.tuple();
-        let root_model =
-            nn::train(&g, self.root, e, b, lr, &mut self.root_rng).unwrap_or_else(|err| {
-                self.failure.record(err);
-                g.clone()
-            });
+        let root_model = nn::train(&g, self.root, e, b, lr, &mut self.root_rng)?;
         let root: Vec<f32> = convert::to_params(&root_model)
             .sub(global)
             .values()
@@ -326,6 +311,6 @@ impl Aggregator for DefenseAggregator<'_> {
         for x in next.layers.iter_mut().flat_map(|l| l.values.iter_mut()) {
             *x += step.next().copied().unwrap_or(0.0);
         }
-        next
+        Ok(next)
     }
 }

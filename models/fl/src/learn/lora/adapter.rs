@@ -5,8 +5,8 @@ use candle_core::{Device, Result, Tensor, Var};
 use rand_distr::{Distribution, Normal};
 use sim::rng::Rng;
 
-use crate::fl::learn::nn::{self, Weights};
-use crate::fl::learn::task::Dataset;
+use crate::learn::nn::{self, Weights};
+use crate::learn::task::Dataset;
 
 /// One layer's low-rank adapter.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sim::rng::Rng;
 
 use super::adapter::{Adapters, Lora};
-use crate::fl::learn::svd::{self, SvdFailed};
+use crate::learn::svd::{self, SvdFailed};
 
 /// A federated LoRA aggregation rule.
 #[derive(

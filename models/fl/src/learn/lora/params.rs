@@ -2,13 +2,13 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::{ParamError, Validate};
+use sim::validate::{Checks, Validate};
 
 use super::aggregate::LoraMethod;
-use crate::fl::devices::DeviceMix;
-use crate::fl::learn::common::{Sgd, at_least, positive, within};
-use crate::fl::learn::task::TaskShape;
-use crate::fl::network::NetworkConfig;
+use crate::devices::DeviceMix;
+use crate::learn::common::{Sgd, check_hidden};
+use crate::learn::task::TaskShape;
+use crate::network::NetworkConfig;
 
 /// Federated LoRA fine-tuning of a pretrained MLP on a shifted, label-skewed target task.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -51,30 +51,21 @@ pub struct LoraParams {
 }
 
 impl Validate for LoraParams {
-    fn validate(&self) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        at_least("clients", self.clients, 1, &mut e);
-        self.network.validate("network", &mut e);
-        self.devices.validate("devices", &mut e);
-        at_least("rank", self.rank, 1, &mut e);
-        self.task.validate("task", &mut e);
-        for (i, h) in self.hidden.iter().enumerate() {
-            at_least(&format!("hidden.{i}"), *h, 1, &mut e);
-        }
-        if !(self.target_shift.is_finite() && self.target_shift >= 0.0) {
-            e.push(ParamError::new(
-                "target_shift",
-                format!("must be a finite number ≥ 0, got {}", self.target_shift),
-            ));
-        }
-        positive("dirichlet_alpha", self.dirichlet_alpha, &mut e);
-        at_least("samples_per_client", self.samples_per_client, 1, &mut e);
-        at_least("test_samples", self.test_samples, 1, &mut e);
-        at_least("pretrain_samples", self.pretrain_samples, 1, &mut e);
-        self.pretrain.validate("pretrain", &mut e);
-        self.local.validate("local", &mut e);
-        within("target_accuracy", self.target_accuracy, 0.0, 1.0, &mut e);
-        e
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("clients", self.clients, 1);
+        c.part("network", &self.network);
+        c.part("devices", &self.devices);
+        c.at_least("rank", self.rank, 1);
+        c.part("task", &self.task);
+        check_hidden(c, &self.hidden);
+        c.non_negative("target_shift", self.target_shift);
+        c.positive("dirichlet_alpha", self.dirichlet_alpha);
+        c.at_least("samples_per_client", self.samples_per_client, 1);
+        c.at_least("test_samples", self.test_samples, 1);
+        c.at_least("pretrain_samples", self.pretrain_samples, 1);
+        c.part("pretrain", &self.pretrain);
+        c.part("local", &self.local);
+        c.fraction("target_accuracy", self.target_accuracy);
     }
 }
 
@@ -86,13 +77,13 @@ mod tests {
     fn network_and_device_errors_name_their_dotted_keys() {
         let yaml = "method: fedmomentum\nclients: 2\nnetwork: { rounds: 0, deadline_s: -1, server_ingress_mbps: 10 }\ndevices: { dropout: 2 }\nrank: 1\ntask: { dim: 4, classes: 2, modes: 1, separation: 1, noise: 1 }\nhidden: [4]\ntarget_shift: 1\ndirichlet_alpha: 1\nsamples_per_client: 5\ntest_samples: 5\npretrain_samples: 5\npretrain: { epochs: 1, batch: 5, lr: 0.1 }\nlocal: { epochs: 1, batch: 5, lr: 0.1 }\ntarget_accuracy: 0.5\n";
         let p: LoraParams = serde_norway::from_str(yaml).unwrap();
-        let keys: Vec<String> = p.validate().into_iter().map(|e| e.path).collect();
+        let keys: Vec<String> = Checks::of(&p).into_iter().map(|e| e.path).collect();
         assert_eq!(
             keys,
             ["network.rounds", "network.deadline_s", "devices.dropout"]
         );
         let ok: LoraParams =
             serde_norway::from_str(&yaml.replace("devices: { dropout: 2 }\n", "")).unwrap();
-        assert_eq!(ok.devices, crate::fl::devices::DeviceMix::reliable());
+        assert_eq!(ok.devices, crate::devices::DeviceMix::reliable());
     }
 }

@@ -4,29 +4,18 @@
 //! [`LoraMethod`] to the clients' adapters and merges whatever the method puts into the base
 //! (FLoRA's stack, FedMomentum's residual) into the base layers of the next global model.
 
-use std::cell::Cell;
-use std::rc::Rc;
-
 use sim::rng::Rng;
 
 use super::adapter::{self, Adapters};
 use super::aggregate::{self, LoraMethod};
-use crate::fl::learn::common::Sgd;
-use crate::fl::learn::convert;
-use crate::fl::learn::net::{self, Failure};
-use crate::fl::learn::nn::{self, Weights};
-use crate::fl::learn::task::Dataset;
-use crate::fl::traits::{Aggregator, ClientUpdate, Eval, LocalTrainer, ModelParams, TrainCost};
-
-/// Floats each client downloads for the current global model: set by the aggregator when it
-/// publishes a model (its method's downlink), read by the trainer's [`LocalTrainer::cost`].
-pub type Broadcast = Rc<Cell<usize>>;
-
-/// Floats of the very first download: the initial adapters (FFA-LoRA: only `B`, `A` comes from
-/// the shared seed). The pretrained base is assumed to be on the clients already.
-pub fn initial_download(method: LoraMethod, adapters: &Adapters) -> usize {
-    adapters.iter().map(|l| method.uplink_floats(l)).sum()
-}
+use crate::learn::common::Sgd;
+use crate::learn::convert;
+use crate::learn::net;
+use crate::learn::nn::{self, Weights};
+use crate::learn::task::Dataset;
+use crate::traits::{
+    Aggregator, ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError, TrainCost,
+};
 
 /// The clients' side: local SGD on the adapters over a frozen base.
 pub struct LoraTrainer<'a> {
@@ -37,24 +26,18 @@ pub struct LoraTrainer<'a> {
     test: &'a Dataset,
     local: Sgd,
     rngs: Vec<Rng>,
-    broadcast: Broadcast,
-    /// First training or evaluation error.
-    pub failure: Failure,
 }
 
 impl<'a> LoraTrainer<'a> {
     /// Clients holding `clients` (client `k` shuffles with `rngs[k]`), starting from `base` and the
     /// adapters `init`, evaluated on `test`.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         method: LoraMethod,
         base: Weights,
         init: Adapters,
-        clients: &'a [Dataset],
-        test: &'a Dataset,
+        (clients, test): (&'a [Dataset], &'a Dataset),
         local: Sgd,
         rngs: Vec<Rng>,
-        broadcast: Broadcast,
     ) -> Self {
         Self {
             method,
@@ -64,12 +47,12 @@ impl<'a> LoraTrainer<'a> {
             test,
             local,
             rngs,
-            broadcast,
-            failure: Failure::default(),
         }
     }
 
-    /// Floats one client uploads per round (`A` and `B`; FFA-LoRA: `B`).
+    /// Floats one client uploads per round (`A` and `B`; FFA-LoRA: `B`). Also what it downloads
+    /// of the initial model: the adapters (FFA-LoRA: only `B`, `A` comes from the shared seed);
+    /// the pretrained base is assumed to be on the clients already.
     pub fn uplink_floats(&self) -> usize {
         self.init.iter().map(|l| self.method.uplink_floats(l)).sum()
     }
@@ -86,7 +69,12 @@ impl LocalTrainer for LoraTrainer<'_> {
 
     /// Local SGD on the adapters with the client's own shuffling stream (the network's shared
     /// stream is not used, so a client's training does not depend on who else is on time).
-    fn train(&mut self, client: usize, global: &ModelParams, _rng: &mut Rng) -> ClientUpdate {
+    fn train(
+        &mut self,
+        client: usize,
+        global: &ModelParams,
+        _rng: &mut Rng,
+    ) -> Result<ClientUpdate, PluginError> {
         let data = &self.clients[client];
         let base = convert::to_weights(global, &self.base);
         let start = convert::to_adapters(global, &self.init);
@@ -97,23 +85,19 @@ impl LocalTrainer for LoraTrainer<'_> {
             data,
             self.local.tuple(),
             &mut self.rngs[client],
-        )
-        .unwrap_or_else(|e| {
-            self.failure.record(e);
-            start.clone()
-        });
-        ClientUpdate {
+        )?;
+        Ok(ClientUpdate {
             client,
             delta: convert::lora_params(&base, &trained).sub(global),
             samples: data.len(),
             // The local loss is not measured by the adapter SGD.
             train_loss: 0.0,
-        }
+        })
     }
 
     /// FLOPs: dense SGD through the merged layers (6 per multiply-accumulate and example) plus
-    /// forming `B·A` per minibatch; traffic: the method's download of the current model and the
-    /// adapter upload.
+    /// forming `B·A` per minibatch; traffic: the initial adapters down (later rounds: what the
+    /// [`LoraAggregator`] published, its [`Aggregator::download_bytes`]) and the adapters up.
     fn cost(&self, client: usize, _global: &ModelParams) -> TrainCost {
         let (epochs, batch, _) = self.local.tuple();
         let n = self.clients[client].len();
@@ -122,21 +106,18 @@ impl LocalTrainer for LoraTrainer<'_> {
         TrainCost {
             flops: net::sgd_flops(&self.base, epochs * n)
                 + 6.0 * rank * net::macs(&self.base) * batches as f64,
-            download_bytes: 4 * self.broadcast.get() as u64,
+            download_bytes: 4 * self.uplink_floats() as u64,
             upload_bytes: 4 * self.uplink_floats() as u64,
         }
     }
 
-    fn evaluate(&self, global: &ModelParams) -> Eval {
+    fn evaluate(&self, global: &ModelParams) -> Result<Eval, PluginError> {
         let model = adapter::merged(
             &convert::to_weights(global, &self.base),
             &convert::to_adapters(global, &self.init),
         );
-        let (loss, accuracy) = nn::loss_and_accuracy(&model, self.test).unwrap_or_else(|e| {
-            self.failure.record(e);
-            (0.0, 0.0)
-        });
-        Eval { loss, accuracy }
+        let (loss, accuracy) = nn::loss_and_accuracy(&model, self.test)?;
+        Ok(Eval { loss, accuracy })
     }
 }
 
@@ -146,32 +127,21 @@ pub struct LoraAggregator {
     method: LoraMethod,
     base: Weights,
     adapters: Adapters,
-    broadcast: Broadcast,
     /// Floats each client downloads of each round's aggregate.
     pub downlink_floats: Vec<usize>,
     /// Σ over rounds and layers of ‖Σ pᵢBᵢAᵢ − what the new global holds‖_F.
     pub lost_norm: f64,
-    /// First aggregation error (a failed SVD).
-    pub failure: Failure,
 }
 
 impl LoraAggregator {
-    /// `method` over models laid out like `base` + `adapters`, publishing its downlink to
-    /// `broadcast`.
-    pub fn new(
-        method: LoraMethod,
-        base: Weights,
-        adapters: Adapters,
-        broadcast: Broadcast,
-    ) -> Self {
+    /// `method` over models laid out like `base` + `adapters`.
+    pub fn new(method: LoraMethod, base: Weights, adapters: Adapters) -> Self {
         Self {
             method,
             base,
             adapters,
-            broadcast,
             downlink_floats: Vec::new(),
             lost_norm: 0.0,
-            failure: Failure::default(),
         }
     }
 }
@@ -186,7 +156,7 @@ impl Aggregator for LoraAggregator {
         global: &ModelParams,
         updates: &[ClientUpdate],
         rng: &mut Rng,
-    ) -> ModelParams {
+    ) -> Result<ModelParams, PluginError> {
         let clients: Vec<Adapters> = updates
             .iter()
             .map(|u| {
@@ -206,13 +176,7 @@ impl Aggregator for LoraAggregator {
                 }
             })
             .collect();
-        let layers = match aggregate::aggregate(self.method, &clients, &p, rng) {
-            Ok(l) => l,
-            Err(e) => {
-                self.failure.record(e);
-                return global.clone();
-            }
-        };
+        let layers = aggregate::aggregate(self.method, &clients, &p, rng)?;
         let mut base = convert::to_weights(global, &self.base);
         let mut adapters = convert::to_adapters(global, &self.adapters);
         let mut down = 0;
@@ -224,8 +188,13 @@ impl Aggregator for LoraAggregator {
             self.lost_norm += a.lost_norm;
             adapters[l] = a.lora;
         }
-        self.broadcast.set(down);
         self.downlink_floats.push(down);
-        convert::lora_params(&base, &adapters)
+        Ok(convert::lora_params(&base, &adapters))
+    }
+
+    /// What the method published last (FLoRA: every client's modules; FedMomentum: the factors),
+    /// `None` before the first aggregate (the trainer's initial adapters).
+    fn download_bytes(&self) -> Option<u64> {
+        self.downlink_floats.last().map(|&f| 4 * f as u64)
     }
 }

@@ -7,8 +7,8 @@
 use candle_core::{Device, Result, Tensor, Var};
 use sim::rng::Rng;
 
-use crate::fl::learn::nn::{self, Vars, Weights};
-use crate::fl::learn::task::Dataset;
+use crate::learn::nn::{self, Vars, Weights};
+use crate::learn::task::Dataset;
 
 /// One client's personal state.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +116,7 @@ pub fn train_mixed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fl::learn::task::{ClientView, Prototypes, TaskShape};
+    use crate::learn::task::{ClientView, Prototypes, TaskShape};
 
     #[test]
     fn mixing_gradient_matches_finite_differences() {

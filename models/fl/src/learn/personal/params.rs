@@ -2,12 +2,12 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sim::experiment::{ParamError, Validate};
+use sim::validate::{Checks, Validate};
 
-use crate::fl::devices::DeviceMix;
-use crate::fl::learn::common::{Sgd, at_least, positive, within};
-use crate::fl::learn::task::TaskShape;
-use crate::fl::network::NetworkConfig;
+use crate::devices::DeviceMix;
+use crate::learn::common::{Sgd, check_hidden};
+use crate::learn::task::TaskShape;
+use crate::network::NetworkConfig;
 
 /// A personalization method.
 #[derive(
@@ -89,39 +89,30 @@ fn one() -> usize {
 }
 
 impl Validate for PersonalParams {
-    fn validate(&self) -> Vec<ParamError> {
-        let mut e = Vec::new();
-        at_least("clients", self.clients, 1, &mut e);
-        self.network.validate("network", &mut e);
-        self.devices.validate("devices", &mut e);
-        self.task.validate("task", &mut e);
-        for (i, h) in self.hidden.iter().enumerate() {
-            at_least(&format!("hidden.{i}"), *h, 1, &mut e);
-        }
-        if !(self.input_shift.is_finite() && self.input_shift >= 0.0) {
-            e.push(ParamError::new(
-                "input_shift",
-                format!("must be a finite number ≥ 0, got {}", self.input_shift),
-            ));
-        }
-        positive("dirichlet_alpha", self.dirichlet_alpha, &mut e);
-        at_least("samples_per_client", self.samples_per_client, 1, &mut e);
-        at_least("test_per_client", self.test_per_client, 1, &mut e);
-        self.local.validate("local", &mut e);
-        at_least("finetune_epochs", self.finetune_epochs, 1, &mut e);
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("clients", self.clients, 1);
+        c.part("network", &self.network);
+        c.part("devices", &self.devices);
+        c.part("task", &self.task);
+        check_hidden(c, &self.hidden);
+        c.non_negative("input_shift", self.input_shift);
+        c.positive("dirichlet_alpha", self.dirichlet_alpha);
+        c.at_least("samples_per_client", self.samples_per_client, 1);
+        c.at_least("test_per_client", self.test_per_client, 1);
+        c.part("local", &self.local);
+        c.at_least("finetune_epochs", self.finetune_epochs, 1);
         let layers = self.hidden.len() + 1;
         if self.fedper_layers == 0 || self.fedper_layers >= layers {
-            e.push(ParamError::new(
+            c.fail(
                 "fedper_layers",
                 format!(
                     "must be within [1, {}] (the model has {layers} layers), got {}",
                     layers - 1,
                     self.fedper_layers
                 ),
-            ));
+            );
         }
-        positive("mix_lr", self.mix_lr, &mut e);
-        within("target_accuracy", self.target_accuracy, 0.0, 1.0, &mut e);
-        e
+        c.positive("mix_lr", self.mix_lr);
+        c.fraction("target_accuracy", self.target_accuracy);
     }
 }

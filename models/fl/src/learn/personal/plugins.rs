@@ -9,12 +9,12 @@ use sim::rng::Rng;
 
 use super::mixing::{self, MixClient};
 use super::params::PersonalMethod;
-use crate::fl::learn::common::Sgd;
-use crate::fl::learn::convert;
-use crate::fl::learn::net::{self, Failure};
-use crate::fl::learn::nn::{self, Weights};
-use crate::fl::learn::task::Dataset;
-use crate::fl::traits::{ClientUpdate, Eval, LocalTrainer, ModelParams, TrainCost};
+use crate::learn::common::Sgd;
+use crate::learn::convert;
+use crate::learn::net;
+use crate::learn::nn::{self, Weights};
+use crate::learn::task::Dataset;
+use crate::traits::{ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError, TrainCost};
 
 /// `body` with its last `k` layers taken from `head`.
 fn with_head(body: &Weights, head: &Weights, k: usize) -> Weights {
@@ -50,8 +50,6 @@ pub struct PersonalTrainer<'a> {
     heads: Vec<Weights>,
     mix: Vec<MixClient>,
     per_client: RefCell<Vec<f64>>,
-    /// First training or evaluation error.
-    pub failure: Failure,
 }
 
 impl<'a> PersonalTrainer<'a> {
@@ -76,7 +74,6 @@ impl<'a> PersonalTrainer<'a> {
             test,
             rngs,
             finetune_rngs: RefCell::new(finetune_rngs),
-            failure: Failure::default(),
         }
     }
 
@@ -164,19 +161,21 @@ impl LocalTrainer for PersonalTrainer<'_> {
     }
 
     /// One local round with the client's own stream (the network's shared stream is unused).
-    fn train(&mut self, client: usize, global: &ModelParams, _rng: &mut Rng) -> ClientUpdate {
+    fn train(
+        &mut self,
+        client: usize,
+        global: &ModelParams,
+        _rng: &mut Rng,
+    ) -> Result<ClientUpdate, PluginError> {
         let g = convert::to_weights(global, &self.init);
-        let up = self.local_train(client, &g).unwrap_or_else(|e| {
-            self.failure.record(e);
-            g.clone()
-        });
-        ClientUpdate {
+        let up = self.local_train(client, &g)?;
+        Ok(ClientUpdate {
             client,
             delta: convert::to_params(&up).sub(global),
             samples: self.train[client].len(),
             // The local loss is not measured by the SGD helpers.
             train_loss: 0.0,
-        }
+        })
     }
 
     /// FLOPs of local SGD (pFedNavi: two passes per minibatch, its personalized model and the
@@ -198,28 +197,22 @@ impl LocalTrainer for PersonalTrainer<'_> {
 
     /// Mean over clients of their personalized model's test accuracy and loss (each client's own
     /// test set); the per-client accuracies are kept for [`PersonalTrainer::per_client`].
-    fn evaluate(&self, global: &ModelParams) -> Eval {
+    fn evaluate(&self, global: &ModelParams) -> Result<Eval, PluginError> {
         let g = convert::to_weights(global, &self.init);
         let n = self.train.len();
         let mut acc = vec![0.0; n];
         let mut loss = 0.0;
         for (k, a) in acc.iter_mut().enumerate() {
-            match self
-                .personal_model(k, &g)
-                .and_then(|w| nn::loss_and_accuracy(&w, &self.test[k]))
-            {
-                Ok((l, v)) => {
-                    loss += l;
-                    *a = v;
-                }
-                Err(e) => self.failure.record(e),
-            }
+            let w = self.personal_model(k, &g)?;
+            let (l, v) = nn::loss_and_accuracy(&w, &self.test[k])?;
+            loss += l;
+            *a = v;
         }
         let accuracy = acc.iter().sum::<f64>() / n as f64;
         *self.per_client.borrow_mut() = acc;
-        Eval {
+        Ok(Eval {
             loss: loss / n as f64,
             accuracy,
-        }
+        })
     }
 }
