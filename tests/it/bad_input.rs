@@ -42,7 +42,7 @@ fn cases() -> Vec<Case> {
             "unknown top-level key",
             "seed: 1",
             "sed: 1",
-            "S.yaml:3:1: key `sed`: unknown field `sed`, expected one of `name`, `family`, `description`, `seed`, `replications`, `common_random_numbers`, `params`, `sweep`",
+            "S.yaml:3:1: key `sed`: unknown field `sed`, expected one of `name`, `family`, `model`, `description`, `seed`, `replications`, `common_random_numbers`, `params`, `sweep`",
         ),
         case(
             "unknown params key",

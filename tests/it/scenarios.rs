@@ -57,7 +57,7 @@ fn quickstart_writes_tables_and_a_figure_can_be_drawn() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["runs_total"], 24);
-    assert_eq!(manifest["scenario"]["model"], "queue");
+    assert_eq!(manifest["scenario"]["family"], "queue");
     let runs = crate::common::runs(&dir);
     assert_eq!(runs.height(), 24);
     for col in [
