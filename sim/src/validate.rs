@@ -73,12 +73,8 @@ impl Checks {
 
     /// Checks nested part `field` (`""`: a part flattened into this one).
     pub fn part(&mut self, field: &str, part: &(impl Validate + ?Sized)) {
-        let outer = std::mem::replace(&mut self.path, String::new());
-        self.path = match (outer.is_empty(), field.is_empty()) {
-            (true, _) => field.to_owned(),
-            (false, true) => outer.clone(),
-            (false, false) => format!("{outer}.{field}"),
-        };
+        let inner = self.path_of(field);
+        let outer = std::mem::replace(&mut self.path, inner);
         part.validate(self);
         self.path = outer;
     }
@@ -201,6 +197,10 @@ mod tests {
             inner: Rate(1.0),
             opt: None,
         };
-        assert_eq!(Checks::of(&fine).len(), 1, "only the root's own check fails");
+        assert_eq!(
+            Checks::of(&fine).len(),
+            1,
+            "only the root's own check fails"
+        );
     }
 }
