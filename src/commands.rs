@@ -4,13 +4,15 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sim::checkpoint::CheckpointPolicy;
-use sim::error::InputError;
-use sim::output::{self, Build};
-use sim::runner::{self, RunOptions};
-use sim::scenario::{self, Registry};
+use sim_run::checkpoint::CheckpointPolicy;
+use sim_run::error::InputError;
+use sim_run::output::{self, Build};
+use sim_run::runner::{self, RunOptions};
+use sim_run::scenario::{self, Registry};
 
-use crate::cli::{Cli, Command, KindArg, PlotArgs, TableArg};
+use analysis::report::TableName;
+
+use crate::cli::{Cli, Command, PlotArgs};
 
 /// Why a command failed: bad input (exit 2) or a failure while running (exit 1).
 #[derive(Debug)]
@@ -53,7 +55,7 @@ pub const BUILD: Build = Build {
 
 /// Runs the parsed command.
 pub fn dispatch(cli: Cli) -> Result<(), CliError> {
-    let registry = models::registry();
+    let registry = sysim::registry();
     match cli.command {
         Command::Run {
             file,
@@ -77,7 +79,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                 quiet,
                 checkpoint: None,
             },
-            format.into(),
+            format,
             Checkpointing {
                 resume,
                 dir: checkpoint,
@@ -88,7 +90,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::List => list(&registry),
         Command::Schema { family } => schema(&registry, family.as_deref()),
         Command::Plot(args) => plot(args),
-        Command::Merge { dirs, out, format } => merge(&dirs, &out, format.into()),
+        Command::Merge { dirs, out, format } => merge(&dirs, &out, format),
         Command::Bench { lps, events, seed } => bench(lps, events, seed),
         Command::Report {
             paper,
@@ -131,13 +133,17 @@ impl Checkpointing {
                 "family `{family}` does not save checkpoints; drop --checkpoint/--resume DIR (the queue family does)"
             )));
         }
-        let key = sim::resume::plan_key(plan);
+        let key = sim_run::resume::plan_key(plan);
         let policy = match (&self.dir, self.every, resume_dir) {
             (Some(dir), Some(every), _) => CheckpointPolicy::create(dir, every, &key),
             (_, _, Some(dir)) => CheckpointPolicy::reopen(dir, &key),
-            _ => Err("--checkpoint needs --checkpoint-every".to_owned()),
+            _ => {
+                return Err(CliError::Input(
+                    "--checkpoint needs --checkpoint-every".to_owned(),
+                ));
+            }
         }
-        .map_err(CliError::Input)?;
+        .map_err(|e| CliError::Input(e.to_string()))?;
         Ok(Some(policy))
     }
 }
@@ -148,7 +154,7 @@ fn run(
     out: Option<PathBuf>,
     seed: Option<u64>,
     mut opts: RunOptions,
-    format: sim::table::Format,
+    format: sim_run::table::Format,
     checkpointing: Checkpointing,
 ) -> Result<(), CliError> {
     let plan = scenario::load(file, registry, seed)?;
@@ -186,7 +192,12 @@ fn run(
             failed.len(),
             records.len(),
             first.spec.ctx.run,
-            first.outcome.as_ref().err().map_or("", |e| e.as_str())
+            first
+                .outcome
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default()
         ))),
     }
 }
@@ -197,7 +208,7 @@ pub fn execute_into(
     plan: &scenario::Plan,
     dir: &Path,
     opts: &RunOptions,
-    format: sim::table::Format,
+    format: sim_run::table::Format,
     resume: bool,
 ) -> Result<Vec<runner::RunRecord>, CliError> {
     output::prepare_dir(dir)?;
@@ -205,14 +216,15 @@ pub fn execute_into(
         .get(&plan.scenario.family)
         .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.family)))?;
     let mut previous = if resume {
-        sim::resume::completed(dir, plan).map_err(CliError::Input)?
+        sim_run::resume::completed(dir, plan).map_err(|e| CliError::Input(e.to_string()))?
     } else {
         Vec::new()
     };
     previous.retain(|r| opts.shard.is_none_or(|s| s.contains(r.spec.ctx.run)));
     let done: Vec<u64> = previous.iter().map(|r| r.spec.ctx.run).collect();
     let started = Instant::now();
-    let mut records = runner::execute(plan, family, opts, &done).map_err(CliError::Failure)?;
+    let mut records =
+        runner::execute(plan, family, opts, &done).map_err(|e| CliError::Failure(e.to_string()))?;
     if !previous.is_empty() {
         if !opts.quiet {
             eprintln!(
@@ -342,8 +354,8 @@ fn plot(args: PlotArgs) -> Result<(), CliError> {
     let input = |e: analysis::AnalysisError| CliError::Input(e.to_string());
     let runs = analysis::load_runs(&args.dirs).map_err(input)?;
     let df = match args.table {
-        TableArg::Runs => runs,
-        TableArg::Series => analysis::load_series(&args.dirs)
+        TableName::Runs => runs,
+        TableName::Series => analysis::load_series(&args.dirs)
             .and_then(|series| analysis::report::series_rows(&runs, &series, &args.y))
             .map_err(input)?,
     };
@@ -352,12 +364,7 @@ fn plot(args: PlotArgs) -> Result<(), CliError> {
         .out
         .unwrap_or_else(|| args.dirs[0].join(format!("{y}_vs_{x}")));
     let spec = analysis::PlotSpec {
-        kind: match args.kind {
-            KindArg::Line => analysis::Kind::Line,
-            KindArg::Bar => analysis::Kind::Bar,
-            KindArg::Cdf => analysis::Kind::Cdf,
-            KindArg::Scatter => analysis::Kind::Scatter,
-        },
+        kind: args.kind,
         x,
         y,
         series: args.series,
@@ -374,7 +381,7 @@ fn plot(args: PlotArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn merge(dirs: &[PathBuf], out: &Path, format: sim::table::Format) -> Result<(), CliError> {
+fn merge(dirs: &[PathBuf], out: &Path, format: sim_run::table::Format) -> Result<(), CliError> {
     output::prepare_dir(out)?;
     let summary = analysis::merge(dirs, out, format).map_err(|e| CliError::Input(e.to_string()))?;
     println!(
@@ -388,13 +395,13 @@ fn merge(dirs: &[PathBuf], out: &Path, format: sim::table::Format) -> Result<(),
 }
 
 fn bench(lps: usize, events: u64, seed: u64) -> Result<(), CliError> {
-    let cfg = sim::bench::PholdConfig {
+    let cfg = sim_run::bench::PholdConfig {
         lps,
         events,
         seed,
-        ..sim::bench::PholdConfig::default()
+        ..sim_run::bench::PholdConfig::default()
     };
     cfg.validate().map_err(CliError::Input)?;
-    println!("{}", sim::bench::run(&cfg));
+    println!("{}", sim_run::bench::run(&cfg));
     Ok(())
 }

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use analysis::report::{self, ClaimResult, ReportSpec, TableName};
 use polars::prelude::DataFrame;
-use sim::runner::RunOptions;
-use sim::scenario::{self, Registry};
-use sim::table::{Format, write_bytes_atomic};
+use sim_run::runner::RunOptions;
+use sim_run::scenario::{self, Registry};
+use sim_run::table::{Format, write_bytes_atomic};
 
 use crate::commands::{BUILD, CliError, execute_into};
 
@@ -90,7 +90,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
 fn cache_key(plan: &scenario::Plan) -> String {
     format!(
         "{} {} {}",
-        sim::resume::plan_key(plan),
+        sim_run::resume::plan_key(plan),
         BUILD.version,
         BUILD.commit.unwrap_or("unknown")
     )
@@ -143,7 +143,7 @@ fn one(
             continue;
         };
         let spec_plot = analysis::PlotSpec {
-            kind: fig.kind.into(),
+            kind: fig.kind,
             x: fig.x.clone(),
             y: fig.y.clone(),
             series: fig.series.clone(),

@@ -6,8 +6,6 @@
 //! - [`summary`]: mean and 95% confidence interval of a metric over replications;
 //! - [`figure`]: paper-style line, bar, CDF and scatter figures as PNG and SVG.
 
-#![warn(missing_docs)]
-
 pub mod error;
 pub mod figure;
 mod glob;

@@ -95,7 +95,7 @@ pub(crate) fn read_series(folder: &Path) -> Result<Option<DataFrame>> {
 
 /// The files holding table `stem` in `folder`, in any format.
 pub(crate) fn table_files(folder: &Path, stem: &str) -> Vec<PathBuf> {
-    [sim::table::Format::Parquet, sim::table::Format::Csv]
+    [sim_run::table::Format::Parquet, sim_run::table::Format::Csv]
         .into_iter()
         .map(|format| format.path(folder, stem))
         .filter(|path| path.is_file())
@@ -220,7 +220,7 @@ fn widen(a: &DataType, b: &DataType) -> DataType {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sim::table::{Format, write_frame_atomic};
+    use sim_run::table::{Format, write_frame_atomic};
 
     fn write(dir: &Path, stem: &str, mut df: DataFrame, format: Format) {
         std::fs::create_dir_all(dir).unwrap();

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
-use sim::table::{Format, write_frame_atomic};
+use sim_run::table::{Format, write_frame_atomic};
 
 use crate::error::{AnalysisError, Result};
 use crate::load;

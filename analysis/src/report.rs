@@ -52,7 +52,7 @@ pub struct FigureSpec {
     /// Scenario file, relative to the repository root.
     pub scenario: PathBuf,
     /// `line`, `bar`, `cdf` or `scatter`.
-    pub kind: KindName,
+    pub kind: Kind,
     /// Which table to read: `runs` (default) or `series` (see [`series_rows`]).
     #[serde(default)]
     pub table: TableName,
@@ -87,8 +87,8 @@ pub struct FigureSpec {
     pub filter: BTreeMap<String, Value>,
 }
 
-/// The result table a figure reads.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+/// The result table a figure reads (`table:` in report files, `--table` of `sysim plot`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum TableName {
     /// One row per run: parameters and metrics.
@@ -96,31 +96,6 @@ pub enum TableName {
     Runs,
     /// One row per sample of a series metric, with its run's parameters.
     Series,
-}
-
-/// Figure kinds as written in report files.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum KindName {
-    /// Mean with a 95% CI band.
-    Line,
-    /// Grouped bars with error bars.
-    Bar,
-    /// Empirical CDF.
-    Cdf,
-    /// Points.
-    Scatter,
-}
-
-impl From<KindName> for Kind {
-    fn from(k: KindName) -> Self {
-        match k {
-            KindName::Line => Kind::Line,
-            KindName::Bar => Kind::Bar,
-            KindName::Cdf => Kind::Cdf,
-            KindName::Scatter => Kind::Scatter,
-        }
-    }
 }
 
 /// How a claim's simulated figure is computed from the selected rows.

@@ -1,10 +1,8 @@
-//! Checkpoints of long runs: a run's nexosim state (every model, RNGs included, and the scheduler
+//! Checkpoints of one long run: its nexosim state (every model, RNGs included, and the scheduler
 //! queue, through `Simulation::save` / `SimInit::restore`) plus the family's own collected results,
 //! written atomically every `every` of simulated time so a killed run continues where it stopped.
-//!
-//! Layout of a checkpoint folder: `checkpoint.json` (the plan fingerprint and the interval, so a
-//! folder is never resumed by another scenario) and one `run-<index>.ckpt` per unfinished run, removed
-//! when the run completes.
+//! The folder that holds them (and what it belongs to) is the run machinery's business
+//! (`sim_run::checkpoint`).
 
 use std::fs;
 use std::io::Write;
@@ -12,100 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nexosim::simulation::{SimInit, Simulation};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::engine::T0;
 use crate::experiment::RunError;
 
 /// First bytes of a run checkpoint file (format version 1).
 const MAGIC: &[u8; 8] = b"SYSIMCK1";
-
-/// Where and how often runs save their state.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckpointPolicy {
-    /// Folder holding `checkpoint.json` and the per-run files.
-    pub dir: PathBuf,
-    /// Simulated time between two checkpoints of a run.
-    pub every: Duration,
-}
-
-/// `checkpoint.json`: what a checkpoint folder belongs to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct FolderInfo {
-    /// Fingerprint of the resolved plan (`resume::plan_key`).
-    plan_key: String,
-    /// Checkpoint interval in simulated seconds.
-    every_s: f64,
-}
-
-impl CheckpointPolicy {
-    /// Prepares `dir` for the plan with fingerprint `plan_key`: creates it and records the interval.
-    /// An existing folder of another plan is refused, so stale state is never restored.
-    pub fn create(dir: &Path, every: Duration, plan_key: &str) -> Result<Self, String> {
-        if let Some(info) = read_info(dir)?
-            && info.plan_key != plan_key
-        {
-            return Err(format!(
-                "{}: holds checkpoints of another scenario (plan {}, this one is {plan_key}); use another folder",
-                dir.display(),
-                info.plan_key
-            ));
-        }
-        fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create: {e}", dir.display()))?;
-        let info = FolderInfo {
-            plan_key: plan_key.to_owned(),
-            every_s: every.as_secs_f64(),
-        };
-        let json = serde_json::to_vec_pretty(&info).map_err(|e| e.to_string())?;
-        write_atomic(&dir.join("checkpoint.json"), &json)?;
-        Ok(CheckpointPolicy {
-            dir: dir.to_owned(),
-            every,
-        })
-    }
-
-    /// Reopens a checkpoint folder written for the plan `plan_key`, with the interval it recorded.
-    pub fn reopen(dir: &Path, plan_key: &str) -> Result<Self, String> {
-        let info = read_info(dir)?.ok_or_else(|| {
-            format!(
-                "{}: not a checkpoint folder (no checkpoint.json); start the run with --checkpoint {}",
-                dir.display(),
-                dir.display()
-            )
-        })?;
-        if info.plan_key != plan_key {
-            return Err(format!(
-                "{}: holds checkpoints of another scenario (plan {}, this one is {plan_key})",
-                dir.display(),
-                info.plan_key
-            ));
-        }
-        Ok(CheckpointPolicy {
-            dir: dir.to_owned(),
-            every: Duration::from_secs_f64(info.every_s),
-        })
-    }
-
-    /// The checkpointer of run `run`.
-    pub fn for_run(&self, run: u64) -> Checkpointer {
-        Checkpointer {
-            path: self.dir.join(format!("run-{run}.ckpt")),
-            every: self.every,
-        }
-    }
-}
-
-fn read_info(dir: &Path) -> Result<Option<FolderInfo>, String> {
-    let path = dir.join("checkpoint.json");
-    match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| format!("{}: not a sysim checkpoint record: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
-}
 
 /// Saves and restores one run. A family that supports checkpoints starts its bench with
 /// [`Checkpointer::start`] and advances it with [`Checkpointer::drive`] instead of `init` + `run`.
@@ -116,6 +28,12 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
+    /// The checkpointer of a run whose state lives in file `path`, saved every `every` of
+    /// simulated time.
+    pub fn new(path: PathBuf, every: Duration) -> Self {
+        Self { path, every }
+    }
+
     /// Whether this run has a saved state to continue from.
     pub fn exists(&self) -> bool {
         self.path.is_file()
@@ -174,11 +92,14 @@ impl Checkpointer {
         bytes.extend_from_slice(&(engine.len() as u64).to_le_bytes());
         bytes.extend_from_slice(&engine);
         bytes.extend_from_slice(&family);
-        write_atomic(&self.path, &bytes).map_err(RunError::Model)
+        write_atomic(&self.path, &bytes).map_err(|e| self.corrupt(format!("cannot write: {e}")))
     }
 
     fn corrupt(&self, e: impl std::fmt::Display) -> RunError {
-        RunError::Model(format!("checkpoint {}: {e}", self.path.display()))
+        RunError::Checkpoint {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
     }
 }
 
@@ -191,33 +112,17 @@ fn split(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a kill never leaves half a file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| format!("{}: cannot write checkpoint: {e}", path.display()))
+    let mut f = fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_folder_of_another_plan_is_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let every = Duration::from_secs(10);
-        CheckpointPolicy::create(tmp.path(), every, "aaa").unwrap();
-        let again = CheckpointPolicy::reopen(tmp.path(), "aaa").unwrap();
-        assert_eq!(again.every, every);
-        let err = CheckpointPolicy::reopen(tmp.path(), "bbb").unwrap_err();
-        assert!(err.contains("another scenario"), "{err}");
-        let err = CheckpointPolicy::create(tmp.path(), every, "bbb").unwrap_err();
-        assert!(err.contains("another scenario"), "{err}");
-    }
 
     #[test]
     fn split_rejects_truncated_files() {

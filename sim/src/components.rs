@@ -1,4 +1,4 @@
-//! Reusable nexosim models shared by the model families (DESIGN.md §3).
+//! Reusable nexosim models shared by the families.
 //!
 //! Every component is a transaction-level model: one engine event per job, transfer, OPP switch,
 //! allocation or tick — never one per clock cycle. Times on the wire are `f64` seconds since the

@@ -6,7 +6,7 @@ use nexosim::simulation::SimInit;
 use nexosim::time::MonotonicTime;
 
 /// A fresh single-threaded nexosim bench. sysim parallelises across runs (rayon), never inside one
-/// simulation: nexosim's multi-threaded executor measured 2–7× slower on 2 cores (DESIGN.md §3).
+/// simulation: nexosim's multi-threaded executor measured 2–7× slower on 2 cores.
 pub fn bench() -> SimInit {
     SimInit::with_num_threads(1)
 }

@@ -6,31 +6,7 @@ use serde::de::DeserializeOwned;
 
 use crate::checkpoint::Checkpointer;
 use crate::rng::{self, Rng};
-
-/// A parameter that is out of its valid range, found by a family's [`Validate`] implementation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParamError {
-    /// Dotted path of the offending key, relative to `params` (e.g. `"arrival_rate"`, `"workload.requests"`).
-    pub path: String,
-    /// What was expected, in one sentence (e.g. `"must be > 0, got -1"`).
-    pub message: String,
-}
-
-impl ParamError {
-    /// A range error on key `path`.
-    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// Range checks that serde's typing cannot express (a positive rate, a non-empty table, …).
-pub trait Validate {
-    /// Returns every violated constraint; an empty vector means the parameters are valid.
-    fn validate(&self) -> Vec<ParamError>;
-}
+use crate::validate::{Checks, ParamError, Validate};
 
 /// One time-series sample recorded by a model (a row of `series.parquet`).
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +37,14 @@ impl RunOutput {
         self
     }
 
+    /// The value of scalar metric `name`, if the run recorded it.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.metrics
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, v)| v)
+    }
+
     /// Appends one time-series sample.
     pub fn sample(&mut self, t_s: f64, component: &str, metric: &str, value: f64) {
         self.series.push(SeriesPoint {
@@ -86,6 +70,17 @@ pub struct RunContext {
 }
 
 impl RunContext {
+    /// The context of a lone run (run 0 of point 0, replication 0) with `seed`: for tests and tools
+    /// that run one simulation outside a plan.
+    pub const fn single(seed: u64) -> Self {
+        Self {
+            run: 0,
+            point: 0,
+            replication: 0,
+            seed,
+        }
+    }
+
     /// The random stream of component `path` for this run.
     pub fn rng(&self, path: &str) -> Rng {
         rng::stream(self.seed, path)
@@ -101,6 +96,14 @@ pub enum RunError {
     /// The model reached a state it cannot continue from (e.g. out of memory under strategy `none`).
     #[error("{0}")]
     Model(String),
+    /// A checkpoint file of the run could not be read or written.
+    #[error("checkpoint {}: {reason}", path.display())]
+    Checkpoint {
+        /// The run's checkpoint file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl From<nexosim::simulation::ExecutionError> for RunError {
@@ -128,7 +131,7 @@ pub struct PresetSlot {
 pub trait Experiment: Send + Sync + 'static {
     /// The family's parameters (`deny_unknown_fields`).
     type Params: DeserializeOwned + Serialize + JsonSchema + Validate;
-    /// The `model:` string of scenarios that use this family.
+    /// The `family:` string of scenarios that use this family.
     const NAME: &'static str;
     /// One line on what the family simulates.
     const DESCRIPTION: &'static str;
@@ -152,18 +155,9 @@ pub trait Experiment: Send + Sync + 'static {
     }
 }
 
-/// Why a params value was rejected before running: a serde type error, or a range violation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParamsRejection {
-    /// Dotted path of the offending key relative to `params` (`""` for the params table itself).
-    pub path: String,
-    /// What was wrong and what was expected.
-    pub message: String,
-}
-
 /// A family with its params type erased, as stored in the registry.
 pub trait DynExperiment: Send + Sync {
-    /// The `model:` string.
+    /// The `family:` string.
     fn name(&self) -> &'static str;
     /// One line on what the family simulates.
     fn description(&self) -> &'static str;
@@ -172,7 +166,7 @@ pub trait DynExperiment: Send + Sync {
     /// JSON Schema of the params, for editors.
     fn schema(&self) -> serde_json::Value;
     /// Type-checks and range-checks resolved params without running.
-    fn check(&self, params: &serde_json::Value) -> Result<(), Vec<ParamsRejection>>;
+    fn check(&self, params: &serde_json::Value) -> Result<(), Vec<ParamError>>;
     /// Runs one simulation with resolved params (already checked).
     fn run(&self, params: &serde_json::Value, ctx: &RunContext) -> Result<RunOutput, RunError>;
     /// Whether the family saves and restores checkpoints.
@@ -186,10 +180,10 @@ pub trait DynExperiment: Send + Sync {
     ) -> Result<RunOutput, RunError>;
 }
 
-fn typed<P: DeserializeOwned>(params: &serde_json::Value) -> Result<P, ParamsRejection> {
+fn typed<P: DeserializeOwned>(params: &serde_json::Value) -> Result<P, ParamError> {
     serde_path_to_error::deserialize(params).map_err(|e| {
         let path = e.path().to_string();
-        ParamsRejection {
+        ParamError {
             path: if path == "." { String::new() } else { path },
             message: e.into_inner().to_string(),
         }
@@ -209,16 +203,9 @@ impl<E: Experiment> DynExperiment for E {
     fn schema(&self) -> serde_json::Value {
         serde_json::to_value(schemars::schema_for!(E::Params)).unwrap_or_default()
     }
-    fn check(&self, params: &serde_json::Value) -> Result<(), Vec<ParamsRejection>> {
+    fn check(&self, params: &serde_json::Value) -> Result<(), Vec<ParamError>> {
         let p: E::Params = typed(params).map_err(|r| vec![r])?;
-        let errors: Vec<_> = p
-            .validate()
-            .into_iter()
-            .map(|e| ParamsRejection {
-                path: e.path,
-                message: e.message,
-            })
-            .collect();
+        let errors = Checks::of(&p);
         if errors.is_empty() {
             Ok(())
         } else {

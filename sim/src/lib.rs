@@ -1,23 +1,15 @@
-//! `sim`: the engine layer of sysim.
+//! `sim`: the API a sysim family is written against.
 //!
-//! Scenario files and their sweeps, seeded RNG streams, the `Experiment` trait every model family
-//! implements, the parallel runner, result tables, and the reusable nexosim components
-//! (server, link, DVFS domain, energy meter, memory pool, ticker) with metric recorders.
+//! The [`experiment::Experiment`] trait with its context and output, range checks
+//! ([`validate`]), seeded RNG streams ([`rng`]), engine helpers ([`engine`]), the reusable nexosim
+//! components (server, link, DVFS domain, energy meter, memory pool, ticker) with metric recorders,
+//! and per-run checkpoints. It knows nothing of scenario files, result tables or thread pools: those
+//! are the run machinery's (`sim-run`).
 
-#![warn(missing_docs)]
-
-pub mod bench;
 pub mod checkpoint;
 pub mod components;
 pub mod engine;
-pub mod error;
 pub mod experiment;
-pub mod locate;
 pub mod metrics;
-pub mod output;
-pub mod resume;
 pub mod rng;
-pub mod runner;
-pub mod scenario;
-pub mod sweep;
-pub mod table;
+pub mod validate;

@@ -15,8 +15,11 @@ use polars::prelude::DataFrame;
 
 use crate::error::Result;
 
-/// The kind of figure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The kind of figure (`kind:` in report files, `--kind` of `sysim plot`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Mean of y over replications against x, one line per series, with a shaded 95% CI band.
     Line,

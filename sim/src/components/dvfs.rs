@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use super::energy::PowerSample;
 use crate::engine::{secs, t_s};
-use crate::experiment::{ParamError, Validate};
 use crate::metrics::{Counter, TimeWeightedGauge};
+use crate::validate::{Checks, Validate};
 
 /// One operating performance point: a clock frequency and the supply voltage it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -61,56 +61,31 @@ pub struct DvfsSpec {
 }
 
 impl Validate for DvfsSpec {
-    fn validate(&self) -> Vec<ParamError> {
-        let mut errs = Vec::new();
+    fn validate(&self, c: &mut Checks) {
         if self.opps.is_empty() {
-            errs.push(ParamError::new("opps", "must list at least one OPP"));
+            c.fail("opps", "must list at least one OPP");
         }
         for (i, o) in self.opps.iter().enumerate() {
-            if !(o.freq_hz.is_finite() && o.freq_hz > 0.0) {
-                errs.push(ParamError::new(
-                    format!("opps.{i}.freq_hz"),
-                    format!("must be a finite frequency > 0 Hz, got {}", o.freq_hz),
-                ));
-            }
-            if !(o.volt_v.is_finite() && o.volt_v > 0.0) {
-                errs.push(ParamError::new(
-                    format!("opps.{i}.volt_v"),
-                    format!("must be a finite voltage > 0 V, got {}", o.volt_v),
-                ));
-            }
+            c.positive(&format!("opps.{i}.freq_hz"), o.freq_hz);
+            c.positive(&format!("opps.{i}.volt_v"), o.volt_v);
         }
         if self.opps.windows(2).any(|w| w[1].freq_hz <= w[0].freq_hz) {
-            errs.push(ParamError::new(
-                "opps",
-                "must be sorted by strictly increasing freq_hz",
-            ));
+            c.fail("opps", "must be sorted by strictly increasing freq_hz");
         }
-        let non_negative = [
-            ("c_eff_f", self.c_eff_f),
-            ("static_w", self.static_w),
-            ("static_volt_exponent", self.static_volt_exponent),
-            ("transition_s", self.transition_s),
-        ];
-        for (key, v) in non_negative {
-            if !(v.is_finite() && v >= 0.0) {
-                errs.push(ParamError::new(
-                    key,
-                    format!("must be finite and ≥ 0, got {v}"),
-                ));
-            }
-        }
+        c.non_negative("c_eff_f", self.c_eff_f);
+        c.non_negative("static_w", self.static_w);
+        c.non_negative("static_volt_exponent", self.static_volt_exponent);
+        c.non_negative("transition_s", self.transition_s);
         if !self.opps.is_empty() && self.initial_opp >= self.opps.len() {
-            errs.push(ParamError::new(
+            c.fail(
                 "initial_opp",
                 format!(
                     "must be an OPP index in 0..{}, got {}",
                     self.opps.len(),
                     self.initial_opp
                 ),
-            ));
+            );
         }
-        errs
     }
 }
 
@@ -236,7 +211,7 @@ impl DvfsDomain {
     /// # Panics
     /// If `spec` fails [`Validate::validate`] (families validate their params first).
     pub fn new(domain: u32, spec: DvfsSpec) -> Self {
-        let errs = spec.validate();
+        let errs = Checks::of(&spec);
         assert!(errs.is_empty(), "invalid DVFS spec: {errs:?}");
         let opp = spec.initial_opp;
         let n = spec.opps.len();
@@ -521,7 +496,7 @@ mod tests {
     #[test]
     fn power_model_is_cv2f_util_plus_static() {
         let s = spec(0.0);
-        assert!(s.validate().is_empty());
+        assert!(Checks::of(&s).is_empty());
         // 1e-9 · 0.8² · 1e9 · 0.5 = 0.32 W dynamic + 0.1 W static
         assert!(close(s.power_w(1, 0.5), 0.42));
         let scaled = DvfsSpec {
@@ -551,7 +526,7 @@ mod tests {
             transition_s: 0.0,
             initial_opp: 5,
         };
-        let paths: Vec<String> = bad.validate().into_iter().map(|e| e.path).collect();
+        let paths: Vec<String> = Checks::of(&bad).into_iter().map(|e| e.path).collect();
         assert_eq!(paths, ["opps.1.volt_v", "opps", "c_eff_f", "initial_opp"]);
     }
 

@@ -1,0 +1,300 @@
+//! A proof-of-stake Ethereum-like chain at slot granularity: one block every `slot_s` (12 s since
+//! the Merge), a block gas limit, the EIP-1559 base fee, other users' demand, and a mempool from
+//! which the block builder takes the settlement transactions in arrival order while they fit.
+//!
+//! * Base fee (EIP-1559): target = limit / elasticity (2); next = base + base·(used − target) /
+//!   target / 8 (BASE_FEE_MAX_CHANGE_DENOMINATOR), at least +1 wei when above target.
+//! * Block gas limit: a parameter (30,000,000 in EIP-1559's London configuration, 2021–Feb 2025;
+//!   validators have raised it since).
+//! * Other users fill `background_util` of each block (a draw around the mean); during a
+//!   congestion window they fill it completely, so settlement transactions wait.
+//! * A transaction becomes includable `propagation_s` after submission (mempool gossip). Each
+//!   block executes the eligible transactions in FIFO order in revm; one that does not fit in the
+//!   gas left waits for the next block, and so do later transactions of the same sender (nonce
+//!   order). Gas is what revm charges — never estimated.
+
+use rand_distr::{Distribution, Normal};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sim::rng::Rng;
+use sim::validate::{Checks, Validate};
+
+use revm::primitives::Address;
+
+use super::evm::{Call, Evm, EvmError, Receipt};
+
+/// Chain parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainConfig {
+    /// Slot length, seconds (Ethereum PoS: 12).
+    pub slot_s: f64,
+    /// Block gas limit (EIP-1559 London: 30,000,000).
+    pub gas_limit: u64,
+    /// Base fee of the first block, gwei.
+    pub base_fee_gwei: f64,
+    /// Priority fee (tip) of the settlement transactions, gwei.
+    pub priority_fee_gwei: f64,
+    /// Mean fraction of each block's gas limit used by other users, in [0, 1].
+    pub background_util: f64,
+    /// Standard deviation of that fraction between blocks.
+    pub background_sd: f64,
+    /// Windows `[start_s, end_s)` of full blocks (other users take the whole gas limit).
+    pub congestion: Vec<[f64; 2]>,
+    /// Mempool propagation delay before a transaction can be included, seconds.
+    pub propagation_s: f64,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self {
+            slot_s: 12.0,
+            gas_limit: 30_000_000,
+            base_fee_gwei: 10.0,
+            priority_fee_gwei: 1.0,
+            background_util: 0.5,
+            background_sd: 0.0,
+            congestion: Vec::new(),
+            propagation_s: 1.0,
+        }
+    }
+}
+
+impl Validate for ChainConfig {
+    fn validate(&self, c: &mut Checks) {
+        if !(self.slot_s.is_finite() && self.slot_s >= 1.0) {
+            c.fail("slot_s", format!("must be ≥ 1, got {}", self.slot_s));
+        }
+        c.at_least("gas_limit", self.gas_limit, 100_000);
+        c.non_negative("base_fee_gwei", self.base_fee_gwei);
+        c.non_negative("priority_fee_gwei", self.priority_fee_gwei);
+        c.non_negative("background_sd", self.background_sd);
+        c.non_negative("propagation_s", self.propagation_s);
+        c.fraction("background_util", self.background_util);
+        for (i, w) in self.congestion.iter().enumerate() {
+            if !(w[0].is_finite() && w[1].is_finite() && 0.0 <= w[0] && w[0] < w[1]) {
+                c.fail(
+                    &format!("congestion[{i}]"),
+                    format!("must be [start_s, end_s] with 0 ≤ start < end, got {w:?}"),
+                );
+            }
+        }
+    }
+}
+
+/// A settlement transaction waiting in the mempool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    /// Caller-chosen id.
+    pub id: u64,
+    /// Short label of the contract function (e.g. `"commit"`), for the per-call breakdown.
+    pub label: &'static str,
+    /// The call.
+    pub call: Call,
+    /// Submission time, seconds.
+    pub submitted_s: f64,
+}
+
+/// A transaction that made it into a block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Included {
+    /// The pending transaction.
+    pub tx: Pending,
+    /// Its receipt.
+    pub receipt: Receipt,
+    /// Block number.
+    pub block: u64,
+    /// Block time, seconds.
+    pub t_s: f64,
+    /// Base fee of the block, wei.
+    pub base_fee_wei: u128,
+    /// Fee paid: gas × (base fee + tip), wei.
+    pub fee_wei: u128,
+}
+
+/// Summary of one produced block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BlockInfo {
+    /// Block number.
+    pub number: u64,
+    /// Block time, seconds.
+    pub t_s: f64,
+    /// Base fee, wei.
+    pub base_fee_wei: u128,
+    /// Gas used by other users.
+    pub background_gas: u64,
+    /// Gas used by settlement transactions.
+    pub settlement_gas: u64,
+    /// Eligible settlement transactions left waiting for lack of space.
+    pub waiting: usize,
+}
+
+/// The chain: world state in revm, mempool, base fee.
+pub struct Chain {
+    /// Configuration.
+    pub cfg: ChainConfig,
+    /// The EVM and its state.
+    pub evm: Evm,
+    mempool: Vec<Pending>,
+    base_fee_wei: u128,
+    number: u64,
+    rng: Rng,
+    /// Settlement transactions that had to wait at least one block for space.
+    pub delayed_txs: u64,
+    /// Blocks in which eligible settlement transactions did not all fit.
+    pub full_blocks: u64,
+}
+
+impl Chain {
+    /// A chain at block 0 with an empty mempool.
+    pub fn new(cfg: ChainConfig, evm: Evm, rng: Rng) -> Self {
+        let base = (cfg.base_fee_gwei * 1e9).round() as u128;
+        Self {
+            cfg,
+            evm,
+            mempool: Vec::new(),
+            base_fee_wei: base.max(7),
+            number: 0,
+            rng,
+            delayed_txs: 0,
+            full_blocks: 0,
+        }
+    }
+
+    /// Time of the next block, seconds.
+    pub fn next_block_s(&self) -> f64 {
+        (self.number + 1) as f64 * self.cfg.slot_s
+    }
+
+    /// Current base fee, wei.
+    pub fn base_fee_wei(&self) -> u128 {
+        self.base_fee_wei
+    }
+
+    /// Adds a transaction to the mempool.
+    pub fn submit(&mut self, tx: Pending) {
+        self.mempool.push(tx);
+    }
+
+    /// Drops `from`'s pending transactions whose id satisfies `pred` (replacement/cancellation).
+    pub fn cancel(&mut self, from: Address, pred: impl Fn(&Pending) -> bool) -> usize {
+        let before = self.mempool.len();
+        self.mempool.retain(|p| !(p.call.from == from && pred(p)));
+        before - self.mempool.len()
+    }
+
+    /// Transactions still in the mempool.
+    pub fn pending(&self) -> usize {
+        self.mempool.len()
+    }
+
+    fn background(&mut self, t_s: f64) -> u64 {
+        if self
+            .cfg
+            .congestion
+            .iter()
+            .any(|w| w[0] <= t_s && t_s < w[1])
+        {
+            return self.cfg.gas_limit;
+        }
+        let u = if self.cfg.background_sd > 0.0 {
+            Normal::new(self.cfg.background_util, self.cfg.background_sd)
+                .expect("sd ≥ 0")
+                .sample(&mut self.rng)
+        } else {
+            self.cfg.background_util
+        };
+        (u.clamp(0.0, 1.0) * self.cfg.gas_limit as f64) as u64
+    }
+
+    /// Produces the next block; returns it and the settlement transactions it included.
+    pub fn produce_block(&mut self) -> Result<(BlockInfo, Vec<Included>), EvmError> {
+        self.number += 1;
+        let t_s = self.number as f64 * self.cfg.slot_s;
+        let limit = self.cfg.gas_limit;
+        let bg = self.background(t_s);
+        let tip = (self.cfg.priority_fee_gwei * 1e9).round() as u128;
+        let price = self.base_fee_wei + tip;
+        self.evm
+            .set_block(self.number, t_s as u64, self.base_fee_wei as u64, limit);
+        let mut used = bg;
+        let mut included = Vec::new();
+        let mut blocked: Vec<Address> = Vec::new();
+        let mut keep = Vec::with_capacity(self.mempool.len());
+        let mut waiting = 0usize;
+        for tx in std::mem::take(&mut self.mempool) {
+            let eligible = tx.submitted_s + self.cfg.propagation_s <= t_s;
+            if !eligible || blocked.contains(&tx.call.from) {
+                if eligible {
+                    waiting += 1;
+                }
+                keep.push(tx);
+                continue;
+            }
+            let room = limit - used;
+            let (receipt, kept) = self
+                .evm
+                .execute_if(&tx.call, price, |r| r.gas_used <= room)?;
+            if kept {
+                used += receipt.gas_used;
+                included.push(Included {
+                    fee_wei: u128::from(receipt.gas_used) * price,
+                    receipt,
+                    block: self.number,
+                    t_s,
+                    base_fee_wei: self.base_fee_wei,
+                    tx,
+                });
+            } else {
+                if receipt.gas_used > limit {
+                    return Err(EvmError(format!(
+                        "transaction `{}` needs {} gas, more than the block gas limit {limit}",
+                        tx.label, receipt.gas_used
+                    )));
+                }
+                waiting += 1;
+                blocked.push(tx.call.from);
+                keep.push(tx);
+            }
+        }
+        self.mempool = keep;
+        if waiting > 0 {
+            self.full_blocks += 1;
+            self.delayed_txs += waiting as u64;
+        }
+        let info = BlockInfo {
+            number: self.number,
+            t_s,
+            base_fee_wei: self.base_fee_wei,
+            background_gas: bg,
+            settlement_gas: used - bg,
+            waiting,
+        };
+        self.base_fee_wei = next_base_fee(self.base_fee_wei, used, limit);
+        Ok((info, included))
+    }
+}
+
+/// EIP-1559 base-fee update for a parent block that used `used` of `limit` gas.
+pub fn next_base_fee(base: u128, used: u64, limit: u64) -> u128 {
+    let target = u128::from(limit / 2).max(1);
+    let used = u128::from(used);
+    if used > target {
+        base + (base * (used - target) / target / 8).max(1)
+    } else {
+        base - base * (target - used) / target / 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_fee_follows_eip1559() {
+        let b = 1_000_000_000u128;
+        assert_eq!(next_base_fee(b, 15_000_000, 30_000_000), b);
+        assert_eq!(next_base_fee(b, 30_000_000, 30_000_000), b * 9 / 8);
+        assert_eq!(next_base_fee(b, 0, 30_000_000), b * 7 / 8);
+    }
+}

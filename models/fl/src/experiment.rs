@@ -1,0 +1,208 @@
+//! Bench of the `fl` family: the FL network trains for real (logistic regression, FedAvg), then its
+//! per-round contribution scores are settled on the simulated chain with the chosen protocol.
+//!
+//! The nexosim bench of the network ([`run_network`]):
+//!
+//! ```text
+//!   start (source) ─► start ┌───────────┐ upload → send ┌────────────────┐
+//!                           │  Clients  ├──────────────►│      Link      │
+//!                           │ "clients" │               │   "ingress"    │
+//!                           └───────────┘               └───────┬────────┘
+//!                                                               │ delivered → delivered
+//!                                                               ▼
+//!   open (source) ─────────────────────────────► open ┌────────────────┐ arrival
+//!                                                     │  Coordinator   ├───────► Arrival queue
+//!                                                     │ "coordinator"  ├───────► RoundClosed
+//!                                                     └────────────────┘ closed    queue
+//! ```
+//!
+//! Each round the driver sends the planned uploads through `start`, opens the round through `open`
+//! and steps the engine until the coordinator reports `closed` (all arrived or the deadline); the
+//! on-time arrivals then train, aggregate (FedAvg) and are scored outside the engine. Settlement
+//! ([`settle`]) runs afterwards on the simulated chain (revm), block by block, without nexosim.
+
+use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
+use sim::rng::Rng;
+
+use super::data::{Federated, Shard, SyntheticSpec, dirichlet_split, synthetic};
+use super::logreg::{LogRegTrainer, Sgd};
+use super::network::{NetworkRngs, NetworkRun, Plugins, run_network};
+use super::params::{DataParams, FlParams, Partition};
+use super::settle::{SettleReport, settle};
+use super::traits::{FedAvg, NoAdversary};
+
+/// Contract functions reported in the per-call gas breakdown (every protocol reports all of them).
+pub const CALLS: [&str; 6] = [
+    "new_job",
+    "commit",
+    "challenge",
+    "counter",
+    "reward_init",
+    "reward_pay_multi",
+];
+
+/// The SettleFL experiment.
+pub struct FlExperiment;
+
+/// Generates the federated data set of `p` for `n` participants.
+pub fn build_data(p: &DataParams, n: usize, rng: &mut Rng) -> Federated {
+    let spec = SyntheticSpec {
+        alpha: p.alpha,
+        beta: p.beta,
+        clients: n,
+        dim: p.dim as usize,
+        classes: p.classes as usize,
+        samples_median: p.samples_median,
+        samples_sigma: p.samples_sigma,
+        test_per_client: p.test_per_client as usize,
+        iid: p.partition != Partition::Synthetic,
+    };
+    let mut fed = synthetic(&spec, rng);
+    if p.partition == Partition::Dirichlet {
+        let pool = Shard::concat(&fed.shards);
+        fed.shards = dirichlet_split(&pool, fed.classes, n, p.dirichlet_alpha, rng);
+    }
+    fed
+}
+
+/// Runs the FL network of `p` (FedAvg, honest participants).
+pub fn train(p: &FlParams, ctx: &RunContext) -> Result<NetworkRun, RunError> {
+    let n = p.participants as usize;
+    let mut trainer = LogRegTrainer {
+        data: build_data(&p.data, n, &mut ctx.rng("fl/data")),
+        sgd: Sgd {
+            lr: p.train.lr as f32,
+            epochs: p.train.epochs,
+            batch: p.train.batch as usize,
+        },
+    };
+    let devices = p.devices.sample(n, &mut ctx.rng("fl/devices"));
+    let mut rngs = NetworkRngs::from_ctx(ctx);
+    run_network(
+        &p.network,
+        &devices,
+        Plugins {
+            trainer: &mut trainer,
+            aggregator: &mut FedAvg,
+            adversary: &mut NoAdversary,
+        },
+        &mut rngs,
+        &mut |_, _, _| Ok(()),
+    )
+}
+
+fn percentile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[((s.len() - 1) as f64 * q).round() as usize]
+}
+
+fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutput) {
+    let n = f64::from(p.participants);
+    let rounds = run.rounds.len().max(1) as f64;
+    let last = run.rounds.last().map(|r| r.eval).unwrap_or_default();
+    out.metric("participants_count", n)
+        .metric("rounds", run.rounds.len() as f64)
+        .metric("accuracy_initial", run.initial.accuracy)
+        .metric("accuracy_final", last.accuracy)
+        .metric("loss_final", last.loss)
+        .metric("dropouts", run.dropouts() as f64)
+        .metric("late_uploads", run.late_uploads() as f64)
+        .metric(
+            "offline",
+            run.rounds.iter().map(|r| r.offline).sum::<usize>() as f64,
+        )
+        .metric(
+            "aggregated_updates",
+            run.rounds.iter().map(|r| r.on_time.len()).sum::<usize>() as f64,
+        )
+        .metric(
+            "round_s_mean",
+            run.rounds.iter().map(|r| r.close_s - r.open_s).sum::<f64>() / rounds,
+        )
+        .metric("fl_end_s", run.end_s());
+    let total = rep.total_gas() as f64;
+    let by = rep.by_label();
+    for c in CALLS {
+        let (k, g) = by.get(c).copied().unwrap_or((0, 0));
+        out.metric(format!("gas_{c}"), g as f64)
+            .metric(format!("calls_{c}"), k as f64);
+    }
+    let round_gas = by.get("commit").map_or(0, |x| x.1) + by.get("counter").map_or(0, |x| x.1);
+    let fees_eth = rep.fees_wei() as f64 / 1e18;
+    let cost_eth = total * p.gas_price_gwei * 1e-9;
+    out.metric("total_gas", total)
+        .metric("gas_per_participant", total / n)
+        .metric("round_gas_mean", round_gas as f64 / rounds)
+        .metric("deploy_gas", rep.deploy_gas as f64)
+        .metric(
+            "reverted_txs",
+            rep.txs.iter().filter(|t| !t.success).count() as f64,
+        )
+        .metric("fees_eth", fees_eth)
+        .metric("cost_eth", cost_eth)
+        .metric("cost_usd", cost_eth * p.eth_usd)
+        .metric("cost_usd_per_participant", cost_eth * p.eth_usd / n)
+        .metric("friction_pct", 100.0 * fees_eth / p.settlement.budget_eth)
+        .metric(
+            "finality_s_mean",
+            rep.finality_s.iter().sum::<f64>() / rounds,
+        )
+        .metric("finality_s_p50", percentile(&rep.finality_s, 0.5))
+        .metric("finality_s_max", percentile(&rep.finality_s, 1.0))
+        .metric("wrong_roots", rep.wrong_roots as f64)
+        .metric("wrong_roots_superseded", rep.wrong_roots_superseded as f64)
+        .metric("failed_payouts", rep.failed_payouts as f64)
+        .metric("disputes_raised", rep.disputes_raised as f64)
+        .metric("disputes_won", rep.disputes_won as f64)
+        .metric("slashed_eth", rep.slashed_wei as f64 / 1e18)
+        .metric("fraud_finalized", rep.fraud_finalized as f64)
+        .metric("rejected_proofs", rep.rejected_proofs as f64)
+        .metric("prover_s_total", rep.prover_s)
+        .metric("proof_model_constraints", rep.model_constraints)
+        .metric("proof_real_constraints", rep.real_constraints as f64)
+        .metric("real_proofs_ok", rep.real_proofs_ok as f64)
+        .metric("full_blocks", rep.full_blocks as f64)
+        .metric("delayed_txs", rep.delayed_txs as f64)
+        .metric("paid_eth", rep.paid_wei as f64 / 1e18)
+        .metric("settle_end_s", rep.end_s);
+    for r in &run.rounds {
+        out.sample(r.close_s, "fl", "accuracy", r.eval.accuracy);
+        out.sample(r.close_s, "fl", "late_uploads", r.late as f64);
+        out.sample(r.close_s, "fl", "dropouts", r.dropped.len() as f64);
+        out.sample(
+            r.close_s,
+            "settle",
+            "finality_s",
+            rep.finality_s[r.round as usize],
+        );
+    }
+    for b in &rep.blocks {
+        out.sample(b.t_s, "chain", "base_fee_gwei", b.base_fee_wei as f64 / 1e9);
+        out.sample(b.t_s, "chain", "settlement_gas", b.settlement_gas as f64);
+    }
+}
+
+impl Experiment for FlExperiment {
+    type Params = FlParams;
+    const NAME: &'static str = "fl";
+    const DESCRIPTION: &'static str = "Federated learning (real local training, FedAvg) with SettleFL reward settlement: onchain, commit-challenge, commit-proof; gas measured in revm";
+
+    fn run(&self, p: &FlParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
+        let run = train(p, ctx)?;
+        let rep = settle(
+            &p.settlement,
+            &p.chain,
+            &run,
+            p.participants as usize,
+            ctx.rng("fl/chain"),
+            ctx.rng("fl/settle"),
+        )?;
+        let mut out = RunOutput::default();
+        export(p, &run, &rep, &mut out);
+        Ok(out)
+    }
+}

@@ -1,0 +1,150 @@
+//! Parameters of `fl-backdoor` (the POLAR study).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sim::validate::{Checks, Validate};
+
+use super::attack::{Attack, PolarConfig};
+use super::defense::{Defense, DefenseConfig};
+use crate::devices::DeviceMix;
+use crate::learn::common::{Sgd, check_hidden};
+use crate::learn::task::TaskShape;
+use crate::network::NetworkConfig;
+
+/// The backdoor trigger stamped on inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerParams {
+    /// Number of input coordinates overwritten (the last ones, like a corner patch).
+    pub size: usize,
+    /// Value written.
+    pub value: f64,
+    /// Label the backdoor maps triggered inputs to.
+    pub target_label: u32,
+}
+
+/// Attackers among the clients of an FL network, one attack against one defense.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackdoorParams {
+    /// Attack under study.
+    pub attack: Attack,
+    /// Attacks also run on identical data and seeds for the comparison metrics (may be empty).
+    #[serde(default)]
+    pub baselines: Vec<Attack>,
+    /// Server aggregation rule.
+    pub defense: Defense,
+    /// Defense tuning.
+    pub defense_config: DefenseConfig,
+    /// Number of clients (the network's participants).
+    pub clients: usize,
+    /// How many of them are attackers (colluding, same trigger; they act whenever on time).
+    pub attackers: usize,
+    /// Rounds, participation, deadline and coordinator ingress of the FL network.
+    pub network: NetworkConfig,
+    /// The clients' devices (default: [`DeviceMix::reliable`], everyone online, no dropouts).
+    #[serde(default = "DeviceMix::reliable")]
+    pub devices: DeviceMix,
+    /// Task shape.
+    pub task: TaskShape,
+    /// Hidden layer widths of the MLP.
+    pub hidden: Vec<usize>,
+    /// Dirichlet α of the clients' label skew.
+    pub dirichlet_alpha: f64,
+    /// Training examples per client.
+    pub samples_per_client: usize,
+    /// Clean test examples (main task and, triggered, backdoor success).
+    pub test_samples: usize,
+    /// Server's clean root examples (FLTrust).
+    pub root_samples: usize,
+    /// Examples for pretraining the initial global model.
+    pub pretrain_samples: usize,
+    /// Pretraining SGD.
+    pub pretrain: Sgd,
+    /// Local SGD per round.
+    pub local: Sgd,
+    /// Trigger.
+    pub trigger: TriggerParams,
+    /// Share of an attacker's examples that are triggered copies.
+    pub poison_fraction: f64,
+    /// Scale of the poisoned layers' update (1 = none; > 1 = model replacement boost).
+    pub boost: f64,
+    /// Norm-bounded attack: the submitted change is scaled down to at most this multiple of the
+    /// attacker's own benign change (L2); absent = unbounded.
+    #[serde(default)]
+    pub norm_bound: Option<f64>,
+    /// LP attack: share of the full-model BSR the selected layers must reach.
+    pub lp_threshold: f64,
+    /// POLAR agent.
+    pub polar: PolarConfig,
+}
+
+impl Validate for BackdoorParams {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("clients", self.clients, 2);
+        if self.attackers >= self.clients {
+            c.fail(
+                "attackers",
+                format!(
+                    "must be < clients ({}), got {}",
+                    self.clients, self.attackers
+                ),
+            );
+        }
+        c.part("network", &self.network);
+        c.part("devices", &self.devices);
+        c.part("task", &self.task);
+        check_hidden(c, &self.hidden);
+        c.positive("dirichlet_alpha", self.dirichlet_alpha);
+        c.at_least("samples_per_client", self.samples_per_client, 1);
+        c.at_least("test_samples", self.test_samples, 1);
+        c.at_least("root_samples", self.root_samples, 1);
+        c.at_least("pretrain_samples", self.pretrain_samples, 1);
+        c.part("pretrain", &self.pretrain);
+        c.part("local", &self.local);
+        c.part("trigger", &self.trigger);
+        if self.trigger.size > self.task.dim {
+            c.fail(
+                "trigger.size",
+                format!(
+                    "must be ≤ task.dim ({}), got {}",
+                    self.task.dim, self.trigger.size
+                ),
+            );
+        }
+        if self.trigger.target_label as usize >= self.task.classes {
+            c.fail(
+                "trigger.target_label",
+                format!(
+                    "must be < task.classes ({}), got {}",
+                    self.task.classes, self.trigger.target_label
+                ),
+            );
+        }
+        c.fraction("poison_fraction", self.poison_fraction);
+        c.positive("boost", self.boost);
+        if let Some(b) = self.norm_bound {
+            c.positive("norm_bound", b);
+        }
+        c.fraction("lp_threshold", self.lp_threshold);
+        c.part("polar", &self.polar);
+        c.part("defense_config", &self.defense_config);
+        let assumed = self.defense_config.assumed_attackers;
+        if assumed * 2 >= self.clients {
+            c.fail(
+                "defense_config.assumed_attackers",
+                format!(
+                    "must be < clients / 2 ({}), got {assumed}",
+                    self.clients.div_ceil(2)
+                ),
+            );
+        }
+    }
+}
+
+impl Validate for TriggerParams {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("size", self.size, 1);
+        c.finite("value", self.value);
+    }
+}

@@ -1,0 +1,316 @@
+//! The backdoor study as plug-ins of the FL network: honest local SGD ([`BackdoorTrainer`]), the
+//! colluding attackers ([`BackdoorAdversary`]: full-model, LP or POLAR layer substitution, POLAR's
+//! policy learned inside the adversary) and the server's defense ([`DefenseAggregator`], which also
+//! counts whom it flagged).
+
+use sim::rng::Rng;
+
+use super::attack::{self, Attack, PolarConfig};
+use super::defense::{self, Defense, DefenseConfig};
+use super::policy::Policy;
+use crate::learn::common::Sgd;
+use crate::learn::convert;
+use crate::learn::net;
+use crate::learn::nn::{self, Weights};
+use crate::learn::task::Dataset;
+use crate::traits::{
+    Adversary, Aggregator, ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError, TrainCost,
+};
+
+/// Every client's honest local training (attackers' honest updates included); evaluation is the
+/// main-task accuracy on the clean test set.
+pub struct BackdoorTrainer<'a> {
+    init: Weights,
+    clients: &'a [Dataset],
+    test: &'a Dataset,
+    local: Sgd,
+    rngs: Vec<Rng>,
+}
+
+impl<'a> BackdoorTrainer<'a> {
+    /// Clients holding `clients` (client `k` shuffles with `rngs[k]`) from the global model `init`.
+    pub fn new(
+        init: Weights,
+        clients: &'a [Dataset],
+        test: &'a Dataset,
+        local: Sgd,
+        rngs: Vec<Rng>,
+    ) -> Self {
+        Self {
+            init,
+            clients,
+            test,
+            local,
+            rngs,
+        }
+    }
+}
+
+impl LocalTrainer for BackdoorTrainer<'_> {
+    fn num_clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    fn init(&mut self, _rng: &mut Rng) -> ModelParams {
+        convert::to_params(&self.init)
+    }
+
+    /// Local SGD with the client's own stream (the network's shared stream is unused).
+    fn train(
+        &mut self,
+        client: usize,
+        global: &ModelParams,
+        _rng: &mut Rng,
+    ) -> Result<ClientUpdate, PluginError> {
+        let g = convert::to_weights(global, &self.init);
+        let (e, b, lr) = self.local.tuple();
+        let data = &self.clients[client];
+        let w = nn::train(&g, data, e, b, lr, &mut self.rngs[client])?;
+        Ok(ClientUpdate {
+            client,
+            delta: convert::to_params(&w).sub(global),
+            samples: data.len(),
+            // The local loss is not measured by the SGD helper.
+            train_loss: 0.0,
+        })
+    }
+
+    /// FLOPs of one local SGD pass; traffic: the whole model down and up.
+    fn cost(&self, client: usize, global: &ModelParams) -> TrainCost {
+        let (epochs, _, _) = self.local.tuple();
+        TrainCost {
+            flops: net::sgd_flops(&self.init, epochs * self.clients[client].len()),
+            download_bytes: global.bytes(),
+            upload_bytes: global.bytes(),
+        }
+    }
+
+    fn evaluate(&self, global: &ModelParams) -> Result<Eval, PluginError> {
+        let w = convert::to_weights(global, &self.init);
+        let (loss, accuracy) = nn::loss_and_accuracy(&w, self.test)?;
+        Ok(Eval { loss, accuracy })
+    }
+}
+
+/// How the attackers behave.
+#[derive(Debug, Clone, Copy)]
+pub struct AttackConfig {
+    /// The attack ([`Attack::None`]: the attackers stay honest).
+    pub attack: Attack,
+    /// Clients `0..attackers` are the colluding attackers.
+    pub attackers: usize,
+    /// All clients (POLAR's simulated FedAvg assumes everyone takes part).
+    pub clients: usize,
+    /// Local SGD of the malicious model (same as the honest one).
+    pub local: Sgd,
+    /// How the submitted model is built from the benign and malicious ones (boost, norm bound).
+    pub craft: attack::Craft,
+    /// LP: share of the full-model BSR the chosen layers must reach.
+    pub lp_threshold: f64,
+    /// POLAR's agent.
+    pub polar: PolarConfig,
+}
+
+/// The colluding attackers: each trains a malicious model on its poisoned data and submits its
+/// honest update with the round's chosen layers substituted. The layer mask is chosen once per
+/// round, by the first attacker on time, from its own benign and malicious models (POLAR: a
+/// policy-gradient round of the persistent layer policy; LP: layer substitution analysis).
+pub struct BackdoorAdversary<'a> {
+    cfg: AttackConfig,
+    init: Weights,
+    /// Per attacker: poisoned training set, triggered evaluation set.
+    poisoned: &'a [(Dataset, Dataset)],
+    rngs: Vec<Rng>,
+    agent_rng: Rng,
+    policy: Policy,
+    mask: Option<(u32, Vec<bool>)>,
+    /// Poisoned layers summed over the corrupted updates.
+    pub layers_modified: usize,
+    /// Updates corrupted.
+    pub corrupted: usize,
+}
+
+impl<'a> BackdoorAdversary<'a> {
+    /// Attackers `0..cfg.attackers` with their `poisoned` data, malicious-training streams `rngs`
+    /// and POLAR agent stream `agent_rng`, on models laid out like `init`.
+    pub fn new(
+        cfg: AttackConfig,
+        init: Weights,
+        poisoned: &'a [(Dataset, Dataset)],
+        rngs: Vec<Rng>,
+        agent_rng: Rng,
+    ) -> Self {
+        Self {
+            policy: Policy::new(init.layers.len(), cfg.polar.p0),
+            cfg,
+            init,
+            poisoned,
+            rngs,
+            agent_rng,
+            mask: None,
+            layers_modified: 0,
+            corrupted: 0,
+        }
+    }
+
+    fn choose(
+        &mut self,
+        g: &Weights,
+        benign: &Weights,
+        malicious: &Weights,
+        eval: &Dataset,
+    ) -> candle_core::Result<Vec<bool>> {
+        let c = &self.cfg;
+        match c.attack {
+            Attack::Full | Attack::None => Ok(vec![true; g.layers.len()]),
+            Attack::Lp => attack::lp_select(g, benign, malicious, eval, c.lp_threshold),
+            Attack::Polar => attack::polar_round(
+                &mut self.policy,
+                &c.polar,
+                (g, benign, malicious),
+                eval,
+                (c.attackers, c.clients),
+                c.craft,
+                &mut self.agent_rng,
+            ),
+        }
+    }
+
+    fn craft(
+        &mut self,
+        round: u32,
+        k: usize,
+        global: &ModelParams,
+        honest: &ModelParams,
+    ) -> candle_core::Result<Weights> {
+        let g = convert::to_weights(global, &self.init);
+        let mut local = global.clone();
+        local.axpy(1.0, honest);
+        let benign = convert::to_weights(&local, &self.init);
+        let (e, b, lr) = self.cfg.local.tuple();
+        let (train, eval) = &self.poisoned[k];
+        let malicious = nn::train(&g, train, e, b, lr, &mut self.rngs[k])?;
+        let mask = match &self.mask {
+            Some((r, m)) if *r == round => m.clone(),
+            _ => {
+                let m = self.choose(&g, &benign, &malicious, eval)?;
+                self.mask = Some((round, m.clone()));
+                m
+            }
+        };
+        self.layers_modified += mask.iter().filter(|m| **m).count();
+        self.corrupted += 1;
+        Ok(self.cfg.craft.apply(&g, &benign, &malicious, &mask))
+    }
+}
+
+impl Adversary for BackdoorAdversary<'_> {
+    fn is_adversary(&self, client: usize) -> bool {
+        self.cfg.attack != Attack::None && client < self.cfg.attackers
+    }
+
+    fn corrupt(
+        &mut self,
+        round: u32,
+        update: &mut ClientUpdate,
+        global: &ModelParams,
+        _rng: &mut Rng,
+    ) -> Result<(), PluginError> {
+        let w = self.craft(round, update.client, global, &update.delta)?;
+        update.delta = convert::to_params(&w).sub(global);
+        Ok(())
+    }
+}
+
+/// Whom a defense flagged (excluded, zero-trusted, clipped or outvoted), split by attackers
+/// (clients `0..attackers`) and benign clients.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Flags {
+    /// Attacker updates aggregated.
+    pub attacker_updates: usize,
+    /// … of which flagged.
+    pub attackers_flagged: usize,
+    /// Benign updates aggregated.
+    pub benign_updates: usize,
+    /// … of which flagged.
+    pub benign_flagged: usize,
+}
+
+/// A server defense over the round's updates; the FLTrust root update is the server's own SGD on
+/// its clean root data from the current global model.
+pub struct DefenseAggregator<'a> {
+    defense: Defense,
+    cfg: DefenseConfig,
+    init: Weights,
+    root: &'a Dataset,
+    local: Sgd,
+    root_rng: Rng,
+    attackers: usize,
+    /// Flag counts over the run.
+    pub flags: Flags,
+}
+
+impl<'a> DefenseAggregator<'a> {
+    /// `defense` tuned by `cfg` on models laid out like `init`, with root data `root` trained by
+    /// `local` SGD on `root_rng`; clients `0..attackers` count as attackers in [`Flags`].
+    pub fn new(
+        (defense, cfg): (Defense, DefenseConfig),
+        init: Weights,
+        (root, local, root_rng): (&'a Dataset, Sgd, Rng),
+        attackers: usize,
+    ) -> Self {
+        Self {
+            defense,
+            cfg,
+            init,
+            root,
+            local,
+            root_rng,
+            attackers,
+            flags: Flags::default(),
+        }
+    }
+}
+
+impl Aggregator for DefenseAggregator<'_> {
+    fn name(&self) -> &str {
+        self.defense.name()
+    }
+
+    fn aggregate(
+        &mut self,
+        global: &ModelParams,
+        updates: &[ClientUpdate],
+        rng: &mut Rng,
+    ) -> Result<ModelParams, PluginError> {
+        let g = convert::to_weights(global, &self.init);
+        let (e, b, lr) = self.local.tuple();
+        let root_model = nn::train(&g, self.root, e, b, lr, &mut self.root_rng)?;
+        let root: Vec<f32> = convert::to_params(&root_model)
+            .sub(global)
+            .values()
+            .copied()
+            .collect();
+        let flat: Vec<Vec<f32>> = updates
+            .iter()
+            .map(|u| u.delta.values().copied().collect())
+            .collect();
+        let v = defense::aggregate(self.defense, &flat, &root, &self.cfg, rng);
+        for (u, f) in updates.iter().zip(&v.flagged) {
+            let f = usize::from(*f);
+            if u.client < self.attackers {
+                self.flags.attacker_updates += 1;
+                self.flags.attackers_flagged += f;
+            } else {
+                self.flags.benign_updates += 1;
+                self.flags.benign_flagged += f;
+            }
+        }
+        let mut next = global.clone();
+        let mut step = v.update.iter();
+        for x in next.layers.iter_mut().flat_map(|l| l.values.iter_mut()) {
+            *x += step.next().copied().unwrap_or(0.0);
+        }
+        Ok(next)
+    }
+}

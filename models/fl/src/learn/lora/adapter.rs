@@ -1,0 +1,138 @@
+//! LoRA adapters on every dense layer of a frozen base MLP: `W' = W + B·A`, with `B: d_out × r`,
+//! `A: r × d_in`; local training updates `B` (and `A` unless frozen) with SGD through candle.
+
+use candle_core::{Device, Result, Tensor, Var};
+use rand_distr::{Distribution, Normal};
+use sim::rng::Rng;
+
+use crate::learn::nn::{self, Weights};
+use crate::learn::task::Dataset;
+
+/// One layer's low-rank adapter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lora {
+    /// Rank r (the stacked rank for FLoRA's downlink is counted separately).
+    pub rank: usize,
+    /// Input width of the adapted layer.
+    pub d_in: usize,
+    /// Output width of the adapted layer.
+    pub d_out: usize,
+    /// `A`, `r × d_in`, row-major.
+    pub a: Vec<f32>,
+    /// `B`, `d_out × r`, row-major.
+    pub b: Vec<f32>,
+}
+
+impl Lora {
+    /// The usual initialisation: `A` Gaussian with std `1/sqrt(d_in)`, `B = 0` (so `B·A = 0`).
+    pub fn init(rank: usize, d_in: usize, d_out: usize, rng: &mut Rng) -> Self {
+        let normal = Normal::new(0.0f32, 1.0 / (d_in as f32).sqrt()).expect("finite std");
+        Self {
+            rank,
+            d_in,
+            d_out,
+            a: (0..rank * d_in).map(|_| normal.sample(rng)).collect(),
+            b: vec![0.0; d_out * rank],
+        }
+    }
+
+    /// The dense update `B·A`, row-major `d_out × d_in`, in f64.
+    pub fn product(&self) -> Vec<f64> {
+        let mut out = vec![0.0; self.d_out * self.d_in];
+        for i in 0..self.d_out {
+            for k in 0..self.rank {
+                let bik = f64::from(self.b[i * self.rank + k]);
+                if bik == 0.0 {
+                    continue;
+                }
+                for j in 0..self.d_in {
+                    out[i * self.d_in + j] += bik * f64::from(self.a[k * self.d_in + j]);
+                }
+            }
+        }
+        out
+    }
+
+    /// Floats sent when the adapter travels (`A` and `B`).
+    pub fn floats(&self) -> usize {
+        self.a.len() + self.b.len()
+    }
+}
+
+/// Adapters of every layer of a model.
+pub type Adapters = Vec<Lora>;
+
+/// Fresh adapters for every layer of `base`.
+pub fn init_adapters(base: &Weights, rank: usize, rng: &mut Rng) -> Adapters {
+    base.layers
+        .iter()
+        .map(|l| Lora::init(rank, l.d_in, l.d_out, rng))
+        .collect()
+}
+
+/// `base` with every adapter merged in (`W ← W + B·A`).
+pub fn merged(base: &Weights, adapters: &Adapters) -> Weights {
+    let mut out = base.clone();
+    for (l, ad) in out.layers.iter_mut().zip(adapters) {
+        for (w, d) in l.w.iter_mut().zip(ad.product()) {
+            *w += d as f32;
+        }
+    }
+    out
+}
+
+/// Adds a dense delta (`d_out × d_in`) to the weight of layer `layer` of the base.
+pub fn add_to_base(base: &mut Weights, layer: usize, delta: &[f64]) {
+    for (w, v) in base.layers[layer].w.iter_mut().zip(delta) {
+        *w += *v as f32;
+    }
+}
+
+/// Local LoRA training on a frozen `base`: SGD on `B` (and on `A` unless `freeze_a`).
+pub fn train_adapters(
+    base: &Weights,
+    start: &Adapters,
+    freeze_a: bool,
+    data: &Dataset,
+    (epochs, batch, lr): (usize, usize, f64),
+    rng: &mut Rng,
+) -> Result<Adapters> {
+    if data.is_empty() {
+        return Ok(start.clone());
+    }
+    let dev = Device::Cpu;
+    let frozen = nn::constants(base)?;
+    let mut a_vars = Vec::new();
+    let mut b_vars = Vec::new();
+    for ad in start {
+        a_vars.push(Var::from_slice(&ad.a, (ad.rank, ad.d_in), &dev)?);
+        b_vars.push(Var::from_slice(&ad.b, (ad.d_out, ad.rank), &dev)?);
+    }
+    let mut trainable: Vec<Var> = b_vars.clone();
+    if !freeze_a {
+        trainable.extend(a_vars.iter().cloned());
+    }
+    for (x, y) in nn::batches(data, epochs, batch, rng)? {
+        let layers = frozen
+            .iter()
+            .zip(a_vars.iter().zip(&b_vars))
+            .map(|((w, b), (a, bb))| {
+                let delta = bb.as_tensor().matmul(a.as_tensor())?;
+                Ok(((w + delta)?, b.clone()))
+            })
+            .collect::<Result<Vec<(Tensor, Tensor)>>>()?;
+        let loss = nn::cross_entropy(&nn::forward(&layers, &x)?, &y)?;
+        nn::sgd_step(&loss, &trainable, lr)?;
+    }
+    start
+        .iter()
+        .zip(a_vars.iter().zip(&b_vars))
+        .map(|(ad, (a, b))| {
+            Ok(Lora {
+                a: a.as_tensor().flatten_all()?.to_vec1()?,
+                b: b.as_tensor().flatten_all()?.to_vec1()?,
+                ..ad.clone()
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,293 @@
+//! `fl-lora`: pretrain a base MLP on a source task, then fine-tune LoRA adapters federatedly on a
+//! shifted, label-skewed target task under one aggregation rule (and optionally its baselines on the
+//! very same data, devices and seeds). Rounds run through the FL network ([`run_network`]): every
+//! round has simulated time (check-in, download of the method's model, local FLOPs, upload over the
+//! shared ingress link, deadline).
+//!
+//! The nexosim bench is the FL network's ([`run_network`]); the plug-ins are plain Rust, called by
+//! the round driver outside the engine:
+//!
+//! ```text
+//!   start (source) ─► start ┌───────────┐ upload → send ┌────────────────┐
+//!                           │  Clients  ├──────────────►│      Link      │
+//!                           │ "clients" │               │   "ingress"    │
+//!                           └───────────┘               └───────┬────────┘
+//!                                                               │ delivered → delivered
+//!                                                               ▼
+//!   open (source) ─────────────────────────────► open ┌────────────────┐ arrival
+//!                                                     │  Coordinator   ├───────► Arrival queue
+//!                                                     │ "coordinator"  ├───────► RoundClosed
+//!                                                     └────────────────┘ closed    queue
+//! ```
+//!
+//! Each round: uploads planned → `start`, round opened → `open`, engine stepped until `closed`;
+//! then the plug-ins process the on-time clients: [`LoraTrainer`] trains their adapters,
+//! [`LoraAggregator`] applies the LoRA rule (no adversary), and the trainer evaluates the new
+//! global model.
+
+use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
+
+use super::adapter;
+use super::aggregate::LoraMethod;
+use super::params::LoraParams;
+use super::plugins::{LoraAggregator, LoraTrainer};
+use crate::devices::DeviceProfile;
+use crate::learn::common::{model_err, rounds_to};
+use crate::learn::net;
+use crate::learn::nn::{self, Weights};
+use crate::learn::task::{Dataset, Prototypes, dirichlet_label_skew};
+use crate::network::{NetworkRun, Plugins, run_network};
+use crate::traits::NoAdversary;
+
+/// The FedMomentum study.
+pub struct LoraExperiment;
+
+/// Data, pretrained base and devices shared by every method of one run.
+struct Setup {
+    base: Weights,
+    clients: Vec<Dataset>,
+    test: Dataset,
+    devices: Vec<DeviceProfile>,
+}
+
+/// What one aggregation rule achieved.
+struct Outcome {
+    run: NetworkRun,
+    curve: Vec<f64>,
+    /// Floats uploaded per round (all uploads, on time or late).
+    uplink_floats: Vec<usize>,
+    /// Floats downloaded per round (the aggregate broadcast to every client).
+    downlink_floats: Vec<usize>,
+    lost_norm: f64,
+}
+
+fn setup(p: &LoraParams, ctx: &RunContext) -> Result<Setup, RunError> {
+    let mut rng = ctx.rng("fl-lora/task");
+    let source = Prototypes::new(p.task, &mut rng);
+    let target = source.shifted(p.target_shift, &mut rng);
+    let uniform = vec![1.0; p.task.classes];
+    let pre = source.sample(p.pretrain_samples, &uniform, &mut rng);
+    let mut widths = vec![p.task.dim];
+    widths.extend(&p.hidden);
+    widths.push(p.task.classes);
+    let mut init_rng = ctx.rng("fl-lora/init");
+    let w0 = Weights::init(&widths, &mut init_rng);
+    let (e, b, lr) = p.pretrain.tuple();
+    let base = nn::train(&w0, &pre, e, b, lr, &mut init_rng).map_err(model_err)?;
+    let mut data_rng = ctx.rng("fl-lora/data");
+    let skew = dirichlet_label_skew(p.clients, p.task.classes, p.dirichlet_alpha, &mut data_rng);
+    let clients = skew
+        .iter()
+        .map(|w| target.sample(p.samples_per_client, w, &mut data_rng))
+        .collect();
+    let test = target.sample(p.test_samples, &uniform, &mut data_rng);
+    let devices = p.devices.sample(p.clients, &mut ctx.rng("fl-lora/devices"));
+    Ok(Setup {
+        base,
+        clients,
+        test,
+        devices,
+    })
+}
+
+fn run_method(
+    method: LoraMethod,
+    p: &LoraParams,
+    s: &Setup,
+    ctx: &RunContext,
+    out: &mut RunOutput,
+) -> Result<Outcome, RunError> {
+    let init = adapter::init_adapters(&s.base, p.rank, &mut ctx.rng("fl-lora/adapters"));
+    let rngs = (0..p.clients)
+        .map(|k| ctx.rng(&format!("fl-lora/client/{k}")))
+        .collect();
+    let mut trainer = LoraTrainer::new(
+        method,
+        s.base.clone(),
+        init.clone(),
+        (&s.clients, &s.test),
+        p.local,
+        rngs,
+    );
+    let mut aggregator = LoraAggregator::new(method, s.base.clone(), init);
+    let run = run_network(
+        &p.network,
+        &s.devices,
+        Plugins {
+            trainer: &mut trainer,
+            aggregator: &mut aggregator,
+            adversary: &mut NoAdversary,
+        },
+        &mut net::rngs(ctx, "fl-lora", "fl-lora/aggregate"),
+        &mut |_, _, _| Ok(()),
+    )?;
+    let curve = net::accuracy_curve(&run);
+    net::sample_curve(out, &run, method.name(), "accuracy", &curve);
+    let up = trainer.uplink_floats();
+    // A round without on-time update publishes nothing new: no aggregate download recorded.
+    let mut published = aggregator.downlink_floats.into_iter();
+    let downlink_floats = run
+        .rounds
+        .iter()
+        .map(|r| {
+            if r.on_time.is_empty() {
+                0
+            } else {
+                published.next().unwrap_or(0) * p.clients
+            }
+        })
+        .collect();
+    Ok(Outcome {
+        uplink_floats: run
+            .rounds
+            .iter()
+            .map(|r| up * (r.on_time.len() + r.late))
+            .collect(),
+        downlink_floats,
+        lost_norm: aggregator.lost_norm,
+        curve,
+        run,
+    })
+}
+
+impl Experiment for LoraExperiment {
+    type Params = LoraParams;
+    const NAME: &'static str = "fl-lora";
+    const DESCRIPTION: &'static str = "Federated LoRA fine-tuning: FedIT, FFA-LoRA, FLoRA, FlexLoRA and FedMomentum (SVD + residual merge) on a non-IID task";
+
+    fn run(&self, p: &LoraParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
+        let s = setup(p, ctx)?;
+        let mut out = RunOutput::default();
+        let pre = nn::accuracy(&s.base, &s.test).map_err(model_err)?;
+        let o = run_method(p.method, p, &s, ctx, &mut out)?;
+        let rounds = p.network.rounds as usize;
+        let last = *o.curve.last().unwrap_or(&pre);
+        let best = o.curve.iter().copied().fold(pre, f64::max);
+        let reached = rounds_to(&o.curve, p.target_accuracy);
+        let bytes = |v: &[usize], n: usize| 4.0 * v.iter().take(n).sum::<usize>() as f64;
+        let to_target = (reached as usize).min(rounds);
+        out.metric("pretrained_accuracy", pre)
+            .metric("final_accuracy", last)
+            .metric("best_accuracy", best)
+            .metric("rounds_to_target", reached)
+            .metric("uplink_bytes", bytes(&o.uplink_floats, rounds))
+            .metric("downlink_bytes", bytes(&o.downlink_floats, rounds))
+            .metric(
+                "comm_bytes",
+                bytes(&o.uplink_floats, rounds) + bytes(&o.downlink_floats, rounds),
+            )
+            .metric(
+                "comm_bytes_to_target",
+                bytes(&o.uplink_floats, to_target) + bytes(&o.downlink_floats, to_target),
+            )
+            .metric("lost_norm_per_round", o.lost_norm / rounds as f64)
+            .metric(
+                "time_to_target_s",
+                net::time_to(&o.run, &o.curve, p.target_accuracy),
+            );
+        net::network_metrics(&mut out, &o.run, "");
+        if !p.baselines.is_empty() {
+            let mut best_base_acc = f64::NEG_INFINITY;
+            let mut best_base_rounds = f64::INFINITY;
+            for &b in &p.baselines {
+                let ob = run_method(b, p, &s, ctx, &mut out)?;
+                let acc = *ob.curve.last().unwrap_or(&pre);
+                let r = rounds_to(&ob.curve, p.target_accuracy);
+                let key = b.name().replace('-', "_");
+                out.metric(format!("final_accuracy_{key}"), acc)
+                    .metric(format!("rounds_to_target_{key}"), r)
+                    .metric(
+                        format!("time_to_target_s_{key}"),
+                        net::time_to(&ob.run, &ob.curve, p.target_accuracy),
+                    )
+                    .metric(format!("wall_s_{key}"), ob.run.end_s());
+                best_base_acc = best_base_acc.max(acc);
+                best_base_rounds = best_base_rounds.min(r);
+            }
+            out.metric(
+                "final_accuracy_gain_vs_best_baseline_pts",
+                100.0 * (last - best_base_acc),
+            )
+            .metric(
+                "rounds_change_vs_best_baseline_pct",
+                100.0 * (reached / best_base_rounds - 1.0),
+            );
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::DeviceMix;
+    use crate::learn::common::Sgd;
+    use crate::learn::task::TaskShape;
+
+    fn params() -> LoraParams {
+        LoraParams {
+            method: LoraMethod::FedMomentum,
+            baselines: vec![LoraMethod::FLora],
+            clients: 4,
+            network: crate::learn::net::on_time_network(3),
+            devices: DeviceMix::reliable(),
+            rank: 2,
+            task: TaskShape {
+                dim: 8,
+                classes: 4,
+                modes: 1,
+                separation: 1.0,
+                noise: 0.8,
+            },
+            hidden: vec![16],
+            target_shift: 1.5,
+            dirichlet_alpha: 0.5,
+            samples_per_client: 40,
+            test_samples: 100,
+            pretrain_samples: 200,
+            pretrain: Sgd {
+                epochs: 3,
+                batch: 20,
+                lr: 0.1,
+            },
+            local: Sgd {
+                epochs: 1,
+                batch: 10,
+                lr: 0.1,
+            },
+            target_accuracy: 0.9,
+        }
+    }
+
+    fn by_round(out: &RunOutput) -> Vec<(String, f64, f64)> {
+        out.series
+            .iter()
+            .filter(|s| s.metric == "accuracy_by_round")
+            .map(|s| (s.component.clone(), s.t_s, s.value))
+            .collect()
+    }
+
+    #[test]
+    fn network_speed_changes_time_not_learning() {
+        let p = params();
+        let fast = LoraExperiment.run(&p, &RunContext::single(7)).unwrap();
+        assert_eq!(
+            fast,
+            LoraExperiment.run(&p, &RunContext::single(7)).unwrap(),
+            "determinism"
+        );
+        let mut slow = p.clone();
+        slow.network.server_ingress_mbps = 0.05;
+        slow.devices.gflops_median = 1e-4;
+        slow.devices.up_mbps_median = 0.05;
+        let slow = LoraExperiment.run(&slow, &RunContext::single(7)).unwrap();
+        assert_eq!(by_round(&fast), by_round(&slow));
+        assert_eq!(by_round(&fast).len(), 6);
+        assert_eq!(fast.get("late_uploads").unwrap(), 0.0);
+        assert_eq!(slow.get("late_uploads").unwrap(), 0.0);
+        assert!(slow.get("wall_s").unwrap() > fast.get("wall_s").unwrap() + 1.0);
+        // FLoRA downloads every client's modules: more bytes, so longer rounds on the slow network.
+        assert!(slow.get("wall_s_flora").unwrap() > slow.get("wall_s").unwrap());
+        assert!(fast.get("aggregated_updates").unwrap() == 12.0);
+    }
+}

@@ -1,0 +1,89 @@
+//! Parameters of `fl-lora` (the FedMomentum study).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sim::validate::{Checks, Validate};
+
+use super::aggregate::LoraMethod;
+use crate::devices::DeviceMix;
+use crate::learn::common::{Sgd, check_hidden};
+use crate::learn::task::TaskShape;
+use crate::network::NetworkConfig;
+
+/// Federated LoRA fine-tuning of a pretrained MLP on a shifted, label-skewed target task.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoraParams {
+    /// Aggregation rule under study.
+    pub method: LoraMethod,
+    /// Rules also run on identical data and seeds for the comparison metrics (may be empty).
+    #[serde(default)]
+    pub baselines: Vec<LoraMethod>,
+    /// Number of clients (the network's participants).
+    pub clients: usize,
+    /// Rounds, participation, deadline and coordinator ingress of the FL network.
+    pub network: NetworkConfig,
+    /// The clients' devices (default: [`DeviceMix::reliable`], everyone online, no dropouts).
+    #[serde(default = "DeviceMix::reliable")]
+    pub devices: DeviceMix,
+    /// LoRA rank r.
+    pub rank: usize,
+    /// Source task shape (the target task has the same shape).
+    pub task: TaskShape,
+    /// Hidden layer widths of the MLP.
+    pub hidden: Vec<usize>,
+    /// How far the target task's class centres move from the source's (× separation).
+    pub target_shift: f64,
+    /// Dirichlet α of the clients' label skew (small = strongly non-IID).
+    pub dirichlet_alpha: f64,
+    /// Training examples per client.
+    pub samples_per_client: usize,
+    /// Target-task test examples.
+    pub test_samples: usize,
+    /// Source-task examples for pretraining the base model.
+    pub pretrain_samples: usize,
+    /// Pretraining SGD.
+    pub pretrain: Sgd,
+    /// Clients' local SGD on the adapters.
+    pub local: Sgd,
+    /// Test accuracy that counts as converged (for `rounds_to_target`).
+    pub target_accuracy: f64,
+}
+
+impl Validate for LoraParams {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("clients", self.clients, 1);
+        c.part("network", &self.network);
+        c.part("devices", &self.devices);
+        c.at_least("rank", self.rank, 1);
+        c.part("task", &self.task);
+        check_hidden(c, &self.hidden);
+        c.non_negative("target_shift", self.target_shift);
+        c.positive("dirichlet_alpha", self.dirichlet_alpha);
+        c.at_least("samples_per_client", self.samples_per_client, 1);
+        c.at_least("test_samples", self.test_samples, 1);
+        c.at_least("pretrain_samples", self.pretrain_samples, 1);
+        c.part("pretrain", &self.pretrain);
+        c.part("local", &self.local);
+        c.fraction("target_accuracy", self.target_accuracy);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_and_device_errors_name_their_dotted_keys() {
+        let yaml = "method: fedmomentum\nclients: 2\nnetwork: { rounds: 0, deadline_s: -1, server_ingress_mbps: 10 }\ndevices: { dropout: 2 }\nrank: 1\ntask: { dim: 4, classes: 2, modes: 1, separation: 1, noise: 1 }\nhidden: [4]\ntarget_shift: 1\ndirichlet_alpha: 1\nsamples_per_client: 5\ntest_samples: 5\npretrain_samples: 5\npretrain: { epochs: 1, batch: 5, lr: 0.1 }\nlocal: { epochs: 1, batch: 5, lr: 0.1 }\ntarget_accuracy: 0.5\n";
+        let p: LoraParams = serde_norway::from_str(yaml).unwrap();
+        let keys: Vec<String> = Checks::of(&p).into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            keys,
+            ["network.rounds", "network.deadline_s", "devices.dropout"]
+        );
+        let ok: LoraParams =
+            serde_norway::from_str(&yaml.replace("devices: { dropout: 2 }\n", "")).unwrap();
+        assert_eq!(ok.devices, crate::devices::DeviceMix::reliable());
+    }
+}

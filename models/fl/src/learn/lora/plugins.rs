@@ -1,0 +1,200 @@
+//! Federated LoRA as plug-ins of the FL network: the global model is the base MLP's dense layers plus
+//! one `lora_a.l` / `lora_b.l` pair per layer ([`convert::lora_params`]). Clients train only the
+//! adapters (their update is zero on the base layers); the aggregator applies one
+//! [`LoraMethod`] to the clients' adapters and merges whatever the method puts into the base
+//! (FLoRA's stack, FedMomentum's residual) into the base layers of the next global model.
+
+use sim::rng::Rng;
+
+use super::adapter::{self, Adapters};
+use super::aggregate::{self, LoraMethod};
+use crate::learn::common::Sgd;
+use crate::learn::convert;
+use crate::learn::net;
+use crate::learn::nn::{self, Weights};
+use crate::learn::task::Dataset;
+use crate::traits::{
+    Aggregator, ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError, TrainCost,
+};
+
+/// The clients' side: local SGD on the adapters over a frozen base.
+pub struct LoraTrainer<'a> {
+    method: LoraMethod,
+    base: Weights,
+    init: Adapters,
+    clients: &'a [Dataset],
+    test: &'a Dataset,
+    local: Sgd,
+    rngs: Vec<Rng>,
+}
+
+impl<'a> LoraTrainer<'a> {
+    /// Clients holding `clients` (client `k` shuffles with `rngs[k]`), starting from `base` and the
+    /// adapters `init`, evaluated on `test`.
+    pub fn new(
+        method: LoraMethod,
+        base: Weights,
+        init: Adapters,
+        (clients, test): (&'a [Dataset], &'a Dataset),
+        local: Sgd,
+        rngs: Vec<Rng>,
+    ) -> Self {
+        Self {
+            method,
+            base,
+            init,
+            clients,
+            test,
+            local,
+            rngs,
+        }
+    }
+
+    /// Floats one client uploads per round (`A` and `B`; FFA-LoRA: `B`). Also what it downloads
+    /// of the initial model: the adapters (FFA-LoRA: only `B`, `A` comes from the shared seed);
+    /// the pretrained base is assumed to be on the clients already.
+    pub fn uplink_floats(&self) -> usize {
+        self.init.iter().map(|l| self.method.uplink_floats(l)).sum()
+    }
+}
+
+impl LocalTrainer for LoraTrainer<'_> {
+    fn num_clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    fn init(&mut self, _rng: &mut Rng) -> ModelParams {
+        convert::lora_params(&self.base, &self.init)
+    }
+
+    /// Local SGD on the adapters with the client's own shuffling stream (the network's shared
+    /// stream is not used, so a client's training does not depend on who else is on time).
+    fn train(
+        &mut self,
+        client: usize,
+        global: &ModelParams,
+        _rng: &mut Rng,
+    ) -> Result<ClientUpdate, PluginError> {
+        let data = &self.clients[client];
+        let base = convert::to_weights(global, &self.base);
+        let start = convert::to_adapters(global, &self.init);
+        let trained = adapter::train_adapters(
+            &base,
+            &start,
+            self.method.freezes_a(),
+            data,
+            self.local.tuple(),
+            &mut self.rngs[client],
+        )?;
+        Ok(ClientUpdate {
+            client,
+            delta: convert::lora_params(&base, &trained).sub(global),
+            samples: data.len(),
+            // The local loss is not measured by the adapter SGD.
+            train_loss: 0.0,
+        })
+    }
+
+    /// FLOPs: dense SGD through the merged layers (6 per multiply-accumulate and example) plus
+    /// forming `B·A` per minibatch; traffic: the initial adapters down (later rounds: what the
+    /// [`LoraAggregator`] published, its [`Aggregator::download_bytes`]) and the adapters up.
+    fn cost(&self, client: usize, _global: &ModelParams) -> TrainCost {
+        let (epochs, batch, _) = self.local.tuple();
+        let n = self.clients[client].len();
+        let batches = epochs * n.div_ceil(batch);
+        let rank = self.init.first().map_or(0, |l| l.rank) as f64;
+        TrainCost {
+            flops: net::sgd_flops(&self.base, epochs * n)
+                + 6.0 * rank * net::macs(&self.base) * batches as f64,
+            download_bytes: 4 * self.uplink_floats() as u64,
+            upload_bytes: 4 * self.uplink_floats() as u64,
+        }
+    }
+
+    fn evaluate(&self, global: &ModelParams) -> Result<Eval, PluginError> {
+        let model = adapter::merged(
+            &convert::to_weights(global, &self.base),
+            &convert::to_adapters(global, &self.init),
+        );
+        let (loss, accuracy) = nn::loss_and_accuracy(&model, self.test)?;
+        Ok(Eval { loss, accuracy })
+    }
+}
+
+/// The server's side: one LoRA aggregation rule over the on-time clients' adapters (FedAvg weights
+/// by samples), with its communication and information loss recorded per round.
+pub struct LoraAggregator {
+    method: LoraMethod,
+    base: Weights,
+    adapters: Adapters,
+    /// Floats each client downloads of each round's aggregate.
+    pub downlink_floats: Vec<usize>,
+    /// Σ over rounds and layers of ‖Σ pᵢBᵢAᵢ − what the new global holds‖_F.
+    pub lost_norm: f64,
+}
+
+impl LoraAggregator {
+    /// `method` over models laid out like `base` + `adapters`.
+    pub fn new(method: LoraMethod, base: Weights, adapters: Adapters) -> Self {
+        Self {
+            method,
+            base,
+            adapters,
+            downlink_floats: Vec::new(),
+            lost_norm: 0.0,
+        }
+    }
+}
+
+impl Aggregator for LoraAggregator {
+    fn name(&self) -> &str {
+        self.method.name()
+    }
+
+    fn aggregate(
+        &mut self,
+        global: &ModelParams,
+        updates: &[ClientUpdate],
+        rng: &mut Rng,
+    ) -> Result<ModelParams, PluginError> {
+        let clients: Vec<Adapters> = updates
+            .iter()
+            .map(|u| {
+                let mut local = global.clone();
+                local.axpy(1.0, &u.delta);
+                convert::to_adapters(&local, &self.adapters)
+            })
+            .collect();
+        let total: f64 = updates.iter().map(|u| u.samples as f64).sum();
+        let p: Vec<f64> = updates
+            .iter()
+            .map(|u| {
+                if total > 0.0 {
+                    u.samples as f64 / total
+                } else {
+                    1.0 / updates.len() as f64
+                }
+            })
+            .collect();
+        let layers = aggregate::aggregate(self.method, &clients, &p, rng)?;
+        let mut base = convert::to_weights(global, &self.base);
+        let mut adapters = convert::to_adapters(global, &self.adapters);
+        let mut down = 0;
+        for (l, a) in layers.into_iter().enumerate() {
+            if let Some(d) = &a.base_delta {
+                adapter::add_to_base(&mut base, l, d);
+            }
+            down += a.downlink_floats;
+            self.lost_norm += a.lost_norm;
+            adapters[l] = a.lora;
+        }
+        self.downlink_floats.push(down);
+        Ok(convert::lora_params(&base, &adapters))
+    }
+
+    /// What the method published last (FLoRA: every client's modules; FedMomentum: the factors),
+    /// `None` before the first aggregate (the trainer's initial adapters).
+    fn download_bytes(&self) -> Option<u64> {
+        self.downlink_floats.last().map(|&f| 4 * f as u64)
+    }
+}

@@ -1,0 +1,332 @@
+//! A tiny multi-layer perceptron over candle `Var`s: named dense layers, ReLU, softmax cross-entropy and
+//! plain SGD. Weights live outside candle as [`Weights`] (the named-layer container every aggregator,
+//! defense and attack works on); training turns them into `Var`s, backpropagates with
+//! `loss.backward()`, and turns them back.
+
+use candle_core::{D, Device, Result, Tensor, Var};
+use rand::seq::SliceRandom;
+use rand_distr::{Distribution, Normal};
+use sim::rng::Rng;
+
+use super::task::Dataset;
+
+/// One dense layer `y = x·Wᵀ + b`, `W` stored row-major as `d_out × d_in` (the PyTorch convention, so a
+/// LoRA update is `B·A` with `B: d_out × r`, `A: r × d_in`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    /// Layer name (`fc0`, `fc1`, …).
+    pub name: String,
+    /// Input width.
+    pub d_in: usize,
+    /// Output width.
+    pub d_out: usize,
+    /// Weight, `d_out × d_in`, row-major.
+    pub w: Vec<f32>,
+    /// Bias, `d_out`.
+    pub b: Vec<f32>,
+}
+
+impl Layer {
+    /// Number of scalar parameters (weight and bias).
+    pub fn len(&self) -> usize {
+        self.w.len() + self.b.len()
+    }
+
+    /// Whether the layer holds no parameter.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The model's parameters as named layers, input to output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weights {
+    /// Layers in forward order.
+    pub layers: Vec<Layer>,
+}
+
+impl Weights {
+    /// He-initialised MLP with layer widths `widths` (`[d_in, h1, …, classes]`), biases zero.
+    pub fn init(widths: &[usize], rng: &mut Rng) -> Self {
+        let layers = widths
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| {
+                let (d_in, d_out) = (w[0], w[1]);
+                let normal = Normal::new(0.0f32, (2.0 / d_in as f32).sqrt()).expect("finite std");
+                Layer {
+                    name: format!("fc{i}"),
+                    d_in,
+                    d_out,
+                    w: (0..d_in * d_out).map(|_| normal.sample(rng)).collect(),
+                    b: vec![0.0; d_out],
+                }
+            })
+            .collect();
+        Self { layers }
+    }
+
+    /// All parameters concatenated layer by layer (weight then bias).
+    pub fn flatten(&self) -> Vec<f32> {
+        let mut v = Vec::with_capacity(self.len());
+        for l in &self.layers {
+            v.extend_from_slice(&l.w);
+            v.extend_from_slice(&l.b);
+        }
+        v
+    }
+
+    /// Total number of parameters.
+    pub fn len(&self) -> usize {
+        self.layers.iter().map(Layer::len).sum()
+    }
+
+    /// Whether there is no parameter.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A copy with the parameters replaced by `flat` (same layout as [`Weights::flatten`]).
+    pub fn with_flat(&self, flat: &[f32]) -> Self {
+        let mut out = self.clone();
+        let mut at = 0;
+        for l in &mut out.layers {
+            let (nw, nb) = (l.w.len(), l.b.len());
+            l.w.copy_from_slice(&flat[at..at + nw]);
+            l.b.copy_from_slice(&flat[at + nw..at + nw + nb]);
+            at += nw + nb;
+        }
+        out
+    }
+
+    /// `[start, end)` of each layer inside [`Weights::flatten`].
+    pub fn layer_ranges(&self) -> Vec<(usize, usize)> {
+        let mut at = 0;
+        self.layers
+            .iter()
+            .map(|l| {
+                let r = (at, at + l.len());
+                at += l.len();
+                r
+            })
+            .collect()
+    }
+}
+
+/// `Σ pᵢ·wᵢ` layer by layer (FedAvg's aggregate); `p` sums to 1.
+pub fn weighted_average(ws: &[Weights], p: &[f64]) -> Weights {
+    let mut out = ws[0].clone();
+    for (l, layer) in out.layers.iter_mut().enumerate() {
+        for (j, v) in layer.w.iter_mut().enumerate() {
+            *v = ws
+                .iter()
+                .zip(p)
+                .map(|(w, q)| q * f64::from(w.layers[l].w[j]))
+                .sum::<f64>() as f32;
+        }
+        for (j, v) in layer.b.iter_mut().enumerate() {
+            *v = ws
+                .iter()
+                .zip(p)
+                .map(|(w, q)| q * f64::from(w.layers[l].b[j]))
+                .sum::<f64>() as f32;
+        }
+    }
+    out
+}
+
+/// Candle variables of one model, in layer order.
+pub struct Vars {
+    /// `(weight, bias)` per layer.
+    pub layers: Vec<(Var, Var)>,
+}
+
+impl Vars {
+    /// Variables holding a copy of `w`.
+    pub fn from_weights(w: &Weights) -> Result<Self> {
+        let dev = Device::Cpu;
+        let layers = w
+            .layers
+            .iter()
+            .map(|l| {
+                Ok((
+                    Var::from_slice(&l.w, (l.d_out, l.d_in), &dev)?,
+                    Var::from_slice(&l.b, l.d_out, &dev)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { layers })
+    }
+
+    /// Reads the variables back into a copy of `shape` (names and widths).
+    pub fn to_weights(&self, shape: &Weights) -> Result<Weights> {
+        let mut out = shape.clone();
+        for (l, (w, b)) in out.layers.iter_mut().zip(&self.layers) {
+            l.w = w.as_tensor().flatten_all()?.to_vec1()?;
+            l.b = b.to_vec1()?;
+        }
+        Ok(out)
+    }
+
+    /// Every variable, weights and biases.
+    pub fn all(&self) -> Vec<Var> {
+        self.layers
+            .iter()
+            .flat_map(|(w, b)| [w.clone(), b.clone()])
+            .collect()
+    }
+
+    /// Weight and bias tensors per layer (for [`forward`]).
+    pub fn tensors(&self) -> Vec<(Tensor, Tensor)> {
+        self.layers
+            .iter()
+            .map(|(w, b)| (w.as_tensor().clone(), b.as_tensor().clone()))
+            .collect()
+    }
+}
+
+/// Constant (non-trainable) tensors of `w`, per layer.
+pub fn constants(w: &Weights) -> Result<Vec<(Tensor, Tensor)>> {
+    let dev = Device::Cpu;
+    w.layers
+        .iter()
+        .map(|l| {
+            Ok((
+                Tensor::from_slice(&l.w, (l.d_out, l.d_in), &dev)?,
+                Tensor::from_slice(&l.b, l.d_out, &dev)?,
+            ))
+        })
+        .collect()
+}
+
+/// Forward pass of the MLP `layers` on `x` (`n × d_in`): ReLU between layers, logits out.
+pub fn forward(layers: &[(Tensor, Tensor)], x: &Tensor) -> Result<Tensor> {
+    let mut h = x.clone();
+    for (i, (w, b)) in layers.iter().enumerate() {
+        h = h.matmul(&w.t()?)?.broadcast_add(b)?;
+        if i + 1 < layers.len() {
+            h = h.relu()?;
+        }
+    }
+    Ok(h)
+}
+
+/// Mean softmax cross-entropy of `logits` (`n × C`) against labels `y` (`n`, u32).
+pub fn cross_entropy(logits: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let max = logits.max_keepdim(D::Minus1)?.detach();
+    let shifted = logits.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    let picked = shifted.gather(&y.unsqueeze(1)?, 1)?;
+    (lse - picked)?.mean_all()
+}
+
+/// One SGD step `v ← v − lr·∂loss/∂v` on `vars` (variables without a gradient are left alone).
+pub fn sgd_step(loss: &Tensor, vars: &[Var], lr: f64) -> Result<()> {
+    let grads = loss.backward()?;
+    for v in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            v.set(&(v.as_tensor() - (g * lr)?)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Minibatches of `data` for `epochs` passes, shuffled by `rng`: `(x, y)` tensors.
+pub fn batches(
+    data: &Dataset,
+    epochs: usize,
+    batch: usize,
+    rng: &mut Rng,
+) -> Result<Vec<(Tensor, Tensor)>> {
+    let mut out = Vec::new();
+    let mut idx: Vec<usize> = (0..data.len()).collect();
+    for _ in 0..epochs {
+        idx.shuffle(rng);
+        for chunk in idx.chunks(batch.max(1)) {
+            out.push(data.tensors(chunk)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Trains every variable of `w` on `data` with SGD; returns the trained weights.
+pub fn train(
+    w: &Weights,
+    data: &Dataset,
+    epochs: usize,
+    batch: usize,
+    lr: f64,
+    rng: &mut Rng,
+) -> Result<Weights> {
+    if data.is_empty() {
+        return Ok(w.clone());
+    }
+    let vars = Vars::from_weights(w)?;
+    let all = vars.all();
+    for (x, y) in batches(data, epochs, batch, rng)? {
+        let loss = cross_entropy(&forward(&vars.tensors(), &x)?, &y)?;
+        sgd_step(&loss, &all, lr)?;
+    }
+    vars.to_weights(w)
+}
+
+/// Predicted class of every row of `x` under `layers`.
+pub fn predict(layers: &[(Tensor, Tensor)], x: &Tensor) -> Result<Vec<u32>> {
+    forward(layers, x)?.argmax(D::Minus1)?.to_vec1()
+}
+
+/// Fraction of `data` classified correctly by `w`.
+pub fn accuracy(w: &Weights, data: &Dataset) -> Result<f64> {
+    if data.is_empty() {
+        return Ok(0.0);
+    }
+    let (x, _) = data.all_tensors()?;
+    let pred = predict(&constants(w)?, &x)?;
+    let hits = pred.iter().zip(&data.y).filter(|(p, y)| p == y).count();
+    Ok(hits as f64 / data.len() as f64)
+}
+
+/// Mean cross-entropy and fraction correct of `w` on `data` (`(0, 0)` when `data` is empty).
+pub fn loss_and_accuracy(w: &Weights, data: &Dataset) -> Result<(f64, f64)> {
+    if data.is_empty() {
+        return Ok((0.0, 0.0));
+    }
+    let (x, y) = data.all_tensors()?;
+    let logits = forward(&constants(w)?, &x)?;
+    let loss = f64::from(cross_entropy(&logits, &y)?.to_scalar::<f32>()?);
+    let pred: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
+    let hits = pred.iter().zip(&data.y).filter(|(p, y)| p == y).count();
+    Ok((loss, hits as f64 / data.len() as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::task::{Prototypes, TaskShape};
+
+    #[test]
+    fn sgd_learns_a_separable_task() {
+        let mut rng = sim::rng::stream(1, "t");
+        let task = Prototypes::new(
+            TaskShape {
+                dim: 8,
+                classes: 3,
+                modes: 1,
+                separation: 3.0,
+                noise: 0.5,
+            },
+            &mut rng,
+        );
+        let train_set = task.sample(300, &[1.0; 3], &mut rng);
+        let test_set = task.sample(300, &[1.0; 3], &mut rng);
+        let w0 = Weights::init(&[8, 16, 3], &mut rng);
+        let before = accuracy(&w0, &test_set).unwrap();
+        let w1 = train(&w0, &train_set, 5, 32, 0.1, &mut rng).unwrap();
+        let after = accuracy(&w1, &test_set).unwrap();
+        assert!(after > 0.9 && after > before, "{before} → {after}");
+        let (loss, acc) = loss_and_accuracy(&w1, &test_set).unwrap();
+        assert_eq!(acc, after);
+        assert!(loss > 0.0 && loss < 1.0, "{loss}");
+        assert_eq!(w1.with_flat(&w1.flatten()), w1);
+    }
+}

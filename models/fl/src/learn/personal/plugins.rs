@@ -1,0 +1,218 @@
+//! Personalized FL as a plug-in of the FL network: the trainer owns every client's personal state
+//! (pFedNavi's local weights and mixing logits, FedPer's local head) and evaluates each client's own
+//! model; the coordinator runs plain FedAvg on what the clients upload (FedPer uploads a zero delta
+//! on its local head layers, so FedAvg leaves them alone: partial-layer FedAvg).
+
+use std::cell::RefCell;
+
+use sim::rng::Rng;
+
+use super::mixing::{self, MixClient};
+use super::params::PersonalMethod;
+use crate::learn::common::Sgd;
+use crate::learn::convert;
+use crate::learn::net;
+use crate::learn::nn::{self, Weights};
+use crate::learn::task::Dataset;
+use crate::traits::{ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError, TrainCost};
+
+/// `body` with its last `k` layers taken from `head`.
+fn with_head(body: &Weights, head: &Weights, k: usize) -> Weights {
+    let mut out = body.clone();
+    let n = out.layers.len();
+    out.layers[n - k..].clone_from_slice(&head.layers[n - k..]);
+    out
+}
+
+/// How the clients learn and personalize.
+#[derive(Debug, Clone, Copy)]
+pub struct PersonalConfig {
+    /// The method.
+    pub method: PersonalMethod,
+    /// Local SGD per round.
+    pub local: Sgd,
+    /// FedAvg+FT: fine-tuning epochs before each evaluation.
+    pub finetune_epochs: usize,
+    /// FedPer: final layers kept local.
+    pub fedper_layers: usize,
+    /// pFedNavi: learning rate of the mixing logits.
+    pub mix_lr: f64,
+}
+
+/// The clients: data, personal state and per-client evaluation.
+pub struct PersonalTrainer<'a> {
+    cfg: PersonalConfig,
+    init: Weights,
+    train: &'a [Dataset],
+    test: &'a [Dataset],
+    rngs: Vec<Rng>,
+    finetune_rngs: RefCell<Vec<Rng>>,
+    heads: Vec<Weights>,
+    mix: Vec<MixClient>,
+    per_client: RefCell<Vec<f64>>,
+}
+
+impl<'a> PersonalTrainer<'a> {
+    /// Clients with training sets `train` and test sets `test`, all starting from `init`; client
+    /// `k` shuffles its local SGD with `rngs[k]` and its FedAvg+FT fine-tuning with
+    /// `finetune_rngs[k]`.
+    pub fn new(
+        cfg: PersonalConfig,
+        init: Weights,
+        (train, test): (&'a [Dataset], &'a [Dataset]),
+        rngs: Vec<Rng>,
+        finetune_rngs: Vec<Rng>,
+    ) -> Self {
+        let n = train.len();
+        Self {
+            heads: vec![init.clone(); n],
+            mix: vec![MixClient::new(&init); n],
+            per_client: RefCell::new(vec![0.0; n]),
+            cfg,
+            init,
+            train,
+            test,
+            rngs,
+            finetune_rngs: RefCell::new(finetune_rngs),
+        }
+    }
+
+    /// Floats a client exchanges per round in each direction (FedPer: the shared body only).
+    pub fn exchanged_floats(&self) -> usize {
+        let layers = self.init.layers.len();
+        match self.cfg.method {
+            PersonalMethod::FedPer => self.init.layers[..layers - self.cfg.fedper_layers]
+                .iter()
+                .map(|l| l.len())
+                .sum(),
+            _ => self.init.len(),
+        }
+    }
+
+    /// Each client's test accuracy at the latest evaluation.
+    pub fn per_client(&self) -> Vec<f64> {
+        self.per_client.borrow().clone()
+    }
+
+    /// Mean over clients of the personal weight on each layer (pFedNavi: λ = σ(θ); FedPer: 1 on
+    /// the local head, 0 elsewhere; FedAvg: 0).
+    pub fn lambdas(&self) -> Vec<f64> {
+        let layers = self.init.layers.len();
+        let n = self.mix.len() as f64;
+        (0..layers)
+            .map(|l| match self.cfg.method {
+                PersonalMethod::PFedNavi => {
+                    self.mix.iter().map(|c| c.lambdas()[l]).sum::<f64>() / n
+                }
+                PersonalMethod::FedPer if l >= layers - self.cfg.fedper_layers => 1.0,
+                _ => 0.0,
+            })
+            .collect()
+    }
+
+    fn local_train(&mut self, k: usize, g: &Weights) -> candle_core::Result<Weights> {
+        let (e, b, lr) = self.cfg.local.tuple();
+        let data = &self.train[k];
+        let rng = &mut self.rngs[k];
+        match self.cfg.method {
+            PersonalMethod::FedAvg | PersonalMethod::FedAvgFt => nn::train(g, data, e, b, lr, rng),
+            PersonalMethod::FedPer => {
+                let h = self.cfg.fedper_layers;
+                let w = nn::train(&with_head(g, &self.heads[k], h), data, e, b, lr, rng)?;
+                // The head stays on the client: upload the global head back (zero delta there).
+                let up = with_head(&w, g, h);
+                self.heads[k] = w;
+                Ok(up)
+            }
+            PersonalMethod::PFedNavi => {
+                let (up, c) =
+                    mixing::train_mixed(g, &self.mix[k], data, (e, b, lr), self.cfg.mix_lr, rng)?;
+                self.mix[k] = c;
+                Ok(up)
+            }
+        }
+    }
+
+    fn personal_model(&self, k: usize, g: &Weights) -> candle_core::Result<Weights> {
+        let (_, b, lr) = self.cfg.local.tuple();
+        Ok(match self.cfg.method {
+            PersonalMethod::FedAvg => g.clone(),
+            PersonalMethod::FedAvgFt => nn::train(
+                g,
+                &self.train[k],
+                self.cfg.finetune_epochs,
+                b,
+                lr,
+                &mut self.finetune_rngs.borrow_mut()[k],
+            )?,
+            PersonalMethod::FedPer => with_head(g, &self.heads[k], self.cfg.fedper_layers),
+            PersonalMethod::PFedNavi => self.mix[k].personalized(g),
+        })
+    }
+}
+
+impl LocalTrainer for PersonalTrainer<'_> {
+    fn num_clients(&self) -> usize {
+        self.train.len()
+    }
+
+    fn init(&mut self, _rng: &mut Rng) -> ModelParams {
+        convert::to_params(&self.init)
+    }
+
+    /// One local round with the client's own stream (the network's shared stream is unused).
+    fn train(
+        &mut self,
+        client: usize,
+        global: &ModelParams,
+        _rng: &mut Rng,
+    ) -> Result<ClientUpdate, PluginError> {
+        let g = convert::to_weights(global, &self.init);
+        let up = self.local_train(client, &g)?;
+        Ok(ClientUpdate {
+            client,
+            delta: convert::to_params(&up).sub(global),
+            samples: self.train[client].len(),
+            // The local loss is not measured by the SGD helpers.
+            train_loss: 0.0,
+        })
+    }
+
+    /// FLOPs of local SGD (pFedNavi: two passes per minibatch, its personalized model and the
+    /// global copy); traffic: the shared layers down and up.
+    fn cost(&self, client: usize, _global: &ModelParams) -> TrainCost {
+        let (epochs, _, _) = self.cfg.local.tuple();
+        let passes = if self.cfg.method == PersonalMethod::PFedNavi {
+            2
+        } else {
+            1
+        };
+        let bytes = 4 * self.exchanged_floats() as u64;
+        TrainCost {
+            flops: net::sgd_flops(&self.init, passes * epochs * self.train[client].len()),
+            download_bytes: bytes,
+            upload_bytes: bytes,
+        }
+    }
+
+    /// Mean over clients of their personalized model's test accuracy and loss (each client's own
+    /// test set); the per-client accuracies are kept for [`PersonalTrainer::per_client`].
+    fn evaluate(&self, global: &ModelParams) -> Result<Eval, PluginError> {
+        let g = convert::to_weights(global, &self.init);
+        let n = self.train.len();
+        let mut acc = vec![0.0; n];
+        let mut loss = 0.0;
+        for (k, a) in acc.iter_mut().enumerate() {
+            let w = self.personal_model(k, &g)?;
+            let (l, v) = nn::loss_and_accuracy(&w, &self.test[k])?;
+            loss += l;
+            *a = v;
+        }
+        let accuracy = acc.iter().sum::<f64>() / n as f64;
+        *self.per_client.borrow_mut() = acc;
+        Ok(Eval {
+            loss: loss / n as f64,
+            accuracy,
+        })
+    }
+}

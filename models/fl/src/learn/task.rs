@@ -1,0 +1,287 @@
+//! Synthetic classification tasks for the learning studies: class prototypes (a mixture of Gaussian
+//! modes per class) with per-client input shifts, label permutations, Dirichlet label skew and a
+//! backdoor trigger. All sampling comes from the caller's seeded stream.
+
+use candle_core::{Device, Result, Tensor};
+use rand::Rng as _;
+use rand::seq::SliceRandom;
+use rand_distr::{Distribution, Gamma, Normal, StandardNormal};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sim::rng::Rng;
+use sim::validate::{Checks, Validate};
+
+/// Labelled examples (`x` row-major `len × dim`, labels in `0..classes`): the FL network's
+/// [`crate::data::Shard`], with the tensor and trigger helpers the learning studies add below.
+pub type Dataset = crate::data::Shard;
+
+impl Dataset {
+    /// `(x, y)` tensors of the examples `rows`.
+    pub fn tensors(&self, rows: &[usize]) -> Result<(Tensor, Tensor)> {
+        let mut x = Vec::with_capacity(rows.len() * self.dim);
+        let mut y = Vec::with_capacity(rows.len());
+        for &i in rows {
+            x.extend_from_slice(self.row(i));
+            y.push(self.y[i]);
+        }
+        Ok((
+            Tensor::from_vec(x, (rows.len(), self.dim), &Device::Cpu)?,
+            Tensor::from_vec(y, rows.len(), &Device::Cpu)?,
+        ))
+    }
+
+    /// `(x, y)` tensors of every example.
+    pub fn all_tensors(&self) -> Result<(Tensor, Tensor)> {
+        self.tensors(&(0..self.len()).collect::<Vec<_>>())
+    }
+
+    /// Appends the examples of `other` (same width).
+    pub fn extend(&mut self, other: &Dataset) {
+        self.dim = other.dim;
+        self.x.extend_from_slice(&other.x);
+        self.y.extend_from_slice(&other.y);
+    }
+
+    /// The examples whose label is not `label`, with the trigger stamped and relabelled to `label`
+    /// (the backdoor test set, or the poisoned part of an attacker's data).
+    pub fn triggered(&self, trigger: &Trigger, label: u32) -> Dataset {
+        let mut out = Dataset {
+            dim: self.dim,
+            ..Dataset::default()
+        };
+        for i in 0..self.len() {
+            if self.y[i] == label {
+                continue;
+            }
+            let mut row = self.row(i).to_vec();
+            trigger.stamp(&mut row);
+            out.x.extend_from_slice(&row);
+            out.y.push(label);
+        }
+        out
+    }
+
+    /// The first `n` examples.
+    pub fn take(&self, n: usize) -> Dataset {
+        let n = n.min(self.len());
+        Dataset {
+            dim: self.dim,
+            x: self.x[..n * self.dim].to_vec(),
+            y: self.y[..n].to_vec(),
+        }
+    }
+}
+
+/// Shape of a prototype task.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskShape {
+    /// Input width.
+    pub dim: usize,
+    /// Number of classes.
+    pub classes: usize,
+    /// Gaussian modes per class (> 1 makes the task non-linear).
+    pub modes: usize,
+    /// Standard deviation of the mode centres (larger = easier).
+    pub separation: f64,
+    /// Standard deviation of the per-example noise.
+    pub noise: f64,
+}
+
+impl Validate for TaskShape {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("dim", self.dim, 1);
+        c.at_least("classes", self.classes, 2);
+        c.at_least("modes", self.modes, 1);
+        c.positive("separation", self.separation);
+        c.positive("noise", self.noise);
+    }
+}
+
+/// A classification task: `modes` Gaussian centres per class; an example of class `c` is a random
+/// centre of `c` plus isotropic noise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prototypes {
+    /// Shape.
+    pub shape: TaskShape,
+    /// Centres, `classes × modes × dim`.
+    pub centres: Vec<f32>,
+}
+
+impl Prototypes {
+    /// A task with random centres.
+    pub fn new(shape: TaskShape, rng: &mut Rng) -> Self {
+        let n = shape.classes * shape.modes * shape.dim;
+        let centres = (0..n)
+            .map(|_| (shape.separation * rng.sample::<f64, _>(StandardNormal)) as f32)
+            .collect();
+        Self { shape, centres }
+    }
+
+    /// A related task: every centre moved by `shift` × a fresh random offset (the "target" task of a
+    /// model pretrained on `self`).
+    pub fn shifted(&self, shift: f64, rng: &mut Rng) -> Self {
+        let s = self.shape.separation * shift;
+        let centres = self
+            .centres
+            .iter()
+            .map(|c| c + (s * rng.sample::<f64, _>(StandardNormal)) as f32)
+            .collect();
+        Self {
+            shape: self.shape,
+            centres,
+        }
+    }
+
+    /// `n` examples with class probabilities proportional to `class_weights`.
+    pub fn sample(&self, n: usize, class_weights: &[f64], rng: &mut Rng) -> Dataset {
+        let TaskShape {
+            dim, modes, noise, ..
+        } = self.shape;
+        let total: f64 = class_weights.iter().sum();
+        let noise = Normal::new(0.0, noise).expect("validated noise");
+        let mut out = Dataset {
+            dim,
+            ..Dataset::default()
+        };
+        for _ in 0..n {
+            let mut u = rng.random::<f64>() * total;
+            let mut c = class_weights.len() - 1;
+            for (k, w) in class_weights.iter().enumerate() {
+                if u < *w {
+                    c = k;
+                    break;
+                }
+                u -= w;
+            }
+            let m = rng.random_range(0..modes);
+            let centre = &self.centres[(c * modes + m) * dim..(c * modes + m + 1) * dim];
+            out.x
+                .extend(centre.iter().map(|v| v + noise.sample(rng) as f32));
+            out.y.push(c as u32);
+        }
+        out
+    }
+}
+
+/// Per-client class proportions drawn from a symmetric Dirichlet(α) (label skew; small α = few
+/// classes per client). Row `k` is client `k`'s class weights, summing to 1.
+pub fn dirichlet_label_skew(
+    clients: usize,
+    classes: usize,
+    alpha: f64,
+    rng: &mut Rng,
+) -> Vec<Vec<f64>> {
+    let gamma = Gamma::new(alpha, 1.0).expect("validated alpha");
+    (0..clients)
+        .map(|_| {
+            let g: Vec<f64> = (0..classes).map(|_| gamma.sample(rng).max(1e-12)).collect();
+            let s: f64 = g.iter().sum();
+            g.iter().map(|v| v / s).collect()
+        })
+        .collect()
+}
+
+/// A client's view of a task: its inputs are shifted by `offset` and its labels relabelled through
+/// `labels` (client `k` calls true class `c` `labels[c]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientView {
+    /// Added to every input.
+    pub offset: Vec<f32>,
+    /// Label map, a permutation of `0..classes`.
+    pub labels: Vec<u32>,
+}
+
+impl ClientView {
+    /// A view with input offset of standard deviation `shift` and `swaps` random label transpositions.
+    pub fn random(dim: usize, classes: usize, shift: f64, swaps: usize, rng: &mut Rng) -> Self {
+        let offset = (0..dim)
+            .map(|_| (shift * rng.sample::<f64, _>(StandardNormal)) as f32)
+            .collect();
+        let mut labels: Vec<u32> = (0..classes as u32).collect();
+        for _ in 0..swaps {
+            let mut pair: Vec<usize> = (0..classes).collect();
+            pair.shuffle(rng);
+            labels.swap(pair[0], pair[1]);
+        }
+        Self { offset, labels }
+    }
+
+    /// `data` as this client sees it.
+    pub fn apply(&self, data: &Dataset) -> Dataset {
+        let mut out = data.clone();
+        for row in out.x.chunks_mut(data.dim) {
+            for (v, o) in row.iter_mut().zip(&self.offset) {
+                *v += o;
+            }
+        }
+        for y in &mut out.y {
+            *y = self.labels[*y as usize];
+        }
+        out
+    }
+}
+
+/// A backdoor trigger: the listed input coordinates are set to `value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    /// Coordinates overwritten.
+    pub coords: Vec<usize>,
+    /// Value written.
+    pub value: f32,
+}
+
+impl Trigger {
+    /// Stamps the trigger on one input row.
+    pub fn stamp(&self, row: &mut [f32]) {
+        for &c in &self.coords {
+            row[c] = self.value;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dirichlet_rows_sum_to_one_and_small_alpha_skews() {
+        let mut rng = sim::rng::stream(3, "d");
+        let rows = dirichlet_label_skew(20, 10, 0.1, &mut rng);
+        for r in &rows {
+            assert!((r.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        }
+        let top: f64 = rows
+            .iter()
+            .map(|r| r.iter().copied().fold(0.0, f64::max))
+            .sum::<f64>()
+            / 20.0;
+        assert!(top > 0.5, "mean largest class share {top}");
+    }
+
+    #[test]
+    fn views_permute_labels_and_triggers_relabel() {
+        let mut rng = sim::rng::stream(4, "v");
+        let shape = TaskShape {
+            dim: 6,
+            classes: 4,
+            modes: 2,
+            separation: 1.0,
+            noise: 0.1,
+        };
+        let data = Prototypes::new(shape, &mut rng).sample(50, &[1.0; 4], &mut rng);
+        let view = ClientView::random(6, 4, 1.0, 2, &mut rng);
+        let mut sorted = view.labels.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![0, 1, 2, 3]);
+        let seen = view.apply(&data);
+        assert_eq!(seen.y[0], view.labels[data.y[0] as usize]);
+        let trig = Trigger {
+            coords: vec![0, 5],
+            value: 4.0,
+        };
+        let poisoned = data.triggered(&trig, 1);
+        assert!(poisoned.y.iter().all(|&y| y == 1));
+        assert!(poisoned.x.chunks(6).all(|r| r[0] == 4.0 && r[5] == 4.0));
+    }
+}

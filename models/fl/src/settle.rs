@@ -1,0 +1,996 @@
+//! SettleFL reward settlement on the simulated chain: the job owner (aggregator), the watchers and
+//! the participants as agents submitting real contract calls, executed in revm block by block.
+//!
+//! * `onchain`: every round the owner writes each rewarded participant's amount into storage
+//!   (`commit` in batches), then `reward_init` and batched `reward_pay_multi`.
+//! * `commit-challenge`: every epoch (`commit_every` rounds) the owner commits the keccak Merkle
+//!   roots of the cumulative rewards and of the epoch's rewards with a bond. With probability
+//!   `dishonest_prob` it inflates one colluder's cumulative leaf. Honest watchers recompute the
+//!   trees from the published data and, on a mismatch, send `challenge` with the three Merkle
+//!   openings; the contract slashes the bond. The owner then `counter`s with a corrected root and
+//!   re-commits the later epochs. A round is final one challenge window after its (valid) commit.
+//! * `commit-proof`: every epoch the owner proves the transition with Groth16 (a real proof of the
+//!   small circuit in [`super::zk`]; simulated prover time from the constraint-count model) and
+//!   commits it; the contract verifies it with the pairing precompile. A tampered root fails
+//!   verification (the transaction reverts and the owner resubmits). Final at inclusion.
+//!
+//! Payouts are claimed with Merkle proofs against the final root (commit-challenge,
+//! commit-proof) or from stored balances (onchain).
+
+use std::collections::BTreeMap;
+
+use rand::Rng as _;
+use revm::primitives::{Address, B256, Bytes, U256};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sim::experiment::RunError;
+use sim::rng::Rng;
+use sim::validate::{Checks, Validate};
+
+use super::abi::{self, Tok, u};
+use super::chain::{BlockInfo, Chain, ChainConfig, Included, Pending};
+use super::contracts::{Contract, deploy};
+use super::evm::{Call, Evm, EvmError};
+use super::merkle::{MerkleTree, depth_for, leaf};
+use super::network::NetworkRun;
+use super::rewards::{GWEI, round_rewards};
+use super::zk;
+
+/// Settlement protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// Rewards written per participant per round in contract storage.
+    Onchain,
+    /// Optimistic Merkle-root commitments with fraud proofs.
+    CommitChallenge,
+    /// Commitments carrying a Groth16 validity proof.
+    CommitProof,
+}
+
+/// Settlement parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettleConfig {
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Reward budget deposited with `new_job`, ETH.
+    #[serde(default = "one")]
+    pub budget_eth: f64,
+    /// Rounds per commitment (epoch length T) for commit-challenge and commit-proof.
+    #[serde(default = "one_u")]
+    pub commit_every: u32,
+    /// Participants per `commit` transaction of the onchain baseline.
+    #[serde(default = "batch")]
+    pub onchain_batch: u32,
+    /// Participants per `reward_pay_multi` transaction.
+    #[serde(default = "batch")]
+    pub payout_batch: u32,
+    /// Aggregator bond of commit-challenge, ETH.
+    #[serde(default = "one")]
+    pub bond_eth: f64,
+    /// Challenge window, seconds.
+    #[serde(default = "window")]
+    pub challenge_window_s: f64,
+    /// Delay between `reward_init` and the first payout, seconds.
+    #[serde(default = "pay_delay")]
+    pub pay_delay_s: f64,
+    /// Probability that the aggregator commits a wrong root (per commitment).
+    #[serde(default)]
+    pub dishonest_prob: f64,
+    /// Watchers of commit-challenge.
+    #[serde(default = "three")]
+    pub watchers: u32,
+    /// How many of them are honest (the others collude with the aggregator).
+    #[serde(default = "one_u")]
+    pub honest_watchers: u32,
+    /// Time for a watcher to rebuild the trees after a commit is included, seconds (watcher w
+    /// takes (1 + w/2) times this).
+    #[serde(default = "watch_delay")]
+    pub watcher_delay_s: f64,
+    /// Owner reaction time after a slash or a rejected proof, seconds.
+    #[serde(default = "react")]
+    pub aggregator_delay_s: f64,
+    /// Prover time per constraint, µs (measured for the real circuit; see README).
+    #[serde(default = "us_per_constraint")]
+    pub prover_us_per_constraint: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn one_u() -> u32 {
+    1
+}
+fn three() -> u32 {
+    3
+}
+fn batch() -> u32 {
+    250
+}
+fn window() -> f64 {
+    3600.0
+}
+fn pay_delay() -> f64 {
+    600.0
+}
+fn watch_delay() -> f64 {
+    30.0
+}
+fn react() -> f64 {
+    12.0
+}
+/// Measured single-thread Groth16 (arkworks 0.6, BN254) prover time per constraint of the real
+/// circuit in release on the 2-core development machine (see README).
+pub const MEASURED_US_PER_CONSTRAINT: f64 = 40.0;
+fn us_per_constraint() -> f64 {
+    MEASURED_US_PER_CONSTRAINT
+}
+
+impl Validate for SettleConfig {
+    fn validate(&self, c: &mut Checks) {
+        c.positive("budget_eth", self.budget_eth);
+        c.positive("bond_eth", self.bond_eth);
+        c.positive("challenge_window_s", self.challenge_window_s);
+        c.positive("prover_us_per_constraint", self.prover_us_per_constraint);
+        c.non_negative("pay_delay_s", self.pay_delay_s);
+        c.non_negative("watcher_delay_s", self.watcher_delay_s);
+        c.non_negative("aggregator_delay_s", self.aggregator_delay_s);
+        if self.budget_eth > 4.0 {
+            c.fail(
+                "budget_eth",
+                format!(
+                    "must be ≤ 4 (per-round rewards must fit the circuit's 32-bit gwei range), got {}",
+                    self.budget_eth
+                ),
+            );
+        }
+        if !(0.0..1.0).contains(&self.dishonest_prob) {
+            c.fail(
+                "dishonest_prob",
+                format!("must be in [0, 1), got {}", self.dishonest_prob),
+            );
+        }
+        c.at_least("commit_every", self.commit_every, 1);
+        c.at_least("onchain_batch", self.onchain_batch, 1);
+        c.at_least("payout_batch", self.payout_batch, 1);
+        if self.honest_watchers > self.watchers {
+            c.fail(
+                "honest_watchers",
+                format!(
+                    "must be ≤ watchers ({}), got {}",
+                    self.watchers, self.honest_watchers
+                ),
+            );
+        }
+    }
+}
+
+/// One settlement transaction as included on chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxRecord {
+    /// Contract function.
+    pub label: &'static str,
+    /// The call (replayable).
+    pub call: Call,
+    /// Gas charged by revm.
+    pub gas: u64,
+    /// False when it reverted.
+    pub success: bool,
+    /// Block number and time, seconds.
+    pub block: u64,
+    /// Block time, seconds.
+    pub t_s: f64,
+    /// Submission time, seconds.
+    pub submitted_s: f64,
+    /// Base fee of the block, wei.
+    pub base_fee_wei: u128,
+    /// Fee paid, wei.
+    pub fee_wei: u128,
+}
+
+/// What settlement did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SettleReport {
+    /// Deployment gas (not part of the per-job totals).
+    pub deploy_gas: u64,
+    /// Contract address.
+    pub contract: Address,
+    /// Every settlement transaction in inclusion order.
+    pub txs: Vec<TxRecord>,
+    /// Per FL round: finality time minus the round's close, seconds.
+    pub finality_s: Vec<f64>,
+    /// Commitments with a wrong root that reached the chain (included, or rejected by the verifier).
+    pub wrong_roots: u64,
+    /// Wrong roots discarded unchallenged because an earlier epoch was slashed (re-committed).
+    pub wrong_roots_superseded: u64,
+    /// Payout batches the contract rejected (claims above the budget after an unchallenged fraud).
+    pub failed_payouts: u64,
+    /// Wrong roots that became final unchallenged.
+    pub fraud_finalized: u64,
+    /// Challenges sent / won.
+    pub disputes_raised: u64,
+    /// Challenges that slashed the bond.
+    pub disputes_won: u64,
+    /// Bond slashed, wei.
+    pub slashed_wei: u128,
+    /// Commit-with-proof commitments rejected by the verifier.
+    pub rejected_proofs: u64,
+    /// Simulated prover time, seconds (sum over commitments).
+    pub prover_s: f64,
+    /// Constraint count charged per commitment (model) and of the real circuit.
+    pub model_constraints: f64,
+    /// Constraints of the real circuit.
+    pub real_constraints: usize,
+    /// Real proofs generated and accepted by arkworks' own verifier.
+    pub real_proofs_ok: u64,
+    /// Blocks with settlement transactions left waiting, and those transactions (summed).
+    pub full_blocks: u64,
+    /// Settlement transactions that waited for block space (summed over blocks).
+    pub delayed_txs: u64,
+    /// Paid to participants, wei.
+    pub paid_wei: u128,
+    /// Deposited budget, wei.
+    pub budget_wei: u128,
+    /// Time the last payout was included, seconds.
+    pub end_s: f64,
+    /// Blocks that carried or delayed settlement transactions.
+    pub blocks: Vec<BlockInfo>,
+}
+
+impl SettleReport {
+    /// True when a wrong root may have become final (payout reverts are then expected).
+    fn fraud_finalized_seen(&self) -> bool {
+        self.wrong_roots > self.disputes_won + self.wrong_roots_superseded
+    }
+    /// Gas and call count per function, in name order.
+    pub fn by_label(&self) -> BTreeMap<&'static str, (u64, u64)> {
+        let mut m = BTreeMap::new();
+        for t in &self.txs {
+            let e = m.entry(t.label).or_insert((0u64, 0u64));
+            e.0 += 1;
+            e.1 += t.gas;
+        }
+        m
+    }
+    /// Total settlement gas.
+    pub fn total_gas(&self) -> u64 {
+        self.txs.iter().map(|t| t.gas).sum()
+    }
+    /// Total fees, wei.
+    pub fn fees_wei(&self) -> u128 {
+        self.txs.iter().map(|t| t.fee_wei).sum()
+    }
+}
+
+/// Address of participant `i`.
+pub fn participant(i: usize) -> Address {
+    let mut b = [0u8; 20];
+    b[0] = 0xfe;
+    b[12..].copy_from_slice(&(i as u64).to_be_bytes());
+    Address::from(b)
+}
+const OWNER: Address = Address::new([0xa1; 20]);
+fn watcher(w: usize) -> Address {
+    let mut b = [0xbb; 20];
+    b[19] = w as u8;
+    b[18] = (w >> 8) as u8;
+    Address::from(b)
+}
+
+fn wei(eth: f64) -> U256 {
+    U256::from((eth * 1e18).round() as u128)
+}
+
+/// One commitment period.
+struct Epoch {
+    /// FL rounds it covers.
+    rounds: Vec<usize>,
+    /// Close time of its last round, seconds.
+    close_s: f64,
+    /// Rewards of the epoch, gwei.
+    delta: Vec<u64>,
+    /// Honest cumulative rewards after it, gwei.
+    cum: Vec<u64>,
+}
+
+enum Action {
+    Submit(Pending),
+    Commit,
+    Watch {
+        watcher: usize,
+        epoch: usize,
+        seen_s: f64,
+    },
+    Init,
+    Payouts,
+}
+
+struct Agents<'a> {
+    cfg: &'a SettleConfig,
+    n: usize,
+    job: U256,
+    contract: Address,
+    epochs: Vec<Epoch>,
+    round_rewards: Vec<Vec<u64>>,
+    round_close: Vec<f64>,
+    queue: Vec<(f64, u64, Action)>,
+    seq: u64,
+    next_id: u64,
+    rng: Rng,
+    report: SettleReport,
+    // Commit-chain state (commit-challenge / commit-proof).
+    ready_s: Vec<f64>,
+    next_epoch: usize,
+    in_flight: Option<(u64, usize, bool)>,
+    disputed: bool,
+    published: Vec<Option<(Vec<u64>, f64, bool)>>,
+    force_honest: bool,
+    pending_vals: BTreeMap<u64, Vec<u64>>,
+    challenges: BTreeMap<u64, usize>,
+    payout_amounts: BTreeMap<u64, u128>,
+    proofs: Vec<Option<zk::RoundProof>>,
+    // Onchain bookkeeping: tx id → (round, last batch of the round).
+    onchain_batches: BTreeMap<u64, (usize, bool)>,
+    rounds_final: usize,
+    payouts_left: usize,
+    done: bool,
+}
+
+impl Agents<'_> {
+    fn at(&mut self, t: f64, a: Action) {
+        self.seq += 1;
+        self.queue.push((t, self.seq, a));
+    }
+
+    fn tx(&mut self, t: f64, label: &'static str, from: Address, data: Bytes, value: U256) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.at(
+            t,
+            Action::Submit(Pending {
+                id,
+                label,
+                call: Call {
+                    from,
+                    to: Some(self.contract),
+                    data,
+                    value,
+                },
+                submitted_s: t,
+            }),
+        );
+        id
+    }
+
+    fn leaves(&self, vals: &[u64]) -> Vec<B256> {
+        vals.iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                leaf(
+                    self.job,
+                    i,
+                    participant(i),
+                    U256::from(u128::from(v) * GWEI),
+                )
+            })
+            .collect()
+    }
+
+    fn tree(&self, vals: &[u64]) -> MerkleTree {
+        MerkleTree::new(self.leaves(vals))
+    }
+
+    /// The owner commits the next epoch when it is ready and nothing is in flight.
+    fn try_commit(&mut self, now: f64) -> Result<(), RunError> {
+        if self.in_flight.is_some()
+            || self.next_epoch >= self.epochs.len()
+            || self.ready_s[self.next_epoch] > now
+        {
+            return Ok(());
+        }
+        let e = self.next_epoch;
+        let honest = self.force_honest
+            || self.disputed
+            || self.rng.random::<f64>() >= self.cfg.dishonest_prob;
+        self.force_honest = false;
+        let mut vals = self.epochs[e].cum.clone();
+        if !honest {
+            let j = self.rng.random_range(0..self.n);
+            let per_round = (self.cfg.budget_eth * 1e9 / self.round_close.len() as f64) as u64;
+            vals[j] += per_round.max(1);
+        }
+        let root = self.tree(&vals).root();
+        let (label, data, value) = match self.cfg.protocol {
+            Protocol::CommitChallenge => {
+                let delta_root = self.tree(&self.epochs[e].delta).root();
+                if self.disputed {
+                    (
+                        "counter",
+                        abi::call(
+                            "counter(uint256,bytes32,bytes32)",
+                            &[Tok::U(self.job), Tok::H(root), Tok::H(delta_root)],
+                        ),
+                        wei(self.cfg.bond_eth),
+                    )
+                } else {
+                    (
+                        "commit",
+                        abi::call(
+                            "commit(uint256,bytes32,bytes32)",
+                            &[Tok::U(self.job), Tok::H(root), Tok::H(delta_root)],
+                        ),
+                        U256::ZERO,
+                    )
+                }
+            }
+            Protocol::CommitProof => {
+                let p = self.proofs[e]
+                    .clone()
+                    .ok_or_else(|| RunError::Model("proof missing".into()))?;
+                // The proof binds the honest root; a tampered root makes the pairing check fail.
+                let words = p.words.iter().map(|w| Tok::U(*w)).collect();
+                (
+                    "commit",
+                    abi::call(
+                        "commit(uint256,uint256,uint256,bytes32,uint256[8])",
+                        &[
+                            Tok::U(self.job),
+                            Tok::U(p.c_new),
+                            u(p.total),
+                            Tok::H(root),
+                            Tok::Fixed(words),
+                        ],
+                    ),
+                    U256::ZERO,
+                )
+            }
+            Protocol::Onchain => unreachable!("onchain writes per round"),
+        };
+        let id = self.tx(now, label, OWNER, data, value);
+        self.in_flight = Some((id, e, honest));
+        self.published[e] = None;
+        self.pending_vals.insert(id, vals);
+        Ok(())
+    }
+}
+
+fn evm_err(e: EvmError) -> RunError {
+    RunError::Model(e.to_string())
+}
+
+impl Agents<'_> {
+    fn final_vals(&self) -> Vec<u64> {
+        match self.cfg.protocol {
+            Protocol::Onchain => {
+                let mut bal = vec![0u64; self.n];
+                for r in &self.round_rewards {
+                    for (b, x) in bal.iter_mut().zip(r) {
+                        *b += x;
+                    }
+                }
+                bal
+            }
+            _ => self
+                .published
+                .last()
+                .and_then(|p| p.as_ref())
+                .map_or_else(|| vec![0; self.n], |p| p.0.clone()),
+        }
+    }
+
+    fn payouts(&mut self, now: f64) {
+        let vals = self.final_vals();
+        let paid: Vec<usize> = (0..self.n).filter(|&i| vals[i] > 0).collect();
+        let tree = (self.cfg.protocol != Protocol::Onchain).then(|| self.tree(&vals));
+        for chunk in paid.chunks(self.cfg.payout_batch as usize) {
+            let who: Vec<Tok> = chunk.iter().map(|&i| Tok::A(participant(i))).collect();
+            let data = match &tree {
+                None => abi::call(
+                    "reward_pay_multi(uint256,address[])",
+                    &[Tok::U(self.job), Tok::Array(who)],
+                ),
+                Some(t) => {
+                    let idx = chunk.iter().map(|&i| u(i as u64)).collect();
+                    let cum = chunk
+                        .iter()
+                        .map(|&i| Tok::U(U256::from(u128::from(vals[i]) * GWEI)))
+                        .collect();
+                    let paths = chunk.iter().flat_map(|&i| t.proof(i)).map(Tok::H).collect();
+                    abi::call(
+                        "reward_pay_multi(uint256,uint256[],address[],uint256[],bytes32[])",
+                        &[
+                            Tok::U(self.job),
+                            Tok::Array(idx),
+                            Tok::Array(who),
+                            Tok::Array(cum),
+                            Tok::Array(paths),
+                        ],
+                    )
+                }
+            };
+            let id = self.tx(now, "reward_pay_multi", OWNER, data, U256::ZERO);
+            let amount: u128 = chunk.iter().map(|&i| u128::from(vals[i]) * GWEI).sum();
+            self.payout_amounts.insert(id, amount);
+            self.payouts_left += 1;
+        }
+        if self.payouts_left == 0 {
+            self.done = true;
+            self.report.end_s = now;
+        }
+    }
+
+    fn watch(&mut self, now: f64, w: usize, e: usize, seen_s: f64) {
+        let Some((vals, at, _)) = self.published[e].clone() else {
+            return;
+        };
+        if at != seen_s || self.disputed || now >= at + self.cfg.challenge_window_s {
+            return;
+        }
+        let prev = if e == 0 {
+            vec![0; self.n]
+        } else {
+            match &self.published[e - 1] {
+                Some(p) => p.0.clone(),
+                None => return,
+            }
+        };
+        let delta = &self.epochs[e].delta;
+        let Some(j) = (0..self.n).find(|&j| vals[j] != prev[j] + delta[j]) else {
+            return;
+        };
+        let cur = self.tree(&vals);
+        let dt = self.tree(delta);
+        let mut paths = Vec::new();
+        if e > 0 {
+            paths.extend(self.tree(&prev).proof(j));
+        }
+        paths.extend(dt.proof(j));
+        paths.extend(cur.proof(j));
+        let g = |v: u64| Tok::U(U256::from(u128::from(v) * GWEI));
+        let data = abi::call(
+            "challenge(uint256,uint256,uint256,address,uint256,uint256,uint256,bytes32[])",
+            &[
+                Tok::U(self.job),
+                u(e as u64),
+                u(j as u64),
+                Tok::A(participant(j)),
+                g(prev[j]),
+                g(delta[j]),
+                g(vals[j]),
+                Tok::Array(paths.into_iter().map(Tok::H).collect()),
+            ],
+        );
+        let id = self.tx(now, "challenge", watcher(w), data, U256::ZERO);
+        self.challenges.insert(id, e);
+        self.report.disputes_raised += 1;
+    }
+
+    fn handle(&mut self, chain: &mut Chain, now: f64, a: Action) -> Result<(), RunError> {
+        match a {
+            Action::Submit(p) => chain.submit(p),
+            Action::Commit => self.try_commit(now)?,
+            Action::Watch {
+                watcher,
+                epoch,
+                seen_s,
+            } => self.watch(now, watcher, epoch, seen_s),
+            Action::Init => {
+                let ok = match self.cfg.protocol {
+                    Protocol::CommitChallenge => {
+                        self.next_epoch == self.epochs.len()
+                            && !self.disputed
+                            && self.in_flight.is_none()
+                            && self
+                                .published
+                                .last()
+                                .and_then(|p| p.as_ref())
+                                .is_some_and(|p| p.1 + self.cfg.challenge_window_s <= now)
+                    }
+                    _ => true,
+                };
+                if ok {
+                    let data = abi::call("reward_init(uint256)", &[Tok::U(self.job)]);
+                    self.tx(now, "reward_init", OWNER, data, U256::ZERO);
+                }
+            }
+            Action::Payouts => self.payouts(now),
+        }
+        Ok(())
+    }
+
+    fn included(&mut self, chain: &mut Chain, inc: Included) -> Result<(), RunError> {
+        let t = inc.t_s;
+        let ok = inc.receipt.success;
+        let id = inc.tx.id;
+        let label = inc.tx.label;
+        self.report.txs.push(TxRecord {
+            label,
+            call: inc.tx.call.clone(),
+            gas: inc.receipt.gas_used,
+            success: ok,
+            block: inc.block,
+            t_s: t,
+            submitted_s: inc.tx.submitted_s,
+            base_fee_wei: inc.base_fee_wei,
+            fee_wei: inc.fee_wei,
+        });
+        let fail = |what: &str| {
+            RunError::Model(format!(
+                "`{what}` reverted at t = {t} s: {}",
+                super::evm::revert_reason(&inc.receipt.output)
+            ))
+        };
+        match label {
+            "new_job" if !ok => return Err(fail("new_job")),
+            "commit" if self.cfg.protocol == Protocol::Onchain => {
+                if !ok {
+                    return Err(fail("commit"));
+                }
+                if let Some(&(r, last)) = self.onchain_batches.get(&id)
+                    && last
+                {
+                    self.report.finality_s[r] = t - self.round_close[r];
+                    self.rounds_final += 1;
+                    if self.rounds_final == self.round_close.len() {
+                        self.at(t, Action::Init);
+                    }
+                }
+            }
+            "commit" | "counter" => {
+                let Some((fid, e, honest)) = self.in_flight else {
+                    return Ok(());
+                };
+                if fid != id {
+                    return Ok(());
+                }
+                self.in_flight = None;
+                let vals = self.pending_vals.remove(&id).unwrap_or_default();
+                if ok {
+                    if !honest {
+                        self.report.wrong_roots += 1;
+                    }
+                    self.published[e] = Some((vals, t, honest));
+                    if label == "counter" {
+                        self.disputed = false;
+                    }
+                    self.next_epoch = e + 1;
+                    if self.cfg.protocol == Protocol::CommitChallenge {
+                        for w in 0..self.cfg.honest_watchers as usize {
+                            let d = self.cfg.watcher_delay_s * (1.0 + 0.5 * w as f64);
+                            self.at(
+                                t + d,
+                                Action::Watch {
+                                    watcher: w,
+                                    epoch: e,
+                                    seen_s: t,
+                                },
+                            );
+                        }
+                    }
+                    if e + 1 == self.epochs.len() {
+                        let wait = match self.cfg.protocol {
+                            Protocol::CommitChallenge => self.cfg.challenge_window_s,
+                            _ => 0.0,
+                        };
+                        self.at(t + wait, Action::Init);
+                    }
+                    self.try_commit(t)?;
+                } else if self.cfg.protocol == Protocol::CommitProof {
+                    if honest {
+                        return Err(fail("commit"));
+                    }
+                    self.report.wrong_roots += 1;
+                    self.report.rejected_proofs += 1;
+                    self.force_honest = true;
+                    self.at(t + self.cfg.aggregator_delay_s, Action::Commit);
+                }
+            }
+            "challenge" if ok => {
+                let e = self.challenges.get(&id).copied().unwrap_or(0);
+                self.report.disputes_won += 1;
+                self.report.slashed_wei += (self.cfg.bond_eth * 1e18).round() as u128;
+                self.disputed = true;
+                self.next_epoch = e;
+                for (k, p) in self.published.iter_mut().enumerate().skip(e) {
+                    if k > e && p.as_ref().is_some_and(|p| !p.2) {
+                        self.report.wrong_roots_superseded += 1;
+                    }
+                    *p = None;
+                }
+                if chain.cancel(OWNER, |p| p.label == "commit") > 0 {
+                    self.in_flight = None;
+                }
+                self.at(t + self.cfg.aggregator_delay_s, Action::Commit);
+            }
+            "challenge" => {}
+            "reward_init" => {
+                if ok {
+                    self.at(t + self.cfg.pay_delay_s, Action::Payouts);
+                } else if self.cfg.protocol != Protocol::CommitChallenge {
+                    return Err(fail("reward_init"));
+                }
+            }
+            "reward_pay_multi" => {
+                if ok {
+                    self.report.paid_wei += self.payout_amounts.get(&id).copied().unwrap_or(0);
+                } else if self.report.fraud_finalized_seen() {
+                    self.report.failed_payouts += 1;
+                } else {
+                    return Err(fail("reward_pay_multi"));
+                }
+                self.payouts_left -= 1;
+                if self.payouts_left == 0 {
+                    self.done = true;
+                    self.report.end_s = t;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The world before the job: funded owner, watchers and participants, and the protocol's contract
+/// deployed by the owner. Returns the EVM, the contract address and the deployment gas.
+pub fn genesis(cfg: &SettleConfig, n: usize) -> Result<(Evm, Address, u64), RunError> {
+    let mut evm = Evm::new();
+    evm.fund(OWNER, wei(1e6));
+    for w in 0..cfg.watchers as usize {
+        evm.fund(watcher(w), wei(100.0));
+    }
+    for i in 0..n {
+        evm.fund(participant(i), wei(0.01));
+    }
+    let depth = depth_for(n) as u64;
+    let pay_delay = cfg.pay_delay_s.round() as u64;
+    let (contract, args) = match cfg.protocol {
+        Protocol::Onchain => (Contract::Onchain, vec![u(pay_delay)]),
+        Protocol::CommitChallenge => (
+            Contract::CommitChallenge,
+            vec![
+                Tok::U(wei(cfg.bond_eth)),
+                u(cfg.challenge_window_s.round() as u64),
+                u(pay_delay),
+                u(depth),
+            ],
+        ),
+        Protocol::CommitProof => {
+            let c0 = zk::fr_to_u256(zk::commit_hash(&[0; zk::CIRCUIT_P]));
+            let vk = zk::vk_words(&zk::keys().vk)
+                .into_iter()
+                .map(Tok::U)
+                .collect();
+            (
+                Contract::CommitProof,
+                vec![Tok::Fixed(vk), Tok::U(c0), u(pay_delay), u(depth)],
+            )
+        }
+    };
+    let (addr, r) = deploy(&mut evm, OWNER, contract, &args).map_err(evm_err)?;
+    Ok((evm, addr, r.gas_used))
+}
+
+/// Settles the rewards of `run` (over `n` participants) with `cfg.protocol` on a chain `chain_cfg`.
+pub fn settle(
+    cfg: &SettleConfig,
+    chain_cfg: &ChainConfig,
+    run: &NetworkRun,
+    n: usize,
+    chain_rng: Rng,
+    mut rng: Rng,
+) -> Result<SettleReport, RunError> {
+    let rounds = run.rounds.len();
+    let budget_gwei = (cfg.budget_eth * 1e9).round() as u64;
+    let round_budget = budget_gwei / rounds.max(1) as u64;
+    let rr: Vec<Vec<u64>> = run
+        .rounds
+        .iter()
+        .map(|r| round_rewards(r, n, round_budget))
+        .collect();
+    let te = if cfg.protocol == Protocol::Onchain {
+        1
+    } else {
+        cfg.commit_every as usize
+    };
+    let mut epochs = Vec::new();
+    let mut cum = vec![0u64; n];
+    for chunk in (0..rounds).collect::<Vec<_>>().chunks(te) {
+        let mut delta = vec![0u64; n];
+        for &r in chunk {
+            for (d, x) in delta.iter_mut().zip(&rr[r]) {
+                *d += x;
+            }
+        }
+        for (c, d) in cum.iter_mut().zip(&delta) {
+            *c += d;
+        }
+        epochs.push(Epoch {
+            close_s: run.rounds[*chunk.last().expect("non-empty")].close_s,
+            rounds: chunk.to_vec(),
+            delta,
+            cum: cum.clone(),
+        });
+    }
+
+    let (evm, addr, deploy_gas) = genesis(cfg, n)?;
+    let mut chain = Chain::new(chain_cfg.clone(), evm, chain_rng);
+    let n_epochs = epochs.len();
+    let mut ag = Agents {
+        cfg,
+        n,
+        job: U256::ZERO,
+        contract: addr,
+        epochs,
+        round_close: run.rounds.iter().map(|r| r.close_s).collect(),
+        round_rewards: rr,
+        queue: Vec::new(),
+        seq: 0,
+        next_id: 0,
+        rng: std::mem::replace(&mut rng, sim::rng::stream(0, "unused")),
+        report: SettleReport {
+            deploy_gas,
+            contract: addr,
+            finality_s: vec![0.0; rounds],
+            budget_wei: (cfg.budget_eth * 1e18).round() as u128,
+            ..SettleReport::default()
+        },
+        ready_s: vec![f64::INFINITY; n_epochs],
+        next_epoch: 0,
+        in_flight: None,
+        disputed: false,
+        published: vec![None; n_epochs],
+        force_honest: false,
+        pending_vals: BTreeMap::new(),
+        challenges: BTreeMap::new(),
+        payout_amounts: BTreeMap::new(),
+        proofs: vec![None; n_epochs],
+        onchain_batches: BTreeMap::new(),
+        rounds_final: 0,
+        payouts_left: 0,
+        done: false,
+    };
+
+    // The job: participant-list hash and salt as in SettleFL's new_job.
+    let mut plist = Vec::with_capacity(20 * n);
+    (0..n).for_each(|i| plist.extend_from_slice(participant(i).as_slice()));
+    let pub_hash = revm::primitives::keccak256(&plist);
+    let salt = revm::primitives::keccak256(b"sysim/settlefl");
+    let mut value = wei(cfg.budget_eth);
+    if cfg.protocol == Protocol::CommitChallenge {
+        value += wei(cfg.bond_eth);
+    }
+    ag.tx(
+        0.0,
+        "new_job",
+        OWNER,
+        abi::call(
+            "new_job(bytes32,bytes32)",
+            &[Tok::H(pub_hash), Tok::H(salt)],
+        ),
+        value,
+    );
+
+    match cfg.protocol {
+        Protocol::Onchain => {
+            for r in 0..rounds {
+                let who: Vec<usize> = (0..n).filter(|&i| ag.round_rewards[r][i] > 0).collect();
+                let chunks: Vec<Vec<usize>> = if who.is_empty() {
+                    vec![Vec::new()]
+                } else {
+                    who.chunks(cfg.onchain_batch as usize)
+                        .map(<[usize]>::to_vec)
+                        .collect()
+                };
+                let last = chunks.len() - 1;
+                for (k, c) in chunks.into_iter().enumerate() {
+                    let addrs = c.iter().map(|&i| Tok::A(participant(i))).collect();
+                    let amts = c
+                        .iter()
+                        .map(|&i| Tok::U(U256::from(u128::from(ag.round_rewards[r][i]) * GWEI)))
+                        .collect();
+                    let data = abi::call(
+                        "commit(uint256,address[],uint256[],bool)",
+                        &[
+                            Tok::U(ag.job),
+                            Tok::Array(addrs),
+                            Tok::Array(amts),
+                            Tok::Bool(k == last),
+                        ],
+                    );
+                    let id = ag.tx(ag.round_close[r], "commit", OWNER, data, U256::ZERO);
+                    ag.onchain_batches.insert(id, (r, k == last));
+                }
+            }
+        }
+        Protocol::CommitChallenge | Protocol::CommitProof => {
+            let mut prover_free = 0.0f64;
+            let mut prev = vec![0u64; n];
+            for e in 0..n_epochs {
+                let close = ag.epochs[e].close_s;
+                ag.ready_s[e] = if cfg.protocol == Protocol::CommitProof {
+                    let model = zk::PAPER_CONSTRAINTS_PER_PARTICIPANT_ROUND
+                        * (n * ag.epochs[e].rounds.len()) as f64;
+                    let prove_s = model * cfg.prover_us_per_constraint * 1e-6;
+                    ag.report.prover_s += prove_s;
+                    ag.report.model_constraints = ag.report.model_constraints.max(model);
+                    let p8 = |v: &[u64]| {
+                        (0..zk::CIRCUIT_P)
+                            .map(|i| v.get(i).copied().unwrap_or(0))
+                            .collect::<Vec<_>>()
+                    };
+                    let root = ag.tree(&ag.epochs[e].cum).root();
+                    let seed = ag.rng.random::<u64>();
+                    let proof = zk::prove(&p8(&prev), &p8(&ag.epochs[e].delta), root, seed)
+                        .map_err(|err| RunError::Model(format!("prover: {err}")))?;
+                    if proof.native_ok {
+                        ag.report.real_proofs_ok += 1;
+                    }
+                    ag.proofs[e] = Some(proof);
+                    prover_free = prover_free.max(close) + prove_s;
+                    prover_free
+                } else {
+                    close
+                };
+                prev.clone_from(&ag.epochs[e].cum);
+                let t = ag.ready_s[e];
+                ag.at(t, Action::Commit);
+            }
+            if cfg.protocol == Protocol::CommitProof {
+                ag.report.real_constraints = zk::keys().constraints;
+            }
+        }
+    }
+
+    let horizon = run.end_s()
+        + (n_epochs as f64 + 10.0) * (cfg.challenge_window_s + cfg.pay_delay_s + 3600.0)
+        + 86_400.0;
+    while !ag.done {
+        let t_block = chain.next_block_s();
+        if t_block > horizon {
+            return Err(RunError::Model(format!(
+                "settlement did not finish by t = {horizon:.0} s ({} transactions pending)",
+                chain.pending()
+            )));
+        }
+        loop {
+            let next = ag
+                .queue
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| q.0 <= t_block)
+                .min_by(|a, b| a.1.0.total_cmp(&b.1.0).then(a.1.1.cmp(&b.1.1)))
+                .map(|(k, _)| k);
+            let Some(k) = next else { break };
+            let (t, _, a) = ag.queue.swap_remove(k);
+            ag.handle(&mut chain, t, a)?;
+        }
+        let (info, incl) = chain.produce_block().map_err(evm_err)?;
+        if info.settlement_gas > 0 || info.waiting > 0 {
+            ag.report.blocks.push(info);
+        }
+        for inc in incl {
+            ag.included(&mut chain, inc)?;
+        }
+    }
+    ag.report.full_blocks = chain.full_blocks;
+    ag.report.delayed_txs = chain.delayed_txs;
+    if cfg.protocol != Protocol::Onchain {
+        let wait = if cfg.protocol == Protocol::CommitChallenge {
+            cfg.challenge_window_s
+        } else {
+            0.0
+        };
+        for (e, ep) in ag.epochs.iter().enumerate() {
+            if let Some((_, at, honest)) = &ag.published[e] {
+                if !honest {
+                    ag.report.fraud_finalized += 1;
+                }
+                for &r in &ep.rounds {
+                    ag.report.finality_s[r] = at + wait - ag.round_close[r];
+                }
+            }
+        }
+    }
+    Ok(ag.report)
+}

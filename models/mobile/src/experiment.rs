@@ -1,0 +1,625 @@
+//! Bench of the `mobile` family: workload → engine → three DVFS domains (+ base power) → energy
+//! meter, with either the stock trio of governors (each on its own ticker) or a per-phase pinner
+//! (performance, powersave, fixed triple, FUSE), and a monitor that attributes energy to phases.
+//!
+//! ```text
+//!   ┌────────────┐ out → submit       ┌────────────┐ done
+//!   │  Workload  ├───────────────────►│   Engine   ├──────────► RequestDone queue
+//!   │ "workload" │◄───────────────────┤  "engine"  │
+//!   └─────┬──────┘ done → completed   └──┬──────▲──┘
+//!         │ all_done → stop              │      │ switched → on_switch
+//!         ▼                              │      │
+//!   ┌────────────┐        cpu_util,      ▼      │
+//!   │ Ticker(s)  │        gpu_util,   ┌─────────┴─────────┐ power → power ┌─────────────┐
+//!   │ "ticker/i" │        mem_util →  │  DvfsDomain × 3   ├──────────────►│ EnergyMeter │
+//!   └─────┬──────┘        set_util    │ "cpu" "gpu" "mem" │               │   "meter"   │
+//!         │ tick → tick               └─────────▲─────────┘               └──────▲──────┘
+//!         ▼                                     │ set_opp → set_opp              │ base → power
+//!   ┌──────────────────────┐                    │                         ┌──────┴──────┐
+//!   │ Governor × 3 (stock) ├────────────────────┘                         │   Monitor   │
+//!   │ "governor/<domain>"  │                                              │  "monitor"  │
+//!   └──────────────────────┘                                              └─────────────┘
+//! ```
+//!
+//! * Stock policy: each governor observes its domain's load (engine `cpu_busy`, `gpu_util`,
+//!   `mem_util` → `observe`) and decides on its own ticker's `tick`.
+//! * Pinned policies instead: a `Pinner` ("pinner") takes engine `phase` → `phase` and drives
+//!   its `cpu`, `gpu`, `mem` outputs → the domains' `set_opp`; no governors, no governor tickers.
+//! * The monitor also takes every domain's `power` and `switched`, the engine's
+//!   `{cpu,gpu,mem}_util` → `util_*` and `phase` → `phase`, and, when a series is recorded, the
+//!   `tick` of its own ticker. Every ticker stops on the workload's `all_done`.
+//! * Queried at the end: Monitor::report, EnergyMeter::report, Engine::steps, Engine::dash_stats,
+//!   DvfsDomain::state.
+
+use nexosim::ports::{EventSinkReader, QuerySource, SinkState, event_queue};
+use nexosim::simulation::Mailbox;
+use sim::components::dvfs::{DvfsDomain, DvfsState};
+use sim::components::energy::{EnergyMeter, EnergyReport};
+use sim::components::ticker::Ticker;
+use sim::engine::{self, T0};
+use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
+use sim::metrics::LatencyHistogram;
+use sim::rng::Rng;
+
+use super::cost::{CostModel, Phase};
+use super::dash::phone::{DashEngine, DashStats};
+use super::dash::{features, measure};
+use super::engine::{Engine, RequestDone};
+use super::fuse::{self, FuseParams};
+use super::governor::{Algorithm, Governor};
+use super::membw::MemBw;
+use super::monitor::{Monitor, MonitorReport};
+use super::params::{ArrivalKind, GovernorChoice, MobileParams, StockParams};
+use super::pinner::{PinTable, Pinner};
+use super::schedutil::Schedutil;
+use super::soc::Domain;
+use super::trace;
+use super::workload::{Arrivals, Workload};
+
+/// Phone LLM inference under DVFS governors (FUSE).
+pub struct MobileExperiment;
+
+/// Who drives the domains in one simulation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Policy {
+    /// The stock trio.
+    Stock(StockParams),
+    /// Per-phase pinned triples (rows per prompt range delimited by `bounds`).
+    Pinned {
+        /// Range upper bounds, tokens.
+        bounds: Vec<u64>,
+        /// Triples per range.
+        table: PinTable,
+    },
+}
+
+/// What one simulation measured.
+#[derive(Debug, Clone)]
+pub struct SimResult {
+    /// Finished requests, in completion order.
+    pub done: Vec<RequestDone>,
+    /// Phase energies and series.
+    pub monitor: MonitorReport,
+    /// Energy per source (cpu, gpu, mem, base).
+    pub meter: EnergyReport,
+    /// Final state of the cpu, gpu and mem domains.
+    pub domains: Vec<DvfsState>,
+    /// Engine steps executed.
+    pub steps: u64,
+    /// What DASH did (`None` without DASH).
+    pub dash: Option<DashStats>,
+}
+
+/// Runs one simulation of `lengths` requests on `cost` under `policy`.
+pub fn simulate(
+    cost: &CostModel,
+    policy: &Policy,
+    arrivals: Arrivals,
+    lengths: Vec<(u64, u64)>,
+    rng: Rng,
+    series_interval_s: f64,
+) -> Result<SimResult, RunError> {
+    simulate_with(
+        cost,
+        policy,
+        arrivals,
+        lengths,
+        rng,
+        series_interval_s,
+        None,
+    )
+}
+
+/// [`simulate`] with the engine skipping layers as DASH's plan `dash` says (`None`: no skipping).
+pub fn simulate_with(
+    cost: &CostModel,
+    policy: &Policy,
+    arrivals: Arrivals,
+    lengths: Vec<(u64, u64)>,
+    rng: Rng,
+    series_interval_s: f64,
+    dash: Option<DashEngine>,
+) -> Result<SimResult, RunError> {
+    let init = [0usize; 3];
+    let mut doms: Vec<DvfsDomain> = Domain::ALL
+        .iter()
+        .map(|&d| DvfsDomain::new(d.id(), cost.dvfs(d, init[d as usize])))
+        .collect();
+    let dmb: Vec<Mailbox<DvfsDomain>> = (0..3).map(|_| Mailbox::new()).collect();
+    let freq0 = Domain::ALL.map(|d| cost.soc.domain(d).opps_mhz[init[d as usize]]);
+    let mut eng = Engine::new(cost.clone(), init);
+    if let Some(d) = dash {
+        eng = eng.with_dash(d);
+    }
+    let emb = Mailbox::new();
+    let mut wl = Workload::new(arrivals, lengths, rng);
+    let wmb = Mailbox::new();
+    let mut mon = Monitor::new(cost.soc.base_w, freq0, series_interval_s > 0.0);
+    let mmb = Mailbox::new();
+    let meter = EnergyMeter::with_names(["cpu", "gpu", "mem", "base"]);
+    let metb = Mailbox::new();
+
+    for d in doms.iter_mut() {
+        d.power.connect(EnergyMeter::power, &metb);
+        d.power.connect(Monitor::power, &mmb);
+        d.switched.connect(Engine::on_switch, &emb);
+        d.switched.connect(Monitor::switched, &mmb);
+    }
+    mon.base.connect(EnergyMeter::power, &metb);
+    eng.cpu_util.connect(DvfsDomain::set_util, &dmb[0]);
+    eng.gpu_util.connect(DvfsDomain::set_util, &dmb[1]);
+    eng.mem_util.connect(DvfsDomain::set_util, &dmb[2]);
+    eng.cpu_util.connect(Monitor::util_cpu, &mmb);
+    eng.gpu_util.connect(Monitor::util_gpu, &mmb);
+    eng.mem_util.connect(Monitor::util_mem, &mmb);
+    eng.phase.connect(Monitor::phase, &mmb);
+    eng.done.connect(Workload::completed, &wmb);
+    let (sink, mut done_reader) = event_queue::<RequestDone>(SinkState::Enabled);
+    eng.done.connect_sink(sink);
+    wl.out.connect(Engine::submit, &emb);
+
+    let mut b = engine::bench();
+    let mut tickers: Vec<(Ticker, Mailbox<Ticker>)> = Vec::new();
+    let mut govs: Vec<(Governor, Mailbox<Governor>)> = Vec::new();
+    let mut pinner = None;
+    match policy {
+        Policy::Stock(sp) => {
+            let freqs = |d: Domain| {
+                (0..cost.soc.domain(d).len())
+                    .map(|i| cost.soc.domain(d).freq_hz(i))
+                    .collect::<Vec<_>>()
+            };
+            let bw: Vec<f64> = (0..cost.soc.mem.dvfs.len())
+                .map(|i| cost.soc.mem.bandwidth_bps(i))
+                .collect();
+            let specs = [
+                (
+                    Algorithm::Schedutil(Schedutil::new(sp.cpu.clone())),
+                    sp.cpu.period_s,
+                    Domain::Cpu,
+                    Vec::new(),
+                ),
+                (
+                    Algorithm::Ondemand(sp.gpu.clone()),
+                    sp.gpu.period_s,
+                    Domain::Gpu,
+                    Vec::new(),
+                ),
+                (
+                    Algorithm::MemBw(MemBw::new(sp.mem.clone())),
+                    sp.mem.period_s,
+                    Domain::Mem,
+                    bw,
+                ),
+            ];
+            for (algo, period, d, bw) in specs {
+                let mut g = Governor::new(algo, freqs(d), bw, init[d as usize]);
+                let gmb = Mailbox::new();
+                g.set_opp.connect(DvfsDomain::set_opp, &dmb[d as usize]);
+                match d {
+                    Domain::Cpu => eng.cpu_busy.connect(Governor::observe, &gmb),
+                    Domain::Gpu => eng.gpu_util.connect(Governor::observe, &gmb),
+                    Domain::Mem => eng.mem_util.connect(Governor::observe, &gmb),
+                }
+                let mut t = Ticker::new(period);
+                t.tick.connect(Governor::tick, &gmb);
+                let tmb = Mailbox::new();
+                wl.all_done.connect(Ticker::stop, &tmb);
+                tickers.push((t, tmb));
+                govs.push((g, gmb));
+            }
+        }
+        Policy::Pinned { bounds, table } => {
+            let mut p = Pinner::new(bounds.clone(), table.clone());
+            let pmb = Mailbox::new();
+            p.cpu.connect(DvfsDomain::set_opp, &dmb[0]);
+            p.gpu.connect(DvfsDomain::set_opp, &dmb[1]);
+            p.mem.connect(DvfsDomain::set_opp, &dmb[2]);
+            eng.phase.connect(Pinner::phase, &pmb);
+            pinner = Some((p, pmb));
+        }
+    }
+    if series_interval_s > 0.0 {
+        let mut t = Ticker::new(series_interval_s);
+        t.tick.connect(Monitor::tick, &mmb);
+        let tmb = Mailbox::new();
+        wl.all_done.connect(Ticker::stop, &tmb);
+        tickers.push((t, tmb));
+    }
+    let report_q = QuerySource::new()
+        .connect(Monitor::report, &mmb)
+        .register(&mut b);
+    let meter_q = QuerySource::new()
+        .connect(EnergyMeter::report, &metb)
+        .register(&mut b);
+    let steps_q = QuerySource::new()
+        .connect(Engine::steps, &emb)
+        .register(&mut b);
+    let dash_q = QuerySource::new()
+        .connect(Engine::dash_stats, &emb)
+        .register(&mut b);
+    let state_q: Vec<_> = dmb
+        .iter()
+        .map(|m| {
+            QuerySource::new()
+                .connect(DvfsDomain::state, m)
+                .register(&mut b)
+        })
+        .collect();
+
+    for (i, (d, m)) in doms.into_iter().zip(dmb).enumerate() {
+        b = b.add_model(d, m, Domain::ALL[i].name());
+    }
+    b = b
+        .add_model(eng, emb, "engine")
+        .add_model(wl, wmb, "workload")
+        .add_model(mon, mmb, "monitor")
+        .add_model(meter, metb, "meter");
+    for (i, (g, m)) in govs.into_iter().enumerate() {
+        b = b.add_model(g, m, &format!("governor/{}", Domain::ALL[i].name()));
+    }
+    for (i, (t, m)) in tickers.into_iter().enumerate() {
+        b = b.add_model(t, m, &format!("ticker/{i}"));
+    }
+    if let Some((p, m)) = pinner {
+        b = b.add_model(p, m, "pinner");
+    }
+    let mut simu = b.init(T0)?;
+    simu.run()?;
+    let done: Vec<RequestDone> = std::iter::from_fn(|| done_reader.try_read()).collect();
+    let monitor = simu.process_query(&report_q, ())?;
+    let meter = simu.process_query(&meter_q, ())?;
+    let steps = simu.process_query(&steps_q, ())?;
+    let dash = simu.process_query(&dash_q, ())?;
+    let mut domains = Vec::new();
+    for q in &state_q {
+        domains.push(simu.process_query(q, ())?);
+    }
+    Ok(SimResult {
+        done,
+        monitor,
+        meter,
+        domains,
+        steps,
+        dash,
+    })
+}
+
+/// One finished request's figures.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    /// Prompt tokens.
+    prompt: u64,
+    /// Time to first token, seconds (queueing included).
+    ttft_s: f64,
+    /// Time per output token after the first, seconds (`None` for a one-token answer).
+    tpot_s: Option<f64>,
+    /// Prefill energy per prompt token, joules.
+    prefill_j_per_token: f64,
+    /// Decode energy per token, joules.
+    decode_j_per_token: Option<f64>,
+}
+
+/// Figures of every finished request, in completion order.
+fn per_request(r: &SimResult) -> Vec<Figures> {
+    r.done
+        .iter()
+        .map(|d| {
+            let e = r
+                .monitor
+                .requests
+                .get(d.request.id as usize)
+                .copied()
+                .unwrap_or_default();
+            let n_dec = d.request.response.saturating_sub(1);
+            Figures {
+                prompt: d.request.prompt,
+                ttft_s: d.first_token_s - d.request.arrival_s,
+                tpot_s: (n_dec > 0).then(|| (d.end_s - d.first_token_s) / n_dec as f64),
+                prefill_j_per_token: e.prefill_j / d.request.prompt as f64,
+                decode_j_per_token: (n_dec > 0).then(|| e.decode_j / n_dec as f64),
+            }
+        })
+        .collect()
+}
+
+/// The FUSE table: per range, the triple chosen for prefill and decode under the stock budget, and
+/// the figures it was built from (written into `out`).
+pub fn fuse_table(
+    cost: &CostModel,
+    sp: &StockParams,
+    fp: &FuseParams,
+    rng: Rng,
+    out: &mut RunOutput,
+) -> Result<PinTable, RunError> {
+    let reps = fp.representatives();
+    // 1. measure the stock governors' energy per token on one request per range (in simulation)
+    let calib: Vec<(u64, u64)> = reps
+        .iter()
+        .map(|&p| (p, fp.decode_profile_tokens + 1))
+        .collect();
+    let stock = simulate(
+        cost,
+        &Policy::Stock(sp.clone()),
+        Arrivals::Closed { think_s: 1.0 },
+        calib,
+        rng,
+        0.0,
+    )?;
+    let mut by_prompt = per_request(&stock);
+    by_prompt.sort_by_key(|r| r.prompt);
+    // 2. profile every triple per range and phase, choose the fastest within the budget
+    let grid = fuse::full_grid(cost);
+    let mut table = PinTable::new();
+    let (mut gap_p, mut gap_d, mut profiled) = (Vec::new(), Vec::new(), 0usize);
+    for (&prompt, r) in reps.iter().zip(&by_prompt) {
+        let (ttft, tpot, e_pre, e_dec) = (
+            r.ttft_s,
+            r.tpot_s,
+            r.prefill_j_per_token,
+            r.decode_j_per_token,
+        );
+        let (pre, n1) = fuse::search(
+            cost,
+            fp,
+            Phase::Prefill,
+            prompt,
+            fp.energy_budget * e_pre,
+            &grid,
+        );
+        let (dec, n2) = fuse::search(
+            cost,
+            fp,
+            Phase::Decode,
+            prompt,
+            fp.energy_budget * e_dec.unwrap_or(f64::INFINITY),
+            &grid,
+        );
+        profiled += n1 + n2;
+        let (Some(pre), Some(dec)) = (pre, dec) else {
+            return Err(RunError::Model(
+                "FUSE search over an empty frequency grid".into(),
+            ));
+        };
+        gap_p.push(ttft / pre.latency_s - 1.0);
+        if let Some(t) = tpot {
+            gap_d.push(t / dec.latency_s - 1.0);
+        }
+        table.push([pre.triple, dec.triple]);
+    }
+    let max = |v: &[f64]| v.iter().copied().fold(f64::NEG_INFINITY, f64::max) * 100.0;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64 * 100.0;
+    out.metric("fuse_profiled_triples", profiled as f64)
+        .metric("stock_gap_ttft_pct_max", max(&gap_p))
+        .metric("stock_gap_ttft_pct_mean", mean(&gap_p))
+        .metric("stock_gap_tpot_pct_max", max(&gap_d))
+        .metric("stock_gap_tpot_pct_mean", mean(&gap_d));
+    Ok(table)
+}
+
+/// The request lengths of a run: the ShareGPT trace sampled with replacement, or fixed lengths.
+pub fn request_lengths(p: &MobileParams, rng: &mut Rng) -> Vec<(u64, u64)> {
+    use rand::Rng as _;
+    let cap = p.workload.max_response_tokens;
+    if let Some([pr, r]) = p.workload.fixed_lengths {
+        return vec![(pr, r.min(cap)); p.workload.requests as usize];
+    }
+    let t = trace::sharegpt();
+    (0..p.workload.requests)
+        .map(|_| {
+            let l = t[rng.random_range(0..t.len())];
+            (l.prompt, l.response.min(cap))
+        })
+        .collect()
+}
+
+impl Experiment for MobileExperiment {
+    type Params = MobileParams;
+    const NAME: &'static str = "mobile";
+    const DESCRIPTION: &'static str = "Phone SoC (CPU/GPU/memory DVFS) running LLM inference: stock governors vs performance vs FUSE's per-phase triples";
+    const PRESETS: &'static [PresetSlot] = &[
+        PresetSlot {
+            key: "soc",
+            builtin: presets::SOC,
+        },
+        PresetSlot {
+            key: "llm",
+            builtin: presets::LLM,
+        },
+    ];
+
+    fn run(&self, p: &MobileParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
+        let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());
+        let mut out = RunOutput::default();
+        let top = Domain::ALL.map(|d| cost.soc.domain(d).len() - 1);
+        let one = |t: [usize; 3]| Policy::Pinned {
+            bounds: Vec::new(),
+            table: vec![[t, t]],
+        };
+        let policy = match &p.governor {
+            GovernorChoice::Stock => Policy::Stock(p.stock.clone()),
+            GovernorChoice::Performance => one(top),
+            GovernorChoice::Powersave => one([0, 0, 0]),
+            GovernorChoice::Fixed { cpu, gpu, mem } => one([*cpu, *gpu, *mem]),
+            GovernorChoice::Fuse => {
+                let table = fuse_table(
+                    &cost,
+                    &p.stock,
+                    &p.fuse,
+                    ctx.rng("mobile/fuse-calibration"),
+                    &mut out,
+                )?;
+                for (i, row) in table.iter().enumerate() {
+                    for (ph, t) in ["prefill", "decode"].iter().zip(row) {
+                        for d in Domain::ALL {
+                            out.metric(
+                                format!("fuse_r{i}_{ph}_{}_mhz", d.name()),
+                                cost.soc.domain(d).opps_mhz[t[d as usize]],
+                            );
+                        }
+                    }
+                }
+                Policy::Pinned {
+                    bounds: p.fuse.range_bounds.clone(),
+                    table,
+                }
+            }
+        };
+        let mut rng = ctx.rng("mobile/lengths");
+        let lengths = request_lengths(p, &mut rng);
+        let arrivals = match p.workload.arrivals {
+            ArrivalKind::Closed => Arrivals::Closed {
+                think_s: p.workload.think_s,
+            },
+            ArrivalKind::Poisson => Arrivals::Poisson {
+                rate_per_s: p.workload.rate_per_s,
+            },
+        };
+        let plan = if p.dash.enabled {
+            Some(dash_plan(p, &mut out)?)
+        } else {
+            None
+        };
+        let r = simulate_with(
+            &cost,
+            &policy,
+            arrivals,
+            lengths.clone(),
+            ctx.rng("mobile/arrivals"),
+            p.series_interval_s,
+            plan,
+        )?;
+        export(&r, &mut out);
+        if p.dash.enabled {
+            // the same requests without skipping, for DASH's speedup and energy change
+            let plain = simulate(
+                &cost,
+                &policy,
+                arrivals,
+                lengths,
+                ctx.rng("mobile/arrivals"),
+                0.0,
+            )?;
+            dash_metrics(&plain, &r, &mut out);
+        }
+        Ok(out)
+    }
+}
+
+/// DASH's engine plan: the policy trained and evaluated on the small real model (metrics of that
+/// measurement written into `out`).
+fn dash_plan(p: &MobileParams, out: &mut RunOutput) -> Result<DashEngine, RunError> {
+    let m = measure::measure(&p.dash)?;
+    out.metric("dash_skip_ratio", m.eval.skip_ratio)
+        .metric("dash_quality_cosine", m.eval.quality_cosine)
+        .metric("dash_token_cosine", m.eval.token_cosine)
+        .metric("dash_real_weights", if m.real_weights { 1.0 } else { 0.0 })
+        .metric(
+            "dash_train_return_last",
+            m.trained.mean_return.last().copied().unwrap_or(0.0),
+        );
+    Ok(DashEngine::new(
+        m.eval.patterns.clone(),
+        p.dash.asynchronous,
+        p.dash.compensation,
+        p.dash.policy_fixed_cycles,
+        features::flops(p.llm.hidden) + m.trained.scorer.flops(),
+    ))
+}
+
+/// Mean TTFT (s), mean TPOT (s), prefill and decode energy per token (J) of a simulation.
+fn headline(r: &SimResult) -> [f64; 4] {
+    let rows = per_request(r);
+    let n = rows.len().max(1) as f64;
+    let tpots: Vec<f64> = rows.iter().filter_map(|f| f.tpot_s).collect();
+    let (mut pre_j, mut pre_tok, mut dec_j, mut dec_tok) = (0.0, 0u64, 0.0, 0u64);
+    for d in &r.done {
+        let e = r
+            .monitor
+            .requests
+            .get(d.request.id as usize)
+            .copied()
+            .unwrap_or_default();
+        pre_j += e.prefill_j;
+        pre_tok += d.request.prompt;
+        dec_j += e.decode_j;
+        dec_tok += d.request.response.saturating_sub(1);
+    }
+    [
+        rows.iter().map(|f| f.ttft_s).sum::<f64>() / n,
+        tpots.iter().sum::<f64>() / tpots.len().max(1) as f64,
+        pre_j / pre_tok.max(1) as f64,
+        dec_j / dec_tok.max(1) as f64,
+    ]
+}
+
+/// DASH's figures on the phone against the same requests run without skipping.
+fn dash_metrics(plain: &SimResult, dash: &SimResult, out: &mut RunOutput) {
+    let (a, b) = (headline(plain), headline(dash));
+    let ratio = |x: f64, y: f64| if y > 0.0 { x / y } else { 0.0 };
+    let s = dash.dash.unwrap_or_default();
+    out.metric("dash_ttft_speedup", ratio(a[0], b[0]))
+        .metric("dash_tpot_speedup", ratio(a[1], b[1]))
+        .metric(
+            "dash_prefill_energy_change_pct",
+            (ratio(b[2], a[2]) - 1.0) * 100.0,
+        )
+        .metric(
+            "dash_decode_energy_change_pct",
+            (ratio(b[3], a[3]) - 1.0) * 100.0,
+        )
+        .metric(
+            "dash_phone_skip_ratio",
+            ratio(s.skipped_token_layers as f64, s.token_layers as f64),
+        )
+        .metric(
+            "dash_exposed_eval_fraction",
+            ratio(s.exposed_evaluations as f64, s.evaluations as f64),
+        )
+        .metric("dash_skipped_steps", s.skipped_steps as f64);
+}
+
+/// Scalar metrics and series of a simulation.
+pub fn export(r: &SimResult, out: &mut RunOutput) {
+    let rows = per_request(r);
+    let (mut ttft, mut tpot) = (LatencyHistogram::new(), LatencyHistogram::new());
+    let (mut pre_j, mut pre_tok, mut dec_j, mut dec_tok, mut generated) =
+        (0.0, 0u64, 0.0, 0u64, 0u64);
+    for (d, row) in r.done.iter().zip(&rows) {
+        ttft.record_s(row.ttft_s);
+        if let Some(t) = row.tpot_s {
+            tpot.record_s(t);
+        }
+        let e = r
+            .monitor
+            .requests
+            .get(d.request.id as usize)
+            .copied()
+            .unwrap_or_default();
+        pre_j += e.prefill_j;
+        pre_tok += d.request.prompt;
+        dec_j += e.decode_j;
+        dec_tok += d.request.response.saturating_sub(1);
+        generated += d.request.response;
+    }
+    let span = r.meter.elapsed_s.max(f64::MIN_POSITIVE);
+    out.metric("requests", r.done.len() as f64);
+    ttft.export_ms("ttft_ms", &mut out.metrics);
+    out.metric("ttft_ms_p90", ttft.quantile_s(0.9) * 1e3);
+    tpot.export_ms("tpot_ms", &mut out.metrics);
+    out.metric("tpot_ms_p90", tpot.quantile_s(0.9) * 1e3);
+    out.metric("tokens_per_s", generated as f64 / span)
+        .metric("prefill_mj_per_token", pre_j / pre_tok.max(1) as f64 * 1e3)
+        .metric("decode_mj_per_token", dec_j / dec_tok.max(1) as f64 * 1e3)
+        .metric("idle_energy_j", r.monitor.idle_j)
+        .metric("engine_steps", r.steps as f64);
+    r.meter.export("energy", &mut out.metrics);
+    for s in &r.domains {
+        let name = Domain::ALL[s.domain as usize].name();
+        out.metric(format!("{name}_freq_mhz_mean"), s.mean_freq_hz / 1e6)
+            .metric(format!("{name}_transitions"), s.transitions as f64);
+    }
+    for (t, d, m, v) in &r.monitor.series {
+        out.sample(*t, d.name(), m, *v);
+    }
+}

@@ -1,0 +1,302 @@
+//! Family-level checks: energy accounting, FUSE's search against brute-force simulation, the
+//! paper's direction of effect, validation and determinism.
+
+use sim::experiment::{Experiment, RunContext};
+use sim::validate::Checks;
+
+use super::MobileExperiment;
+use super::cost::{CostModel, EngineParams, Phase};
+use super::dash::DashParams;
+use super::experiment::{Policy, simulate};
+use super::fuse::{self, FuseParams, Profile};
+use super::params::{ArrivalKind, GovernorChoice, MobileParams, StockParams, WorkloadParams};
+use super::workload::Arrivals;
+use presets::{LLM, SOC};
+
+fn preset<T: serde::de::DeserializeOwned>(table: &[(&str, &str)], name: &str) -> T {
+    serde_norway::from_str(table.iter().find(|(n, _)| *n == name).unwrap().1).unwrap()
+}
+
+fn params(governor: GovernorChoice, prompt: u64, response: u64, requests: u64) -> MobileParams {
+    MobileParams {
+        soc: preset(SOC, "pixel-7"),
+        llm: preset(LLM, "tinyllama-1.1b-q4"),
+        governor,
+        workload: WorkloadParams {
+            arrivals: ArrivalKind::Closed,
+            requests,
+            think_s: 0.5,
+            rate_per_s: 0.1,
+            max_response_tokens: 512,
+            fixed_lengths: Some([prompt, response]),
+        },
+        engine: EngineParams::default(),
+        stock: StockParams::default(),
+        fuse: FuseParams {
+            decode_profile_tokens: 32,
+            decode_profile_stride: 16,
+            ..FuseParams::default()
+        },
+        dash: DashParams::default(),
+        series_interval_s: 0.05,
+    }
+}
+
+#[test]
+fn energy_is_non_negative_and_the_sum_over_domains_and_phases() {
+    let p = params(GovernorChoice::Stock, 40, 12, 2);
+    let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());
+    let r = simulate(
+        &cost,
+        &Policy::Stock(p.stock.clone()),
+        Arrivals::Closed { think_s: 0.3 },
+        vec![(40, 12), (80, 6)],
+        RunContext::single(17).rng("t"),
+        0.01,
+    )
+    .unwrap();
+    assert_eq!(r.done.len(), 2);
+    let by_source: f64 = r.meter.sources.iter().map(|s| s.energy_j).sum();
+    assert!(r.meter.sources.iter().all(|s| s.energy_j >= 0.0));
+    assert!((by_source - r.meter.total_j).abs() < 1e-9);
+    // the domains' own integrals agree with the meter
+    for s in &r.domains {
+        assert!((s.energy_j - r.meter.energy_j(s.domain)).abs() < 1e-9 * r.meter.total_j.max(1.0));
+    }
+    // the monitor's phase attribution covers the whole run
+    let phases: f64 = r
+        .monitor
+        .requests
+        .iter()
+        .map(|e| e.prefill_j + e.decode_j)
+        .sum::<f64>()
+        + r.monitor.idle_j;
+    assert!(
+        (phases - r.meter.total_j).abs() < 1e-6 * r.meter.total_j,
+        "{phases} vs {}",
+        r.meter.total_j
+    );
+    assert!((r.monitor.total_j - r.meter.total_j).abs() < 1e-6 * r.meter.total_j);
+    assert!(!r.monitor.series.is_empty());
+}
+
+#[test]
+fn fuse_search_finds_the_triple_brute_force_simulation_finds() {
+    let p = params(GovernorChoice::Stock, 32, 9, 1);
+    let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());
+    let grid: Vec<[usize; 3]> = [0, 17]
+        .iter()
+        .flat_map(|&c| {
+            [0, 10]
+                .iter()
+                .flat_map(move |&g| [0, 12].iter().map(move |&m| [c, g, m]))
+        })
+        .collect();
+    // brute force: one full simulation per pinned triple, TPOT and decode energy per token measured
+    let measured: Vec<Profile> = grid
+        .iter()
+        .map(|&t| {
+            let pol = Policy::Pinned {
+                bounds: vec![],
+                table: vec![[t, t]],
+            };
+            let r = simulate(
+                &cost,
+                &pol,
+                Arrivals::Closed { think_s: 0.0 },
+                vec![(32, 9)],
+                RunContext::single(17).rng("t"),
+                0.0,
+            )
+            .unwrap();
+            let d = r.done[0];
+            Profile {
+                triple: t,
+                latency_s: (d.end_s - d.first_token_s) / 8.0,
+                energy_per_token_j: r.monitor.requests[0].decode_j / 8.0,
+            }
+        })
+        .collect();
+    let fp = FuseParams {
+        decode_profile_tokens: 8,
+        decode_profile_stride: 1,
+        ..FuseParams::default()
+    };
+    let mut energies: Vec<f64> = measured.iter().map(|m| m.energy_per_token_j).collect();
+    energies.sort_by(f64::total_cmp);
+    for budget in [f64::INFINITY, energies[4], energies[1]] {
+        let (chosen, n) = fuse::search(&cost, &fp, Phase::Decode, 32, budget, &grid);
+        assert_eq!(n, 8);
+        let want = fuse::choose(&measured, budget).unwrap();
+        assert_eq!(chosen.unwrap().triple, want.triple, "budget {budget}");
+    }
+}
+
+#[test]
+fn fuse_is_faster_than_stock_at_no_more_energy_per_token() {
+    let stock = MobileExperiment
+        .run(
+            &params(GovernorChoice::Stock, 96, 33, 2),
+            &RunContext::single(17),
+        )
+        .unwrap();
+    let fuse = MobileExperiment
+        .run(
+            &params(GovernorChoice::Fuse, 96, 33, 2),
+            &RunContext::single(17),
+        )
+        .unwrap();
+    let (ts, tf) = (
+        stock.get("tpot_ms_mean").unwrap(),
+        fuse.get("tpot_ms_mean").unwrap(),
+    );
+    let (es, ef) = (
+        stock.get("decode_mj_per_token").unwrap(),
+        fuse.get("decode_mj_per_token").unwrap(),
+    );
+    assert!(tf < ts, "TPOT fuse {tf} vs stock {ts}");
+    assert!(
+        ef <= es * 1.05,
+        "decode energy/token fuse {ef} vs stock {es}"
+    );
+    assert!(fuse.get("ttft_ms_mean").unwrap() <= stock.get("ttft_ms_mean").unwrap() * 1.02);
+    assert!(fuse.get("stock_gap_tpot_pct_max").unwrap() > 0.0);
+}
+
+#[test]
+fn runs_are_deterministic() {
+    let mut p = params(GovernorChoice::Stock, 50, 10, 3);
+    p.workload.fixed_lengths = None;
+    p.workload.max_response_tokens = 10;
+    let a = MobileExperiment.run(&p, &RunContext::single(17)).unwrap();
+    let b = MobileExperiment.run(&p, &RunContext::single(17)).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn bad_params_are_rejected_with_their_key() {
+    let mut p = params(
+        GovernorChoice::Fixed {
+            cpu: 99,
+            gpu: 0,
+            mem: 0,
+        },
+        10,
+        10,
+        0,
+    );
+    p.workload.think_s = -1.0;
+    p.stock.gpu.up_threshold = 1.5;
+    p.engine.cpu_overlap = 2.0;
+    p.soc.mem.efficiency = 0.0;
+    p.fuse.range_bounds = vec![64, 32];
+    let keys: Vec<String> = Checks::of(&p).into_iter().map(|e| e.path).collect();
+    for k in [
+        "governor.fixed.cpu",
+        "workload.requests",
+        "workload.think_s",
+        "stock.gpu.up_threshold",
+        "engine.cpu_overlap",
+        "soc.mem.efficiency",
+        "fuse.range_bounds",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
+    }
+    assert!(Checks::of(&params(GovernorChoice::Stock, 10, 10, 1)).is_empty());
+}
+
+/// Prints the numbers of the README (FUSE headline on Pixel 7, the TinyLlama GPU example, other
+/// phones): `cargo test -p mobile --release tests::report -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints the report numbers; slow in debug"]
+fn report() {
+    let row = |soc: &str, llm: &str, g: GovernorChoice, fixed: Option<[u64; 2]>, n: u64| {
+        let mut p = params(g, 1, 1, n);
+        p.soc = preset(SOC, soc);
+        p.llm = preset(LLM, llm);
+        p.workload.fixed_lengths = fixed;
+        p.workload.think_s = 2.0;
+        p.workload.max_response_tokens = 128;
+        p.fuse = FuseParams::default();
+        p.series_interval_s = 0.0;
+        MobileExperiment.run(&p, &RunContext::single(7)).unwrap()
+    };
+    println!(
+        "soc | llm | governor | TTFT ms | TPOT ms | prefill mJ/tok | decode mJ/tok | W | gap TTFT/TPOT % (max)"
+    );
+    for soc in ["pixel-7", "snapdragon-8-gen-3", "dimensity-9300"] {
+        let llms: &[&str] = if soc == "pixel-7" {
+            &[
+                "tinyllama-1.1b-q4",
+                "deepseek-r1-distill-qwen-1.5b-q4",
+                "stablelm-zephyr-3b-q4",
+                "llama-2-7b-q4",
+            ]
+        } else {
+            &["tinyllama-1.1b-q4", "llama-2-7b-q4"]
+        };
+        for llm in llms {
+            let mut base = (0.0, 0.0);
+            for (name, g) in [
+                ("stock", GovernorChoice::Stock),
+                ("performance", GovernorChoice::Performance),
+                ("fuse", GovernorChoice::Fuse),
+            ] {
+                let o = row(soc, llm, g, None, 12);
+                let (tt, tp) = (
+                    o.get("ttft_ms_mean").unwrap(),
+                    o.get("tpot_ms_mean").unwrap(),
+                );
+                if name == "stock" {
+                    base = (tt, tp);
+                }
+                let gap = o.get("stock_gap_ttft_pct_max").map(|_| {
+                    format!(
+                        "{:.1}/{:.1}",
+                        o.get("stock_gap_ttft_pct_max").unwrap(),
+                        o.get("stock_gap_tpot_pct_max").unwrap()
+                    )
+                });
+                println!(
+                    "{soc} | {llm} | {name} | {tt:.0} ({:+.1}%) | {tp:.1} ({:+.1}%) | {:.1} | {:.1} | {:.2} | {}",
+                    (tt / base.0 - 1.0) * 100.0,
+                    (tp / base.1 - 1.0) * 100.0,
+                    o.get("prefill_mj_per_token").unwrap(),
+                    o.get("decode_mj_per_token").unwrap(),
+                    o.get("energy_power_w_mean").unwrap(),
+                    gap.unwrap_or_default()
+                );
+            }
+        }
+    }
+    println!("TinyLlama example (prompt 64, 128 decode tokens):");
+    for (name, g) in [
+        ("stock", GovernorChoice::Stock),
+        (
+            "gpu 400",
+            GovernorChoice::Fixed {
+                cpu: 17,
+                gpu: 4,
+                mem: 12,
+            },
+        ),
+        (
+            "gpu 848",
+            GovernorChoice::Fixed {
+                cpu: 17,
+                gpu: 10,
+                mem: 12,
+            },
+        ),
+    ] {
+        let o = row("pixel-7", "tinyllama-1.1b-q4", g, Some([64, 129]), 3);
+        println!(
+            "{name}: TPOT {:.1} ms, decode {:.1} mJ/token, gpu mean {:.0} MHz, cpu mean {:.0} MHz, mem mean {:.0} MHz",
+            o.get("tpot_ms_mean").unwrap(),
+            o.get("decode_mj_per_token").unwrap(),
+            o.get("gpu_freq_mhz_mean").unwrap(),
+            o.get("cpu_freq_mhz_mean").unwrap(),
+            o.get("mem_freq_mhz_mean").unwrap()
+        );
+    }
+}

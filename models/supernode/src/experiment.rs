@@ -1,0 +1,418 @@
+//! Bench of the `supernode` family: a [`Device`] running a program, its HBM as a [`MemoryPool`],
+//! and the fabric to the pooled memory as two [`Link`]s (pool → device, device → pool).
+//!
+//! ```text
+//!                       h2d → send    ┌──────────────┐ delivered → fetched
+//!                   ┌────────────────►│  Link "h2d"  ├─────────────────────┐
+//!                   │                 └──────────────┘                     │
+//!  start ──► ┌──────┴─────┐ d2h → send┌──────────────┐ delivered → written │
+//!  (source)  │   Device   ├──────────►│  Link "d2h"  ├───────────────────┐ │
+//!            │  "device"  │◄──────────┴──────────────┴───────────────────┴─┘
+//!            │            │ alloc ⇄ alloc (request) ┌───────────────────┐ usage
+//!            │            ├────────────────────────►│ MemoryPool "hbm"  ├──────► MemoryUsage queue
+//!            └────────────┘ free → free            └───────────────────┘
+//!
+//!   both links' delivered ──► Delivered queues (the h2d / d2h transfers, for the Gantt series)
+//!   queried at the end: Device::report, MemoryPool::stats, Link::stats (h2d, d2h)
+//! ```
+
+use nexosim::ports::{EventQueueReader, EventSinkReader, QuerySource, SinkState, event_queue};
+use nexosim::simulation::Mailbox;
+use sim::components::link::{Delivered, Link, LinkStats};
+use sim::components::memory::{MemoryPool, MemoryStats, MemoryUsage};
+use sim::engine::{self, T0};
+use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
+
+use super::device::{Device, DeviceReport, Mode};
+use super::graph::{Graph, OpId};
+use super::hw::Fabric;
+use super::lifetime::{Lifetimes, no_offload_peak};
+use super::params::{Strategy, SupernodeParams, Workload};
+use super::planner::{self, Costs, Instr, Knobs, Plan};
+use super::workloads::{self, Sharding};
+
+/// The HyperOffload experiment.
+pub struct SupernodeExperiment;
+
+/// A step ready to execute: the graph, its program and the device memory it gets.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The computation graph.
+    pub graph: Graph,
+    /// Estimated compute time of every operator, seconds.
+    pub op_time_s: Vec<f64>,
+    /// The program the device runs.
+    pub program: Vec<Instr>,
+    /// Tensors resident at the start.
+    pub initial: Vec<usize>,
+    /// Device memory available, bytes.
+    pub capacity_bytes: u64,
+    /// Runtime behaviour.
+    pub mode: Mode,
+    /// Peak of the step without offloading, bytes.
+    pub no_offload_peak_bytes: u64,
+    /// The compile pass's plan (`hyperoffload` only).
+    pub plan: Option<Plan>,
+}
+
+/// Builds the graph of `p.workload` (MoE routing drawn from `ctx`'s stream).
+pub fn build_graph(p: &SupernodeParams, ctx: &RunContext) -> Graph {
+    let par = Sharding {
+        tensor: p.parallel.tensor,
+        expert: p.parallel.expert,
+    };
+    match p.workload {
+        Workload::Prefill {
+            prompt_tokens,
+            batch,
+        } => workloads::prefill(&p.llm, par, prompt_tokens, batch),
+        Workload::Decode {
+            context_tokens,
+            batch,
+            steps,
+        } => workloads::decode(
+            &p.llm,
+            par,
+            context_tokens,
+            batch,
+            steps,
+            &mut ctx.rng("supernode/routing"),
+        ),
+        Workload::Training { seq_len, batch } => workloads::training(&p.llm, par, seq_len, batch),
+    }
+}
+
+/// Turns parameters and a graph into a [`Setup`]: the strategy decides the program, the initial
+/// residency and the memory capacity; `hyperoffload` runs the compile pass here.
+pub fn setup(p: &SupernodeParams, graph: Graph) -> Result<Setup, RunError> {
+    let op_time_s: Vec<f64> = (0..graph.ops.len())
+        .map(|o| p.accel.op_time_s(graph.ops[o].flops, graph.op_hbm_bytes(o)))
+        .collect();
+    let order: Vec<OpId> = (0..graph.ops.len()).collect();
+    let peak = no_offload_peak(&graph, &order);
+    let budget = ((peak as f64 * p.budget_frac) as u64).min(p.accel.hbm_bytes);
+    let producers = graph.producers();
+    let inputs: Vec<usize> = (0..graph.tensors.len())
+        .filter(|&t| producers[t].is_none())
+        .collect();
+    let offloads = matches!(p.strategy, Strategy::Reactive | Strategy::Hyperoffload);
+    if offloads && graph.total_bytes() > p.fabric.pool_bytes {
+        return Err(RunError::Model(format!(
+            "the step's {} bytes of tensors exceed the {} bytes of pooled memory of fabric {}",
+            graph.total_bytes(),
+            p.fabric.pool_bytes,
+            p.fabric.name
+        )));
+    }
+    let (program, initial, capacity_bytes, mode, plan) = match p.strategy {
+        Strategy::None => (
+            planner::no_offload_program(&graph, &order),
+            inputs,
+            p.accel.hbm_bytes,
+            Mode::Strict,
+            None,
+        ),
+        Strategy::Ideal => (
+            planner::no_offload_program(&graph, &order),
+            inputs,
+            u64::MAX,
+            Mode::Strict,
+            None,
+        ),
+        Strategy::Reactive => {
+            let lt = Lifetimes::analyse(&graph, &order);
+            let initial = planner::initial_residency(&graph, &lt, budget);
+            (
+                planner::no_offload_program(&graph, &order),
+                initial,
+                budget,
+                Mode::Swap,
+                None,
+            )
+        }
+        Strategy::Hyperoffload => {
+            let plan = compile(p, &graph, &op_time_s, budget)
+                .map_err(|e| RunError::Model(format!("hyperoffload: {e}")))?;
+            (
+                plan.program.clone(),
+                plan.initial.clone(),
+                budget.min(plan_budget(&plan, budget)),
+                Mode::Swap,
+                Some(plan),
+            )
+        }
+    };
+    Ok(Setup {
+        graph,
+        op_time_s,
+        program,
+        initial,
+        capacity_bytes,
+        mode,
+        no_offload_peak_bytes: peak,
+        plan,
+    })
+}
+
+/// The budget a plan was made for: the searched one when `max_slowdown` chose a smaller one.
+fn plan_budget(plan: &Plan, budget: u64) -> u64 {
+    if plan.planned_peak_bytes < budget {
+        plan.planned_peak_bytes.max(1)
+    } else {
+        budget
+    }
+}
+
+/// Runs the compile pass under `budget`, or under the smallest budget meeting `max_slowdown`.
+fn compile(
+    p: &SupernodeParams,
+    g: &Graph,
+    op_time_s: &[f64],
+    budget: u64,
+) -> Result<Plan, planner::PlanError> {
+    let costs = Costs {
+        op_time_s,
+        bandwidth_bytes_per_s: p.fabric.bandwidth_bytes_per_s,
+        latency_s: p.fabric.latency_s,
+    };
+    let k = &p.hyperoffload;
+    let knobs = Knobs {
+        prefetch_distance: k.prefetch_distance as usize,
+        refine_order: k.refine_order,
+        reorder_window: k.reorder_window as usize,
+    };
+    let full = planner::plan(g, &costs, budget, &knobs)?;
+    let Some(slowdown) = k.max_slowdown else {
+        return Ok(full);
+    };
+    let target = op_time_s.iter().sum::<f64>() * (1.0 + slowdown);
+    if full.estimated_time_s > target {
+        return Ok(full);
+    }
+    let (mut lo, mut hi, mut best) = (0u64, full.planned_peak_bytes, full);
+    while hi - lo > hi / 1000 + 1 {
+        let mid = lo + (hi - lo) / 2;
+        match planner::plan(g, &costs, mid, &knobs) {
+            Ok(plan) if plan.estimated_time_s <= target => {
+                hi = plan.planned_peak_bytes.min(mid);
+                best = plan;
+            }
+            _ => lo = mid,
+        }
+    }
+    Ok(best)
+}
+
+/// What one execution of a [`Setup`] produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The device's report.
+    pub device: DeviceReport,
+    /// Device memory figures.
+    pub memory: MemoryStats,
+    /// Pool → device link figures.
+    pub h2d: LinkStats,
+    /// Device → pool link figures.
+    pub d2h: LinkStats,
+    /// Every transfer pool → device.
+    pub h2d_transfers: Vec<Delivered>,
+    /// Every transfer device → pool.
+    pub d2h_transfers: Vec<Delivered>,
+    /// Device memory after every change.
+    pub usage: Vec<MemoryUsage>,
+}
+
+/// Executes `s` in the engine over `fabric`.
+pub fn execute(s: &Setup, fabric: &Fabric) -> Result<Outcome, RunError> {
+    let cap = s.graph.tensors.len() + 64;
+    let mut device = Device::new(
+        s.graph.clone(),
+        s.program.clone(),
+        s.initial.clone(),
+        s.op_time_s.clone(),
+        s.mode,
+        s.capacity_bytes,
+    );
+    let mut pool = MemoryPool::new(s.capacity_bytes);
+    let mut h2d = Link::new(fabric.latency_s, fabric.bandwidth_bytes_per_s);
+    let mut d2h = Link::new(fabric.latency_s, fabric.bandwidth_bytes_per_s);
+    let (dev_mb, pool_mb, h2d_mb, d2h_mb) = (
+        Mailbox::with_capacity(cap),
+        Mailbox::with_capacity(cap),
+        Mailbox::with_capacity(cap),
+        Mailbox::with_capacity(cap),
+    );
+    device.h2d.connect(Link::send, &h2d_mb);
+    device.d2h.connect(Link::send, &d2h_mb);
+    device.alloc.connect(MemoryPool::alloc, &pool_mb);
+    device.free.connect(MemoryPool::free, &pool_mb);
+    h2d.delivered.connect(Device::fetched, &dev_mb);
+    d2h.delivered.connect(Device::written, &dev_mb);
+    let (sink, mut h2d_q) = event_queue::<Delivered>(SinkState::Enabled);
+    h2d.delivered.connect_sink(sink);
+    let (sink, mut d2h_q) = event_queue::<Delivered>(SinkState::Enabled);
+    d2h.delivered.connect_sink(sink);
+    let (sink, mut usage_q) = event_queue::<MemoryUsage>(SinkState::Enabled);
+    pool.usage.connect_sink(sink);
+    let mut b = engine::bench();
+    let start = nexosim::ports::EventSource::new()
+        .connect(Device::start, &dev_mb)
+        .register(&mut b);
+    let report = QuerySource::new()
+        .connect(Device::report, &dev_mb)
+        .register(&mut b);
+    let mem = QuerySource::new()
+        .connect(MemoryPool::stats, &pool_mb)
+        .register(&mut b);
+    let h2d_s = QuerySource::new()
+        .connect(Link::stats, &h2d_mb)
+        .register(&mut b);
+    let d2h_s = QuerySource::new()
+        .connect(Link::stats, &d2h_mb)
+        .register(&mut b);
+    let mut simu = b
+        .add_model(device, dev_mb, "device")
+        .add_model(pool, pool_mb, "hbm")
+        .add_model(h2d, h2d_mb, "h2d")
+        .add_model(d2h, d2h_mb, "d2h")
+        .init(T0)?;
+    simu.process_event(&start, ())?;
+    simu.run()?;
+    let device = simu.process_query(&report, ())?;
+    fn drain<T: Send + 'static>(q: &mut EventQueueReader<T>) -> Vec<T> {
+        std::iter::from_fn(|| q.try_read()).collect()
+    }
+    Ok(Outcome {
+        memory: simu.process_query(&mem, ())?,
+        h2d: simu.process_query(&h2d_s, ())?,
+        d2h: simu.process_query(&d2h_s, ())?,
+        device,
+        h2d_transfers: drain(&mut h2d_q),
+        d2h_transfers: drain(&mut d2h_q),
+        usage: drain(&mut usage_q),
+    })
+}
+
+impl Experiment for SupernodeExperiment {
+    type Params = SupernodeParams;
+    const NAME: &'static str = "supernode";
+    const DESCRIPTION: &'static str = "HyperOffload: an LLM step on a supernode device with HBM plus pooled memory; none / reactive swapping / compile-time cache operators / ideal";
+    const PRESETS: &'static [PresetSlot] = &[
+        PresetSlot {
+            key: "accel",
+            builtin: presets::ACCEL,
+        },
+        PresetSlot {
+            key: "fabric",
+            builtin: presets::FABRIC,
+        },
+        PresetSlot {
+            key: "llm",
+            builtin: presets::LLM,
+        },
+    ];
+
+    fn run(&self, p: &SupernodeParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
+        let s = setup(p, build_graph(p, ctx))?;
+        let o = execute(&s, &p.fabric)?;
+        if let Some(e) = &o.device.error {
+            return Err(RunError::Model(format!(
+                "strategy {}: {e}",
+                p.strategy.name()
+            )));
+        }
+        let latency_s = o
+            .device
+            .finished_s
+            .ok_or_else(|| RunError::Model("the program did not finish".into()))?;
+        let mut out = RunOutput::default();
+        let flops = s.graph.flops();
+        out.metric("latency_s", latency_s)
+            .metric("peak_device_bytes", o.memory.peak_bytes as f64)
+            .metric("no_offload_peak_bytes", s.no_offload_peak_bytes as f64)
+            .metric(
+                "peak_frac_of_no_offload",
+                o.memory.peak_bytes as f64 / s.no_offload_peak_bytes.max(1) as f64,
+            )
+            .metric("exposed_transfer_s", o.device.exposed_s)
+            .metric(
+                "exposed_frac",
+                o.device.exposed_s / latency_s.max(f64::MIN_POSITIVE),
+            )
+            .metric("compute_busy_s", o.device.compute_busy_s)
+            .metric(
+                "compute_utilization",
+                o.device.compute_busy_s / latency_s.max(f64::MIN_POSITIVE),
+            )
+            .metric(
+                "mfu",
+                flops / (latency_s.max(f64::MIN_POSITIVE) * p.accel.peak_flops),
+            )
+            .metric("demand_fetches", o.device.demand_fetches as f64)
+            .metric("lru_evictions", o.device.lru_evictions as f64)
+            .metric("ops", s.graph.ops.len() as f64)
+            .metric("graph_flops", flops);
+        let ends = &o.device.token_ends_s;
+        if let Workload::Decode { steps, .. } = p.workload {
+            let per_token = if ends.len() >= 2 {
+                (ends[ends.len() - 1] - ends[0]) / (ends.len() - 1) as f64
+            } else {
+                latency_s
+            };
+            out.metric("per_token_latency_ms", per_token * 1e3)
+                .metric("tokens", f64::from(steps));
+        }
+        if s.mode == Mode::Swap {
+            out.metric("budget_bytes", s.capacity_bytes as f64);
+        }
+        if let Some(plan) = &s.plan {
+            out.metric("planned_peak_bytes", plan.planned_peak_bytes as f64)
+                .metric("estimated_latency_s", plan.estimated_time_s)
+                .metric(
+                    "order_refined",
+                    if plan.order.windows(2).all(|w| w[0] < w[1]) {
+                        0.0
+                    } else {
+                        1.0
+                    },
+                )
+                .metric(
+                    "cache_ops",
+                    plan.program
+                        .iter()
+                        .filter(|i| !matches!(i, Instr::Compute(_)))
+                        .count() as f64,
+                );
+        }
+        // `h2d_bytes`/`d2h_bytes` come from the links; they equal the device's accounting (tested).
+        o.h2d.export("h2d", &mut out.metrics);
+        o.d2h.export("d2h", &mut out.metrics);
+        if p.gantt {
+            gantt(&o, &mut out);
+        }
+        Ok(out)
+    }
+}
+
+/// Gantt series: compute busy (1/0), active transfers per direction, device bytes in use.
+fn gantt(o: &Outcome, out: &mut RunOutput) {
+    for &(a, b) in &o.device.intervals {
+        out.sample(a, "compute", "busy", 1.0);
+        out.sample(b, "compute", "busy", 0.0);
+    }
+    for (name, ts) in [("h2d", &o.h2d_transfers), ("d2h", &o.d2h_transfers)] {
+        let mut steps: Vec<(f64, i64)> = ts
+            .iter()
+            .flat_map(|d| [(d.sent_s, 1), (d.transmitted_s, -1)])
+            .collect();
+        steps.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut level = 0;
+        for (t, d) in steps {
+            level += d;
+            out.sample(t, name, "active_transfers", level as f64);
+        }
+    }
+    for u in &o.usage {
+        out.sample(u.t_s, "hbm", "used_bytes", u.used_bytes as f64);
+    }
+}

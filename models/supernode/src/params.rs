@@ -1,0 +1,238 @@
+//! Parameters of the `supernode` family.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sim::validate::{Checks, Validate};
+
+use super::hw::{Accelerator, Fabric};
+use llm::LlmShape;
+
+/// One device of a supernode running one LLM step with a memory-management strategy.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SupernodeParams {
+    /// The accelerator (preset name under `models/presets/accel/`, inline, or a file).
+    pub accel: Accelerator,
+    /// The fabric to the pooled memory (preset under `models/presets/fabric/`).
+    pub fabric: Fabric,
+    /// The model (preset under `models/presets/llm/`).
+    pub llm: LlmShape,
+    /// How the model is split over the devices of its group.
+    #[serde(default)]
+    pub parallel: Parallel,
+    /// What the step computes.
+    pub workload: Workload,
+    /// How device memory is managed.
+    pub strategy: Strategy,
+    /// Device-memory budget of `reactive` and `hyperoffload` as a fraction of the peak the step
+    /// needs without offloading (capped at the HBM capacity), in (0, 1].
+    #[serde(default = "one")]
+    pub budget_frac: f64,
+    /// Knobs of the HyperOffload compile pass.
+    #[serde(default)]
+    pub hyperoffload: HyperOffloadKnobs,
+    /// Record compute / transfer busy intervals and device memory use as a time series (Gantt).
+    #[serde(default)]
+    pub gantt: bool,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Tensor- and expert-parallel degrees; this device holds one shard.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Parallel {
+    /// Tensor-parallel degree (dense matrices, KV heads and vocabulary split this many ways).
+    pub tensor: u32,
+    /// Expert-parallel degree (routed experts split this many ways).
+    pub expert: u32,
+}
+
+impl Default for Parallel {
+    fn default() -> Self {
+        Self {
+            tensor: 1,
+            expert: 1,
+        }
+    }
+}
+
+/// The step to simulate.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Workload {
+    /// Inference prefill of a prompt (writes the KV cache).
+    Prefill {
+        /// Prompt tokens per sequence.
+        prompt_tokens: u64,
+        /// Sequences.
+        batch: u64,
+    },
+    /// Inference decode steps over an existing KV cache.
+    Decode {
+        /// Tokens already in each sequence's KV cache (up to millions).
+        context_tokens: u64,
+        /// Sequences decoded together.
+        batch: u64,
+        /// Tokens generated (one graph of `steps` decode steps).
+        steps: u32,
+    },
+    /// One training step: forward, backward, optimizer.
+    Training {
+        /// Tokens per sequence.
+        seq_len: u64,
+        /// Sequences.
+        batch: u64,
+    },
+}
+
+/// Device-memory management strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Everything on the device; out-of-memory error when it does not fit.
+    None,
+    /// Runtime swapping: least-recently-used eviction on allocation failure, fetch on use.
+    Reactive,
+    /// Compile-time cache operators and execution-order refinement (the paper).
+    Hyperoffload,
+    /// Unbounded device memory (the performance reference).
+    Ideal,
+}
+
+impl Strategy {
+    /// The name scenarios use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::None => "none",
+            Strategy::Reactive => "reactive",
+            Strategy::Hyperoffload => "hyperoffload",
+            Strategy::Ideal => "ideal",
+        }
+    }
+}
+
+/// Knobs of the HyperOffload compile pass.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct HyperOffloadKnobs {
+    /// Minimum operators between a prefetch and its use.
+    pub prefetch_distance: u32,
+    /// Try the memory-aware execution-order refinement.
+    pub refine_order: bool,
+    /// Operators the refinement may look ahead in the original order.
+    pub reorder_window: u32,
+    /// When set, search the smallest budget (≤ the `budget_frac` one) whose plan is estimated at
+    /// most this fraction slower than the step without transfers (e.g. 0.02 = 2%).
+    pub max_slowdown: Option<f64>,
+}
+
+impl Default for HyperOffloadKnobs {
+    fn default() -> Self {
+        Self {
+            prefetch_distance: 2,
+            refine_order: true,
+            reorder_window: 16,
+            max_slowdown: None,
+        }
+    }
+}
+
+/// Longest context accepted, tokens (the paper's long-context regime is up to 1M).
+pub const MAX_CONTEXT_TOKENS: u64 = 4 << 20;
+/// Most decode steps in one graph.
+pub const MAX_DECODE_STEPS: u32 = 64;
+
+impl Validate for SupernodeParams {
+    fn validate(&self, c: &mut Checks) {
+        c.part("accel", &self.accel);
+        c.part("fabric", &self.fabric);
+        c.part("llm", &self.llm);
+        if !(self.budget_frac > 0.0 && self.budget_frac <= 1.0) {
+            c.fail(
+                "budget_frac",
+                format!("must be in (0, 1], got {}", self.budget_frac),
+            );
+        }
+        c.part("parallel", &self.parallel);
+        if self.parallel.tensor > self.llm.kv_heads.max(1) && self.llm.mla_kv_dim == 0 {
+            c.fail(
+                "parallel.tensor",
+                format!(
+                    "must be ≤ the model's kv_heads ({}), got {}",
+                    self.llm.kv_heads, self.parallel.tensor
+                ),
+            );
+        }
+        match &self.llm.moe {
+            Some(m)
+                if self.parallel.expert > 0 && !m.experts.is_multiple_of(self.parallel.expert) =>
+            {
+                c.fail(
+                    "parallel.expert",
+                    format!(
+                        "must divide the model's experts ({}), got {}",
+                        m.experts, self.parallel.expert
+                    ),
+                );
+            }
+            None if self.parallel.expert > 1 => c.fail(
+                "parallel.expert",
+                format!("must be 1 for a dense model, got {}", self.parallel.expert),
+            ),
+            _ => {}
+        }
+        c.part("workload", &self.workload);
+        c.part("hyperoffload", &self.hyperoffload);
+    }
+}
+
+impl Validate for Parallel {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("tensor", self.tensor, 1);
+        c.at_least("expert", self.expert, 1);
+    }
+}
+
+impl Validate for Workload {
+    fn validate(&self, c: &mut Checks) {
+        match *self {
+            Workload::Prefill {
+                prompt_tokens,
+                batch,
+            } => {
+                c.between("prompt_tokens", prompt_tokens, 1, MAX_CONTEXT_TOKENS);
+                c.at_least("batch", batch, 1);
+            }
+            Workload::Decode {
+                context_tokens,
+                batch,
+                steps,
+            } => {
+                c.at_least("batch", batch, 1);
+                if context_tokens > MAX_CONTEXT_TOKENS {
+                    c.fail(
+                        "context_tokens",
+                        format!("must be ≤ {MAX_CONTEXT_TOKENS}, got {context_tokens}"),
+                    );
+                }
+                c.between("steps", steps, 1, MAX_DECODE_STEPS);
+            }
+            Workload::Training { seq_len, batch } => {
+                c.between("seq_len", seq_len, 1, MAX_CONTEXT_TOKENS);
+                c.at_least("batch", batch, 1);
+            }
+        }
+    }
+}
+
+impl Validate for HyperOffloadKnobs {
+    fn validate(&self, c: &mut Checks) {
+        if let Some(s) = self.max_slowdown {
+            c.non_negative("max_slowdown", s);
+        }
+        c.at_least("reorder_window", self.reorder_window, 1);
+    }
+}

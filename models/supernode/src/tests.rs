@@ -1,0 +1,269 @@
+//! Engine-level checks of the `supernode` family: strategies against each other and against the
+//! closed forms (the paper's direction of effect, memory bounds, conservation of bytes).
+
+use sim::experiment::{Experiment, RunContext, RunOutput};
+use sim::validate::Checks;
+
+use super::SupernodeExperiment;
+use super::device::Mode;
+use super::experiment::{build_graph, execute, setup};
+use super::hw::{Accelerator, Fabric};
+use super::params::{HyperOffloadKnobs, Parallel, Strategy, SupernodeParams, Workload};
+use llm::LlmShape;
+use presets::{ACCEL, FABRIC, LLM};
+
+fn preset<T: serde::de::DeserializeOwned>(table: &[(&str, &str)], name: &str) -> T {
+    serde_norway::from_str(table.iter().find(|(n, _)| *n == name).unwrap().1).unwrap()
+}
+
+/// Llama-3.2-1B decoding 2 tokens over a 32k context on a 910C over the UB fabric.
+fn params(strategy: Strategy, budget_frac: f64) -> SupernodeParams {
+    SupernodeParams {
+        accel: preset::<Accelerator>(ACCEL, "ascend-910c"),
+        fabric: preset::<Fabric>(FABRIC, "cloudmatrix384-ub"),
+        llm: preset::<LlmShape>(LLM, "llama-3.2-1b-q4"),
+        parallel: Parallel::default(),
+        workload: Workload::Decode {
+            context_tokens: 32_768,
+            batch: 4,
+            steps: 3,
+        },
+        strategy,
+        budget_frac,
+        hyperoffload: HyperOffloadKnobs::default(),
+        gantt: false,
+    }
+}
+
+fn run(p: &SupernodeParams) -> sim::experiment::RunOutput {
+    assert!(Checks::of(p).is_empty(), "{:?}", Checks::of(p));
+    SupernodeExperiment
+        .run(p, &RunContext::single(42))
+        .unwrap_or_else(|e| panic!("{:?}: {e}", p.strategy))
+}
+
+#[test]
+fn hyperoffload_lowers_peak_memory_at_near_ideal_latency_where_reactive_stalls() {
+    let ideal = run(&params(Strategy::Ideal, 1.0));
+    let none = run(&params(Strategy::None, 1.0));
+    // decode is bandwidth-bound: the fabric (392 GB/s) hides about 392 / (0.8 × 3200) ≈ 15% of
+    // the bytes a step reads from HBM, so the budget that keeps performance is ~0.95 here
+    let hyper = run(&params(Strategy::Hyperoffload, 0.95));
+    let reactive = run(&params(Strategy::Reactive, 0.95));
+    let lat = |o: &RunOutput| o.get("latency_s").unwrap();
+    let peak = |o: &RunOutput| o.get("peak_device_bytes").unwrap();
+    assert_eq!(lat(&none), lat(&ideal));
+    assert!(
+        peak(&hyper) <= 0.95 * peak(&none) + 1.0,
+        "{} vs {}",
+        peak(&hyper),
+        peak(&none)
+    );
+    assert!(
+        lat(&hyper) <= 1.05 * lat(&ideal),
+        "hyperoffload {} vs ideal {}",
+        lat(&hyper),
+        lat(&ideal)
+    );
+    assert!(
+        lat(&reactive) > 2.0 * lat(&hyper),
+        "reactive {} vs hyperoffload {}",
+        lat(&reactive),
+        lat(&hyper)
+    );
+    // at a tighter budget hyperoffload is slower than ideal but still well ahead of reactive
+    let hyper70 = run(&params(Strategy::Hyperoffload, 0.7));
+    let reactive70 = run(&params(Strategy::Reactive, 0.7));
+    assert!(lat(&hyper70) < 0.7 * lat(&reactive70));
+    assert!(reactive.get("exposed_transfer_s").unwrap() > hyper.get("exposed_transfer_s").unwrap());
+    assert_eq!(hyper.get("demand_fetches").unwrap(), 0.0);
+    assert_eq!(hyper.get("lru_evictions").unwrap(), 0.0);
+}
+
+#[test]
+fn memory_never_exceeds_the_budget_and_bytes_are_conserved() {
+    for strategy in [Strategy::Reactive, Strategy::Hyperoffload] {
+        for frac in [0.9, 0.6] {
+            let p = params(strategy, frac);
+            let s = setup(&p, build_graph(&p, &RunContext::single(42))).unwrap();
+            assert_eq!(s.mode, Mode::Swap);
+            let o = execute(&s, &p.fabric).unwrap();
+            assert!(o.device.error.is_none(), "{:?}", o.device.error);
+            assert!(o.memory.peak_bytes <= s.capacity_bytes);
+            assert!(o.usage.iter().all(|u| u.used_bytes <= s.capacity_bytes));
+            // link bytes equal the device's accounting, and every fetch follows an eviction or
+            // brings a graph input that did not start on the device
+            assert_eq!(
+                o.h2d_transfers.iter().map(|d| d.bytes).sum::<u64>(),
+                o.device.h2d_bytes
+            );
+            assert_eq!(
+                o.d2h_transfers.iter().map(|d| d.bytes).sum::<u64>(),
+                o.device.d2h_bytes
+            );
+            assert_eq!(o.h2d.bytes_transmitted, o.device.h2d_bytes);
+            let producers = s.graph.producers();
+            for (t, producer) in producers.iter().enumerate() {
+                let absent_at_start = u32::from(producer.is_none() && !s.initial.contains(&t));
+                assert!(
+                    o.device.fetches[t] <= o.device.evictions[t] + absent_at_start,
+                    "{}",
+                    s.graph.tensors[t].name
+                );
+            }
+            let fetched: u64 = (0..s.graph.tensors.len())
+                .map(|t| u64::from(o.device.fetches[t]) * s.graph.tensors[t].bytes)
+                .sum();
+            assert_eq!(fetched, o.device.h2d_bytes);
+        }
+    }
+}
+
+#[test]
+fn with_a_near_infinite_fabric_hyperoffload_takes_the_ideal_time() {
+    let mut p = params(Strategy::Hyperoffload, 0.6);
+    // The largest bandwidth validation accepts is finite; 1e30 B/s makes every transfer ~1e-20 s.
+    p.fabric.bandwidth_bytes_per_s = 1e30;
+    p.fabric.latency_s = 0.0;
+    let hyper = run(&p);
+    let ideal = run(&params(Strategy::Ideal, 1.0));
+    let ops = ideal.get("ops").unwrap();
+    assert!(
+        (hyper.get("latency_s").unwrap() - ideal.get("latency_s").unwrap()).abs() <= ops * 1e-9
+    );
+    assert!(hyper.get("peak_device_bytes").unwrap() < ideal.get("peak_device_bytes").unwrap());
+}
+
+#[test]
+fn none_fails_with_out_of_memory_exactly_when_the_step_exceeds_the_hbm() {
+    let mut p = params(Strategy::None, 1.0);
+    let peak = setup(&p, build_graph(&p, &RunContext::single(42)))
+        .unwrap()
+        .no_offload_peak_bytes;
+    p.accel.hbm_bytes = peak;
+    let out = run(&p);
+    assert_eq!(out.get("peak_device_bytes").unwrap(), peak as f64);
+    p.accel.hbm_bytes = peak - 1;
+    let err = SupernodeExperiment
+        .run(&p, &RunContext::single(42))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("strategy none: out of memory: tensor "),
+        "{err}"
+    );
+    assert!(err.contains("bytes"), "{err}");
+}
+
+#[test]
+fn runs_are_deterministic_and_moe_routing_follows_the_seed() {
+    let mut p = params(Strategy::Hyperoffload, 0.7);
+    p.llm = preset::<LlmShape>(LLM, "qwen2-moe");
+    p.parallel = Parallel {
+        tensor: 1,
+        expert: 4,
+    };
+    p.workload = Workload::Decode {
+        context_tokens: 4096,
+        batch: 2,
+        steps: 2,
+    };
+    let a = run(&p);
+    let b = run(&p);
+    assert_eq!(a, b);
+    let other = SupernodeExperiment.run(&p, &RunContext::single(7)).unwrap();
+    assert_ne!(
+        a.get("graph_flops").unwrap(),
+        other.get("graph_flops").unwrap(),
+        "routing differs between seeds"
+    );
+}
+
+#[test]
+fn training_and_prefill_run_under_every_strategy() {
+    for workload in [
+        Workload::Training {
+            seq_len: 512,
+            batch: 1,
+        },
+        Workload::Prefill {
+            prompt_tokens: 2048,
+            batch: 1,
+        },
+    ] {
+        let mut base = params(Strategy::Ideal, 1.0);
+        base.workload = workload;
+        let ideal = run(&base);
+        for (s, frac) in [
+            (Strategy::None, 1.0),
+            (Strategy::Reactive, 0.7),
+            (Strategy::Hyperoffload, 0.7),
+        ] {
+            let p = SupernodeParams {
+                strategy: s,
+                budget_frac: frac,
+                ..base.clone()
+            };
+            let out = run(&p);
+            assert!(
+                out.get("latency_s").unwrap() >= ideal.get("latency_s").unwrap() * (1.0 - 1e-9)
+            );
+            assert!(
+                out.get("peak_device_bytes").unwrap() <= ideal.get("peak_device_bytes").unwrap()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_auto_budget_finds_a_lower_peak_within_the_slowdown() {
+    let mut p = params(Strategy::Hyperoffload, 1.0);
+    p.hyperoffload.max_slowdown = Some(0.02);
+    let auto = run(&p);
+    let ideal = run(&params(Strategy::Ideal, 1.0));
+    assert!(
+        auto.get("peak_device_bytes").unwrap() < 0.95 * ideal.get("peak_device_bytes").unwrap()
+    );
+    assert!(
+        auto.get("estimated_latency_s").unwrap()
+            <= 1.02 * ideal.get("compute_busy_s").unwrap() * (1.0 + 1e-9)
+    );
+}
+
+#[test]
+fn gantt_series_has_compute_and_transfer_intervals() {
+    let mut p = params(Strategy::Hyperoffload, 0.7);
+    p.gantt = true;
+    let out = run(&p);
+    for c in ["compute", "h2d", "hbm"] {
+        assert!(out.series.iter().any(|s| s.component == c), "{c}");
+    }
+}
+
+#[test]
+fn bad_parameters_name_their_key() {
+    let mut p = params(Strategy::Reactive, 1.5);
+    p.parallel.expert = 3;
+    p.workload = Workload::Decode {
+        context_tokens: 1,
+        batch: 0,
+        steps: 0,
+    };
+    p.hyperoffload.max_slowdown = Some(-1.0);
+    p.fabric.bandwidth_bytes_per_s = 0.0;
+    let keys: Vec<String> = Checks::of(&p).into_iter().map(|e| e.path).collect();
+    for k in [
+        "budget_frac",
+        "parallel.expert",
+        "workload.batch",
+        "workload.steps",
+        "hyperoffload.max_slowdown",
+        "fabric.bandwidth_bytes_per_s",
+    ] {
+        assert!(keys.iter().any(|x| x == k), "{k} in {keys:?}");
+    }
+    let bad: Result<SupernodeParams, _> = serde_json::from_value(
+        serde_json::json!({"workload": {"kind": "decode", "context_tokens": 1, "batch": 1, "steps": 1, "typo": 1}}),
+    );
+    assert!(bad.is_err());
+}

@@ -1,0 +1,619 @@
+//! Computation graphs of LLM inference (prefill, decode with a KV cache) and training steps,
+//! generated from a [`LlmShape`] for one device of a tensor- and expert-parallel group.
+//!
+//! Per layer the inference graphs have an attention operator (reads the layer's attention weights
+//! and its KV cache, writes the new KV entries) and an FFN operator (reads the dense FFN weights,
+//! or the shared experts plus each routed expert that received tokens). Activations are bf16.
+
+use rand::seq::index::sample;
+use sim::rng::Rng;
+
+use super::graph::{Graph, TensorId, TensorKind};
+use llm::LlmShape;
+
+/// Bytes of one bf16 activation element.
+const ACT_BYTES: u64 = 2;
+/// Bytes per parameter of mixed-precision Adam state beyond the bf16 weights: fp32 master copy,
+/// first and second moments (ZeRO, Rajbhandari et al. 2020, §3.1: 16Ψ bytes in total including
+/// the 2Ψ weights and 2Ψ gradients).
+const ADAM_BYTES_PER_PARAM: u64 = 12;
+/// Saved activation bytes per token per unit of hidden width of one layer, with flash attention
+/// and sequence parallelism (Korthikanti et al. 2022, "Reducing Activation Recomputation", Table 2:
+/// 34·s·b·h/t bytes per layer without the 5·a·s/h attention-score term).
+const SAVED_ACT_BYTES_PER_TOKEN_HIDDEN: u64 = 34;
+
+/// How one model is split over the devices of a group: this device holds `1/tensor` of every
+/// dense matrix and `1/expert` of the routed experts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sharding {
+    /// Tensor-parallel degree.
+    pub tensor: u32,
+    /// Expert-parallel degree (MoE models).
+    pub expert: u32,
+}
+
+/// A shape as seen by one device of a [`Sharding`].
+struct Shard<'a> {
+    s: &'a LlmShape,
+    tp: u64,
+    ep: u64,
+}
+
+impl Shard<'_> {
+    fn bytes(&self, params: u64) -> u64 {
+        (params as f64 * self.s.quant.bits_per_weight() / 8.0).ceil() as u64
+    }
+    fn attn_params(&self) -> u64 {
+        self.s.attention_params() / self.tp
+    }
+    fn moe_routed(&self, layer: u32) -> Option<(u32, u32, u64)> {
+        let m = self.s.moe.as_ref()?;
+        self.s
+            .is_moe_layer(layer)
+            .then(|| (m.experts, m.top_k, self.s.expert_params()))
+    }
+    /// FFN parameters besides the routed experts (dense FFN, or shared experts + router).
+    fn ffn_fixed_params(&self, layer: u32) -> u64 {
+        match self.moe_routed(layer) {
+            Some((_, k, e)) => (self.s.ffn_params_active(layer) - u64::from(k) * e) / self.tp,
+            None => self.s.ffn_params_stored(layer) / self.tp,
+        }
+    }
+    fn local_experts(&self, experts: u32) -> u32 {
+        (u64::from(experts) / self.ep) as u32
+    }
+    fn kv_bytes_per_token_layer(&self) -> f64 {
+        let split = if self.s.mla_kv_dim > 0 {
+            1.0
+        } else {
+            self.tp as f64
+        };
+        self.s.kv_bytes_per_token_layer() / split
+    }
+    fn attn_flops(&self, tokens: u64, context: u64) -> f64 {
+        (2.0 * tokens as f64 * self.s.attention_params() as f64
+            + self.s.layer_attention_flops(tokens, context))
+            / self.tp as f64
+    }
+    fn vocab_params(&self) -> u64 {
+        self.s.vocab * self.s.hidden / self.tp
+    }
+}
+
+/// Per-layer weight tensors of an inference graph.
+struct LayerWeights {
+    attn: TensorId,
+    ffn: TensorId,
+    experts: Vec<TensorId>,
+}
+
+fn weights(g: &mut Graph, sh: &Shard) -> (TensorId, TensorId, Vec<LayerWeights>) {
+    let embed = g.tensor(
+        "embed",
+        sh.bytes(sh.vocab_params()),
+        TensorKind::Weight,
+        true,
+    );
+    let head = if sh.s.tied_embeddings {
+        embed
+    } else {
+        g.tensor(
+            "lm_head",
+            sh.bytes(sh.vocab_params()),
+            TensorKind::Weight,
+            true,
+        )
+    };
+    let layers = (0..sh.s.layers)
+        .map(|l| LayerWeights {
+            attn: g.tensor(
+                format!("l{l}.w_attn"),
+                sh.bytes(sh.attn_params()),
+                TensorKind::Weight,
+                true,
+            ),
+            ffn: g.tensor(
+                format!("l{l}.w_ffn"),
+                sh.bytes(sh.ffn_fixed_params(l)),
+                TensorKind::Weight,
+                true,
+            ),
+            experts: match sh.moe_routed(l) {
+                Some((n, _, e)) => (0..sh.local_experts(n))
+                    .map(|k| {
+                        g.tensor(
+                            format!("l{l}.expert{k}"),
+                            sh.bytes(e),
+                            TensorKind::Weight,
+                            true,
+                        )
+                    })
+                    .collect(),
+                None => Vec::new(),
+            },
+        })
+        .collect();
+    (embed, head, layers)
+}
+
+fn shard<'a>(s: &'a LlmShape, p: Sharding) -> Shard<'a> {
+    Shard {
+        s,
+        tp: u64::from(p.tensor.max(1)),
+        ep: u64::from(p.expert.max(1)),
+    }
+}
+
+/// FFN FLOPs of one layer on this device when `tokens` local tokens pass through the fixed part
+/// and `routed_pairs` (token, expert) pairs land on its experts.
+fn ffn_flops(sh: &Shard, layer: u32, tokens: u64, routed_pairs: u64) -> f64 {
+    let routed = sh.moe_routed(layer).map_or(0, |(_, _, e)| e);
+    2.0 * (tokens * sh.ffn_fixed_params(layer) + routed_pairs * routed) as f64
+}
+
+/// Prefill of `prompt` tokens for `batch` sequences: writes every layer's KV cache and the logits
+/// of the last position. With experts, every local expert receives its mean share of the
+/// `expert`-way group's tokens.
+pub fn prefill(s: &LlmShape, par: Sharding, prompt: u64, batch: u64) -> Graph {
+    let sh = shard(s, par);
+    let mut g = Graph::default();
+    let (embed, head, layers) = weights(&mut g, &sh);
+    let tokens = prompt * batch;
+    let x_bytes = tokens * s.hidden * ACT_BYTES;
+    let mut x = g.tensor("x0", x_bytes, TensorKind::Activation, false);
+    g.op("embed", 0.0, vec![embed], vec![x], vec![]);
+    for (l, w) in layers.iter().enumerate() {
+        let l32 = l as u32;
+        let kv = g.tensor(
+            format!("l{l}.kv"),
+            (tokens as f64 * sh.kv_bytes_per_token_layer()).ceil() as u64,
+            TensorKind::KvCache,
+            true,
+        );
+        let mid = g.tensor(
+            format!("l{l}.x_mid"),
+            x_bytes,
+            TensorKind::Activation,
+            false,
+        );
+        g.op(
+            format!("l{l}.attn"),
+            sh.attn_flops(tokens, prompt / 2),
+            vec![x, w.attn],
+            vec![mid, kv],
+            vec![],
+        );
+        let next = g.tensor(
+            format!("l{}.x", l + 1),
+            x_bytes,
+            TensorKind::Activation,
+            false,
+        );
+        let pairs = sh
+            .moe_routed(l32)
+            .map_or(0, |(_, k, _)| tokens * u64::from(k));
+        let mut ins = vec![mid, w.ffn];
+        ins.extend(&w.experts);
+        g.op(
+            format!("l{l}.ffn"),
+            ffn_flops(&sh, l32, tokens, pairs),
+            ins,
+            vec![next],
+            vec![],
+        );
+        x = next;
+    }
+    let logits = g.tensor(
+        "logits",
+        batch * s.vocab / sh.tp * ACT_BYTES,
+        TensorKind::Logits,
+        true,
+    );
+    g.op(
+        "lm_head",
+        2.0 * (batch * sh.vocab_params()) as f64,
+        vec![x, head],
+        vec![logits],
+        vec![],
+    );
+    g
+}
+
+/// `steps` decode steps of `batch` sequences that already hold `context` tokens of KV cache. Each
+/// step reads every layer's cached KV plus the entries of the earlier steps, and appends its own.
+/// With experts, the `expert`-way group's `batch·expert` tokens are routed to `top_k` distinct
+/// experts each, drawn uniformly from `rng` (the trace the compile pass is given); only the local
+/// experts that receive tokens are read.
+pub fn decode(
+    s: &LlmShape,
+    par: Sharding,
+    context: u64,
+    batch: u64,
+    steps: u32,
+    rng: &mut Rng,
+) -> Graph {
+    let sh = shard(s, par);
+    let mut g = Graph::default();
+    let (embed, head, layers) = weights(&mut g, &sh);
+    let kv_tok = sh.kv_bytes_per_token_layer();
+    let past: Vec<TensorId> = (0..s.layers)
+        .map(|l| {
+            g.tensor(
+                format!("l{l}.kv_past"),
+                (batch as f64 * context as f64 * kv_tok).ceil() as u64,
+                TensorKind::KvCache,
+                true,
+            )
+        })
+        .collect();
+    let mut new_kv: Vec<Vec<TensorId>> = vec![Vec::new(); s.layers as usize];
+    let x_bytes = batch * s.hidden * ACT_BYTES;
+    let mut prev_logits: Option<TensorId> = None;
+    for step in 0..steps {
+        let mut x = g.tensor(
+            format!("s{step}.x0"),
+            x_bytes,
+            TensorKind::Activation,
+            false,
+        );
+        let mut ins = vec![embed];
+        ins.extend(prev_logits);
+        g.op(format!("s{step}.embed"), 0.0, ins, vec![x], vec![]);
+        for (l, w) in layers.iter().enumerate() {
+            let l32 = l as u32;
+            let kv = g.tensor(
+                format!("s{step}.l{l}.kv"),
+                (batch as f64 * kv_tok).ceil() as u64,
+                TensorKind::KvCache,
+                true,
+            );
+            let mid = g.tensor(
+                format!("s{step}.l{l}.x_mid"),
+                x_bytes,
+                TensorKind::Activation,
+                false,
+            );
+            let mut ins = vec![x, w.attn, past[l]];
+            ins.extend(&new_kv[l]);
+            let ctx = context + u64::from(step) + 1;
+            g.op(
+                format!("s{step}.l{l}.attn"),
+                sh.attn_flops(batch, ctx),
+                ins,
+                vec![mid, kv],
+                vec![],
+            );
+            new_kv[l].push(kv);
+            let next = g.tensor(
+                format!("s{step}.l{}.x", l + 1),
+                x_bytes,
+                TensorKind::Activation,
+                false,
+            );
+            let mut ins = vec![mid, w.ffn];
+            let mut pairs = 0;
+            if let Some((n, k, _)) = sh.moe_routed(l32) {
+                let local = sh.local_experts(n) as usize;
+                let mut hits = vec![0u64; local];
+                for _ in 0..batch * sh.ep {
+                    for e in sample(rng, n as usize, k as usize) {
+                        if e < local {
+                            hits[e] += 1;
+                        }
+                    }
+                }
+                pairs = hits.iter().sum();
+                ins.extend(
+                    hits.iter()
+                        .zip(&w.experts)
+                        .filter(|(h, _)| **h > 0)
+                        .map(|(_, &t)| t),
+                );
+            }
+            g.op(
+                format!("s{step}.l{l}.ffn"),
+                ffn_flops(&sh, l32, batch, pairs),
+                ins,
+                vec![next],
+                vec![],
+            );
+            x = next;
+        }
+        let logits = g.tensor(
+            format!("s{step}.logits"),
+            batch * s.vocab / sh.tp * ACT_BYTES,
+            TensorKind::Logits,
+            false,
+        );
+        g.op(
+            format!("s{step}.lm_head"),
+            2.0 * (batch * sh.vocab_params()) as f64,
+            vec![x, head],
+            vec![logits],
+            vec![],
+        );
+        prev_logits = Some(logits);
+    }
+    g
+}
+
+/// One training step on `batch` sequences of `seq` tokens: forward (saving each layer's
+/// activations), loss and LM-head gradient, backward split into activation gradients and weight
+/// gradients per layer, and a mixed-precision Adam update per layer that modifies the weights and
+/// optimizer state in place. Experts are counted at their mean load, as in [`prefill`].
+pub fn training(s: &LlmShape, par: Sharding, seq: u64, batch: u64) -> Graph {
+    let sh = shard(s, par);
+    let mut g = Graph::default();
+    let tokens = seq * batch;
+    let x_bytes = tokens * s.hidden * ACT_BYTES;
+    let layer_params: Vec<u64> = (0..s.layers)
+        .map(|l| {
+            let routed = sh
+                .moe_routed(l)
+                .map_or(0, |(n, _, e)| u64::from(sh.local_experts(n)) * e);
+            sh.attn_params() + sh.ffn_fixed_params(l) + routed
+        })
+        .collect();
+    let embed = g.tensor(
+        "embed",
+        sh.bytes(sh.vocab_params()),
+        TensorKind::Weight,
+        true,
+    );
+    let head = g.tensor(
+        "lm_head",
+        sh.bytes(sh.vocab_params()),
+        TensorKind::Weight,
+        true,
+    );
+    let head_opt = g.tensor(
+        "lm_head.adam",
+        sh.vocab_params() * ADAM_BYTES_PER_PARAM,
+        TensorKind::OptimizerState,
+        true,
+    );
+    let w: Vec<TensorId> = layer_params
+        .iter()
+        .enumerate()
+        .map(|(l, &p)| g.tensor(format!("l{l}.w"), sh.bytes(p), TensorKind::Weight, true))
+        .collect();
+    let opt: Vec<TensorId> = layer_params
+        .iter()
+        .enumerate()
+        .map(|(l, &p)| {
+            g.tensor(
+                format!("l{l}.adam"),
+                p * ADAM_BYTES_PER_PARAM,
+                TensorKind::OptimizerState,
+                true,
+            )
+        })
+        .collect();
+    let mut x = g.tensor("x0", x_bytes, TensorKind::Activation, false);
+    g.op("embed", 0.0, vec![embed], vec![x], vec![]);
+    let mut saved = Vec::new();
+    let mut fwd_flops = Vec::new();
+    for l in 0..s.layers {
+        let pairs = sh
+            .moe_routed(l)
+            .map_or(0, |(_, k, _)| tokens * u64::from(k));
+        let f = sh.attn_flops(tokens, seq / 2) + ffn_flops(&sh, l, tokens, pairs);
+        let act = g.tensor(
+            format!("l{l}.saved"),
+            SAVED_ACT_BYTES_PER_TOKEN_HIDDEN * tokens * s.hidden / sh.tp,
+            TensorKind::Activation,
+            false,
+        );
+        let next = g.tensor(
+            format!("l{}.x", l + 1),
+            x_bytes,
+            TensorKind::Activation,
+            false,
+        );
+        g.op(
+            format!("l{l}.fwd"),
+            f,
+            vec![x, w[l as usize]],
+            vec![next, act],
+            vec![],
+        );
+        saved.push(act);
+        fwd_flops.push(f);
+        x = next;
+    }
+    let mut dx = g.tensor(
+        format!("l{}.dx", s.layers),
+        x_bytes,
+        TensorKind::Activation,
+        false,
+    );
+    let head_grad = g.tensor(
+        "lm_head.grad",
+        sh.bytes(sh.vocab_params()),
+        TensorKind::Gradient,
+        false,
+    );
+    let head_flops = 2.0 * (tokens * sh.vocab_params()) as f64;
+    g.op(
+        "loss",
+        3.0 * head_flops,
+        vec![x, head],
+        vec![dx, head_grad],
+        vec![],
+    );
+    g.op(
+        "lm_head.adam",
+        0.0,
+        vec![head_grad],
+        vec![],
+        vec![head, head_opt],
+    );
+    for l in (0..s.layers as usize).rev() {
+        let dx_next = g.tensor(format!("l{l}.dx"), x_bytes, TensorKind::Activation, false);
+        g.op(
+            format!("l{l}.bwd_x"),
+            fwd_flops[l],
+            vec![dx, w[l], saved[l]],
+            vec![dx_next],
+            vec![],
+        );
+        let grad = g.tensor(
+            format!("l{l}.grad"),
+            sh.bytes(layer_params[l]),
+            TensorKind::Gradient,
+            false,
+        );
+        let matmul = fwd_flops[l] - sh.s.layer_attention_flops(tokens, seq / 2) / sh.tp as f64;
+        g.op(
+            format!("l{l}.bwd_w"),
+            matmul,
+            vec![dx, saved[l]],
+            vec![grad],
+            vec![],
+        );
+        g.op(
+            format!("l{l}.adam"),
+            0.0,
+            vec![grad],
+            vec![],
+            vec![w[l], opt[l]],
+        );
+        dx = dx_next;
+    }
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use presets::LLM;
+
+    pub(crate) fn preset(name: &str) -> LlmShape {
+        serde_norway::from_str(LLM.iter().find(|(n, _)| *n == name).unwrap().1).unwrap()
+    }
+
+    const ONE: Sharding = Sharding {
+        tensor: 1,
+        expert: 1,
+    };
+
+    #[test]
+    fn prefill_weights_and_kv_match_the_shape() {
+        let s = preset("llama-3-8b");
+        let g = prefill(&s, ONE, 1024, 1);
+        assert!(g.problems().is_empty());
+        let w: u64 = g
+            .tensors
+            .iter()
+            .filter(|t| t.kind == TensorKind::Weight)
+            .map(|t| t.bytes)
+            .sum();
+        assert!(
+            (w as f64 / s.weight_bytes() - 1.0).abs() < 1e-6,
+            "{w} vs {}",
+            s.weight_bytes()
+        );
+        let kv: u64 = g
+            .tensors
+            .iter()
+            .filter(|t| t.kind == TensorKind::KvCache)
+            .map(|t| t.bytes)
+            .sum();
+        assert_eq!(kv as f64, 1024.0 * s.kv_bytes_per_token());
+        // 2 FLOPs per parameter per token for the matmuls, plus attention
+        let matmul = 2.0 * 1024.0 * (s.total_params() - s.embedding_params()) as f64;
+        assert!(
+            g.flops() > 0.95 * matmul && g.flops() < 1.3 * matmul,
+            "{}",
+            g.flops() / matmul
+        );
+        assert_eq!(g.ops.len(), 2 + 2 * 32);
+    }
+
+    #[test]
+    fn decode_reads_the_whole_cache_and_appends_one_entry_per_step() {
+        let s = preset("llama-3-8b");
+        let mut rng = sim::rng::stream(1, "t");
+        let g = decode(&s, ONE, 4096, 2, 3, &mut rng);
+        assert!(g.problems().is_empty());
+        let attn = g.ops.iter().find(|o| o.name == "s2.l5.attn").unwrap();
+        // x, weights, past KV, and the two earlier steps' entries
+        assert_eq!(attn.inputs.len(), 5);
+        let past = &g.tensors[attn.inputs[2]];
+        assert_eq!(
+            past.bytes as f64,
+            2.0 * 4096.0 * s.kv_bytes_per_token_layer()
+        );
+        let order: Vec<usize> = (0..g.ops.len()).collect();
+        assert!(g.is_valid_order(&order));
+    }
+
+    #[test]
+    fn moe_decode_reads_only_routed_local_experts_and_sharding_divides_weights() {
+        let s = preset("deepseek-v3");
+        let par = Sharding {
+            tensor: 1,
+            expert: 32,
+        };
+        let mut rng = sim::rng::stream(1, "t");
+        let g = decode(&s, par, 1024, 4, 1, &mut rng);
+        assert!(g.problems().is_empty());
+        let experts = g
+            .tensors
+            .iter()
+            .filter(|t| t.name.starts_with("l10.expert"))
+            .count();
+        assert_eq!(experts, 256 / 32);
+        let ffn = g.ops.iter().find(|o| o.name == "s0.l10.ffn").unwrap();
+        // 4·32 tokens × 8 experts over 256: each local expert is hit with probability 1-(1-8/256)^128 ≈ 0.98
+        assert!(ffn.inputs.len() >= 2 + 4, "{}", ffn.inputs.len());
+        let w: u64 = g
+            .tensors
+            .iter()
+            .filter(|t| t.kind == TensorKind::Weight)
+            .map(|t| t.bytes)
+            .sum();
+        assert!(
+            w as f64 > s.weight_bytes() / 32.0 && (w as f64) < s.weight_bytes() / 10.0,
+            "{w}"
+        );
+        let mut rng2 = sim::rng::stream(1, "t");
+        assert_eq!(
+            g,
+            decode(&s, par, 1024, 4, 1, &mut rng2),
+            "deterministic for a seed"
+        );
+    }
+
+    #[test]
+    fn training_has_forward_backward_and_in_place_updates() {
+        let s = preset("llama-3-8b");
+        let g = training(&s, ONE, 512, 1);
+        assert!(g.problems().is_empty());
+        let order: Vec<usize> = (0..g.ops.len()).collect();
+        assert!(g.is_valid_order(&order));
+        // fwd + bwd ≈ 3× forward FLOPs
+        let fwd: f64 = g
+            .ops
+            .iter()
+            .filter(|o| o.name.ends_with(".fwd"))
+            .map(|o| o.flops)
+            .sum();
+        let bwd: f64 = g
+            .ops
+            .iter()
+            .filter(|o| o.name.contains(".bwd"))
+            .map(|o| o.flops)
+            .sum();
+        assert!(bwd > 1.8 * fwd && bwd <= 2.0 * fwd);
+        let opt: u64 = g
+            .tensors
+            .iter()
+            .filter(|t| t.kind == TensorKind::OptimizerState)
+            .map(|t| t.bytes)
+            .sum();
+        // Adam state for every parameter but the (sparse) input embedding
+        let trained = s.total_params() - s.vocab * s.hidden;
+        assert!((opt as f64 / (12.0 * trained as f64) - 1.0).abs() < 1e-6);
+    }
+}

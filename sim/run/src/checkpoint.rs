@@ -1,0 +1,157 @@
+//! Checkpoint folders: `checkpoint.json` (the plan fingerprint and the interval, so a folder is never
+//! resumed by another scenario) and one `run-<index>.ckpt` per unfinished run, written by
+//! [`sim::checkpoint::Checkpointer`] and removed when the run completes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sim::checkpoint::Checkpointer;
+
+use crate::table::write_bytes_atomic;
+
+/// Where and how often runs save their state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointPolicy {
+    /// Folder holding `checkpoint.json` and the per-run files.
+    pub dir: PathBuf,
+    /// Simulated time between two checkpoints of a run.
+    pub every: Duration,
+}
+
+/// `checkpoint.json`: what a checkpoint folder belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct FolderInfo {
+    /// Fingerprint of the resolved plan (`resume::plan_key`).
+    plan_key: String,
+    /// Checkpoint interval in simulated seconds.
+    every_s: f64,
+}
+
+/// Why a checkpoint folder cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The folder holds checkpoints of another plan.
+    #[error("{}: holds checkpoints of another scenario (plan {theirs}, this one is {ours}); use another folder", dir.display())]
+    OtherPlan {
+        /// The checkpoint folder.
+        dir: PathBuf,
+        /// Fingerprint recorded in the folder.
+        theirs: String,
+        /// Fingerprint of this plan.
+        ours: String,
+    },
+    /// `--resume DIR` names a folder without `checkpoint.json`.
+    #[error("{}: not a checkpoint folder (no checkpoint.json); start the run with --checkpoint {}", dir.display(), dir.display())]
+    NotAFolder {
+        /// The folder named.
+        dir: PathBuf,
+    },
+    /// `checkpoint.json` is not a sysim checkpoint record.
+    #[error("{}: not a sysim checkpoint record: {reason}", path.display())]
+    Corrupt {
+        /// The record file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
+    },
+    /// Reading or writing the folder failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}
+
+impl CheckpointPolicy {
+    /// Prepares `dir` for the plan with fingerprint `plan_key`: creates it and records the interval.
+    /// An existing folder of another plan is refused, so stale state is never restored.
+    pub fn create(dir: &Path, every: Duration, plan_key: &str) -> Result<Self, CheckpointError> {
+        if let Some(info) = read_info(dir)?
+            && info.plan_key != plan_key
+        {
+            return Err(CheckpointError::OtherPlan {
+                dir: dir.to_owned(),
+                theirs: info.plan_key,
+                ours: plan_key.to_owned(),
+            });
+        }
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| CheckpointError::Io { path, source }
+        };
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let info = FolderInfo {
+            plan_key: plan_key.to_owned(),
+            every_s: every.as_secs_f64(),
+        };
+        let json =
+            serde_json::to_vec_pretty(&info).expect("a record of two plain fields serializes");
+        let path = dir.join("checkpoint.json");
+        write_bytes_atomic(&path, &json).map_err(io(&path))?;
+        Ok(CheckpointPolicy {
+            dir: dir.to_owned(),
+            every,
+        })
+    }
+
+    /// Reopens a checkpoint folder written for the plan `plan_key`, with the interval it recorded.
+    pub fn reopen(dir: &Path, plan_key: &str) -> Result<Self, CheckpointError> {
+        let info = read_info(dir)?.ok_or_else(|| CheckpointError::NotAFolder {
+            dir: dir.to_owned(),
+        })?;
+        if info.plan_key != plan_key {
+            return Err(CheckpointError::OtherPlan {
+                dir: dir.to_owned(),
+                theirs: info.plan_key,
+                ours: plan_key.to_owned(),
+            });
+        }
+        Ok(CheckpointPolicy {
+            dir: dir.to_owned(),
+            every: Duration::from_secs_f64(info.every_s),
+        })
+    }
+
+    /// The checkpointer of run `run`.
+    pub fn for_run(&self, run: u64) -> Checkpointer {
+        Checkpointer::new(self.dir.join(format!("run-{run}.ckpt")), self.every)
+    }
+}
+
+fn read_info(dir: &Path) -> Result<Option<FolderInfo>, CheckpointError> {
+    let path = dir.join("checkpoint.json");
+    match fs::read(&path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| CheckpointError::Corrupt {
+                    path,
+                    reason: e.to_string(),
+                })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CheckpointError::Io { path, source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_of_another_plan_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let every = Duration::from_secs(10);
+        CheckpointPolicy::create(tmp.path(), every, "aaa").unwrap();
+        let again = CheckpointPolicy::reopen(tmp.path(), "aaa").unwrap();
+        assert_eq!(again.every, every);
+        let err = CheckpointPolicy::reopen(tmp.path(), "bbb").unwrap_err();
+        assert!(err.to_string().contains("another scenario"), "{err}");
+        let err = CheckpointPolicy::create(tmp.path(), every, "bbb").unwrap_err();
+        assert!(err.to_string().contains("another scenario"), "{err}");
+    }
+}

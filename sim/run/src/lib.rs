@@ -1,0 +1,18 @@
+//! `sim-run`: the run machinery of sysim, on top of the family API in `sim`.
+//!
+//! A scenario file becomes a validated [`scenario::Plan`] (sweep expanded, presets resolved, params
+//! checked by the family), the [`runner`] executes its runs on a rayon pool (one single-threaded
+//! nexosim simulation each), and [`output`] writes the results folder (runs and series tables,
+//! manifest) atomically; [`resume`] and [`checkpoint`] continue interrupted work. [`bench`] is the
+//! engine benchmark behind `sysim bench`.
+
+pub mod bench;
+pub mod checkpoint;
+pub mod error;
+pub mod locate;
+pub mod output;
+pub mod resume;
+pub mod runner;
+pub mod scenario;
+pub mod sweep;
+pub mod table;

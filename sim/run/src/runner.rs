@@ -1,0 +1,253 @@
+//! The runner: executes a plan's runs in parallel on rayon (one single-threaded nexosim simulation
+//! per run), in a disjoint shard when asked, with a progress bar on stderr.
+
+use std::io::IsTerminal;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::str::FromStr;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+
+use sim::experiment::{DynExperiment, RunOutput};
+
+use crate::checkpoint::CheckpointPolicy;
+use crate::error::{RunFailure, RunnerError, ShardError};
+use crate::scenario::{Plan, RunSpec};
+use crate::table::KEY_COLUMNS;
+
+/// A disjoint part `index` of `count` of a plan: runs whose index is ≡ `index` (mod `count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// Part number, 0-based.
+    pub index: u64,
+    /// Number of parts (≥ 1).
+    pub count: u64,
+}
+
+impl Shard {
+    /// Whether run `run` belongs to this part.
+    pub fn contains(&self, run: u64) -> bool {
+        run % self.count == self.index
+    }
+}
+
+impl FromStr for Shard {
+    type Err = ShardError;
+    fn from_str(s: &str) -> Result<Self, ShardError> {
+        let bad = || ShardError(s.to_owned());
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u64 = k.trim().parse().map_err(|_| bad())?;
+        let count: u64 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// How to execute a plan.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Worker threads; 0 means all cores.
+    pub jobs: usize,
+    /// Run only this part of the plan.
+    pub shard: Option<Shard>,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Save each run's state there periodically and continue from saved states (families whose
+    /// `checkpoints()` is true; the caller refuses the others).
+    pub checkpoint: Option<CheckpointPolicy>,
+}
+
+/// What one run produced: its spec and either its output or the reason it failed.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    /// The run's identity, resolved params and param columns.
+    pub spec: RunSpec,
+    /// Metrics and series, or the error (or panic message) that stopped the run.
+    pub outcome: Result<RunOutput, RunFailure>,
+}
+
+/// Runs the plan's runs (or the shard's part of them) except those listed in `done` (sorted run
+/// indices, e.g. the successful runs of an interrupted sweep); records come back in run order.
+pub fn execute(
+    plan: &Plan,
+    family: &dyn DynExperiment,
+    opts: &RunOptions,
+    done: &[u64],
+) -> Result<Vec<RunRecord>, RunnerError> {
+    let specs: Vec<&RunSpec> = plan
+        .runs
+        .iter()
+        .filter(|r| opts.shard.is_none_or(|s| s.contains(r.ctx.run)))
+        .filter(|r| done.binary_search(&r.ctx.run).is_err())
+        .collect();
+    let bar = progress_bar(specs.len() as u64, opts.quiet);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs)
+        .build()
+        .map_err(|source| RunnerError::ThreadPool {
+            jobs: opts.jobs,
+            source,
+        })?;
+    let records = pool.install(|| {
+        specs
+            .par_iter()
+            .map(|spec| {
+                let run = || match &opts.checkpoint {
+                    Some(policy) => family.run_checkpointed(
+                        &spec.params,
+                        &spec.ctx,
+                        &policy.for_run(spec.ctx.run),
+                    ),
+                    None => family.run(&spec.params, &spec.ctx),
+                };
+                let outcome = match catch_unwind(AssertUnwindSafe(run)) {
+                    Ok(Ok(out)) => clashing_metric(&out, spec).map_or(Ok(out), Err),
+                    Ok(Err(e)) => Err(RunFailure::Family(e.to_string())),
+                    Err(panic) => Err(RunFailure::Panic(panic_message(&panic))),
+                };
+                bar.inc(1);
+                RunRecord {
+                    spec: (*spec).clone(),
+                    outcome,
+                }
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    Ok(records)
+}
+
+/// Why `out` cannot become a row of the runs table: a metric named like a key or parameter column
+/// (or twice), which would make the table's columns ambiguous.
+fn clashing_metric(out: &RunOutput, spec: &RunSpec) -> Option<RunFailure> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, _) in &out.metrics {
+        if KEY_COLUMNS.contains(&name.as_str()) || spec.columns.iter().any(|(c, _)| c == name) {
+            return Some(RunFailure::ClashingMetric(name.clone()));
+        }
+        if !seen.insert(name.as_str()) {
+            return Some(RunFailure::DuplicateMetric(name.clone()));
+        }
+    }
+    None
+}
+
+fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} runs  {elapsed_precise} elapsed, ETA {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+    use sim::experiment::{Experiment, RunContext, RunError};
+    use sim::validate::{Checks, Validate};
+
+    use super::*;
+    use crate::scenario::{Registry, load};
+
+    /// A family whose run errors when `mode` is 1, panics when it is 2, and records a metric named
+    /// like its parameter when it is 3.
+    struct Flaky;
+
+    #[derive(Serialize, Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    struct FlakyParams {
+        mode: u32,
+    }
+
+    impl Validate for FlakyParams {
+        fn validate(&self, _: &mut Checks) {}
+    }
+
+    impl Experiment for Flaky {
+        type Params = FlakyParams;
+        const NAME: &'static str = "flaky";
+        const DESCRIPTION: &'static str = "test family";
+        fn run(&self, p: &FlakyParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
+            match p.mode {
+                1 => Err(RunError::Model("mode 1 fails".into())),
+                2 => panic!("mode 2 panics"),
+                3 => {
+                    let mut out = RunOutput::default();
+                    out.metric("mode", 3.0);
+                    Ok(out)
+                }
+                _ => {
+                    let mut out = RunOutput::default();
+                    out.metric("seed_mod_7", (ctx.seed % 7) as f64);
+                    Ok(out)
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn failed_and_panicking_runs_become_rows_and_the_rest_survive() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s.yaml");
+        std::fs::write(
+            &path,
+            "name: f\nfamily: flaky\nparams: {mode: 0}\nsweep:\n  mode: [0, 1, 2, 0, 3]\n",
+        )
+        .unwrap();
+        let registry = Registry::new(vec![Box::new(Flaky)]);
+        let plan = load(&path, &registry, None).unwrap();
+        let opts = RunOptions {
+            jobs: 2,
+            shard: None,
+            quiet: true,
+            checkpoint: None,
+        };
+        let records = execute(&plan, registry.get("flaky").unwrap(), &opts, &[]).unwrap();
+        let runs: Vec<u64> = records.iter().map(|r| r.spec.ctx.run).collect();
+        assert_eq!(runs, vec![0, 1, 2, 3, 4]);
+        assert!(records[0].outcome.is_ok() && records[3].outcome.is_ok());
+        let failure = |i: usize| records[i].outcome.as_ref().unwrap_err().clone();
+        assert_eq!(failure(1), RunFailure::Family("mode 1 fails".into()));
+        assert_eq!(failure(2), RunFailure::Panic("mode 2 panics".into()));
+        assert_eq!(failure(4), RunFailure::ClashingMetric("mode".into()));
+    }
+
+    #[test]
+    fn shards_partition_the_runs() {
+        let parts: Vec<Shard> = (0..3).map(|k| format!("{k}/3").parse().unwrap()).collect();
+        for run in 0..20 {
+            assert_eq!(parts.iter().filter(|s| s.contains(run)).count(), 1);
+        }
+    }
+
+    #[test]
+    fn bad_shards_are_rejected() {
+        for s in ["3/3", "1", "a/2", "0/0", "-1/2"] {
+            assert!(s.parse::<Shard>().is_err(), "{s}");
+        }
+    }
+}
