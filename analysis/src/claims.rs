@@ -20,13 +20,16 @@
 //! A **direction** claim (`direction: true`: "better than", "fewer rounds than") is in band only when
 //! its whole interval lies in the band; its band excludes the no-effect value (0 for differences, 1
 //! for ratios, or `no_effect`), which may sit on a band edge as an open end: `(0, 100]`. Its sides must
-//! share seeds, and with n < 2 it is never in band. Any other claim is in band when its mean is.
+//! share seeds, and with n < 2 — or replications that all give the same figure, i.e. runs that do
+//! not depend on the seed — it is never in band. Any other claim is in band when its mean is.
 //!
 //! **Censoring** (`censor: { above: X }`): a metric value above X (a number or the row's value of a
 //! column, e.g. `network.rounds`) means the run ended before reaching the target; the value is the
 //! model's sentinel (rounds + 1), a lower bound of the truth. A figure with a censored side is a bound
 //! (`≥ x` or `≤ x`), never a number: it is out of band when the bound lies beyond the band, and
-//! undecided otherwise.
+//! undecided otherwise — except in a direction claim whose censored side can only push the figure
+//! further into the band (the baseline never reached the target): there the interval is computed
+//! with the sentinels, which understates the effect, and decides.
 //!
 //! **Equal resources** (`equal: [{ metric, tolerance_pct }]`): the two sides of a comparison must
 //! agree on these metrics (bits per weight, density, …) within the tolerance, or the claim is
@@ -451,7 +454,9 @@ pub struct ClaimResult {
     pub n: usize,
     /// Replications with a censored side.
     pub censored: usize,
-    /// Two-sided 95 % Student-t interval over replications; none when n < 2 or censored.
+    /// Two-sided 95 % Student-t interval over replications; none when n < 2 or censored — except a
+    /// direction claim whose censored figures point into the band, whose interval then takes them
+    /// at their sentinel values (a conservative interval).
     pub ci95: Option<[f64; 2]>,
     /// For a comparison: whether every pair shares its seed (common random numbers).
     pub paired: Option<bool>,
@@ -514,7 +519,15 @@ impl Evaluation {
 
     /// Two-sided 95 % Student-t interval of the mean; none when n < 2 or any figure is censored.
     pub fn ci95(&self) -> Option<[f64; 2]> {
-        if self.n() < 2 || self.bound() != Bound::Exact {
+        if self.bound() != Bound::Exact {
+            return None;
+        }
+        self.sentinel_ci95()
+    }
+
+    /// The interval with censored figures taken at their sentinel values; none when n < 2.
+    fn sentinel_ci95(&self) -> Option<[f64; 2]> {
+        if self.n() < 2 {
             return None;
         }
         let v = self.values();
@@ -776,7 +789,29 @@ fn verdict_of(claim: &ClaimSpec, e: &Evaluation) -> (Verdict, Option<String>) {
         Bound::Exact => {}
         Bound::AtLeast if mean > claim.band[1] => return (Verdict::OutOfBand, Some(censored)),
         Bound::AtMost if mean < claim.band[0] => return (Verdict::OutOfBand, Some(censored)),
-        Bound::AtLeast | Bound::AtMost => {
+        b @ (Bound::AtLeast | Bound::AtMost) => {
+            if conservative(claim, b) {
+                // Each censored figure is at most (at least) its sentinel, on the band's side of
+                // no effect: the interval of the sentinels understates the effect.
+                return match e.sentinel_ci95() {
+                    Some([lo, hi]) if lo != hi && claim.contains(lo) && claim.contains(hi) => (
+                        Verdict::InBand,
+                        Some(format!(
+                            "{censored}, counted at their sentinel: the effect is at least this"
+                        )),
+                    ),
+                    Some(_) => (
+                        Verdict::Undecided,
+                        Some(format!(
+                            "{censored}; even counted at their sentinel the interval is not inside the band"
+                        )),
+                    ),
+                    None => (
+                        Verdict::Undecided,
+                        Some(format!("{censored}; no interval with n = {}", e.n())),
+                    ),
+                };
+            }
             return (
                 Verdict::Undecided,
                 Some(format!("{censored}: a bound inside the band")),
@@ -796,18 +831,27 @@ fn verdict_of(claim: &ClaimSpec, e: &Evaluation) -> (Verdict, Option<String>) {
             (Verdict::OutOfBand, None)
         };
     }
-    if e.paired == Some(false) {
-        return (
-            Verdict::Undecided,
-            Some("sides do not share seeds (no common_random_numbers): not paired".into()),
-        );
-    }
     let Some([lo, hi]) = e.ci95() else {
         return (
             Verdict::Undecided,
             Some(format!("no interval with n = {}", e.n())),
         );
     };
+    if e.paired == Some(false) {
+        return (
+            Verdict::Undecided,
+            Some("sides do not share seeds (no common_random_numbers): not paired".into()),
+        );
+    }
+    if lo == hi {
+        return (
+            Verdict::Undecided,
+            Some(format!(
+                "all {} replications gave the same figure: the runs do not depend on the seed, so the interval measures no sampling variation",
+                e.n()
+            )),
+        );
+    }
     if claim.contains(lo) && claim.contains(hi) {
         (Verdict::InBand, None)
     } else if hi < claim.band[0] || lo > claim.band[1] {
@@ -817,6 +861,20 @@ fn verdict_of(claim: &ClaimSpec, e: &Evaluation) -> (Verdict, Option<String>) {
             Verdict::Undecided,
             Some("the interval crosses a band edge".into()),
         )
+    }
+}
+
+/// Whether a direction claim's censored figure, bounded in direction `b`, points away from no
+/// effect into the band (e.g. "fewer rounds" when the baseline never reached the target): then the
+/// sentinel values understate the effect and their interval is a conservative one.
+fn conservative(claim: &ClaimSpec, b: Bound) -> bool {
+    let Some(null) = claim.null_value().filter(|_| claim.direction) else {
+        return false;
+    };
+    match b {
+        Bound::AtMost => claim.band[1] <= null,
+        Bound::AtLeast => claim.band[0] >= null,
+        _ => false,
     }
 }
 
@@ -866,7 +924,11 @@ pub fn check(paper: &str, df: Option<&DataFrame>, claim: &ClaimSpec) -> ClaimRes
             r.bound = e.bound();
             r.n = e.n();
             r.censored = e.censored();
-            r.ci95 = e.ci95();
+            r.ci95 = e.ci95().or_else(|| {
+                (r.bound != Bound::Exact && conservative(claim, r.bound))
+                    .then(|| e.sentinel_ci95())
+                    .flatten()
+            });
             r.paired = e.paired;
             r.equal = e.equal;
             r.verdict = verdict;
@@ -909,8 +971,13 @@ impl ClaimResult {
     /// The interval as text: `[a, b]`, or why there is none.
     pub fn interval(&self) -> String {
         match (self.ci95, self.simulated) {
-            (Some([lo, hi]), _) => format!("[{}, {}]", fmt_num(lo), fmt_num(hi)),
             (None, None) => "—".into(),
+            (Some([lo, hi]), _) if self.bound != Bound::Exact => format!(
+                "[{}, {}] (censored runs at their sentinel)",
+                fmt_num(lo),
+                fmt_num(hi)
+            ),
+            (Some([lo, hi]), _) => format!("[{}, {}]", fmt_num(lo), fmt_num(hi)),
             (None, Some(_)) if self.bound != Bound::Exact => "— (censored)".into(),
             (None, Some(_)) => format!("— (n = {})", self.n),
         }
@@ -1211,6 +1278,17 @@ mod tests {
             .unwrap();
         let r = check("p", Some(&df), &better(Stat::Points, [0.0, 100.0]));
         assert_eq!((r.paired, r.verdict), (Some(false), Verdict::Undecided));
+        // Replications that all give the same figure measure no sampling variation.
+        let same = df!(
+            "method" => ["a", "b", "a", "b"],
+            "replication" => [0u32, 0, 1, 1],
+            "seed" => [1u64, 1, 2, 2],
+            "acc" => [0.5, 0.6, 0.5, 0.6],
+        )
+        .unwrap();
+        let r = check("p", Some(&same), &better(Stat::Points, [0.0, 100.0]));
+        assert_eq!(r.verdict, Verdict::Undecided);
+        assert!(r.reason.unwrap().contains("do not depend on the seed"));
     }
 
     #[test]
@@ -1287,6 +1365,55 @@ mod tests {
             above: Threshold::Number(20.0),
         });
         assert_eq!(check("p", Some(&two), &c).bound, Bound::AtLeast);
+    }
+
+    #[test]
+    fn a_censored_baseline_counts_at_its_sentinel_in_a_direction_claim() {
+        // "Fewer rounds than a": a never reaches the target (20 rounds) in replication 1.
+        let df = df!(
+            "method" => ["a", "b", "a", "b", "a", "b", "a", "b"],
+            "replication" => [0u32, 0, 1, 1, 2, 2, 3, 3],
+            "seed" => [1u64, 1, 2, 2, 3, 3, 4, 4],
+            "rounds" => [10.0, 8.0, 21.0, 9.0, 11.0, 7.0, 12.0, 8.0],
+            "network.rounds" => [20.0; 8],
+        )
+        .unwrap();
+        let mut c = better(Stat::ChangePct, [-100.0, 0.0]);
+        c.metric = "rounds".into();
+        c.censor = Some(Censor {
+            above: Threshold::Column("network.rounds".into()),
+        });
+        let r = check("p", Some(&df), &c);
+        assert_eq!((r.bound, r.censored), (Bound::AtMost, 1));
+        let v = [
+            -20.0,
+            (9.0 / 21.0 - 1.0) * 100.0,
+            (7.0 / 11.0 - 1.0) * 100.0,
+            (8.0 / 12.0 - 1.0) * 100.0,
+        ];
+        let mean = v.iter().sum::<f64>() / 4.0;
+        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 3.0).sqrt();
+        let half = 3.182_446 * sd / 2.0;
+        let [lo, hi] = r.ci95.unwrap();
+        assert!((lo - (mean - half)).abs() < 1e-4 && (hi - (mean + half)).abs() < 1e-4);
+        assert_eq!(r.verdict, Verdict::InBand, "{r:?}");
+        assert!(r.figure().starts_with("≤ "));
+        assert!(r.interval().contains("sentinel"));
+        // The same claim, but now b (the side claimed faster) never reaches the target in
+        // replication 1: its truth could undo the effect, so the bound decides nothing.
+        let swapped = df!(
+            "method" => ["a", "b", "a", "b", "a", "b", "a", "b"],
+            "replication" => [0u32, 0, 1, 1, 2, 2, 3, 3],
+            "seed" => [1u64, 1, 2, 2, 3, 3, 4, 4],
+            "rounds" => [10.0, 8.0, 19.0, 21.0, 11.0, 7.0, 12.0, 8.0],
+            "network.rounds" => [20.0; 8],
+        )
+        .unwrap();
+        let r = check("p", Some(&swapped), &c);
+        assert_eq!(
+            (r.bound, r.verdict, r.ci95),
+            (Bound::AtLeast, Verdict::Undecided, None)
+        );
     }
 
     #[test]
