@@ -3,9 +3,12 @@
 //! - [`load`]: read the runs and series tables of results folders (or shard patterns) into polars
 //!   frames;
 //! - [`mod@merge`]: combine the shards of a split sweep into one results folder;
+//! - [`claims`]: a paper's headline claims over result tables: kinds, paired 95% intervals over
+//!   replications, censoring, equal resources;
 //! - [`summary`]: mean and 95% confidence interval of a metric over replications;
 //! - [`figure`]: paper-style line, bar, CDF and scatter figures as PNG and SVG.
 
+pub mod claims;
 pub mod error;
 pub mod figure;
 mod glob;

@@ -1,11 +1,6 @@
 //! Paper reports: the figures and headline claims a `reports/<paper>.yaml` declares, evaluated over
-//! result tables, and rendered as `claims.json` and a Markdown page.
-//!
-//! A claim compares the paper's figure (and the band we accept around it) with an expression over our
-//! results: the mean of `metric` over the rows matching `where` (`stat: value`), or that mean against the
-//! rows matching `where` overridden by `baseline` (`stat: ratio` = a/b, `stat: change_pct` = (a/b − 1)·100,
-//! `stat: difference` = a − b, `stat: points` = (a − b)·100 for fractions), optionally computed per value
-//! of column `over` and reduced (`reduce: max|min|mean`).
+//! result tables, and rendered as `claims.json` and a Markdown page. Claims (kinds, paired intervals,
+//! censoring, equal resources) are in [`crate::claims`], re-exported here.
 //!
 //! A figure reads the runs table (one row per run) or, with `table: series`, the series table: the
 //! points of series metric `y` (e.g. accuracy per round), each joined with its run's parameters, so a
@@ -18,6 +13,10 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::claims::{
+    Bound, ClaimKind, ClaimResult, ClaimSpec, Counts, Reduce, Stat, Verdict, check, claims_table,
+    evaluate,
+};
 use crate::error::{AnalysisError, Result};
 use crate::figure::Kind;
 
@@ -41,6 +40,32 @@ pub struct ReportSpec {
     /// What differs from the paper and why (printed under the claims table).
     #[serde(default)]
     pub notes: String,
+}
+
+impl ReportSpec {
+    /// Rules that need no data, for every claim (see [`ClaimSpec::validate`]), and unique claim ids.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let mut ids = std::collections::BTreeSet::new();
+        for c in &self.claims {
+            if !ids.insert(c.id.as_str()) {
+                return Err(format!("claim `{}` is listed twice", c.id));
+            }
+            c.validate()?;
+        }
+        Ok(())
+    }
+
+    /// Rejects a claim over `scenario` whose metric is one of `inputs` (the scenario's param columns
+    /// and the key columns): a claim never compares an input with itself.
+    pub fn validate_inputs(
+        &self,
+        scenario: &std::path::Path,
+        inputs: &std::collections::BTreeSet<String>,
+    ) -> std::result::Result<(), String> {
+        self.claims
+            .iter()
+            .try_for_each(|c| c.validate_inputs(scenario, inputs))
+    }
 }
 
 /// One figure: a scenario's runs (or series) table drawn as `kind` of `y` against `x`.
@@ -96,100 +121,6 @@ pub enum TableName {
     Runs,
     /// One row per sample of a series metric, with its run's parameters.
     Series,
-}
-
-/// How a claim's simulated figure is computed from the selected rows.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Stat {
-    /// Mean of the metric over the `where` rows.
-    #[default]
-    Value,
-    /// Mean over `where` rows divided by the mean over `baseline` rows.
-    Ratio,
-    /// (ratio − 1) × 100.
-    ChangePct,
-    /// Mean over `where` rows minus the mean over `baseline` rows, in the metric's unit.
-    Difference,
-    /// [`Stat::Difference`] × 100: percentage points between two fractions.
-    Points,
-}
-
-/// How per-group values are combined when `over` is set.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Reduce {
-    /// Arithmetic mean over groups.
-    #[default]
-    Mean,
-    /// Largest group value ("up to …").
-    Max,
-    /// Smallest group value.
-    Min,
-}
-
-/// A paper's headline claim and the expression over our results that corresponds to it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimSpec {
-    /// Short id.
-    pub id: String,
-    /// The claim in words.
-    pub text: String,
-    /// The paper's figure as the paper states it (e.g. `−7.0 to −16.9 %`).
-    pub paper: String,
-    /// Band `[low, high]` in which our figure counts as reproducing the claim.
-    pub band: [f64; 2],
-    /// Unit of the simulated figure.
-    #[serde(default)]
-    pub unit: String,
-    /// Scenario file, relative to the repository root (absent while the claim is `pending`).
-    #[serde(default)]
-    pub scenario: Option<PathBuf>,
-    /// Why the claim is not simulated yet (e.g. the family is not built); it is then listed, not evaluated.
-    #[serde(default)]
-    pub pending: Option<String>,
-    /// Metric column.
-    #[serde(default)]
-    pub metric: String,
-    /// Rows to use (column → value).
-    #[serde(default, rename = "where")]
-    pub filter: BTreeMap<String, Value>,
-    /// Overrides of `where` selecting the baseline rows (for `ratio` and `change_pct`).
-    #[serde(default)]
-    pub baseline: Option<BTreeMap<String, Value>>,
-    /// What to compute.
-    #[serde(default)]
-    pub stat: Stat,
-    /// Compute per value of this column, then reduce.
-    #[serde(default)]
-    pub over: Option<String>,
-    /// How to reduce per-group values.
-    #[serde(default)]
-    pub reduce: Reduce,
-}
-
-/// A claim checked against our results (a row of `claims.json`).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ClaimResult {
-    /// Paper id.
-    pub paper: String,
-    /// Claim id.
-    pub id: String,
-    /// The claim in words.
-    pub text: String,
-    /// The paper's figure.
-    pub paper_value: String,
-    /// Accepted band.
-    pub band: [f64; 2],
-    /// Our figure, when it could be computed.
-    pub simulated: Option<f64>,
-    /// Unit of `simulated`.
-    pub unit: String,
-    /// Whether `simulated` falls inside `band`.
-    pub in_band: bool,
-    /// Why the figure could not be computed, if so.
-    pub problem: Option<String>,
 }
 
 /// The points of series metric `metric` in `series` (columns `run`, `t_s`, `component`, `metric`,
@@ -296,113 +227,6 @@ fn cell_equals(cell: &AnyValue, want: &Value) -> bool {
     }
 }
 
-fn mean_of(df: &DataFrame, metric: &str) -> Result<f64> {
-    crate::summary::require_column(df, metric)?;
-    let values = df.column(metric)?.cast(&DataType::Float64)?;
-    values
-        .f64()?
-        .mean()
-        .ok_or_else(|| AnalysisError::Empty(format!("no rows with a value of `{metric}` match")))
-}
-
-fn evaluate_on(df: &DataFrame, claim: &ClaimSpec) -> Result<f64> {
-    let a = mean_of(&select(df, &claim.filter)?, &claim.metric)?;
-    if claim.stat == Stat::Value {
-        return Ok(a);
-    }
-    let mut base = claim.filter.clone();
-    base.extend(claim.baseline.clone().unwrap_or_default());
-    let b = mean_of(&select(df, &base)?, &claim.metric)?;
-    Ok(match claim.stat {
-        Stat::Value => a,
-        Stat::Ratio => a / b,
-        Stat::ChangePct => (a / b - 1.0) * 100.0,
-        Stat::Difference => a - b,
-        Stat::Points => (a - b) * 100.0,
-    })
-}
-
-/// Our figure for `claim` over the runs table `df`.
-pub fn evaluate(df: &DataFrame, claim: &ClaimSpec) -> Result<f64> {
-    let Some(over) = &claim.over else {
-        return evaluate_on(df, claim);
-    };
-    crate::summary::require_column(df, over)?;
-    let mut groups: Vec<AnyValue> = Vec::new();
-    for v in df.column(over)?.as_materialized_series().iter() {
-        if !groups.contains(&v) {
-            groups.push(v.into_static());
-        }
-    }
-    let mut values = Vec::new();
-    for g in groups {
-        let mask: BooleanChunked = df
-            .column(over)?
-            .as_materialized_series()
-            .iter()
-            .map(|v| v == g)
-            .collect();
-        values.push(evaluate_on(&df.filter(&mask)?, claim)?);
-    }
-    let n = values.len() as f64;
-    match claim.reduce {
-        Reduce::Mean => Ok(values.iter().sum::<f64>() / n),
-        Reduce::Max => Ok(values.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
-        Reduce::Min => Ok(values.iter().copied().fold(f64::INFINITY, f64::min)),
-    }
-}
-
-/// Checks `claim` over `df`, turning failures into a result with `problem` set.
-pub fn check(paper: &str, df: Option<&DataFrame>, claim: &ClaimSpec) -> ClaimResult {
-    let outcome = match (&claim.pending, df) {
-        (Some(why), _) => Err(AnalysisError::Empty(format!("not simulated yet: {why}"))),
-        (None, None) => Err(AnalysisError::Empty(
-            "the scenario produced no table".into(),
-        )),
-        (None, Some(df)) => evaluate(df, claim),
-    };
-    let (simulated, problem) = match outcome {
-        Ok(v) if v.is_finite() => (Some(v), None),
-        Ok(v) => (None, Some(format!("not a finite number: {v}"))),
-        Err(e) => (None, Some(e.to_string())),
-    };
-    ClaimResult {
-        paper: paper.to_owned(),
-        id: claim.id.clone(),
-        text: claim.text.clone(),
-        paper_value: claim.paper.clone(),
-        band: claim.band,
-        simulated,
-        unit: claim.unit.clone(),
-        in_band: simulated.is_some_and(|v| v >= claim.band[0] && v <= claim.band[1]),
-        problem,
-    }
-}
-
-/// Markdown table of claim results (used by each paper's page and by the repository README).
-pub fn claims_table(results: &[ClaimResult]) -> String {
-    let mut md = String::from(
-        "| paper | claim | paper's figure | band | sysim | in band |\n|---|---|---|---|---|---|\n",
-    );
-    for r in results {
-        let sim = r.simulated.map_or_else(
-            || format!("— ({})", r.problem.as_deref().unwrap_or("n/a")),
-            |v| format!("{v:.3} {}", r.unit),
-        );
-        md.push_str(&format!(
-            "| {} | {} | {} | [{}, {}] | {} | {} |\n",
-            r.paper,
-            r.text,
-            r.paper_value,
-            r.band[0],
-            r.band[1],
-            sim.trim_end(),
-            if r.in_band { "yes" } else { "no" }
-        ));
-    }
-    md
-}
-
 /// The Markdown page of one paper's report: figures, then the claims table and notes.
 pub fn page(spec: &ReportSpec, results: &[ClaimResult], wall_s: f64) -> String {
     let mut md = format!("# {}\n\n", spec.title);
@@ -416,10 +240,11 @@ pub fn page(spec: &ReportSpec, results: &[ClaimResult], wall_s: f64) -> String {
         }
         md.push_str(&format!("Scenario: `{}`\n\n", f.scenario.display()));
     }
-    let inside = results.iter().filter(|r| r.in_band).count();
     md.push_str(&format!(
-        "## Claims ({inside} of {} inside their band)\n\n",
-        results.len()
+        "## Claims ({})\n\nOnly evidence is counted; calibration figures were fitted, checks test \
+         theory or a constraint the algorithm enforces. A direction claim is in band only when its \
+         whole paired 95 % interval is.\n\n",
+        Counts::of(results)
     ));
     md.push_str(&claims_table(results));
     if !spec.notes.is_empty() {
@@ -435,64 +260,6 @@ pub fn page(spec: &ReportSpec, results: &[ClaimResult], wall_s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn frame() -> DataFrame {
-        df!(
-            "gov" => ["stock", "fuse", "stock", "fuse"],
-            "llm" => ["a", "a", "b", "b"],
-            "tpot_ms" => [100.0, 70.0, 200.0, 160.0],
-        )
-        .unwrap()
-    }
-
-    fn claim(stat: Stat, over: Option<&str>, reduce: Reduce) -> ClaimSpec {
-        ClaimSpec {
-            id: "c".into(),
-            text: "t".into(),
-            paper: "p".into(),
-            band: [-35.0, -20.0],
-            unit: "%".into(),
-            scenario: Some("s.yaml".into()),
-            pending: None,
-            metric: "tpot_ms".into(),
-            filter: BTreeMap::from([("gov".into(), json!("fuse"))]),
-            baseline: Some(BTreeMap::from([("gov".into(), json!("stock"))])),
-            stat,
-            over: over.map(str::to_owned),
-            reduce,
-        }
-    }
-
-    #[test]
-    fn change_pct_per_group_and_reduced() {
-        let df = frame();
-        // Pooled: fuse mean 115 vs stock 150 → −23.33 %.
-        let pooled = evaluate(&df, &claim(Stat::ChangePct, None, Reduce::Mean)).unwrap();
-        assert!((pooled - (115.0 / 150.0 - 1.0) * 100.0).abs() < 1e-9);
-        // Per llm: a −30 %, b −20 %.
-        let min = evaluate(&df, &claim(Stat::ChangePct, Some("llm"), Reduce::Min)).unwrap();
-        let mean = evaluate(&df, &claim(Stat::ChangePct, Some("llm"), Reduce::Mean)).unwrap();
-        assert!((min + 30.0).abs() < 1e-9 && (mean + 25.0).abs() < 1e-9);
-        let r = check(
-            "fuse",
-            Some(&df),
-            &claim(Stat::ChangePct, Some("llm"), Reduce::Mean),
-        );
-        assert!(r.in_band && r.problem.is_none());
-    }
-
-    #[test]
-    fn unknown_columns_and_empty_selections_are_problems_not_panics() {
-        let df = frame();
-        let mut c = claim(Stat::Value, None, Reduce::Mean);
-        c.metric = "nope".into();
-        let r = check("x", Some(&df), &c);
-        assert!(!r.in_band && r.problem.is_some());
-        let mut c = claim(Stat::Value, None, Reduce::Mean);
-        c.filter = BTreeMap::from([("gov".into(), json!("none"))]);
-        assert!(check("x", Some(&df), &c).problem.is_some());
-    }
 
     #[test]
     fn bins_move_values_to_their_centres() {
@@ -508,15 +275,6 @@ mod tests {
             .collect();
         assert_eq!(t, [5.0, 5.0, 15.0, 35.0]);
         assert!(bin_column(&df, "t_s", 0.0).is_err());
-    }
-
-    #[test]
-    fn difference_and_points() {
-        let df = frame();
-        let d = evaluate(&df, &claim(Stat::Difference, None, Reduce::Mean)).unwrap();
-        assert!((d - (115.0 - 150.0)).abs() < 1e-9);
-        let p = evaluate(&df, &claim(Stat::Points, None, Reduce::Mean)).unwrap();
-        assert!((p - (115.0 - 150.0) * 100.0).abs() < 1e-9);
     }
 
     #[test]
@@ -553,14 +311,5 @@ mod tests {
         assert_eq!(t, [Some(1.0), Some(1.0), Some(2.0)]);
         let err = series_rows(&runs, &series, "nope").unwrap_err().to_string();
         assert!(err.contains("acc, loss"), "{err}");
-    }
-
-    #[test]
-    fn ratio_and_value() {
-        let df = frame();
-        let v = evaluate(&df, &claim(Stat::Value, None, Reduce::Mean)).unwrap();
-        assert!((v - 115.0).abs() < 1e-9);
-        let r = evaluate(&df, &claim(Stat::Ratio, None, Reduce::Mean)).unwrap();
-        assert!((r - 115.0 / 150.0).abs() < 1e-9);
     }
 }

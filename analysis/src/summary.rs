@@ -79,7 +79,7 @@ pub(crate) fn require_column(df: &DataFrame, name: &str) -> Result<()> {
 
 /// Half-width of the two-sided 95% Student-t confidence interval of a mean of `n` values with sample
 /// standard deviation `sd`; 0 when `n` ≤ 1.
-fn ci95_half_width(n: u32, sd: f64) -> f64 {
+pub(crate) fn ci95_half_width(n: u32, sd: f64) -> f64 {
     if n <= 1 {
         return 0.0;
     }
