@@ -51,6 +51,7 @@ use super::membw::MemBw;
 use super::monitor::{Monitor, MonitorReport};
 use super::params::{ArrivalKind, GovernorChoice, MobileParams, StockParams};
 use super::pinner::{PinTable, Pinner};
+use super::quickstep::Quickstep;
 use super::schedutil::Schedutil;
 use super::soc::Domain;
 use super::trace;
@@ -179,12 +180,20 @@ pub fn simulate_with(
                     Domain::Cpu,
                     Vec::new(),
                 ),
-                (
-                    Algorithm::Ondemand(sp.gpu.clone()),
-                    sp.gpu.period_s,
-                    Domain::Gpu,
-                    Vec::new(),
-                ),
+                match &cost.soc.gpu.quickstep {
+                    Some(q) => (
+                        Algorithm::Quickstep(Quickstep::new(q.clone(), init[1])),
+                        q.period_s,
+                        Domain::Gpu,
+                        Vec::new(),
+                    ),
+                    None => (
+                        Algorithm::Ondemand(sp.gpu.clone()),
+                        sp.gpu.period_s,
+                        Domain::Gpu,
+                        Vec::new(),
+                    ),
+                },
                 (
                     Algorithm::MemBw(MemBw::new(sp.mem.clone())),
                     sp.mem.period_s,
