@@ -18,7 +18,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -198,4 +197,3 @@ pub struct PlotArgs {
     #[arg(long)]
     pub title: Option<String>,
 }
-

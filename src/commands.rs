@@ -192,7 +192,12 @@ fn run(
             failed.len(),
             records.len(),
             first.spec.ctx.run,
-            first.outcome.as_ref().err().map(ToString::to_string).unwrap_or_default()
+            first
+                .outcome
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default()
         ))),
     }
 }
@@ -218,8 +223,8 @@ pub fn execute_into(
     previous.retain(|r| opts.shard.is_none_or(|s| s.contains(r.spec.ctx.run)));
     let done: Vec<u64> = previous.iter().map(|r| r.spec.ctx.run).collect();
     let started = Instant::now();
-    let mut records = runner::execute(plan, family, opts, &done)
-        .map_err(|e| CliError::Failure(e.to_string()))?;
+    let mut records =
+        runner::execute(plan, family, opts, &done).map_err(|e| CliError::Failure(e.to_string()))?;
     if !previous.is_empty() {
         if !opts.quiet {
             eprintln!(

@@ -57,8 +57,9 @@ impl Default for EngineParams {
             // llama.cpp b2202's OpenCL matmul reads its result back with a blocking
             // clEnqueueReadBuffer before the host continues: CPU and GPU work are serial.
             cpu_overlap: 0.0,
-            // the blocking read sleeps in the driver: the host thread is not runnable meanwhile
-            host_spin_wait: false,
+            // while the main thread waits, b2202's other ggml compute threads busy-wait at the
+            // graph barrier: the cluster looks fully busy to the scheduler (`false`: all sleep)
+            host_spin_wait: true,
             spin_activity: 0.3,
         }
     }

@@ -269,6 +269,22 @@ fn report() {
             }
         }
     }
+}
+
+/// Prints the TinyLlama GPU example (paper: governor ≈424 MHz → 215.1 ms, 848 MHz → 126.9 ms):
+/// `cargo test -p mobile tests::report_example -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints the report numbers"]
+fn report_example() {
+    let row = |soc: &str, llm: &str, g: GovernorChoice, fixed: Option<[u64; 2]>, n: u64| {
+        let mut p = params(g, 1, 1, n);
+        p.soc = preset(SOC, soc);
+        p.llm = preset(LLM, llm);
+        p.workload.fixed_lengths = fixed;
+        p.workload.think_s = 2.0;
+        p.series_interval_s = 0.0;
+        MobileExperiment.run(&p, &RunContext::single(7)).unwrap()
+    };
     println!("TinyLlama example (prompt 64, 128 decode tokens):");
     for (name, g) in [
         ("stock", GovernorChoice::Stock),

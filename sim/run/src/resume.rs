@@ -69,10 +69,7 @@ pub fn completed(dir: &Path, plan: &Plan) -> Result<Vec<RunRecord>, ResumeError>
         .get_column_names()
         .into_iter()
         .map(|n| n.to_string())
-        .filter(|n| {
-            !KEY_COLUMNS.contains(&n.as_str())
-                && !params.contains(&n.as_str())
-        })
+        .filter(|n| !KEY_COLUMNS.contains(&n.as_str()) && !params.contains(&n.as_str()))
         .collect();
     let run_col = df
         .column("run")

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::InputError;
-use sim::experiment::{DynExperiment, PresetSlot, RunContext};
 use crate::locate::locate;
-use sim::rng::run_seed;
 use crate::sweep::{self, Axis};
+use sim::experiment::{DynExperiment, PresetSlot, RunContext};
+use sim::rng::run_seed;
 
 /// The scenario file as written (see the README for its keys).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,7 +124,11 @@ pub fn load(path: &Path, registry: &Registry, seed: Option<u64>) -> Result<Plan,
     }
     let at = |key: &str| locate(&src, key);
     let family = registry.get(&scenario.family).ok_or_else(|| {
-        let key = if at("family").is_some() { "family" } else { "model" };
+        let key = if at("family").is_some() {
+            "family"
+        } else {
+            "model"
+        };
         InputError::key(
             path,
             at(key),

@@ -207,12 +207,7 @@ pub fn runs_frame(
     for name in metric_names {
         let values: Vec<Option<f64>> = records
             .iter()
-            .map(|r| {
-                r.outcome
-                    .as_ref()
-                    .ok()
-                    .and_then(|o| o.get(name))
-            })
+            .map(|r| r.outcome.as_ref().ok().and_then(|o| o.get(name)))
             .collect();
         cols.push(Column::new(name.into(), values));
     }
