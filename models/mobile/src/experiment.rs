@@ -52,6 +52,7 @@ use super::monitor::{Monitor, MonitorReport};
 use super::params::{ArrivalKind, GovernorChoice, MobileParams, StockParams};
 use super::pinner::{PinTable, Pinner};
 use super::quickstep::Quickstep;
+use super::request_trace;
 use super::schedutil::Schedutil;
 use super::soc::Domain;
 use super::trace;
@@ -406,20 +407,37 @@ pub fn fuse_table(
     Ok(table)
 }
 
-/// The request lengths of a run: the ShareGPT trace sampled with replacement, or fixed lengths.
-pub fn request_lengths(p: &MobileParams, rng: &mut Rng) -> Vec<(u64, u64)> {
+/// The requests of a run: `(prompt, response)` lengths — the ShareGPT trace sampled with
+/// replacement, fixed lengths, or the user's trace file in order — and, from a trace file, the
+/// arrival times. A trace file that cannot be read or parsed is an error naming file, line, column.
+pub fn request_lengths(
+    p: &MobileParams,
+    rng: &mut Rng,
+) -> Result<(Vec<(u64, u64)>, Vec<f64>), RunError> {
     use rand::Rng as _;
     let cap = p.workload.max_response_tokens;
+    let n = p.workload.requests as usize;
+    if let Some(file) = &p.workload.trace_file {
+        let rows = request_trace::load(std::path::Path::new(file)).map_err(RunError::Model)?;
+        let rows = &rows[..n.min(rows.len())];
+        return Ok((
+            rows.iter()
+                .map(|r| (r.prompt_tokens, r.output_tokens.min(cap)))
+                .collect(),
+            rows.iter().map(|r| r.arrival_s).collect(),
+        ));
+    }
     if let Some([pr, r]) = p.workload.fixed_lengths {
-        return vec![(pr, r.min(cap)); p.workload.requests as usize];
+        return Ok((vec![(pr, r.min(cap)); n], Vec::new()));
     }
     let t = trace::sharegpt();
-    (0..p.workload.requests)
+    let lengths = (0..n)
         .map(|_| {
             let l = t[rng.random_range(0..t.len())];
             (l.prompt, l.response.min(cap))
         })
-        .collect()
+        .collect();
+    Ok((lengths, Vec::new()))
 }
 
 impl Experiment for MobileExperiment {
@@ -475,7 +493,7 @@ impl Experiment for MobileExperiment {
             }
         };
         let mut rng = ctx.rng("mobile/lengths");
-        let lengths = request_lengths(p, &mut rng);
+        let (lengths, times) = request_lengths(p, &mut rng)?;
         let arrivals = match p.workload.arrivals {
             ArrivalKind::Closed => Arrivals::Closed {
                 think_s: p.workload.think_s,
@@ -483,6 +501,7 @@ impl Experiment for MobileExperiment {
             ArrivalKind::Poisson => Arrivals::Poisson {
                 rate_per_s: p.workload.rate_per_s,
             },
+            ArrivalKind::Trace => Arrivals::Trace { arrival_s: times },
         };
         let plan = if p.dash.enabled {
             Some(dash_plan(p, &mut out)?)
@@ -492,7 +511,7 @@ impl Experiment for MobileExperiment {
         let r = simulate_with(
             &cost,
             &policy,
-            arrivals,
+            arrivals.clone(),
             lengths.clone(),
             ctx.rng("mobile/arrivals"),
             p.series_interval_s,

@@ -17,6 +17,7 @@ pub mod ondemand;
 pub mod params;
 pub mod pinner;
 pub mod quickstep;
+pub mod request_trace;
 pub mod schedutil;
 pub mod soc;
 pub mod trace;

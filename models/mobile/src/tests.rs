@@ -29,6 +29,7 @@ fn params(governor: GovernorChoice, prompt: u64, response: u64, requests: u64) -
             rate_per_s: 0.1,
             max_response_tokens: 512,
             fixed_lengths: Some([prompt, response]),
+            trace_file: None,
         },
         engine: EngineParams::default(),
         stock: StockParams::default(),
@@ -315,4 +316,50 @@ fn report_example() {
             o.get("mem_freq_mhz_mean").unwrap()
         );
     }
+}
+
+#[test]
+fn a_trace_file_drives_lengths_and_arrival_times() {
+    let dir = std::env::temp_dir().join(format!("sysim-mobile-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("t.csv");
+    std::fs::write(
+        &file,
+        "arrival_s,prompt_tokens,output_tokens\n0.0,20,3\n30.0,40,2\n30.0,10,4\n99,5,5\n",
+    )
+    .unwrap();
+    let mut p = params(GovernorChoice::Performance, 1, 1, 3);
+    p.workload.fixed_lengths = None;
+    p.workload.trace_file = Some(file.display().to_string());
+    p.workload.arrivals = ArrivalKind::Trace;
+    assert!(Checks::of(&p).is_empty());
+    let o = MobileExperiment.run(&p, &RunContext::single(1)).unwrap();
+    assert_eq!(o.get("requests"), Some(3.0));
+    // lengths and arrivals from the file, in order: the run ends after the third request
+    let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());
+    let r = simulate(
+        &cost,
+        &Policy::Stock(p.stock.clone()),
+        Arrivals::Trace {
+            arrival_s: vec![0.0, 30.0, 30.0],
+        },
+        vec![(20, 3), (40, 2), (10, 4)],
+        RunContext::single(1).rng("t"),
+        0.0,
+    )
+    .unwrap();
+    let arrivals: Vec<f64> = r.done.iter().map(|d| d.request.arrival_s).collect();
+    assert!((arrivals[1] - 30.0).abs() < 1e-6 && (arrivals[2] - 30.0).abs() < 1e-6);
+    // a bad row is a clear error naming file, line and column
+    std::fs::write(
+        &file,
+        "arrival_s,prompt_tokens,output_tokens\n0,5,5\n1,5,x\n",
+    )
+    .unwrap();
+    let e = MobileExperiment
+        .run(&p, &RunContext::single(1))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("t.csv:3:5"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
