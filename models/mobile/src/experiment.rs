@@ -41,6 +41,7 @@ use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 use sim::metrics::LatencyHistogram;
 use sim::rng::Rng;
 
+use super::calibrate;
 use super::cost::{CostModel, Phase};
 use super::dash::phone::{DashEngine, DashStats};
 use super::dash::{features, measure};
@@ -458,6 +459,10 @@ impl Experiment for MobileExperiment {
     fn run(&self, p: &MobileParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
         let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());
         let mut out = RunOutput::default();
+        // the model's split of a decode token at the top OPPs (the two-point calibration's figures)
+        let split = calibrate::model_split(&cost, calibrate::EXAMPLE_CONTEXT);
+        out.metric("model_decode_gpu_ms_at_top", split.gpu_ms)
+            .metric("model_decode_other_ms_at_top", split.other_ms);
         let top = Domain::ALL.map(|d| cost.soc.domain(d).len() - 1);
         let one = |t: [usize; 3]| Policy::Pinned {
             bounds: Vec::new(),

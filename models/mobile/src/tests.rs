@@ -223,7 +223,7 @@ fn report() {
         MobileExperiment.run(&p, &RunContext::single(7)).unwrap()
     };
     println!(
-        "soc | llm | governor | TTFT ms | TPOT ms | prefill mJ/tok | decode mJ/tok | W | gap TTFT/TPOT % (max)"
+        "soc | llm | governor | TTFT ms mean (change) | p50 | p90 | TPOT ms mean (change) | p50 | p90 | prefill mJ/tok | decode mJ/tok | W | gap TTFT/TPOT % (max)"
     );
     for soc in ["pixel-7", "snapdragon-8-gen-3", "dimensity-9300"] {
         let llms: &[&str] = if soc == "pixel-7" {
@@ -243,7 +243,7 @@ fn report() {
                 ("performance", GovernorChoice::Performance),
                 ("fuse", GovernorChoice::Fuse),
             ] {
-                let o = row(soc, llm, g, None, 12);
+                let o = row(soc, llm, g, None, if soc == "pixel-7" { 200 } else { 50 });
                 let (tt, tp) = (
                     o.get("ttft_ms_mean").unwrap(),
                     o.get("tpot_ms_mean").unwrap(),
@@ -259,9 +259,13 @@ fn report() {
                     )
                 });
                 println!(
-                    "{soc} | {llm} | {name} | {tt:.0} ({:+.1}%) | {tp:.1} ({:+.1}%) | {:.1} | {:.1} | {:.2} | {}",
+                    "{soc} | {llm} | {name} | {tt:.0} ({:+.1}%) | {:.0} | {:.0} | {tp:.1} ({:+.1}%) | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {}",
                     (tt / base.0 - 1.0) * 100.0,
+                    o.get("ttft_ms_p50").unwrap(),
+                    o.get("ttft_ms_p90").unwrap(),
                     (tp / base.1 - 1.0) * 100.0,
+                    o.get("tpot_ms_p50").unwrap(),
+                    o.get("tpot_ms_p90").unwrap(),
                     o.get("prefill_mj_per_token").unwrap(),
                     o.get("decode_mj_per_token").unwrap(),
                     o.get("energy_power_w_mean").unwrap(),
