@@ -408,13 +408,13 @@ pub fn fuse_table(
     Ok(table)
 }
 
+/// `(prompt, response)` lengths of a run's requests, tokens.
+pub type Lengths = Vec<(u64, u64)>;
+
 /// The requests of a run: `(prompt, response)` lengths — the ShareGPT trace sampled with
 /// replacement, fixed lengths, or the user's trace file in order — and, from a trace file, the
 /// arrival times. A trace file that cannot be read or parsed is an error naming file, line, column.
-pub fn request_lengths(
-    p: &MobileParams,
-    rng: &mut Rng,
-) -> Result<(Vec<(u64, u64)>, Vec<f64>), RunError> {
+pub fn request_lengths(p: &MobileParams, rng: &mut Rng) -> Result<(Lengths, Vec<f64>), RunError> {
     use rand::Rng as _;
     let cap = p.workload.max_response_tokens;
     let n = p.workload.requests as usize;
