@@ -19,7 +19,10 @@ use llm::LlmShape;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineParams {
-    /// CPU cycles to enqueue one layer's kernels (≈12 OpenCL enqueues × ≈50 k cycles), cycles.
+    /// Host CPU cycles per layer outside the element-wise operators and attention: OpenCL
+    /// enqueues, activation uploads, blocking result reads and the dequantize/convert glue of
+    /// b2202's OpenCL path, cycles. Default [fit]: the 38.7 ms of non-GPU time per TinyLlama token
+    /// at 848 MHz implied by FUSE's two points (`calibrate::fit`), 22 layers at 2850 MHz.
     pub dispatch_cycles_per_layer: f64,
     /// CPU cycles of sampling per vocabulary entry (softmax + top-k/top-p over the logits).
     pub sample_cycles_per_vocab: f64,
@@ -45,13 +48,17 @@ pub struct EngineParams {
 impl Default for EngineParams {
     fn default() -> Self {
         Self {
-            dispatch_cycles_per_layer: 600_000.0,
+            dispatch_cycles_per_layer: 4_311_600.0,
             sample_cycles_per_vocab: 40.0,
             elementwise_flops_per_hidden: 12.0,
             attention_on_cpu: true,
             activation_bytes_per_hidden: 32.0,
             gpu_mem_overlap: 0.8,
-            cpu_overlap: 0.3,
+            // llama.cpp b2202's OpenCL matmul reads its result back with a blocking
+            // clEnqueueReadBuffer before the host continues: CPU and GPU work are serial.
+            cpu_overlap: 0.0,
+            // while the main thread waits, b2202's other ggml compute threads busy-wait at the
+            // graph barrier: the cluster looks fully busy to the scheduler (`false`: all sleep)
             host_spin_wait: true,
             spin_activity: 0.3,
         }
@@ -247,7 +254,7 @@ impl CostModel {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use presets::{LLM, SOC};
 

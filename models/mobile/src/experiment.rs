@@ -41,6 +41,7 @@ use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 use sim::metrics::LatencyHistogram;
 use sim::rng::Rng;
 
+use super::calibrate;
 use super::cost::{CostModel, Phase};
 use super::dash::phone::{DashEngine, DashStats};
 use super::dash::{features, measure};
@@ -51,6 +52,8 @@ use super::membw::MemBw;
 use super::monitor::{Monitor, MonitorReport};
 use super::params::{ArrivalKind, GovernorChoice, MobileParams, StockParams};
 use super::pinner::{PinTable, Pinner};
+use super::quickstep::Quickstep;
+use super::request_trace;
 use super::schedutil::Schedutil;
 use super::soc::Domain;
 use super::trace;
@@ -179,12 +182,20 @@ pub fn simulate_with(
                     Domain::Cpu,
                     Vec::new(),
                 ),
-                (
-                    Algorithm::Ondemand(sp.gpu.clone()),
-                    sp.gpu.period_s,
-                    Domain::Gpu,
-                    Vec::new(),
-                ),
+                match &cost.soc.gpu.quickstep {
+                    Some(q) => (
+                        Algorithm::Quickstep(Quickstep::new(q.clone(), init[1])),
+                        q.period_s,
+                        Domain::Gpu,
+                        Vec::new(),
+                    ),
+                    None => (
+                        Algorithm::Ondemand(sp.gpu.clone()),
+                        sp.gpu.period_s,
+                        Domain::Gpu,
+                        Vec::new(),
+                    ),
+                },
                 (
                     Algorithm::MemBw(MemBw::new(sp.mem.clone())),
                     sp.mem.period_s,
@@ -397,20 +408,37 @@ pub fn fuse_table(
     Ok(table)
 }
 
-/// The request lengths of a run: the ShareGPT trace sampled with replacement, or fixed lengths.
-pub fn request_lengths(p: &MobileParams, rng: &mut Rng) -> Vec<(u64, u64)> {
+/// `(prompt, response)` lengths of a run's requests, tokens.
+pub type Lengths = Vec<(u64, u64)>;
+
+/// The requests of a run: `(prompt, response)` lengths — the ShareGPT trace sampled with
+/// replacement, fixed lengths, or the user's trace file in order — and, from a trace file, the
+/// arrival times. A trace file that cannot be read or parsed is an error naming file, line, column.
+pub fn request_lengths(p: &MobileParams, rng: &mut Rng) -> Result<(Lengths, Vec<f64>), RunError> {
     use rand::Rng as _;
     let cap = p.workload.max_response_tokens;
+    let n = p.workload.requests as usize;
+    if let Some(file) = &p.workload.trace_file {
+        let rows = request_trace::load(std::path::Path::new(file)).map_err(RunError::Model)?;
+        let rows = &rows[..n.min(rows.len())];
+        return Ok((
+            rows.iter()
+                .map(|r| (r.prompt_tokens, r.output_tokens.min(cap)))
+                .collect(),
+            rows.iter().map(|r| r.arrival_s).collect(),
+        ));
+    }
     if let Some([pr, r]) = p.workload.fixed_lengths {
-        return vec![(pr, r.min(cap)); p.workload.requests as usize];
+        return Ok((vec![(pr, r.min(cap)); n], Vec::new()));
     }
     let t = trace::sharegpt();
-    (0..p.workload.requests)
+    let lengths = (0..n)
         .map(|_| {
             let l = t[rng.random_range(0..t.len())];
             (l.prompt, l.response.min(cap))
         })
-        .collect()
+        .collect();
+    Ok((lengths, Vec::new()))
 }
 
 impl Experiment for MobileExperiment {
@@ -431,6 +459,10 @@ impl Experiment for MobileExperiment {
     fn run(&self, p: &MobileParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
         let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());
         let mut out = RunOutput::default();
+        // the model's split of a decode token at the top OPPs (the two-point calibration's figures)
+        let split = calibrate::model_split(&cost, calibrate::EXAMPLE_CONTEXT);
+        out.metric("model_decode_gpu_ms_at_top", split.gpu_ms)
+            .metric("model_decode_other_ms_at_top", split.other_ms);
         let top = Domain::ALL.map(|d| cost.soc.domain(d).len() - 1);
         let one = |t: [usize; 3]| Policy::Pinned {
             bounds: Vec::new(),
@@ -466,7 +498,7 @@ impl Experiment for MobileExperiment {
             }
         };
         let mut rng = ctx.rng("mobile/lengths");
-        let lengths = request_lengths(p, &mut rng);
+        let (lengths, times) = request_lengths(p, &mut rng)?;
         let arrivals = match p.workload.arrivals {
             ArrivalKind::Closed => Arrivals::Closed {
                 think_s: p.workload.think_s,
@@ -474,6 +506,7 @@ impl Experiment for MobileExperiment {
             ArrivalKind::Poisson => Arrivals::Poisson {
                 rate_per_s: p.workload.rate_per_s,
             },
+            ArrivalKind::Trace => Arrivals::Trace { arrival_s: times },
         };
         let plan = if p.dash.enabled {
             Some(dash_plan(p, &mut out)?)
@@ -483,7 +516,7 @@ impl Experiment for MobileExperiment {
         let r = simulate_with(
             &cost,
             &policy,
-            arrivals,
+            arrivals.clone(),
             lengths.clone(),
             ctx.rng("mobile/arrivals"),
             p.series_interval_s,

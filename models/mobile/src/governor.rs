@@ -11,6 +11,7 @@ use sim::metrics::TimeWeightedGauge;
 
 use super::membw::MemBw;
 use super::ondemand::OndemandParams;
+use super::quickstep::Quickstep;
 use super::schedutil::Schedutil;
 
 /// The algorithm a [`Governor`] runs.
@@ -22,6 +23,8 @@ pub enum Algorithm {
     Ondemand(OndemandParams),
     /// Memory bandwidth-demand governor.
     MemBw(MemBw),
+    /// Pixel's GPU governor with its device-tree table.
+    Quickstep(Quickstep),
 }
 
 /// One domain's governor.
@@ -70,6 +73,7 @@ impl Governor {
             Algorithm::Schedutil(s) => s.update(now, load, self.cur, &self.freqs_hz),
             Algorithm::Ondemand(p) => p.decide(load, self.cur, &self.freqs_hz),
             Algorithm::MemBw(m) => m.update(load, self.cur, &self.bw_bps),
+            Algorithm::Quickstep(q) => q.update(load, self.cur),
         };
         if next != self.cur {
             self.cur = next;

@@ -4,6 +4,7 @@
 //! memory) frequency triple offline and pins the fastest one per phase and prompt-length range
 //! whose energy per token stays within the stock governors'. See README.md.
 
+pub mod calibrate;
 pub mod cost;
 pub mod dash;
 pub mod engine;
@@ -15,6 +16,8 @@ pub mod monitor;
 pub mod ondemand;
 pub mod params;
 pub mod pinner;
+pub mod quickstep;
+pub mod request_trace;
 pub mod schedutil;
 pub mod soc;
 pub mod trace;

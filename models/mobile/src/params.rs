@@ -45,6 +45,8 @@ pub enum ArrivalKind {
     Closed,
     /// Open-loop Poisson arrivals.
     Poisson,
+    /// Open-loop arrivals at the `trace_file`'s `arrival_s` timestamps.
+    Trace,
 }
 
 /// The request workload.
@@ -68,6 +70,11 @@ pub struct WorkloadParams {
     /// Fixed lengths instead of the ShareGPT trace: `[prompt, response]` tokens.
     #[serde(default)]
     pub fixed_lengths: Option<[u64; 2]>,
+    /// A request trace (CSV or JSONL with `arrival_s`, `prompt_tokens`, `output_tokens`; see
+    /// `request_trace`): its first `requests` rows, in order, replace the ShareGPT lengths, and
+    /// with `arrivals: trace` its timestamps are the arrival times.
+    #[serde(default)]
+    pub trace_file: Option<String>,
 }
 
 fn d_think() -> f64 {
@@ -162,6 +169,18 @@ impl Validate for WorkloadParams {
         c.non_negative("think_s", self.think_s);
         c.positive("rate_per_s", self.rate_per_s);
         c.at_least("max_response_tokens", self.max_response_tokens, 1);
+        if self.arrivals == ArrivalKind::Trace && self.trace_file.is_none() {
+            c.fail(
+                "arrivals",
+                "`trace` needs a `trace_file` with arrival times",
+            );
+        }
+        if self.trace_file.is_some() && self.fixed_lengths.is_some() {
+            c.fail(
+                "fixed_lengths",
+                "give either `fixed_lengths` or `trace_file`, not both",
+            );
+        }
         if let Some([p, r]) = self.fixed_lengths
             && (p == 0 || r == 0)
         {

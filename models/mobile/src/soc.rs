@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use sim::components::dvfs::{DvfsSpec, Opp};
 use sim::validate::{Checks, Validate};
 
+use super::quickstep::QuickstepTable;
+
 /// Operating points and power model shared by the three domain kinds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +123,10 @@ pub struct GpuSpec {
     pub gemv_flops_per_cycle: f64,
     /// Effective FLOPs per cycle of matrix–matrix kernels (prefill).
     pub gemm_flops_per_cycle: f64,
+    /// The stock GPU governor's per-level table where the vendor ships `quickstep` (Pixel); absent,
+    /// the stock trio uses the generic load-threshold governor.
+    #[serde(default)]
+    pub quickstep: Option<QuickstepTable>,
 }
 
 /// The memory interface (memory controller + DRAM).
@@ -173,6 +179,19 @@ impl Validate for GpuSpec {
         c.part("dvfs", &self.dvfs);
         c.positive("gemv_flops_per_cycle", self.gemv_flops_per_cycle);
         c.positive("gemm_flops_per_cycle", self.gemm_flops_per_cycle);
+        if let Some(q) = &self.quickstep {
+            c.part("quickstep", q);
+            if q.up_util_pct.len() != self.dvfs.len() {
+                c.fail(
+                    "quickstep.up_util_pct",
+                    format!(
+                        "needs one entry per GPU OPP ({}), got {}",
+                        self.dvfs.len(),
+                        q.up_util_pct.len()
+                    ),
+                );
+            }
+        }
     }
 }
 

@@ -29,6 +29,7 @@ fn params(governor: GovernorChoice, prompt: u64, response: u64, requests: u64) -
             rate_per_s: 0.1,
             max_response_tokens: 512,
             fixed_lengths: Some([prompt, response]),
+            trace_file: None,
         },
         engine: EngineParams::default(),
         stock: StockParams::default(),
@@ -222,7 +223,7 @@ fn report() {
         MobileExperiment.run(&p, &RunContext::single(7)).unwrap()
     };
     println!(
-        "soc | llm | governor | TTFT ms | TPOT ms | prefill mJ/tok | decode mJ/tok | W | gap TTFT/TPOT % (max)"
+        "soc | llm | governor | TTFT ms mean (change) | p50 | p90 | TPOT ms mean (change) | p50 | p90 | prefill mJ/tok | decode mJ/tok | W | gap TTFT/TPOT % (max)"
     );
     for soc in ["pixel-7", "snapdragon-8-gen-3", "dimensity-9300"] {
         let llms: &[&str] = if soc == "pixel-7" {
@@ -242,7 +243,7 @@ fn report() {
                 ("performance", GovernorChoice::Performance),
                 ("fuse", GovernorChoice::Fuse),
             ] {
-                let o = row(soc, llm, g, None, 12);
+                let o = row(soc, llm, g, None, if soc == "pixel-7" { 200 } else { 50 });
                 let (tt, tp) = (
                     o.get("ttft_ms_mean").unwrap(),
                     o.get("tpot_ms_mean").unwrap(),
@@ -258,9 +259,13 @@ fn report() {
                     )
                 });
                 println!(
-                    "{soc} | {llm} | {name} | {tt:.0} ({:+.1}%) | {tp:.1} ({:+.1}%) | {:.1} | {:.1} | {:.2} | {}",
+                    "{soc} | {llm} | {name} | {tt:.0} ({:+.1}%) | {:.0} | {:.0} | {tp:.1} ({:+.1}%) | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {}",
                     (tt / base.0 - 1.0) * 100.0,
+                    o.get("ttft_ms_p50").unwrap(),
+                    o.get("ttft_ms_p90").unwrap(),
                     (tp / base.1 - 1.0) * 100.0,
+                    o.get("tpot_ms_p50").unwrap(),
+                    o.get("tpot_ms_p90").unwrap(),
                     o.get("prefill_mj_per_token").unwrap(),
                     o.get("decode_mj_per_token").unwrap(),
                     o.get("energy_power_w_mean").unwrap(),
@@ -269,6 +274,22 @@ fn report() {
             }
         }
     }
+}
+
+/// Prints the TinyLlama GPU example (paper: governor ≈424 MHz → 215.1 ms, 848 MHz → 126.9 ms):
+/// `cargo test -p mobile tests::report_example -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints the report numbers"]
+fn report_example() {
+    let row = |soc: &str, llm: &str, g: GovernorChoice, fixed: Option<[u64; 2]>, n: u64| {
+        let mut p = params(g, 1, 1, n);
+        p.soc = preset(SOC, soc);
+        p.llm = preset(LLM, llm);
+        p.workload.fixed_lengths = fixed;
+        p.workload.think_s = 2.0;
+        p.series_interval_s = 0.0;
+        MobileExperiment.run(&p, &RunContext::single(7)).unwrap()
+    };
     println!("TinyLlama example (prompt 64, 128 decode tokens):");
     for (name, g) in [
         ("stock", GovernorChoice::Stock),
@@ -299,4 +320,50 @@ fn report() {
             o.get("mem_freq_mhz_mean").unwrap()
         );
     }
+}
+
+#[test]
+fn a_trace_file_drives_lengths_and_arrival_times() {
+    let dir = std::env::temp_dir().join(format!("sysim-mobile-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("t.csv");
+    std::fs::write(
+        &file,
+        "arrival_s,prompt_tokens,output_tokens\n0.0,20,3\n30.0,40,2\n30.0,10,4\n99,5,5\n",
+    )
+    .unwrap();
+    let mut p = params(GovernorChoice::Performance, 1, 1, 3);
+    p.workload.fixed_lengths = None;
+    p.workload.trace_file = Some(file.display().to_string());
+    p.workload.arrivals = ArrivalKind::Trace;
+    assert!(Checks::of(&p).is_empty());
+    let o = MobileExperiment.run(&p, &RunContext::single(1)).unwrap();
+    assert_eq!(o.get("requests"), Some(3.0));
+    // lengths and arrivals from the file, in order: the run ends after the third request
+    let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());
+    let r = simulate(
+        &cost,
+        &Policy::Stock(p.stock.clone()),
+        Arrivals::Trace {
+            arrival_s: vec![0.0, 30.0, 30.0],
+        },
+        vec![(20, 3), (40, 2), (10, 4)],
+        RunContext::single(1).rng("t"),
+        0.0,
+    )
+    .unwrap();
+    let arrivals: Vec<f64> = r.done.iter().map(|d| d.request.arrival_s).collect();
+    assert!((arrivals[1] - 30.0).abs() < 1e-6 && (arrivals[2] - 30.0).abs() < 1e-6);
+    // a bad row is a clear error naming file, line and column
+    std::fs::write(
+        &file,
+        "arrival_s,prompt_tokens,output_tokens\n0,5,5\n1,5,x\n",
+    )
+    .unwrap();
+    let e = MobileExperiment
+        .run(&p, &RunContext::single(1))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("t.csv:3:5"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,5 +1,5 @@
 //! Request source: closed-loop chat (one request at a time, an exponential think time after each
-//! answer) or open-loop Poisson arrivals; lengths drawn from the ShareGPT trace.
+//! answer), open-loop Poisson arrivals, or open-loop arrivals at a trace's timestamps.
 
 use nexosim::model::{Context, Model, schedulable};
 use nexosim::ports::Output;
@@ -11,7 +11,7 @@ use sim::rng::Rng;
 use super::engine::{Request, RequestDone};
 
 /// How requests arrive.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Arrivals {
     /// Next request an Exp(mean `think_s`) think time after the previous answer.
     Closed {
@@ -22,6 +22,11 @@ pub enum Arrivals {
     Poisson {
         /// Arrival rate, requests per second.
         rate_per_s: f64,
+    },
+    /// Request `i` arrives at `arrival_s[i]` (non-decreasing, seconds from the start).
+    Trace {
+        /// Arrival times, seconds.
+        arrival_s: Vec<f64>,
     },
 }
 
@@ -56,10 +61,14 @@ impl Workload {
 
     #[nexosim(init)]
     async fn init(&mut self, cx: &Context<Self>) {
-        match self.arrivals {
+        match &self.arrivals {
             Arrivals::Closed { .. } => self.emit(cx).await,
-            Arrivals::Poisson { rate_per_s } => {
+            &Arrivals::Poisson { rate_per_s } => {
                 let gap = self.draw(rate_per_s);
+                self.schedule(gap, cx);
+            }
+            Arrivals::Trace { arrival_s } => {
+                let gap = arrival_s.first().copied().unwrap_or(0.0);
                 self.schedule(gap, cx);
             }
         }
@@ -86,9 +95,18 @@ impl Workload {
     #[nexosim(schedulable)]
     async fn fire(&mut self, _: (), cx: &Context<Self>) {
         self.emit(cx).await;
-        if let Arrivals::Poisson { rate_per_s } = self.arrivals {
-            let gap = self.draw(rate_per_s);
-            self.schedule(gap, cx);
+        match &self.arrivals {
+            &Arrivals::Poisson { rate_per_s } => {
+                let gap = self.draw(rate_per_s);
+                self.schedule(gap, cx);
+            }
+            Arrivals::Trace { arrival_s } => {
+                // the requests sent so far arrived at arrival_s[..sent]
+                let next = arrival_s.get(self.sent).copied().unwrap_or(0.0);
+                let gap = next - arrival_s[self.sent - 1];
+                self.schedule(gap.max(0.0), cx);
+            }
+            Arrivals::Closed { .. } => {}
         }
     }
 

@@ -112,6 +112,7 @@ fn mobile_params() -> MobileParams {
             rate_per_s: 0.1,
             max_response_tokens: 6,
             fixed_lengths: Some([20, 6]),
+            trace_file: None,
         },
         engine: EngineParams::default(),
         stock: StockParams::default(),
