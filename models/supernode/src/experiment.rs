@@ -192,6 +192,7 @@ fn compile(
         prefetch_distance: k.prefetch_distance as usize,
         refine_order: k.refine_order,
         reorder_window: k.reorder_window as usize,
+        select_distance: k.select_distance as usize,
     };
     let full = planner::plan(g, &costs, budget, &knobs)?;
     let Some(slowdown) = k.max_slowdown else {

@@ -134,6 +134,9 @@ pub struct HyperOffloadKnobs {
     pub refine_order: bool,
     /// Operators the refinement may look ahead in the original order.
     pub reorder_window: u32,
+    /// Only tensors whose next use is at least this many operators ahead are offloaded
+    /// (MindSpore's `select_distance`; 0 = any tensor the prepared operators do not need).
+    pub select_distance: u32,
     /// When set, search the smallest budget (≤ the `budget_frac` one) whose plan is estimated at
     /// most this fraction slower than the step without transfers (e.g. 0.02 = 2%).
     pub max_slowdown: Option<f64>,
@@ -145,6 +148,7 @@ impl Default for HyperOffloadKnobs {
             prefetch_distance: 2,
             refine_order: true,
             reorder_window: 16,
+            select_distance: 0,
             max_slowdown: None,
         }
     }

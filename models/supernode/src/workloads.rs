@@ -739,6 +739,33 @@ mod tests {
     }
 
     #[test]
+    fn a_request_prefills_with_workspace_then_decodes_over_the_prefill_cache() {
+        let s = preset("llama-3-8b");
+        let mut rng = sim::rng::stream(1, "t");
+        let g = request(&s, ONE, 1024, 2, 3, &mut rng);
+        assert!(g.problems().is_empty());
+        let order: Vec<usize> = (0..g.ops.len()).collect();
+        assert!(g.is_valid_order(&order));
+        // the FFN intermediate: gate and up projections, bf16, for every prompt token
+        let h = g.tensors.iter().find(|t| t.name == "l0.ffn_h").unwrap();
+        assert_eq!(h.bytes, 2 * 1024 * 2 * s.ffn * 2);
+        assert_eq!(h.kind, TensorKind::Workspace);
+        // decode step 1 of layer 5 reads the layer's prefill cache and step 0's entry
+        let kv = g.tensors.iter().position(|t| t.name == "l5.kv").unwrap();
+        let attn = g.ops.iter().find(|o| o.name == "s1.l5.attn").unwrap();
+        assert!(attn.inputs.contains(&kv));
+        assert_eq!(attn.inputs.len(), 4);
+        // the first decode step reads the prefill's logits
+        let logits = g.tensors.iter().position(|t| t.name == "logits").unwrap();
+        assert!(
+            g.ops
+                .iter()
+                .any(|o| o.name == "s0.embed" && o.inputs.contains(&logits))
+        );
+        assert_eq!(g.ops.len(), 2 + 4 * 32 + 3 * (2 + 2 * 32));
+    }
+
+    #[test]
     fn training_has_forward_backward_and_in_place_updates() {
         let s = preset("llama-3-8b");
         let g = training(&s, ONE, 512, 1);
