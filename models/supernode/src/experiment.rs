@@ -78,6 +78,18 @@ pub fn build_graph(p: &SupernodeParams, ctx: &RunContext) -> Graph {
             steps,
             &mut ctx.rng("supernode/routing"),
         ),
+        Workload::Request {
+            prompt_tokens,
+            batch,
+            decode_steps,
+        } => workloads::request(
+            &p.llm,
+            par,
+            prompt_tokens,
+            batch,
+            decode_steps,
+            &mut ctx.rng("supernode/routing"),
+        ),
         Workload::Training { seq_len, batch } => workloads::training(&p.llm, par, seq_len, batch),
     }
 }
@@ -180,6 +192,7 @@ fn compile(
         prefetch_distance: k.prefetch_distance as usize,
         refine_order: k.refine_order,
         reorder_window: k.reorder_window as usize,
+        select_distance: k.select_distance as usize,
     };
     let full = planner::plan(g, &costs, budget, &knobs)?;
     let Some(slowdown) = k.max_slowdown else {
@@ -327,12 +340,32 @@ impl Experiment for SupernodeExperiment {
             .ok_or_else(|| RunError::Model("the program did not finish".into()))?;
         let mut out = RunOutput::default();
         let flops = s.graph.flops();
+        let hbm_bytes: f64 = (0..s.graph.ops.len())
+            .map(|o| s.graph.op_hbm_bytes(o))
+            .sum();
+        // the transfer-free time: what `ideal` measures (one in-order stream, no waits)
+        let compute_s: f64 = s.op_time_s.iter().sum();
         out.metric("latency_s", latency_s)
             .metric("peak_device_bytes", o.memory.peak_bytes as f64)
             .metric("no_offload_peak_bytes", s.no_offload_peak_bytes as f64)
             .metric(
                 "peak_frac_of_no_offload",
                 o.memory.peak_bytes as f64 / s.no_offload_peak_bytes.max(1) as f64,
+            )
+            .metric(
+                "peak_saving_pct",
+                100.0 * (1.0 - o.memory.peak_bytes as f64 / s.no_offload_peak_bytes.max(1) as f64),
+            )
+            .metric("transfer_free_s", compute_s)
+            .metric("slowdown_pct", 100.0 * (latency_s / compute_s - 1.0))
+            .metric(
+                "compute_intensity_flop_per_byte",
+                flops / hbm_bytes.max(1.0),
+            )
+            .metric(
+                "machine_balance_flop_per_byte",
+                p.accel.peak_flops * p.accel.compute_efficiency
+                    / (p.accel.hbm_bandwidth_bytes_per_s * p.accel.hbm_efficiency),
             )
             .metric("exposed_transfer_s", o.device.exposed_s)
             .metric(
@@ -353,7 +386,14 @@ impl Experiment for SupernodeExperiment {
             .metric("ops", s.graph.ops.len() as f64)
             .metric("graph_flops", flops);
         let ends = &o.device.token_ends_s;
-        if let Workload::Decode { steps, .. } = p.workload {
+        let steps = match p.workload {
+            Workload::Decode { steps, .. } => Some(steps),
+            Workload::Request { decode_steps, .. } => Some(decode_steps),
+            _ => None,
+        };
+        if let Some(steps) = steps {
+            // decode tokens end at the `s*.lm_head` operators (a request's prefill ends at the
+            // first `lm_head`, which the differences below exclude)
             let per_token = if ends.len() >= 2 {
                 (ends[ends.len() - 1] - ends[0]) / (ends.len() - 1) as f64
             } else {

@@ -26,6 +26,8 @@ pub enum TensorKind {
     OptimizerState,
     /// Output logits.
     Logits,
+    /// An operator's intermediate (FFN gate/up output, attention Q/K/V), dead after the next op.
+    Workspace,
 }
 
 /// A tensor: a named block of `bytes` bytes.

@@ -79,6 +79,16 @@ pub enum Workload {
         /// Tokens generated (one graph of `steps` decode steps).
         steps: u32,
     },
+    /// A whole inference request: prefill of the prompt (with per-operator workspace and KV
+    /// growth), then decode steps over the KV cache it wrote.
+    Request {
+        /// Prompt tokens per sequence (32k–1M for long-context serving).
+        prompt_tokens: u64,
+        /// Sequences served together.
+        batch: u64,
+        /// Decode steps after the prefill.
+        decode_steps: u32,
+    },
     /// One training step: forward, backward, optimizer.
     Training {
         /// Tokens per sequence.
@@ -124,6 +134,9 @@ pub struct HyperOffloadKnobs {
     pub refine_order: bool,
     /// Operators the refinement may look ahead in the original order.
     pub reorder_window: u32,
+    /// Only tensors whose next use is at least this many operators ahead are offloaded
+    /// (MindSpore's `select_distance`; 0 = any tensor the prepared operators do not need).
+    pub select_distance: u32,
     /// When set, search the smallest budget (≤ the `budget_frac` one) whose plan is estimated at
     /// most this fraction slower than the step without transfers (e.g. 0.02 = 2%).
     pub max_slowdown: Option<f64>,
@@ -135,6 +148,7 @@ impl Default for HyperOffloadKnobs {
             prefetch_distance: 2,
             refine_order: true,
             reorder_window: 16,
+            select_distance: 0,
             max_slowdown: None,
         }
     }
@@ -219,6 +233,15 @@ impl Validate for Workload {
                     );
                 }
                 c.between("steps", steps, 1, MAX_DECODE_STEPS);
+            }
+            Workload::Request {
+                prompt_tokens,
+                batch,
+                decode_steps,
+            } => {
+                c.between("prompt_tokens", prompt_tokens, 1, MAX_CONTEXT_TOKENS);
+                c.at_least("batch", batch, 1);
+                c.between("decode_steps", decode_steps, 1, MAX_DECODE_STEPS);
             }
             Workload::Training { seq_len, batch } => {
                 c.between("seq_len", seq_len, 1, MAX_CONTEXT_TOKENS);

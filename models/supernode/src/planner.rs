@@ -38,6 +38,20 @@ pub struct Knobs {
     pub refine_order: bool,
     /// Operators of the original order the reordering may look ahead.
     pub reorder_window: usize,
+    /// A resident tensor is an eviction candidate only when its next use is at least this many
+    /// operators ahead (MindSpore's `select_distance`; 0 = any tensor not needed by the operators
+    /// already prepared).
+    pub select_distance: usize,
+}
+
+/// When a prefetch is issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timing {
+    /// At the latest point where the estimated compute before the use covers its own transfer.
+    OwnTransfer,
+    /// Also counting the transfers already queued on the pool → device stream, so a prefetch is
+    /// issued early enough to finish behind them.
+    InFlight,
 }
 
 /// Costs the pass uses to place prefetches: operator times and the fabric.
@@ -196,19 +210,30 @@ pub fn refine_order(g: &Graph, window: usize) -> Vec<OpId> {
     order
 }
 
-/// Runs the pass: plans the original order and, if enabled, the refined one, and keeps the plan
-/// estimated fastest (then the lower planned peak).
+/// Runs the pass: plans the original order and, if enabled, the refined one, each with prefetches
+/// timed by their own transfer and by the in-flight backlog, and keeps the plan estimated fastest
+/// (then the lower planned peak).
 pub fn plan(g: &Graph, costs: &Costs, budget: u64, knobs: &Knobs) -> Result<Plan, PlanError> {
     let base: Vec<OpId> = (0..g.ops.len()).collect();
-    let mut best = plan_order(g, base.clone(), costs, budget, knobs)?;
+    let mut best = plan_order(g, base.clone(), costs, budget, knobs, Timing::OwnTransfer)?;
+    let mut orders = vec![base.clone()];
     if knobs.refine_order {
         let refined = refine_order(g, knobs.reorder_window);
-        if refined != base
-            && let Ok(p) = plan_order(g, refined, costs, budget, knobs)
-            && (p.estimated_time_s, p.planned_peak_bytes)
-                < (best.estimated_time_s, best.planned_peak_bytes)
-        {
-            best = p;
+        if refined != base {
+            orders.push(refined);
+        }
+    }
+    for (k, order) in orders.into_iter().enumerate() {
+        for timing in [Timing::OwnTransfer, Timing::InFlight] {
+            if k == 0 && timing == Timing::OwnTransfer {
+                continue;
+            }
+            if let Ok(p) = plan_order(g, order.clone(), costs, budget, knobs, timing)
+                && (p.estimated_time_s, p.planned_peak_bytes)
+                    < (best.estimated_time_s, best.planned_peak_bytes)
+            {
+                best = p;
+            }
         }
     }
     Ok(best)
@@ -219,6 +244,7 @@ struct Walk<'a> {
     g: &'a Graph,
     lt: Lifetimes,
     budget: u64,
+    select_distance: usize,
     resident: Vec<bool>,
     dirty: Vec<bool>,
     used: u64,
@@ -233,11 +259,12 @@ impl Walk<'_> {
         if self.used + bytes <= self.budget {
             return true;
         }
+        let horizon = to.max(from.saturating_add(self.select_distance.saturating_sub(1)));
         let mut cands: Vec<(usize, bool, u64, TensorId)> = (0..self.g.tensors.len())
             .filter(|&t| self.resident[t] && self.lt.def[t].is_none_or(|d| d < from))
             .filter_map(|t| {
                 let next = self.lt.next_use(t, from).unwrap_or(usize::MAX);
-                (next > to).then_some((next, self.dirty[t], self.g.tensors[t].bytes, t))
+                (next > horizon).then_some((next, self.dirty[t], self.g.tensors[t].bytes, t))
             })
             .collect();
         let evictable: u64 = cands.iter().map(|c| c.2).sum();
@@ -311,6 +338,7 @@ fn plan_order(
     costs: &Costs,
     budget: u64,
     knobs: &Knobs,
+    timing: Timing,
 ) -> Result<Plan, PlanError> {
     let n = order.len();
     for &o in &order {
@@ -335,6 +363,7 @@ fn plan_order(
         g,
         lt,
         budget,
+        select_distance: knobs.select_distance,
         resident: vec![false; g.tensors.len()],
         dirty: vec![false; g.tensors.len()],
         used: 0,
@@ -347,20 +376,30 @@ fn plan_order(
     }
     w.peak = w.used;
     let mut next = 0;
+    // estimated time the pool → device stream finishes the prefetches issued so far
+    let mut h2d_free_s = 0.0f64;
     for i in 0..n {
+        // queued transfer time ahead of a prefetch issued now (zero when timing by own transfer)
+        let backlog_s = match timing {
+            Timing::OwnTransfer => 0.0,
+            Timing::InFlight => (h2d_free_s - pre[i]).max(0.0),
+        };
         // the farthest operator whose prefetch is due now: the estimated compute before it no
-        // longer covers its transfer (or it is within the prefetch distance)
+        // longer covers its transfer behind the backlog (or it is within the prefetch distance)
         let mut due = i;
         let mut k = next.max(i);
-        while k < n && (k - i <= knobs.prefetch_distance || pre[k] - pre[i] <= horizon_s) {
+        while k < n
+            && (k - i <= knobs.prefetch_distance || pre[k] - pre[i] <= horizon_s + backlog_s)
+        {
             if k - i <= knobs.prefetch_distance
-                || pre[k] - pre[i] <= costs.transfer_s(w.missing_bytes(order[k]))
+                || pre[k] - pre[i] <= backlog_s + costs.transfer_s(w.missing_bytes(order[k]))
             {
                 due = k;
             }
             k += 1;
         }
         while next <= due {
+            let issued = w.program.len();
             if !w.prepare(order[next], next, i) {
                 if next == i {
                     let o = order[i];
@@ -371,6 +410,16 @@ fn plan_order(
                     });
                 }
                 break;
+            }
+            let fetched: u64 = w.program[issued..]
+                .iter()
+                .filter_map(|ins| match *ins {
+                    Instr::Prefetch(t) => Some(g.tensors[t].bytes),
+                    _ => None,
+                })
+                .sum();
+            if fetched > 0 {
+                h2d_free_s = h2d_free_s.max(pre[i]) + fetched as f64 / costs.bandwidth_bytes_per_s;
             }
             next += 1;
         }
@@ -528,6 +577,7 @@ mod tests {
             prefetch_distance: d,
             refine_order: refine,
             reorder_window: 8,
+            select_distance: 0,
         }
     }
 

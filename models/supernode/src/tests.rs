@@ -267,3 +267,110 @@ fn bad_parameters_name_their_key() {
     );
     assert!(bad.is_err());
 }
+
+/// One small operator then one big layer whose weights start in the pool, prefetched before the
+/// small operator: the engine's time must be `max(T0, L + W/bw) + T1`, and the pass's estimate too.
+#[test]
+fn one_big_layer_one_transfer_overlaps_as_the_closed_form_says() {
+    use super::experiment::Setup;
+    use super::graph::{Graph, TensorKind};
+    use super::planner::{Costs, Instr, estimate_time_s};
+    let fabric = Fabric {
+        name: "test".into(),
+        bandwidth_bytes_per_s: 1e9,
+        latency_s: 1e-6,
+        pool_bytes: 1 << 40,
+    };
+    for (w_bytes, t0_s) in [(1_000_000u64, 5e-3f64), (20_000_000, 5e-3)] {
+        let mut g = Graph::default();
+        let a = g.tensor("a", 10, TensorKind::Activation, false);
+        let w = g.tensor("w", w_bytes, TensorKind::Weight, true);
+        let b = g.tensor("b", 10, TensorKind::Activation, false);
+        let c = g.tensor("c", 10, TensorKind::Activation, true);
+        g.op("small", 1.0, vec![a], vec![b], vec![]);
+        g.op("big", 1.0, vec![b, w], vec![c], vec![]);
+        let t1_s = 2e-3;
+        let op_time_s = vec![t0_s, t1_s];
+        let program = vec![
+            Instr::Prefetch(w),
+            Instr::Compute(0),
+            Instr::Free(a),
+            Instr::Compute(1),
+            Instr::Free(b),
+        ];
+        let transfer_s = fabric.latency_s + w_bytes as f64 / fabric.bandwidth_bytes_per_s;
+        let expected = t0_s.max(transfer_s) + t1_s;
+        let costs = Costs {
+            op_time_s: &op_time_s,
+            bandwidth_bytes_per_s: fabric.bandwidth_bytes_per_s,
+            latency_s: fabric.latency_s,
+        };
+        let est = estimate_time_s(&g, &program, &[a], &costs);
+        assert!((est - expected).abs() < 1e-9, "{est} vs {expected}");
+        let s = Setup {
+            graph: g,
+            op_time_s,
+            program,
+            initial: vec![a],
+            capacity_bytes: w_bytes + 40,
+            mode: Mode::Swap,
+            no_offload_peak_bytes: w_bytes + 40,
+            plan: None,
+        };
+        let o = execute(&s, &fabric).unwrap();
+        let got = o.device.finished_s.unwrap();
+        assert!((got - expected).abs() < 1e-8, "{got} vs {expected}");
+        let exposed = (transfer_s - t0_s).max(0.0);
+        assert!((o.device.exposed_s - exposed).abs() < 1e-8);
+        assert_eq!(o.device.h2d_bytes, w_bytes);
+    }
+}
+
+/// A whole request (prefill with workspace, then decode) under the compile pass: device memory
+/// never above the budget, every read tensor planned resident (no demand fetch, no LRU eviction),
+/// and no transfer faster than the link.
+#[test]
+fn whole_requests_keep_the_budget_residency_and_link_speed() {
+    for (llm, parallel) in [
+        ("llama-3.2-1b-q4", Parallel::default()),
+        (
+            "deepseek-v3",
+            Parallel {
+                tensor: 1,
+                expert: 32,
+            },
+        ),
+    ] {
+        let mut p = params(Strategy::Hyperoffload, 0.8);
+        p.llm = preset::<LlmShape>(LLM, llm);
+        p.parallel = parallel;
+        p.workload = Workload::Request {
+            prompt_tokens: 4096,
+            batch: 1,
+            decode_steps: 2,
+        };
+        let s = setup(&p, build_graph(&p, &RunContext::single(7))).unwrap();
+        let o = execute(&s, &p.fabric).unwrap();
+        assert!(o.device.error.is_none(), "{llm}: {:?}", o.device.error);
+        assert!(o.memory.peak_bytes <= s.capacity_bytes);
+        assert!(o.usage.iter().all(|u| u.used_bytes <= s.capacity_bytes));
+        assert!(
+            (s.capacity_bytes as f64) <= 0.8 * s.no_offload_peak_bytes as f64 + 1.0,
+            "{llm}"
+        );
+        assert_eq!(o.device.demand_fetches, 0, "{llm}");
+        assert_eq!(o.device.lru_evictions, 0, "{llm}");
+        assert!(o.device.h2d_bytes > 0, "{llm}: the budget forces transfers");
+        for d in o.h2d_transfers.iter().chain(&o.d2h_transfers) {
+            let floor = d.bytes as f64 / p.fabric.bandwidth_bytes_per_s;
+            // the engine's clock ticks in nanoseconds
+            let took = d.transmitted_s - d.sent_s;
+            assert!(took >= floor - 2e-9, "{llm}: {} B in {took} s", d.bytes);
+            assert!(d.delivered_s - d.transmitted_s >= p.fabric.latency_s - 2e-9);
+        }
+        let out = run(&p);
+        let saving = out.get("peak_saving_pct").unwrap();
+        assert!(saving >= 20.0 - 1e-9, "{llm}: {saving}");
+        assert!(out.get("slowdown_pct").unwrap() >= -1e-9);
+    }
+}

@@ -87,7 +87,14 @@ struct LayerWeights {
     experts: Vec<TensorId>,
 }
 
-fn weights(g: &mut Graph, sh: &Shard) -> (TensorId, TensorId, Vec<LayerWeights>) {
+/// The weight tensors of an inference graph.
+struct Weights {
+    embed: TensorId,
+    head: TensorId,
+    layers: Vec<LayerWeights>,
+}
+
+fn weights(g: &mut Graph, sh: &Shard) -> Weights {
     let embed = g.tensor(
         "embed",
         sh.bytes(sh.vocab_params()),
@@ -133,7 +140,11 @@ fn weights(g: &mut Graph, sh: &Shard) -> (TensorId, TensorId, Vec<LayerWeights>)
             },
         })
         .collect();
-    (embed, head, layers)
+    Weights {
+        embed,
+        head,
+        layers,
+    }
 }
 
 fn shard<'a>(s: &'a LlmShape, p: Sharding) -> Shard<'a> {
@@ -151,24 +162,84 @@ fn ffn_flops(sh: &Shard, layer: u32, tokens: u64, routed_pairs: u64) -> f64 {
     2.0 * (tokens * sh.ffn_fixed_params(layer) + routed_pairs * routed) as f64
 }
 
-/// Prefill of `prompt` tokens for `batch` sequences: writes every layer's KV cache and the logits
-/// of the last position. With experts, every local expert receives its mean share of the
-/// `expert`-way group's tokens.
-pub fn prefill(s: &LlmShape, par: Sharding, prompt: u64, batch: u64) -> Graph {
-    let sh = shard(s, par);
-    let mut g = Graph::default();
-    let (embed, head, layers) = weights(&mut g, &sh);
+/// FLOPs of the attention output projection for `tokens` tokens on this device.
+fn out_proj_flops(sh: &Shard, tokens: u64) -> f64 {
+    2.0 * (tokens * u64::from(sh.s.heads) * sh.s.head_dim() * sh.s.hidden / sh.tp) as f64
+}
+
+/// Bytes of the Q, K and V projections of `tokens` tokens on this device (the attention
+/// operator's workspace; the score tiles of a fused flash-attention kernel are on-chip and not
+/// counted).
+fn qkv_bytes(sh: &Shard, tokens: u64) -> u64 {
+    let hd = sh.s.head_dim();
+    let width = (u64::from(sh.s.heads) + 2 * u64::from(sh.s.kv_heads)) * hd / sh.tp;
+    tokens * width * ACT_BYTES
+}
+
+/// Fraction of an FFN's matmul FLOPs in its up (and gate) projections.
+fn up_frac(s: &LlmShape) -> f64 {
+    if s.gated_ffn { 2.0 / 3.0 } else { 0.5 }
+}
+
+/// Bytes of the FFN intermediate (gate and up projections, or the single up projection) when
+/// `tokens` tokens pass the fixed part and `routed_pairs` (token, expert) pairs the local experts.
+fn ffn_workspace_bytes(sh: &Shard, layer: u32, tokens: u64, routed_pairs: u64) -> u64 {
+    let per_width = if sh.s.gated_ffn { 2 } else { 1 } * ACT_BYTES;
+    match &sh.s.moe {
+        Some(m) if sh.s.is_moe_layer(layer) => {
+            let shared = if m.shared_ffn > 0 {
+                m.shared_ffn
+            } else {
+                m.expert_ffn
+            };
+            per_width
+                * (tokens * u64::from(m.shared_experts) * shared / sh.tp
+                    + routed_pairs * m.expert_ffn)
+        }
+        _ => per_width * tokens * sh.s.ffn / sh.tp,
+    }
+}
+
+/// Adds the prefill of `prompt` tokens for `batch` sequences to `g`: per layer an attention
+/// operator (writes the Q/K/V workspace and the layer's KV cache), its output projection, and the
+/// FFN as an up projection (writes the intermediate workspace) and a down projection; then the
+/// logits of the last position. With experts, every local expert receives its mean share of the
+/// `expert`-way group's tokens. Returns each layer's KV cache and the logits.
+fn prefill_into(
+    g: &mut Graph,
+    sh: &Shard,
+    w: &Weights,
+    prompt: u64,
+    batch: u64,
+    persistent_logits: bool,
+) -> (Vec<TensorId>, TensorId) {
+    let s = sh.s;
     let tokens = prompt * batch;
     let x_bytes = tokens * s.hidden * ACT_BYTES;
     let mut x = g.tensor("x0", x_bytes, TensorKind::Activation, false);
-    g.op("embed", 0.0, vec![embed], vec![x], vec![]);
-    for (l, w) in layers.iter().enumerate() {
+    g.op("embed", 0.0, vec![w.embed], vec![x], vec![]);
+    let mut kvs = Vec::with_capacity(w.layers.len());
+    for (l, lw) in w.layers.iter().enumerate() {
         let l32 = l as u32;
         let kv = g.tensor(
             format!("l{l}.kv"),
             (tokens as f64 * sh.kv_bytes_per_token_layer()).ceil() as u64,
             TensorKind::KvCache,
             true,
+        );
+        let qkv = g.tensor(
+            format!("l{l}.qkv"),
+            qkv_bytes(sh, tokens),
+            TensorKind::Workspace,
+            false,
+        );
+        let out = out_proj_flops(sh, tokens);
+        g.op(
+            format!("l{l}.attn"),
+            sh.attn_flops(tokens, prompt / 2) - out,
+            vec![x, lw.attn],
+            vec![qkv, kv],
+            vec![],
         );
         let mid = g.tensor(
             format!("l{l}.x_mid"),
@@ -177,10 +248,29 @@ pub fn prefill(s: &LlmShape, par: Sharding, prompt: u64, batch: u64) -> Graph {
             false,
         );
         g.op(
-            format!("l{l}.attn"),
-            sh.attn_flops(tokens, prompt / 2),
-            vec![x, w.attn],
-            vec![mid, kv],
+            format!("l{l}.attn_out"),
+            out,
+            vec![qkv, x, lw.attn],
+            vec![mid],
+            vec![],
+        );
+        let pairs = sh
+            .moe_routed(l32)
+            .map_or(0, |(_, k, _)| tokens * u64::from(k));
+        let h = g.tensor(
+            format!("l{l}.ffn_h"),
+            ffn_workspace_bytes(sh, l32, tokens, pairs),
+            TensorKind::Workspace,
+            false,
+        );
+        let flops = ffn_flops(sh, l32, tokens, pairs);
+        let mut ins = vec![mid, lw.ffn];
+        ins.extend(&lw.experts);
+        g.op(
+            format!("l{l}.ffn_up"),
+            flops * up_frac(s),
+            ins.clone(),
+            vec![h],
             vec![],
         );
         let next = g.tensor(
@@ -189,33 +279,40 @@ pub fn prefill(s: &LlmShape, par: Sharding, prompt: u64, batch: u64) -> Graph {
             TensorKind::Activation,
             false,
         );
-        let pairs = sh
-            .moe_routed(l32)
-            .map_or(0, |(_, k, _)| tokens * u64::from(k));
-        let mut ins = vec![mid, w.ffn];
-        ins.extend(&w.experts);
+        ins.push(h);
         g.op(
-            format!("l{l}.ffn"),
-            ffn_flops(&sh, l32, tokens, pairs),
+            format!("l{l}.ffn_down"),
+            flops * (1.0 - up_frac(s)),
             ins,
             vec![next],
             vec![],
         );
+        kvs.push(kv);
         x = next;
     }
     let logits = g.tensor(
         "logits",
         batch * s.vocab / sh.tp * ACT_BYTES,
         TensorKind::Logits,
-        true,
+        persistent_logits,
     );
     g.op(
         "lm_head",
         2.0 * (batch * sh.vocab_params()) as f64,
-        vec![x, head],
+        vec![x, w.head],
         vec![logits],
         vec![],
     );
+    (kvs, logits)
+}
+
+/// Prefill of `prompt` tokens for `batch` sequences (see [`prefill_into`]): writes every layer's
+/// KV cache and the logits of the last position.
+pub fn prefill(s: &LlmShape, par: Sharding, prompt: u64, batch: u64) -> Graph {
+    let sh = shard(s, par);
+    let mut g = Graph::default();
+    let w = weights(&mut g, &sh);
+    prefill_into(&mut g, &sh, &w, prompt, batch, true);
     g
 }
 
@@ -234,7 +331,7 @@ pub fn decode(
 ) -> Graph {
     let sh = shard(s, par);
     let mut g = Graph::default();
-    let (embed, head, layers) = weights(&mut g, &sh);
+    let w = weights(&mut g, &sh);
     let kv_tok = sh.kv_bytes_per_token_layer();
     let past: Vec<TensorId> = (0..s.layers)
         .map(|l| {
@@ -246,20 +343,77 @@ pub fn decode(
             )
         })
         .collect();
+    let steps = DecodeSteps {
+        context,
+        batch,
+        steps,
+    };
+    decode_into(&mut g, &sh, &w, &past, None, steps, rng);
+    g
+}
+
+/// A whole request: the prefill of a `prompt`-token prompt for `batch` sequences (with its
+/// workspace and KV growth), then `steps` decode steps over the KV cache it wrote. The first
+/// decode step reads the prefill's logits.
+pub fn request(
+    s: &LlmShape,
+    par: Sharding,
+    prompt: u64,
+    batch: u64,
+    steps: u32,
+    rng: &mut Rng,
+) -> Graph {
+    let sh = shard(s, par);
+    let mut g = Graph::default();
+    let w = weights(&mut g, &sh);
+    let (kvs, logits) = prefill_into(&mut g, &sh, &w, prompt, batch, false);
+    let steps = DecodeSteps {
+        context: prompt,
+        batch,
+        steps,
+    };
+    decode_into(&mut g, &sh, &w, &kvs, Some(logits), steps, rng);
+    g
+}
+
+/// Shape of a run of decode steps.
+#[derive(Debug, Clone, Copy)]
+struct DecodeSteps {
+    /// Tokens already in each sequence's KV cache.
+    context: u64,
+    /// Sequences.
+    batch: u64,
+    /// Steps.
+    steps: u32,
+}
+
+/// Adds decode steps over the per-layer caches `past` to `g` (see [`decode`]); the first step's
+/// embedding reads `prev_logits` when given.
+fn decode_into(
+    g: &mut Graph,
+    sh: &Shard,
+    w: &Weights,
+    past: &[TensorId],
+    mut prev_logits: Option<TensorId>,
+    d: DecodeSteps,
+    rng: &mut Rng,
+) {
+    let s = sh.s;
+    let batch = d.batch;
+    let kv_tok = sh.kv_bytes_per_token_layer();
     let mut new_kv: Vec<Vec<TensorId>> = vec![Vec::new(); s.layers as usize];
     let x_bytes = batch * s.hidden * ACT_BYTES;
-    let mut prev_logits: Option<TensorId> = None;
-    for step in 0..steps {
+    for step in 0..d.steps {
         let mut x = g.tensor(
             format!("s{step}.x0"),
             x_bytes,
             TensorKind::Activation,
             false,
         );
-        let mut ins = vec![embed];
+        let mut ins = vec![w.embed];
         ins.extend(prev_logits);
         g.op(format!("s{step}.embed"), 0.0, ins, vec![x], vec![]);
-        for (l, w) in layers.iter().enumerate() {
+        for (l, lw) in w.layers.iter().enumerate() {
             let l32 = l as u32;
             let kv = g.tensor(
                 format!("s{step}.l{l}.kv"),
@@ -273,9 +427,9 @@ pub fn decode(
                 TensorKind::Activation,
                 false,
             );
-            let mut ins = vec![x, w.attn, past[l]];
+            let mut ins = vec![x, lw.attn, past[l]];
             ins.extend(&new_kv[l]);
-            let ctx = context + u64::from(step) + 1;
+            let ctx = d.context + u64::from(step) + 1;
             g.op(
                 format!("s{step}.l{l}.attn"),
                 sh.attn_flops(batch, ctx),
@@ -290,7 +444,7 @@ pub fn decode(
                 TensorKind::Activation,
                 false,
             );
-            let mut ins = vec![mid, w.ffn];
+            let mut ins = vec![mid, lw.ffn];
             let mut pairs = 0;
             if let Some((n, k, _)) = sh.moe_routed(l32) {
                 let local = sh.local_experts(n) as usize;
@@ -305,14 +459,14 @@ pub fn decode(
                 pairs = hits.iter().sum();
                 ins.extend(
                     hits.iter()
-                        .zip(&w.experts)
+                        .zip(&lw.experts)
                         .filter(|(h, _)| **h > 0)
                         .map(|(_, &t)| t),
                 );
             }
             g.op(
                 format!("s{step}.l{l}.ffn"),
-                ffn_flops(&sh, l32, batch, pairs),
+                ffn_flops(sh, l32, batch, pairs),
                 ins,
                 vec![next],
                 vec![],
@@ -328,13 +482,12 @@ pub fn decode(
         g.op(
             format!("s{step}.lm_head"),
             2.0 * (batch * sh.vocab_params()) as f64,
-            vec![x, head],
+            vec![x, w.head],
             vec![logits],
             vec![],
         );
         prev_logits = Some(logits);
     }
-    g
 }
 
 /// One training step on `batch` sequences of `seq` tokens: forward (saving each layer's
@@ -527,7 +680,7 @@ mod tests {
             "{}",
             g.flops() / matmul
         );
-        assert_eq!(g.ops.len(), 2 + 2 * 32);
+        assert_eq!(g.ops.len(), 2 + 4 * 32);
     }
 
     #[test]
@@ -583,6 +736,33 @@ mod tests {
             decode(&s, par, 1024, 4, 1, &mut rng2),
             "deterministic for a seed"
         );
+    }
+
+    #[test]
+    fn a_request_prefills_with_workspace_then_decodes_over_the_prefill_cache() {
+        let s = preset("llama-3-8b");
+        let mut rng = sim::rng::stream(1, "t");
+        let g = request(&s, ONE, 1024, 2, 3, &mut rng);
+        assert!(g.problems().is_empty());
+        let order: Vec<usize> = (0..g.ops.len()).collect();
+        assert!(g.is_valid_order(&order));
+        // the FFN intermediate: gate and up projections, bf16, for every prompt token
+        let h = g.tensors.iter().find(|t| t.name == "l0.ffn_h").unwrap();
+        assert_eq!(h.bytes, 2 * 1024 * 2 * s.ffn * 2);
+        assert_eq!(h.kind, TensorKind::Workspace);
+        // decode step 1 of layer 5 reads the layer's prefill cache and step 0's entry
+        let kv = g.tensors.iter().position(|t| t.name == "l5.kv").unwrap();
+        let attn = g.ops.iter().find(|o| o.name == "s1.l5.attn").unwrap();
+        assert!(attn.inputs.contains(&kv));
+        assert_eq!(attn.inputs.len(), 4);
+        // the first decode step reads the prefill's logits
+        let logits = g.tensors.iter().position(|t| t.name == "logits").unwrap();
+        assert!(
+            g.ops
+                .iter()
+                .any(|o| o.name == "s0.embed" && o.inputs.contains(&logits))
+        );
+        assert_eq!(g.ops.len(), 2 + 4 * 32 + 3 * (2 + 2 * 32));
     }
 
     #[test]
