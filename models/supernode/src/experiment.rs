@@ -108,10 +108,12 @@ pub fn setup(p: &SupernodeParams, graph: Graph) -> Result<Setup, RunError> {
         .filter(|&t| producers[t].is_none())
         .collect();
     let offloads = matches!(p.strategy, Strategy::Reactive | Strategy::Hyperoffload);
-    if offloads && graph.total_bytes() > p.fabric.pool_bytes {
+    // The pool holds offloaded tensors, a subset of the live ones: it never needs more than the
+    // peak of live bytes (tensors that never coexist, such as per-layer workspaces, are not summed).
+    if offloads && peak > p.fabric.pool_bytes {
         return Err(RunError::Model(format!(
-            "the step's {} bytes of tensors exceed the {} bytes of pooled memory of fabric {}",
-            graph.total_bytes(),
+            "the step's peak of {} live tensor bytes exceeds the {} bytes of pooled memory of fabric {}",
+            peak,
             p.fabric.pool_bytes,
             p.fabric.name
         )));

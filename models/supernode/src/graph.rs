@@ -220,11 +220,6 @@ impl Graph {
             .sum()
     }
 
-    /// Bytes of every tensor.
-    pub fn total_bytes(&self) -> u64 {
-        self.tensors.iter().map(|t| t.bytes).sum()
-    }
-
     /// Total FLOPs.
     pub fn flops(&self) -> f64 {
         self.ops.iter().map(|o| o.flops).sum()
