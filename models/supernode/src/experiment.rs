@@ -113,9 +113,7 @@ pub fn setup(p: &SupernodeParams, graph: Graph) -> Result<Setup, RunError> {
     if offloads && peak > p.fabric.pool_bytes {
         return Err(RunError::Model(format!(
             "the step's peak of {} live tensor bytes exceeds the {} bytes of pooled memory of fabric {}",
-            peak,
-            p.fabric.pool_bytes,
-            p.fabric.name
+            peak, p.fabric.pool_bytes, p.fabric.name
         )));
     }
     let (program, initial, capacity_bytes, mode, plan) = match p.strategy {
