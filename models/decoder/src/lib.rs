@@ -12,6 +12,7 @@
 //!   mask, KV cache), [`Decoder::logits`] — with substitutable operators and fake quantization
 //!   ([`Ops`], [`Decoder::map_weights`]).
 //! * [`quant`]: symmetric fake quantization of weights and activations.
+//! * [`skip`]: teacher-forced per-token layer skipping on real text, against a cached [`skip::Baseline`].
 //! * [`eval`]: log-softmax, negative log-likelihood, KL divergence and top-1 agreement.
 //! * [`text`]: held-out real text (ShareGPT turns) for perplexity.
 
@@ -19,6 +20,7 @@ pub mod eval;
 pub mod gguf;
 pub mod model;
 pub mod quant;
+pub mod skip;
 pub mod text;
 pub mod tokenizer;
 

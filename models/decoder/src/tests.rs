@@ -276,3 +276,27 @@ fn smollm2_tokens_and_logits_match_the_reference_when_the_weights_are_present() 
         f.tolerance_max_abs
     );
 }
+
+#[test]
+fn skipping_nothing_reproduces_the_baseline_and_skipping_a_layer_changes_it() {
+    use super::skip::{Baseline, score};
+    let (m, t) = tiny_model();
+    let windows = vec![
+        t.encode("hello world the simulator"),
+        t.encode("the world singing hello"),
+    ];
+    let tokens: usize = windows.iter().map(Vec::len).sum();
+    let base = Baseline::compute(&m, windows, &Exact).expect("baseline");
+    assert_eq!(base.scored_tokens(), tokens - 2);
+    let (q, counts) = score(&m, &base, &mut |_, _, _| {}, &Exact).expect("score");
+    assert!(q.mean_kl().abs() < 1e-9 && q.top1() == 1.0);
+    assert_eq!(counts, vec![0; 3]);
+    let mut skip_layer_1 = |l: usize, _: &mut [f32], run: &mut [bool]| {
+        if l == 1 {
+            run.fill(false);
+        }
+    };
+    let (s, counts) = score(&m, &base, &mut skip_layer_1, &Exact).expect("score");
+    assert_eq!(counts, vec![0, tokens, 0]);
+    assert!(s.mean_kl() > 1e-6 && s.nll_sum != q.nll_sum);
+}
