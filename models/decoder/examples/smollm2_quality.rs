@@ -36,7 +36,7 @@ fn main() -> Result<(), String> {
     let t0 = Instant::now();
     let base = Baseline::compute(&m, held_out, &Exact)?;
     let secs = t0.elapsed().as_secs_f64();
-    let (q, _) = score(&m, &base, &mut |_, _, _| {}, &Exact)?;
+    let q = base.quality(&m, &Exact);
     println!(
         "baseline: {} windows, {n} tokens ({} scored), perplexity {:.3}, forward {:.1} tokens/s (prompt evaluation, window {WINDOW}, f32)",
         base.windows.len(),
@@ -46,7 +46,7 @@ fn main() -> Result<(), String> {
     );
 
     let sub = Baseline::compute(&m, windows(&tok, &turns, WINDOW, 0, sweep), &Exact)?;
-    let (q0, _) = score(&m, &sub, &mut |_, _, _| {}, &Exact)?;
+    let q0 = sub.quality(&m, &Exact);
     println!(
         "\nskip one layer for every token ({} scored tokens; baseline perplexity {:.3})",
         sub.scored_tokens(),

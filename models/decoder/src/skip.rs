@@ -25,6 +25,20 @@ impl Baseline {
         Ok(Self { windows, finals })
     }
 
+    /// The unmodified model's own quality (perplexity; KL 0, top-1 agreement 1) from the cache.
+    pub fn quality(&self, m: &Decoder, ops: &dyn Ops) -> Quality {
+        let v = m.config.vocab;
+        let mut q = Quality::default();
+        for (w, fin) in self.windows.iter().zip(&self.finals) {
+            let logits = m.logits(fin, ops);
+            for p in 0..w.len().saturating_sub(1) {
+                let row = &logits[p * v..(p + 1) * v];
+                q.add(row, row, w[p + 1]);
+            }
+        }
+        q
+    }
+
     /// Tokens scored (every position but each window's last predicts a next token).
     pub fn scored_tokens(&self) -> usize {
         self.windows.iter().map(|w| w.len().saturating_sub(1)).sum()

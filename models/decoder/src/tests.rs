@@ -290,6 +290,7 @@ fn skipping_nothing_reproduces_the_baseline_and_skipping_a_layer_changes_it() {
     assert_eq!(base.scored_tokens(), tokens - 2);
     let (q, counts) = score(&m, &base, &mut |_, _, _| {}, &Exact).expect("score");
     assert!(q.mean_kl().abs() < 1e-9 && q.top1() == 1.0);
+    assert!((base.quality(&m, &Exact).perplexity() - q.perplexity()).abs() < 1e-9);
     assert_eq!(counts, vec![0; 3]);
     let mut skip_layer_1 = |l: usize, _: &mut [f32], run: &mut [bool]| {
         if l == 1 {
