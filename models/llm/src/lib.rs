@@ -13,6 +13,10 @@ pub enum Quant {
     /// llama.cpp Q4_0: blocks of 32 4-bit weights plus one f16 scale = 18 bytes / 32 weights
     /// (ggml-common.h `block_q4_0`), 4.5 bits per weight.
     Q4,
+    /// llama.cpp Q4_1: blocks of 32 4-bit weights plus an f16 scale and an f16 minimum = 20 bytes /
+    /// 32 weights (ggml-common.h `block_q4_1`), 5.0 bits per weight. Spelled `q4_1` in YAML.
+    #[serde(rename = "q4_1")]
+    Q4_1,
     /// llama.cpp Q8_0: 32 int8 weights plus one f16 scale = 34 bytes / 32 weights, 8.5 bits per weight.
     Q8,
     /// IEEE half precision, 16 bits per weight.
@@ -26,6 +30,7 @@ impl Quant {
     pub fn bits_per_weight(self) -> f64 {
         match self {
             Quant::Q4 => 4.5,
+            Quant::Q4_1 => 5.0,
             Quant::Q8 => 8.5,
             Quant::Fp16 | Quant::Bf16 => 16.0,
         }
@@ -296,6 +301,7 @@ mod tests {
         // Published totals: TinyLlama 1.10 B, Llama-2-7B 6.74 B, Mixtral-8x7B 46.7 B, DeepSeek-V3 671 B.
         for (name, billions, tol) in [
             ("tinyllama-1.1b-q4", 1.10, 0.03),
+            ("smollm2-135m-q4_1", 0.135, 0.03),
             ("llama-2-7b-q4", 6.74, 0.03),
             ("mixtral-8x7b", 46.7, 0.03),
             ("deepseek-v3", 671.0, 0.06),
