@@ -9,12 +9,14 @@
 
 pub mod quark;
 pub mod sim;
+pub mod synth;
 
 /// The Verilog sources, by file name (hand-written templates kept in `models/fpga/rtl/`).
 pub const SOURCES: &[(&str, &str)] = &[
     ("quark_exp2.v", include_str!("../../rtl/quark_exp2.v")),
     ("quark_log2.v", include_str!("../../rtl/quark_log2.v")),
     ("quark_lane.v", include_str!("../../rtl/quark_lane.v")),
+    ("row_reduce.v", include_str!("../../rtl/row_reduce.v")),
 ];
 
 /// A module instance to simulate or synthesize: the module, its parameter values and its ports.

@@ -125,3 +125,19 @@ pub fn exp2_instance(prec: Prec, tw: u32, lsh: u32) -> Instance {
         latency: 3,
     }
 }
+
+/// `row_reduce.v` at precision `prec` over `lanes` lane values (accumulator 14 bits wider).
+pub fn row_instance(prec: Prec, lanes: u32) -> Instance {
+    let w = value_width(prec);
+    Instance {
+        module: "row_reduce",
+        params: vec![
+            ("N", i64::from(lanes)),
+            ("W", i64::from(w)),
+            ("AW", i64::from(w + 14)),
+        ],
+        inputs: vec![("clear", 1), ("v", lanes * w)],
+        output: ("acc", w + 14, true),
+        latency: 2,
+    }
+}

@@ -137,3 +137,46 @@ fn quark_primitives_match_rust() {
         cosim(&exp2_instance(prec, tw, lsh), &ts, |v| quark::exp2(v[0], f));
     }
 }
+
+/// Re-synthesizes every unit and compares with `models/fpga/rtl/synth.tsv` (exactly under the
+/// committed yosys version, within 10 % under another). `SYSIM_WRITE_SYNTH=1` rewrites the file.
+#[test]
+fn synthesis_matches_the_committed_counts() {
+    use super::synth;
+    if !synth::available() {
+        eprintln!("NOTE: synthesis check skipped: yosys not installed (run scripts/setup-hw-tools.sh)");
+        return;
+    }
+    let version = synth::version().unwrap_or_default();
+    let same_tool = synth::COMMITTED
+        .lines()
+        .next()
+        .is_some_and(|l| l.trim_start_matches("# ") == version);
+    let mut lines = vec![format!("# {version}")];
+    for (name, inst) in synth::units() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let got = synth::run(&inst, dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        eprintln!("{}", synth::format_line(&name, got));
+        lines.push(synth::format_line(&name, got));
+        if std::env::var_os("SYSIM_WRITE_SYNTH").is_some() {
+            continue;
+        }
+        let want = synth::committed(&name).unwrap_or_else(|| panic!("{name} not committed"));
+        let tol = if same_tool { 0.0 } else { 0.1 };
+        for (what, g, w) in [
+            ("LUT", got.lut, want.lut),
+            ("FF", got.ff, want.ff),
+            ("DSP", got.dsp, want.dsp),
+            ("BRAM", got.bram, want.bram),
+        ] {
+            assert!(
+                (g - w).abs() <= tol * w,
+                "{name} {what}: yosys {g} vs committed {w} ({version})"
+            );
+        }
+    }
+    if std::env::var_os("SYSIM_WRITE_SYNTH").is_some() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/rtl/synth.tsv");
+        std::fs::write(path, lines.join("\n") + "\n").expect("write synth.tsv");
+    }
+}
