@@ -7,6 +7,7 @@
 //! (= 2 × activation bits, [`Prec::frac`](super::ops::Prec::frac)); [`quark::lane_params`] and
 //! friends give the parameter values for a precision.
 
+pub mod ibert;
 pub mod quark;
 pub mod sim;
 pub mod synth;
@@ -17,6 +18,8 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("quark_log2.v", include_str!("../../rtl/quark_log2.v")),
     ("quark_lane.v", include_str!("../../rtl/quark_lane.v")),
     ("row_reduce.v", include_str!("../../rtl/row_reduce.v")),
+    ("ibert_gelu.v", include_str!("../../rtl/ibert_gelu.v")),
+    ("ibert_exp.v", include_str!("../../rtl/ibert_exp.v")),
 ];
 
 /// A module instance to simulate or synthesize: the module, its parameter values and its ports.

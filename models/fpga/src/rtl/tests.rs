@@ -180,3 +180,64 @@ fn synthesis_matches_the_committed_counts() {
         std::fs::write(path, lines.join("\n") + "\n").expect("write synth.tsv");
     }
 }
+
+/// The lane's modes compose into the operators: softmax = max → Exp → sum → log2 → SmOut, and
+/// LN mode's Rsq equals the operator's 1/√v (so a bit-exact lane makes a bit-exact operator).
+#[test]
+fn lane_modes_compose_into_the_quark_operators() {
+    use super::super::ops::{Design, Op, apply};
+    let prec = Prec::INT8;
+    let f = prec.frac();
+    let fin = prec.act_fmt();
+    let mut rng = Rng(5);
+    for _ in 0..200 {
+        let row: Vec<i32> = (0..64).map(|_| rng.range(-128, 127) as i32).collect();
+        let w = |q: i32| shr_round(i64::from(q), fin.frac - f);
+        let m = w(*row.iter().max().expect("row"));
+        let s: i64 = row.iter().map(|&q| lane(Mode::Exp, w(q), m, 0, f)).sum();
+        let ls = quark::log2(s, f);
+        let out = Fmt::new(16, 15);
+        let y: Vec<i32> = row
+            .iter()
+            .map(|&q| out.requantize(lane(Mode::SmOut, w(q), m, ls, f), f))
+            .collect();
+        assert_eq!(y, apply(Design::Quark, Op::Softmax, prec, &row, fin, out));
+        let v = rng.range(1, 1 << (f + 12));
+        assert_eq!(lane(Mode::Rsq, 0, 0, quark::log2(v, f), f), quark::rsqrt(v, f));
+    }
+}
+
+#[test]
+fn reciprocal_multiplier_is_exact_floor_division() {
+    use super::ibert::reciprocal_multiplier;
+    let d = crate::fixed::konst(std::f64::consts::LN_2, 16);
+    let (m, s) = reciprocal_multiplier(d, 23);
+    for n in (0..1i64 << 23).step_by(7).chain([(1 << 23) - 1]) {
+        assert_eq!((i128::from(n) * i128::from(m)) >> s, i128::from(n / d), "n = {n}");
+    }
+}
+
+#[test]
+fn ibert_units_match_rust() {
+    use super::super::ops::baseline::{i_exp, i_gelu};
+    use super::ibert::{exp_instance, gelu_instance};
+    for prec in [Prec::INT8, Prec::INT4, Prec { bits: 12 }] {
+        let f = prec.frac();
+        let bits = prec.bits;
+        let mut rng = Rng(u64::from(bits) + 100);
+        let lim = 1i64 << (f + 6);
+        // every code at every input scale that fits the datapath, then a random sample
+        let mut xs: Vec<Vec<i64>> = Vec::new();
+        if bits <= 8 {
+            for frac in (bits as i32 - 7).max(1)..bits as i32 {
+                for q in Fmt::new(bits, 0).min_code()..=Fmt::new(bits, 0).max_code() {
+                    xs.push(vec![shr_round(q, frac - f)]);
+                }
+            }
+        }
+        xs.extend((0..20_000).map(|_| vec![rng.range(-lim, lim - 1)]));
+        cosim(&gelu_instance(prec), &xs, |v| i_gelu(v[0], f));
+        let neg: Vec<Vec<i64>> = xs.iter().map(|v| vec![-v[0].abs().min(lim)]).collect();
+        cosim(&exp_instance(prec), &neg, |v| i_exp(v[0], f));
+    }
+}
