@@ -21,7 +21,13 @@ pub fn available() -> bool {
 fn testbench(inst: &Instance, n: usize) -> String {
     let mut tb = String::from("`timescale 1ns/1ps\nmodule tb;\n  reg clk = 0;\n");
     for (p, w) in &inst.inputs {
-        let _ = writeln!(tb, "  reg [{}:0] v_{p} [0:{}];\n  reg [{}:0] {p};", w - 1, n - 1, w - 1);
+        let _ = writeln!(
+            tb,
+            "  reg [{}:0] v_{p} [0:{}];\n  reg [{}:0] {p};",
+            w - 1,
+            n - 1,
+            w - 1
+        );
     }
     let (o, ow, _) = inst.output;
     let _ = writeln!(tb, "  wire [{}:0] {o};", ow - 1);
@@ -85,7 +91,10 @@ pub fn run(inst: &Instance, vectors: &[Vec<i64>], dir: &Path) -> Result<Vec<i64>
         .output()
         .map_err(|e| e.to_string())?;
     if !build.status.success() {
-        return Err(format!("iverilog: {}", String::from_utf8_lossy(&build.stderr)));
+        return Err(format!(
+            "iverilog: {}",
+            String::from_utf8_lossy(&build.stderr)
+        ));
     }
     let sim = Command::new("vvp")
         .current_dir(dir)

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use super::super::cost::Resources;
 use super::super::ops::Prec;
-use super::{Instance, SOURCES, quark};
+use super::{Instance, SOURCES, ibert, quark};
 
 /// The committed synthesis results: one line per [`units`] entry,
 /// `name lut ff dsp bram` (tab-separated; LUT counts LUT1–LUT6, INV and SRL primitives), after a
@@ -28,7 +28,12 @@ pub fn units() -> Vec<(String, Instance)> {
             format!("quark_log2_row_int{b}"),
             quark::log2_instance(prec, f + 14),
         ));
-        v.push((format!("row_reduce_int{b}"), quark::row_instance(prec, LANES)));
+        v.push((
+            format!("row_reduce_int{b}"),
+            quark::row_instance(prec, LANES),
+        ));
+        v.push((format!("ibert_gelu_int{b}"), ibert::gelu_instance(prec)));
+        v.push((format!("ibert_exp_int{b}"), ibert::exp_instance(prec)));
     }
     v
 }

@@ -49,7 +49,13 @@ pub(super) fn cosim(
             bad += 1;
         }
     }
-    assert_eq!(bad, 0, "{}: {bad} of {} outputs differ", inst.module, vectors.len());
+    assert_eq!(
+        bad,
+        0,
+        "{}: {bad} of {} outputs differ",
+        inst.module,
+        vectors.len()
+    );
     Some(vectors.len())
 }
 
@@ -90,7 +96,12 @@ fn lane_vectors(prec: Prec, exhaustive: bool, rng: &mut Rng) -> Vec<Vec<i64>> {
         let var = rng.range(1, 1i64 << (f + 12));
         v.push(vec![Mode::Rsq as i64, 0, 0, quark::log2(var, f)]);
         let r = quark::rsqrt(var, f).min(amax);
-        v.push(vec![Mode::Norm as i64, rng.range(-(1 << (f + 6)), 1 << (f + 6)), r, 0]);
+        v.push(vec![
+            Mode::Norm as i64,
+            rng.range(-(1 << (f + 6)), 1 << (f + 6)),
+            r,
+            0,
+        ]);
     }
     v
 }
@@ -144,7 +155,9 @@ fn quark_primitives_match_rust() {
 fn synthesis_matches_the_committed_counts() {
     use super::synth;
     if !synth::available() {
-        eprintln!("NOTE: synthesis check skipped: yosys not installed (run scripts/setup-hw-tools.sh)");
+        eprintln!(
+            "NOTE: synthesis check skipped: yosys not installed (run scripts/setup-hw-tools.sh)"
+        );
         return;
     }
     let version = synth::version().unwrap_or_default();
@@ -203,7 +216,10 @@ fn lane_modes_compose_into_the_quark_operators() {
             .collect();
         assert_eq!(y, apply(Design::Quark, Op::Softmax, prec, &row, fin, out));
         let v = rng.range(1, 1 << (f + 12));
-        assert_eq!(lane(Mode::Rsq, 0, 0, quark::log2(v, f), f), quark::rsqrt(v, f));
+        assert_eq!(
+            lane(Mode::Rsq, 0, 0, quark::log2(v, f), f),
+            quark::rsqrt(v, f)
+        );
     }
 }
 
@@ -213,7 +229,11 @@ fn reciprocal_multiplier_is_exact_floor_division() {
     let d = crate::fixed::konst(std::f64::consts::LN_2, 16);
     let (m, s) = reciprocal_multiplier(d, 23);
     for n in (0..1i64 << 23).step_by(7).chain([(1 << 23) - 1]) {
-        assert_eq!((i128::from(n) * i128::from(m)) >> s, i128::from(n / d), "n = {n}");
+        assert_eq!(
+            (i128::from(n) * i128::from(m)) >> s,
+            i128::from(n / d),
+            "n = {n}"
+        );
     }
 }
 
