@@ -28,7 +28,7 @@ use sim::engine::{self, T0};
 use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 
 use super::cost;
-use super::ops::Prec;
+use super::ops::{Design, Prec};
 use super::params::{FpgaParams, QualityParams, WeightsChoice};
 use super::platform::{array_dsp, fpga_step, gpu_kernel_s};
 use super::quality::{Nonlinear, Variant, evaluate};
@@ -177,6 +177,15 @@ impl Experiment for FpgaExperiment {
             .metric("array_dsp", array_dsp(p))
             .metric("dsp_utilization", dsp_used / p.fpga.dsp)
             .metric("tasks", tasks.len() as f64);
+        if p.design == Design::Quark && !p.separate_units {
+            // The synthesized shared circuit (yosys, committed counts), beside the cost model.
+            if let Some(r) = crate::rtl::synth::quark_shared(prec, p.lanes) {
+                out.metric("rtl_lut", r.lut)
+                    .metric("rtl_ff", r.ff)
+                    .metric("rtl_dsp", r.dsp)
+                    .metric("rtl_bram", r.bram);
+            }
+        }
         for &op in &ops {
             let u = cost::timing(p.design, op, prec, p.lanes);
             out.metric(format!("{}_depth_cycles", op_name(op)), f64::from(u.depth));

@@ -13,6 +13,7 @@ pub mod workload;
 pub use experiment::FpgaExperiment;
 pub use params::FpgaParams;
 pub mod quality;
+pub mod rtl;
 pub mod specquant;
 
 #[cfg(test)]

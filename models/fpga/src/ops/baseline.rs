@@ -91,7 +91,7 @@ fn rom(
 }
 
 /// I-BERT i-exp of x ≤ 0 at `f` bits (positive x also handled by the floor range reduction).
-fn i_exp(x: i64, f: i32) -> i64 {
+pub(crate) fn i_exp(x: i64, f: i32) -> i64 {
     let ln2 = konst(std::f64::consts::LN_2, f);
     let z = (-x).div_euclid(ln2);
     let p = x + z * ln2;
@@ -101,7 +101,7 @@ fn i_exp(x: i64, f: i32) -> i64 {
 }
 
 /// I-BERT i-GELU at `f` bits.
-fn i_gelu(x: i64, f: i32) -> i64 {
+pub(crate) fn i_gelu(x: i64, f: i32) -> i64 {
     let one = 1i64 << f;
     let xs = shr_round(x * konst(std::f64::consts::FRAC_1_SQRT_2, f), f);
     let c = xs.abs().min(konst(1.769, f)) - konst(1.769, f);

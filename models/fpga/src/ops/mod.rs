@@ -5,8 +5,8 @@
 //! datapath works on integers with [`Prec::frac`] fractional bits, outputs are codes in the caller's
 //! output format. [`reference`] gives the f64 function each one approximates.
 
-mod baseline;
-mod quark;
+pub(crate) mod baseline;
+pub(crate) mod quark;
 mod reference;
 #[cfg(test)]
 mod tests;
