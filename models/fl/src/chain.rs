@@ -11,7 +11,14 @@
 //! * A transaction becomes includable `propagation_s` after submission (mempool gossip). Each
 //!   block executes the eligible transactions in FIFO order in revm; one that does not fit in the
 //!   gas left waits for the next block, and so do later transactions of the same sender (nonce
-//!   order). Gas is what revm charges — never estimated.
+//!   order). Gas is what revm charges.
+//! * Senders behave like wallets: when a transaction reaches the head of its sender's queue it
+//!   gets a gas limit from a dry-run estimate in revm ([`Evm::estimate_gas`], go-ethereum's
+//!   `eth_estimateGas` procedure) times (1 + `gas_margin`), and a max fee per gas
+//!   (`max_fee_gwei`). The builder includes it only if its gas limit fits the gas left in the
+//!   block and the base fee does not exceed its max fee (EIP-1559 validity); it pays the
+//!   effective price min(max fee, base fee + tip). While the base fee is above the cap the sender
+//!   holds its transactions (pacing).
 
 use rand_distr::{Distribution, Normal};
 use schemars::JsonSchema;
@@ -19,9 +26,9 @@ use serde::{Deserialize, Serialize};
 use sim::rng::Rng;
 use sim::validate::{Checks, Validate};
 
-use revm::primitives::Address;
+use revm::primitives::{Address, U256};
 
-use super::evm::{Call, Evm, EvmError, Receipt};
+use super::evm::{Call, Evm, EvmError, Receipt, TX_GAS_CAP};
 
 /// Chain parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -43,6 +50,14 @@ pub struct ChainConfig {
     pub congestion: Vec<[f64; 2]>,
     /// Mempool propagation delay before a transaction can be included, seconds.
     pub propagation_s: f64,
+    /// Max fee per gas the settlement senders accept, gwei. Stated default: 10,000 gwei, a
+    /// ceiling that does not bind in the bundled congestion scenarios (a 10-minute window of full
+    /// blocks lifts a 10 gwei base fee to ≈ 3,600 gwei); wallets set about 2 × base fee + tip
+    /// (ethers.js v5 `getFeeData`), which the scale scenarios use to study pacing.
+    pub max_fee_gwei: f64,
+    /// Margin added to the gas estimate for the gas limit (0.2: the 20 % that Uniswap's
+    /// interface adds in `calculateGasMargin`).
+    pub gas_margin: f64,
 }
 
 impl Default for ChainConfig {
@@ -56,6 +71,8 @@ impl Default for ChainConfig {
             background_sd: 0.0,
             congestion: Vec::new(),
             propagation_s: 1.0,
+            max_fee_gwei: 10_000.0,
+            gas_margin: 0.2,
         }
     }
 }
@@ -70,6 +87,16 @@ impl Validate for ChainConfig {
         c.non_negative("priority_fee_gwei", self.priority_fee_gwei);
         c.non_negative("background_sd", self.background_sd);
         c.non_negative("propagation_s", self.propagation_s);
+        c.non_negative("gas_margin", self.gas_margin);
+        if !(self.max_fee_gwei.is_finite() && self.max_fee_gwei >= self.priority_fee_gwei) {
+            c.fail(
+                "max_fee_gwei",
+                format!(
+                    "must be finite and ≥ priority_fee_gwei ({}), got {}",
+                    self.priority_fee_gwei, self.max_fee_gwei
+                ),
+            );
+        }
         c.fraction("background_util", self.background_util);
         for (i, w) in self.congestion.iter().enumerate() {
             if !(w[0].is_finite() && w[1].is_finite() && 0.0 <= w[0] && w[0] < w[1]) {
@@ -93,6 +120,9 @@ pub struct Pending {
     pub call: Call,
     /// Submission time, seconds.
     pub submitted_s: f64,
+    /// Gas limit set by the sender (estimate plus margin) when the transaction first reached the
+    /// head of its sender's queue; `None` before.
+    pub gas_limit: Option<u64>,
 }
 
 /// A transaction that made it into a block.
@@ -108,7 +138,9 @@ pub struct Included {
     pub t_s: f64,
     /// Base fee of the block, wei.
     pub base_fee_wei: u128,
-    /// Fee paid: gas × (base fee + tip), wei.
+    /// Effective gas price: min(max fee, base fee + tip), wei.
+    pub price_wei: u128,
+    /// Fee paid: gas used × effective gas price, wei.
     pub fee_wei: u128,
 }
 
@@ -143,6 +175,8 @@ pub struct Chain {
     pub delayed_txs: u64,
     /// Blocks in which eligible settlement transactions did not all fit.
     pub full_blocks: u64,
+    /// Blocks whose base fee exceeded the senders' max fee (every settlement sender waited).
+    pub priced_out_blocks: u64,
 }
 
 impl Chain {
@@ -158,6 +192,7 @@ impl Chain {
             rng,
             delayed_txs: 0,
             full_blocks: 0,
+            priced_out_blocks: 0,
         }
     }
 
@@ -214,50 +249,67 @@ impl Chain {
         let limit = self.cfg.gas_limit;
         let bg = self.background(t_s);
         let tip = (self.cfg.priority_fee_gwei * 1e9).round() as u128;
-        let price = self.base_fee_wei + tip;
-        self.evm
-            .set_block(self.number, t_s as u64, self.base_fee_wei as u64, limit);
+        let max_fee = (self.cfg.max_fee_gwei * 1e9).round() as u128;
+        let price = (self.base_fee_wei + tip).min(max_fee);
         let mut used = bg;
         let mut included = Vec::new();
-        let mut blocked: Vec<Address> = Vec::new();
-        let mut keep = Vec::with_capacity(self.mempool.len());
         let mut waiting = 0usize;
-        for tx in std::mem::take(&mut self.mempool) {
-            let eligible = tx.submitted_s + self.cfg.propagation_s <= t_s;
-            if !eligible || blocked.contains(&tx.call.from) {
-                if eligible {
-                    waiting += 1;
+        if self.base_fee_wei > max_fee {
+            // Pacing: every sender holds its transactions until the base fee is back under its cap.
+            self.priced_out_blocks += 1;
+        } else {
+            self.evm
+                .set_block(self.number, t_s as u64, self.base_fee_wei as u64, limit);
+            let mut blocked: Vec<Address> = Vec::new();
+            let mut keep = Vec::with_capacity(self.mempool.len());
+            for mut tx in std::mem::take(&mut self.mempool) {
+                let eligible = tx.submitted_s + self.cfg.propagation_s <= t_s;
+                if !eligible || blocked.contains(&tx.call.from) {
+                    if eligible {
+                        waiting += 1;
+                    }
+                    keep.push(tx);
+                    continue;
                 }
-                keep.push(tx);
-                continue;
-            }
-            let room = limit - used;
-            let (receipt, kept) = self
-                .evm
-                .execute_if(&tx.call, price, |r| r.gas_used <= room)?;
-            if kept {
+                let gas_limit = match tx.gas_limit {
+                    Some(g) => g,
+                    None => {
+                        let est = self.evm.estimate_gas(&tx.call, price)?;
+                        let g = ((est as f64 * (1.0 + self.cfg.gas_margin)).ceil() as u64)
+                            .min(TX_GAS_CAP)
+                            .max(est);
+                        tx.gas_limit = Some(g);
+                        g
+                    }
+                };
+                if gas_limit > limit {
+                    return Err(EvmError(format!(
+                        "transaction `{}` needs a gas limit of {gas_limit}, more than the block gas limit {limit}",
+                        tx.label
+                    )));
+                }
+                // A wallet does not sign what its balance cannot cover (limit × price + value).
+                let cost = U256::from(gas_limit) * U256::from(price) + tx.call.value;
+                if gas_limit > limit - used || self.evm.balance(tx.call.from) < cost {
+                    waiting += 1;
+                    blocked.push(tx.call.from);
+                    keep.push(tx);
+                    continue;
+                }
+                let (receipt, _) = self.evm.execute_if(&tx.call, gas_limit, price, |_| true)?;
                 used += receipt.gas_used;
                 included.push(Included {
                     fee_wei: u128::from(receipt.gas_used) * price,
+                    price_wei: price,
                     receipt,
                     block: self.number,
                     t_s,
                     base_fee_wei: self.base_fee_wei,
                     tx,
                 });
-            } else {
-                if receipt.gas_used > limit {
-                    return Err(EvmError(format!(
-                        "transaction `{}` needs {} gas, more than the block gas limit {limit}",
-                        tx.label, receipt.gas_used
-                    )));
-                }
-                waiting += 1;
-                blocked.push(tx.call.from);
-                keep.push(tx);
             }
+            self.mempool = keep;
         }
-        self.mempool = keep;
         if waiting > 0 {
             self.full_blocks += 1;
             self.delayed_txs += waiting as u64;
@@ -275,14 +327,21 @@ impl Chain {
     }
 }
 
+/// EIP-1559 `ELASTICITY_MULTIPLIER`: the gas target is the block gas limit over 2.
+pub const ELASTICITY_MULTIPLIER: u64 = 2;
+/// EIP-1559 `BASE_FEE_MAX_CHANGE_DENOMINATOR`: the base fee moves by at most 1/8 per block.
+pub const BASE_FEE_MAX_CHANGE_DENOMINATOR: u128 = 8;
+
 /// EIP-1559 base-fee update for a parent block that used `used` of `limit` gas.
 pub fn next_base_fee(base: u128, used: u64, limit: u64) -> u128 {
-    let target = u128::from(limit / 2).max(1);
+    let target = u128::from(limit / ELASTICITY_MULTIPLIER).max(1);
     let used = u128::from(used);
     if used > target {
-        base + (base * (used - target) / target / 8).max(1)
+        base.saturating_add(
+            (base.saturating_mul(used - target) / target / BASE_FEE_MAX_CHANGE_DENOMINATOR).max(1),
+        )
     } else {
-        base - base * (target - used) / target / 8
+        base - base * (target - used) / target / BASE_FEE_MAX_CHANGE_DENOMINATOR
     }
 }
 

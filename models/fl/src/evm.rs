@@ -41,6 +41,10 @@ pub struct Receipt {
     pub created: Option<Address>,
     /// Number of logs emitted.
     pub logs: usize,
+    /// Gas limit the transaction ran with.
+    pub gas_limit: u64,
+    /// Gas spent before the refund (the most the execution held at once is at most this).
+    pub gas_spent: u64,
 }
 
 /// A failure of the EVM itself (invalid transaction, database error), not a revert.
@@ -105,12 +109,14 @@ impl Evm {
         });
     }
 
-    /// Executes `call` at gas price `gas_price_wei` and commits its state changes (the sender's
-    /// fee and nonce only, when it reverted) if `keep` accepts the receipt; otherwise the world is
-    /// left untouched. Returns the receipt and whether it was committed.
+    /// Executes `call` with gas limit `gas_limit` at gas price `gas_price_wei` and commits its
+    /// state changes (the sender's fee and nonce only, when it reverted) if `keep` accepts the
+    /// receipt; otherwise the world is left untouched. Returns the receipt and whether it was
+    /// committed.
     pub fn execute_if(
         &mut self,
         call: &Call,
+        gas_limit: u64,
         gas_price_wei: u128,
         keep: impl FnOnce(&Receipt) -> bool,
     ) -> Result<(Receipt, bool), EvmError> {
@@ -119,7 +125,7 @@ impl Evm {
             .kind(call.to.map_or(TxKind::Create, TxKind::Call))
             .data(call.data.clone())
             .value(call.value)
-            .gas_limit(TX_GAS_CAP)
+            .gas_limit(gas_limit)
             .gas_price(gas_price_wei)
             .build_fill();
         let out = self
@@ -137,6 +143,8 @@ impl Evm {
             output,
             created: r.created_address(),
             logs: r.logs().len(),
+            gas_limit,
+            gas_spent: r.gas().total_gas_spent().max(r.gas().floor_gas()),
         };
         let kept = keep(&receipt);
         if kept {
@@ -145,9 +153,37 @@ impl Evm {
         Ok((receipt, kept))
     }
 
-    /// Executes `call` and commits it (deployment, tests).
+    /// Executes `call` with the EIP-7825 cap as gas limit and commits it (deployment, tests).
     pub fn execute(&mut self, call: &Call, gas_price_wei: u128) -> Result<Receipt, EvmError> {
-        self.execute_if(call, gas_price_wei, |_| true).map(|r| r.0)
+        self.execute_if(call, TX_GAS_CAP, gas_price_wei, |_| true)
+            .map(|r| r.0)
+    }
+
+    /// Dry-run gas estimate of `call` at `gas_price_wei`, as go-ethereum's `eth_estimateGas`
+    /// computes it (`internal/ethapi/estimate`, v1.14): run once with the highest limit the
+    /// sender can pay for (at most [`TX_GAS_CAP`]); then try the optimistic limit
+    /// (spent + 2300 call stipend) · 64/63, and if that does not reach the same outcome, bisect
+    /// until the bracket is within 1.5 %. The outcome matched is the one at the highest limit
+    /// (a call that reverts there is estimated at the gas its revert needs: the agents send
+    /// some calls that are meant to fail, e.g. a rejected proof). Nothing is committed.
+    pub fn estimate_gas(&mut self, call: &Call, gas_price_wei: u128) -> Result<u64, EvmError> {
+        let funds = self.balance(call.from).saturating_sub(call.value);
+        let afford = (funds / U256::from(gas_price_wei.max(1))).saturating_to::<u64>();
+        let hi = TX_GAS_CAP.min(afford);
+        let (top, _) = self.execute_if(call, hi, gas_price_wei, |_| false)?;
+        let same = |r: &Receipt| r.success == top.success;
+        let optimistic = ((top.gas_spent + 2300) * 64 / 63).min(hi);
+        let (r, _) = self.execute_if(call, optimistic, gas_price_wei, |_| false)?;
+        if same(&r) {
+            return Ok(optimistic);
+        }
+        let (mut lo, mut hi) = (optimistic, hi);
+        while (hi - lo) as f64 / hi as f64 > 0.015 {
+            let mid = lo + (hi - lo) / 2;
+            let (r, _) = self.execute_if(call, mid, gas_price_wei, |_| false)?;
+            if same(&r) { hi = mid } else { lo = mid }
+        }
+        Ok(hi)
     }
 }
 

@@ -125,6 +125,13 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
         )
         .metric("fl_end_s", run.end_s());
     let total = rep.total_gas() as f64;
+    // Rounds never finalized (settlement cut off at the horizon) have no finality time.
+    let fin: Vec<f64> = rep
+        .finality_s
+        .iter()
+        .copied()
+        .filter(|f| f.is_finite())
+        .collect();
     let by = rep.by_label();
     for c in CALLS {
         let (k, g) = by.get(c).copied().unwrap_or((0, 0));
@@ -149,10 +156,24 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
         .metric("friction_pct", 100.0 * fees_eth / p.settlement.budget_eth)
         .metric(
             "finality_s_mean",
-            rep.finality_s.iter().sum::<f64>() / rounds,
+            fin.iter().sum::<f64>() / fin.len().max(1) as f64,
         )
-        .metric("finality_s_p50", percentile(&rep.finality_s, 0.5))
-        .metric("finality_s_max", percentile(&rep.finality_s, 1.0))
+        .metric("finality_s_p50", percentile(&fin, 0.5))
+        .metric("finality_s_max", percentile(&fin, 1.0))
+        .metric("rounds_final_frac", fin.len() as f64 / rounds)
+        .metric("owner_fees_eth", rep.owner_fees_wei() as f64 / 1e18)
+        .metric("settle_delay_s", rep.end_s - run.end_s())
+        .metric("settled", f64::from(u8::from(rep.settled)))
+        .metric(
+            "settled_frac",
+            rep.paid_wei as f64 / (rep.owed_wei as f64).max(1.0),
+        )
+        .metric("unsettled_tx", rep.unsettled_tx as f64)
+        .metric("priced_out_blocks", rep.priced_out_blocks as f64)
+        .metric(
+            "base_fee_gwei_max",
+            rep.txs.iter().map(|t| t.base_fee_wei).max().unwrap_or(0) as f64 / 1e9,
+        )
         .metric("wrong_roots", rep.wrong_roots as f64)
         .metric("wrong_roots_superseded", rep.wrong_roots_superseded as f64)
         .metric("failed_payouts", rep.failed_payouts as f64)
@@ -173,12 +194,10 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
         out.sample(r.close_s, "fl", "accuracy", r.eval.accuracy);
         out.sample(r.close_s, "fl", "late_uploads", r.late as f64);
         out.sample(r.close_s, "fl", "dropouts", r.dropped.len() as f64);
-        out.sample(
-            r.close_s,
-            "settle",
-            "finality_s",
-            rep.finality_s[r.round as usize],
-        );
+        let f = rep.finality_s[r.round as usize];
+        if f.is_finite() {
+            out.sample(r.close_s, "settle", "finality_s", f);
+        }
     }
     for b in &rep.blocks {
         out.sample(b.t_s, "chain", "base_fee_gwei", b.base_fee_wei as f64 / 1e9);

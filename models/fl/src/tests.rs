@@ -299,3 +299,120 @@ fn synthetic_one_one_caps_any_single_model_as_participants_grow() {
     assert!(few > 0.6, "30 participants: {few}");
     assert!(many < 0.35, "800 participants: {many}");
 }
+
+/// A chain whose other users fill whole blocks during `[0, busy_s)` and a quarter of each block
+/// afterwards (the base fee then falls by 1/16 per block).
+fn surge_chain(busy_s: f64, max_fee_gwei: f64) -> ChainConfig {
+    ChainConfig {
+        congestion: vec![[0.0, busy_s]],
+        background_util: 0.25,
+        max_fee_gwei,
+        ..ChainConfig::default()
+    }
+}
+
+fn settle_on(c: &SettleConfig, chain: &ChainConfig, n: usize, rounds: u32) -> SettleReport {
+    settle(
+        c,
+        chain,
+        &fake_run(n, rounds),
+        n,
+        sim::rng::stream(1, "c"),
+        sim::rng::stream(1, "s"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_capped_sender_waits_while_the_base_fee_exceeds_its_cap() {
+    // 19 full blocks (t = 12 … 228 s) lift the base fee from 10 to 10·(9/8)^19 ≈ 94 gwei; a 30 gwei cap must wait
+    // until quarter-full blocks bring it back under 30 gwei.
+    let cap_wei = 30_000_000_000u128;
+    let chain = surge_chain(240.0, 30.0);
+    let rep = settle_on(&cfg(Protocol::Onchain), &chain, 6, 2);
+    assert!(rep.settled && rep.priced_out_blocks > 0, "{rep:?}");
+    for t in &rep.txs {
+        assert!(
+            t.base_fee_wei <= cap_wei,
+            "{} at base fee {}",
+            t.label,
+            t.base_fee_wei
+        );
+        assert!(t.price_wei <= cap_wei);
+    }
+    // The first commit (round close 60 s) is held until the base fee falls under the cap.
+    let peak = 10e9 * (9.0f64 / 8.0).powi(19);
+    let blocks_down = ((peak / 30e9).ln() / (16.0f64 / 15.0).ln()).floor();
+    let first_commit = rep.txs.iter().find(|t| t.label == "commit").unwrap();
+    assert!(
+        first_commit.t_s >= 240.0 + 12.0 * blocks_down,
+        "{}",
+        first_commit.t_s
+    );
+    // Without a binding cap the same calls go through during the surge and cost more.
+    let uncapped = settle_on(&cfg(Protocol::Onchain), &surge_chain(240.0, 10_000.0), 6, 2);
+    assert_eq!(uncapped.priced_out_blocks, 0);
+    assert!(uncapped.txs.iter().any(|t| t.base_fee_wei > cap_wei));
+    assert!(
+        first_commit.t_s
+            > uncapped
+                .txs
+                .iter()
+                .find(|t| t.label == "commit")
+                .unwrap()
+                .t_s
+    );
+    assert!(rep.owner_fees_wei() < uncapped.owner_fees_wei());
+}
+
+#[test]
+fn a_sender_that_never_gets_under_its_cap_reports_an_unsettled_run() {
+    // Full blocks for longer than the horizon: nothing is paid, and the run still
+    // returns a report.
+    let c = cfg(Protocol::Onchain);
+    let rep = settle_on(&c, &surge_chain(1e9, 30.0), 4, 2);
+    assert!(!rep.settled && rep.unsettled_tx > 0 && rep.paid_wei == 0);
+    assert_eq!(rep.end_s, rep.horizon_s);
+    assert!(rep.finality_s.iter().all(|f| f.is_nan()));
+}
+
+#[test]
+fn gas_limits_cover_gas_used_and_fees_match_the_receipts() {
+    let chain = ChainConfig {
+        background_util: 0.3,
+        background_sd: 0.2,
+        ..ChainConfig::default()
+    };
+    for p in [
+        Protocol::Onchain,
+        Protocol::CommitChallenge,
+        Protocol::CommitProof,
+    ] {
+        let mut c = cfg(p);
+        c.dishonest_prob = 0.5;
+        let rep = settle_on(&c, &chain, 12, 4);
+        assert!(rep.settled);
+        let tip = (chain.priority_fee_gwei * 1e9) as u128;
+        let cap = (chain.max_fee_gwei * 1e9) as u128;
+        let mut owner = 0u128;
+        for t in &rep.txs {
+            assert!(
+                t.gas_limit >= t.gas,
+                "{p:?} {}: limit {} < used {}",
+                t.label,
+                t.gas_limit,
+                t.gas
+            );
+            assert!(
+                t.gas_limit < evm::TX_GAS_CAP,
+                "{p:?} {}: no fixed 2^24 limit",
+                t.label
+            );
+            assert_eq!(t.price_wei, (t.base_fee_wei + tip).min(cap));
+            if t.call.from == settle::OWNER {
+                owner += u128::from(t.gas) * (t.base_fee_wei + tip).min(cap);
+            }
+        }
+        assert_eq!(rep.owner_fees_wei(), owner, "{p:?}");
+    }
+}
