@@ -149,8 +149,7 @@ fn draw<'a, DB: DrawingBackend + 'a>(
         .unwrap_or(1);
     let vertical_x = vertical_x_labels(&scene.x);
     let x_area_px = if vertical_x {
-        let longest = scene.x.ticks.iter().map(|t| t.1.chars().count()).max();
-        24 + (TICK_PX * CHAR_WIDTH_EM * longest.unwrap_or(1) as f64) as u32
+        vertical_label_area_px(&scene.x)
     } else {
         62
     };
@@ -306,6 +305,15 @@ fn vertical_x_labels(axis: &Axis) -> bool {
     widest_px + 8.0 > slot_px
 }
 
+/// Height of the area below the plot when category labels stand vertically: the gap below the
+/// ticks, the longest label (at a generous glyph width, as capitals and digits are wider than the
+/// average), a gap, and the axis title's line, so the title never runs into a label.
+fn vertical_label_area_px(axis: &Axis) -> u32 {
+    let longest = axis.ticks.iter().map(|t| t.1.chars().count()).max();
+    let labels_px = TICK_PX * (CHAR_WIDTH_EM + 0.1) * longest.unwrap_or(1) as f64;
+    (8.0 + labels_px + 10.0 + AXIS_TITLE_PX * 1.5).ceil() as u32
+}
+
 /// Draws category labels rotated a quarter turn, each ending just below its tick.
 fn vertical_tick_labels<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
@@ -452,5 +460,13 @@ mod tests {
             ..categories(&long)
         };
         assert!(!vertical_x_labels(&numeric));
+    }
+
+    #[test]
+    fn vertical_labels_leave_a_line_for_the_axis_title() {
+        let axis = categories(&["stock (schedutil+ondemand+bw_hwmon)", "fuse"]);
+        let labels_px = 35.0 * TICK_PX * CHAR_WIDTH_EM;
+        let area = f64::from(vertical_label_area_px(&axis));
+        assert!(area >= labels_px + AXIS_TITLE_PX + 16.0, "{area} px");
     }
 }
