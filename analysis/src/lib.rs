@@ -4,10 +4,12 @@
 //!   frames;
 //! - [`mod@merge`]: combine the shards of a split sweep into one results folder;
 //! - [`summary`]: mean and 95% confidence interval of a metric over replications;
-//! - [`figure`]: paper-style line, bar, CDF and scatter figures as PNG and SVG.
+//! - [`figure`]: paper-style line, bar, CDF and scatter figures as PNG and SVG;
+//! - [`gallery`]: the offline `index.html` over every paper's figures and claims.
 
 pub mod error;
 pub mod figure;
+pub mod gallery;
 mod glob;
 pub mod load;
 pub mod merge;
