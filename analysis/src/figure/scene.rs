@@ -5,6 +5,7 @@ use polars::prelude::*;
 
 use super::data::{Columns, Observations, XScale, observe};
 use super::labels::{axis_title, fraction_bounds};
+use super::render::plot_area_px;
 use super::ticks::{format_number, nice_ticks};
 use super::{Kind, PlotSpec};
 use crate::error::{AnalysisError, Result};
@@ -161,10 +162,18 @@ pub(super) fn build(df: &DataFrame, spec: &PlotSpec) -> Result<Scene> {
         .collect();
     let (legend, y) = match &spec.series {
         Some(_) => {
-            let (corner, y) = place_legend(&layers, &x, y, !spec.y_log);
+            let (corner, y) = place_legend(&layers, &x, y, !spec.y_log, spec.title.is_some());
             (Some(corner), y)
         }
         None => (None, y),
+    };
+    // Headroom for the legend above a fraction's bound gets no ticks: a rate is not read as 1.5.
+    let y = match bounds {
+        Some((_, max)) => Axis {
+            ticks: y.ticks.into_iter().filter(|t| t.0 <= max + 1e-9).collect(),
+            ..y
+        },
+        None => y,
     };
     Ok(Scene {
         title: spec.title.clone(),
@@ -482,20 +491,20 @@ fn numeric_axis(
     }
 }
 
-/// Approximate plotting area in pixels (the 800 × 500 figure less its axis areas and margins),
-/// and the legend's row height, character width, key width and distance from the corner.
-const PLOT_PX: (f64, f64) = (680.0, 390.0);
-const LEGEND_ROW_PX: f64 = 26.0;
+/// The legend's row height, character width, key width and distance from the plot's corner, in
+/// pixels (as `render` draws it).
+const LEGEND_ROW_PX: f64 = 22.0;
 const LEGEND_CHAR_PX: f64 = 9.5;
 const LEGEND_KEY_PX: f64 = 60.0;
 const LEGEND_MARGIN_PX: f64 = 12.0;
 
-/// The legend's box in a corner, in shares of the plotting area: `(x0, x1, y0, y1)`.
-fn legend_box(layers: &[Layer], corner: Corner) -> (f64, f64, f64, f64) {
+/// The legend's box in a corner, in shares of a plotting area of `plot_px` pixels:
+/// `(x0, x1, y0, y1)`.
+fn legend_box(layers: &[Layer], corner: Corner, plot_px: (f64, f64)) -> (f64, f64, f64, f64) {
     let longest = layers.iter().map(|l| l.label.chars().count()).max().unwrap_or(0);
-    let w = (LEGEND_KEY_PX + LEGEND_CHAR_PX * longest as f64) / PLOT_PX.0;
-    let h = (LEGEND_ROW_PX * layers.len() as f64 + 12.0) / PLOT_PX.1;
-    let (mx, my) = (LEGEND_MARGIN_PX / PLOT_PX.0, LEGEND_MARGIN_PX / PLOT_PX.1);
+    let w = (LEGEND_KEY_PX + LEGEND_CHAR_PX * longest as f64) / plot_px.0;
+    let h = (LEGEND_ROW_PX * layers.len() as f64 + 16.0) / plot_px.1;
+    let (mx, my) = (LEGEND_MARGIN_PX / plot_px.0, LEGEND_MARGIN_PX / plot_px.1);
     let (x0, x1) = match corner {
         Corner::UpperRight | Corner::LowerRight => (1.0 - mx - w, 1.0 - mx),
         Corner::UpperLeft | Corner::LowerLeft => (mx, mx + w),
@@ -512,7 +521,14 @@ fn legend_box(layers: &[Layer], corner: Corner) -> (f64, f64, f64, f64) {
 /// (a linear y axis), the top of the y axis is raised until the data stay below the legend in the
 /// top corner that needs the least headroom — the usual fix for bars that fill the plot. Returns
 /// the corner and the (possibly raised) y axis.
-fn place_legend(layers: &[Layer], x: &Axis, y: Axis, may_grow: bool) -> (Corner, Axis) {
+fn place_legend(
+    layers: &[Layer],
+    x: &Axis,
+    y: Axis,
+    may_grow: bool,
+    titled: bool,
+) -> (Corner, Axis) {
+    let plot_px = plot_area_px(x, &y, titled);
     let marks = mark_points(layers);
     let norm = |(px, py): (f64, f64)| ((px - x.lo) / (x.hi - x.lo), (py - y.lo) / (y.hi - y.lo));
     let corners = [
@@ -522,7 +538,7 @@ fn place_legend(layers: &[Layer], x: &Axis, y: Axis, may_grow: bool) -> (Corner,
         Corner::LowerLeft,
     ];
     let inside = |corner: Corner, (nx, ny): (f64, f64)| {
-        let (x0, x1, y0, y1) = legend_box(layers, corner);
+        let (x0, x1, y0, y1) = legend_box(layers, corner, plot_px);
         (x0..=x1).contains(&nx) && (y0..=y1).contains(&ny)
     };
     if let Some(free) = corners
@@ -539,7 +555,7 @@ fn place_legend(layers: &[Layer], x: &Axis, y: Axis, may_grow: bool) -> (Corner,
     }
     // The highest mark under each top corner's legend, and the axis top that puts it below the box.
     let needed = |corner: Corner| {
-        let (x0, x1, y0, _) = legend_box(layers, corner);
+        let (x0, x1, y0, _) = legend_box(layers, corner, plot_px);
         let top = marks
             .iter()
             .map(|&p| norm(p))
@@ -752,7 +768,7 @@ mod tests {
     fn the_legend_covers_no_bar_even_when_bars_fill_every_corner() {
         // Four defenses × four attacks, every bar near 1 (a backdoor that succeeds everywhere).
         let (mut defense, mut attack, mut rate) = (vec![], vec![], vec![]);
-        for d in ["none", "krum", "flame", "polar"] {
+        for d in ["none", "multi-krum", "flame", "flanders (trimmed-mean+)"] {
             for a in ["a3fl", "cerp", "iba", "dba"] {
                 for r in [0.9, 0.95, 1.0] {
                     defense.push(d);
@@ -769,13 +785,15 @@ mod tests {
         };
         let scene = build(&df, &spec).unwrap();
         let corner = scene.legend.unwrap();
-        let (x0, x1, y0, y1) = legend_box(&scene.layers, corner);
+        let plot_px = plot_area_px(&scene.x, &scene.y, false);
+        let (x0, x1, y0, y1) = legend_box(&scene.layers, corner, plot_px);
         let covered: Vec<_> = normalised_marks(&scene)
             .into_iter()
             .filter(|&(nx, ny)| (x0..=x1).contains(&nx) && (y0..=y1).contains(&ny))
             .collect();
         assert!(covered.is_empty(), "legend in {corner:?} covers {covered:?}");
         assert!(scene.y.hi > 1.05, "the axis was raised: {}", scene.y.hi);
+        assert!(scene.y.ticks.iter().all(|t| t.0 <= 1.0), "{:?}", scene.y.ticks);
         // A rate's interval stays within [0, 1]: {0.9, 0.95, 1} has t-interval up to ≈ 1.07.
         for layer in &scene.layers {
             let Marks::Bars(bars) = &layer.marks else {
