@@ -6,6 +6,7 @@ use std::time::Duration;
 use analysis::Kind;
 use analysis::report::TableName;
 use clap::{Args, Parser, Subcommand};
+use sim_run::overrides::Override;
 use sim_run::runner::Shard;
 use sim_run::table::Format;
 
@@ -23,7 +24,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario (a sweep when the file has one) and write its result tables.
     #[command(
-        after_help = "Examples:\n  sysim run scenarios/quickstart.yaml --jobs 2 --out out/quick\n  sysim run scenarios/quickstart.yaml --shard 0/3 --out out/part0\n  sysim run scenarios/queue/long-run.yaml --checkpoint ckpt --checkpoint-every 20000s   # killed?\n  sysim run scenarios/queue/long-run.yaml --resume ckpt                                 # continues each run where it stopped"
+        after_help = "Examples:\n  sysim run scenarios/quickstart.yaml --jobs 2 --out out/quick\n  sysim run scenarios/quickstart.yaml --set params.arrival_rate=0.9 --set sweep.servers=[1,2,4]\n  sysim run scenarios/quickstart.yaml --shard 0/3 --out out/part0\n  sysim run scenarios/queue/long-run.yaml --checkpoint ckpt --checkpoint-every 20000s   # killed?\n  sysim run scenarios/queue/long-run.yaml --resume ckpt                                 # continues each run where it stopped"
     )]
     Run {
         /// Scenario YAML file.
@@ -34,6 +35,9 @@ pub enum Command {
         /// Override the scenario's seed.
         #[arg(long)]
         seed: Option<u64>,
+        /// Override a key of the file (repeatable; the value is YAML), e.g. `--set params.arrival_rate=0.9`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<Override>,
         /// Worker threads (default: all cores).
         #[arg(long, default_value_t = 0)]
         jobs: usize,
@@ -59,11 +63,16 @@ pub enum Command {
         checkpoint_every: Option<Duration>,
     },
     /// Check scenario files without running them.
-    #[command(after_help = "Example:\n  sysim validate scenarios/*.yaml scenarios/*/*.yaml")]
+    #[command(
+        after_help = "Examples:\n  sysim validate scenarios/*.yaml scenarios/*/*.yaml\n  sysim validate scenarios/quickstart.yaml --set replications=5"
+    )]
     Validate {
         /// Scenario YAML files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Override a key of each file (repeatable; the value is YAML), as for `run`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<Override>,
     },
     /// List families, their presets, and the scenarios under `scenarios/`.
     #[command(after_help = "Example:\n  sysim list")]

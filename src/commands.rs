@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use sim_run::checkpoint::CheckpointPolicy;
 use sim_run::error::InputError;
 use sim_run::output::{self, Build};
+use sim_run::overrides::Override;
 use sim_run::runner::{self, RunOptions};
 use sim_run::scenario::{self, Registry};
 
@@ -61,6 +62,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             file,
             out,
             seed,
+            set,
             jobs,
             shard,
             format,
@@ -72,7 +74,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             &registry,
             &file,
             out,
-            seed,
+            (seed, &set),
             RunOptions {
                 jobs,
                 shard,
@@ -86,7 +88,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                 every: checkpoint_every,
             },
         ),
-        Command::Validate { files } => validate(&registry, &files),
+        Command::Validate { files, set } => validate(&registry, &files, &set),
         Command::List => list(&registry),
         Command::Schema { family } => schema(&registry, family.as_deref()),
         Command::Plot(args) => plot(args),
@@ -152,12 +154,12 @@ fn run(
     registry: &Registry,
     file: &Path,
     out: Option<PathBuf>,
-    seed: Option<u64>,
+    (seed, overrides): (Option<u64>, &[Override]),
     mut opts: RunOptions,
     format: sim_run::table::Format,
     checkpointing: Checkpointing,
 ) -> Result<(), CliError> {
-    let plan = scenario::load(file, registry, seed)?;
+    let plan = scenario::load_with(file, registry, seed, overrides)?;
     let family = registry
         .get(&plan.scenario.family)
         .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.family)))?;
@@ -256,10 +258,14 @@ pub fn execute_into(
     Ok(records)
 }
 
-fn validate(registry: &Registry, files: &[PathBuf]) -> Result<(), CliError> {
+fn validate(
+    registry: &Registry,
+    files: &[PathBuf],
+    overrides: &[Override],
+) -> Result<(), CliError> {
     let mut errors = Vec::new();
     for file in files {
-        match scenario::load(file, registry, None) {
+        match scenario::load_with(file, registry, None, overrides) {
             Ok(plan) => println!(
                 "ok {} ({}: {} points × {} replications = {} runs)",
                 file.display(),

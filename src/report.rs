@@ -1,7 +1,8 @@
 //! `sysim report [PAPER|all]`: runs the scenarios a paper's figures and claims need (cached by the
 //! resolved scenario and the binary's version), draws the figures, checks the headline claims, and
 //! writes `reports/out/<paper>/` (figures, `claims.json`, `README.md`) plus `reports/out/claims.json`
-//! and `reports/out/README.md` over all papers.
+//! and `reports/out/README.md` over all papers, and the gallery `reports/out/index.html` (every
+//! paper with output: figures, captions, claims).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -67,11 +68,15 @@ pub fn run(registry: &Registry, which: &str, opts: ReportOptions) -> Result<(), 
         );
         write(&out.join("README.md"), md.as_bytes())?;
     }
+    let sections = analysis::gallery::sections(Path::new(REPORTS))?;
+    let gallery = analysis::gallery::write(&out, &sections)
+        .map_err(|e| CliError::Failure(e.to_string()))?;
     println!(
-        "report {which}: {} papers, {} claims: {counts}; {wall_s:.1} s → {}",
+        "report {which}: {} papers, {} claims: {counts}; {wall_s:.1} s → {} (open {})",
         specs.len(),
         all.len(),
-        out.display()
+        out.display(),
+        gallery.display()
     );
     Ok(())
 }

@@ -6,11 +6,13 @@
 //! - [`claims`]: a paper's headline claims over result tables: kinds, paired 95% intervals over
 //!   replications, censoring, equal resources;
 //! - [`summary`]: mean and 95% confidence interval of a metric over replications;
-//! - [`figure`]: paper-style line, bar, CDF and scatter figures as PNG and SVG.
+//! - [`figure`]: paper-style line, bar, CDF and scatter figures as PNG and SVG;
+//! - [`gallery`]: the offline `index.html` over every paper's figures and claims.
 
 pub mod claims;
 pub mod error;
 pub mod figure;
+pub mod gallery;
 mod glob;
 pub mod load;
 pub mod merge;

@@ -7,5 +7,6 @@ mod common;
 mod deploy;
 mod determinism;
 mod fl_contracts;
+mod overrides;
 mod scenarios;
 mod sptc_scenarios;

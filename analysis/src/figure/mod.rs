@@ -5,6 +5,7 @@
 //! `render` on both backends.
 
 mod data;
+mod labels;
 mod render;
 mod scene;
 mod ticks;
@@ -45,9 +46,10 @@ pub struct PlotSpec {
     pub series: Option<String>,
     /// Caption above the plot; none by default, as in a paper.
     pub title: Option<String>,
-    /// Horizontal axis title; defaults to the column name (`y` for a CDF), which carries the unit.
+    /// Horizontal axis title; defaults to the column's name in words with its unit (`y` for a
+    /// CDF): `per_token_latency_ms` → "Per-token latency (ms)".
     pub x_label: Option<String>,
-    /// Vertical axis title; defaults to the column name (`CDF` for a CDF).
+    /// Vertical axis title; defaults to the column's name in words with its unit (`CDF` for a CDF).
     pub y_label: Option<String>,
     /// Logarithmic horizontal axis (line, scatter, and the variable of a CDF); rows with x ≤ 0 are
     /// left out.
@@ -166,8 +168,8 @@ mod tests {
         check_files(
             &paths,
             &[
-                "batch",
-                "energy_j",
+                "Batch",
+                "Energy (J)",
                 "fuse",
                 "performance",
                 "Energy per governor",
@@ -192,7 +194,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let spec = spec(Kind::Cdf, "batch", "ttft_ms_p50", Some("governor"));
         let paths = plot(&sweep(), &spec, &tmp.path().join("cdf")).unwrap();
-        check_files(&paths, &["ttft_ms_p50", "CDF", "stock"]);
+        check_files(&paths, &["Median time to first token (ms)", "CDF", "stock"]);
     }
 
     #[test]
@@ -200,13 +202,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let numeric = spec(Kind::Scatter, "energy_j", "ttft_ms_p50", Some("governor"));
         let paths = plot(&sweep(), &numeric, &tmp.path().join("scatter")).unwrap();
-        check_files(&paths, &["energy_j", "ttft_ms_p50"]);
+        check_files(&paths, &["Energy (J)", "Median time to first token (ms)"]);
         let categorical = spec(Kind::Scatter, "governor", "energy_j", None);
         let paths = plot(&sweep(), &categorical, &tmp.path().join("scatter-cat")).unwrap();
-        check_files(&paths, &["governor", "energy_j", "performance"]);
+        check_files(&paths, &["Governor", "Energy (J)", "performance"]);
         let line = spec(Kind::Line, "governor", "energy_j", None);
         let paths = plot(&sweep(), &line, &tmp.path().join("line-cat")).unwrap();
-        check_files(&paths, &["governor", "energy_j"]);
+        check_files(&paths, &["Governor", "Energy (J)"]);
     }
 
     #[test]

@@ -141,26 +141,13 @@ fn draw<'a, DB: DrawingBackend + 'a>(
     scene: &'a Scene,
 ) -> DrawResult<(), DB> {
     root.fill(&WHITE)?;
-    let y_tick_chars = scene
-        .y
-        .ticks
-        .iter()
-        .map(|t| t.1.chars().count())
-        .max()
-        .unwrap_or(1);
     let vertical_x = vertical_x_labels(&scene.x);
-    let x_area_px = if vertical_x {
-        let longest = scene.x.ticks.iter().map(|t| t.1.chars().count()).max();
-        24 + (TICK_PX * CHAR_WIDTH_EM * longest.unwrap_or(1) as f64) as u32
-    } else {
-        62
-    };
     let mut builder = ChartBuilder::on(root);
     builder
         .margin(12)
         .margin_right(28)
-        .x_label_area_size(x_area_px)
-        .y_label_area_size(44 + 10 * y_tick_chars as u32);
+        .x_label_area_size(x_label_area_px(&scene.x))
+        .y_label_area_size(y_label_area_px(&scene.y));
     if let Some(title) = &scene.title {
         builder.caption(title, text(TITLE_PX));
     }
@@ -305,6 +292,39 @@ fn vertical_x_labels(axis: &Axis) -> bool {
         .map(|t| t.1.chars().count() as f64 * TICK_PX * CHAR_WIDTH_EM)
         .fold(0.0, f64::max);
     widest_px + 8.0 > slot_px
+}
+
+/// Height of the area below the plot: its tick labels and axis title.
+fn x_label_area_px(x: &Axis) -> u32 {
+    if vertical_x_labels(x) {
+        vertical_label_area_px(x)
+    } else {
+        62
+    }
+}
+
+/// Width of the area left of the plot: its tick labels and axis title.
+fn y_label_area_px(y: &Axis) -> u32 {
+    let chars = y.ticks.iter().map(|t| t.1.chars().count()).max();
+    44 + 10 * chars.unwrap_or(1) as u32
+}
+
+/// Size in pixels of the plotting area inside the figure, for axes `x` and `y` (with a title
+/// line when `titled`): what the legend's box is measured against.
+pub(super) fn plot_area_px(x: &Axis, y: &Axis, titled: bool) -> (f64, f64) {
+    let caption = if titled { TITLE_PX * 1.6 } else { 0.0 };
+    let w = f64::from(SIZE.0) - 12.0 - 28.0 - f64::from(y_label_area_px(y));
+    let h = f64::from(SIZE.1) - 24.0 - f64::from(x_label_area_px(x)) - caption;
+    (w.max(1.0), h.max(1.0))
+}
+
+/// Height of the area below the plot when category labels stand vertically: the gap below the
+/// ticks, the longest label (at a generous glyph width, as capitals and digits are wider than the
+/// average), a gap, and the axis title's line, so the title never runs into a label.
+fn vertical_label_area_px(axis: &Axis) -> u32 {
+    let longest = axis.ticks.iter().map(|t| t.1.chars().count()).max();
+    let labels_px = TICK_PX * (CHAR_WIDTH_EM + 0.04) * longest.unwrap_or(1) as f64;
+    (8.0 + labels_px + 6.0 + AXIS_TITLE_PX * 1.3).ceil() as u32
 }
 
 /// Draws category labels rotated a quarter turn, each ending just below its tick.
@@ -453,5 +473,13 @@ mod tests {
             ..categories(&long)
         };
         assert!(!vertical_x_labels(&numeric));
+    }
+
+    #[test]
+    fn vertical_labels_leave_a_line_for_the_axis_title() {
+        let axis = categories(&["stock (schedutil+ondemand+bw_hwmon)", "fuse"]);
+        let labels_px = 35.0 * TICK_PX * CHAR_WIDTH_EM;
+        let area = f64::from(vertical_label_area_px(&axis));
+        assert!(area >= labels_px + AXIS_TITLE_PX + 10.0, "{area} px");
     }
 }

@@ -4,6 +4,8 @@
 use polars::prelude::*;
 
 use super::data::{Columns, Observations, XScale, observe};
+use super::labels::{axis_title, fraction_bounds};
+use super::render::plot_area_px;
 use super::ticks::{format_number, nice_ticks};
 use super::{Kind, PlotSpec};
 use crate::error::{AnalysisError, Result};
@@ -107,9 +109,10 @@ pub(super) fn build(df: &DataFrame, spec: &PlotSpec) -> Result<Scene> {
     };
     let mut obs = observe(df, &columns)?;
     let y_floor = to_log_domain(&mut obs, spec)?;
+    let bounds = fraction_bounds(&spec.y, obs.rows.iter().map(|o| o.y));
     let (marks, x_extent, y_extent) = match spec.kind {
-        Kind::Line => line_marks(&obs)?,
-        Kind::Bar => bar_marks(&obs)?,
+        Kind::Line => line_marks(&obs, bounds)?,
+        Kind::Bar => bar_marks(&obs, bounds)?,
         Kind::Cdf => cdf_marks(&obs),
         Kind::Scatter => scatter_marks(&obs),
     };
@@ -118,8 +121,8 @@ pub(super) fn build(df: &DataFrame, spec: &PlotSpec) -> Result<Scene> {
         None => (marks, y_extent),
     };
     let (x_label, y_label) = match spec.kind {
-        Kind::Cdf => (&spec.y, "CDF"),
-        _ => (&spec.x, spec.y.as_str()),
+        Kind::Cdf => (axis_title(&spec.y), "CDF".to_owned()),
+        _ => (axis_title(&spec.x), axis_title(&spec.y)),
     };
     let x = match &obs.scale {
         XScale::Categories(labels) => Axis {
@@ -134,14 +137,14 @@ pub(super) fn build(df: &DataFrame, spec: &PlotSpec) -> Result<Scene> {
             label: spec.x_label.clone().unwrap_or_else(|| x_label.clone()),
             categorical: true,
         },
-        XScale::Numeric if spec.x_log => log_axis(x_extent, 0.04, spec.x_label.as_ref(), x_label),
-        XScale::Numeric => numeric_axis(x_extent, 0.04, false, spec.x_label.as_ref(), x_label),
+        XScale::Numeric if spec.x_log => log_axis(x_extent, 0.04, spec.x_label.as_ref(), &x_label),
+        XScale::Numeric => numeric_axis(x_extent, 0.04, false, spec.x_label.as_ref(), &x_label),
     };
     let keep_zero = spec.kind == Kind::Bar;
     let y = if spec.y_log {
-        log_axis(y_extent, 0.05, spec.y_label.as_ref(), y_label)
+        log_axis(y_extent, 0.05, spec.y_label.as_ref(), &y_label)
     } else {
-        numeric_axis(y_extent, 0.05, keep_zero, spec.y_label.as_ref(), y_label)
+        numeric_axis(y_extent, 0.05, keep_zero, spec.y_label.as_ref(), &y_label)
     };
     let marks = match spec.kind {
         Kind::Cdf => marks
@@ -157,10 +160,21 @@ pub(super) fn build(df: &DataFrame, spec: &PlotSpec) -> Result<Scene> {
         .zip(marks)
         .map(|(label, marks)| Layer { label, marks })
         .collect();
-    let legend = spec
-        .series
-        .as_ref()
-        .map(|_| emptiest_corner(&layers, &x, &y));
+    let (legend, y) = match &spec.series {
+        Some(_) => {
+            let (corner, y) = place_legend(&layers, &x, y, !spec.y_log, spec.title.is_some());
+            (Some(corner), y)
+        }
+        None => (None, y),
+    };
+    // Headroom for the legend above a fraction's bound gets no ticks: a rate is not read as 1.5.
+    let y = match bounds {
+        Some((_, max)) => Axis {
+            ticks: y.ticks.into_iter().filter(|t| t.0 <= max + 1e-9).collect(),
+            ..y
+        },
+        None => y,
+    };
     Ok(Scene {
         title: spec.title.clone(),
         x,
@@ -290,8 +304,12 @@ struct Mean {
     hi: f64,
 }
 
-/// Per series, the mean of y at each x (through [`summarise`]), ascending in x.
-fn means(obs: &Observations) -> Result<Vec<Vec<Mean>>> {
+/// Per series, the mean of y at each x (through [`summarise`]), ascending in x. With `bounds`
+/// (a fraction, see [`fraction_bounds`]) the Student-t interval is intersected with them: the true
+/// mean lies within the bounds, so the intersection keeps the interval's coverage, and no band or
+/// error bar claims a rate below 0 or above 1. (Percentile bootstrap intervals would also respect
+/// the bounds but undercover at the 1–3 replications most scenarios run.)
+fn means(obs: &Observations, bounds: Option<(f64, f64)>) -> Result<Vec<Vec<Mean>>> {
     let frame = df! {
         "series" => obs.rows.iter().map(|o| o.series as u32).collect::<Vec<_>>(),
         "x" => obs.rows.iter().map(|o| o.x).collect::<Vec<_>>(),
@@ -307,6 +325,10 @@ fn means(obs: &Observations) -> Result<Vec<Vec<Mean>>> {
         if let (Some(k), Some(x), Some(mean), Some(lo), Some(hi)) =
             (series.get(i), x.get(i), mean.get(i), lo.get(i), hi.get(i))
         {
+            let (lo, hi) = match bounds {
+                Some((min, max)) => (lo.max(min), hi.min(max)),
+                None => (lo, hi),
+            };
             out[k as usize].push(Mean { x, mean, lo, hi });
         }
     }
@@ -316,8 +338,8 @@ fn means(obs: &Observations) -> Result<Vec<Vec<Mean>>> {
     Ok(out)
 }
 
-fn line_marks(obs: &Observations) -> Result<Laid> {
-    let means = means(obs)?;
+fn line_marks(obs: &Observations, bounds: Option<(f64, f64)>) -> Result<Laid> {
+    let means = means(obs, bounds)?;
     let all = means.iter().flatten();
     let x_extent = extent(all.clone().map(|m| m.x));
     let y_extent = extent(all.flat_map(|m| [m.mean, m.lo, m.hi]));
@@ -331,8 +353,8 @@ fn line_marks(obs: &Observations) -> Result<Laid> {
     Ok((marks, x_extent, y_extent))
 }
 
-fn bar_marks(obs: &Observations) -> Result<Laid> {
-    let means = means(obs)?;
+fn bar_marks(obs: &Observations, bounds: Option<(f64, f64)>) -> Result<Laid> {
+    let means = means(obs, bounds)?;
     let width = GROUP_WIDTH / obs.series.len() as f64;
     let y_extent = extent(
         means
@@ -469,8 +491,98 @@ fn numeric_axis(
     }
 }
 
-/// The corner of the plot with the fewest marks nearby, preferring the top right.
-fn emptiest_corner(layers: &[Layer], x: &Axis, y: &Axis) -> Corner {
+/// The legend's row height, character width, key width and distance from the plot's corner, in
+/// pixels (as `render` draws it).
+const LEGEND_ROW_PX: f64 = 22.0;
+const LEGEND_CHAR_PX: f64 = 9.5;
+const LEGEND_KEY_PX: f64 = 60.0;
+const LEGEND_MARGIN_PX: f64 = 12.0;
+
+/// The legend's box in a corner, in shares of a plotting area of `plot_px` pixels:
+/// `(x0, x1, y0, y1)`.
+fn legend_box(layers: &[Layer], corner: Corner, plot_px: (f64, f64)) -> (f64, f64, f64, f64) {
+    let longest = layers.iter().map(|l| l.label.chars().count()).max().unwrap_or(0);
+    let w = (LEGEND_KEY_PX + LEGEND_CHAR_PX * longest as f64) / plot_px.0;
+    let h = (LEGEND_ROW_PX * layers.len() as f64 + 16.0) / plot_px.1;
+    let (mx, my) = (LEGEND_MARGIN_PX / plot_px.0, LEGEND_MARGIN_PX / plot_px.1);
+    let (x0, x1) = match corner {
+        Corner::UpperRight | Corner::LowerRight => (1.0 - mx - w, 1.0 - mx),
+        Corner::UpperLeft | Corner::LowerLeft => (mx, mx + w),
+    };
+    let (y0, y1) = match corner {
+        Corner::UpperRight | Corner::UpperLeft => (1.0 - my - h, 1.0 - my),
+        Corner::LowerRight | Corner::LowerLeft => (my, my + h),
+    };
+    (x0, x1, y0, y1)
+}
+
+/// Where the legend goes so that it covers no data: the first corner (top right, top left, bottom
+/// right, bottom left) whose legend box holds no mark. When every corner holds some and `may_grow`
+/// (a linear y axis), the top of the y axis is raised until the data stay below the legend in the
+/// top corner that needs the least headroom — the usual fix for bars that fill the plot. Returns
+/// the corner and the (possibly raised) y axis.
+fn place_legend(
+    layers: &[Layer],
+    x: &Axis,
+    y: Axis,
+    may_grow: bool,
+    titled: bool,
+) -> (Corner, Axis) {
+    let plot_px = plot_area_px(x, &y, titled);
+    let marks = mark_points(layers);
+    let norm = |(px, py): (f64, f64)| ((px - x.lo) / (x.hi - x.lo), (py - y.lo) / (y.hi - y.lo));
+    let corners = [
+        Corner::UpperRight,
+        Corner::UpperLeft,
+        Corner::LowerRight,
+        Corner::LowerLeft,
+    ];
+    let inside = |corner: Corner, (nx, ny): (f64, f64)| {
+        let (x0, x1, y0, y1) = legend_box(layers, corner, plot_px);
+        (x0..=x1).contains(&nx) && (y0..=y1).contains(&ny)
+    };
+    if let Some(free) = corners
+        .into_iter()
+        .find(|&c| !marks.iter().any(|&p| inside(c, norm(p))))
+    {
+        return (free, y);
+    }
+    if !may_grow {
+        let fewest = corners
+            .into_iter()
+            .min_by_key(|&c| marks.iter().filter(|&&p| inside(c, norm(p))).count());
+        return (fewest.unwrap_or(Corner::UpperRight), y);
+    }
+    // The highest mark under each top corner's legend, and the axis top that puts it below the box.
+    let needed = |corner: Corner| {
+        let (x0, x1, y0, _) = legend_box(layers, corner, plot_px);
+        let top = marks
+            .iter()
+            .map(|&p| norm(p))
+            .filter(|&(nx, _)| (x0..=x1).contains(&nx))
+            .map(|(_, ny)| ny)
+            .fold(0.0, f64::max);
+        let gap = 0.02;
+        y.lo + (y.hi - y.lo) * top / (y0 - gap).max(0.1)
+    };
+    let (corner, hi) = [Corner::UpperRight, Corner::UpperLeft]
+        .into_iter()
+        .map(|c| (c, needed(c)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((Corner::UpperRight, y.hi));
+    let hi = hi.max(y.hi);
+    (
+        corner,
+        Axis {
+            hi,
+            ticks: nice_ticks(y.lo, hi),
+            ..y
+        },
+    )
+}
+
+/// Points along every mark (vertices of lines and band edges, bar outlines and error bars).
+fn mark_points(layers: &[Layer]) -> Vec<(f64, f64)> {
     let mut points: Vec<(f64, f64)> = Vec::new();
     for layer in layers {
         match &layer.marks {
@@ -487,41 +599,17 @@ fn emptiest_corner(layers: &[Layer], x: &Axis, y: &Axis) -> Corner {
             }
             Marks::Bars(bars) => {
                 for bar in bars {
-                    let xc = (bar.x0 + bar.x1) / 2.0;
-                    sample_path(&[(xc, 0.0), (xc, bar.mean.max(bar.hi))], &mut points);
+                    let top = bar.mean.max(bar.hi);
+                    for xs in [bar.x0, (bar.x0 + bar.x1) / 2.0, bar.x1] {
+                        sample_path(&[(xs, 0.0), (xs, top)], &mut points);
+                    }
                 }
             }
             Marks::Step(p) => sample_path(p, &mut points),
             Marks::Points(p) => points.extend(p),
         }
     }
-    let norm = |(px, py): (f64, f64)| ((px - x.lo) / (x.hi - x.lo), (py - y.lo) / (y.hi - y.lo));
-    let crowd = |corner: Corner| {
-        let (right, upper) = match corner {
-            Corner::UpperRight => (true, true),
-            Corner::UpperLeft => (false, true),
-            Corner::LowerRight => (true, false),
-            Corner::LowerLeft => (false, false),
-        };
-        points
-            .iter()
-            .map(|&p| norm(p))
-            .filter(|&(nx, ny)| {
-                let in_x = if right { nx > 0.55 } else { nx < 0.45 };
-                let in_y = if upper { ny > 0.55 } else { ny < 0.45 };
-                in_x && in_y
-            })
-            .count()
-    };
-    [
-        Corner::UpperRight,
-        Corner::UpperLeft,
-        Corner::LowerRight,
-        Corner::LowerLeft,
-    ]
-    .into_iter()
-    .min_by_key(|&c| crowd(c))
-    .unwrap_or(Corner::UpperRight)
+    points
 }
 
 /// Appends points along a polyline: its vertices and points a quarter of the way along each
@@ -569,7 +657,8 @@ mod tests {
         // {10, 14}: half-width 12.706205 · √8 / √2 = 25.41241.
         assert!((band[0].1 - (12.0 - 25.41241)).abs() < 1e-4);
         assert!(scene.y.lo <= band[0].1 && scene.y.hi >= band[1].2);
-        assert_eq!(scene.x.label, "batch");
+        assert_eq!(scene.x.label, "Batch");
+        assert_eq!(scene.y.label, "Energy (J)");
         assert!(scene.legend.is_some());
     }
 
@@ -646,7 +735,7 @@ mod tests {
     fn cdf_steps_from_zero_to_one() {
         let scene = build(&frame(), &spec(Kind::Cdf, None)).unwrap();
         assert_eq!(scene.layers.len(), 1);
-        assert_eq!(scene.x.label, "energy_j");
+        assert_eq!(scene.x.label, "Energy (J)");
         assert_eq!(scene.y.label, "CDF");
         assert!(scene.legend.is_none());
         let Marks::Step(steps) = &scene.layers[0].marks else {
@@ -664,6 +753,65 @@ mod tests {
             matches!(legend, Some(Corner::UpperLeft | Corner::LowerRight)),
             "{legend:?}"
         );
+    }
+
+    /// Every mark point, in shares of the plotting area.
+    fn normalised_marks(scene: &Scene) -> Vec<(f64, f64)> {
+        let (x, y) = (&scene.x, &scene.y);
+        mark_points(&scene.layers)
+            .into_iter()
+            .map(|(px, py)| ((px - x.lo) / (x.hi - x.lo), (py - y.lo) / (y.hi - y.lo)))
+            .collect()
+    }
+
+    #[test]
+    fn the_legend_covers_no_bar_even_when_bars_fill_every_corner() {
+        // Four defenses × four attacks, every bar near 1 (a backdoor that succeeds everywhere).
+        let (mut defense, mut attack, mut rate) = (vec![], vec![], vec![]);
+        for d in ["none", "multi-krum", "flame", "flanders (trimmed-mean+)"] {
+            for a in ["a3fl", "cerp", "iba", "dba"] {
+                for r in [0.9, 0.95, 1.0] {
+                    defense.push(d);
+                    attack.push(a);
+                    rate.push(r);
+                }
+            }
+        }
+        let df = df! { "defense" => defense, "attack" => attack, "backdoor_success_rate" => rate }
+            .unwrap();
+        let spec = PlotSpec {
+            series: Some("attack".into()),
+            ..PlotSpec::new(Kind::Bar, "defense", "backdoor_success_rate")
+        };
+        let scene = build(&df, &spec).unwrap();
+        let corner = scene.legend.unwrap();
+        let plot_px = plot_area_px(&scene.x, &scene.y, false);
+        let (x0, x1, y0, y1) = legend_box(&scene.layers, corner, plot_px);
+        let covered: Vec<_> = normalised_marks(&scene)
+            .into_iter()
+            .filter(|&(nx, ny)| (x0..=x1).contains(&nx) && (y0..=y1).contains(&ny))
+            .collect();
+        assert!(covered.is_empty(), "legend in {corner:?} covers {covered:?}");
+        assert!(scene.y.hi > 1.05, "the axis was raised: {}", scene.y.hi);
+        assert!(scene.y.ticks.iter().all(|t| t.0 <= 1.0), "{:?}", scene.y.ticks);
+        // A rate's interval stays within [0, 1]: {0.9, 0.95, 1} has t-interval up to ≈ 1.07.
+        for layer in &scene.layers {
+            let Marks::Bars(bars) = &layer.marks else {
+                panic!("not bars")
+            };
+            assert!(bars.iter().all(|b| b.lo >= 0.0 && b.hi <= 1.0), "{bars:?}");
+            assert!(bars.iter().any(|b| b.hi == 1.0));
+        }
+    }
+
+    #[test]
+    fn unbounded_quantities_keep_the_student_t_interval() {
+        let df = df! { "g" => ["a", "a", "a"], "energy_j" => [0.9, 0.95, 1.0] }.unwrap();
+        let scene = build(&df, &PlotSpec::new(Kind::Bar, "g", "energy_j")).unwrap();
+        let Marks::Bars(bars) = &scene.layers[0].marks else {
+            panic!("not bars")
+        };
+        assert!(bars[0].hi > 1.05, "{bars:?}");
     }
 
     #[test]

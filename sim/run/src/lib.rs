@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod locate;
 pub mod output;
+pub mod overrides;
 pub mod resume;
 pub mod runner;
 pub mod scenario;

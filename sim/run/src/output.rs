@@ -19,8 +19,10 @@ pub struct Manifest {
     pub git_commit: Option<String>,
     /// Scenario file path as given.
     pub scenario_file: String,
-    /// The scenario as resolved (with `--seed` applied).
+    /// The scenario as resolved (with `--set` overrides and `--seed` applied).
     pub scenario: ScenarioFile,
+    /// The `--set KEY=VALUE` overrides applied to the file, as written.
+    pub overrides: Vec<String>,
     /// Fingerprint of the resolved plan (see [`crate::resume::plan_key`]); `--resume` checks it.
     pub plan_key: String,
     /// Runs in the whole plan.
@@ -85,6 +87,7 @@ pub fn write_results(
         git_commit: build.commit.map(str::to_owned),
         scenario_file: plan.path.display().to_string(),
         scenario: plan.scenario.clone(),
+        overrides: plan.overrides.clone(),
         plan_key: crate::resume::plan_key(plan),
         runs_total: plan.runs.len(),
         runs_written: records.len(),

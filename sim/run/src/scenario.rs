@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::InputError;
 use crate::locate::locate;
+use crate::overrides::{Override, Relation};
 use crate::sweep::{self, Axis};
 use sim::experiment::{DynExperiment, PresetSlot, RunContext};
 use sim::rng::run_seed;
@@ -102,8 +103,10 @@ pub struct RunSpec {
 pub struct Plan {
     /// Path of the scenario file.
     pub path: PathBuf,
-    /// The parsed file (with `--seed` applied).
+    /// The parsed file (with `--set` overrides and `--seed` applied).
     pub scenario: ScenarioFile,
+    /// The `--set KEY=VALUE` overrides applied to the file, as written.
+    pub overrides: Vec<String>,
     /// Number of sweep points.
     pub points: u64,
     /// All runs, in table order (point-major, replication-minor).
@@ -112,17 +115,111 @@ pub struct Plan {
 
 /// Reads, validates and expands scenario `path`. `seed` overrides the file's seed.
 pub fn load(path: &Path, registry: &Registry, seed: Option<u64>) -> Result<Plan, InputError> {
+    load_with(path, registry, seed, &[])
+}
+
+/// Reads scenario `path`, applies the `--set` `overrides` to the parsed file (in order, before
+/// any check) and `seed`, then validates and expands it like [`load`]. An error about a key an
+/// override set names the override instead of a position in the file.
+pub fn load_with(
+    path: &Path,
+    registry: &Registry,
+    seed: Option<u64>,
+    overrides: &[Override],
+) -> Result<Plan, InputError> {
     let src = fs::read_to_string(path).map_err(|e| {
         InputError::file(
             path,
             format!("cannot read scenario file: {}", io_reason(&e)),
         )
     })?;
-    let mut scenario: ScenarioFile = parse_yaml(path, &src)?;
+    let mut scenario: ScenarioFile = if overrides.is_empty() {
+        parse_yaml(path, &src)?
+    } else {
+        let mut tree: Value = parse_yaml(path, &src)?;
+        for o in overrides {
+            o.apply(&mut tree)
+                .map_err(|e| InputError::key(path, None, o.key.clone(), e.to_string()))?;
+        }
+        serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.into_inner().to_string();
+            let key = (key != ".").then_some(key);
+            let position = key.as_deref().and_then(|k| locate(&src, k));
+            InputError {
+                file: path.to_path_buf(),
+                position,
+                key,
+                message,
+            }
+        })
+        .map_err(|e| attribute(e, overrides))?
+    };
     if let Some(seed) = seed {
         scenario.seed = seed;
     }
-    let at = |key: &str| locate(&src, key);
+    refuse_swept(path, &scenario, overrides)?;
+    expand(path, &src, registry, scenario)
+        .map(|plan| Plan {
+            overrides: overrides.iter().map(|o| o.text.clone()).collect(),
+            ..plan
+        })
+        .map_err(|e| attribute(e, overrides))
+}
+
+/// Refuses a `--set params.K=…` whose key the sweep sets at every point (it would be ignored).
+fn refuse_swept(
+    path: &Path,
+    scenario: &ScenarioFile,
+    overrides: &[Override],
+) -> Result<(), InputError> {
+    let Ok(axes) = sweep::axes(&scenario.sweep) else {
+        return Ok(()); // a malformed sweep is reported, with its position, by `expand`
+    };
+    for o in overrides {
+        let Some(key) = o.key.strip_prefix("params.") else {
+            continue;
+        };
+        if let Some(swept) = swept_key(&axes, key) {
+            return Err(InputError::key(
+                path,
+                None,
+                o.key.clone(),
+                format!(
+                    "`--set {}` would be ignored: `sweep.{swept}` sets this key at every point; override `sweep.{swept}=[…]` instead",
+                    o.text
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Names the override behind an error about a key it set (dropping the file position, which
+/// points at the value it replaced) or below a key it set.
+fn attribute(mut e: InputError, overrides: &[Override]) -> InputError {
+    let Some(key) = e.key.clone() else { return e };
+    let culprit = overrides
+        .iter()
+        .rev()
+        .find_map(|o| o.concerns(&key).map(|r| (o, r)));
+    if let Some((o, relation)) = culprit {
+        if relation == Relation::Set {
+            e.position = None;
+        }
+        e.message = format!("{} (value from `--set {}`)", e.message, o.text);
+    }
+    e
+}
+
+/// Validates and expands a parsed scenario (`src` is the file's text, for error positions).
+fn expand(
+    path: &Path,
+    src: &str,
+    registry: &Registry,
+    scenario: ScenarioFile,
+) -> Result<Plan, InputError> {
+    let at = |key: &str| locate(src, key);
     let family = registry.get(&scenario.family).ok_or_else(|| {
         let key = if at("family").is_some() {
             "family"
@@ -214,6 +311,7 @@ pub fn load(path: &Path, registry: &Registry, seed: Option<u64>) -> Result<Plan,
     Ok(Plan {
         path: path.to_path_buf(),
         scenario,
+        overrides: Vec::new(),
         points,
         runs,
     })
@@ -422,6 +520,82 @@ mod tests {
         let path = dir.join("s.yaml");
         fs::write(&path, text).unwrap();
         load(&path, &Registry::new(vec![Box::new(Chips)]), None)
+    }
+
+    fn load_set(dir: &Path, text: &str, sets: &[&str]) -> Result<Plan, InputError> {
+        let path = dir.join("s.yaml");
+        fs::write(&path, text).unwrap();
+        let overrides: Vec<Override> = sets.iter().map(|s| s.parse().unwrap()).collect();
+        load_with(&path, &Registry::new(vec![Box::new(Chips)]), None, &overrides)
+    }
+
+    const BASE: &str = "name: t\nfamily: chips\nparams:\n  load: 1\n  chip: fast\n";
+
+    #[test]
+    fn overrides_replace_params_sweep_and_top_level_keys() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plan = load_set(
+            tmp.path(),
+            BASE,
+            &["params.load=2", "sweep.chip=[slow, fast]", "replications=2", "seed=5"],
+        )
+        .unwrap();
+        assert_eq!(plan.runs.len(), 4);
+        assert_eq!(plan.scenario.seed, 5);
+        assert_eq!(plan.runs[0].params["load"], Value::from(2));
+        assert_eq!(plan.runs[0].params["chip"]["freq_mhz"], Value::from(800));
+        assert_eq!(plan.overrides, vec!["params.load=2", "sweep.chip=[slow, fast]", "replications=2", "seed=5"]);
+        assert!(load(&tmp.path().join("s.yaml"), &Registry::new(vec![Box::new(Chips)]), None)
+            .unwrap()
+            .overrides
+            .is_empty());
+    }
+
+    #[test]
+    fn override_errors_name_the_key_and_the_override_not_a_file_position() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = load_set(tmp.path(), BASE, &["params.load=fast"]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("params.load"));
+        assert_eq!(e.position, None);
+        assert!(e.message.contains("invalid type") && e.message.contains("(value from `--set params.load=fast`)"), "{}", e.message);
+        let e = load_set(tmp.path(), BASE, &["params.chip={name: x, freq_mhz: -1}"]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("params.chip.freq_mhz"));
+        assert!(e.message.contains("--set params.chip="), "{}", e.message);
+        let e = load_set(tmp.path(), BASE, &["replications=0"]).unwrap_err();
+        assert_eq!((e.key.as_deref(), e.position), (Some("replications"), None));
+        let e = load_set(tmp.path(), BASE, &["seed=-3"]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("seed"));
+        let e = load_set(tmp.path(), BASE, &["sweep.chip=[medium]"]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sweep.chip"));
+        assert!(e.message.contains("unknown preset `medium`"), "{}", e.message);
+    }
+
+    #[test]
+    fn an_unknown_param_from_an_override_is_blamed_on_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = load_set(tmp.path(), BASE, &["params.lode=3"]).unwrap_err();
+        assert!(e.message.contains("unknown field `lode`"), "{}", e.message);
+        assert!(e.message.contains("--set params.lode=3"), "{}", e.message);
+    }
+
+    #[test]
+    fn file_errors_keep_their_position_when_overrides_touch_other_keys() {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = "name: t\nfamily: chips\nparams:\n  load: 1\n  chip: {name: x, freq_mhz: -1}\n";
+        let e = load_set(tmp.path(), text, &["params.load=2"]).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("params.chip.freq_mhz"));
+        assert_eq!(e.position, Some((5, 19)));
+        assert!(!e.message.contains("--set"), "{}", e.message);
+    }
+
+    #[test]
+    fn overriding_a_swept_param_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = format!("{BASE}sweep:\n  load: [1, 2]\n");
+        let e = load_set(tmp.path(), &text, &["params.load=3"]).unwrap_err();
+        assert!(e.message.contains("`sweep.load` sets this key"), "{}", e.message);
+        let plan = load_set(tmp.path(), &text, &["sweep.load=[3]"]).unwrap();
+        assert_eq!(plan.runs.len(), 1);
     }
 
     #[test]
