@@ -69,8 +69,8 @@ pub fn run(registry: &Registry, which: &str, opts: ReportOptions) -> Result<(), 
         write(&out.join("README.md"), md.as_bytes())?;
     }
     let sections = analysis::gallery::sections(Path::new(REPORTS))?;
-    let gallery = analysis::gallery::write(&out, &sections)
-        .map_err(|e| CliError::Failure(e.to_string()))?;
+    let gallery =
+        analysis::gallery::write(&out, &sections).map_err(|e| CliError::Failure(e.to_string()))?;
     println!(
         "report {which}: {} papers, {} claims: {counts}; {wall_s:.1} s → {} (open {})",
         specs.len(),

@@ -29,7 +29,12 @@ pub struct PaperSection {
 /// claims, in file-name order. A spec that does not parse is an error naming the file.
 pub fn sections(reports: &Path) -> std::result::Result<Vec<PaperSection>, InputError> {
     let mut files: Vec<PathBuf> = fs::read_dir(reports)
-        .map_err(|e| InputError::file(reports, format!("cannot list report files: {}", io_reason(&e))))?
+        .map_err(|e| {
+            InputError::file(
+                reports,
+                format!("cannot list report files: {}", io_reason(&e)),
+            )
+        })?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
@@ -37,8 +42,9 @@ pub fn sections(reports: &Path) -> std::result::Result<Vec<PaperSection>, InputE
     files.sort();
     let mut out = Vec::new();
     for file in files {
-        let src = fs::read_to_string(&file)
-            .map_err(|e| InputError::file(&file, format!("cannot read report: {}", io_reason(&e))))?;
+        let src = fs::read_to_string(&file).map_err(|e| {
+            InputError::file(&file, format!("cannot read report: {}", io_reason(&e)))
+        })?;
         let spec: ReportSpec = parse_yaml(&file, &src)?;
         let folder = reports.join("out").join(&spec.paper);
         if !folder.is_dir() {

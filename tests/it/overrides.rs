@@ -106,9 +106,15 @@ fn bad_overrides_are_input_errors_naming_key_and_override() {
             "key `sweep.servers`: empty sweep list: give at least one value (value from `--set sweep.servers=[]`)",
         ),
         ("replications=0", "key `replications`: must be ≥ 1, got 0"),
-        ("parms.x=1", "--set parms.x=1: unknown top-level key `parms`"),
+        (
+            "parms.x=1",
+            "--set parms.x=1: unknown top-level key `parms`",
+        ),
         ("params.x", "--set params.x: expected KEY=VALUE"),
-        ("params.x=[1,", "--set params.x=[1,: value is not valid YAML"),
+        (
+            "params.x=[1,",
+            "--set params.x=[1,: value is not valid YAML",
+        ),
     ];
     let tmp = tempfile::tempdir().unwrap();
     for (i, (set, expected)) in cases.iter().enumerate() {
@@ -124,7 +130,10 @@ fn bad_overrides_are_input_errors_naming_key_and_override() {
         ]);
         let err = stderr(&run);
         assert_eq!(run.status.code(), Some(2), "--set {set}: {err}");
-        assert!(err.contains(expected), "--set {set}:\n{err}\nexpected: {expected}");
+        assert!(
+            err.contains(expected),
+            "--set {set}:\n{err}\nexpected: {expected}"
+        );
         assert!(!out.exists(), "--set {set}: wrote {}", out.display());
     }
 }

@@ -146,7 +146,10 @@ const FRACTION_WORDS: &[&str] = &[
 
 /// The bounds `[lo, hi]` of column `column` when its name says it is a fraction and every observed
 /// value lies in `[0, 1]` (a name alone does not decide: a mislabelled metric above 1 is unbounded).
-pub(super) fn fraction_bounds(column: &str, values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
+pub(super) fn fraction_bounds(
+    column: &str,
+    values: impl IntoIterator<Item = f64>,
+) -> Option<(f64, f64)> {
     let name = column.to_ascii_lowercase();
     let named = FRACTION_WORDS.iter().any(|w| name.contains(w)) && !name.ends_with("_per_s");
     (named && values.into_iter().all(|v| (0.0..=1.0).contains(&v))).then_some((0.0, 1.0))

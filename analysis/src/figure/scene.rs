@@ -501,7 +501,11 @@ const LEGEND_MARGIN_PX: f64 = 12.0;
 /// The legend's box in a corner, in shares of a plotting area of `plot_px` pixels:
 /// `(x0, x1, y0, y1)`.
 fn legend_box(layers: &[Layer], corner: Corner, plot_px: (f64, f64)) -> (f64, f64, f64, f64) {
-    let longest = layers.iter().map(|l| l.label.chars().count()).max().unwrap_or(0);
+    let longest = layers
+        .iter()
+        .map(|l| l.label.chars().count())
+        .max()
+        .unwrap_or(0);
     let w = (LEGEND_KEY_PX + LEGEND_CHAR_PX * longest as f64) / plot_px.0;
     let h = (LEGEND_ROW_PX * layers.len() as f64 + 16.0) / plot_px.1;
     let (mx, my) = (LEGEND_MARGIN_PX / plot_px.0, LEGEND_MARGIN_PX / plot_px.1);
@@ -791,9 +795,16 @@ mod tests {
             .into_iter()
             .filter(|&(nx, ny)| (x0..=x1).contains(&nx) && (y0..=y1).contains(&ny))
             .collect();
-        assert!(covered.is_empty(), "legend in {corner:?} covers {covered:?}");
+        assert!(
+            covered.is_empty(),
+            "legend in {corner:?} covers {covered:?}"
+        );
         assert!(scene.y.hi > 1.05, "the axis was raised: {}", scene.y.hi);
-        assert!(scene.y.ticks.iter().all(|t| t.0 <= 1.0), "{:?}", scene.y.ticks);
+        assert!(
+            scene.y.ticks.iter().all(|t| t.0 <= 1.0),
+            "{:?}",
+            scene.y.ticks
+        );
         // A rate's interval stays within [0, 1]: {0.9, 0.95, 1} has t-interval up to ≈ 1.07.
         for layer in &scene.layers {
             let Marks::Bars(bars) = &layer.marks else {

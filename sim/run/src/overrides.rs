@@ -170,7 +170,10 @@ pub enum Relation {
 
 /// The mapping at `key` of `map`, created when missing; an error names `key` when it holds a
 /// non-mapping value.
-fn mapping<'a>(map: &'a mut Map<String, Value>, key: &str) -> Result<&'a mut Map<String, Value>, String> {
+fn mapping<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &str,
+) -> Result<&'a mut Map<String, Value>, String> {
     let node = map
         .entry(key.to_owned())
         .or_insert_with(|| Value::Object(Map::new()));
@@ -227,7 +230,8 @@ mod tests {
 
     #[test]
     fn params_nest_and_sweep_keys_stay_dotted() {
-        let mut file = json!({"name": "t", "params": {"a": {"b": 1}}, "sweep": {"zip": {"x": [1]}}});
+        let mut file =
+            json!({"name": "t", "params": {"a": {"b": 1}}, "sweep": {"zip": {"x": [1]}}});
         set("params.a.c.d=2", &mut file).unwrap();
         set("params.a.b=3", &mut file).unwrap();
         set("sweep.workload.requests=[5, 6]", &mut file).unwrap();

@@ -141,19 +141,20 @@ pub fn load_with(
             o.apply(&mut tree)
                 .map_err(|e| InputError::key(path, None, o.key.clone(), e.to_string()))?;
         }
-        serde_path_to_error::deserialize(tree).map_err(|e| {
-            let key = e.path().to_string();
-            let message = e.into_inner().to_string();
-            let key = (key != ".").then_some(key);
-            let position = key.as_deref().and_then(|k| locate(&src, k));
-            InputError {
-                file: path.to_path_buf(),
-                position,
-                key,
-                message,
-            }
-        })
-        .map_err(|e| attribute(e, overrides))?
+        serde_path_to_error::deserialize(tree)
+            .map_err(|e| {
+                let key = e.path().to_string();
+                let message = e.into_inner().to_string();
+                let key = (key != ".").then_some(key);
+                let position = key.as_deref().and_then(|k| locate(&src, k));
+                InputError {
+                    file: path.to_path_buf(),
+                    position,
+                    key,
+                    message,
+                }
+            })
+            .map_err(|e| attribute(e, overrides))?
     };
     if let Some(seed) = seed {
         scenario.seed = seed;
@@ -526,7 +527,12 @@ mod tests {
         let path = dir.join("s.yaml");
         fs::write(&path, text).unwrap();
         let overrides: Vec<Override> = sets.iter().map(|s| s.parse().unwrap()).collect();
-        load_with(&path, &Registry::new(vec![Box::new(Chips)]), None, &overrides)
+        load_with(
+            &path,
+            &Registry::new(vec![Box::new(Chips)]),
+            None,
+            &overrides,
+        )
     }
 
     const BASE: &str = "name: t\nfamily: chips\nparams:\n  load: 1\n  chip: fast\n";
@@ -537,18 +543,37 @@ mod tests {
         let plan = load_set(
             tmp.path(),
             BASE,
-            &["params.load=2", "sweep.chip=[slow, fast]", "replications=2", "seed=5"],
+            &[
+                "params.load=2",
+                "sweep.chip=[slow, fast]",
+                "replications=2",
+                "seed=5",
+            ],
         )
         .unwrap();
         assert_eq!(plan.runs.len(), 4);
         assert_eq!(plan.scenario.seed, 5);
         assert_eq!(plan.runs[0].params["load"], Value::from(2));
         assert_eq!(plan.runs[0].params["chip"]["freq_mhz"], Value::from(800));
-        assert_eq!(plan.overrides, vec!["params.load=2", "sweep.chip=[slow, fast]", "replications=2", "seed=5"]);
-        assert!(load(&tmp.path().join("s.yaml"), &Registry::new(vec![Box::new(Chips)]), None)
+        assert_eq!(
+            plan.overrides,
+            vec![
+                "params.load=2",
+                "sweep.chip=[slow, fast]",
+                "replications=2",
+                "seed=5"
+            ]
+        );
+        assert!(
+            load(
+                &tmp.path().join("s.yaml"),
+                &Registry::new(vec![Box::new(Chips)]),
+                None
+            )
             .unwrap()
             .overrides
-            .is_empty());
+            .is_empty()
+        );
     }
 
     #[test]
@@ -557,7 +582,12 @@ mod tests {
         let e = load_set(tmp.path(), BASE, &["params.load=fast"]).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("params.load"));
         assert_eq!(e.position, None);
-        assert!(e.message.contains("invalid type") && e.message.contains("(value from `--set params.load=fast`)"), "{}", e.message);
+        assert!(
+            e.message.contains("invalid type")
+                && e.message.contains("(value from `--set params.load=fast`)"),
+            "{}",
+            e.message
+        );
         let e = load_set(tmp.path(), BASE, &["params.chip={name: x, freq_mhz: -1}"]).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("params.chip.freq_mhz"));
         assert!(e.message.contains("--set params.chip="), "{}", e.message);
@@ -567,7 +597,11 @@ mod tests {
         assert_eq!(e.key.as_deref(), Some("seed"));
         let e = load_set(tmp.path(), BASE, &["sweep.chip=[medium]"]).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("sweep.chip"));
-        assert!(e.message.contains("unknown preset `medium`"), "{}", e.message);
+        assert!(
+            e.message.contains("unknown preset `medium`"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -593,7 +627,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let text = format!("{BASE}sweep:\n  load: [1, 2]\n");
         let e = load_set(tmp.path(), &text, &["params.load=3"]).unwrap_err();
-        assert!(e.message.contains("`sweep.load` sets this key"), "{}", e.message);
+        assert!(
+            e.message.contains("`sweep.load` sets this key"),
+            "{}",
+            e.message
+        );
         let plan = load_set(tmp.path(), &text, &["sweep.load=[3]"]).unwrap();
         assert_eq!(plan.runs.len(), 1);
     }
