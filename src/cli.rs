@@ -77,8 +77,10 @@ pub enum Command {
     /// List families, their presets, and the scenarios under `scenarios/`.
     #[command(after_help = "Example:\n  sysim list")]
     List,
-    /// Print the JSON Schema of a family's params (all families when none is named).
-    #[command(after_help = "Example:\n  sysim schema queue > queue.schema.json")]
+    /// Print the JSON Schema of a whole scenario file (or of one family's params).
+    #[command(
+        after_help = "Examples:\n  sysim schema > scenario.schema.json   # then, first line of a scenario:\n  # yaml-language-server: $schema=../scenario.schema.json\n  sysim schema queue"
+    )]
     Schema {
         /// Family name.
         family: Option<String>,

@@ -333,21 +333,13 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn schema(registry: &Registry, family: Option<&str>) -> Result<(), CliError> {
     let value = match family {
-        Some(name) => registry
-            .get(name)
-            .ok_or_else(|| {
-                CliError::Input(format!(
-                    "unknown family `{name}`; valid families: {}",
-                    registry.names()
-                ))
-            })?
-            .schema(),
-        None => serde_json::Value::Object(
-            registry
-                .families()
-                .map(|f| (f.name().to_owned(), f.schema()))
-                .collect(),
-        ),
+        Some(name) => sim_run::schema::params_schema(registry.get(name).ok_or_else(|| {
+            CliError::Input(format!(
+                "unknown family `{name}`; valid families: {}",
+                registry.names()
+            ))
+        })?),
+        None => sim_run::schema::scenario_schema(registry),
     };
     println!(
         "{}",

@@ -8,5 +8,6 @@ mod deploy;
 mod determinism;
 mod fl_contracts;
 mod overrides;
+mod schema;
 mod scenarios;
 mod sptc_scenarios;

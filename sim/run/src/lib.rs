@@ -15,5 +15,6 @@ pub mod overrides;
 pub mod resume;
 pub mod runner;
 pub mod scenario;
+pub mod schema;
 pub mod sweep;
 pub mod table;
