@@ -18,7 +18,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -92,6 +91,9 @@ pub enum Command {
         /// Table format.
         #[arg(long, value_enum, default_value_t = Format::Parquet)]
         format: Format,
+        /// Print nothing on success.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Run what each paper's figures and claims need (cached), draw the figures, check the claims.
     #[command(after_help = "Example:\n  sysim report all\n  sysim report queue --force")]
@@ -198,4 +200,3 @@ pub struct PlotArgs {
     #[arg(long)]
     pub title: Option<String>,
 }
-

@@ -161,7 +161,11 @@ mod tests {
                 .map(|f| f.scenario.clone())
                 .chain(spec.claims.iter().filter_map(|c| c.scenario.clone()));
             for s in scenarios {
-                assert!(!plan(&root().join(&s)).runs.is_empty(), "{}", file.display());
+                assert!(
+                    !plan(&root().join(&s)).runs.is_empty(),
+                    "{}",
+                    file.display()
+                );
             }
         }
     }

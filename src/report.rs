@@ -68,7 +68,7 @@ pub fn run(registry: &Registry, which: &str, opts: ReportOptions) -> Result<(), 
         );
         write(&out.join("README.md"), md.as_bytes())?;
     }
-    println!(
+    crate::commands::say!(
         "report {which}: {} papers, {inside} of {} claims inside their band, {wall_s:.1} s → {}",
         specs.len(),
         all.len(),
@@ -124,7 +124,8 @@ fn one(
         let plan = scenario::load(path, registry, None)?;
         let data = out.join("data").join(&plan.scenario.name);
         let key = cache_key(&plan);
-        let fresh = fs::read_to_string(data.join("cache_key")).is_ok_and(|k| k == key);
+        let fresh = fs::read_to_string(data.join("cache_key")).is_ok_and(|k| k == key)
+            && sim_run::manifest::verify(&data).is_ok();
         if opts.force || !fresh {
             let run_opts = RunOptions {
                 jobs: opts.jobs,

@@ -39,7 +39,10 @@ impl RunOutput {
 
     /// The value of scalar metric `name`, if the run recorded it.
     pub fn get(&self, name: &str) -> Option<f64> {
-        self.metrics.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
+        self.metrics
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, v)| v)
     }
 
     /// Appends one time-series sample.
@@ -151,7 +154,6 @@ pub trait Experiment: Send + Sync + 'static {
         self.run(params, ctx)
     }
 }
-
 
 /// A family with its params type erased, as stored in the registry.
 pub trait DynExperiment: Send + Sync {

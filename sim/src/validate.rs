@@ -201,6 +201,10 @@ mod tests {
             inner: Rate(1.0),
             opt: None,
         };
-        assert_eq!(Checks::of(&fine).len(), 1, "only the root's own check fails");
+        assert_eq!(
+            Checks::of(&fine).len(),
+            1,
+            "only the root's own check fails"
+        );
     }
 }

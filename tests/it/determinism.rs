@@ -93,5 +93,10 @@ fn resume_runs_only_what_is_missing_and_equals_a_full_run() {
         "--out",
         p,
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", crate::common::stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        crate::common::stderr(&out)
+    );
 }

@@ -7,5 +7,6 @@ mod common;
 mod deploy;
 mod determinism;
 mod fl_contracts;
+mod hostile;
 mod scenarios;
 mod sptc_scenarios;

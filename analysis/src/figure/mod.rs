@@ -16,7 +16,9 @@ use polars::prelude::DataFrame;
 use crate::error::Result;
 
 /// The kind of figure (`kind:` in report files, `--kind` of `sysim plot`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Mean of y over replications against x, one line per series, with a shaded 95% CI band.

@@ -116,7 +116,8 @@ fn write_svg(scene: &Scene, path: &Path) -> Result<()> {
                 message: e.to_string(),
             })?;
     }
-    sim_run::table::write_bytes_atomic(path, text.as_bytes()).map_err(|e| AnalysisError::io(path, e))
+    sim_run::table::write_bytes_atomic(path, text.as_bytes())
+        .map_err(|e| AnalysisError::io(path, e))
 }
 
 /// Registers the embedded DejaVu Sans as plotters' sans-serif font, once per process.

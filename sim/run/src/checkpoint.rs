@@ -88,7 +88,8 @@ impl CheckpointPolicy {
             plan_key: plan_key.to_owned(),
             every_s: every.as_secs_f64(),
         };
-        let json = serde_json::to_vec_pretty(&info).expect("a record of two plain fields serializes");
+        let json =
+            serde_json::to_vec_pretty(&info).expect("a record of two plain fields serializes");
         let path = dir.join("checkpoint.json");
         write_bytes_atomic(&path, &json).map_err(io(&path))?;
         Ok(CheckpointPolicy {
@@ -124,12 +125,14 @@ impl CheckpointPolicy {
 fn read_info(dir: &Path) -> Result<Option<FolderInfo>, CheckpointError> {
     let path = dir.join("checkpoint.json");
     match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| CheckpointError::Corrupt {
-                path,
-                reason: e.to_string(),
-            }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| CheckpointError::Corrupt {
+                    path,
+                    reason: e.to_string(),
+                })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(CheckpointError::Io { path, source }),
     }

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use super::energy::PowerSample;
 use crate::engine::{secs, t_s};
-use crate::validate::{Checks, Validate};
 use crate::metrics::{Counter, TimeWeightedGauge};
+use crate::validate::{Checks, Validate};
 
 /// One operating performance point: a clock frequency and the supply voltage it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
