@@ -102,6 +102,9 @@ pub enum Command {
         /// Table format.
         #[arg(long, value_enum, default_value_t = Format::Parquet)]
         format: Format,
+        /// Print nothing on success.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Run what each paper's figures and claims need (cached), draw the figures, check the claims.
     #[command(after_help = "Example:\n  sysim report all\n  sysim report queue --force")]

@@ -15,13 +15,16 @@ use analysis::report::TableName;
 
 use crate::cli::{Cli, Command, PlotArgs};
 
-/// Why a command failed: bad input (exit 2) or a failure while running (exit 1).
+/// Why a command failed: bad input (exit 2) or a failure while running (exit 1), or the reader
+/// of standard output went away (`sysim list | head`: exit 0, nothing printed).
 #[derive(Debug)]
 pub enum CliError {
     /// Bad input: malformed or invalid files and flags.
     Input(String),
     /// Something failed while running (a run errored, a write failed).
     Failure(String),
+    /// Standard output was closed by its reader; the command stops quietly.
+    PipeClosed,
 }
 
 impl CliError {
@@ -30,6 +33,7 @@ impl CliError {
         match self {
             CliError::Input(_) => 2,
             CliError::Failure(_) => 1,
+            CliError::PipeClosed => 0,
         }
     }
 }
@@ -38,9 +42,31 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Input(m) | CliError::Failure(m) => f.write_str(m),
+            CliError::PipeClosed => f.write_str("standard output closed"),
         }
     }
 }
+
+/// Writes one line to standard output; a closed pipe becomes [`CliError::PipeClosed`] (the
+/// command stops quietly) instead of a panic, any other error a failure.
+pub fn print_line(line: fmt::Arguments<'_>) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => CliError::PipeClosed,
+            _ => CliError::Failure(format!("cannot write to standard output: {e}")),
+        })
+}
+
+/// `println!` through [`print_line`], returning from the enclosing function on a closed pipe.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::commands::print_line(format_args!($($arg)*))?
+    };
+}
+pub(crate) use say;
 
 impl From<InputError> for CliError {
     fn from(e: InputError) -> Self {
@@ -92,7 +118,12 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::List => list(&registry),
         Command::Schema { family } => schema(&registry, family.as_deref()),
         Command::Plot(args) => plot(args),
-        Command::Merge { dirs, out, format } => merge(&dirs, &out, format),
+        Command::Merge {
+            dirs,
+            out,
+            format,
+            quiet,
+        } => merge(&dirs, &out, format, quiet),
         Command::Bench { lps, events, seed } => bench(lps, events, seed),
         Command::Report {
             paper,
@@ -214,6 +245,7 @@ pub fn execute_into(
     resume: bool,
 ) -> Result<Vec<runner::RunRecord>, CliError> {
     output::prepare_dir(dir)?;
+    let _lock = sim_run::lock::lock(dir).map_err(|e| CliError::Input(e.to_string()))?;
     let family = registry
         .get(&plan.scenario.family)
         .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.family)))?;
@@ -266,7 +298,7 @@ fn validate(
     let mut errors = Vec::new();
     for file in files {
         match scenario::load_with(file, registry, None, overrides) {
-            Ok(plan) => println!(
+            Ok(plan) => say!(
                 "ok {} ({}: {} points × {} replications = {} runs)",
                 file.display(),
                 plan.scenario.family,
@@ -285,12 +317,12 @@ fn validate(
 }
 
 fn list(registry: &Registry) -> Result<(), CliError> {
-    println!("families:");
+    say!("families:");
     for f in registry.families() {
-        println!("  {:<10} {}", f.name(), f.description());
+        say!("  {:<10} {}", f.name(), f.description());
         for slot in f.presets() {
             let names: Vec<&str> = slot.builtin.iter().map(|(n, _)| *n).collect();
-            println!(
+            say!(
                 "  {:<10}   presets for `{}`: {}",
                 "",
                 slot.key,
@@ -302,7 +334,7 @@ fn list(registry: &Registry) -> Result<(), CliError> {
     collect_yaml(Path::new("scenarios"), &mut found);
     found.sort();
     if !found.is_empty() {
-        println!("scenarios:");
+        say!("scenarios:");
         for path in found {
             let summary = std::fs::read_to_string(&path)
                 .ok()
@@ -311,7 +343,7 @@ fn list(registry: &Registry) -> Result<(), CliError> {
                     || "(does not parse: run `sysim validate`)".to_owned(),
                     |s| format!("[{}] {}", s.family, s.description),
                 );
-            println!("  {:<40} {summary}", path.display());
+            say!("  {:<40} {summary}", path.display());
         }
     }
     Ok(())
@@ -341,7 +373,7 @@ fn schema(registry: &Registry, family: Option<&str>) -> Result<(), CliError> {
         })?),
         None => sim_run::schema::scenario_schema(registry),
     };
-    println!(
+    say!(
         "{}",
         serde_json::to_string_pretty(&value).unwrap_or_default()
     );
@@ -374,15 +406,22 @@ fn plot(args: PlotArgs) -> Result<(), CliError> {
     };
     let files = analysis::plot(&df, &spec, &stem).map_err(input)?;
     for f in files {
-        println!("{}", f.display());
+        say!("{}", f.display());
     }
     Ok(())
 }
 
-fn merge(dirs: &[PathBuf], out: &Path, format: sim_run::table::Format) -> Result<(), CliError> {
-    output::prepare_dir(out)?;
+fn merge(
+    dirs: &[PathBuf],
+    out: &Path,
+    format: sim_run::table::Format,
+    quiet: bool,
+) -> Result<(), CliError> {
     let summary = analysis::merge(dirs, out, format).map_err(|e| CliError::Input(e.to_string()))?;
-    println!(
+    if quiet {
+        return Ok(());
+    }
+    say!(
         "merged {} shards: {} runs, {} series rows → {}",
         summary.shards,
         summary.runs,
@@ -400,6 +439,6 @@ fn bench(lps: usize, events: u64, seed: u64) -> Result<(), CliError> {
         ..sim_run::bench::PholdConfig::default()
     };
     cfg.validate().map_err(CliError::Input)?;
-    println!("{}", sim_run::bench::run(&cfg));
+    say!("{}", sim_run::bench::run(&cfg));
     Ok(())
 }

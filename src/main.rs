@@ -13,7 +13,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match commands::dispatch(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(commands::CliError::PipeClosed) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())

@@ -71,7 +71,7 @@ pub fn run(registry: &Registry, which: &str, opts: ReportOptions) -> Result<(), 
     let sections = analysis::gallery::sections(Path::new(REPORTS))?;
     let gallery =
         analysis::gallery::write(&out, &sections).map_err(|e| CliError::Failure(e.to_string()))?;
-    println!(
+    crate::commands::say!(
         "report {which}: {} papers, {} claims: {counts}; {wall_s:.1} s → {} (open {})",
         specs.len(),
         all.len(),
@@ -143,7 +143,8 @@ fn one(
             .map_err(|e| CliError::Input(format!("{}: {e}", file.display())))?;
         let data = out.join("data").join(&plan.scenario.name);
         let key = cache_key(&plan);
-        let fresh = fs::read_to_string(data.join("cache_key")).is_ok_and(|k| k == key);
+        let fresh = fs::read_to_string(data.join("cache_key")).is_ok_and(|k| k == key)
+            && sim_run::manifest::verify(&data).is_ok();
         if opts.force || !fresh {
             let run_opts = RunOptions {
                 jobs: opts.jobs,

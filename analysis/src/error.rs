@@ -14,8 +14,8 @@ pub enum AnalysisError {
         /// The path that was asked for.
         path: PathBuf,
     },
-    /// A folder exists but holds no `runs.parquet` or `runs.csv`.
-    #[error("{}: not a results folder (no runs.parquet or runs.csv inside)", path.display())]
+    /// A folder exists but its manifest lists no runs table.
+    #[error("{}: not a results folder (no runs table listed in its manifest)", path.display())]
     NotResults {
         /// The folder without a runs table.
         path: PathBuf,
@@ -68,12 +68,33 @@ pub enum AnalysisError {
         /// The output folder.
         path: PathBuf,
     },
-    /// The merge output folder holds a table this merge would not replace, so readers would
-    /// see stale data next to the new files.
-    #[error("{}: stale table from an earlier run; remove it or pick another output folder", path.display())]
-    StaleOutput {
-        /// The stale file.
-        path: PathBuf,
+    /// A results folder does not match its manifest (or has none).
+    #[error(transparent)]
+    Integrity(#[from] sim_run::manifest::IntegrityError),
+    /// The merge output folder is being written by another process.
+    #[error(transparent)]
+    Lock(#[from] sim_run::lock::LockError),
+    /// Two shards are not parts of the same run of the same scenario.
+    #[error("{} and {} are not shards of one run: {what}", first.display(), second.display())]
+    ShardMismatch {
+        /// The first shard.
+        first: PathBuf,
+        /// The shard that differs from it.
+        second: PathBuf,
+        /// What differs (family, scenario fingerprint, seed, shard count).
+        what: String,
+    },
+    /// The shards do not hold every run of the plan.
+    #[error(
+        "incomplete set of shards: {missing} of {total} runs are in none of them (first missing: run {first}); add the missing shard folders"
+    )]
+    IncompleteShards {
+        /// Runs of the plan found in no shard.
+        missing: usize,
+        /// Runs of the plan.
+        total: usize,
+        /// The smallest missing run index.
+        first: u64,
     },
     /// A column named by the caller does not exist.
     #[error("no column `{column}` (columns: {})", available.join(", "))]

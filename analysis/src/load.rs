@@ -1,47 +1,32 @@
 //! Reading results folders: their runs and series tables, concatenated across shards.
 //!
-//! A results folder holds `runs.parquet` or `runs.csv` (Parquet wins when both exist) and optionally
-//! `series.parquet` or `series.csv`. Shards are concatenated diagonally — columns are aligned by name,
+//! A results folder holds `manifest.json` listing its `runs.parquet` or `runs.csv` and optionally
+//! `series.parquet` or `series.csv`, each with its SHA-256; a folder that does not match its manifest
+//! is refused (see [`sim_run::manifest::verify`]). Shards are concatenated diagonally — columns are aligned by name,
 //! a column missing from a shard is null there, and a column whose type differs between shards is
 //! widened (integers → `i64`, mixed numbers → `f64`, anything else → string) — then sorted by `run`.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use polars::prelude::*;
 
 use crate::error::{AnalysisError, Result};
 use crate::glob;
+use sim_run::manifest::Manifest;
+use sim_run::table::{RUNS_KEY_TYPES as RUNS_KEYS, SERIES_KEY_TYPES as SERIES_KEYS};
 
 /// File stem of the runs table.
 const RUNS: &str = "runs";
 /// File stem of the series table.
 const SERIES: &str = "series";
 
-/// Columns of the runs table with a fixed type, whatever the file format inferred.
-const RUNS_KEYS: [(&str, DataType); 4] = [
-    ("run", DataType::UInt64),
-    ("replication", DataType::UInt32),
-    ("seed", DataType::UInt64),
-    ("error", DataType::String),
-];
-
-/// Columns of the series table with a fixed type.
-const SERIES_KEYS: [(&str, DataType); 5] = [
-    ("run", DataType::UInt64),
-    ("t_s", DataType::Float64),
-    ("component", DataType::String),
-    ("metric", DataType::String),
-    ("value", DataType::Float64),
-];
-
 /// Loads the runs tables of `paths` — results folders, or patterns with `*`/`?` in their last
-/// component naming several — into one frame sorted by `run`.
+/// component naming several — into one frame sorted by `run`. Each folder is checked against its
+/// manifest first.
 pub fn load_runs(paths: &[PathBuf]) -> Result<DataFrame> {
     let frames = folders(paths)?
         .iter()
-        .map(|folder| read_runs(folder))
+        .map(read_runs)
         .collect::<Result<Vec<_>>>()?;
     concat_sorted(frames)
 }
@@ -56,98 +41,69 @@ pub fn load_series(paths: &[PathBuf]) -> Result<DataFrame> {
         frames.extend(read_series(folder)?);
     }
     if frames.is_empty() {
-        return Err(AnalysisError::NoSeries { folders });
+        return Err(AnalysisError::NoSeries {
+            folders: folders.into_iter().map(|f| f.dir).collect(),
+        });
     }
     concat_sorted(frames)
 }
 
-/// Expands `paths` into results folders, checking each holds a runs table.
-pub(crate) fn folders(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// A results folder whose files matched its manifest.
+#[derive(Debug, Clone)]
+pub(crate) struct Folder {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Its verified manifest.
+    pub manifest: Manifest,
+}
+
+/// Expands `paths` into results folders, checking each against its manifest (see
+/// [`sim_run::manifest::verify`]) and that it lists a runs table.
+pub(crate) fn folders(paths: &[PathBuf]) -> Result<Vec<Folder>> {
     if paths.is_empty() {
         return Err(AnalysisError::Empty("no results folder given".into()));
     }
     let mut out = Vec::new();
     for path in paths {
-        for folder in glob::expand(path)? {
-            if table_file(&folder, RUNS).is_none() {
-                return Err(AnalysisError::NotResults { path: folder });
+        for dir in glob::expand(path)? {
+            let manifest = sim_run::manifest::verify(&dir)?;
+            if manifest.table(RUNS).is_none() {
+                return Err(AnalysisError::NotResults { path: dir });
             }
-            out.push(folder);
+            out.push(Folder { dir, manifest });
         }
     }
     Ok(out)
 }
 
-/// Reads the runs table of one results folder.
-pub(crate) fn read_runs(folder: &Path) -> Result<DataFrame> {
-    let path = table_file(folder, RUNS).ok_or_else(|| AnalysisError::NotResults {
-        path: folder.to_path_buf(),
-    })?;
-    read_table(&path, &RUNS_KEYS)
+/// Reads the runs table of one verified results folder.
+pub(crate) fn read_runs(folder: &Folder) -> Result<DataFrame> {
+    let entry = folder
+        .manifest
+        .table(RUNS)
+        .ok_or_else(|| AnalysisError::NotResults {
+            path: folder.dir.clone(),
+        })?;
+    read_table(&folder.dir.join(&entry.name), &RUNS_KEYS)
 }
 
-/// Reads the series table of one results folder, if it has one.
-pub(crate) fn read_series(folder: &Path) -> Result<Option<DataFrame>> {
-    table_file(folder, SERIES)
-        .map(|path| read_table(&path, &SERIES_KEYS))
+/// Reads the series table of one verified results folder, if its manifest lists one.
+pub(crate) fn read_series(folder: &Folder) -> Result<Option<DataFrame>> {
+    folder
+        .manifest
+        .table(SERIES)
+        .map(|entry| read_table(&folder.dir.join(&entry.name), &SERIES_KEYS))
         .transpose()
 }
 
-/// The files holding table `stem` in `folder`, in any format.
-pub(crate) fn table_files(folder: &Path, stem: &str) -> Vec<PathBuf> {
-    [sim_run::table::Format::Parquet, sim_run::table::Format::Csv]
-        .into_iter()
-        .map(|format| format.path(folder, stem))
-        .filter(|path| path.is_file())
-        .collect()
-}
-
-/// The file holding table `stem` in `folder`: Parquet when present, else CSV.
-fn table_file(folder: &Path, stem: &str) -> Option<PathBuf> {
-    table_files(folder, stem).into_iter().next()
-}
-
-/// Reads a Parquet or CSV table and gives its key columns their fixed types.
+/// Reads a Parquet or CSV table, giving its key columns their fixed types; it must have `run`.
 fn read_table(path: &Path, keys: &[(&str, DataType)]) -> Result<DataFrame> {
     let err = |e| AnalysisError::table(path, e);
-    let mut df = if path.extension().is_some_and(|ext| ext == "csv") {
-        read_csv(path, keys).map_err(err)?
-    } else {
-        let file = File::open(path).map_err(|e| AnalysisError::io(path, e))?;
-        ParquetReader::new(file).finish().map_err(err)?
-    };
+    let df = sim_run::table::read_frame(path, keys).map_err(err)?;
     if df.column("run").is_err() {
         return Err(err(PolarsError::ColumnNotFound("no `run` column".into())));
     }
-    for (name, dtype) in keys {
-        if let Ok(column) = df.column(name)
-            && column.dtype() != dtype
-        {
-            let cast = column.strict_cast(dtype).map_err(err)?;
-            df.with_column(cast).map_err(err)?;
-        }
-    }
     Ok(df)
-}
-
-/// Reads a CSV table, parsing the key columns it has with their fixed types (a seed above
-/// `i64::MAX` would not survive type inference).
-fn read_csv(path: &Path, keys: &[(&str, DataType)]) -> PolarsResult<DataFrame> {
-    let header = CsvReadOptions::default()
-        .with_has_header(true)
-        .with_n_rows(Some(0))
-        .try_into_reader_with_file_path(Some(path.to_path_buf()))?
-        .finish()?;
-    let overwrite: Schema = keys
-        .iter()
-        .filter(|(name, _)| header.column(name).is_ok())
-        .map(|(name, dtype)| Field::new((*name).into(), dtype.clone()))
-        .collect();
-    CsvReadOptions::default()
-        .with_has_header(true)
-        .with_schema_overwrite(Some(Arc::new(overwrite)))
-        .try_into_reader_with_file_path(Some(path.to_path_buf()))?
-        .finish()
 }
 
 /// Concatenates frames diagonally and sorts the result by `run`, keeping the order within a run.
@@ -217,6 +173,56 @@ fn widen(a: &DataType, b: &DataType) -> DataType {
     }
 }
 
+/// Test helpers: results folders with a manifest, written by hand.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+
+    use sim_run::manifest::{self, Manifest};
+    use sim_run::scenario::ScenarioFile;
+
+    /// A manifest of scenario `name` (seed `seed`, fingerprint `key`) listing no files yet.
+    pub(crate) fn manifest(
+        name: &str,
+        seed: u64,
+        key: &str,
+        shard: Option<&str>,
+        total: usize,
+    ) -> Manifest {
+        Manifest {
+            sysim_version: "test".into(),
+            git_commit: None,
+            scenario_file: format!("{name}.yaml"),
+            scenario: serde_json::from_value::<ScenarioFile>(
+                serde_json::json!({ "name": name, "family": "queue", "seed": seed }),
+            )
+            .unwrap(),
+            overrides: Vec::new(),
+            plan_key: key.into(),
+            runs_total: total,
+            runs_written: total,
+            runs_failed: 0,
+            shard: shard.map(str::to_owned),
+            wall_time_s: 0.0,
+            files: Vec::new(),
+        }
+    }
+
+    /// Writes `dir/manifest.json` from `manifest`, listing every table file now in `dir`.
+    pub(crate) fn seal(dir: &Path, mut manifest: Manifest) {
+        manifest.files = manifest::table_files(dir)
+            .unwrap()
+            .iter()
+            .map(|name| manifest::digest_file(&dir.join(name)).unwrap())
+            .collect();
+        std::fs::write(
+            dir.join(manifest::MANIFEST),
+            serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +231,7 @@ mod tests {
     fn write(dir: &Path, stem: &str, mut df: DataFrame, format: Format) {
         std::fs::create_dir_all(dir).unwrap();
         write_frame_atomic(&mut df, &format.path(dir, stem), format).unwrap();
+        testing::seal(dir, testing::manifest("t", 1, "k", None, df.height()));
     }
 
     #[test]

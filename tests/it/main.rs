@@ -7,6 +7,7 @@ mod common;
 mod deploy;
 mod determinism;
 mod fl_contracts;
+mod hostile;
 mod overrides;
 mod schema;
 mod scenarios;

@@ -212,7 +212,7 @@ pub fn simulate_with(
                     Domain::Gpu => eng.gpu_util.connect(Governor::observe, &gmb),
                     Domain::Mem => eng.mem_util.connect(Governor::observe, &gmb),
                 }
-                let mut t = Ticker::new(period);
+                let mut t = Ticker::new(period).map_err(|e| RunError::Model(e.to_string()))?;
                 t.tick.connect(Governor::tick, &gmb);
                 let tmb = Mailbox::new();
                 wl.all_done.connect(Ticker::stop, &tmb);
@@ -231,7 +231,7 @@ pub fn simulate_with(
         }
     }
     if series_interval_s > 0.0 {
-        let mut t = Ticker::new(series_interval_s);
+        let mut t = Ticker::new(series_interval_s).map_err(|e| RunError::Model(e.to_string()))?;
         t.tick.connect(Monitor::tick, &mmb);
         let tmb = Mailbox::new();
         wl.all_done.connect(Ticker::stop, &tmb);

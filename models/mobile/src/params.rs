@@ -15,7 +15,7 @@ use llm::LlmShape;
 
 /// Who sets the three domains' frequencies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum GovernorChoice {
     /// The stock trio: CPU schedutil, GPU load thresholds, memory bandwidth governor.
     Stock,
@@ -152,6 +152,10 @@ impl Validate for MobileParams {
         }
         c.part("workload", &self.workload);
         c.non_negative("series_interval_s", self.series_interval_s);
+        if self.series_interval_s > 0.0 {
+            // One sample per interval is kept in memory; below 1 ms the series outgrows any session.
+            c.at_least("series_interval_s", self.series_interval_s, 1e-3);
+        }
     }
 }
 

@@ -94,10 +94,25 @@ pub enum RunnerError {
 #[derive(Debug, thiserror::Error)]
 pub enum ResumeError {
     /// The folder holds results of another scenario (or other parameters).
-    #[error("{} holds results of a different scenario (or parameters); resume into another --out", dir.display())]
+    #[error("{} holds results of a different scenario or parameters (fingerprint {theirs}, this plan is {ours}); resume into another --out", dir.display())]
     OtherPlan {
         /// The results folder.
         dir: PathBuf,
+        /// Plan fingerprint recorded in the folder's manifest.
+        theirs: String,
+        /// Fingerprint of this plan.
+        ours: String,
+    },
+    /// The folder does not match its manifest (or has none).
+    #[error(transparent)]
+    Integrity(#[from] crate::manifest::IntegrityError),
+    /// A row's run index, seed or replication is not this plan's.
+    #[error("{}: row {row} of the runs table is not a run of this plan (run index, seed or replication differ); resume into another --out", dir.display())]
+    ForeignRow {
+        /// The results folder.
+        dir: PathBuf,
+        /// 0-based row of the runs table.
+        row: usize,
     },
     /// A table of the folder cannot be read.
     #[error("{}: cannot read previous results: {source}", dir.display())]

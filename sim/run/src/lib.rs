@@ -3,13 +3,16 @@
 //! A scenario file becomes a validated [`scenario::Plan`] (sweep expanded, presets resolved, params
 //! checked by the family), the [`runner`] executes its runs on a rayon pool (one single-threaded
 //! nexosim simulation each), and [`output`] writes the results folder (runs and series tables,
-//! manifest) atomically; [`resume`] and [`checkpoint`] continue interrupted work. [`bench`] is the
+//! manifest) as one unit that [`manifest::verify`] checks on every read, under a [`lock`]; [`resume`] and [`checkpoint`] continue interrupted work. [`bench`] is the
 //! engine benchmark behind `sysim bench`.
 
 pub mod bench;
 pub mod checkpoint;
 pub mod error;
+pub mod input;
 pub mod locate;
+pub mod lock;
+pub mod manifest;
 pub mod output;
 pub mod overrides;
 pub mod resume;

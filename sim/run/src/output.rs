@@ -1,43 +1,16 @@
 //! The results folder of one run of a scenario: `runs`, optional `series`, and `manifest.json`.
 
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use polars::prelude::DataFrame;
 
 use crate::error::InputError;
+use crate::manifest::{self, FileEntry, MANIFEST, Manifest};
 use crate::runner::{RunRecord, Shard};
-use crate::scenario::{Plan, ScenarioFile, io_reason};
+use crate::scenario::{Plan, io_reason};
 use crate::table::{self, Format};
-
-/// Provenance of a results folder, written as `manifest.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Manifest {
-    /// sysim version that produced the tables.
-    pub sysim_version: String,
-    /// Git commit of the sysim build, when known.
-    pub git_commit: Option<String>,
-    /// Scenario file path as given.
-    pub scenario_file: String,
-    /// The scenario as resolved (with `--set` overrides and `--seed` applied).
-    pub scenario: ScenarioFile,
-    /// The `--set KEY=VALUE` overrides applied to the file, as written.
-    pub overrides: Vec<String>,
-    /// Fingerprint of the resolved plan (see [`crate::resume::plan_key`]); `--resume` checks it.
-    pub plan_key: String,
-    /// Runs in the whole plan.
-    pub runs_total: usize,
-    /// Runs in this folder (fewer than `runs_total` for a shard).
-    pub runs_written: usize,
-    /// Runs that failed (their rows carry the error).
-    pub runs_failed: usize,
-    /// The shard this folder holds, `K/N`, if any.
-    pub shard: Option<String>,
-    /// Wall time of the runs, seconds.
-    pub wall_time_s: f64,
-    /// Table files written.
-    pub files: Vec<String>,
-}
 
 /// Creates `dir` and checks it is writable, before any run starts (bad `--out` is bad input).
 pub fn prepare_dir(dir: &Path) -> Result<(), InputError> {
@@ -62,7 +35,7 @@ pub struct Build {
     pub commit: Option<&'static str>,
 }
 
-/// Writes the tables and the manifest of `records` into `dir` (each file atomically).
+/// Writes the tables and the manifest of `records` into `dir` as one unit (see [`write_folder`]).
 pub fn write_results(
     dir: &Path,
     plan: &Plan,
@@ -71,18 +44,12 @@ pub fn write_results(
     shard: Option<Shard>,
     wall_time_s: f64,
     build: Build,
-) -> std::io::Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    let mut runs = table::runs_frame(&plan.runs, records).map_err(std::io::Error::other)?;
-    let runs_path = format.path(dir, "runs");
-    table::write_frame_atomic(&mut runs, &runs_path, format)?;
-    written.push(runs_path);
-    if let Some(mut series) = table::series_frame(records).map_err(std::io::Error::other)? {
-        let series_path = format.path(dir, "series");
-        table::write_frame_atomic(&mut series, &series_path, format)?;
-        written.push(series_path);
-    }
-    let manifest = Manifest {
+) -> io::Result<Vec<PathBuf>> {
+    let runs = table::runs_frame(&plan.runs, records).map_err(io::Error::other)?;
+    let series = table::series_frame(records).map_err(io::Error::other)?;
+    let mut tables = vec![("runs", runs)];
+    tables.extend(series.map(|s| ("series", s)));
+    write_folder(dir, tables, format, |files| Manifest {
         sysim_version: build.version.to_owned(),
         git_commit: build.commit.map(str::to_owned),
         scenario_file: plan.path.display().to_string(),
@@ -94,13 +61,39 @@ pub fn write_results(
         runs_failed: records.iter().filter(|r| r.outcome.is_err()).count(),
         shard: shard.map(|s| s.to_string()),
         wall_time_s,
-        files: written
-            .iter()
-            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .collect(),
-    };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
-    let manifest_path = dir.join("manifest.json");
+        files,
+    })
+}
+
+/// Writes a results folder as one unit: the old manifest is removed first (a folder interrupted
+/// from here on has none, and every reader refuses it), each table is written atomically, table
+/// files this write did not produce (another format, a series table of an earlier run) are
+/// removed, and the manifest listing each table's size and SHA-256 is written last. The caller
+/// holds the folder's [`crate::lock`]. Returns the paths written, manifest last.
+pub fn write_folder(
+    dir: &Path,
+    tables: Vec<(&str, DataFrame)>,
+    format: Format,
+    manifest: impl FnOnce(Vec<FileEntry>) -> Manifest,
+) -> io::Result<Vec<PathBuf>> {
+    let manifest_path = dir.join(MANIFEST);
+    match fs::remove_file(&manifest_path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut written = Vec::new();
+    let mut entries = Vec::new();
+    for (stem, mut df) in tables {
+        let path = format.path(dir, stem);
+        entries.push(table::write_frame_atomic(&mut df, &path, format)?);
+        written.push(path);
+    }
+    for name in manifest::table_files(dir)? {
+        if !entries.iter().any(|e| e.name == name) {
+            fs::remove_file(dir.join(name))?;
+        }
+    }
+    let json = serde_json::to_vec_pretty(&manifest(entries)).map_err(io::Error::other)?;
     table::write_bytes_atomic(&manifest_path, &json)?;
     written.push(manifest_path);
     Ok(written)

@@ -1,7 +1,6 @@
 //! Resuming a sweep: the runs that already succeeded in a results folder are read back as records,
 //! so that only the missing or failed runs are executed again and the folder is rewritten whole.
 
-use std::fs;
 use std::path::Path;
 
 use polars::prelude::*;
@@ -9,9 +8,10 @@ use polars::prelude::*;
 use sim::experiment::{RunOutput, SeriesPoint};
 
 use crate::error::ResumeError;
+use crate::manifest::{self, MANIFEST};
 use crate::runner::RunRecord;
 use crate::scenario::Plan;
-use crate::table::{Format, KEY_COLUMNS};
+use crate::table::{KEY_COLUMNS, RUNS_KEY_TYPES, SERIES_KEY_TYPES, read_frame};
 
 /// A fingerprint of a plan: the resolved scenario and every run's resolved params (FNV-1a, hex).
 pub fn plan_key(plan: &Plan) -> String {
@@ -22,44 +22,32 @@ pub fn plan_key(plan: &Plan) -> String {
     format!("{:016x}", sim::rng::fnv1a(text.as_bytes()))
 }
 
-fn read(path: &Path, format: Format) -> PolarsResult<DataFrame> {
-    let file = fs::File::open(path)?;
-    match format {
-        Format::Parquet => ParquetReader::new(file).finish(),
-        Format::Csv => CsvReadOptions::default()
-            .with_has_header(true)
-            .into_reader_with_file_handle(file)
-            .finish(),
-    }
-}
-
-fn table(dir: &Path, stem: &str) -> Option<(std::path::PathBuf, Format)> {
-    [Format::Parquet, Format::Csv]
-        .into_iter()
-        .map(|f| (f.path(dir, stem), f))
-        .find(|(p, _)| p.is_file())
-}
-
 /// The successful runs recorded in `dir` for `plan` (none when `dir` holds no results yet).
-/// Fails when `dir` holds results of a different scenario.
+/// The folder is verified against its manifest first; fails when it does not match, when it holds
+/// results of a different plan, or when a row's seed or replication is not the plan's.
 pub fn completed(dir: &Path, plan: &Plan) -> Result<Vec<RunRecord>, ResumeError> {
-    let Some((runs_path, format)) = table(dir, "runs") else {
+    let fresh = !dir.join(MANIFEST).exists()
+        && manifest::table_files(dir).is_ok_and(|files| files.is_empty());
+    if fresh {
         return Ok(Vec::new());
-    };
-    let manifest: serde_json::Value = fs::read_to_string(dir.join("manifest.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    if manifest["plan_key"].as_str() != Some(plan_key(plan).as_str()) {
+    }
+    let manifest = manifest::verify(dir)?;
+    let ours = plan_key(plan);
+    if manifest.plan_key != ours {
         return Err(ResumeError::OtherPlan {
             dir: dir.to_owned(),
+            theirs: manifest.plan_key,
+            ours,
         });
     }
     let fail = |source: PolarsError| ResumeError::Table {
         dir: dir.to_owned(),
         source,
     };
-    let df = read(&runs_path, format).map_err(fail)?;
+    let Some(runs_entry) = manifest.table("runs") else {
+        return Ok(Vec::new());
+    };
+    let df = read_frame(&dir.join(&runs_entry.name), &RUNS_KEY_TYPES).map_err(fail)?;
     let params: Vec<&str> = plan
         .runs
         .first()
@@ -71,16 +59,18 @@ pub fn completed(dir: &Path, plan: &Plan) -> Result<Vec<RunRecord>, ResumeError>
         .map(|n| n.to_string())
         .filter(|n| !KEY_COLUMNS.contains(&n.as_str()) && !params.contains(&n.as_str()))
         .collect();
-    let run_col = df
-        .column("run")
-        .and_then(|c| c.cast(&DataType::UInt64))
-        .map_err(fail)?;
-    let runs = run_col.u64().map_err(fail)?;
-    let errors = df
-        .column("error")
-        .map_err(fail)?
-        .as_materialized_series()
-        .clone();
+    let column = |name: &str| {
+        df.column(name)
+            .map(|c| c.as_materialized_series().clone())
+            .map_err(fail)
+    };
+    let (runs, seeds, replications) = (column("run")?, column("seed")?, column("replication")?);
+    let (runs, seeds, replications) = (
+        runs.u64().map_err(fail)?,
+        seeds.u64().map_err(fail)?,
+        replications.u32().map_err(fail)?,
+    );
+    let errors = column("error")?;
     let metrics: Vec<(String, Series)> = metric_names
         .into_iter()
         .filter_map(|n| {
@@ -89,13 +79,18 @@ pub fn completed(dir: &Path, plan: &Plan) -> Result<Vec<RunRecord>, ResumeError>
         })
         .collect();
     let mut records = Vec::new();
-    for (row, run) in runs.into_iter().enumerate() {
-        let Some(run) = run else { continue };
-        let failed = !matches!(errors.get(row), Ok(AnyValue::Null));
-        let Some(spec) = plan.runs.get(run as usize) else {
-            continue;
+    for row in 0..df.height() {
+        let run = runs.get(row);
+        let spec = run.and_then(|r| plan.runs.get(usize::try_from(r).ok()?));
+        let Some(spec) = spec.filter(|s| {
+            seeds.get(row) == Some(s.ctx.seed) && replications.get(row) == Some(s.ctx.replication)
+        }) else {
+            return Err(ResumeError::ForeignRow {
+                dir: dir.to_owned(),
+                row,
+            });
         };
-        if failed {
+        if !matches!(errors.get(row), Ok(AnyValue::Null)) {
             continue;
         }
         let mut out = RunOutput::default();
@@ -109,8 +104,9 @@ pub fn completed(dir: &Path, plan: &Plan) -> Result<Vec<RunRecord>, ResumeError>
             outcome: Ok(out),
         });
     }
-    if let Some((series_path, format)) = table(dir, "series") {
-        attach_series(&read(&series_path, format).map_err(fail)?, &mut records).map_err(fail)?;
+    if let Some(series) = manifest.table("series") {
+        let df = read_frame(&dir.join(&series.name), &SERIES_KEY_TYPES).map_err(fail)?;
+        attach_series(&df, &mut records).map_err(fail)?;
     }
     Ok(records)
 }

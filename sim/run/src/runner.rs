@@ -54,7 +54,7 @@ impl std::fmt::Display for Shard {
 /// How to execute a plan.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Worker threads; 0 means all cores.
+    /// Worker threads; 0 means all cores; never more than the runs to execute.
     pub jobs: usize,
     /// Run only this part of the plan.
     pub shard: Option<Shard>,
@@ -89,13 +89,11 @@ pub fn execute(
         .filter(|r| done.binary_search(&r.ctx.run).is_err())
         .collect();
     let bar = progress_bar(specs.len() as u64, opts.quiet);
+    let jobs = worker_threads(opts.jobs, specs.len());
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs)
+        .num_threads(jobs)
         .build()
-        .map_err(|source| RunnerError::ThreadPool {
-            jobs: opts.jobs,
-            source,
-        })?;
+        .map_err(|source| RunnerError::ThreadPool { jobs, source })?;
     let records = pool.install(|| {
         specs
             .par_iter()
@@ -123,6 +121,17 @@ pub fn execute(
     });
     bar.finish_and_clear();
     Ok(records)
+}
+
+/// Worker threads for `runs` runs when `jobs` were asked for (0: one per core): never more than
+/// the runs (a thread per job would exhaust the machine for `--jobs 100000`), at least one.
+fn worker_threads(jobs: usize, runs: usize) -> usize {
+    let asked = if jobs == 0 {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    } else {
+        jobs
+    };
+    asked.min(runs).max(1)
 }
 
 /// Why `out` cannot become a row of the runs table: a metric named like a key or parameter column
@@ -234,6 +243,14 @@ mod tests {
         assert_eq!(failure(1), RunFailure::Family("mode 1 fails".into()));
         assert_eq!(failure(2), RunFailure::Panic("mode 2 panics".into()));
         assert_eq!(failure(4), RunFailure::ClashingMetric("mode".into()));
+    }
+
+    #[test]
+    fn worker_threads_never_exceed_the_runs() {
+        assert_eq!(worker_threads(100_000, 3), 3);
+        assert_eq!(worker_threads(2, 3), 2);
+        assert_eq!(worker_threads(4, 0), 1);
+        assert!(worker_threads(0, 1_000_000) >= 1);
     }
 
     #[test]

@@ -1,18 +1,22 @@
 //! Scenario files: parsing, validation against the family's typed params, preset resolution, and
 //! expansion of the sweep into the list of runs (the plan).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::InputError;
+use crate::input;
 use crate::locate::locate;
 use crate::overrides::{Override, Relation};
 use crate::sweep::{self, Axis};
 use sim::experiment::{DynExperiment, PresetSlot, RunContext};
 use sim::rng::run_seed;
+
+/// Most runs a plan may have: each holds its resolved params (about a kilobyte), so a million
+/// runs is already a gigabyte before anything runs.
+pub const MAX_RUNS: u64 = 1_000_000;
 
 /// The scenario file as written (see the README for its keys).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,12 +131,7 @@ pub fn load_with(
     seed: Option<u64>,
     overrides: &[Override],
 ) -> Result<Plan, InputError> {
-    let src = fs::read_to_string(path).map_err(|e| {
-        InputError::file(
-            path,
-            format!("cannot read scenario file: {}", io_reason(&e)),
-        )
-    })?;
+    let src = input::read_yaml_file(path, "scenario file")?;
     let mut scenario: ScenarioFile = if overrides.is_empty() {
         parse_yaml(path, &src)?
     } else {
@@ -221,6 +220,9 @@ fn expand(
     scenario: ScenarioFile,
 ) -> Result<Plan, InputError> {
     let at = |key: &str| locate(src, key);
+    if let Some(problem) = input::name_problem(&scenario.name) {
+        return Err(InputError::key(path, at("name"), "name", problem));
+    }
     let family = registry.get(&scenario.family).ok_or_else(|| {
         let key = if at("family").is_some() {
             "family"
@@ -258,9 +260,22 @@ fn expand(
         let key = format!("sweep.{}", e.key);
         InputError::key(path, at(&key), key, e.message)
     })?;
-    let points = sweep::point_count(&axes);
+    let runs_total = sweep::point_count(&axes)
+        .and_then(|points| points.checked_mul(u64::from(scenario.replications)))
+        .filter(|&n| n <= MAX_RUNS);
+    let Some(runs_total) = runs_total else {
+        return Err(InputError::key(
+            path,
+            at("replications"),
+            "replications",
+            format!(
+                "sweep points × replications exceeds {MAX_RUNS} runs (the plan alone would not fit in memory); split the sweep into several scenarios"
+            ),
+        ));
+    };
+    let points = runs_total / u64::from(scenario.replications);
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut runs = Vec::with_capacity((points * u64::from(scenario.replications)) as usize);
+    let mut runs = Vec::with_capacity(runs_total as usize);
     for point in 0..points {
         let assigned = sweep::point(&axes, point);
         let mut params = scenario.params.clone();
@@ -285,11 +300,29 @@ fn expand(
             }
         };
         let columns = columns(&params, family.presets());
-        let resolved = resolve_presets(params, family.presets(), dir, &locate_param, path)?;
+        let (resolved, files) =
+            resolve_presets(params, family.presets(), dir, &locate_param, path)?;
         if let Err(rejections) = family.check(&resolved) {
             let r = &rejections[0];
-            let (key, pos) = locate_param(&r.path);
-            return Err(InputError::key(path, pos, key, r.message.clone()));
+            return Err(match in_preset_file(&files, &r.path) {
+                Some((file, inner)) => {
+                    let (slot_key, _) = locate_param(&file.slot);
+                    InputError::key(
+                        &file.path,
+                        locate(&file.text, inner),
+                        inner,
+                        format!(
+                            "{} (preset file of `{slot_key}` in {})",
+                            r.message,
+                            path.display()
+                        ),
+                    )
+                }
+                None => {
+                    let (key, pos) = locate_param(&r.path);
+                    InputError::key(path, pos, key, r.message.clone())
+                }
+            });
         }
         for replication in 0..scenario.replications {
             let run = point * u64::from(scenario.replications) + u64::from(replication);
@@ -335,16 +368,20 @@ fn swept_key(axes: &[Axis], key: &str) -> Option<String> {
 }
 
 /// Parses YAML text into `T`, mapping errors to file:line:column and the dotted key at fault.
-/// Syntax errors are reported as "malformed YAML"; type errors name the key.
+/// Syntax errors are reported as "malformed YAML", numbers that are not finite (`.nan`, `.inf`)
+/// by their key; type errors name the key.
 pub fn parse_yaml<T: serde::de::DeserializeOwned>(path: &Path, src: &str) -> Result<T, InputError> {
     let position = |e: &serde_norway::Error| e.location().map(|l| (l.line(), l.column()));
-    if let Err(e) = serde_norway::from_str::<serde_norway::Value>(src) {
-        return Err(InputError {
-            file: path.to_path_buf(),
-            position: position(&e),
-            key: None,
-            message: format!("malformed YAML: {}", strip_location(&e.to_string())),
-        });
+    match serde_norway::from_str::<serde_norway::Value>(src) {
+        Err(e) => {
+            return Err(InputError {
+                file: path.to_path_buf(),
+                position: position(&e),
+                key: None,
+                message: format!("malformed YAML: {}", strip_location(&e.to_string())),
+            });
+        }
+        Ok(value) => input::check_finite(path, src, &value)?,
     }
     serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(src)).map_err(|e| {
         let key = e.path().to_string();
@@ -404,15 +441,35 @@ fn columns(params: &Value, presets: &[PresetSlot]) -> Vec<(String, Value)> {
 /// Maps a params key to the key to report (the sweep key when swept) and its position in the file.
 type KeyLocator<'a> = dyn Fn(&str) -> (String, Option<(usize, usize)>) + 'a;
 
+/// A preset read from a file, kept so that errors inside it name the file's line.
+struct PresetFile {
+    /// The params key of the slot (`soc`).
+    slot: String,
+    /// The preset file.
+    path: PathBuf,
+    /// Its text.
+    text: String,
+}
+
+/// The preset file holding params key `key` (`soc.freq_mhz`) and the key inside it (`freq_mhz`).
+fn in_preset_file<'a>(files: &'a [PresetFile], key: &'a str) -> Option<(&'a PresetFile, &'a str)> {
+    files.iter().find_map(|f| {
+        key.strip_prefix(f.slot.as_str())
+            .and_then(|rest| rest.strip_prefix('.'))
+            .map(|inner| (f, inner))
+    })
+}
+
 /// Replaces each preset slot's value (a built-in name or a path to a YAML file) by the preset's
-/// contents; inline mappings are kept as they are.
+/// contents; inline mappings are kept as they are. Also returns the preset files read.
 fn resolve_presets(
     mut params: Value,
     presets: &[PresetSlot],
     dir: &Path,
     locate_param: &KeyLocator,
     scenario_path: &Path,
-) -> Result<Value, InputError> {
+) -> Result<(Value, Vec<PresetFile>), InputError> {
+    let mut files = Vec::new();
     for slot in presets {
         let Some(Value::String(choice)) = sweep::get_path(&params, slot.key) else {
             continue;
@@ -423,20 +480,22 @@ fn resolve_presets(
             parse_yaml::<Value>(&builtin, text)?
         } else if choice.ends_with(".yaml") || choice.ends_with(".yml") {
             let file = dir.join(&choice);
-            let text = fs::read_to_string(&file).map_err(|e| {
+            let text = input::read_yaml_file(&file, "preset file").map_err(|e| {
                 let (key, pos) = locate_param(slot.key);
                 InputError::key(
                     scenario_path,
                     pos,
                     key,
-                    format!(
-                        "cannot read preset file {}: {}",
-                        file.display(),
-                        io_reason(&e)
-                    ),
+                    format!("preset file {}: {}", file.display(), e.message),
                 )
             })?;
-            parse_yaml::<Value>(&file, &text)?
+            let value = parse_yaml::<Value>(&file, &text)?;
+            files.push(PresetFile {
+                slot: slot.key.to_owned(),
+                path: file,
+                text,
+            });
+            value
         } else {
             let (key, pos) = locate_param(slot.key);
             let valid: Vec<&str> = slot.builtin.iter().map(|(n, _)| *n).collect();
@@ -452,7 +511,7 @@ fn resolve_presets(
         };
         sweep::set_path(&mut params, slot.key, resolved);
     }
-    Ok(params)
+    Ok((params, files))
 }
 
 /// A short reason for an I/O error, without the OS error code.
@@ -466,6 +525,8 @@ pub fn io_reason(e: &std::io::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use schemars::JsonSchema;
     use sim::experiment::{Experiment, RunOutput};
     use sim::validate::{Checks, Validate};
@@ -715,6 +776,37 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn range_errors_inside_a_preset_file_point_at_the_preset_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("mine.yaml"), "name: mine\nfreq_mhz: -5\n").unwrap();
+        let e = load_text(
+            tmp.path(),
+            "name: t\nfamily: chips\nparams:\n  load: 1\n  chip: mine.yaml\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.file, tmp.path().join("mine.yaml"));
+        assert_eq!(e.key.as_deref(), Some("freq_mhz"));
+        assert_eq!(e.position, Some((2, 1)));
+        assert!(
+            e.message.contains("preset file of `params.chip`"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn a_name_with_a_path_separator_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = load_text(
+            tmp.path(),
+            "name: ../../x\nfamily: chips\nparams:\n  load: 1\n  chip: fast\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("name"));
+        assert_eq!(e.position, Some((1, 1)));
     }
 
     #[test]

@@ -119,9 +119,10 @@ pub fn axes(sweep: &Map<String, Value>) -> Result<Vec<Axis>, SweepError> {
     Ok(out)
 }
 
-/// Number of points of the product (1 when there is no axis).
-pub fn point_count(axes: &[Axis]) -> u64 {
-    axes.iter().map(|a| a.values.len() as u64).product()
+/// Number of points of the product (1 when there is no axis), `None` when it overflows `u64`.
+pub fn point_count(axes: &[Axis]) -> Option<u64> {
+    axes.iter()
+        .try_fold(1u64, |n, a| n.checked_mul(a.values.len() as u64))
 }
 
 /// The assignments `(dotted key, value)` of point `index` (first axis varies slowest).
@@ -180,7 +181,7 @@ mod tests {
     #[test]
     fn cartesian_product_first_axis_slowest() {
         let a = axes(&sweep(json!({"x": [1, 2], "y": ["a", "b", "c"]}))).unwrap();
-        assert_eq!(point_count(&a), 6);
+        assert_eq!(point_count(&a), Some(6));
         assert_eq!(
             point(&a, 0),
             vec![("x".into(), json!(1)), ("y".into(), json!("a"))]
@@ -197,7 +198,7 @@ mod tests {
             json!({"zip": {"soc": ["p", "q"], "llm": ["m", "n"]}, "g": [1, 2, 3]}),
         ))
         .unwrap();
-        assert_eq!(point_count(&a), 6);
+        assert_eq!(point_count(&a), Some(6));
         let p = point(&a, 3);
         assert_eq!(p[0], ("soc".into(), json!("q")));
         assert_eq!(p[1], ("llm".into(), json!("n")));

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
+use crate::manifest::{Digesting, FileEntry};
+
 /// Columns of the runs table that are neither parameters nor metrics.
 pub const KEY_COLUMNS: [&str; 4] = ["run", "replication", "seed", "error"];
 
@@ -36,11 +38,16 @@ impl Format {
 
 /// Writes `bytes` to `path` atomically: a temporary sibling file, flushed and synced, then renamed.
 pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_atomic(path, |w| w.write_all(bytes))
+    write_atomic(path, |w| w.write_all(bytes)).map(|_| ())
 }
 
-/// Writes a frame to `path` in `format` atomically (temporary sibling file, then rename).
-pub fn write_frame_atomic(df: &mut DataFrame, path: &Path, format: Format) -> io::Result<()> {
+/// Writes a frame to `path` in `format` atomically (temporary sibling file, then rename); returns
+/// the file's size and SHA-256 for the manifest.
+pub fn write_frame_atomic(
+    df: &mut DataFrame,
+    path: &Path,
+    format: Format,
+) -> io::Result<FileEntry> {
     write_atomic(path, |w| {
         let result = match format {
             Format::Parquet => ParquetWriter::new(w).finish(df).map(|_| ()),
@@ -52,8 +59,8 @@ pub fn write_frame_atomic(df: &mut DataFrame, path: &Path, format: Format) -> io
 
 fn write_atomic(
     path: &Path,
-    fill: impl FnOnce(&mut BufWriter<fs::File>) -> io::Result<()>,
-) -> io::Result<()> {
+    fill: impl FnOnce(&mut Digesting<BufWriter<fs::File>>) -> io::Result<()>,
+) -> io::Result<FileEntry> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::other(format!("{} is not a file path", path.display())))?;
@@ -63,16 +70,76 @@ fn write_atomic(
         std::process::id()
     ));
     let result = (|| {
-        let mut w = BufWriter::new(fs::File::create(&tmp)?);
+        let mut w = Digesting::new(BufWriter::new(fs::File::create(&tmp)?));
         fill(&mut w)?;
+        w.flush()?;
+        let (w, entry) = w.finish(path);
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, path)?;
+        Ok(entry)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Columns of the runs table with a fixed type, whatever the file format would infer (a `seed`
+/// above `i64::MAX` does not survive CSV type inference).
+pub const RUNS_KEY_TYPES: [(&str, DataType); 4] = [
+    ("run", DataType::UInt64),
+    ("replication", DataType::UInt32),
+    ("seed", DataType::UInt64),
+    ("error", DataType::String),
+];
+
+/// Columns of the series table with a fixed type.
+pub const SERIES_KEY_TYPES: [(&str, DataType); 5] = [
+    ("run", DataType::UInt64),
+    ("t_s", DataType::Float64),
+    ("component", DataType::String),
+    ("metric", DataType::String),
+    ("value", DataType::Float64),
+];
+
+/// Reads a Parquet or CSV table (by extension) and gives the `keys` columns it has their fixed types.
+pub fn read_frame(path: &Path, keys: &[(&str, DataType)]) -> PolarsResult<DataFrame> {
+    let mut df = if path.extension().is_some_and(|ext| ext == "csv") {
+        read_csv(path, keys)?
+    } else {
+        ParquetReader::new(fs::File::open(path)?).finish()?
+    };
+    for (name, dtype) in keys {
+        if let Ok(column) = df.column(name)
+            && column.dtype() != dtype
+        {
+            let cast = column.strict_cast(dtype)?;
+            df.with_column(cast)?;
+        }
+    }
+    Ok(df)
+}
+
+/// Reads a CSV table, parsing the key columns it has with their fixed types.
+fn read_csv(path: &Path, keys: &[(&str, DataType)]) -> PolarsResult<DataFrame> {
+    // Column names only: every column read as text, so no value is parsed with a guessed type.
+    let header = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .with_n_rows(Some(0))
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))?
+        .finish()?;
+    let overwrite: Schema = keys
+        .iter()
+        .filter(|(name, _)| header.column(name).is_ok())
+        .map(|(name, dtype)| Field::new((*name).into(), dtype.clone()))
+        .collect();
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_schema_overwrite(Some(std::sync::Arc::new(overwrite)))
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))?
+        .finish()
 }
 
 /// Storage type of a param column, inferred over every run of the whole plan (not one shard), so

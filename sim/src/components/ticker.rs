@@ -19,6 +19,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{T0, secs};
 
+/// A ticker period the engine cannot represent.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("ticker period must be between 1 ns and 1e9 s, got {period_s} s")]
+pub struct TickerError {
+    /// The period asked for, seconds.
+    pub period_s: f64,
+}
+
 /// A periodic tick source.
 #[derive(Serialize, Deserialize)]
 pub struct Ticker {
@@ -41,17 +49,18 @@ pub struct Ticker {
 #[Model]
 impl Ticker {
     /// Ticks every `period_s` seconds, the first one `period_s` after the start, without end.
-    ///
-    /// # Panics
-    /// If `period_s` rounds to less than one nanosecond (or is not finite).
-    pub fn new(period_s: f64) -> Self {
-        let period = secs(period_s);
-        assert!(
-            period_s.is_finite() && !period.is_zero(),
-            "ticker period must be ≥ 1 ns, got {period_s} s"
-        );
-        let period_ns = period.as_nanos() as u64;
-        Self {
+    /// Fails when `period_s` is not finite or rounds to less than one nanosecond (the engine's
+    /// time step).
+    pub fn new(period_s: f64) -> Result<Self, TickerError> {
+        let bad = TickerError { period_s };
+        if !period_s.is_finite() || period_s < 0.5e-9 || period_s > 1e9 {
+            return Err(bad);
+        }
+        let period_ns = secs(period_s).as_nanos() as u64;
+        if period_ns == 0 {
+            return Err(bad);
+        }
+        Ok(Self {
             tick: Output::default(),
             period_ns,
             first_ns: period_ns,
@@ -59,7 +68,7 @@ impl Ticker {
             origin: T0,
             count: 0,
             next_key: None,
-        }
+        })
     }
 
     /// The same ticker with tick 0 at `first_s` seconds after the start (0 = at the start).
@@ -191,7 +200,7 @@ mod tests {
 
     #[test]
     fn ticks_every_period_until_the_stop_time_inclusive() {
-        let mut b = run(Ticker::new(0.25).until(1.0));
+        let mut b = run(Ticker::new(0.25).unwrap().until(1.0));
         b.simu.run().unwrap();
         assert_eq!(
             ticks(&mut b),
@@ -203,7 +212,7 @@ mod tests {
     #[test]
     fn starting_at_zero_ticks_at_init_and_without_drift() {
         // 0.1 s is not exact in binary: tick times must still be k·100 ms to the nanosecond
-        let mut b = run(Ticker::new(0.1).starting_at(0.0));
+        let mut b = run(Ticker::new(0.1).unwrap().starting_at(0.0));
         b.simu.step_until(T0 + Duration::from_secs(100)).unwrap();
         let t = ticks(&mut b);
         assert_eq!(t.len(), 1001);
@@ -214,11 +223,20 @@ mod tests {
 
     #[test]
     fn stop_cancels_the_pending_tick() {
-        let mut b = run(Ticker::new(1.0).starting_at(0.5));
+        let mut b = run(Ticker::new(1.0).unwrap().starting_at(0.5));
         b.simu.step_until(T0 + Duration::from_secs(3)).unwrap();
         b.simu.process_event(&b.stop, ()).unwrap();
         b.simu.run().unwrap();
         assert_eq!(b.simu.process_query(&b.count, ()).unwrap(), 3); // 0.5, 1.5, 2.5
         assert_eq!(ticks(&mut b).last(), Some(&(2, 2.5)));
+    }
+
+    #[test]
+    fn periods_below_a_nanosecond_or_not_finite_are_errors_not_panics() {
+        for bad in [1e-12, 0.0, -1.0, f64::NAN, f64::INFINITY, 1e12] {
+            let err = Ticker::new(bad).err().expect("refused");
+            assert!(err.to_string().contains("between 1 ns"), "{bad}: {err}");
+        }
+        assert!(Ticker::new(1e-9).is_ok());
     }
 }
