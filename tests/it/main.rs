@@ -9,6 +9,6 @@ mod determinism;
 mod fl_contracts;
 mod hostile;
 mod overrides;
-mod schema;
 mod scenarios;
+mod schema;
 mod sptc_scenarios;

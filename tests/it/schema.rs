@@ -41,7 +41,9 @@ fn validator_available() -> bool {
 #[test]
 fn shipped_scenarios_pass_and_bad_files_fail_an_independent_validator() {
     if !validator_available() {
-        println!("note: SKIPPED schema check: python3 with jsonschema not found (run scripts/test-tools.sh)");
+        println!(
+            "note: SKIPPED schema check: python3 with jsonschema not found (run scripts/test-tools.sh)"
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -61,15 +63,36 @@ fn shipped_scenarios_pass_and_bad_files_fail_an_independent_validator() {
         lines.push_str(&format!("good:{}\t{v}\n", f.display()));
     }
     let bad = [
-        ("unknown top-level key", r#"{"name":"t","family":"queue","sed":1}"#),
+        (
+            "unknown top-level key",
+            r#"{"name":"t","family":"queue","sed":1}"#,
+        ),
         ("unknown family", r#"{"name":"t","family":"qeue"}"#),
         ("no family", r#"{"name":"t"}"#),
-        ("unknown params key", r#"{"name":"t","family":"queue","params":{"custmers":3}}"#),
-        ("wrong params type", r#"{"name":"t","family":"queue","params":{"arrival_rate":"fast"}}"#),
-        ("replications 0", r#"{"name":"t","family":"queue","replications":0}"#),
-        ("sweep not a list", r#"{"name":"t","family":"queue","sweep":{"servers":3}}"#),
-        ("empty sweep list", r#"{"name":"t","family":"queue","sweep":{"servers":[]}}"#),
-        ("preset a number", r#"{"name":"t","family":"mobile","params":{"soc":3}}"#),
+        (
+            "unknown params key",
+            r#"{"name":"t","family":"queue","params":{"custmers":3}}"#,
+        ),
+        (
+            "wrong params type",
+            r#"{"name":"t","family":"queue","params":{"arrival_rate":"fast"}}"#,
+        ),
+        (
+            "replications 0",
+            r#"{"name":"t","family":"queue","replications":0}"#,
+        ),
+        (
+            "sweep not a list",
+            r#"{"name":"t","family":"queue","sweep":{"servers":3}}"#,
+        ),
+        (
+            "empty sweep list",
+            r#"{"name":"t","family":"queue","sweep":{"servers":[]}}"#,
+        ),
+        (
+            "preset a number",
+            r#"{"name":"t","family":"mobile","params":{"soc":3}}"#,
+        ),
     ];
     for (what, doc) in bad {
         lines.push_str(&format!("bad:{what}\t{doc}\n"));
@@ -82,7 +105,11 @@ fn shipped_scenarios_pass_and_bad_files_fail_an_independent_validator() {
         .arg(&docs)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = String::from_utf8_lossy(&out.stdout);
     let mut wrong = Vec::new();
     for line in report.lines() {
@@ -93,5 +120,9 @@ fn shipped_scenarios_pass_and_bad_files_fail_an_independent_validator() {
         }
     }
     assert_eq!(report.lines().count(), files.len() + bad.len());
-    assert!(wrong.is_empty(), "schema disagrees with sysim:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "schema disagrees with sysim:\n{}",
+        wrong.join("\n")
+    );
 }
