@@ -73,7 +73,7 @@ impl Checks {
 
     /// Checks nested part `field` (`""`: a part flattened into this one).
     pub fn part(&mut self, field: &str, part: &(impl Validate + ?Sized)) {
-        let outer = std::mem::replace(&mut self.path, String::new());
+        let outer = std::mem::take(&mut self.path);
         self.path = match (outer.is_empty(), field.is_empty()) {
             (true, _) => field.to_owned(),
             (false, true) => outer.clone(),

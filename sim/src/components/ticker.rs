@@ -53,7 +53,7 @@ impl Ticker {
     /// time step).
     pub fn new(period_s: f64) -> Result<Self, TickerError> {
         let bad = TickerError { period_s };
-        if !period_s.is_finite() || period_s < 0.5e-9 || period_s > 1e9 {
+        if !period_s.is_finite() || !(0.5e-9..=1e9).contains(&period_s) {
             return Err(bad);
         }
         let period_ns = secs(period_s).as_nanos() as u64;
