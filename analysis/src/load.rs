@@ -348,15 +348,17 @@ mod tests {
 
         std::fs::create_dir(tmp.path().join("empty")).unwrap();
         let err = load_runs(&[tmp.path().join("empty")]).unwrap_err();
-        assert!(matches!(err, AnalysisError::NotResults { .. }), "{err}");
+        assert!(matches!(err, AnalysisError::Integrity(_)), "{err}");
         assert!(err.to_string().contains("empty"), "{err}");
+        assert!(err.to_string().contains("no manifest.json"), "{err}");
 
         let dir = tmp.path().join("bad");
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("runs.csv"), "x,y\n1,2\n").unwrap();
+        testing::seal(&dir, testing::manifest("t", 1, "k", None, 1));
         let err = load_runs(&[dir.join("runs.csv")]).unwrap_err();
         assert!(
-            matches!(err, AnalysisError::NotResults { .. }),
+            err.to_string().contains("not a finished results folder"),
             "a file is no folder: {err}"
         );
         let err = load_runs(&[dir]).unwrap_err();

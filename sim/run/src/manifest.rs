@@ -126,7 +126,12 @@ pub fn verify(dir: &Path) -> Result<Manifest, IntegrityError> {
     };
     let meta = match fs::metadata(&path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
             return Err(IntegrityError::NoManifest {
                 dir: dir.to_owned(),
             });
