@@ -6,7 +6,7 @@ use revm::primitives::{Address, Bytes, U256, hex};
 use super::abi::{self, Tok};
 use super::evm::{Call, Evm, EvmError, Receipt, revert_reason};
 
-/// The three settlement contracts.
+/// The settlement contracts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {
     /// `OnchainSettle.sol`.
@@ -15,6 +15,10 @@ pub enum Contract {
     CommitChallenge,
     /// `CommitProof.sol`.
     CommitProof,
+    /// `Redeem.sol`: the Groth16 verifier of up to 6 public inputs.
+    Groth16Verifier,
+    /// `Redeem.sol`: redeem payouts (one-shot and multi-shot).
+    SettleRedeem,
 }
 
 impl Contract {
@@ -26,6 +30,12 @@ impl Contract {
                 include_str!("../../../contracts/artifacts/CommitChallenge.json")
             }
             Contract::CommitProof => include_str!("../../../contracts/artifacts/CommitProof.json"),
+            Contract::Groth16Verifier => {
+                include_str!("../../../contracts/artifacts/Groth16Verifier.json")
+            }
+            Contract::SettleRedeem => {
+                include_str!("../../../contracts/artifacts/SettleRedeem.json")
+            }
         }
     }
 

@@ -27,9 +27,11 @@ use sim::rng::Rng;
 use super::data::{Federated, Shard, SyntheticSpec, dirichlet_split, synthetic};
 use super::logreg::{LogRegTrainer, Sgd};
 use super::network::{NetworkRngs, NetworkRun, Plugins, run_network};
-use super::params::{DataParams, FlParams, Partition};
+use super::params::{CircuitParams, DataParams, FlParams, Partition};
+use super::redeem;
 use super::settle::{SettleReport, settle};
 use super::traits::{FedAvg, NoAdversary};
+use super::zk::circuits::{Kind, sample, synthesize};
 
 /// Contract functions reported in the per-call gas breakdown (every protocol reports all of them).
 pub const CALLS: [&str; 6] = [
@@ -205,6 +207,31 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
     }
 }
 
+/// Constraint counts of SettleFL's circuits (synthesized, not typed in) and the redeem gas measured
+/// in revm, as metrics `constraints_<circuit>`, `circuits_satisfied`, `gas_redeem_*`.
+fn export_circuits(c: &CircuitParams, seed: u64, out: &mut RunOutput) -> Result<(), RunError> {
+    let mut satisfied = true;
+    for kind in Kind::ALL {
+        let circuit = sample(kind, c.participants as usize, c.rounds as usize);
+        let (n, ok) = synthesize(circuit).map_err(|e| RunError::Model(format!("{kind:?}: {e}")))?;
+        satisfied &= ok;
+        out.metric(format!("constraints_{}", kind.name()), n as f64);
+    }
+    let g = redeem::measure(
+        c.redeem_participants as usize,
+        c.redeem_rounds as usize,
+        seed,
+    )
+    .map_err(|e| RunError::Model(e.to_string()))?;
+    out.metric("circuits_satisfied", f64::from(u8::from(satisfied)))
+        .metric("gas_redeem_one_shot", g.one_shot)
+        .metric("gas_redeem_multi_shot", g.multi_shot_per_participant)
+        .metric("gas_redeem_multi_shot_call", g.multi_shot_per_call)
+        .metric("redeem_deploy_gas", g.deploy as f64)
+        .metric("redeem_all_paid", f64::from(u8::from(g.all_paid)));
+    Ok(())
+}
+
 impl Experiment for FlExperiment {
     type Params = FlParams;
     const NAME: &'static str = "fl";
@@ -222,6 +249,9 @@ impl Experiment for FlExperiment {
         )?;
         let mut out = RunOutput::default();
         export(p, &run, &rep, &mut out);
+        if let Some(c) = &p.circuits {
+            export_circuits(c, ctx.seed, &mut out)?;
+        }
         Ok(out)
     }
 }

@@ -22,6 +22,7 @@ pub mod logreg;
 pub mod merkle;
 pub mod network;
 mod params;
+pub mod redeem;
 pub mod rewards;
 pub mod settle;
 pub mod traits;

@@ -130,6 +130,39 @@ pub struct FlParams {
     /// ETH price, USD.
     #[serde(default = "eth_usd")]
     pub eth_usd: f64,
+    /// SettleFL's circuits synthesized (constraint counts) and redeem payouts measured in revm;
+    /// absent: skipped.
+    #[serde(default)]
+    pub circuits: Option<CircuitParams>,
+}
+
+/// Sizes at which SettleFL's circuits are built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitParams {
+    /// Participants P of the synthesized circuits (the paper sizes them at 10).
+    pub participants: u32,
+    /// Rounds T of the synthesized circuits (the paper: 10).
+    pub rounds: u32,
+    /// Participants of the job whose redeem proofs are generated and verified in revm.
+    #[serde(default = "two")]
+    pub redeem_participants: u32,
+    /// Rounds of that job.
+    #[serde(default = "two")]
+    pub redeem_rounds: u32,
+}
+
+fn two() -> u32 {
+    2
+}
+
+impl Validate for CircuitParams {
+    fn validate(&self, c: &mut Checks) {
+        c.between("participants", self.participants, 1, 64);
+        c.between("rounds", self.rounds, 1, 64);
+        c.between("redeem_participants", self.redeem_participants, 1, 16);
+        c.between("redeem_rounds", self.redeem_rounds, 1, 16);
+    }
 }
 
 impl Validate for FlParams {
@@ -143,6 +176,9 @@ impl Validate for FlParams {
         c.part("devices", &self.devices);
         c.part("settlement", &self.settlement);
         c.part("chain", &self.chain);
+        if let Some(circuits) = &self.circuits {
+            c.part("circuits", circuits);
+        }
     }
 }
 

@@ -3,9 +3,10 @@
 //!
 //! Circuit over `P` participants (public: cPrev, cNew, total, root; private: prev[P], delta[P]):
 //! cPrev = H(prev), cNew = H(prev + delta), Σ delta = total, every delta < 2³² (bit decomposition),
-//! and root² is bound so the claim root is a constrained public input. H is a MiMC-style chain
-//! s ← (s + vᵢ + kᵢ)⁵ (3 constraints per element) — a stand-in for SettleFL's Poseidon, which is
-//! not in the allowed dependency set. Constraints: 6P (hashes) + 33P (ranges) + 2.
+//! and root² is bound so the claim root is a constrained public input. H is circom's Poseidon in
+//! chunks of 16 ([`poseidon`], native hash from `light-poseidon`, matched by the in-circuit gadget).
+//! SettleFL's own circuits over the T×P matrix with EdDSA signatures are in [`circuits`]; this
+//! transition circuit is the one proven in every Commit-with-Proof round of the simulation.
 //!
 //! Prover time of SettleFL's circuits is charged with a constraint-count model: the paper's
 //! Challenge circuit has 12,840 constraints at P = 10 participants × T = 10 rounds (README.md),
@@ -17,16 +18,20 @@ use std::time::Instant;
 
 use ark_bn254::{Bn254, Fq, Fr, G1Affine, G2Affine};
 use ark_ec::AffineRepr;
-use ark_ff::{AdditiveGroup, BigInteger, Field, PrimeField};
-use ark_groth16::{Groth16, PreparedVerifyingKey, ProvingKey, VerifyingKey};
+use ark_ff::{BigInteger, PrimeField};
+use ark_groth16::{Groth16, PreparedVerifyingKey, Proof, ProvingKey, VerifyingKey};
 use ark_relations::gr1cs::{
-    ConstraintSynthesizer, ConstraintSystem, ConstraintSystemRef, LinearCombination,
-    SynthesisError, Variable,
+    ConstraintSynthesizer, ConstraintSystem, ConstraintSystemRef, SynthesisError,
 };
 use ark_snark::SNARK;
 use ark_std::rand::SeedableRng;
 use ark_std::rand::rngs::StdRng;
 use revm::primitives::{B256, U256};
+
+pub mod circuits;
+pub mod eddsa;
+pub mod poseidon;
+pub mod r1cs;
 
 /// Participants covered by the real circuit.
 pub const CIRCUIT_P: usize = 8;
@@ -38,20 +43,9 @@ pub const PAPER_CONSTRAINTS_PER_PARTICIPANT_ROUND: f64 = 12_840.0 / 100.0;
 /// the deployed contract, is the same in every run).
 const SETUP_SEED: u64 = 0x5e77_1ef1;
 
-fn round_constant(i: usize) -> Fr {
-    Fr::from(0x9e37_79b9_u64.wrapping_mul(i as u64 + 1))
-}
-
-/// H(values): the MiMC-style chain s ← (s + vᵢ + kᵢ)⁵ from s = 0.
+/// H(values): circom Poseidon over the values in chunks of 16 ([`poseidon::chunked`]).
 pub fn commit_hash(values: &[u64]) -> Fr {
-    values
-        .iter()
-        .enumerate()
-        .fold(Fr::from(0u64), |s, (i, &v)| {
-            let t = s + Fr::from(v) + round_constant(i);
-            let t2 = t.square();
-            t2.square() * t
-        })
+    poseidon::chunked(&values.iter().map(|&v| Fr::from(v)).collect::<Vec<_>>())
 }
 
 /// A BN254 scalar as a 256-bit word.
@@ -89,89 +83,33 @@ impl RewardCircuit {
     }
 }
 
-fn hash_gadget(
-    cs: &ConstraintSystemRef<Fr>,
-    elems: &[LinearCombination<Fr>],
-    values: Option<&[u64]>,
-) -> Result<(Variable, Option<Fr>), SynthesisError> {
-    let mut s_lc = LinearCombination::<Fr>::zero();
-    let mut s_val = Some(Fr::from(0u64));
-    let mut last = Variable::One;
-    for (i, e) in elems.iter().enumerate() {
-        let k = round_constant(i);
-        let t_val = s_val.zip(values).map(|(s, v)| s + Fr::from(v[i]) + k);
-        let t_lc = &s_lc + e + (k, Variable::One);
-        let t2 = cs.new_witness_variable(|| {
-            t_val
-                .map(|t| t.square())
-                .ok_or(SynthesisError::AssignmentMissing)
-        })?;
-        cs.enforce_r1cs_constraint(|| t_lc.clone(), || t_lc.clone(), || t2.into())?;
-        let t4 = cs.new_witness_variable(|| {
-            t_val
-                .map(|t| t.square().square())
-                .ok_or(SynthesisError::AssignmentMissing)
-        })?;
-        cs.enforce_r1cs_constraint(|| t2.into(), || t2.into(), || t4.into())?;
-        let s_new = t_val.map(|t| t.square().square() * t);
-        let s = cs.new_witness_variable(|| s_new.ok_or(SynthesisError::AssignmentMissing))?;
-        cs.enforce_r1cs_constraint(|| t4.into(), || t_lc.clone(), || s.into())?;
-        s_lc = s.into();
-        s_val = s_new;
-        last = s;
-    }
-    Ok((last, s_val))
-}
-
 impl ConstraintSynthesizer<Fr> for RewardCircuit {
     fn generate_constraints(self, cs: ConstraintSystemRef<Fr>) -> Result<(), SynthesisError> {
-        let miss = SynthesisError::AssignmentMissing;
-        let prev = self.prev.as_deref();
-        let delta = self.delta.as_deref();
-        let cum: Option<Vec<u64>> = prev
-            .zip(delta)
-            .map(|(p, d)| p.iter().zip(d).map(|(a, b)| a + b).collect());
+        let zeros = vec![0; CIRCUIT_P];
+        let prev = self.prev.unwrap_or_else(|| zeros.clone());
+        let delta = self.delta.unwrap_or(zeros);
+        let cum: Vec<u64> = prev.iter().zip(&delta).map(|(a, b)| a + b).collect();
         // Public inputs, in the contract's order.
-        let c_prev = cs.new_input_variable(|| prev.map(commit_hash).ok_or(miss))?;
-        let c_new = cs.new_input_variable(|| cum.as_deref().map(commit_hash).ok_or(miss))?;
-        let total =
-            cs.new_input_variable(|| delta.map(|d| Fr::from(d.iter().sum::<u64>())).ok_or(miss))?;
-        let root_val = self.root.map(root_input);
-        let root = cs.new_input_variable(|| root_val.ok_or(miss))?;
-        // Private witnesses.
-        let mut prev_lc = Vec::with_capacity(CIRCUIT_P);
-        let mut cum_lc = Vec::with_capacity(CIRCUIT_P);
-        let mut delta_sum = LinearCombination::<Fr>::zero();
-        for i in 0..CIRCUIT_P {
-            let p = cs.new_witness_variable(|| prev.map(|v| Fr::from(v[i])).ok_or(miss))?;
-            let d = cs.new_witness_variable(|| delta.map(|v| Fr::from(v[i])).ok_or(miss))?;
-            // Range: delta = Σ bⱼ 2ʲ with bⱼ ∈ {0, 1}.
-            let mut bits = LinearCombination::<Fr>::zero();
-            let mut coeff = Fr::from(1u64);
-            for j in 0..RANGE_BITS {
-                let b = cs.new_witness_variable(|| {
-                    delta.map(|v| Fr::from((v[i] >> j) & 1)).ok_or(miss)
-                })?;
-                cs.enforce_r1cs_constraint(
-                    || b.into(),
-                    || LinearCombination::from(Variable::One) - b,
-                    LinearCombination::zero,
-                )?;
-                bits += (coeff, b);
-                coeff.double_in_place();
-            }
-            cs.enforce_r1cs_constraint(|| bits, || Variable::One.into(), || d.into())?;
-            prev_lc.push(LinearCombination::from(p));
-            cum_lc.push(LinearCombination::from(p) + d);
-            delta_sum += (Fr::from(1u64), d);
+        let c_prev = r1cs::input(&cs, commit_hash(&prev))?;
+        let c_new = r1cs::input(&cs, commit_hash(&cum))?;
+        let total = r1cs::input(&cs, Fr::from(delta.iter().sum::<u64>()))?;
+        let root = r1cs::input(&cs, root_input(self.root.unwrap_or(B256::ZERO)))?;
+        // Private witnesses; each delta < 2³² (bit decomposition).
+        let mut prev_n = Vec::with_capacity(CIRCUIT_P);
+        let mut cum_n = Vec::with_capacity(CIRCUIT_P);
+        let mut delta_n = Vec::with_capacity(CIRCUIT_P);
+        for (&p, &d) in prev.iter().zip(&delta) {
+            let p = r1cs::witness(&cs, Fr::from(p))?;
+            let d = r1cs::witness(&cs, Fr::from(d))?;
+            r1cs::to_bits(&cs, &d, RANGE_BITS)?;
+            cum_n.push(p.add(&d));
+            prev_n.push(p);
+            delta_n.push(d);
         }
-        let (hp, _) = hash_gadget(&cs, &prev_lc, prev)?;
-        cs.enforce_r1cs_constraint(|| hp.into(), || Variable::One.into(), || c_prev.into())?;
-        let (hn, _) = hash_gadget(&cs, &cum_lc, cum.as_deref())?;
-        cs.enforce_r1cs_constraint(|| hn.into(), || Variable::One.into(), || c_new.into())?;
-        cs.enforce_r1cs_constraint(|| delta_sum, || Variable::One.into(), || total.into())?;
-        let root_sq = cs.new_witness_variable(|| root_val.map(|r| r.square()).ok_or(miss))?;
-        cs.enforce_r1cs_constraint(|| root.into(), || root.into(), || root_sq.into())?;
+        r1cs::enforce_eq(&cs, &poseidon::chunked_gadget(&cs, &prev_n)?, &c_prev)?;
+        r1cs::enforce_eq(&cs, &poseidon::chunked_gadget(&cs, &cum_n)?, &c_new)?;
+        r1cs::enforce_eq(&cs, &r1cs::sum(&delta_n), &total)?;
+        r1cs::mul(&cs, &root, &root)?;
         Ok(())
     }
 }
@@ -228,7 +166,7 @@ fn g2(p: &G2Affine) -> [U256; 4] {
     [fq(p.x.c1), fq(p.x.c0), fq(p.y.c1), fq(p.y.c0)]
 }
 
-/// The contract's 24 verifying-key words: α, β, γ, δ, IC₀…IC₄.
+/// The verifying-key words: α, β, γ, δ, IC₀…ICₙ (24 words for the 4-input transition circuit).
 pub fn vk_words(vk: &VerifyingKey<Bn254>) -> Vec<U256> {
     let mut w = Vec::with_capacity(24);
     w.extend(g1(&vk.alpha_g1));
@@ -239,6 +177,15 @@ pub fn vk_words(vk: &VerifyingKey<Bn254>) -> Vec<U256> {
         w.extend(g1(ic));
     }
     w
+}
+
+/// A, B, C of a proof as the contracts' 8 words (B in the precompile's order).
+pub fn proof_words(proof: &Proof<Bn254>) -> [U256; 8] {
+    let mut words = [U256::ZERO; 8];
+    words[..2].copy_from_slice(&g1(&proof.a));
+    words[2..6].copy_from_slice(&g2(&proof.b));
+    words[6..].copy_from_slice(&g1(&proof.c));
+    words
 }
 
 /// A proof and its public statement, ready for `CommitProof.commit`.
@@ -282,12 +229,8 @@ pub fn prove(
         root_input(root),
     ];
     let native_ok = Groth16::<Bn254>::verify_with_processed_vk(&k.pvk, &inputs, &proof)?;
-    let mut words = [U256::ZERO; 8];
-    words[..2].copy_from_slice(&g1(&proof.a));
-    words[2..6].copy_from_slice(&g2(&proof.b));
-    words[6..].copy_from_slice(&g1(&proof.c));
     Ok(RoundProof {
-        words,
+        words: proof_words(&proof),
         c_new: fr_to_u256(commit_hash(&cum)),
         total,
         native_ok,
