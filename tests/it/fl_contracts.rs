@@ -33,7 +33,11 @@ fn committed_artifacts_match_a_fresh_solc_build() {
         .map(|e| e.file_name())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 3, "three settlement contracts: {names:?}");
+    assert_eq!(
+        names.len(),
+        5,
+        "three settlement contracts, the redeem verifier and the redeem contract: {names:?}"
+    );
     for name in &names {
         let committed = std::fs::read(contracts.join("artifacts").join(name)).unwrap();
         let fresh = std::fs::read(out.path().join(name))

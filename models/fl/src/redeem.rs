@@ -184,7 +184,7 @@ pub fn measure(participants: usize, rounds: usize, seed: u64) -> Result<RedeemGa
     }
     let (mut one, mut multi, mut multi_calls, mut ok) = (0u64, 0u64, 0usize, true);
     let half = rounds.div_ceil(2);
-    for p in 0..participants {
+    for (p, addr) in addrs.iter().enumerate() {
         let c1 = circuit(Kind::RedeemOneShot, p, 0, rounds);
         one += redeem(&mut evm, redeem_addr, &pk1, c1, 0, seed + 10 + p as u64)?;
         let mut from = 0;
@@ -197,7 +197,7 @@ pub fn measure(participants: usize, rounds: usize, seed: u64) -> Result<RedeemGa
             }
         }
         let due = U256::from(2 * s.redeem_amount(p, 0, rounds));
-        ok &= evm.balance(addrs[p]) == due;
+        ok &= evm.balance(*addr) == due;
     }
     let n = participants as f64;
     Ok(RedeemGas {

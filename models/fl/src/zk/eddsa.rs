@@ -13,7 +13,7 @@
 use std::str::FromStr;
 
 use ark_bn254::Fr;
-use ark_ff::fields::{Fp256, MontBackend, MontConfig};
+use ark_ff::fields::{Fp256, MontBackend};
 use ark_ff::{AdditiveGroup, BigInteger, Field, PrimeField};
 use ark_relations::gr1cs::ConstraintSystemRef;
 
@@ -293,6 +293,7 @@ pub fn verify_gadget(
 mod tests {
     use super::*;
     use crate::zk::r1cs::witness;
+    use ark_ff::fields::MontConfig;
     use ark_relations::gr1cs::ConstraintSystem;
 
     #[test]
