@@ -6,8 +6,11 @@
 //!   target / 8 (BASE_FEE_MAX_CHANGE_DENOMINATOR), at least +1 wei when above target.
 //! * Block gas limit: a parameter (30,000,000 in EIP-1559's London configuration, 2021–Feb 2025;
 //!   validators have raised it since).
-//! * Other users fill `background_util` of each block (a draw around the mean); during a
-//!   congestion window they fill it completely, so settlement transactions wait.
+//! * Other users fill `background_util` of each block (a draw around the mean) at the first
+//!   block's base fee; their demand falls as the base fee rises, with constant price elasticity
+//!   `background_elasticity` (u = u₀·(p₀/p)^ε, clamped to [0, 1]), so the base fee settles where
+//!   total use meets the target instead of ratcheting while settlement adds load. During a
+//!   congestion window they fill every block completely, so settlement transactions wait.
 //! * A transaction becomes includable `propagation_s` after submission (mempool gossip). Each
 //!   block executes the eligible transactions in FIFO order in revm; one that does not fit in the
 //!   gas left waits for the next block, and so do later transactions of the same sender (nonce
@@ -46,6 +49,11 @@ pub struct ChainConfig {
     pub background_util: f64,
     /// Standard deviation of that fraction between blocks.
     pub background_sd: f64,
+    /// Price elasticity ε of other users' gas demand against the base fee: their mean use is
+    /// `background_util`·(p₀/p)^ε at base fee p, p₀ the first block's. 0 (the default) keeps
+    /// demand fixed whatever the price. Estimate: we know of no published elasticity of Ethereum
+    /// gas demand; the scale scenarios use ε = 1 (unit-elastic) and say so.
+    pub background_elasticity: f64,
     /// Windows `[start_s, end_s)` of full blocks (other users take the whole gas limit).
     pub congestion: Vec<[f64; 2]>,
     /// Mempool propagation delay before a transaction can be included, seconds.
@@ -69,6 +77,7 @@ impl Default for ChainConfig {
             priority_fee_gwei: 1.0,
             background_util: 0.5,
             background_sd: 0.0,
+            background_elasticity: 0.0,
             congestion: Vec::new(),
             propagation_s: 1.0,
             max_fee_gwei: 10_000.0,
@@ -86,6 +95,12 @@ impl Validate for ChainConfig {
         c.non_negative("base_fee_gwei", self.base_fee_gwei);
         c.non_negative("priority_fee_gwei", self.priority_fee_gwei);
         c.non_negative("background_sd", self.background_sd);
+        c.within(
+            "background_elasticity",
+            self.background_elasticity,
+            0.0,
+            10.0,
+        );
         c.non_negative("propagation_s", self.propagation_s);
         c.non_negative("gas_margin", self.gas_margin);
         if !(self.max_fee_gwei.is_finite() && self.max_fee_gwei >= self.priority_fee_gwei) {
@@ -169,6 +184,7 @@ pub struct Chain {
     pub evm: Evm,
     mempool: Vec<Pending>,
     base_fee_wei: u128,
+    first_base_fee_wei: u128,
     number: u64,
     rng: Rng,
     /// Settlement transactions that had to wait at least one block for space.
@@ -188,6 +204,7 @@ impl Chain {
             evm,
             mempool: Vec::new(),
             base_fee_wei: base.max(7),
+            first_base_fee_wei: base.max(7),
             number: 0,
             rng,
             delayed_txs: 0,
@@ -232,12 +249,14 @@ impl Chain {
         {
             return self.cfg.gas_limit;
         }
+        let price_ratio = self.first_base_fee_wei as f64 / self.base_fee_wei as f64;
+        let mean = self.cfg.background_util * price_ratio.powf(self.cfg.background_elasticity);
         let u = if self.cfg.background_sd > 0.0 {
-            Normal::new(self.cfg.background_util, self.cfg.background_sd)
+            Normal::new(mean, self.cfg.background_sd)
                 .expect("sd ≥ 0")
                 .sample(&mut self.rng)
         } else {
-            self.cfg.background_util
+            mean
         };
         (u.clamp(0.0, 1.0) * self.cfg.gas_limit as f64) as u64
     }
@@ -355,5 +374,36 @@ mod tests {
         assert_eq!(next_base_fee(b, 15_000_000, 30_000_000), b);
         assert_eq!(next_base_fee(b, 30_000_000, 30_000_000), b * 9 / 8);
         assert_eq!(next_base_fee(b, 0, 30_000_000), b * 7 / 8);
+    }
+
+    /// Base fee after `blocks` empty-mempool blocks of a chain whose other users want `util` of
+    /// each block at the first base fee, with elasticity `eps`.
+    fn base_fee_after(util: f64, eps: f64, blocks: usize) -> f64 {
+        let cfg = ChainConfig {
+            background_util: util,
+            background_elasticity: eps,
+            ..ChainConfig::default()
+        };
+        let p0 = cfg.base_fee_gwei;
+        let mut chain = Chain::new(cfg, Evm::new(), sim::rng::stream(1, "chain"));
+        for _ in 0..blocks {
+            chain.produce_block().unwrap();
+        }
+        chain.base_fee_wei() as f64 / 1e9 / p0
+    }
+
+    #[test]
+    fn price_responsive_demand_settles_where_use_meets_the_target() {
+        // u₀·(p₀/p)^ε = ½ ⇒ p/p₀ = (2u₀)^(1/ε): 1.5 for u₀ = 0.75, ε = 1; √1.5 for ε = 2.
+        for (eps, want) in [(1.0, 1.5), (2.0, 1.5f64.sqrt())] {
+            let got = base_fee_after(0.75, eps, 400);
+            assert!(
+                (got / want - 1.0).abs() < 0.01,
+                "ε = {eps}: p/p₀ = {got}, want {want}"
+            );
+        }
+        // Fixed demand above the target ratchets without bound: +1/16 per block.
+        let fixed = base_fee_after(0.75, 0.0, 100);
+        assert!(fixed > 100.0, "fixed demand: p/p₀ = {fixed}");
     }
 }
