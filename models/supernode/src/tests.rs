@@ -255,6 +255,7 @@ fn bad_parameters_name_their_key() {
         steps: 0,
     };
     p.hyperoffload.max_slowdown = Some(-1.0);
+    p.kv_offload.lookahead_ops = 0;
     p.fabric.bandwidth_bytes_per_s = 0.0;
     let keys: Vec<String> = Checks::of(&p).into_iter().map(|e| e.path).collect();
     for k in [
@@ -263,6 +264,7 @@ fn bad_parameters_name_their_key() {
         "workload.batch",
         "workload.steps",
         "hyperoffload.max_slowdown",
+        "kv_offload.lookahead_ops",
         "fabric.bandwidth_bytes_per_s",
     ] {
         assert!(keys.iter().any(|x| x == k), "{k} in {keys:?}");
