@@ -84,10 +84,11 @@ pub fn build_graph(p: &SupernodeParams, ctx: &RunContext) -> Graph {
             prompt_tokens,
             batch,
             decode_steps,
+            chunk_tokens,
         } => workloads::request(
             &p.llm,
             par,
-            prompt_tokens,
+            (prompt_tokens, chunk_tokens),
             batch,
             decode_steps,
             &mut ctx.rng("supernode/routing"),

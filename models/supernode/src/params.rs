@@ -91,6 +91,9 @@ pub enum Workload {
         batch: u64,
         /// Decode steps after the prefill.
         decode_steps: u32,
+        /// Prefill in chunks of this many tokens (chunked prefill; 0 = the whole prompt at once).
+        #[serde(default)]
+        chunk_tokens: u64,
     },
     /// One training step: forward, backward, optimizer.
     Training {
@@ -280,10 +283,12 @@ impl Validate for Workload {
                 prompt_tokens,
                 batch,
                 decode_steps,
+                chunk_tokens,
             } => {
                 c.between("prompt_tokens", prompt_tokens, 1, MAX_CONTEXT_TOKENS);
                 c.at_least("batch", batch, 1);
                 c.between("decode_steps", decode_steps, 1, MAX_DECODE_STEPS);
+                c.between("chunk_tokens", chunk_tokens, 0, prompt_tokens);
             }
             Workload::Training { seq_len, batch } => {
                 c.between("seq_len", seq_len, 1, MAX_CONTEXT_TOKENS);

@@ -355,6 +355,7 @@ fn whole_requests_keep_the_budget_residency_and_link_speed() {
             prompt_tokens: 4096,
             batch: 1,
             decode_steps: 2,
+            chunk_tokens: 0,
         };
         let s = setup(&p, build_graph(&p, &RunContext::single(7))).unwrap();
         let o = execute(&s, &p.fabric).unwrap();
@@ -389,6 +390,7 @@ fn small_request(strategy: Strategy) -> SupernodeParams {
         prompt_tokens: 4096,
         batch: 1,
         decode_steps: 4,
+        chunk_tokens: 0,
     };
     p
 }
