@@ -224,7 +224,7 @@ impl Device {
         for &t in op.outputs.iter().chain(&op.updates) {
             self.dirty[t] = true;
         }
-        if op.name.ends_with("lm_head") {
+        if op.ends_token() {
             self.report.token_ends_s.push(now);
         }
         self.pc += 1;

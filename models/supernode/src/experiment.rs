@@ -23,11 +23,13 @@ use sim::components::memory::{MemoryPool, MemoryStats, MemoryUsage};
 use sim::engine::{self, T0};
 use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 
+use super::baseline;
 use super::device::{Device, DeviceReport, Mode};
 use super::graph::{Graph, OpId};
 use super::hw::Fabric;
 use super::lifetime::{Lifetimes, no_offload_peak};
 use super::params::{Strategy, SupernodeParams, Workload};
+use super::phases::Phases;
 use super::planner::{self, Costs, Instr, Knobs, Plan};
 use super::workloads::{self, Sharding};
 
@@ -51,7 +53,7 @@ pub struct Setup {
     pub mode: Mode,
     /// Peak of the step without offloading, bytes.
     pub no_offload_peak_bytes: u64,
-    /// The compile pass's plan (`hyperoffload` only).
+    /// The plan behind the program (`hyperoffload` and `kv_offload`).
     pub plan: Option<Plan>,
 }
 
@@ -82,10 +84,11 @@ pub fn build_graph(p: &SupernodeParams, ctx: &RunContext) -> Graph {
             prompt_tokens,
             batch,
             decode_steps,
+            chunk_tokens,
         } => workloads::request(
             &p.llm,
             par,
-            prompt_tokens,
+            (prompt_tokens, chunk_tokens),
             batch,
             decode_steps,
             &mut ctx.rng("supernode/routing"),
@@ -107,7 +110,10 @@ pub fn setup(p: &SupernodeParams, graph: Graph) -> Result<Setup, RunError> {
     let inputs: Vec<usize> = (0..graph.tensors.len())
         .filter(|&t| producers[t].is_none())
         .collect();
-    let offloads = matches!(p.strategy, Strategy::Reactive | Strategy::Hyperoffload);
+    let offloads = matches!(
+        p.strategy,
+        Strategy::Reactive | Strategy::Hyperoffload | Strategy::KvOffload
+    );
     // The pool holds offloaded tensors, a subset of the live ones: it never needs more than the
     // peak of live bytes (tensors that never coexist, such as per-layer workspaces, are not summed).
     if offloads && peak > p.fabric.pool_bytes {
@@ -140,6 +146,20 @@ pub fn setup(p: &SupernodeParams, graph: Graph) -> Result<Setup, RunError> {
                 budget,
                 Mode::Swap,
                 None,
+            )
+        }
+        Strategy::KvOffload => {
+            let plan = baseline::kv_offload(
+                &graph,
+                &costs(p, &op_time_s),
+                p.kv_offload.lookahead_ops as usize,
+            );
+            (
+                plan.program.clone(),
+                plan.initial.clone(),
+                p.accel.hbm_bytes,
+                Mode::Swap,
+                Some(plan),
             )
         }
         Strategy::Hyperoffload => {
@@ -175,38 +195,51 @@ fn plan_budget(plan: &Plan, budget: u64) -> u64 {
     }
 }
 
-/// Runs the compile pass under `budget`, or under the smallest budget meeting `max_slowdown`.
+/// The costs the planners see: operator times and the fabric.
+fn costs<'a>(p: &SupernodeParams, op_time_s: &'a [f64]) -> Costs<'a> {
+    Costs {
+        op_time_s,
+        bandwidth_bytes_per_s: p.fabric.bandwidth_bytes_per_s,
+        latency_s: p.fabric.latency_s,
+    }
+}
+
+/// Runs the compile pass under `budget`, or under the smallest budget meeting `max_slowdown`
+/// (end to end, and per phase when `per_phase_slowdown` is set).
 fn compile(
     p: &SupernodeParams,
     g: &Graph,
     op_time_s: &[f64],
     budget: u64,
 ) -> Result<Plan, planner::PlanError> {
-    let costs = Costs {
-        op_time_s,
-        bandwidth_bytes_per_s: p.fabric.bandwidth_bytes_per_s,
-        latency_s: p.fabric.latency_s,
-    };
+    let costs = costs(p, op_time_s);
     let k = &p.hyperoffload;
     let knobs = Knobs {
         prefetch_distance: k.prefetch_distance as usize,
         refine_order: k.refine_order,
         reorder_window: k.reorder_window as usize,
         select_distance: k.select_distance as usize,
+        select_num: k.select_num as usize,
+        release_distance: k.release_distance as usize,
     };
     let full = planner::plan(g, &costs, budget, &knobs)?;
     let Some(slowdown) = k.max_slowdown else {
         return Ok(full);
     };
-    let target = op_time_s.iter().sum::<f64>() * (1.0 + slowdown);
-    if full.estimated_time_s > target {
+    let meets = |plan: &Plan| {
+        let ends = planner::estimate_op_ends_s(g, &plan.program, &plan.initial, &costs);
+        let estimated = Phases::of_order(g, &plan.order, &ends);
+        let free = Phases::transfer_free(g, &plan.order, op_time_s);
+        estimated.worst_ratio(&free, k.per_phase_slowdown) <= 1.0 + slowdown
+    };
+    if !meets(&full) {
         return Ok(full);
     }
     let (mut lo, mut hi, mut best) = (0u64, full.planned_peak_bytes, full);
     while hi - lo > hi / 1000 + 1 {
         let mid = lo + (hi - lo) / 2;
         match planner::plan(g, &costs, mid, &knobs) {
-            Ok(plan) if plan.estimated_time_s <= target => {
+            Ok(plan) if meets(&plan) => {
                 hi = plan.planned_peak_bytes.min(mid);
                 best = plan;
             }
@@ -392,6 +425,23 @@ impl Experiment for SupernodeExperiment {
             _ => None,
         };
         if let Some(steps) = steps {
+            let order: Vec<OpId> = s
+                .program
+                .iter()
+                .filter_map(|i| match *i {
+                    Instr::Compute(o) => Some(o),
+                    _ => None,
+                })
+                .collect();
+            let free = Phases::transfer_free(&s.graph, &order, &s.op_time_s);
+            let got = Phases::from_token_ends(ends, latency_s);
+            let pct = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| 100.0 * (a / b - 1.0));
+            if let Some(x) = pct(got.first_token_s, free.first_token_s) {
+                out.metric("first_token_slowdown_pct", x);
+            }
+            if let Some(x) = pct(got.decode_token_s, free.decode_token_s) {
+                out.metric("decode_token_slowdown_pct", x);
+            }
             // decode tokens end at the `s*.lm_head` operators (a request's prefill ends at the
             // first `lm_head`, which the differences below exclude)
             let per_token = if ends.len() >= 2 {

@@ -59,6 +59,11 @@ pub struct Op {
 }
 
 impl Op {
+    /// Whether the operator ends a token (the LM head, named `lm_head` or `s<step>.lm_head`).
+    pub fn ends_token(&self) -> bool {
+        self.name.ends_with("lm_head")
+    }
+
     /// Every tensor that must be resident before the operator starts (inputs and updates).
     pub fn uses(&self) -> impl Iterator<Item = TensorId> + '_ {
         self.inputs.iter().chain(&self.updates).copied()

@@ -42,6 +42,12 @@ impl Lifetimes {
         u.get(u.partition_point(|&p| p < pos)).copied()
     }
 
+    /// Last use strictly before position `pos`.
+    pub fn prev_use(&self, t: TensorId, pos: usize) -> Option<usize> {
+        let u = &self.uses[t];
+        u.partition_point(|&p| p < pos).checked_sub(1).map(|k| u[k])
+    }
+
     /// Position after which a non-persistent tensor is dead: its last use, or its definition when
     /// nothing reads it (`None` for an unused graph input).
     pub fn death(&self, t: TensorId) -> Option<usize> {

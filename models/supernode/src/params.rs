@@ -31,6 +31,9 @@ pub struct SupernodeParams {
     /// Knobs of the HyperOffload compile pass.
     #[serde(default)]
     pub hyperoffload: HyperOffloadKnobs,
+    /// Knobs of the `kv_offload` runtime baseline.
+    #[serde(default)]
+    pub kv_offload: KvOffloadKnobs,
     /// Record compute / transfer busy intervals and device memory use as a time series (Gantt).
     #[serde(default)]
     pub gantt: bool,
@@ -88,6 +91,9 @@ pub enum Workload {
         batch: u64,
         /// Decode steps after the prefill.
         decode_steps: u32,
+        /// Prefill in chunks of this many tokens (chunked prefill; 0 = the whole prompt at once).
+        #[serde(default)]
+        chunk_tokens: u64,
     },
     /// One training step: forward, backward, optimizer.
     Training {
@@ -108,6 +114,10 @@ pub enum Strategy {
     Reactive,
     /// Compile-time cache operators and execution-order refinement (the paper).
     Hyperoffload,
+    /// What a serving runtime does without a compiler: every KV-cache and activation tensor is
+    /// written to the pool after its use and fetched back a fixed number of operators before its
+    /// next one; weights stay resident (FlexGen / ZeRO-Inference style KV offload).
+    KvOffload,
     /// Unbounded device memory (the performance reference).
     Ideal,
 }
@@ -119,6 +129,7 @@ impl Strategy {
             Strategy::None => "none",
             Strategy::Reactive => "reactive",
             Strategy::Hyperoffload => "hyperoffload",
+            Strategy::KvOffload => "kv_offload",
             Strategy::Ideal => "ideal",
         }
     }
@@ -137,9 +148,18 @@ pub struct HyperOffloadKnobs {
     /// Only tensors whose next use is at least this many operators ahead are offloaded
     /// (MindSpore's `select_distance`; 0 = any tensor the prepared operators do not need).
     pub select_distance: u32,
+    /// At most this many distinct tensors are offloaded, those idle longest between uses
+    /// (MindSpore's `select_num`; 0 = no limit).
+    pub select_num: u32,
+    /// Operators that must run after a tensor's last use before it is released to the pool (our
+    /// reading of MindSpore's `release_distance`; 0 = as soon as room is needed).
+    pub release_distance: u32,
     /// When set, search the smallest budget (≤ the `budget_frac` one) whose plan is estimated at
     /// most this fraction slower than the step without transfers (e.g. 0.02 = 2%).
     pub max_slowdown: Option<f64>,
+    /// Hold `max_slowdown` also for the time to the first token and for the mean decode token,
+    /// not only end to end (a served request's performance is both).
+    pub per_phase_slowdown: bool,
 }
 
 impl Default for HyperOffloadKnobs {
@@ -149,8 +169,32 @@ impl Default for HyperOffloadKnobs {
             refine_order: true,
             reorder_window: 16,
             select_distance: 0,
+            select_num: 0,
+            release_distance: 0,
             max_slowdown: None,
+            per_phase_slowdown: false,
         }
+    }
+}
+
+/// Knobs of the `kv_offload` baseline.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct KvOffloadKnobs {
+    /// Operators ahead of its use that an offloaded tensor is fetched back (4 = one prefill layer:
+    /// attention, output projection, FFN up, FFN down; two decode layers).
+    pub lookahead_ops: u32,
+}
+
+impl Default for KvOffloadKnobs {
+    fn default() -> Self {
+        Self { lookahead_ops: 4 }
+    }
+}
+
+impl Validate for KvOffloadKnobs {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("lookahead_ops", self.lookahead_ops, 1);
     }
 }
 
@@ -200,6 +244,7 @@ impl Validate for SupernodeParams {
         }
         c.part("workload", &self.workload);
         c.part("hyperoffload", &self.hyperoffload);
+        c.part("kv_offload", &self.kv_offload);
     }
 }
 
@@ -238,10 +283,12 @@ impl Validate for Workload {
                 prompt_tokens,
                 batch,
                 decode_steps,
+                chunk_tokens,
             } => {
                 c.between("prompt_tokens", prompt_tokens, 1, MAX_CONTEXT_TOKENS);
                 c.at_least("batch", batch, 1);
                 c.between("decode_steps", decode_steps, 1, MAX_DECODE_STEPS);
+                c.between("chunk_tokens", chunk_tokens, 0, prompt_tokens);
             }
             Workload::Training { seq_len, batch } => {
                 c.between("seq_len", seq_len, 1, MAX_CONTEXT_TOKENS);

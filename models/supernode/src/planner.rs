@@ -42,6 +42,13 @@ pub struct Knobs {
     /// operators ahead (MindSpore's `select_distance`; 0 = any tensor not needed by the operators
     /// already prepared).
     pub select_distance: usize,
+    /// At most this many distinct tensors may ever be offloaded: those with the longest idle
+    /// stretch between uses (MindSpore's `select_num`, after its `OffloadInfoFilterByNumber`;
+    /// 0 = no limit).
+    pub select_num: usize,
+    /// A resident tensor is released (offloaded or dropped) only when at least this many operators
+    /// have run since its last use (our reading of MindSpore's `release_distance`; 0 = at once).
+    pub release_distance: usize,
 }
 
 /// When a prefetch is issued.
@@ -129,7 +136,8 @@ pub fn no_offload_program(g: &Graph, order: &[OpId]) -> Vec<Instr> {
     prog
 }
 
-fn dying_after(g: &Graph, lt: &Lifetimes, n: usize) -> Vec<Vec<TensorId>> {
+/// For each position of an order of `n` operators, the non-persistent tensors dead after it.
+pub(crate) fn dying_after(g: &Graph, lt: &Lifetimes, n: usize) -> Vec<Vec<TensorId>> {
     let mut dying = vec![Vec::new(); n];
     for t in 0..g.tensors.len() {
         if !g.tensors[t].persistent
@@ -245,6 +253,9 @@ struct Walk<'a> {
     lt: Lifetimes,
     budget: u64,
     select_distance: usize,
+    release_distance: usize,
+    /// Tensors the `select_num` filter lets the pass offload.
+    selectable: Vec<bool>,
     resident: Vec<bool>,
     dirty: Vec<bool>,
     used: u64,
@@ -261,7 +272,14 @@ impl Walk<'_> {
         }
         let horizon = to.max(from.saturating_add(self.select_distance.saturating_sub(1)));
         let mut cands: Vec<(usize, bool, u64, TensorId)> = (0..self.g.tensors.len())
-            .filter(|&t| self.resident[t] && self.lt.def[t].is_none_or(|d| d < from))
+            .filter(|&t| self.resident[t] && self.selectable[t])
+            .filter(|&t| self.lt.def[t].is_none_or(|d| d < from))
+            .filter(|&t| {
+                self.lt
+                    .prev_use(t, from)
+                    .or(self.lt.def[t])
+                    .is_none_or(|p| from - p >= self.release_distance)
+            })
             .filter_map(|t| {
                 let next = self.lt.next_use(t, from).unwrap_or(usize::MAX);
                 (next > horizon).then_some((next, self.dirty[t], self.g.tensors[t].bytes, t))
@@ -332,6 +350,36 @@ impl Walk<'_> {
     }
 }
 
+/// The tensors the pass may offload: with `select_num` = 0 all of them; otherwise the
+/// `select_num` tensors with the longest idle stretch (operators from the definition, or the
+/// start for a graph input, to the first use, between two uses, or for a persistent tensor from
+/// its last use to the end), counting only stretches of at least `select_distance` operators;
+/// ties go to the larger tensor.
+fn selectable(g: &Graph, lt: &Lifetimes, n_ops: usize, knobs: &Knobs) -> Vec<bool> {
+    let count = g.tensors.len();
+    if knobs.select_num == 0 {
+        return vec![true; count];
+    }
+    let mut ranked: Vec<(usize, u64, TensorId)> = (0..count)
+        .filter_map(|t| {
+            let uses = &lt.uses[t];
+            let first = *uses.first()?;
+            let mut gap = first - lt.def[t].unwrap_or(0);
+            gap = gap.max(uses.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0));
+            if g.tensors[t].persistent {
+                gap = gap.max(n_ops - uses[uses.len() - 1]);
+            }
+            (gap >= knobs.select_distance.max(1)).then_some((gap, g.tensors[t].bytes, t))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    let mut keep = vec![false; count];
+    for &(_, _, t) in ranked.iter().take(knobs.select_num) {
+        keep[t] = true;
+    }
+    keep
+}
+
 fn plan_order(
     g: &Graph,
     order: Vec<OpId>,
@@ -359,11 +407,14 @@ fn plan_order(
         pre[k + 1] = pre[k] + costs.op_time_s[order[k]];
     }
     let horizon_s = costs.transfer_s(budget);
+    let selectable = selectable(g, &lt, n, knobs);
     let mut w = Walk {
         g,
         lt,
         budget,
         select_distance: knobs.select_distance,
+        release_distance: knobs.release_distance,
+        selectable,
         resident: vec![false; g.tensors.len()],
         dirty: vec![false; g.tensors.len()],
         used: 0,
@@ -449,10 +500,24 @@ fn plan_order(
 /// Time of `program` with one in-order compute stream and one FIFO transfer stream per direction,
 /// ignoring memory waits, seconds.
 pub fn estimate_time_s(g: &Graph, program: &[Instr], initial: &[TensorId], costs: &Costs) -> f64 {
+    estimate_op_ends_s(g, program, initial, costs)
+        .into_iter()
+        .fold(0.0, f64::max)
+}
+
+/// End time of every operator (by id) under the model of [`estimate_time_s`], seconds (0 for an
+/// operator the program never computes).
+pub fn estimate_op_ends_s(
+    g: &Graph,
+    program: &[Instr],
+    initial: &[TensorId],
+    costs: &Costs,
+) -> Vec<f64> {
     let mut ready = vec![f64::INFINITY; g.tensors.len()];
     for &t in initial {
         ready[t] = 0.0;
     }
+    let mut ends = vec![0.0; g.ops.len()];
     let (mut compute, mut h2d, mut d2h) = (0.0f64, 0.0f64, 0.0f64);
     for ins in program {
         match *ins {
@@ -470,13 +535,14 @@ pub fn estimate_time_s(g: &Graph, program: &[Instr], initial: &[TensorId], costs
                 // a use that is not resident is fetched on demand (only reached by a bad plan)
                 let start = if start.is_finite() { start } else { compute };
                 compute = start + costs.op_time_s[o];
+                ends[o] = compute;
                 for &t in &g.ops[o].outputs {
                     ready[t] = compute;
                 }
             }
         }
     }
-    compute
+    ends
 }
 
 /// What a symbolic replay of a program found.
@@ -489,7 +555,7 @@ pub struct Replay {
 }
 
 /// Replays `program` symbolically and checks it: every operator's inputs resident when it runs,
-/// cache operators only on tensors in the right state, the order a valid topological order, and
+/// cache operators only on tensors in the right state (a prefetch only of a value the pool holds), the order a valid topological order, and
 /// device bytes never above `budget`. Returns the first violation as a message.
 pub fn replay(g: &Graph, plan: &Plan, budget: u64) -> Result<Replay, String> {
     if !g.is_valid_order(&plan.order) {
@@ -502,6 +568,9 @@ pub fn replay(g: &Graph, plan: &Plan, budget: u64) -> Result<Replay, String> {
         used += g.tensors[t].bytes;
     }
     let mut peak = used;
+    // whether the pool holds the tensor's current value: graph inputs do; an operator's output or
+    // in-place update does only once written back
+    let mut pooled: Vec<bool> = g.producers().iter().map(Option::is_none).collect();
     let mut pending: Vec<(TensorId, usize)> = Vec::new();
     let mut min_dist = usize::MAX;
     let mut computed = 0usize;
@@ -513,6 +582,12 @@ pub fn replay(g: &Graph, plan: &Plan, budget: u64) -> Result<Replay, String> {
                 if resident[t] {
                     return Err(format!("prefetch of resident {}", name(t)));
                 }
+                if !pooled[t] {
+                    return Err(format!(
+                        "prefetch of {} whose value is not in the pool",
+                        name(t)
+                    ));
+                }
                 resident[t] = true;
                 used += g.tensors[t].bytes;
                 pending.push((t, computed));
@@ -520,6 +595,9 @@ pub fn replay(g: &Graph, plan: &Plan, budget: u64) -> Result<Replay, String> {
             Instr::Offload(t) | Instr::Free(t) => {
                 if !resident[t] {
                     return Err(format!("eviction of absent {}", name(t)));
+                }
+                if matches!(ins, Instr::Offload(_)) {
+                    pooled[t] = true;
                 }
                 resident[t] = false;
                 used -= g.tensors[t].bytes;
@@ -542,6 +620,9 @@ pub fn replay(g: &Graph, plan: &Plan, budget: u64) -> Result<Replay, String> {
                 for &t in &g.ops[o].outputs {
                     resident[t] = true;
                     used += g.tensors[t].bytes;
+                }
+                for &t in g.ops[o].outputs.iter().chain(&g.ops[o].updates) {
+                    pooled[t] = false;
                 }
                 computed += 1;
             }
@@ -578,6 +659,8 @@ mod tests {
             refine_order: refine,
             reorder_window: 8,
             select_distance: 0,
+            select_num: 0,
+            release_distance: 0,
         }
     }
 
@@ -642,6 +725,83 @@ mod tests {
                 r.min_prefetch_distance
             );
         }
+    }
+
+    /// Distinct tensors a program evicts while they are still read later, and for each eviction the
+    /// operators run since the tensor's previous use.
+    fn evictions(g: &Graph, p: &Plan) -> (std::collections::BTreeSet<TensorId>, Vec<usize>) {
+        let lt = Lifetimes::analyse(g, &p.order);
+        let (mut set, mut gaps, mut pos) = (std::collections::BTreeSet::new(), Vec::new(), 0);
+        for ins in &p.program {
+            match *ins {
+                Instr::Compute(_) => pos += 1,
+                Instr::Offload(t) | Instr::Free(t) if lt.next_use(t, pos).is_some() => {
+                    set.insert(t);
+                    let last = lt
+                        .prev_use(t, pos)
+                        .or(lt.def[t])
+                        .map_or(pos, |p| pos - 1 - p);
+                    gaps.push(last);
+                }
+                _ => {}
+            }
+        }
+        (set, gaps)
+    }
+
+    #[test]
+    fn select_num_caps_the_offloaded_tensors_and_release_distance_delays_releases() {
+        let mut rng = sim::rng::stream(31, "supernode/select-release");
+        let (mut capped, mut delayed) = (0, 0);
+        for case in 0..40 {
+            let g = random_graph(&mut rng, 40);
+            let (times, bw) = costs(&g, 1e6);
+            let c = Costs {
+                op_time_s: &times,
+                bandwidth_bytes_per_s: bw,
+                latency_s: 1e-6,
+            };
+            let order: Vec<OpId> = (0..g.ops.len()).collect();
+            let full = no_offload_peak(&g, &order);
+            let floor = (0..g.ops.len()).map(|o| working_set(&g, o)).max().unwrap();
+            let budget = ((full as f64 * 0.8) as u64).max(floor);
+            let free = plan(&g, &c, budget, &knobs(1, false)).unwrap();
+            let (all, _) = evictions(&g, &free);
+            // fewer selectable tensors than the unconstrained plan evicts
+            for num in [all.len() / 2, all.len().saturating_sub(1)] {
+                let k = Knobs {
+                    select_num: num.max(1),
+                    ..knobs(1, false)
+                };
+                if let Ok(p) = plan(&g, &c, budget, &k) {
+                    replay(&g, &p, budget).unwrap();
+                    let (set, _) = evictions(&g, &p);
+                    assert!(
+                        set.len() <= num.max(1),
+                        "case {case}: {} > {num}",
+                        set.len()
+                    );
+                    capped += usize::from(all.len() > num.max(1));
+                }
+            }
+            for d in [2, 5] {
+                let k = Knobs {
+                    release_distance: d,
+                    ..knobs(1, false)
+                };
+                if let Ok(p) = plan(&g, &c, budget, &k) {
+                    replay(&g, &p, budget).unwrap();
+                    let (_, gaps) = evictions(&g, &p);
+                    // operators run since the previous use, counting the one being prepared for
+                    assert!(
+                        gaps.iter().all(|&gap| gap + 1 >= d),
+                        "case {case}: {gaps:?}"
+                    );
+                    delayed += usize::from(!gaps.is_empty());
+                }
+            }
+        }
+        assert!(capped > 10 && delayed > 10, "{capped} {delayed}");
     }
 
     #[test]

@@ -7,8 +7,11 @@ use sim::validate::Checks;
 use super::SupernodeExperiment;
 use super::device::Mode;
 use super::experiment::{build_graph, execute, setup};
+use super::graph::TensorKind;
 use super::hw::{Accelerator, Fabric};
-use super::params::{HyperOffloadKnobs, Parallel, Strategy, SupernodeParams, Workload};
+use super::params::{
+    HyperOffloadKnobs, KvOffloadKnobs, Parallel, Strategy, SupernodeParams, Workload,
+};
 use llm::LlmShape;
 use presets::{ACCEL, FABRIC, LLM};
 
@@ -31,6 +34,7 @@ fn params(strategy: Strategy, budget_frac: f64) -> SupernodeParams {
         strategy,
         budget_frac,
         hyperoffload: HyperOffloadKnobs::default(),
+        kv_offload: KvOffloadKnobs::default(),
         gantt: false,
     }
 }
@@ -198,6 +202,7 @@ fn training_and_prefill_run_under_every_strategy() {
             (Strategy::None, 1.0),
             (Strategy::Reactive, 0.7),
             (Strategy::Hyperoffload, 0.7),
+            (Strategy::KvOffload, 1.0),
         ] {
             let p = SupernodeParams {
                 strategy: s,
@@ -250,6 +255,7 @@ fn bad_parameters_name_their_key() {
         steps: 0,
     };
     p.hyperoffload.max_slowdown = Some(-1.0);
+    p.kv_offload.lookahead_ops = 0;
     p.fabric.bandwidth_bytes_per_s = 0.0;
     let keys: Vec<String> = Checks::of(&p).into_iter().map(|e| e.path).collect();
     for k in [
@@ -258,6 +264,7 @@ fn bad_parameters_name_their_key() {
         "workload.batch",
         "workload.steps",
         "hyperoffload.max_slowdown",
+        "kv_offload.lookahead_ops",
         "fabric.bandwidth_bytes_per_s",
     ] {
         assert!(keys.iter().any(|x| x == k), "{k} in {keys:?}");
@@ -348,6 +355,7 @@ fn whole_requests_keep_the_budget_residency_and_link_speed() {
             prompt_tokens: 4096,
             batch: 1,
             decode_steps: 2,
+            chunk_tokens: 0,
         };
         let s = setup(&p, build_graph(&p, &RunContext::single(7))).unwrap();
         let o = execute(&s, &p.fabric).unwrap();
@@ -373,4 +381,76 @@ fn whole_requests_keep_the_budget_residency_and_link_speed() {
         assert!(saving >= 20.0 - 1e-9, "{llm}: {saving}");
         assert!(out.get("slowdown_pct").unwrap() >= -1e-9);
     }
+}
+
+/// A small whole request: Llama-3.2-1B, 4k prompt, 4 decode steps.
+fn small_request(strategy: Strategy) -> SupernodeParams {
+    let mut p = params(strategy, 1.0);
+    p.workload = Workload::Request {
+        prompt_tokens: 4096,
+        batch: 1,
+        decode_steps: 4,
+        chunk_tokens: 0,
+    };
+    p
+}
+
+/// The runtime baseline on a whole request keeps the same invariants as the pass: memory never
+/// above the device, every read tensor resident (no demand fetch, no LRU eviction), no transfer
+/// faster than the link; only KV cache and activations move, and the peak falls.
+#[test]
+fn the_kv_offload_baseline_keeps_residency_and_link_speed_and_moves_the_cache() {
+    let p = small_request(Strategy::KvOffload);
+    let s = setup(&p, build_graph(&p, &RunContext::single(7))).unwrap();
+    let o = execute(&s, &p.fabric).unwrap();
+    assert!(o.device.error.is_none(), "{:?}", o.device.error);
+    assert!(o.usage.iter().all(|u| u.used_bytes <= s.capacity_bytes));
+    assert_eq!(o.device.demand_fetches, 0);
+    assert_eq!(o.device.lru_evictions, 0);
+    for d in o.h2d_transfers.iter().chain(&o.d2h_transfers) {
+        let took = d.transmitted_s - d.sent_s;
+        assert!(took >= d.bytes as f64 / p.fabric.bandwidth_bytes_per_s - 2e-9);
+    }
+    // every byte fetched back is KV cache or activations, and the weights never move
+    let fetched_kinds: Vec<_> = s
+        .program
+        .iter()
+        .filter_map(|i| match *i {
+            super::planner::Instr::Prefetch(t) => Some(s.graph.tensors[t].kind),
+            _ => None,
+        })
+        .collect();
+    assert!(!fetched_kinds.is_empty());
+    assert!(
+        fetched_kinds
+            .iter()
+            .all(|k| matches!(k, TensorKind::KvCache | TensorKind::Activation))
+    );
+    let out = run(&p);
+    assert!(out.get("peak_saving_pct").unwrap() > 1.0);
+}
+
+/// Holding the slowdown per phase finds a plan whose decode token is within the budget, where
+/// the end-to-end search lets the decode token slow down behind the long prefill; it saves less.
+#[test]
+fn a_per_phase_slowdown_bound_holds_the_decode_token_that_end_to_end_lets_slip() {
+    let mut e2e = small_request(Strategy::Hyperoffload);
+    e2e.hyperoffload.max_slowdown = Some(0.03);
+    let mut phases = e2e.clone();
+    phases.hyperoffload.per_phase_slowdown = true;
+    let (a, b) = (run(&e2e), run(&phases));
+    let decode = |o: &RunOutput| o.get("decode_token_slowdown_pct").unwrap();
+    assert!(
+        decode(&a) > 10.0,
+        "end to end: decode token +{} %",
+        decode(&a)
+    );
+    assert!(
+        decode(&b) <= 5.0,
+        "per phase: decode token +{} %",
+        decode(&b)
+    );
+    assert!(b.get("first_token_slowdown_pct").unwrap() <= 5.0);
+    assert!(b.get("peak_device_bytes").unwrap() >= a.get("peak_device_bytes").unwrap());
+    assert!(b.get("peak_saving_pct").unwrap() > 0.0);
 }

@@ -200,96 +200,37 @@ fn ffn_workspace_bytes(sh: &Shard, layer: u32, tokens: u64, routed_pairs: u64) -
     }
 }
 
-/// Adds the prefill of `prompt` tokens for `batch` sequences to `g`: per layer an attention
-/// operator (writes the Q/K/V workspace and the layer's KV cache), its output projection, and the
-/// FFN as an up projection (writes the intermediate workspace) and a down projection; then the
-/// logits of the last position. With experts, every local expert receives its mean share of the
-/// `expert`-way group's tokens. Returns each layer's KV cache and the logits.
+/// Adds the prefill of `prompt` tokens for `batch` sequences to `g`, in chunks of `chunk` tokens
+/// (the last one shorter; `chunk` ≥ `prompt` = one pass): per chunk and layer an attention operator
+/// (reads the layer's cache of the earlier chunks, writes the Q/K/V workspace and the chunk's KV),
+/// its output projection, and the FFN as an up projection (writes the intermediate workspace) and a
+/// down projection; then the logits of the last position. With experts, every local expert receives
+/// its mean share of the `expert`-way group's tokens. Returns each layer's KV chunks and the logits.
 fn prefill_into(
     g: &mut Graph,
     sh: &Shard,
     w: &Weights,
-    prompt: u64,
-    batch: u64,
+    p: PrefillShape,
     persistent_logits: bool,
-) -> (Vec<TensorId>, TensorId) {
+) -> (Vec<Vec<TensorId>>, TensorId) {
     let s = sh.s;
-    let tokens = prompt * batch;
-    let x_bytes = tokens * s.hidden * ACT_BYTES;
-    let mut x = g.tensor("x0", x_bytes, TensorKind::Activation, false);
-    g.op("embed", 0.0, vec![w.embed], vec![x], vec![]);
-    let mut kvs = Vec::with_capacity(w.layers.len());
-    for (l, lw) in w.layers.iter().enumerate() {
-        let l32 = l as u32;
-        let kv = g.tensor(
-            format!("l{l}.kv"),
-            (tokens as f64 * sh.kv_bytes_per_token_layer()).ceil() as u64,
-            TensorKind::KvCache,
-            true,
-        );
-        let qkv = g.tensor(
-            format!("l{l}.qkv"),
-            qkv_bytes(sh, tokens),
-            TensorKind::Workspace,
-            false,
-        );
-        let out = out_proj_flops(sh, tokens);
-        g.op(
-            format!("l{l}.attn"),
-            sh.attn_flops(tokens, prompt / 2) - out,
-            vec![x, lw.attn],
-            vec![qkv, kv],
-            vec![],
-        );
-        let mid = g.tensor(
-            format!("l{l}.x_mid"),
-            x_bytes,
-            TensorKind::Activation,
-            false,
-        );
-        g.op(
-            format!("l{l}.attn_out"),
-            out,
-            vec![qkv, x, lw.attn],
-            vec![mid],
-            vec![],
-        );
-        let pairs = sh
-            .moe_routed(l32)
-            .map_or(0, |(_, k, _)| tokens * u64::from(k));
-        let h = g.tensor(
-            format!("l{l}.ffn_h"),
-            ffn_workspace_bytes(sh, l32, tokens, pairs),
-            TensorKind::Workspace,
-            false,
-        );
-        let flops = ffn_flops(sh, l32, tokens, pairs);
-        let mut ins = vec![mid, lw.ffn];
-        ins.extend(&lw.experts);
-        g.op(
-            format!("l{l}.ffn_up"),
-            flops * up_frac(s),
-            ins.clone(),
-            vec![h],
-            vec![],
-        );
-        let next = g.tensor(
-            format!("l{}.x", l + 1),
-            x_bytes,
-            TensorKind::Activation,
-            false,
-        );
-        ins.push(h);
-        g.op(
-            format!("l{l}.ffn_down"),
-            flops * (1.0 - up_frac(s)),
-            ins,
-            vec![next],
-            vec![],
-        );
-        kvs.push(kv);
-        x = next;
+    let (prompt, batch) = (p.prompt, p.batch);
+    let chunk = p.chunk.clamp(1, prompt);
+    let chunks = prompt.div_ceil(chunk);
+    let mut kvs: Vec<Vec<TensorId>> = vec![Vec::new(); w.layers.len()];
+    let mut last = None;
+    for c in 0..chunks {
+        let done = c * chunk;
+        let len = chunk.min(prompt - done);
+        // names of a one-pass prefill keep no chunk prefix
+        let pre = if chunks == 1 {
+            String::new()
+        } else {
+            format!("c{c}.")
+        };
+        last = Some(prefill_chunk(g, sh, w, &mut kvs, &pre, (done, len), batch));
     }
+    let x = last.expect("a prompt has at least one token (validated)");
     let logits = g.tensor(
         "logits",
         batch * s.vocab / sh.tp * ACT_BYTES,
@@ -306,13 +247,124 @@ fn prefill_into(
     (kvs, logits)
 }
 
+/// One prefill chunk of `len` tokens per sequence after `done` earlier ones (see
+/// [`prefill_into`]); appends the chunk's KV per layer to `kvs`, returns the chunk's last hidden
+/// state.
+fn prefill_chunk(
+    g: &mut Graph,
+    sh: &Shard,
+    w: &Weights,
+    kvs: &mut [Vec<TensorId>],
+    pre: &str,
+    (done, len): (u64, u64),
+    batch: u64,
+) -> TensorId {
+    let s = sh.s;
+    let tokens = len * batch;
+    let x_bytes = tokens * s.hidden * ACT_BYTES;
+    let mut x = g.tensor(format!("{pre}x0"), x_bytes, TensorKind::Activation, false);
+    g.op(format!("{pre}embed"), 0.0, vec![w.embed], vec![x], vec![]);
+    for (l, lw) in w.layers.iter().enumerate() {
+        let l32 = l as u32;
+        let kv = g.tensor(
+            format!("{pre}l{l}.kv"),
+            (tokens as f64 * sh.kv_bytes_per_token_layer()).ceil() as u64,
+            TensorKind::KvCache,
+            true,
+        );
+        let qkv = g.tensor(
+            format!("{pre}l{l}.qkv"),
+            qkv_bytes(sh, tokens),
+            TensorKind::Workspace,
+            false,
+        );
+        let out = out_proj_flops(sh, tokens);
+        // causal attention: the chunk's tokens see the earlier chunks and, on average, half of
+        // their own chunk
+        let mut ins = vec![x, lw.attn];
+        ins.extend(&kvs[l]);
+        g.op(
+            format!("{pre}l{l}.attn"),
+            sh.attn_flops(tokens, done + len / 2) - out,
+            ins,
+            vec![qkv, kv],
+            vec![],
+        );
+        let mid = g.tensor(
+            format!("{pre}l{l}.x_mid"),
+            x_bytes,
+            TensorKind::Activation,
+            false,
+        );
+        g.op(
+            format!("{pre}l{l}.attn_out"),
+            out,
+            vec![qkv, x, lw.attn],
+            vec![mid],
+            vec![],
+        );
+        let pairs = sh
+            .moe_routed(l32)
+            .map_or(0, |(_, k, _)| tokens * u64::from(k));
+        let h = g.tensor(
+            format!("{pre}l{l}.ffn_h"),
+            ffn_workspace_bytes(sh, l32, tokens, pairs),
+            TensorKind::Workspace,
+            false,
+        );
+        let flops = ffn_flops(sh, l32, tokens, pairs);
+        let mut ins = vec![mid, lw.ffn];
+        ins.extend(&lw.experts);
+        g.op(
+            format!("{pre}l{l}.ffn_up"),
+            flops * up_frac(s),
+            ins.clone(),
+            vec![h],
+            vec![],
+        );
+        let next = g.tensor(
+            format!("{pre}l{}.x", l + 1),
+            x_bytes,
+            TensorKind::Activation,
+            false,
+        );
+        ins.push(h);
+        g.op(
+            format!("{pre}l{l}.ffn_down"),
+            flops * (1.0 - up_frac(s)),
+            ins,
+            vec![next],
+            vec![],
+        );
+        kvs[l].push(kv);
+        x = next;
+    }
+    x
+}
+
+/// Prompt shape of a prefill.
+#[derive(Debug, Clone, Copy)]
+struct PrefillShape {
+    /// Prompt tokens per sequence.
+    prompt: u64,
+    /// Sequences.
+    batch: u64,
+    /// Tokens per chunk (≥ `prompt`: one pass).
+    chunk: u64,
+}
+
 /// Prefill of `prompt` tokens for `batch` sequences (see [`prefill_into`]): writes every layer's
 /// KV cache and the logits of the last position.
 pub fn prefill(s: &LlmShape, par: Sharding, prompt: u64, batch: u64) -> Graph {
     let sh = shard(s, par);
     let mut g = Graph::default();
     let w = weights(&mut g, &sh);
-    prefill_into(&mut g, &sh, &w, prompt, batch, true);
+    let shape = PrefillShape {
+        prompt,
+        batch,
+        chunk: prompt,
+    };
+    prefill_into(&mut g, &sh, &w, shape, true);
     g
 }
 
@@ -333,14 +385,14 @@ pub fn decode(
     let mut g = Graph::default();
     let w = weights(&mut g, &sh);
     let kv_tok = sh.kv_bytes_per_token_layer();
-    let past: Vec<TensorId> = (0..s.layers)
+    let past: Vec<Vec<TensorId>> = (0..s.layers)
         .map(|l| {
-            g.tensor(
+            vec![g.tensor(
                 format!("l{l}.kv_past"),
                 (batch as f64 * context as f64 * kv_tok).ceil() as u64,
                 TensorKind::KvCache,
                 true,
-            )
+            )]
         })
         .collect();
     let steps = DecodeSteps {
@@ -353,12 +405,12 @@ pub fn decode(
 }
 
 /// A whole request: the prefill of a `prompt`-token prompt for `batch` sequences (with its
-/// workspace and KV growth), then `steps` decode steps over the KV cache it wrote. The first
-/// decode step reads the prefill's logits.
+/// workspace and KV growth; in chunks of `chunk` tokens, 0 = one pass), then `steps` decode steps
+/// over the KV cache it wrote. The first decode step reads the prefill's logits.
 pub fn request(
     s: &LlmShape,
     par: Sharding,
-    prompt: u64,
+    (prompt, chunk): (u64, u64),
     batch: u64,
     steps: u32,
     rng: &mut Rng,
@@ -366,7 +418,12 @@ pub fn request(
     let sh = shard(s, par);
     let mut g = Graph::default();
     let w = weights(&mut g, &sh);
-    let (kvs, logits) = prefill_into(&mut g, &sh, &w, prompt, batch, false);
+    let shape = PrefillShape {
+        prompt,
+        batch,
+        chunk: if chunk == 0 { prompt } else { chunk },
+    };
+    let (kvs, logits) = prefill_into(&mut g, &sh, &w, shape, false);
     let steps = DecodeSteps {
         context: prompt,
         batch,
@@ -393,7 +450,7 @@ fn decode_into(
     g: &mut Graph,
     sh: &Shard,
     w: &Weights,
-    past: &[TensorId],
+    past: &[Vec<TensorId>],
     mut prev_logits: Option<TensorId>,
     d: DecodeSteps,
     rng: &mut Rng,
@@ -427,7 +484,8 @@ fn decode_into(
                 TensorKind::Activation,
                 false,
             );
-            let mut ins = vec![x, lw.attn, past[l]];
+            let mut ins = vec![x, lw.attn];
+            ins.extend(&past[l]);
             ins.extend(&new_kv[l]);
             let ctx = d.context + u64::from(step) + 1;
             g.op(
@@ -639,6 +697,7 @@ pub fn training(s: &LlmShape, par: Sharding, seq: u64, batch: u64) -> Graph {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lifetime::no_offload_peak;
     use presets::LLM;
 
     pub(crate) fn preset(name: &str) -> LlmShape {
@@ -742,7 +801,7 @@ mod tests {
     fn a_request_prefills_with_workspace_then_decodes_over_the_prefill_cache() {
         let s = preset("llama-3-8b");
         let mut rng = sim::rng::stream(1, "t");
-        let g = request(&s, ONE, 1024, 2, 3, &mut rng);
+        let g = request(&s, ONE, (1024, 0), 2, 3, &mut rng);
         assert!(g.problems().is_empty());
         let order: Vec<usize> = (0..g.ops.len()).collect();
         assert!(g.is_valid_order(&order));
@@ -763,6 +822,37 @@ mod tests {
                 .any(|o| o.name == "s0.embed" && o.inputs.contains(&logits))
         );
         assert_eq!(g.ops.len(), 2 + 4 * 32 + 3 * (2 + 2 * 32));
+    }
+
+    #[test]
+    fn a_chunked_prefill_keeps_the_cache_and_flops_and_lowers_the_peak() {
+        let s = preset("llama-3-8b");
+        let mut rng = sim::rng::stream(1, "t");
+        let whole = request(&s, ONE, (4096, 0), 1, 2, &mut rng);
+        let mut rng = sim::rng::stream(1, "t");
+        let chunked = request(&s, ONE, (4096, 1024), 1, 2, &mut rng);
+        assert!(chunked.problems().is_empty());
+        let order: Vec<usize> = (0..chunked.ops.len()).collect();
+        assert!(chunked.is_valid_order(&order));
+        let kv = |g: &Graph| -> u64 {
+            g.tensors
+                .iter()
+                .filter(|t| t.kind == TensorKind::KvCache)
+                .map(|t| t.bytes)
+                .sum()
+        };
+        assert_eq!(kv(&chunked), kv(&whole));
+        // causal attention over chunks sums to the one-pass work: Σ len·(done + len/2) = prompt²/2
+        let rel = (chunked.flops() - whole.flops()).abs() / whole.flops();
+        assert!(rel < 1e-9, "{rel}");
+        // chunk 3 of layer 7 reads the layer's three earlier chunks; decode reads all four
+        let attn = chunked.ops.iter().find(|o| o.name == "c3.l7.attn").unwrap();
+        assert_eq!(attn.inputs.len(), 2 + 3);
+        let dec = chunked.ops.iter().find(|o| o.name == "s1.l7.attn").unwrap();
+        assert_eq!(dec.inputs.len(), 2 + 4 + 1);
+        // the workspace a layer holds is a quarter as large
+        let whole_order: Vec<usize> = (0..whole.ops.len()).collect();
+        assert!(no_offload_peak(&chunked, &order) < no_offload_peak(&whole, &whole_order));
     }
 
     #[test]
