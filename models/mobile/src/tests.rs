@@ -126,7 +126,7 @@ fn fuse_search_finds_the_triple_brute_force_simulation_finds() {
     let mut energies: Vec<f64> = measured.iter().map(|m| m.energy_per_token_j).collect();
     energies.sort_by(f64::total_cmp);
     for budget in [f64::INFINITY, energies[4], energies[1]] {
-        let (chosen, n) = fuse::search(&cost, &fp, Phase::Decode, 32, budget, &grid);
+        let (chosen, n) = fuse::search(&cost, &fp, Phase::Decode, &[32], budget, &grid);
         assert_eq!(n, 8);
         let want = fuse::choose(&measured, budget).unwrap();
         assert_eq!(chosen.unwrap().triple, want.triple, "budget {budget}");
