@@ -76,6 +76,9 @@ pub struct Engine {
     /// Fraction of the step the host thread is runnable (computing or spin-waiting on the GPU):
     /// the utilisation the scheduler, hence schedutil, sees.
     pub cpu_busy: Output<f64>,
+    /// Fraction of the step the host thread computes (not spin-waiting): what the host core's
+    /// cache-miss counters see (memlat).
+    pub cpu_compute: Output<f64>,
     /// GPU busy fraction of the current step.
     pub gpu_util: Output<f64>,
     /// Memory-bandwidth utilisation of the current step.
@@ -119,6 +122,7 @@ impl Engine {
         Self {
             cpu_util: Output::default(),
             cpu_busy: Output::default(),
+            cpu_compute: Output::default(),
             gpu_util: Output::default(),
             mem_util: Output::default(),
             phase: Output::default(),
@@ -231,6 +235,7 @@ impl Engine {
                 self.send_util(d, 0.0).await;
             }
             self.cpu_busy.send(0.0).await;
+            self.cpu_compute.send(0.0).await;
             let (request, prompt) = prev.map_or((0, 0), |r| (r.id, r.prompt));
             self.phase
                 .send(PhaseEvent {
@@ -306,6 +311,11 @@ impl Engine {
             self.send_util(d, t.util[d as usize]).await;
         }
         self.cpu_busy.send(self.cost.host_busy(&t)).await;
+        let f = self.cost.soc.cpu.dvfs.freq_hz(self.opp[0]);
+        let host_s = (w.cpu_cycles + extra.serial_cycles + extra.overlapped_cycles) / f;
+        self.cpu_compute
+            .send((host_s / t.time_s.max(1e-12)).min(1.0))
+            .await;
         let delay = secs(t.time_s).max(std::time::Duration::from_nanos(1));
         // a positive delay is always schedulable
         if let Ok(key) = cx.schedule_keyed_event(delay, schedulable!(Self::step_done), ()) {

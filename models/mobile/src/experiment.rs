@@ -41,6 +41,7 @@ use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 use sim::metrics::LatencyHistogram;
 use sim::rng::Rng;
 
+use super::altdvfs::{AltDvfs, AltDvfsParams};
 use super::calibrate;
 use super::cost::{CostModel, Phase};
 use super::dash::phone::{DashEngine, DashStats};
@@ -49,6 +50,7 @@ use super::engine::{Engine, RequestDone};
 use super::fuse::{self, FuseParams};
 use super::governor::{Algorithm, Governor};
 use super::membw::MemBw;
+use super::mifgov::MifGovernor;
 use super::monitor::{Monitor, MonitorReport};
 use super::params::{ArrivalKind, GovernorChoice, MobileParams, StockParams};
 use super::pinner::{PinTable, Pinner};
@@ -163,7 +165,8 @@ pub fn simulate_with(
 
     let mut b = engine::bench();
     let mut tickers: Vec<(Ticker, Mailbox<Ticker>)> = Vec::new();
-    let mut govs: Vec<(Governor, Mailbox<Governor>)> = Vec::new();
+    let mut govs: Vec<(Domain, Governor, Mailbox<Governor>)> = Vec::new();
+    let mut mif: Option<(MifGovernor, Mailbox<MifGovernor>)> = None;
     let mut pinner = None;
     match policy {
         Policy::Stock(sp) => {
@@ -175,7 +178,7 @@ pub fn simulate_with(
             let bw: Vec<f64> = (0..cost.soc.mem.dvfs.len())
                 .map(|i| cost.soc.mem.bandwidth_bps(i))
                 .collect();
-            let specs = [
+            let mut specs = vec![
                 (
                     Algorithm::Schedutil(Schedutil::new(sp.cpu.clone())),
                     sp.cpu.period_s,
@@ -196,13 +199,41 @@ pub fn simulate_with(
                         Vec::new(),
                     ),
                 },
-                (
+            ];
+            match &cost.soc.mem.interactive {
+                Some(alt) => {
+                    let (mut g, gmb) = (mif_governor(cost, alt, init), Mailbox::new());
+                    g.set_opp.connect(DvfsDomain::set_opp, &dmb[2]);
+                    eng.mem_util.connect(MifGovernor::observe, &gmb);
+                    eng.cpu_busy.connect(MifGovernor::host_running, &gmb);
+                    eng.cpu_compute.connect(MifGovernor::host_computing, &gmb);
+                    doms[0].switched.connect(MifGovernor::cpu_switched, &gmb);
+                    doms[1].switched.connect(MifGovernor::gpu_switched, &gmb);
+                    let mut periods = vec![(alt.period_s(), true)];
+                    if let Some(m) = &cost.soc.mem.memlat {
+                        periods.push((m.period_s, false));
+                    }
+                    for (period, is_alt) in periods {
+                        let mut t =
+                            Ticker::new(period).map_err(|e| RunError::Model(e.to_string()))?;
+                        if is_alt {
+                            t.tick.connect(MifGovernor::tick_alt, &gmb);
+                        } else {
+                            t.tick.connect(MifGovernor::tick_memlat, &gmb);
+                        }
+                        let tmb = Mailbox::new();
+                        wl.all_done.connect(Ticker::stop, &tmb);
+                        tickers.push((t, tmb));
+                    }
+                    mif = Some((g, gmb));
+                }
+                None => specs.push((
                     Algorithm::MemBw(MemBw::new(sp.mem.clone())),
                     sp.mem.period_s,
                     Domain::Mem,
                     bw,
-                ),
-            ];
+                )),
+            }
             for (algo, period, d, bw) in specs {
                 let mut g = Governor::new(algo, freqs(d), bw, init[d as usize]);
                 let gmb = Mailbox::new();
@@ -217,7 +248,7 @@ pub fn simulate_with(
                 let tmb = Mailbox::new();
                 wl.all_done.connect(Ticker::stop, &tmb);
                 tickers.push((t, tmb));
-                govs.push((g, gmb));
+                govs.push((d, g, gmb));
             }
         }
         Policy::Pinned { bounds, table } => {
@@ -266,8 +297,11 @@ pub fn simulate_with(
         .add_model(wl, wmb, "workload")
         .add_model(mon, mmb, "monitor")
         .add_model(meter, metb, "meter");
-    for (i, (g, m)) in govs.into_iter().enumerate() {
-        b = b.add_model(g, m, &format!("governor/{}", Domain::ALL[i].name()));
+    for (d, g, m) in govs {
+        b = b.add_model(g, m, &format!("governor/{}", d.name()));
+    }
+    if let Some((g, m)) = mif {
+        b = b.add_model(g, m, "governor/mem");
     }
     for (i, (t, m)) in tickers.into_iter().enumerate() {
         b = b.add_model(t, m, &format!("ticker/{i}"));
@@ -294,6 +328,25 @@ pub fn simulate_with(
         steps,
         dash,
     })
+}
+
+/// The SoC's shipped memory governor: `interactive` ALT-DVFS with the GPU's per-level floors and
+/// the host cluster's memlat vote, starting at the domains' initial OPPs `init`.
+fn mif_governor(cost: &CostModel, alt: &AltDvfsParams, init: [usize; 3]) -> MifGovernor {
+    let floors = cost
+        .soc
+        .gpu
+        .quickstep
+        .as_ref()
+        .map_or_else(Vec::new, |q| q.mif_min_mhz.clone());
+    MifGovernor::new(
+        AltDvfs::new(alt.clone()),
+        cost.soc.mem.memlat.clone(),
+        cost.soc.mem.dvfs.opps_mhz.clone(),
+        floors,
+        init[2],
+        cost.soc.cpu.dvfs.opps_mhz[init[0]],
+    )
 }
 
 /// One finished request's figures.
@@ -334,6 +387,39 @@ fn per_request(r: &SimResult) -> Vec<Figures> {
         .collect()
 }
 
+/// The stock governors' figures over one range's profiled requests: mean TTFT and TPOT, energy
+/// per prompt token and per decode token (totals over the requests).
+struct StockFigures {
+    ttft_s: f64,
+    tpot_s: Option<f64>,
+    prefill_j_per_token: f64,
+    decode_j_per_token: Option<f64>,
+}
+
+impl StockFigures {
+    fn of<'a>(rows: impl Iterator<Item = &'a Figures>) -> Self {
+        let (mut n, mut ttft, mut pre_j, mut pre_tok) = (0.0, 0.0, 0.0, 0.0);
+        let (mut n_dec, mut tpot, mut dec_j) = (0.0, 0.0, 0.0);
+        for r in rows {
+            n += 1.0;
+            ttft += r.ttft_s;
+            pre_j += r.prefill_j_per_token * r.prompt as f64;
+            pre_tok += r.prompt as f64;
+            if let (Some(t), Some(e)) = (r.tpot_s, r.decode_j_per_token) {
+                n_dec += 1.0;
+                tpot += t;
+                dec_j += e;
+            }
+        }
+        Self {
+            ttft_s: ttft / f64::max(n, 1.0),
+            tpot_s: (n_dec > 0.0).then(|| tpot / n_dec),
+            prefill_j_per_token: pre_j / f64::max(pre_tok, 1.0),
+            decode_j_per_token: (n_dec > 0.0).then(|| dec_j / n_dec),
+        }
+    }
+}
+
 /// The FUSE table: per range, the triple chosen for prefill and decode under the stock budget, and
 /// the figures it was built from (written into `out`).
 pub fn fuse_table(
@@ -343,10 +429,11 @@ pub fn fuse_table(
     rng: Rng,
     out: &mut RunOutput,
 ) -> Result<PinTable, RunError> {
-    let reps = fp.representatives();
-    // 1. measure the stock governors' energy per token on one request per range (in simulation)
-    let calib: Vec<(u64, u64)> = reps
+    let sets = fp.profile_prompts();
+    // 1. measure the stock governors on the profiled prompt lengths (in simulation, one request each)
+    let calib: Vec<(u64, u64)> = sets
         .iter()
+        .flatten()
         .map(|&p| (p, fp.decode_profile_tokens + 1))
         .collect();
     let stock = simulate(
@@ -357,33 +444,27 @@ pub fn fuse_table(
         rng,
         0.0,
     )?;
-    let mut by_prompt = per_request(&stock);
-    by_prompt.sort_by_key(|r| r.prompt);
+    let rows = per_request(&stock);
     // 2. profile every triple per range and phase, choose the fastest within the budget
     let grid = fuse::full_grid(cost);
     let mut table = PinTable::new();
     let (mut gap_p, mut gap_d, mut profiled) = (Vec::new(), Vec::new(), 0usize);
-    for (&prompt, r) in reps.iter().zip(&by_prompt) {
-        let (ttft, tpot, e_pre, e_dec) = (
-            r.ttft_s,
-            r.tpot_s,
-            r.prefill_j_per_token,
-            r.decode_j_per_token,
-        );
+    for (i, prompts) in sets.iter().enumerate() {
+        let s = StockFigures::of(rows.iter().filter(|r| fp.range_of(r.prompt) == i));
         let (pre, n1) = fuse::search(
             cost,
             fp,
             Phase::Prefill,
-            prompt,
-            fp.energy_budget * e_pre,
+            prompts,
+            fp.energy_budget * s.prefill_j_per_token,
             &grid,
         );
         let (dec, n2) = fuse::search(
             cost,
             fp,
             Phase::Decode,
-            prompt,
-            fp.energy_budget * e_dec.unwrap_or(f64::INFINITY),
+            prompts,
+            fp.energy_budget * s.decode_j_per_token.unwrap_or(f64::INFINITY),
             &grid,
         );
         profiled += n1 + n2;
@@ -392,8 +473,8 @@ pub fn fuse_table(
                 "FUSE search over an empty frequency grid".into(),
             ));
         };
-        gap_p.push(ttft / pre.latency_s - 1.0);
-        if let Some(t) = tpot {
+        gap_p.push(s.ttft_s / pre.latency_s - 1.0);
+        if let Some(t) = s.tpot_s {
             gap_d.push(t / dec.latency_s - 1.0);
         }
         table.push([pre.triple, dec.triple]);

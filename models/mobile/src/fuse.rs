@@ -1,7 +1,8 @@
 //! FUSE's unified governor, offline part: profile (CPU, GPU, memory) OPP triples per prompt-length
-//! range and phase by running the engine's step cost model at each pinned triple, then choose per
-//! range and phase the triple with the lowest latency whose energy per token does not exceed a
-//! target (by default what the stock governors spend). Plain functions, no engine.
+//! range and phase by running the engine's step cost model at each pinned triple over several prompt
+//! lengths spread across the range, then choose per range and phase the triple with the lowest mean
+//! latency whose energy per token does not exceed a target (by default what the stock governors
+//! spend on the same lengths). Plain functions, no engine.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,9 @@ use super::soc::Domain;
 pub struct FuseParams {
     /// Upper bounds (exclusive) of the prompt-length ranges, tokens, increasing; FUSE uses 5 ranges.
     pub range_bounds: Vec<u64>,
+    /// Prompt lengths profiled per range, spread evenly across it (the open last range is profiled
+    /// over `[last bound, 2 × last bound)`).
+    pub lengths_per_range: u64,
     /// Decode tokens profiled per range (and generated per calibration request).
     pub decode_profile_tokens: u64,
     /// Profile every `decode_profile_stride`-th decode token (context grows in between).
@@ -28,6 +32,7 @@ impl Default for FuseParams {
     fn default() -> Self {
         Self {
             range_bounds: vec![64, 128, 256, 512],
+            lengths_per_range: 3,
             decode_profile_tokens: 128,
             decode_profile_stride: 32,
             energy_budget: 1.0,
@@ -42,6 +47,7 @@ impl Validate for FuseParams {
         {
             c.fail("range_bounds", "must be strictly increasing and ≥ 2");
         }
+        c.at_least("lengths_per_range", self.lengths_per_range, 1);
         c.at_least("decode_profile_tokens", self.decode_profile_tokens, 1);
         c.at_least("decode_profile_stride", self.decode_profile_stride, 1);
         c.positive("energy_budget", self.energy_budget);
@@ -49,16 +55,31 @@ impl Validate for FuseParams {
 }
 
 impl FuseParams {
-    /// Representative prompt length of each range: the midpoint, `1.5×` the last bound for the open one.
-    pub fn representatives(&self) -> Vec<u64> {
-        let mut lo = 1;
-        let mut v = Vec::new();
-        for &b in &self.range_bounds {
-            v.push((lo + b) / 2);
-            lo = b;
-        }
-        v.push(lo + lo / 2);
-        v
+    /// The prompt lengths profiled for each range: `lengths_per_range` points at the centres of
+    /// equal slices of the range (`[1, b₀)`, `[b₀, b₁)`, …, `[b_last, 2·b_last)`).
+    pub fn profile_prompts(&self) -> Vec<Vec<u64>> {
+        let mut edges = vec![1];
+        edges.extend(&self.range_bounds);
+        let last = *edges.last().unwrap_or(&1);
+        edges.push(2 * last.max(1));
+        let n = self.lengths_per_range.max(1);
+        edges
+            .windows(2)
+            .map(|w| {
+                let (lo, span) = (w[0] as f64, (w[1] - w[0]) as f64);
+                let mut v: Vec<u64> = (0..n)
+                    .map(|k| (lo + span * (k as f64 + 0.5) / n as f64).floor() as u64)
+                    .map(|p| p.clamp(w[0], w[1] - 1))
+                    .collect();
+                v.dedup();
+                v
+            })
+            .collect()
+    }
+
+    /// The range a prompt of `prompt` tokens falls in.
+    pub fn range_of(&self, prompt: u64) -> usize {
+        self.range_bounds.iter().filter(|&&b| prompt >= b).count()
     }
 }
 
@@ -95,23 +116,30 @@ pub fn profile_steps(
     }
 }
 
-/// Profiles `steps` (covering `per` tokens) at `triple`.
+/// Profiles, at `triple`, the measurement `sets` (each: steps covering `per` tokens, one per
+/// prompt length): mean latency per prompt (prefill) or per token (decode), energy per token.
 pub fn profile(
     cost: &CostModel,
     phase: Phase,
-    steps: &[StepWork],
-    per: u64,
+    sets: &[(Vec<StepWork>, u64)],
     triple: [usize; 3],
 ) -> Profile {
-    let (t, e) = cost.run_steps(steps, triple);
+    let (mut t, mut e, mut per) = (0.0, 0.0, 0u64);
+    for (steps, n) in sets {
+        let (ts, es) = cost.run_steps(steps, triple);
+        t += ts;
+        e += es;
+        per += n;
+    }
+    let per = per.max(1) as f64;
     let latency_s = match phase {
-        Phase::Prefill => t,
-        Phase::Decode => t / per as f64,
+        Phase::Prefill => t / sets.len().max(1) as f64,
+        Phase::Decode => t / per,
     };
     Profile {
         triple,
         latency_s,
-        energy_per_token_j: e / per as f64,
+        energy_per_token_j: e / per,
     }
 }
 
@@ -151,26 +179,31 @@ pub fn choose(profiles: &[Profile], budget_j: f64) -> Option<Profile> {
     })
 }
 
-/// Profiles every triple of `grid` for one phase and prompt length and chooses under `budget_j`;
-/// returns the choice and the number of profiled triples.
+/// Profiles every triple of `grid` for one phase over the prompt lengths `prompts` and chooses
+/// under `budget_j`; returns the choice and the number of profiled triples.
 pub fn search(
     cost: &CostModel,
     fp: &FuseParams,
     phase: Phase,
-    prompt: u64,
+    prompts: &[u64],
     budget_j: f64,
     grid: &[[usize; 3]],
 ) -> (Option<Profile>, usize) {
-    let (steps, per) = profile_steps(
-        cost,
-        phase,
-        prompt,
-        fp.decode_profile_tokens,
-        fp.decode_profile_stride,
-    );
+    let sets: Vec<(Vec<StepWork>, u64)> = prompts
+        .iter()
+        .map(|&p| {
+            profile_steps(
+                cost,
+                phase,
+                p,
+                fp.decode_profile_tokens,
+                fp.decode_profile_stride,
+            )
+        })
+        .collect();
     let profiles: Vec<Profile> = grid
         .iter()
-        .map(|&t| profile(cost, phase, &steps, per, t))
+        .map(|&t| profile(cost, phase, &sets, t))
         .collect();
     (choose(&profiles, budget_j), profiles.len())
 }
@@ -201,8 +234,19 @@ mod tests {
     }
 
     #[test]
-    fn representatives_fall_inside_their_ranges() {
+    fn profiled_prompts_spread_inside_their_ranges() {
         let f = FuseParams::default();
-        assert_eq!(f.representatives(), vec![32, 96, 192, 384, 768]);
+        let p = f.profile_prompts();
+        assert_eq!(p[0], vec![11, 32, 53]);
+        assert_eq!(p[1], vec![74, 96, 117]);
+        assert_eq!(p[4], vec![597, 768, 938]);
+        for (i, v) in p.iter().enumerate() {
+            assert!(v.iter().all(|&x| f.range_of(x) == i), "range {i}: {v:?}");
+        }
+        let one = FuseParams {
+            lengths_per_range: 1,
+            ..FuseParams::default()
+        };
+        assert_eq!(one.profile_prompts().concat(), vec![32, 96, 192, 384, 768]);
     }
 }

@@ -1,9 +1,10 @@
 //! Family `mobile`: on-device LLM inference on a phone SoC whose CPU, GPU and memory each have a
 //! DVFS domain (FUSE, arXiv 2507.02135). The stock governors (CPU schedutil, GPU load thresholds,
-//! memory bandwidth governor) each see only their own domain; FUSE profiles every (CPU, GPU,
+//! memory devfreq `interactive` with its QoS votes) each see only their own domain; FUSE profiles every (CPU, GPU,
 //! memory) frequency triple offline and pins the fastest one per phase and prompt-length range
 //! whose energy per token stays within the stock governors'. See README.md.
 
+pub mod altdvfs;
 pub mod calibrate;
 pub mod cost;
 pub mod dash;
@@ -12,6 +13,8 @@ pub mod experiment;
 pub mod fuse;
 pub mod governor;
 pub mod membw;
+pub mod memlat;
+pub mod mifgov;
 pub mod monitor;
 pub mod ondemand;
 pub mod params;

@@ -31,6 +31,10 @@ pub struct QuickstepTable {
     pub step_up: usize,
     /// Evaluation period (the Mali DVFS utilisation period), seconds.
     pub period_s: f64,
+    /// Memory-interface floor the GPU driver votes at each level (the table's `mif min` column),
+    /// MHz, 0 = none; empty: no votes.
+    #[serde(default)]
+    pub mif_min_mhz: Vec<f64>,
 }
 
 impl Validate for QuickstepTable {
@@ -112,6 +116,7 @@ mod tests {
             hysteresis_ticks: vec![1, 2, 3, 1],
             step_up: 2,
             period_s: 0.02,
+            mif_min_mhz: Vec::new(),
         }
     }
 

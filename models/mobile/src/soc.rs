@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use sim::components::dvfs::{DvfsSpec, Opp};
 use sim::validate::{Checks, Validate};
 
+use super::altdvfs::AltDvfsParams;
+use super::memlat::MemlatParams;
 use super::quickstep::QuickstepTable;
 
 /// Operating points and power model shared by the three domain kinds.
@@ -142,6 +144,13 @@ pub struct MemSpec {
     pub bytes_per_cycle: f64,
     /// Achievable fraction of peak bandwidth, in (0, 1].
     pub efficiency: f64,
+    /// The stock memory governor where the vendor ships devfreq `interactive` with ALT-DVFS
+    /// (Exynos/Tensor); absent, the stock trio uses the generic bandwidth governor (`stock.mem`).
+    #[serde(default)]
+    pub interactive: Option<AltDvfsParams>,
+    /// The host cluster's memlat vote on the memory domain (with `interactive` only).
+    #[serde(default)]
+    pub memlat: Option<MemlatParams>,
 }
 
 impl MemSpec {
@@ -191,6 +200,16 @@ impl Validate for GpuSpec {
                     ),
                 );
             }
+            if !q.mif_min_mhz.is_empty() && q.mif_min_mhz.len() != self.dvfs.len() {
+                c.fail(
+                    "quickstep.mif_min_mhz",
+                    format!(
+                        "needs one entry per GPU OPP ({}) or none, got {}",
+                        self.dvfs.len(),
+                        q.mif_min_mhz.len()
+                    ),
+                );
+            }
         }
     }
 }
@@ -199,6 +218,15 @@ impl Validate for MemSpec {
     fn validate(&self, c: &mut Checks) {
         c.part("dvfs", &self.dvfs);
         c.positive("bytes_per_cycle", self.bytes_per_cycle);
+        if let Some(a) = &self.interactive {
+            c.part("interactive", a);
+        }
+        if let Some(m) = &self.memlat {
+            c.part("memlat", m);
+            if self.interactive.is_none() {
+                c.fail("memlat", "memlat votes only alongside `interactive`");
+            }
+        }
         if !(self.efficiency > 0.0 && self.efficiency <= 1.0) {
             c.fail(
                 "efficiency",

@@ -126,11 +126,37 @@ fn fuse_search_finds_the_triple_brute_force_simulation_finds() {
     let mut energies: Vec<f64> = measured.iter().map(|m| m.energy_per_token_j).collect();
     energies.sort_by(f64::total_cmp);
     for budget in [f64::INFINITY, energies[4], energies[1]] {
-        let (chosen, n) = fuse::search(&cost, &fp, Phase::Decode, 32, budget, &grid);
+        let (chosen, n) = fuse::search(&cost, &fp, Phase::Decode, &[32], budget, &grid);
         assert_eq!(n, 8);
         let want = fuse::choose(&measured, budget).unwrap();
         assert_eq!(chosen.unwrap().triple, want.triple, "budget {budget}");
     }
+}
+
+#[test]
+fn gs201_memory_governor_follows_its_target_load_and_the_gpu_floor() {
+    let run = |p: &MobileParams| MobileExperiment.run(p, &RunContext::single(3)).unwrap();
+    let stock = params(GovernorChoice::Stock, 64, 40, 2);
+    assert!(stock.soc.mem.interactive.is_some());
+    // decode streams the weights: the bus load is far above the 4 % target, the clock climbs
+    let busy = run(&stock).get("mem_freq_mhz_mean").unwrap();
+    // a target of 100 % (1000 per mille) asks for less than the load: the clock stays lower
+    let mut lazy = stock.clone();
+    if let Some(a) = lazy.soc.mem.interactive.as_mut() {
+        a.target_load = 1000.0;
+        a.hispeed_load = 1000.0;
+    }
+    let slow = run(&lazy).get("mem_freq_mhz_mean").unwrap();
+    assert!(busy > 2000.0 && slow < busy, "{busy} vs {slow}");
+    // the GPU table's floor: with the GPU pinned high by quickstep's table forced to its top
+    // level, the memory clock never drops below 845 MHz while the lazy governor would idle lower
+    let mut floored = lazy.clone();
+    if let Some(q) = floored.soc.gpu.quickstep.as_mut() {
+        q.down_util_pct = vec![0.0; q.down_util_pct.len()];
+        q.up_util_pct = vec![0.0; q.up_util_pct.len()];
+    }
+    let f = run(&floored).get("mem_freq_mhz_mean").unwrap();
+    assert!(f > slow && f >= 845.0 * 0.9, "{f} vs {slow}");
 }
 
 #[test]
