@@ -289,9 +289,10 @@ pub fn execute_into(
     let ours = sim_run::resume::plan_key(plan);
     let journal_error = |e: sim_run::journal::JournalError| CliError::Input(e.to_string());
     let (journal, mut previous) = if resume {
-        let (journal, journaled) = Journal::reopen(dir, plan).map_err(journal_error)?;
+        // The folder is verified before the journal is touched, so a refused resume changes nothing.
         let mut kept =
             sim_run::resume::completed(dir, plan).map_err(|e| CliError::Input(e.to_string()))?;
+        let (journal, journaled) = Journal::reopen(dir, plan).map_err(journal_error)?;
         let in_folder: Vec<u64> = kept.iter().map(|r| r.spec.ctx.run).collect();
         kept.extend(
             journaled
