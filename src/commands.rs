@@ -293,12 +293,8 @@ pub fn execute_into(
         let mut kept =
             sim_run::resume::completed(dir, plan).map_err(|e| CliError::Input(e.to_string()))?;
         let (journal, journaled) = Journal::reopen(dir, plan).map_err(journal_error)?;
-        let in_folder: Vec<u64> = kept.iter().map(|r| r.spec.ctx.run).collect();
-        kept.extend(
-            journaled
-                .into_iter()
-                .filter(|r| !in_folder.contains(&r.spec.ctx.run)),
-        );
+        // After the stable sort below, dedup keeps the folder's row of a run that is in both.
+        kept.extend(journaled);
         (journal, kept)
     } else {
         (
