@@ -61,6 +61,9 @@ pub enum Command {
         /// Simulated time between checkpoints: a number with a unit, e.g. `500ms`, `30s`, `10min`, `2h`.
         #[arg(long, value_name = "TIME", value_parser = parse_sim_time, requires = "checkpoint")]
         checkpoint_every: Option<Duration>,
+        /// Run a plan whose estimated memory exceeds this machine's, or whose work is beyond bound.
+        #[arg(long)]
+        allow_large: bool,
     },
     /// Check scenario files without running them.
     #[command(

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use sim_run::checkpoint::CheckpointPolicy;
 use sim_run::error::InputError;
+use sim_run::interrupt::Interrupt;
+use sim_run::journal::Journal;
 use sim_run::output::{self, Build};
 use sim_run::overrides::Override;
 use sim_run::runner::{self, RunOptions};
@@ -25,6 +27,8 @@ pub enum CliError {
     Failure(String),
     /// Standard output was closed by its reader; the command stops quietly.
     PipeClosed,
+    /// SIGINT or SIGTERM stopped a sweep; the message says what was kept (exit 130).
+    Interrupted(String),
 }
 
 impl CliError {
@@ -34,6 +38,7 @@ impl CliError {
             CliError::Input(_) => 2,
             CliError::Failure(_) => 1,
             CliError::PipeClosed => 0,
+            CliError::Interrupted(_) => 130,
         }
     }
 }
@@ -41,7 +46,7 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Input(m) | CliError::Failure(m) => f.write_str(m),
+            CliError::Input(m) | CliError::Failure(m) | CliError::Interrupted(m) => f.write_str(m),
             CliError::PipeClosed => f.write_str("standard output closed"),
         }
     }
@@ -96,6 +101,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             resume,
             checkpoint,
             checkpoint_every,
+            allow_large,
         } => run(
             &registry,
             &file,
@@ -106,12 +112,18 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                 shard,
                 quiet,
                 checkpoint: None,
+                interrupt: Interrupt::on_signals().map_err(|e| {
+                    CliError::Failure(format!("cannot install the SIGINT handler: {e}"))
+                })?,
             },
-            format,
             Checkpointing {
                 resume,
                 dir: checkpoint,
                 every: checkpoint_every,
+            },
+            RunFlags {
+                format,
+                allow_large,
             },
         ),
         Command::Validate { files, set } => validate(&registry, &files, &set),
@@ -136,6 +148,14 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             crate::report::ReportOptions { jobs, quiet, force },
         ),
     }
+}
+
+/// The run command's output format, and whether a plan beyond the machine may run anyway.
+struct RunFlags {
+    /// `--format`.
+    format: sim_run::table::Format,
+    /// `--allow-large`: skip the resource check.
+    allow_large: bool,
 }
 
 /// The run command's resume and checkpoint flags.
@@ -167,9 +187,14 @@ impl Checkpointing {
             )));
         }
         let key = sim_run::resume::plan_key(plan);
+        let build = format!(
+            "sysim {} ({})",
+            BUILD.version,
+            BUILD.commit.unwrap_or("commit unknown")
+        );
         let policy = match (&self.dir, self.every, resume_dir) {
-            (Some(dir), Some(every), _) => CheckpointPolicy::create(dir, every, &key),
-            (_, _, Some(dir)) => CheckpointPolicy::reopen(dir, &key),
+            (Some(dir), Some(every), _) => CheckpointPolicy::create(dir, every, &key, &build),
+            (_, _, Some(dir)) => CheckpointPolicy::reopen(dir, &key, &build),
             _ => {
                 return Err(CliError::Input(
                     "--checkpoint needs --checkpoint-every".to_owned(),
@@ -187,13 +212,25 @@ fn run(
     out: Option<PathBuf>,
     (seed, overrides): (Option<u64>, &[Override]),
     mut opts: RunOptions,
-    format: sim_run::table::Format,
     checkpointing: Checkpointing,
+    RunFlags {
+        format,
+        allow_large,
+    }: RunFlags,
 ) -> Result<(), CliError> {
     let plan = scenario::load_with(file, registry, seed, overrides)?;
     let family = registry
         .get(&plan.scenario.family)
         .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.family)))?;
+    if !allow_large {
+        let at_once = runner::worker_threads(opts.jobs, plan.runs.len());
+        sim_run::budget::check(
+            &plan,
+            family,
+            at_once,
+            sim_run::budget::machine_memory_bytes(),
+        )?;
+    }
     opts.checkpoint = checkpointing.policy(&plan, family.name(), family.checkpoints())?;
     let dir = out.unwrap_or_else(|| Path::new("out").join(&plan.scenario.name));
     let resume = checkpointing.resume.is_some();
@@ -249,16 +286,42 @@ pub fn execute_into(
     let family = registry
         .get(&plan.scenario.family)
         .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.family)))?;
-    let mut previous = if resume {
-        sim_run::resume::completed(dir, plan).map_err(|e| CliError::Input(e.to_string()))?
+    let ours = sim_run::resume::plan_key(plan);
+    let journal_error = |e: sim_run::journal::JournalError| CliError::Input(e.to_string());
+    let (journal, mut previous) = if resume {
+        // The folder is verified before the journal is touched, so a refused resume changes nothing.
+        let mut kept =
+            sim_run::resume::completed(dir, plan).map_err(|e| CliError::Input(e.to_string()))?;
+        let (journal, journaled) = Journal::reopen(dir, plan).map_err(journal_error)?;
+        // After the stable sort below, dedup keeps the folder's row of a run that is in both.
+        kept.extend(journaled);
+        (journal, kept)
     } else {
-        Vec::new()
+        (
+            Journal::create(dir, &ours).map_err(journal_error)?,
+            Vec::new(),
+        )
     };
     previous.retain(|r| opts.shard.is_none_or(|s| s.contains(r.spec.ctx.run)));
+    previous.sort_by_key(|r| r.spec.ctx.run);
+    previous.dedup_by_key(|r| r.spec.ctx.run);
     let done: Vec<u64> = previous.iter().map(|r| r.spec.ctx.run).collect();
     let started = Instant::now();
-    let mut records =
-        runner::execute(plan, family, opts, &done).map_err(|e| CliError::Failure(e.to_string()))?;
+    let mut records = runner::execute(plan, family, opts, &done, Some(&journal))
+        .map_err(|e| CliError::Failure(e.to_string()))?;
+    if opts.interrupt.requested() {
+        let planned = plan
+            .runs
+            .iter()
+            .filter(|r| opts.shard.is_none_or(|s| s.contains(r.ctx.run)))
+            .count();
+        let kept = previous.len() + records.iter().filter(|r| r.outcome.is_ok()).count();
+        return Err(CliError::Interrupted(format!(
+            "interrupted: {kept} of {planned} runs finished and are kept in {} ({} finished in this session, runs in flight were let finish; no tables written); continue with the same command and --resume",
+            journal.path().display(),
+            records.len()
+        )));
+    }
     if !previous.is_empty() {
         if !opts.quiet {
             eprintln!(
@@ -273,6 +336,9 @@ pub fn execute_into(
     let wall_s = started.elapsed().as_secs_f64();
     let files = output::write_results(dir, plan, &records, format, opts.shard, wall_s, BUILD)
         .map_err(|e| CliError::Failure(format!("{}: cannot write results: {e}", dir.display())))?;
+    journal.remove().map_err(|e| {
+        CliError::Failure(format!("{}: cannot remove the journal: {e}", dir.display()))
+    })?;
     let names: Vec<String> = files
         .iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))

@@ -79,6 +79,19 @@ mod tests {
         }
     }
 
+    /// Every shipped scenario fits a 16 GiB machine running one run at a time, within the work
+    /// bound: the resource estimates refuse only what no scenario here needs.
+    #[test]
+    fn every_scenario_passes_the_resource_check() {
+        let registry = registry();
+        for f in yaml_files(&root().join("scenarios")) {
+            let plan = plan(&f);
+            let family = registry.get(&plan.scenario.family).unwrap();
+            sim_run::budget::check(&plan, family, 1, Some(16.0 * 1024f64.powi(3)))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
     /// Each built-in preset parses, and resolves in at least one family that offers its slot
     /// (substituted into that family's first scenario, it passes the family's checks): no preset
     /// is dead or broken. A family may reject another's preset on range grounds (sptc wants an MoE

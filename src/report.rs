@@ -151,6 +151,7 @@ fn one(
                 shard: None,
                 quiet: opts.quiet,
                 checkpoint: None,
+                interrupt: sim_run::interrupt::Interrupt::default(),
             };
             execute_into(registry, &plan, &data, &run_opts, Format::Parquet, false)?;
             write(&data.join("cache_key"), key.as_bytes())?;

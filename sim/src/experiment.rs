@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::checkpoint::Checkpointer;
+use crate::estimate::ResourceEstimate;
 use crate::rng::{self, Rng};
 use crate::validate::{Checks, ParamError, Validate};
 
@@ -139,6 +140,12 @@ pub trait Experiment: Send + Sync + 'static {
     const PRESETS: &'static [PresetSlot] = &[];
     /// Runs one simulation with `params`.
     fn run(&self, params: &Self::Params, ctx: &RunContext) -> Result<RunOutput, RunError>;
+    /// Memory and work one run with `params` is expected to need (checked before a plan runs).
+    /// The default knows nothing and refuses nothing.
+    fn estimate(&self, params: &Self::Params) -> ResourceEstimate {
+        let _ = params;
+        ResourceEstimate::default()
+    }
     /// Whether [`Experiment::run_checkpointed`] really saves and restores engine state.
     const CHECKPOINTS: bool = false;
     /// Runs one simulation, saving its state through `ckpt` and continuing from a saved state when
@@ -169,6 +176,8 @@ pub trait DynExperiment: Send + Sync {
     fn check(&self, params: &serde_json::Value) -> Result<(), Vec<ParamError>>;
     /// Runs one simulation with resolved params (already checked).
     fn run(&self, params: &serde_json::Value, ctx: &RunContext) -> Result<RunOutput, RunError>;
+    /// Resource estimate of one run with resolved params (already checked).
+    fn estimate(&self, params: &serde_json::Value) -> Result<ResourceEstimate, ParamError>;
     /// Whether the family saves and restores checkpoints.
     fn checkpoints(&self) -> bool;
     /// Runs one simulation with checkpoints through `ckpt`.
@@ -216,6 +225,9 @@ impl<E: Experiment> DynExperiment for E {
         let p: E::Params =
             typed(params).map_err(|r| RunError::Model(format!("params: {}", r.message)))?;
         Experiment::run(self, &p, ctx)
+    }
+    fn estimate(&self, params: &serde_json::Value) -> Result<ResourceEstimate, ParamError> {
+        Ok(Experiment::estimate(self, &typed(params)?))
     }
     fn checkpoints(&self) -> bool {
         E::CHECKPOINTS

@@ -462,9 +462,122 @@ fn folder_cases() -> Vec<Case> {
     ]
 }
 
+/// A plan beyond the machine's memory or the work bound, in every family: the shipped scenario
+/// with one param (or the replications) made huge but in range; refused naming the param.
+fn resource_cases() -> Vec<Case> {
+    let scenario =
+        |path: &str| std::fs::read_to_string(root().join("scenarios").join(path)).unwrap();
+    let huge: [(&str, &str, &[&'static str], &str); 9] = [
+        (
+            "queue",
+            "queue/mmc-erlang-c.yaml",
+            &["--set", "params.customers=1000000000000000000"],
+            "params.customers",
+        ),
+        (
+            "mobile",
+            "mobile/fuse-governors.yaml",
+            &["--set", "params.workload.requests=1000000000000"],
+            "params.workload.requests",
+        ),
+        (
+            "supernode",
+            "supernode/headline-inference.yaml",
+            &["--set", "params.workload.batch=1000000000000"],
+            "params.workload.batch",
+        ),
+        (
+            "fpga",
+            "fpga/quality-vs-bits.yaml",
+            &[
+                "--set",
+                "params.quality.sentences=64",
+                "--set",
+                "replications=1000",
+            ],
+            "params.quality.sentences",
+        ),
+        (
+            "sptc",
+            "sptc/gpus.yaml",
+            &[
+                "--set",
+                "params.workload.kernel={m: 65536, n: 65536, k: 65536}",
+                "--set",
+                "replications=100000",
+            ],
+            "params.workload.kernel.k",
+        ),
+        (
+            "fl",
+            "fl/settle-800.yaml",
+            &[
+                "--set",
+                "params.participants=100000",
+                "--set",
+                "replications=1000",
+            ],
+            "params.participants",
+        ),
+        (
+            "fl-lora",
+            "fl/fedmomentum-methods.yaml",
+            &["--set", "params.hidden=[100000, 100000]"],
+            "params.hidden",
+        ),
+        (
+            "fl-personal",
+            "fl/pfednavi-methods.yaml",
+            &["--set", "params.samples_per_client=1000000000000"],
+            "params.samples_per_client",
+        ),
+        (
+            "fl-backdoor",
+            "fl/polar-defenses.yaml",
+            &["--set", "params.clients=1000000000000"],
+            "params.clients",
+        ),
+    ];
+    let mut cases = Vec::new();
+    for (family, path, set, key) in huge {
+        let mut args = vec!["run", "s.yaml", "--out", "o"];
+        args.extend_from_slice(set);
+        cases.push(
+            case(
+                format!("{family}: a plan beyond the machine"),
+                &args,
+                2,
+                format!("key `{key}`"),
+            )
+            .file("s.yaml", scenario(path)),
+        );
+    }
+    // --allow-large skips the check: the run goes on to fail on its unwritable --out instead.
+    cases.push(
+        case(
+            "--allow-large skips the resource check",
+            &[
+                "run",
+                "s.yaml",
+                "--allow-large",
+                "--out",
+                "o/x",
+                "--set",
+                "params.customers=1000000000000000000",
+            ],
+            2,
+            "output folder is not writable",
+        )
+        .file("s.yaml", scenario("queue/mmc-erlang-c.yaml"))
+        .file("o", ""),
+    );
+    cases
+}
+
 #[test]
 fn hostile_inputs_are_refused_with_a_message_and_change_nothing() {
     let mut cases = family_cases();
+    cases.extend(resource_cases());
     cases.extend(input_cases());
     cases.extend(folder_cases());
     assert!(cases.len() >= 60, "{} cases", cases.len());

@@ -8,6 +8,7 @@ mod deploy;
 mod determinism;
 mod fl_contracts;
 mod hostile;
+mod journal;
 mod overrides;
 mod scenarios;
 mod schema;

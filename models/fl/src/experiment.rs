@@ -237,6 +237,45 @@ impl Experiment for FlExperiment {
     const NAME: &'static str = "fl";
     const DESCRIPTION: &'static str = "Federated learning (real local training, FedAvg) with SettleFL reward settlement: onchain, commit-challenge, commit-proof; gas measured in revm";
 
+    /// Memory: each participant's f32 samples (lognormal sizes: mean = median · e^{σ²/2}) and its
+    /// f64 logistic-regression model and update (`dim · classes` weights). Work: ≈ 6 operations per
+    /// weight, sample and epoch for each participating client and round, and ≈ 10⁵ EVM steps per
+    /// participant and round for settlement (an estimate from the measured gas of one commit).
+    fn estimate(&self, p: &FlParams) -> sim::estimate::ResourceEstimate {
+        let d = &p.data;
+        let samples = d.samples_median * (d.samples_sigma * d.samples_sigma / 2.0).exp()
+            + f64::from(d.test_per_client);
+        let participants = f64::from(p.participants);
+        let weights = f64::from(d.dim) * f64::from(d.classes);
+        let rounds = f64::from(p.network.rounds);
+        sim::estimate::ResourceEstimate::default()
+            .memory_product(
+                4.0 * f64::from(d.dim),
+                &[
+                    ("participants", participants),
+                    ("data.samples_median", samples),
+                ],
+            )
+            .memory_product(
+                16.0,
+                &[("participants", participants), ("data.dim", weights)],
+            )
+            .work_product(
+                6.0 * p.network.participation,
+                &[
+                    ("network.rounds", rounds),
+                    ("participants", participants),
+                    ("train.epochs", f64::from(p.train.epochs)),
+                    ("data.samples_median", samples),
+                    ("data.dim", weights),
+                ],
+            )
+            .work_product(
+                1e5,
+                &[("network.rounds", rounds), ("participants", participants)],
+            )
+    }
+
     fn run(&self, p: &FlParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
         let run = train(p, ctx)?;
         let rep = settle(

@@ -25,6 +25,7 @@ use nexosim::simulation::Mailbox;
 use sim::components::link::Link;
 use sim::components::server::{Completed, Server};
 use sim::engine::{self, T0};
+use sim::estimate::ResourceEstimate;
 use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 
 use super::cost;
@@ -122,6 +123,30 @@ impl Experiment for FpgaExperiment {
             builtin: presets::FPGA_WORKLOAD,
         },
     ];
+
+    /// Memory: ≈ 12 tasks per layer (≈ 128 bytes each with its completion) for the FPGA and the
+    /// GPU; with `quality`, all-MiniLM-L6-v2's 22.7 M f32 weights (model card) and each sentence's
+    /// embeddings. Work: two events per task, and per quality sentence two MiniLM forwards of
+    /// ≈ 2 · 22.7 M operations per token over ≈ 64 tokens (an estimate of ShareGPT prompt length
+    /// after WordPiece, capped at 128).
+    fn estimate(&self, p: &FpgaParams) -> ResourceEstimate {
+        let tasks = 12.0 * f64::from(p.workload.layers);
+        let mut e = ResourceEstimate::default()
+            .memory("workload.layers", 2.0 * tasks * 128.0)
+            .work("workload.layers", 2.0 * tasks);
+        if let Some(q) = &p.quality {
+            const MINILM_PARAMS: f64 = 22.7e6;
+            let sentences = f64::from(q.sentences);
+            e = e
+                .memory("quality", MINILM_PARAMS * 4.0)
+                .memory("quality.sentences", sentences * 2.0 * 384.0 * 4.0)
+                .work(
+                    "quality.sentences",
+                    sentences * 2.0 * 2.0 * MINILM_PARAMS * 64.0,
+                );
+        }
+        e
+    }
 
     fn run(&self, p: &FpgaParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
         let prec = Prec { bits: p.bits };

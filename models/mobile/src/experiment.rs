@@ -37,6 +37,7 @@ use sim::components::dvfs::{DvfsDomain, DvfsState};
 use sim::components::energy::{EnergyMeter, EnergyReport};
 use sim::components::ticker::Ticker;
 use sim::engine::{self, T0};
+use sim::estimate::ResourceEstimate;
 use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 use sim::metrics::LatencyHistogram;
 use sim::rng::Rng;
@@ -536,6 +537,25 @@ impl Experiment for MobileExperiment {
             builtin: presets::LLM,
         },
     ];
+
+    /// Memory: per request its lengths, its finished record and its per-phase energy (≈ 256 bytes,
+    /// estimated from the structs), plus ≈ 48 bytes per series sample. Work: one event per decoder
+    /// layer per generated token, over ≈ 8 simulations of the same requests per run (governors
+    /// compared, FUSE's profiling, DASH's reference), an estimate.
+    fn estimate(&self, p: &MobileParams) -> ResourceEstimate {
+        let requests = p.workload.requests as f64;
+        let tokens = requests * (p.workload.max_response_tokens as f64 + 1.0);
+        let events = tokens * f64::from(p.llm.layers);
+        let mut e = ResourceEstimate::default()
+            .memory("workload.requests", requests * 256.0)
+            .work("workload.requests", 8.0 * events);
+        if p.series_interval_s > 0.0 {
+            // one decode token takes ≥ 1 ms on a phone (tens of ms measured), so a run spans at least
+            let span_s = tokens * 1e-3;
+            e = e.memory("series_interval_s", span_s / p.series_interval_s * 48.0);
+        }
+        e
+    }
 
     fn run(&self, p: &MobileParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
         let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());

@@ -17,6 +17,7 @@ use nexosim::simulation::{Mailbox, SimInit};
 use sim::checkpoint::Checkpointer;
 use sim::components::server::{Completed, Server};
 use sim::engine::{self, T0};
+use sim::estimate::ResourceEstimate;
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 use sim::metrics::LatencyHistogram;
 
@@ -41,6 +42,26 @@ impl Experiment for QueueExperiment {
             completed.push(c);
         }
         summarise(p, &completed)
+    }
+
+    /// Memory: every departure is kept until the run ends (`Completed` records, twice over while
+    /// the event queue drains into the vector), plus the `in_system` series (≈ 48 bytes a sample,
+    /// two sorted steps per customer while it is built). Work: ≈ 3 events per customer (arrival,
+    /// service start, departure).
+    fn estimate(&self, p: &QueueParams) -> ResourceEstimate {
+        let customers = p.customers as f64;
+        let record = std::mem::size_of::<Completed>() as f64;
+        let mut e = ResourceEstimate::default()
+            .memory("customers", 2.0 * customers * record)
+            .work("customers", 3.0 * customers);
+        if p.series_interval_s > 0.0 {
+            let span_s = customers / p.arrival_rate;
+            e = e
+                .memory("customers", 2.0 * customers * 16.0)
+                .memory("series_interval_s", span_s / p.series_interval_s * 48.0)
+                .work("series_interval_s", span_s / p.series_interval_s);
+        }
+        e
     }
 
     const CHECKPOINTS: bool = true;

@@ -95,6 +95,7 @@ fn checkpointing_does_not_change_a_run() {
     let ckpt = sim::checkpoint::Checkpointer::new(
         tmp.join("run-0.ckpt"),
         std::time::Duration::from_secs(200),
+        "test build",
     );
     let stepped = QueueExperiment.run_checkpointed(&p, &ctx, &ckpt).unwrap();
     assert_eq!(plain.metrics, stepped.metrics);

@@ -19,6 +19,7 @@
 use nexosim::ports::{EventSinkReader, SinkState, event_queue};
 use nexosim::simulation::Mailbox;
 use sim::engine::{self, T0};
+use sim::estimate::ResourceEstimate;
 use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 
 use super::device::Device;
@@ -249,6 +250,45 @@ impl Experiment for SptcExperiment {
             builtin: presets::LLM,
         },
     ];
+
+    /// Per method, a kernel is simulated tile by tile: ≈ `(m/64)·(n/64)` output tiles of ≈ 64
+    /// bytes each, stepped `k/32` times (one MMA step per 32 of `k`; tile sizes estimated from the
+    /// kernel's smallest configuration). A model step routes `batch · seq_len` tokens through a
+    /// `router.dim`-wide gate to every expert in each simulated layer (4 bytes per logit).
+    fn estimate(&self, p: &SptcParams) -> ResourceEstimate {
+        let methods = p.methods.len().max(1) as f64;
+        match &p.workload {
+            Workload::Kernel(w) => {
+                let tiles = (w.m as f64 / 64.0).ceil() * (w.n as f64 / 64.0).ceil();
+                ResourceEstimate::default()
+                    .memory("workload.kernel.m", methods * tiles * 64.0)
+                    .work(
+                        "workload.kernel.k",
+                        methods * tiles * (w.k as f64 / 32.0).ceil(),
+                    )
+            }
+            Workload::Model(w) => {
+                let tokens = w.batch as f64
+                    * if w.phase == Phase::Prefill {
+                        w.seq_len as f64
+                    } else {
+                        1.0
+                    };
+                let experts = p
+                    .llm
+                    .as_ref()
+                    .and_then(|l| l.moe.as_ref())
+                    .map_or(1.0, |m| f64::from(m.experts));
+                let layers = f64::from(w.simulated_layers);
+                ResourceEstimate::default()
+                    .memory("workload.model.batch", tokens * experts * 4.0)
+                    .work(
+                        "workload.model.batch",
+                        methods * layers * tokens * experts * w.router.dim as f64,
+                    )
+            }
+        }
+    }
 
     fn run(&self, p: &SptcParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
         match &p.workload {

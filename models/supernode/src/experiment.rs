@@ -21,6 +21,7 @@ use nexosim::simulation::Mailbox;
 use sim::components::link::{Delivered, Link, LinkStats};
 use sim::components::memory::{MemoryPool, MemoryStats, MemoryUsage};
 use sim::engine::{self, T0};
+use sim::estimate::ResourceEstimate;
 use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 
 use super::baseline;
@@ -357,6 +358,42 @@ impl Experiment for SupernodeExperiment {
             builtin: presets::LLM,
         },
     ];
+
+    /// Memory: the operator graph, ≈ 16 operators per layer per step at ≈ 512 bytes each with its
+    /// tensors (estimated from `Graph`), and a Gantt row per operator when asked. Work: each
+    /// operator is scheduled once and the compile pass looks `reorder_window + select_distance`
+    /// operators ahead of it; MoE decode routes `batch · top_k` tokens per layer per step.
+    fn estimate(&self, p: &SupernodeParams) -> ResourceEstimate {
+        let (steps, batch, key) = match p.workload {
+            Workload::Prefill { batch, .. } => (1.0, batch, "workload.batch"),
+            Workload::Decode { batch, steps, .. } => (f64::from(steps), batch, "workload.steps"),
+            Workload::Request {
+                batch,
+                decode_steps,
+                ..
+            } => (
+                1.0 + f64::from(decode_steps),
+                batch,
+                "workload.decode_steps",
+            ),
+            Workload::Training { batch, .. } => (3.0, batch, "workload.batch"),
+        };
+        let ops = 16.0 * f64::from(p.llm.layers) * steps;
+        let lookahead = f64::from(p.hyperoffload.reorder_window)
+            + f64::from(p.hyperoffload.select_distance)
+            + 1.0;
+        let routed = p.llm.moe.as_ref().map_or(0.0, |m| {
+            batch as f64 * f64::from(m.top_k) * f64::from(p.llm.layers) * steps
+        });
+        let mut e = ResourceEstimate::default()
+            .memory(key, ops * 512.0)
+            .work(key, ops * lookahead)
+            .work("workload.batch", routed);
+        if p.gantt {
+            e = e.memory("gantt", ops * 96.0);
+        }
+        e
+    }
 
     fn run(&self, p: &SupernodeParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
         let s = setup(p, build_graph(p, ctx))?;

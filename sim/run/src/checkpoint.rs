@@ -1,5 +1,5 @@
-//! Checkpoint folders: `checkpoint.json` (the plan fingerprint and the interval, so a folder is never
-//! resumed by another scenario) and one `run-<index>.ckpt` per unfinished run, written by
+//! Checkpoint folders: `checkpoint.json` (the plan fingerprint, the interval and the build, so a
+//! folder is never resumed by another scenario or another build) and one `run-<index>.ckpt` per unfinished run, written by
 //! [`sim::checkpoint::Checkpointer`] and removed when the run completes.
 
 use std::fs;
@@ -18,6 +18,8 @@ pub struct CheckpointPolicy {
     pub dir: PathBuf,
     /// Simulated time between two checkpoints of a run.
     pub every: Duration,
+    /// Identity of the build that writes (and alone may restore) the checkpoints.
+    pub build: String,
 }
 
 /// `checkpoint.json`: what a checkpoint folder belongs to.
@@ -27,6 +29,8 @@ struct FolderInfo {
     plan_key: String,
     /// Checkpoint interval in simulated seconds.
     every_s: f64,
+    /// The build that wrote the folder's checkpoints.
+    build: String,
 }
 
 /// Why a checkpoint folder cannot be used.
@@ -40,6 +44,17 @@ pub enum CheckpointError {
         /// Fingerprint recorded in the folder.
         theirs: String,
         /// Fingerprint of this plan.
+        ours: String,
+    },
+    /// The folder's checkpoints were written by another build, whose engine state this one cannot
+    /// restore.
+    #[error("{}: checkpoints written by build `{theirs}`, this is build `{ours}`; resume with that build, or start over with another --checkpoint folder", dir.display())]
+    OtherBuild {
+        /// The checkpoint folder.
+        dir: PathBuf,
+        /// Build recorded in the folder.
+        theirs: String,
+        /// This build.
         ours: String,
     },
     /// `--resume DIR` names a folder without `checkpoint.json`.
@@ -67,17 +82,17 @@ pub enum CheckpointError {
 }
 
 impl CheckpointPolicy {
-    /// Prepares `dir` for the plan with fingerprint `plan_key`: creates it and records the interval.
-    /// An existing folder of another plan is refused, so stale state is never restored.
-    pub fn create(dir: &Path, every: Duration, plan_key: &str) -> Result<Self, CheckpointError> {
-        if let Some(info) = read_info(dir)?
-            && info.plan_key != plan_key
-        {
-            return Err(CheckpointError::OtherPlan {
-                dir: dir.to_owned(),
-                theirs: info.plan_key,
-                ours: plan_key.to_owned(),
-            });
+    /// Prepares `dir` for the plan with fingerprint `plan_key`, written by `build`: creates it and
+    /// records the interval. An existing folder of another plan or build is refused, so stale state
+    /// is never restored.
+    pub fn create(
+        dir: &Path,
+        every: Duration,
+        plan_key: &str,
+        build: &str,
+    ) -> Result<Self, CheckpointError> {
+        if let Some(info) = read_info(dir)? {
+            info.check(dir, plan_key, build)?;
         }
         let io = |path: &Path| {
             let path = path.to_owned();
@@ -87,6 +102,7 @@ impl CheckpointPolicy {
         let info = FolderInfo {
             plan_key: plan_key.to_owned(),
             every_s: every.as_secs_f64(),
+            build: build.to_owned(),
         };
         let json =
             serde_json::to_vec_pretty(&info).expect("a record of two plain fields serializes");
@@ -95,30 +111,52 @@ impl CheckpointPolicy {
         Ok(CheckpointPolicy {
             dir: dir.to_owned(),
             every,
+            build: build.to_owned(),
         })
     }
 
-    /// Reopens a checkpoint folder written for the plan `plan_key`, with the interval it recorded.
-    pub fn reopen(dir: &Path, plan_key: &str) -> Result<Self, CheckpointError> {
+    /// Reopens a checkpoint folder written for the plan `plan_key` by `build`, with the interval it
+    /// recorded.
+    pub fn reopen(dir: &Path, plan_key: &str, build: &str) -> Result<Self, CheckpointError> {
         let info = read_info(dir)?.ok_or_else(|| CheckpointError::NotAFolder {
             dir: dir.to_owned(),
         })?;
-        if info.plan_key != plan_key {
-            return Err(CheckpointError::OtherPlan {
-                dir: dir.to_owned(),
-                theirs: info.plan_key,
-                ours: plan_key.to_owned(),
-            });
-        }
+        info.check(dir, plan_key, build)?;
         Ok(CheckpointPolicy {
             dir: dir.to_owned(),
             every: Duration::from_secs_f64(info.every_s),
+            build: build.to_owned(),
         })
     }
 
     /// The checkpointer of run `run`.
     pub fn for_run(&self, run: u64) -> Checkpointer {
-        Checkpointer::new(self.dir.join(format!("run-{run}.ckpt")), self.every)
+        Checkpointer::new(
+            self.dir.join(format!("run-{run}.ckpt")),
+            self.every,
+            self.build.clone(),
+        )
+    }
+}
+
+impl FolderInfo {
+    /// Refuses a folder of another plan or another build.
+    fn check(&self, dir: &Path, plan_key: &str, build: &str) -> Result<(), CheckpointError> {
+        if self.plan_key != plan_key {
+            return Err(CheckpointError::OtherPlan {
+                dir: dir.to_owned(),
+                theirs: self.plan_key.clone(),
+                ours: plan_key.to_owned(),
+            });
+        }
+        if self.build != build {
+            return Err(CheckpointError::OtherBuild {
+                dir: dir.to_owned(),
+                theirs: self.build.clone(),
+                ours: build.to_owned(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -146,12 +184,18 @@ mod tests {
     fn a_folder_of_another_plan_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let every = Duration::from_secs(10);
-        CheckpointPolicy::create(tmp.path(), every, "aaa").unwrap();
-        let again = CheckpointPolicy::reopen(tmp.path(), "aaa").unwrap();
+        CheckpointPolicy::create(tmp.path(), every, "aaa", "b1").unwrap();
+        let again = CheckpointPolicy::reopen(tmp.path(), "aaa", "b1").unwrap();
         assert_eq!(again.every, every);
-        let err = CheckpointPolicy::reopen(tmp.path(), "bbb").unwrap_err();
+        let err = CheckpointPolicy::reopen(tmp.path(), "bbb", "b1").unwrap_err();
         assert!(err.to_string().contains("another scenario"), "{err}");
-        let err = CheckpointPolicy::create(tmp.path(), every, "bbb").unwrap_err();
+        let err = CheckpointPolicy::create(tmp.path(), every, "bbb", "b1").unwrap_err();
         assert!(err.to_string().contains("another scenario"), "{err}");
+        let err = CheckpointPolicy::reopen(tmp.path(), "aaa", "b2").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("written by build `b1`, this is build `b2`"),
+            "{err}"
+        );
     }
 }

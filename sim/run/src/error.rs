@@ -88,6 +88,14 @@ pub enum RunnerError {
         /// Rayon's error.
         source: rayon::ThreadPoolBuildError,
     },
+    /// A finished run could not be journaled (disk full?); the sweep stopped starting runs.
+    #[error("{}: cannot journal a finished run, stopped: {source}", path.display())]
+    Journal {
+        /// The journal file.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
 }
 
 /// Why the finished runs of a results folder cannot be kept by `--resume`.

@@ -12,6 +12,8 @@ use sim::experiment::{DynExperiment, RunOutput};
 
 use crate::checkpoint::CheckpointPolicy;
 use crate::error::{RunFailure, RunnerError, ShardError};
+use crate::interrupt::Interrupt;
+use crate::journal::Journal;
 use crate::scenario::{Plan, RunSpec};
 use crate::table::KEY_COLUMNS;
 
@@ -63,6 +65,8 @@ pub struct RunOptions {
     /// Save each run's state there periodically and continue from saved states (families whose
     /// `checkpoints()` is true; the caller refuses the others).
     pub checkpoint: Option<CheckpointPolicy>,
+    /// Once requested, no further run starts; runs in flight finish (and are journaled).
+    pub interrupt: Interrupt,
 }
 
 /// What one run produced: its spec and either its output or the reason it failed.
@@ -76,11 +80,14 @@ pub struct RunRecord {
 
 /// Runs the plan's runs (or the shard's part of them) except those listed in `done` (sorted run
 /// indices, e.g. the successful runs of an interrupted sweep); records come back in run order.
+/// Each successful run is appended to `journal` as it finishes. After an interrupt (or a journal
+/// write error) no further run starts: the records are those of the runs that finished.
 pub fn execute(
     plan: &Plan,
     family: &dyn DynExperiment,
     opts: &RunOptions,
     done: &[u64],
+    journal: Option<&Journal>,
 ) -> Result<Vec<RunRecord>, RunnerError> {
     let specs: Vec<&RunSpec> = plan
         .runs
@@ -94,10 +101,22 @@ pub fn execute(
         .num_threads(jobs)
         .build()
         .map_err(|source| RunnerError::ThreadPool { jobs, source })?;
-    let records = pool.install(|| {
+    let journal_error = std::sync::Mutex::new(None);
+    let announced = std::sync::Once::new();
+    let records: Vec<Option<RunRecord>> = pool.install(|| {
         specs
             .par_iter()
             .map(|spec| {
+                if opts.interrupt.requested() {
+                    announced.call_once(|| {
+                        bar.suspend(|| {
+                            eprintln!(
+                                "interrupted: starting no new runs; the runs in flight finish and are kept (interrupt again to stop at once)"
+                            );
+                        });
+                    });
+                    return None;
+                }
                 let run = || match &opts.checkpoint {
                     Some(policy) => family.run_checkpointed(
                         &spec.params,
@@ -111,21 +130,34 @@ pub fn execute(
                     Ok(Err(e)) => Err(RunFailure::Family(e.to_string())),
                     Err(panic) => Err(RunFailure::Panic(panic_message(&panic))),
                 };
-                bar.inc(1);
-                RunRecord {
+                let record = RunRecord {
                     spec: (*spec).clone(),
                     outcome,
+                };
+                if let Some(Err(source)) = journal.map(|j| j.append(&record))
+                    && let Ok(mut first) = journal_error.lock()
+                {
+                    first.get_or_insert(source);
+                    opts.interrupt.request();
                 }
+                bar.inc(1);
+                Some(record)
             })
             .collect()
     });
     bar.finish_and_clear();
-    Ok(records)
+    if let Some(source) = journal_error.into_inner().ok().flatten() {
+        return Err(RunnerError::Journal {
+            path: journal.map(|j| j.path().to_owned()).unwrap_or_default(),
+            source,
+        });
+    }
+    Ok(records.into_iter().flatten().collect())
 }
 
 /// Worker threads for `runs` runs when `jobs` were asked for (0: one per core): never more than
 /// the runs (a thread per job would exhaust the machine for `--jobs 100000`), at least one.
-fn worker_threads(jobs: usize, runs: usize) -> usize {
+pub fn worker_threads(jobs: usize, runs: usize) -> usize {
     let asked = if jobs == 0 {
         std::thread::available_parallelism().map_or(1, usize::from)
     } else {
@@ -234,8 +266,9 @@ mod tests {
             shard: None,
             quiet: true,
             checkpoint: None,
+            interrupt: Interrupt::default(),
         };
-        let records = execute(&plan, registry.get("flaky").unwrap(), &opts, &[]).unwrap();
+        let records = execute(&plan, registry.get("flaky").unwrap(), &opts, &[], None).unwrap();
         let runs: Vec<u64> = records.iter().map(|r| r.spec.ctx.run).collect();
         assert_eq!(runs, vec![0, 1, 2, 3, 4]);
         assert!(records[0].outcome.is_ok() && records[3].outcome.is_ok());
@@ -243,6 +276,37 @@ mod tests {
         assert_eq!(failure(1), RunFailure::Family("mode 1 fails".into()));
         assert_eq!(failure(2), RunFailure::Panic("mode 2 panics".into()));
         assert_eq!(failure(4), RunFailure::ClashingMetric("mode".into()));
+    }
+
+    #[test]
+    fn journaled_runs_read_back_equal_and_an_interrupt_starts_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("s.yaml");
+        std::fs::write(
+            &path,
+            "name: f\nfamily: flaky\nparams: {mode: 0}\nreplications: 3\nsweep:\n  mode: [0, 1]\n",
+        )
+        .unwrap();
+        let registry = Registry::new(vec![Box::new(Flaky)]);
+        let plan = load(&path, &registry, None).unwrap();
+        let flaky = registry.get("flaky").unwrap();
+        let opts = RunOptions {
+            jobs: 2,
+            quiet: true,
+            ..RunOptions::default()
+        };
+        let journal = Journal::create(tmp.path(), &crate::resume::plan_key(&plan)).unwrap();
+        let records = execute(&plan, flaky, &opts, &[], Some(&journal)).unwrap();
+        drop(journal);
+        let (_, mut back) = Journal::reopen(tmp.path(), &plan).unwrap();
+        back.sort_by_key(|r| r.spec.ctx.run);
+        let ok: Vec<_> = records.iter().filter(|r| r.outcome.is_ok()).collect();
+        assert_eq!(back.len(), 3, "the three failed runs are not journaled");
+        for (a, b) in ok.iter().zip(&back) {
+            assert_eq!((a.spec.ctx.run, &a.outcome), (b.spec.ctx.run, &b.outcome));
+        }
+        opts.interrupt.request();
+        assert!(execute(&plan, flaky, &opts, &[], None).unwrap().is_empty());
     }
 
     #[test]

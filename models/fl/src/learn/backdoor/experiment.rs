@@ -190,6 +190,20 @@ impl Experiment for BackdoorExperiment {
     const NAME: &'static str = "fl-backdoor";
     const DESCRIPTION: &'static str = "Layer-wise backdoor attacks (full-model, LP, POLAR's RL layer selection) against robust FL aggregation defenses";
 
+    /// The MLP estimate of `learn::common` (poisoning and defenses add less than a round's training).
+    fn estimate(&self, p: &BackdoorParams) -> sim::estimate::ResourceEstimate {
+        crate::learn::common::mlp_estimate(&crate::learn::common::MlpRun {
+            clients: p.clients,
+            task: &p.task,
+            hidden: &p.hidden,
+            samples_per_client: p.samples_per_client,
+            other_samples: p.test_samples + p.root_samples + p.pretrain_samples,
+            network: &p.network,
+            local: &p.local,
+            methods: 1 + p.baselines.len(),
+        })
+    }
+
     fn run(&self, p: &BackdoorParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
         let s = setup(p, ctx)?;
         let mut out = RunOutput::default();

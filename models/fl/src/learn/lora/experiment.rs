@@ -155,6 +155,20 @@ impl Experiment for LoraExperiment {
     const NAME: &'static str = "fl-lora";
     const DESCRIPTION: &'static str = "Federated LoRA fine-tuning: FedIT, FFA-LoRA, FLoRA, FlexLoRA and FedMomentum (SVD + residual merge) on a non-IID task";
 
+    /// The MLP estimate of `learn::common` (pretraining is a fraction of one round's work).
+    fn estimate(&self, p: &LoraParams) -> sim::estimate::ResourceEstimate {
+        crate::learn::common::mlp_estimate(&crate::learn::common::MlpRun {
+            clients: p.clients,
+            task: &p.task,
+            hidden: &p.hidden,
+            samples_per_client: p.samples_per_client,
+            other_samples: p.test_samples + p.pretrain_samples,
+            network: &p.network,
+            local: &p.local,
+            methods: 1 + p.baselines.len(),
+        })
+    }
+
     fn run(&self, p: &LoraParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
         let s = setup(p, ctx)?;
         let mut out = RunOutput::default();

@@ -144,6 +144,20 @@ impl Experiment for PersonalExperiment {
     const NAME: &'static str = "fl-personal";
     const DESCRIPTION: &'static str = "Personalized FL under input and label-mapping skew: pFedNavi layer-wise learned mixing vs FedAvg, FedAvg+FT, FedPer";
 
+    /// The MLP estimate of `learn::common` (fine-tuning adds `finetune_epochs` of one client's data).
+    fn estimate(&self, p: &PersonalParams) -> sim::estimate::ResourceEstimate {
+        crate::learn::common::mlp_estimate(&crate::learn::common::MlpRun {
+            clients: p.clients,
+            task: &p.task,
+            hidden: &p.hidden,
+            samples_per_client: p.samples_per_client,
+            other_samples: p.clients * p.test_per_client,
+            network: &p.network,
+            local: &p.local,
+            methods: 1 + p.baselines.len(),
+        })
+    }
+
     fn run(&self, p: &PersonalParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
         let s = setup(p, ctx);
         let mut out = RunOutput::default();
