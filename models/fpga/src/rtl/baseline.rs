@@ -34,13 +34,14 @@ fn hex(values: &[i64], w: u32) -> String {
     })
 }
 
+/// Verilog parameter overrides (name, value).
+type Params = Vec<(&'static str, i64)>;
+/// ROM images (file name, hex text).
+type Roms = Vec<(&'static str, String)>;
+
 /// The `approx_unit.v` parameters and ROM images of `table` with `iw`-bit inputs and `vw`-bit
 /// values.
-fn approx_params(
-    table: &Approx,
-    iw: u32,
-    vw: u32,
-) -> (Vec<(&'static str, i64)>, Vec<(&'static str, String)>) {
+fn approx_params(table: &Approx, iw: u32, vw: u32) -> (Params, Roms) {
     let n = table.base.len();
     let linear = table.delta.iter().any(|&d| d != 0);
     let params = vec![

@@ -226,11 +226,13 @@ fn row_tree(prec: Prec, lanes: u32) -> Option<Resources> {
 pub fn design_bert(design: Design, prec: Prec, lanes: u32, shared: bool) -> Option<Resources> {
     let b = prec.bits;
     let l = f64::from(lanes);
+    if design == Design::Quark && shared {
+        return quark_shared(prec, lanes);
+    }
     let row = row_tree(prec, lanes)?;
     let sm_mul = res(&format!("softmax_mul_int{b}"))?;
     let norm_mul = res(&format!("norm_mul_int{b}"))?;
     let (exp, gelu, recip, rsqrt) = match design {
-        Design::Quark if shared => return quark_shared(prec, lanes),
         Design::Quark => {
             let row_exp = res(&format!("quark_exp2_row_int{b}"))?;
             let row_log = res(&format!("quark_log2_row_int{b}"))?;
