@@ -23,6 +23,12 @@
 //! A unit is `lanes` copies of a per-lane datapath plus per-unit shared parts (reduction trees,
 //! the row-level reciprocal/√ block). Pipeline depth is the sum of component latencies along the
 //! path of each pass; the initiation interval is one beat (all lanes) per cycle.
+//!
+//! **Calibration to synthesis** ([`calibrated_resources`]): the rules above are scaled, per design
+//! and per resource, by yosys' count of our Verilog for that design over this model's count, both
+//! for BERT's operators at INT8 with 16 lanes (`rtl::synth::design_bert`). At that point the
+//! calibrated model equals synthesis by construction; elsewhere (INT4, other lane counts and
+//! operator sets) it is the rules' prediction at synthesis' scale.
 
 use serde::{Deserialize, Serialize};
 
@@ -416,10 +422,13 @@ pub fn quark_shared(prec: Prec, lanes: u32) -> Resources {
     quark_lane(prec).res * f64::from(lanes) + shared.res
 }
 
-/// Timing of `op` on the QUARK shared circuit with `lanes` lanes.
+/// Timing of `op` on the QUARK shared circuit with `lanes` lanes. The pipeline depth is the RTL's
+/// (`rtl/quark_lane.v`, `row_reduce.v`, `quark_log2.v` latencies), not the component rules.
 pub fn quark_timing(op: Op, prec: Prec, lanes: u32) -> UnitCost {
-    let lane = quark_lane(prec).cycles;
-    let row = tree(lanes, adder(width(prec) + 8)).cycles + quark_log2(prec).cycles;
+    use super::rtl::quark as rtl;
+    let lane = rtl::lane_instance(prec).latency;
+    let row = rtl::row_instance(prec, lanes).latency
+        + rtl::log2_instance(prec, super::rtl::baseline::row_width(prec)).latency;
     let (depth, passes) = if op.is_row() {
         (lane + row, 3)
     } else {
@@ -460,11 +469,45 @@ pub fn nonlinear_resources(
     }
 }
 
+/// BERT-base's operator set, the one the designs were synthesized for.
+pub const BERT_OPS: [Op; 3] = [Op::Softmax, Op::Gelu, Op::LayerNorm];
+
+/// Per-resource factors yosys ÷ rules for `design` (`shared`: QUARK's one circuit), fitted on
+/// BERT's operators at INT8 with 16 lanes; 1 where either side is zero or not synthesized.
+pub fn calibration(design: Design, shared: bool) -> Resources {
+    let (prec, lanes) = (Prec::INT8, super::rtl::synth::LANES);
+    let ours = nonlinear_resources(design, &BERT_OPS, prec, lanes, shared);
+    let synth = super::rtl::synth::design_bert(design, prec, lanes, shared).unwrap_or(ours);
+    let k = |s: f64, o: f64| if s > 0.0 && o > 0.0 { s / o } else { 1.0 };
+    Resources {
+        lut: k(synth.lut, ours.lut),
+        ff: k(synth.ff, ours.ff),
+        dsp: k(synth.dsp, ours.dsp),
+        bram: k(synth.bram, ours.bram),
+    }
+}
+
+/// [`nonlinear_resources`] scaled by [`calibration`].
+pub fn calibrated_resources(
+    design: Design,
+    ops: &[Op],
+    prec: Prec,
+    lanes: u32,
+    shared: bool,
+) -> Resources {
+    let r = nonlinear_resources(design, ops, prec, lanes, shared);
+    let k = calibration(design, shared);
+    Resources {
+        lut: r.lut * k.lut,
+        ff: r.ff * k.ff,
+        dsp: r.dsp * k.dsp,
+        bram: r.bram * k.bram,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const BERT_OPS: [Op; 3] = [Op::Softmax, Op::Gelu, Op::LayerNorm];
 
     #[test]
     fn csd_digit_counts() {
@@ -484,6 +527,23 @@ mod tests {
                 "INT{}: shared {shared:?} vs separate {sep:?}",
                 prec.bits
             );
+        }
+    }
+
+    #[test]
+    fn calibrated_model_equals_synthesis_where_fitted_and_scales_elsewhere() {
+        for design in Design::ALL {
+            let synth = crate::rtl::synth::design_bert(design, Prec::INT8, 16, true)
+                .expect("INT8 BERT units are committed");
+            let model = calibrated_resources(design, &BERT_OPS, Prec::INT8, 16, true);
+            assert!(
+                (model.lut - synth.lut).abs() < 1e-6 * synth.lut
+                    && (model.dsp - synth.dsp).abs() <= 1e-6 * synth.dsp,
+                "{design:?}: {model:?} vs {synth:?}"
+            );
+            // More lanes cost more, in the calibrated model as in the rules.
+            let wide = calibrated_resources(design, &BERT_OPS, Prec::INT8, 32, true);
+            assert!(wide.lut > model.lut, "{design:?}");
         }
     }
 

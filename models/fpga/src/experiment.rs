@@ -29,7 +29,7 @@ use sim::estimate::ResourceEstimate;
 use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 
 use super::cost;
-use super::ops::{Design, Prec};
+use super::ops::Prec;
 use super::params::{FpgaParams, QualityParams, WeightsChoice};
 use super::platform::{array_dsp, fpga_step, gpu_kernel_s};
 use super::quality::{Nonlinear, Variant, evaluate};
@@ -151,7 +151,7 @@ impl Experiment for FpgaExperiment {
     fn run(&self, p: &FpgaParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
         let prec = Prec { bits: p.bits };
         let ops = nonlinear_ops(&p.workload);
-        let nl = cost::nonlinear_resources(p.design, &ops, prec, p.lanes, !p.separate_units);
+        let nl = cost::calibrated_resources(p.design, &ops, prec, p.lanes, !p.separate_units);
         let dsp_used = nl.dsp + array_dsp(p);
         if dsp_used > p.fpga.dsp || nl.lut > p.fpga.lut || nl.bram > p.fpga.bram36 {
             return Err(RunError::Model(format!(
@@ -202,9 +202,12 @@ impl Experiment for FpgaExperiment {
             .metric("array_dsp", array_dsp(p))
             .metric("dsp_utilization", dsp_used / p.fpga.dsp)
             .metric("tasks", tasks.len() as f64);
-        if p.design == Design::Quark && !p.separate_units {
-            // The synthesized shared circuit (yosys, committed counts), beside the cost model.
-            if let Some(r) = crate::rtl::synth::quark_shared(prec, p.lanes) {
+        let bert_ops =
+            ops.len() == cost::BERT_OPS.len() && cost::BERT_OPS.iter().all(|o| ops.contains(o));
+        if bert_ops {
+            // The synthesized design (yosys, committed counts), beside the calibrated model.
+            let synth = crate::rtl::synth::design_bert(p.design, prec, p.lanes, !p.separate_units);
+            if let Some(r) = synth {
                 out.metric("rtl_lut", r.lut)
                     .metric("rtl_ff", r.ff)
                     .metric("rtl_dsp", r.dsp)

@@ -16,12 +16,16 @@ use super::super::fixed::{Fmt, konst, lod, shr_round};
 use super::{Design, Op, Prec, reference};
 
 /// A ROM-based approximation of a real function over an integer input range: a lookup table
-/// (`delta` all 0) or chord piecewise-linear segments.
-struct Approx {
-    lo: i64,
-    shift: i32,
-    base: Vec<i64>,
-    delta: Vec<i64>,
+/// (`delta` all 0) or chord piecewise-linear segments (the ROM of `rtl/approx_unit.v`).
+pub(crate) struct Approx {
+    /// Smallest input; inputs are clamped to the table's range.
+    pub(crate) lo: i64,
+    /// Input bits per entry (log2 of the inputs one entry covers).
+    pub(crate) shift: i32,
+    /// Value at each entry's first input (table: at its centre).
+    pub(crate) base: Vec<i64>,
+    /// Chord rise over the entry (0 for a table).
+    pub(crate) delta: Vec<i64>,
 }
 
 impl Approx {
@@ -63,7 +67,8 @@ impl Approx {
         }
     }
 
-    fn eval(&self, x: i64) -> i64 {
+    /// The value at input `x`.
+    pub(crate) fn eval(&self, x: i64) -> i64 {
         let top = self.lo + ((self.base.len() as i64) << self.shift) - 1;
         let x = x.clamp(self.lo, top) - self.lo;
         let i = (x >> self.shift) as usize;
@@ -90,6 +95,35 @@ fn rom(
     Approx::new(fun, range, in_frac, addr, prec.frac(), linear)
 }
 
+/// The mantissa table of the lut/pwl 1/y (`sqrt` = false, mantissa in [1, 2)) or 1/√y
+/// (`sqrt` = true, [1, 4)) at prec.frac() bits.
+pub(crate) fn recip_table(design: Design, prec: Prec, sqrt: bool) -> Approx {
+    let f = prec.frac();
+    let one = 1i64 << f;
+    if sqrt {
+        rom(design, prec, |x| 1.0 / x.sqrt(), (one, 4 * one - 1), f)
+    } else {
+        rom(design, prec, |v| 1.0 / v, (one, 2 * one - 1), f)
+    }
+}
+
+/// The lut/pwl softmax exp table over code differences q − max of format `fin`.
+pub(crate) fn exp_table(design: Design, prec: Prec, fin: Fmt) -> Approx {
+    rom(design, prec, f64::exp, (fin.min_code(), 0), fin.frac)
+}
+
+/// The lut/pwl table of the elementwise `op` over every code of `fin`.
+pub(crate) fn act_table(design: Design, op: Op, prec: Prec, fin: Fmt) -> Approx {
+    let fun = |v: f64| reference(op, &[v])[0];
+    rom(
+        design,
+        prec,
+        fun,
+        (fin.min_code(), fin.max_code()),
+        fin.frac,
+    )
+}
+
 /// I-BERT i-exp of x ≤ 0 at `f` bits (positive x also handled by the floor range reduction).
 pub(crate) fn i_exp(x: i64, f: i32) -> i64 {
     let ln2 = konst(std::f64::consts::LN_2, f);
@@ -110,12 +144,12 @@ pub(crate) fn i_gelu(x: i64, f: i32) -> i64 {
 }
 
 /// Integer division 2^(2f)/y (the reciprocal of y at `f` bits), y > 0.
-fn int_recip(y: i64, f: i32) -> i64 {
+pub(crate) fn int_recip(y: i64, f: i32) -> i64 {
     ((1i128 << (2 * f)) / i128::from(y.max(1))) as i64
 }
 
 /// Integer square root by Newton iteration (I-BERT i-sqrt).
-fn isqrt(n: i128) -> i128 {
+pub(crate) fn isqrt(n: i128) -> i128 {
     if n <= 0 {
         return 0;
     }
@@ -146,8 +180,7 @@ pub fn reciprocal(design: Design, prec: Prec, y: i64) -> i64 {
     let s = lod(y).unwrap_or(0) - f;
     let one = 1i64 << f;
     let m = shr_round(y, s).clamp(one, 2 * one - 1);
-    let t = rom(design, prec, |v| 1.0 / v, (one, 2 * one - 1), f);
-    shr_round(t.eval(m), s)
+    shr_round(recip_table(design, prec, false).eval(m), s)
 }
 
 /// 1/√v of a positive v at `f` = prec.frac() bits.
@@ -164,8 +197,7 @@ pub fn rsqrt(design: Design, prec: Prec, v: i64) -> i64 {
     }
     let one = 1i64 << f;
     let m = shr_round(v, s).clamp(one, 4 * one - 1);
-    let t = rom(design, prec, |x| 1.0 / x.sqrt(), (one, 4 * one - 1), f);
-    shr_round(t.eval(m), s / 2)
+    shr_round(recip_table(design, prec, true).eval(m), s / 2)
 }
 
 /// An elementwise op on one code `q` (format `fin`), result at prec.frac() bits.
@@ -181,17 +213,7 @@ pub fn elementwise(design: Design, op: Op, prec: Prec, q: i32, fin: Fmt) -> i64 
         (Design::Poly, Op::Sigmoid) => i_sigmoid(x, f),
         (Design::Poly, Op::Silu) => shr_round(x * i_sigmoid(x, f), f),
         (Design::Poly, Op::Tanh) => 2 * i_sigmoid(2 * x, f) - one,
-        _ => {
-            let fun = |v: f64| reference(op, &[v])[0];
-            let t = rom(
-                design,
-                prec,
-                fun,
-                (fin.min_code(), fin.max_code()),
-                fin.frac,
-            );
-            t.eval(i64::from(q))
-        }
+        _ => act_table(design, op, prec, fin).eval(i64::from(q)),
     }
 }
 
@@ -204,7 +226,7 @@ pub fn softmax(design: Design, prec: Prec, x: &[i32], fin: Fmt) -> Vec<i64> {
             .map(|&q| i_exp(shr_round(i64::from(q - m), fin.frac - f), f))
             .collect()
     } else {
-        let t = rom(design, prec, f64::exp, (fin.min_code(), 0), fin.frac);
+        let t = exp_table(design, prec, fin);
         x.iter().map(|&q| t.eval(i64::from(q - m))).collect()
     };
     let r = reciprocal(design, prec, e.iter().sum());

@@ -31,6 +31,7 @@ pub fn gelu_instance(prec: Prec) -> Instance {
         inputs: vec![("x", xw)],
         output: ("y", xw, true),
         latency: 4,
+        roms: Vec::new(),
     }
 }
 
@@ -56,5 +57,6 @@ pub fn exp_instance(prec: Prec) -> Instance {
         inputs: vec![("x", xw)],
         output: ("y", f as u32 + 2, false),
         latency: 4,
+        roms: Vec::new(),
     }
 }

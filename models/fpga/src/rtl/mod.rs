@@ -7,6 +7,7 @@
 //! (= 2 × activation bits, [`Prec::frac`](super::ops::Prec::frac)); [`quark::lane_params`] and
 //! friends give the parameter values for a precision.
 
+pub mod baseline;
 pub mod ibert;
 pub mod quark;
 pub mod sim;
@@ -20,6 +21,15 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("row_reduce.v", include_str!("../../rtl/row_reduce.v")),
     ("ibert_gelu.v", include_str!("../../rtl/ibert_gelu.v")),
     ("ibert_exp.v", include_str!("../../rtl/ibert_exp.v")),
+    ("approx_unit.v", include_str!("../../rtl/approx_unit.v")),
+    ("recip_unit.v", include_str!("../../rtl/recip_unit.v")),
+    ("int_div.v", include_str!("../../rtl/int_div.v")),
+    ("int_sqrt.v", include_str!("../../rtl/int_sqrt.v")),
+    ("mul_round.v", include_str!("../../rtl/mul_round.v")),
+    (
+        "quark_sep_lanes.v",
+        include_str!("../../rtl/quark_sep_lanes.v"),
+    ),
 ];
 
 /// A module instance to simulate or synthesize: the module, its parameter values and its ports.
@@ -35,6 +45,8 @@ pub struct Instance {
     pub output: (&'static str, u32, bool),
     /// Pipeline latency in clock edges from input to output.
     pub latency: u32,
+    /// ROM images the module reads with `$readmemh` (file name, hex text), written beside it.
+    pub roms: Vec<(&'static str, String)>,
 }
 
 impl Instance {
@@ -47,6 +59,21 @@ impl Instance {
             .collect();
         format!("#({})", p.join(", "))
     }
+
+    /// Writes the Verilog sources and this instance's ROM images into `dir`; returns the file names.
+    pub fn write_sources(&self, dir: &std::path::Path) -> Result<Vec<String>, String> {
+        let mut files = Vec::new();
+        for (name, text) in SOURCES {
+            std::fs::write(dir.join(name), text).map_err(|e| e.to_string())?;
+            files.push((*name).to_string());
+        }
+        for (name, text) in &self.roms {
+            std::fs::write(dir.join(name), text).map_err(|e| e.to_string())?;
+        }
+        Ok(files)
+    }
 }
+#[cfg(test)]
+mod baseline_tests;
 #[cfg(test)]
 mod tests;

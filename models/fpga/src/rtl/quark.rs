@@ -93,6 +93,7 @@ pub fn lane_instance(prec: Prec) -> Instance {
         ],
         output: ("y", 2 * f as u32 + 3, true),
         latency: 13,
+        roms: Vec::new(),
     }
 }
 
@@ -109,6 +110,7 @@ pub fn log2_instance(prec: Prec, yw: u32) -> Instance {
         inputs: vec![("y", yw)],
         output: ("l", log_width(prec), true),
         latency: 3,
+        roms: Vec::new(),
     }
 }
 
@@ -123,6 +125,7 @@ pub fn exp2_instance(prec: Prec, tw: u32, lsh: u32) -> Instance {
         inputs: vec![("t", tw)],
         output: ("y", f as u32 + lsh + 1, false),
         latency: 3,
+        roms: Vec::new(),
     }
 }
 
@@ -139,5 +142,6 @@ pub fn row_instance(prec: Prec, lanes: u32) -> Instance {
         inputs: vec![("clear", 1), ("v", lanes * w)],
         output: ("acc", w + 14, true),
         latency: 2,
+        roms: Vec::new(),
     }
 }

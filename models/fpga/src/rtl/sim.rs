@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-use super::{Instance, SOURCES};
+use super::Instance;
 
 /// True when `iverilog` and `vvp` are on PATH.
 pub fn available() -> bool {
@@ -80,10 +80,7 @@ pub fn run(inst: &Instance, vectors: &[Vec<i64>], dir: &Path) -> Result<Vec<i64>
     }
     std::fs::write(dir.join("tb.v"), testbench(inst, n)).map_err(|e| e.to_string())?;
     let mut files = vec!["tb.v".to_string()];
-    for (name, text) in SOURCES {
-        std::fs::write(dir.join(name), text).map_err(|e| e.to_string())?;
-        files.push((*name).to_string());
-    }
+    files.extend(inst.write_sources(dir)?);
     let build = Command::new("iverilog")
         .current_dir(dir)
         .args(["-g2005", "-o", "tb.vvp", "-s", "tb"])
