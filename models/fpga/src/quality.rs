@@ -23,6 +23,7 @@ use minilm::eval::{Agreement, agreement};
 use minilm::{Exact, LinearSite, MiniLm, Ops};
 
 use super::fixed::{Fmt, shr_round};
+use super::hadamard::Rotation;
 use super::ops::{self, Design, Op, Prec};
 use super::params::{FixedOps, NormOutput, QualityParams, QuantMethod};
 use super::specquant::{fake_quant_rows, smooth_factors, specquant_weights};
@@ -157,6 +158,8 @@ pub struct Variant<'a> {
 struct ActQuant {
     bits: u32,
     smooth: BTreeMap<(usize, LinearSite), Vec<f32>>,
+    /// Hadamard rotations by input width (method `hadamard`).
+    rotations: BTreeMap<usize, Rotation>,
 }
 
 /// The substituted operators of one variant, as [`Ops`] for the shared encoder.
@@ -197,6 +200,9 @@ impl Ops for VariantOps {
             for r in x.chunks_exact_mut(cols) {
                 r.iter_mut().zip(lam).for_each(|(v, s)| *v /= s);
             }
+        }
+        if let Some(rot) = a.rotations.get(&cols) {
+            rot.apply_rows(x);
         }
         fake_quant_rows(x, cols, a.bits);
     }
@@ -253,6 +259,8 @@ fn quantize(
         fft_bins: 0.0,
     };
     let (mut bins, mut rows) = (0.0, 0.0);
+    let mut rotations = BTreeMap::new();
+    let mut signs = sim::rng::stream(0, "fpga/minilm-rotation");
     out.map_linears(|l, site, lin| {
         let n = (lin.out * lin.inp) as f64;
         mem.fp32_bytes += 4.0 * n;
@@ -264,6 +272,13 @@ fn quantize(
             }
             mem.bytes += 2.0 * lin.inp as f64;
             smooth.insert((l, site), lam);
+        }
+        if q.method == QuantMethod::Hadamard {
+            let rot = rotations.entry(lin.inp).or_insert_with(|| {
+                Rotation::random(lin.inp, &mut signs).expect("MiniLM widths are 12·2^k")
+            });
+            rot.apply_rows(&mut lin.w);
+            mem.bytes += lin.inp as f64 / 8.0;
         }
         if q.method == QuantMethod::Specquant {
             let (w, k) = specquant_weights(&lin.w, lin.inp, q.weight_bits, q.energy);
@@ -279,6 +294,7 @@ fn quantize(
     let act = ActQuant {
         bits: q.act_bits,
         smooth,
+        rotations,
     };
     (out, act, mem)
 }
