@@ -268,7 +268,8 @@ fn quality_metrics(
     if let Some(m) = r.memory {
         out.metric("linear_weight_bytes", m.bytes)
             .metric("weight_compression", m.fp32_bytes / m.bytes)
-            .metric("fft_bins_kept", m.fft_bins);
+            .metric("fft_bins_kept", m.fft_bins)
+            .metric("weight_sqnr_db", m.sqnr_db);
     }
     Ok(())
 }

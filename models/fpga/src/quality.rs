@@ -234,6 +234,9 @@ pub struct WeightMemory {
     pub fp32_bytes: f64,
     /// SpecQuant: mean complex FFT bins kept per output channel (0 otherwise).
     pub fft_bins: f64,
+    /// Weight signal-to-quantization-noise ratio, dB, in the quantized domain (after smoothing or
+    /// rotation): 10·log10(Σ‖W‖² / Σ‖W − Q(W)‖²).
+    pub sqnr_db: f64,
 }
 
 /// `model` with its linear layers' weights transformed by `q` (smoothing folded in, quantized),
@@ -257,7 +260,9 @@ fn quantize(
         bytes: 0.0,
         fp32_bytes: 0.0,
         fft_bins: 0.0,
+        sqnr_db: 0.0,
     };
+    let (mut signal, mut noise) = (0.0f64, 0.0f64);
     let (mut bins, mut rows) = (0.0, 0.0);
     let mut rotations = BTreeMap::new();
     let mut signs = sim::rng::stream(0, "fpga/minilm-rotation");
@@ -280,6 +285,7 @@ fn quantize(
             rot.apply_rows(&mut lin.w);
             mem.bytes += lin.inp as f64 / 8.0;
         }
+        let before = lin.w.clone();
         if q.method == QuantMethod::Specquant {
             let (w, k) = specquant_weights(&lin.w, lin.inp, q.weight_bits, q.energy);
             lin.w = w;
@@ -289,8 +295,13 @@ fn quantize(
         } else {
             fake_quant_rows(&mut lin.w, lin.inp, q.weight_bits);
         }
+        for (a, b) in before.iter().zip(&lin.w) {
+            signal += f64::from(*a).powi(2);
+            noise += f64::from(a - b).powi(2);
+        }
     });
     mem.fft_bins = if rows > 0.0 { bins / rows } else { 0.0 };
+    mem.sqnr_db = 10.0 * (signal / noise.max(1e-30)).log10();
     let act = ActQuant {
         bits: q.act_bits,
         smooth,
