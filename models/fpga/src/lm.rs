@@ -311,6 +311,9 @@ pub fn nonlinear(design: super::ops::Design, prec: Prec) -> Nonlinear {
     Nonlinear::new(design, prec)
 }
 
+/// Token windows, each a fresh sequence.
+pub type Windows = Vec<Vec<u32>>;
+
 /// Splits token windows into the calibration windows (the first ≥ `calib_tokens` tokens) and
 /// evaluation chunks of ≥ `eval_tokens` tokens each, returning (calibration, chunk `chunk`), or
 /// `None` when the windows run out before it.
@@ -319,7 +322,7 @@ pub fn split(
     calib_tokens: usize,
     eval_tokens: usize,
     chunk: usize,
-) -> Option<(Vec<Vec<u32>>, Vec<Vec<u32>>)> {
+) -> Option<(Windows, Windows)> {
     let mut it = windows.into_iter();
     let mut take = |tokens: usize| {
         let mut out = Vec::new();

@@ -104,7 +104,8 @@ impl Source {
             return Ok(c.clone());
         }
         let need = calib + (chunk + 1) * eval;
-        let windows = self.windows(window, need + window);
+        // Each group may overshoot its count by up to one window.
+        let windows = self.windows(window, need + (chunk + 2) * window);
         let (calib_w, eval_w) = split(windows, calib, eval, chunk).ok_or_else(|| {
             format!("the text holds fewer than {need} tokens for evaluation chunk {chunk}")
         })?;
