@@ -96,6 +96,9 @@ pub trait Ops {
     /// Hook on the input of linear layer `site` of block `layer` (rows of `cols` values) just
     /// before its matmul, e.g. to fake-quantize activations. Default: unchanged.
     fn linear_input(&self, _layer: usize, _site: LinearSite, _x: &mut [f32], _cols: usize) {}
+    /// Hook on the keys (after the rotary embedding) and values that block `layer` appends to the
+    /// KV cache (rows of `kv_dim` values), e.g. to fake-quantize the cache. Default: unchanged.
+    fn kv_cache(&self, _layer: usize, _k: &mut [f32], _v: &mut [f32], _kv_dim: usize) {}
 }
 
 /// Exact f32 operators (the reference forward pass).
@@ -309,7 +312,7 @@ impl Decoder {
         };
         let mut q = project(LinearSite::Query, &b.q);
         let mut k = project(LinearSite::Key, &b.k);
-        let v = project(LinearSite::Value, &b.v);
+        let mut v = project(LinearSite::Value, &b.v);
         for (t, &p) in pos.iter().enumerate() {
             let (cos, sin) = rope_table(p, hd, c.rope_theta);
             for head in q[t * d..(t + 1) * d].chunks_mut(hd) {
@@ -319,6 +322,7 @@ impl Decoder {
                 rotate(head, &cos, &sin);
             }
         }
+        ops.kv_cache(layer, &mut k, &mut v, kvd);
         let lc = &mut cache.layers[layer];
         lc.pos.extend_from_slice(&pos);
         lc.k.extend_from_slice(&k);

@@ -30,7 +30,7 @@ use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 
 use super::cost;
 use super::ops::Prec;
-use super::params::{FpgaParams, QualityParams, WeightsChoice};
+use super::params::{FpgaParams, LmParams, QualityParams, WeightsChoice};
 use super::platform::{array_dsp, fpga_step, gpu_kernel_s};
 use super::quality::{Nonlinear, Variant, evaluate};
 use super::sequencer::{Sequencer, Step};
@@ -232,6 +232,9 @@ impl Experiment for FpgaExperiment {
         if let Some(q) = &p.quality {
             quality_metrics(p, q, ctx, &mut out)?;
         }
+        if let Some(q) = &p.lm {
+            lm_metrics(p, q, ctx, &mut out)?;
+        }
         Ok(out)
     }
 }
@@ -293,7 +296,49 @@ fn quality_metrics(
     if let Some(m) = r.memory {
         out.metric("linear_weight_bytes", m.bytes)
             .metric("weight_compression", m.fp32_bytes / m.bytes)
-            .metric("fft_bins_kept", m.fft_bins);
+            .metric("fft_bins_kept", m.fft_bins)
+            .metric("weight_sqnr_db", m.sqnr_db);
+    }
+    Ok(())
+}
+
+/// The decoder study: evaluation chunk = replication index, against the cached reference.
+fn lm_metrics(
+    p: &FpgaParams,
+    q: &LmParams,
+    ctx: &RunContext,
+    out: &mut RunOutput,
+) -> Result<(), RunError> {
+    let src = crate::lm_data::source().map_err(RunError::Model)?;
+    let chunk = src
+        .chunk(
+            q.window as usize,
+            q.calib_tokens as usize,
+            q.eval_tokens as usize,
+            ctx.replication as usize,
+        )
+        .map_err(RunError::Model)?;
+    let ops = crate::lm::nonlinear(p.design, Prec { bits: p.bits });
+    let r = crate::lm::evaluate(
+        &src.model,
+        &chunk.base,
+        &chunk.calib,
+        q,
+        Some(ops),
+        &mut ctx.rng("fpga/lm-rotation"),
+    )
+    .map_err(RunError::Model)?;
+    out.metric("real_weights", f64::from(u8::from(src.real)))
+        .metric("eval_tokens", r.quality.tokens as f64)
+        .metric("ppl", r.quality.perplexity())
+        .metric("ppl_reference", r.reference.perplexity())
+        .metric("ppl_ratio", r.ppl_ratio())
+        .metric("kl_nats", r.quality.mean_kl())
+        .metric("top1_agreement", r.quality.top1())
+        .metric("bits_per_weight", r.storage.bits_per_weight())
+        .metric("fft_bins_per_channel", r.storage.bins_per_channel());
+    if r.storage.weights > 0.0 {
+        out.metric("weight_sqnr_db", r.storage.sqnr_db());
     }
     Ok(())
 }

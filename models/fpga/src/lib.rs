@@ -4,6 +4,9 @@
 pub mod cost;
 mod experiment;
 pub mod fixed;
+pub mod hadamard;
+pub mod lm;
+pub mod lm_data;
 pub mod ops;
 pub mod params;
 pub mod platform;

@@ -109,6 +109,9 @@ pub enum QuantMethod {
     Smooth,
     /// SpecQuant: smoothing + per-channel low-frequency Fourier truncation + RTN residual.
     Specquant,
+    /// QuaRot-style randomized Hadamard rotation of every linear layer's input and weight rows,
+    /// then RTN.
+    Hadamard,
 }
 
 /// Which MiniLM weights the quality study uses.
@@ -209,6 +212,86 @@ pub struct QualityParams {
     pub norm_input_block: Option<u32>,
 }
 
+/// Which nonlinear operators of the decoder study run in the design's fixed point (the others
+/// exact f32): none, all, or one at a time (the ablation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum LmOps {
+    /// Exact f32 softmax, SiLU and RMSNorm (isolates the linear-layer quantization).
+    #[default]
+    Exact,
+    /// Softmax, SiLU and every RMSNorm in fixed point.
+    All,
+    /// Only the attention softmax.
+    Softmax,
+    /// Only the SwiGLU gate's SiLU (QUARK's sigmoid path).
+    Silu,
+    /// Only the RMSNorms (before attention, before the MLP, final).
+    RmsNorm,
+}
+
+/// Quality study on the real decoder (SmolLM2-135M-Instruct from its GGUF, dequantized Q4_1 = the
+/// reference): perplexity, KL and top-1 agreement against the unquantized model on held-out
+/// ShareGPT text, one evaluation chunk per replication.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LmParams {
+    /// Quantization method of the transformer blocks' linear layers (LM head and embeddings stay
+    /// unquantized).
+    pub method: QuantMethod,
+    /// Weight bits, per-output-channel grid (2..=8).
+    #[serde(default = "four")]
+    pub weight_bits: u32,
+    /// Activation bits, per token, dynamic (2..=8); `null`: f32 activations.
+    #[serde(default = "four_opt")]
+    pub act_bits: Option<u32>,
+    /// KV-cache bits, per token and head (2..=16); 16: the cache is not quantized (the paper's
+    /// KV16; kept in f32 here).
+    #[serde(default = "sixteen")]
+    pub kv_bits: u32,
+    /// SpecQuant: bits per weight spent on the kept FFT coefficients (32 bits per kept complex
+    /// bin, f16 real and imaginary), which caps the bins per channel; in [0, 4].
+    #[serde(default = "spectral_bits")]
+    pub spectral_bits: f64,
+    /// SpecQuant: spectral energy kept per channel by the runtime threshold, in (0, 1].
+    #[serde(default = "energy")]
+    pub energy: f64,
+    /// SmoothQuant migration strength α in [0, 1].
+    #[serde(default = "half")]
+    pub alpha: f64,
+    /// Which nonlinear operators run in the design's fixed point (`design`, `bits`).
+    #[serde(default)]
+    pub nonlinear: LmOps,
+    /// Tokens per window (each window a fresh sequence), 16..=1024.
+    #[serde(default = "window")]
+    pub window: u32,
+    /// Scored tokens per evaluation chunk (replication r scores chunk r), 16..=16384.
+    #[serde(default = "eval_tokens")]
+    pub eval_tokens: u32,
+    /// Calibration tokens (SmoothQuant's per-channel activation maxima), taken before every
+    /// evaluation chunk, 16..=16384.
+    #[serde(default = "eval_tokens")]
+    pub calib_tokens: u32,
+}
+
+fn four() -> u32 {
+    4
+}
+fn four_opt() -> Option<u32> {
+    Some(4)
+}
+fn sixteen() -> u32 {
+    16
+}
+fn spectral_bits() -> f64 {
+    0.125
+}
+fn window() -> u32 {
+    128
+}
+fn eval_tokens() -> u32 {
+    256
+}
 fn sixty_four() -> u32 {
     64
 }
@@ -261,9 +344,12 @@ pub struct FpgaParams {
     /// shared circuit (the separate styles lut/pwl/poly are always one unit per op).
     #[serde(default)]
     pub separate_units: bool,
-    /// Optional accuracy study.
+    /// Optional accuracy study (MiniLM encoder).
     #[serde(default)]
     pub quality: Option<QualityParams>,
+    /// Optional accuracy study on the real decoder (SmolLM2-135M).
+    #[serde(default)]
+    pub lm: Option<LmParams>,
 }
 
 impl Validate for FpgaBoard {
@@ -330,6 +416,24 @@ impl Validate for QualityParams {
     }
 }
 
+impl Validate for LmParams {
+    fn validate(&self, c: &mut Checks) {
+        c.between("weight_bits", self.weight_bits, 2, 8);
+        if let Some(b) = self.act_bits {
+            c.between("act_bits", b, 2, 8);
+        }
+        c.between("kv_bits", self.kv_bits, 2, 16);
+        c.within("spectral_bits", self.spectral_bits, 0.0, 4.0);
+        if !(self.energy > 0.0 && self.energy <= 1.0) {
+            c.fail("energy", format!("must be in (0, 1], got {}", self.energy));
+        }
+        c.fraction("alpha", self.alpha);
+        c.between("window", self.window, 16, 1024);
+        c.between("eval_tokens", self.eval_tokens, 16, 16384);
+        c.between("calib_tokens", self.calib_tokens, 16, 16384);
+    }
+}
+
 impl Validate for FpgaParams {
     fn validate(&self, c: &mut Checks) {
         c.part("fpga", &self.fpga);
@@ -342,5 +446,6 @@ impl Validate for FpgaParams {
         c.between("array_rows", self.array_rows, 1, 4096);
         c.between("array_cols", self.array_cols, 1, 4096);
         c.part("quality", &self.quality);
+        c.part("lm", &self.lm);
     }
 }

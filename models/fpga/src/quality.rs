@@ -23,6 +23,7 @@ use minilm::eval::{Agreement, agreement};
 use minilm::{Exact, LinearSite, MiniLm, Ops};
 
 use super::fixed::{Fmt, shr_round};
+use super::hadamard::Rotation;
 use super::ops::{self, Design, Op, Prec};
 use super::params::{FixedOps, NormOutput, QualityParams, QuantMethod};
 use super::specquant::{fake_quant_rows, smooth_factors, specquant_weights};
@@ -157,6 +158,8 @@ pub struct Variant<'a> {
 struct ActQuant {
     bits: u32,
     smooth: BTreeMap<(usize, LinearSite), Vec<f32>>,
+    /// Hadamard rotations by input width (method `hadamard`).
+    rotations: BTreeMap<usize, Rotation>,
 }
 
 /// The substituted operators of one variant, as [`Ops`] for the shared encoder.
@@ -198,6 +201,9 @@ impl Ops for VariantOps {
                 r.iter_mut().zip(lam).for_each(|(v, s)| *v /= s);
             }
         }
+        if let Some(rot) = a.rotations.get(&cols) {
+            rot.apply_rows(x);
+        }
         fake_quant_rows(x, cols, a.bits);
     }
 }
@@ -228,6 +234,9 @@ pub struct WeightMemory {
     pub fp32_bytes: f64,
     /// SpecQuant: mean complex FFT bins kept per output channel (0 otherwise).
     pub fft_bins: f64,
+    /// Weight signal-to-quantization-noise ratio, dB, in the quantized domain (after smoothing or
+    /// rotation): 10·log10(Σ‖W‖² / Σ‖W − Q(W)‖²).
+    pub sqnr_db: f64,
 }
 
 /// `model` with its linear layers' weights transformed by `q` (smoothing folded in, quantized),
@@ -251,8 +260,12 @@ fn quantize(
         bytes: 0.0,
         fp32_bytes: 0.0,
         fft_bins: 0.0,
+        sqnr_db: 0.0,
     };
+    let (mut signal, mut noise) = (0.0f64, 0.0f64);
     let (mut bins, mut rows) = (0.0, 0.0);
+    let mut rotations = BTreeMap::new();
+    let mut signs = sim::rng::stream(0, "fpga/minilm-rotation");
     out.map_linears(|l, site, lin| {
         let n = (lin.out * lin.inp) as f64;
         mem.fp32_bytes += 4.0 * n;
@@ -265,6 +278,14 @@ fn quantize(
             mem.bytes += 2.0 * lin.inp as f64;
             smooth.insert((l, site), lam);
         }
+        if q.method == QuantMethod::Hadamard {
+            let rot = rotations.entry(lin.inp).or_insert_with(|| {
+                Rotation::random(lin.inp, &mut signs).expect("MiniLM widths are 12·2^k")
+            });
+            rot.apply_rows(&mut lin.w);
+            mem.bytes += lin.inp as f64 / 8.0;
+        }
+        let before = lin.w.clone();
         if q.method == QuantMethod::Specquant {
             let (w, k) = specquant_weights(&lin.w, lin.inp, q.weight_bits, q.energy);
             lin.w = w;
@@ -274,11 +295,17 @@ fn quantize(
         } else {
             fake_quant_rows(&mut lin.w, lin.inp, q.weight_bits);
         }
+        for (a, b) in before.iter().zip(&lin.w) {
+            signal += f64::from(*a).powi(2);
+            noise += f64::from(a - b).powi(2);
+        }
     });
     mem.fft_bins = if rows > 0.0 { bins / rows } else { 0.0 };
+    mem.sqnr_db = 10.0 * (signal / noise.max(1e-30)).log10();
     let act = ActQuant {
         bits: q.act_bits,
         smooth,
+        rotations,
     };
     (out, act, mem)
 }

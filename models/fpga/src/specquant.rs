@@ -56,9 +56,15 @@ pub fn smooth_factors(act_absmax: &[f32], w: &[f32], cols: usize, alpha: f64) ->
 /// k the smallest index whose cumulative (two-sided) energy reaches `energy` of the total.
 /// Returns the reconstructed low-frequency part and the number of complex bins kept (k + 1).
 pub fn fft_truncate(row: &[f32], energy: f64) -> (Vec<f32>, usize) {
+    fft_truncate_capped(row, energy, usize::MAX)
+}
+
+/// [`fft_truncate`] keeping at most `max_bins` complex bins (the bit budget of the kept
+/// coefficients); `max_bins` 0 keeps nothing (the low-frequency part is zero).
+pub fn fft_truncate_capped(row: &[f32], energy: f64, max_bins: usize) -> (Vec<f32>, usize) {
     let n = row.len();
-    if n == 0 {
-        return (Vec::new(), 0);
+    if n == 0 || max_bins == 0 {
+        return (vec![0.0; n], 0);
     }
     let mut planner = FftPlanner::<f64>::new();
     let mut buf: Vec<Complex<f64>> = row
@@ -83,6 +89,7 @@ pub fn fft_truncate(row: &[f32], energy: f64) -> (Vec<f32>, usize) {
             break;
         }
     }
+    let k = k.min(max_bins - 1);
     for (i, c) in buf.iter_mut().enumerate() {
         if i.min(n - i) > k {
             *c = Complex::new(0.0, 0.0);
@@ -98,11 +105,23 @@ pub fn fft_truncate(row: &[f32], energy: f64) -> (Vec<f32>, usize) {
 /// SpecQuant on a (smoothed) weight matrix: returns the effective weights W_FFT + Q(R) and the
 /// average number of complex bins kept per channel.
 pub fn specquant_weights(w: &[f32], cols: usize, bits: u32, energy: f64) -> (Vec<f32>, f64) {
+    specquant_weights_capped(w, cols, bits, energy, usize::MAX)
+}
+
+/// [`specquant_weights`] with at most `max_bins` kept complex bins per channel: the runtime
+/// threshold (the energy rule, per channel) bounded by the bit budget of the kept coefficients.
+pub fn specquant_weights_capped(
+    w: &[f32],
+    cols: usize,
+    bits: u32,
+    energy: f64,
+    max_bins: usize,
+) -> (Vec<f32>, f64) {
     let mut out = Vec::with_capacity(w.len());
     let mut kept = 0usize;
     let rows = w.len() / cols.max(1);
     for row in w.chunks(cols) {
-        let (low, k) = fft_truncate(row, energy);
+        let (low, k) = fft_truncate_capped(row, energy, max_bins);
         kept += k;
         let mut resid: Vec<f32> = row.iter().zip(&low).map(|(a, b)| a - b).collect();
         fake_quant(&mut resid, bits);
@@ -129,6 +148,19 @@ mod tests {
         for (a, b) in x.iter().zip(&y) {
             assert!((a - b).abs() < 1e-5);
         }
+    }
+
+    #[test]
+    fn the_bin_cap_bounds_the_kept_coefficients() {
+        let x = signal(64);
+        let (_, all) = fft_truncate(&x, 0.999);
+        let (y, k) = fft_truncate_capped(&x, 0.999, 3);
+        assert!(all > 3 && k == 3);
+        let (z, none) = fft_truncate_capped(&x, 0.999, 0);
+        assert!(none == 0 && z.iter().all(|v| *v == 0.0));
+        // The three lowest bins of the signal, recovered exactly by a second truncation.
+        let (y2, _) = fft_truncate_capped(&y, 1.0, 3);
+        assert!(y.iter().zip(&y2).all(|(a, b)| (a - b).abs() < 1e-5));
     }
 
     #[test]

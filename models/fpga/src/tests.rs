@@ -31,6 +31,7 @@ pub(crate) fn params(workload: &str, gpu: &str, design: Design) -> FpgaParams {
         array_cols: 32,
         separate_units: false,
         quality: None,
+        lm: None,
     }
 }
 
