@@ -96,6 +96,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             resume,
             checkpoint,
             checkpoint_every,
+            trace,
+            trace_max_events,
         } => run(
             &registry,
             &file,
@@ -106,6 +108,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                 shard,
                 quiet,
                 checkpoint: None,
+                trace,
+                trace_max_events: usize::try_from(trace_max_events).unwrap_or(usize::MAX),
             },
             format,
             Checkpointing {
@@ -195,6 +199,9 @@ fn run(
         .get(&plan.scenario.family)
         .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.family)))?;
     opts.checkpoint = checkpointing.policy(&plan, family.name(), family.checkpoints())?;
+    if let Some(trace_dir) = &opts.trace {
+        sim_run::output::prepare_dir(trace_dir)?;
+    }
     let dir = out.unwrap_or_else(|| Path::new("out").join(&plan.scenario.name));
     let resume = checkpointing.resume.is_some();
     if let Some(policy) = opts.checkpoint.as_ref().filter(|_| !opts.quiet) {

@@ -151,6 +151,8 @@ fn one(
                 shard: None,
                 quiet: opts.quiet,
                 checkpoint: None,
+                trace: None,
+                trace_max_events: 0,
             };
             execute_into(registry, &plan, &data, &run_opts, Format::Parquet, false)?;
             write(&data.join("cache_key"), key.as_bytes())?;

@@ -11,5 +11,8 @@ pub mod components;
 pub mod engine;
 pub mod experiment;
 pub mod metrics;
+pub mod request_trace;
 pub mod rng;
+pub mod table_csv;
+pub mod trace;
 pub mod validate;

@@ -12,3 +12,4 @@ mod overrides;
 mod scenarios;
 mod schema;
 mod sptc_scenarios;
+mod timeline;

@@ -29,6 +29,7 @@ use super::logreg::{LogRegTrainer, Sgd};
 use super::network::{NetworkRngs, NetworkRun, Plugins, run_network};
 use super::params::{DataParams, FlParams, Partition};
 use super::settle::{SettleReport, settle};
+use super::timeline;
 use super::traits::{FedAvg, NoAdversary};
 
 /// Contract functions reported in the per-call gas breakdown (every protocol reports all of them).
@@ -76,7 +77,7 @@ pub fn train(p: &FlParams, ctx: &RunContext) -> Result<NetworkRun, RunError> {
             batch: p.train.batch as usize,
         },
     };
-    let devices = p.devices.sample(n, &mut ctx.rng("fl/devices"));
+    let devices = p.devices.profiles(n, &mut ctx.rng("fl/devices"))?;
     let mut rngs = NetworkRngs::from_ctx(ctx);
     run_network(
         &p.network,
@@ -222,6 +223,9 @@ impl Experiment for FlExperiment {
         )?;
         let mut out = RunOutput::default();
         export(p, &run, &rep, &mut out);
+        out.trace = ctx.tracer();
+        timeline::network(&run, p.network.aggregation_s, "fl", &mut out.trace);
+        timeline::chain(&rep, p.chain.slot_s, &mut out.trace);
         Ok(out)
     }
 }

@@ -14,6 +14,7 @@ pub mod clients;
 pub mod contracts;
 pub mod coordinator;
 pub mod data;
+pub mod device_trace;
 pub mod devices;
 pub mod evm;
 mod experiment;
@@ -24,6 +25,7 @@ pub mod network;
 mod params;
 pub mod rewards;
 pub mod settle;
+pub mod timeline;
 pub mod traits;
 pub mod zk;
 

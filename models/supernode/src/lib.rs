@@ -14,10 +14,14 @@ pub mod hw;
 pub mod lifetime;
 mod params;
 pub mod planner;
+pub mod serving;
 pub mod workloads;
 
 pub use experiment::{Outcome, Setup, SupernodeExperiment, build_graph, execute, setup};
-pub use params::{HyperOffloadKnobs, Parallel, Strategy, SupernodeParams, Workload};
+pub use params::{
+    HyperOffloadKnobs, MAX_DECODE_STEPS, Parallel, RequestTrace, Strategy, SupernodeParams,
+    Workload,
+};
 
 #[cfg(test)]
 mod tests;

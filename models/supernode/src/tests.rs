@@ -32,6 +32,7 @@ fn params(strategy: Strategy, budget_frac: f64) -> SupernodeParams {
         budget_frac,
         hyperoffload: HyperOffloadKnobs::default(),
         gantt: false,
+        request_trace: None,
     }
 }
 
