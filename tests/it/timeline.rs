@@ -363,3 +363,127 @@ fn fl_rounds_participants_and_chain_match_the_run() {
     assert!(!t.counter("chain", "base_fee_gwei").is_empty());
     assert!(!t.slices("chain/blocks").is_empty());
 }
+
+/// Writes `text` to `name` in `dir`, returning its path as text.
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_supernode_request_trace_is_served_in_order_and_bad_rows_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reqs = write(
+        tmp.path(),
+        "reqs.csv",
+        "# arrival, prompt, answer\narrival_s,prompt_tokens,output_tokens\n0,256,3\n0.0001,128,2\n5,512,1\n",
+    );
+    let scenario = write(
+        tmp.path(),
+        "s.yaml",
+        &format!(
+            "name: t\nfamily: supernode\nparams:\n  accel: ascend-910c\n  fabric: cloudmatrix384-ub\n  llm: llama-3.2-1b-q4\n  workload: {{ kind: request, prompt_tokens: 256, batch: 1, decode_steps: 2 }}\n  strategy: none\n  request_trace: {{ file: {reqs} }}\n"
+        ),
+    );
+    let (df, t) = traced(&scenario, &[]);
+    assert_eq!(metric(&df, "trace_requests"), 3.0);
+    let served = t.slices("requests/device");
+    assert_eq!(served.len(), 6, "a prefill and a decode slice per request");
+    // first come, first served: each request starts after the previous one ended
+    for w in served.windows(2) {
+        assert!(w[1].1 >= w[0].1 + w[0].2 - 1e-12, "{w:?}");
+    }
+    // the second request arrived while the first was served: it queued
+    assert!(metric(&df, "trace_queue_s_mean") > 0.0);
+    let bad = write(
+        tmp.path(),
+        "bad.csv",
+        "arrival_s,prompt_tokens,output_tokens\n0,256,3\n1,many,2\n",
+    );
+    let out = sysim(&[
+        "run",
+        &scenario,
+        "--quiet",
+        "--out",
+        tmp.path().join("bad").to_str().unwrap(),
+        "--set",
+        &format!("params.request_trace.file={bad}"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{bad}:3:3: prompt_tokens: `many` is not a whole number"
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn fl_participants_take_their_devices_from_a_trace_and_bad_rows_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let devices = write(
+        tmp.path(),
+        "devices.csv",
+        "gflops,up_mbps,down_mbps,availability,dropout,latency_ms\n2,5,20,1,0,0\n8,20,100,1,0,0\n",
+    );
+    let sets = [
+        "params.participants=4",
+        "sweep.network.rounds=[1]",
+        "sweep.data.partition=[iid]",
+    ];
+    let mut with_file: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+    with_file.push(format!("params.devices.trace_file={devices}"));
+    let args: Vec<&str> = with_file.iter().map(String::as_str).collect();
+    let (df, t) = traced("scenarios/fl/accuracy-rounds.yaml", &args);
+    // availability 1 and no dropout: every participant trains in the round
+    assert_eq!(metric(&df, "dropouts") + metric(&df, "offline"), 0.0);
+    let trains: Vec<_> = t
+        .slices("fl/client ")
+        .into_iter()
+        .filter(|s| s.0 == "train")
+        .collect();
+    assert_eq!(trains.len(), 4);
+    // participants 0 and 2 take row 1 (20 Mbit/s down), 1 and 3 row 2 (100 Mbit/s): the same
+    // model downloads 5× faster (no latency in this trace)
+    let download = |c: usize| {
+        t.slices(&format!("fl/client {c}"))
+            .into_iter()
+            .find(|s| s.0 == "download")
+            .unwrap()
+            .2
+    };
+    assert!(close(download(0), download(2), 1e-12));
+    assert!(
+        close(download(0), 5.0 * download(1), 1e-9),
+        "{} vs {}",
+        download(0),
+        download(1)
+    );
+    let bad = write(
+        tmp.path(),
+        "bad.csv",
+        "gflops,up_mbps,down_mbps\n2,5,20\n1,-3,4\n",
+    );
+    let mut args = vec![
+        "run",
+        "scenarios/fl/accuracy-rounds.yaml",
+        "--quiet",
+        "--out",
+    ];
+    let out_dir = tmp.path().join("bad");
+    args.push(out_dir.to_str().unwrap());
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let set_bad = format!("params.devices.trace_file={bad}");
+    args.extend(["--set", &set_bad]);
+    let out = sysim(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{bad}:3:3: up_mbps must be > 0")),
+        "{}",
+        stderr(&out)
+    );
+}
