@@ -7,6 +7,7 @@ mod common;
 mod deploy;
 mod determinism;
 mod fl_contracts;
+mod gallery;
 mod hostile;
 mod overrides;
 mod scenarios;
