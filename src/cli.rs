@@ -24,7 +24,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario (a sweep when the file has one) and write its result tables.
     #[command(
-        after_help = "Examples:\n  sysim run scenarios/quickstart.yaml --jobs 2 --out out/quick\n  sysim run scenarios/quickstart.yaml --set params.arrival_rate=0.9 --set sweep.servers=[1,2,4]\n  sysim run scenarios/quickstart.yaml --shard 0/3 --out out/part0\n  sysim run scenarios/queue/long-run.yaml --checkpoint ckpt --checkpoint-every 20000s   # killed?\n  sysim run scenarios/queue/long-run.yaml --resume ckpt                                 # continues each run where it stopped"
+        after_help = "Examples:\n  sysim run scenarios/quickstart.yaml --jobs 2 --out out/quick\n  sysim run scenarios/quickstart.yaml --set params.arrival_rate=0.9 --set sweep.servers=[1,2,4]\n  sysim run scenarios/quickstart.yaml --shard 0/3 --out out/part0\n  sysim run scenarios/queue/long-run.yaml --checkpoint ckpt --checkpoint-every 20000s   # killed?\n  sysim run scenarios/queue/long-run.yaml --resume ckpt                                 # continues each run where it stopped\n  sysim run scenarios/quickstart.yaml --trace traces                                    # traces/run-00000.json → ui.perfetto.dev"
     )]
     Run {
         /// Scenario YAML file.
@@ -64,6 +64,14 @@ pub enum Command {
         /// Run a plan whose estimated memory exceeds this machine's, or whose work is beyond bound.
         #[arg(long)]
         allow_large: bool,
+        /// Write one Chrome/Perfetto timeline per run into this folder (`run-00000.json`, …; open
+        /// it in ui.perfetto.dev): slices for work on each modelled resource, counter tracks.
+        #[arg(long, value_name = "DIR")]
+        trace: Option<PathBuf>,
+        /// Events each timeline keeps at most; the rest are dropped with a note in the file and on
+        /// stderr (default 200000, ≈ 20 MB).
+        #[arg(long, value_name = "N", requires = "trace", default_value_t = sim::trace::DEFAULT_CAP_EVENTS as u64, value_parser = clap::value_parser!(u64).range(1..))]
+        trace_max_events: u64,
     },
     /// Check scenario files without running them.
     #[command(

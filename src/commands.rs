@@ -102,6 +102,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             checkpoint,
             checkpoint_every,
             allow_large,
+            trace,
+            trace_max_events,
         } => run(
             &registry,
             &file,
@@ -115,6 +117,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                 interrupt: Interrupt::on_signals().map_err(|e| {
                     CliError::Failure(format!("cannot install the SIGINT handler: {e}"))
                 })?,
+                trace,
+                trace_max_events: usize::try_from(trace_max_events).unwrap_or(usize::MAX),
             },
             Checkpointing {
                 resume,
@@ -232,6 +236,9 @@ fn run(
         )?;
     }
     opts.checkpoint = checkpointing.policy(&plan, family.name(), family.checkpoints())?;
+    if let Some(trace_dir) = &opts.trace {
+        sim_run::output::prepare_dir(trace_dir)?;
+    }
     let dir = out.unwrap_or_else(|| Path::new("out").join(&plan.scenario.name));
     let resume = checkpointing.resume.is_some();
     if let Some(policy) = opts.checkpoint.as_ref().filter(|_| !opts.quiet) {

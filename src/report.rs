@@ -152,6 +152,8 @@ fn one(
                 quiet: opts.quiet,
                 checkpoint: None,
                 interrupt: sim_run::interrupt::Interrupt::default(),
+                trace: None,
+                trace_max_events: 0,
             };
             execute_into(registry, &plan, &data, &run_opts, Format::Parquet, false)?;
             write(&data.join("cache_key"), key.as_bytes())?;

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use crate::checkpoint::Checkpointer;
 use crate::estimate::ResourceEstimate;
 use crate::rng::{self, Rng};
+use crate::trace::Trace;
 use crate::validate::{Checks, ParamError, Validate};
 
 /// One time-series sample recorded by a model (a row of `series.parquet`).
@@ -29,6 +30,8 @@ pub struct RunOutput {
     pub metrics: Vec<(String, f64)>,
     /// Time-series samples; empty when the family records none.
     pub series: Vec<SeriesPoint>,
+    /// The run's timeline (off unless the run was asked for one, [`RunContext::trace`]).
+    pub trace: Trace,
 }
 
 impl RunOutput {
@@ -68,6 +71,9 @@ pub struct RunContext {
     pub replication: u32,
     /// Seed of this run, derived from (scenario seed, replication, point).
     pub seed: u64,
+    /// Events the run's timeline may keep (`sysim run --trace DIR`); 0: no timeline. See
+    /// [`RunContext::tracer`].
+    pub trace_events: usize,
 }
 
 impl RunContext {
@@ -79,6 +85,29 @@ impl RunContext {
             point: 0,
             replication: 0,
             seed,
+            trace_events: 0,
+        }
+    }
+
+    /// This context with timeline recording on, default cap (for tests and tools).
+    pub const fn traced(self) -> Self {
+        Self {
+            trace_events: crate::trace::DEFAULT_CAP_EVENTS,
+            ..self
+        }
+    }
+
+    /// Whether the run records a timeline.
+    pub const fn is_traced(&self) -> bool {
+        self.trace_events > 0
+    }
+
+    /// The run's timeline recorder: on when the run was asked for a trace, off (free) otherwise.
+    pub fn tracer(&self) -> Trace {
+        if self.is_traced() {
+            Trace::with_cap(self.trace_events)
+        } else {
+            Trace::off()
         }
     }
 

@@ -13,5 +13,8 @@ pub mod engine;
 pub mod estimate;
 pub mod experiment;
 pub mod metrics;
+pub mod request_trace;
 pub mod rng;
+pub mod table_csv;
+pub mod trace;
 pub mod validate;

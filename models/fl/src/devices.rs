@@ -4,8 +4,13 @@
 use rand_distr::{Distribution, LogNormal};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+use sim::experiment::RunError;
 use sim::rng::Rng;
 use sim::validate::{Checks, Validate};
+
+use super::device_trace;
 
 /// One participant's device and connectivity.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -51,6 +56,10 @@ pub struct DeviceMix {
     /// Median check-in delay after a round starts, seconds (on-device FL rounds take minutes:
     /// devices start when idle and charging, Bonawitz et al., MLSys 2019; estimate).
     pub checkin_s_median: f64,
+    /// A device trace (CSV: `gflops`, `up_mbps`, `down_mbps`, optional `latency_ms`,
+    /// `availability`, `dropout`; see `device_trace`) replacing the drawn profiles: participant `i`
+    /// takes row `i mod rows`. A path relative to the working directory.
+    pub trace_file: Option<String>,
 }
 
 impl Default for DeviceMix {
@@ -64,6 +73,7 @@ impl Default for DeviceMix {
             availability: 0.95,
             dropout: 0.05,
             checkin_s_median: 10.0,
+            trace_file: None,
         }
     }
 }
@@ -77,6 +87,16 @@ impl DeviceMix {
             dropout: 0.0,
             ..Self::default()
         }
+    }
+
+    /// The profiles of `n` participants: from the trace file when one is set (an unreadable file or
+    /// a bad row is an error naming file, line and column), else drawn from the mix.
+    pub fn profiles(&self, n: usize, rng: &mut Rng) -> Result<Vec<DeviceProfile>, RunError> {
+        let Some(file) = &self.trace_file else {
+            return Ok(self.sample(n, rng));
+        };
+        let rows = device_trace::load(Path::new(file), self).map_err(RunError::Model)?;
+        Ok((0..n).map(|i| rows[i % rows.len()]).collect())
     }
 
     /// Draws `n` device profiles.

@@ -30,6 +30,7 @@ use super::network::{NetworkRngs, NetworkRun, Plugins, run_network};
 use super::params::{CircuitParams, DataParams, FlParams, Partition};
 use super::redeem;
 use super::settle::{SettleReport, settle};
+use super::timeline;
 use super::traits::{FedAvg, NoAdversary};
 use super::zk::circuits::{Kind, sample, synthesize};
 
@@ -78,7 +79,7 @@ pub fn train(p: &FlParams, ctx: &RunContext) -> Result<NetworkRun, RunError> {
             batch: p.train.batch as usize,
         },
     };
-    let devices = p.devices.sample(n, &mut ctx.rng("fl/devices"));
+    let devices = p.devices.profiles(n, &mut ctx.rng("fl/devices"))?;
     let mut rngs = NetworkRngs::from_ctx(ctx);
     run_network(
         &p.network,
@@ -291,6 +292,9 @@ impl Experiment for FlExperiment {
         if let Some(c) = &p.circuits {
             export_circuits(c, ctx.seed, &mut out)?;
         }
+        out.trace = ctx.tracer();
+        timeline::network(&run, p.network.aggregation_s, "fl", &mut out.trace);
+        timeline::chain(&rep, p.chain.slot_s, &mut out.trace);
         Ok(out)
     }
 }

@@ -14,6 +14,7 @@ pub mod clients;
 pub mod contracts;
 pub mod coordinator;
 pub mod data;
+pub mod device_trace;
 pub mod devices;
 pub mod evm;
 mod experiment;
@@ -25,6 +26,7 @@ mod params;
 pub mod redeem;
 pub mod rewards;
 pub mod settle;
+pub mod timeline;
 pub mod traits;
 pub mod zk;
 

@@ -102,6 +102,29 @@ pub struct RoundRecord {
     pub train_loss: f64,
     /// Global model quality after the round.
     pub eval: Eval,
+    /// What each participant that started the round spent on its phases (in planning order).
+    #[serde(default)]
+    pub clients: Vec<ClientRound>,
+}
+
+/// One participant's round: the phases of its planned work and when its upload reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ClientRound {
+    /// Participant index.
+    pub client: usize,
+    /// Check-in delay before it starts, seconds.
+    pub checkin_s: f64,
+    /// Download of the global model (with one round trip of latency), seconds.
+    pub download_s: f64,
+    /// Local training, seconds.
+    pub train_s: f64,
+    /// Upload at its own uplink rate (with one round trip of latency), seconds.
+    pub upload_s: f64,
+    /// Arrival of the update at the server (after the server's ingress link), seconds; NaN when it
+    /// had not arrived when the round closed.
+    pub arrival_s: f64,
+    /// Whether the update arrived by the deadline.
+    pub on_time: bool,
 }
 
 /// The whole run of the network.
@@ -256,11 +279,21 @@ pub fn run_network(
             } else {
                 0.0
             };
+            let phase = ClientRound {
+                client: i,
+                checkin_s,
+                download_s: dev.latency_s + download_bytes as f64 / dev.down_bytes_per_s,
+                train_s: c.flops / dev.flops_per_s,
+                upload_s: dev.latency_s + c.upload_bytes as f64 / dev.up_bytes_per_s,
+                arrival_s: f64::NAN,
+                on_time: false,
+            };
             let delay_s = checkin_s
                 + 2.0 * dev.latency_s
                 + download_bytes as f64 / dev.down_bytes_per_s
                 + c.flops / dev.flops_per_s
                 + c.upload_bytes as f64 / dev.up_bytes_per_s;
+            rec.clients.push(phase);
             plan.push(PlannedUpload {
                 round,
                 client: i as u32,
@@ -289,6 +322,15 @@ pub fn run_network(
         while let Some(a) = b.arrivals.try_read() {
             if a.on_time && a.round == round {
                 rec.on_time.push(a.client as usize);
+            }
+            if a.round == round
+                && let Some(c) = rec
+                    .clients
+                    .iter_mut()
+                    .find(|c| c.client == a.client as usize)
+            {
+                c.arrival_s = a.t_s;
+                c.on_time = a.on_time;
             }
         }
         rec.on_time.sort_unstable();

@@ -27,6 +27,7 @@ use sim::components::server::{Completed, Server};
 use sim::engine::{self, T0};
 use sim::estimate::ResourceEstimate;
 use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
+use sim::trace::Trace;
 
 use super::cost;
 use super::ops::Prec;
@@ -235,7 +236,34 @@ impl Experiment for FpgaExperiment {
         if let Some(q) = &p.lm {
             lm_metrics(p, q, ctx, &mut out)?;
         }
+        out.trace = ctx.tracer();
+        timeline(&tasks, "fpga", &fpga_done, &mut out.trace);
+        timeline(&tasks, "gpu", &gpu_done, &mut out.trace);
         Ok(out)
+    }
+}
+
+/// The operator pipeline of one run on `device` (`fpga` or `gpu`): one slice per task on
+/// `<device>/array` (matmuls; every GPU kernel) or `<device>/nonlinear` (the nonlinear unit), named
+/// by its layer and operator (`L3 matmul`, `L3 softmax`), with its MACs or elements as arguments.
+fn timeline(tasks: &[Task], device: &str, done: &[(Completed, bool)], trace: &mut Trace) {
+    if !trace.is_on() {
+        return;
+    }
+    let (array, nonlinear) = (format!("{device}/array"), format!("{device}/nonlinear"));
+    for (c, on_array) in done {
+        let Some(t) = tasks.get(c.id as usize) else {
+            continue;
+        };
+        let (name, arg) = match t.kind {
+            Kind::Matmul { .. } => (format!("L{} matmul", t.layer), ("macs", t.macs() as f64)),
+            Kind::Nonlinear { op, rows, len } => (
+                format!("L{} {}", t.layer, op_name(op)),
+                ("elements", (rows * len) as f64),
+            ),
+        };
+        let track = if *on_array { &array } else { &nonlinear };
+        trace.slice_with(track, &name, c.start_s, c.finish_s - c.start_s, &[arg]);
     }
 }
 

@@ -98,6 +98,34 @@ pub struct Engine {
     running: Option<Running>,
     /// DASH layer skipping (`None`: every layer runs).
     dash: Option<DashEngine>,
+    /// The timeline of executed steps and OPP switches, kept only when tracing.
+    log: Option<EngineLog>,
+}
+
+/// One executed (part of a) step: a layer or the head of one request in one phase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepSpan {
+    /// Request id.
+    pub request: u64,
+    /// Prefill or decode.
+    pub phase: Phase,
+    /// Layer index (`layers` is the output head).
+    pub step: u32,
+    /// Start, seconds.
+    pub start_s: f64,
+    /// Duration, seconds (cut short when an OPP switch re-times the rest of the step).
+    pub dur_s: f64,
+    /// Busy fraction of the CPU, GPU and memory interface during it.
+    pub util: [f64; 3],
+}
+
+/// What the engine saw, for the run's timeline: its steps and every OPP switch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineLog {
+    /// Executed steps in order.
+    pub steps: Vec<StepSpan>,
+    /// OPP switches in order.
+    pub switches: Vec<OppSwitch>,
 }
 
 /// The step in progress.
@@ -111,6 +139,8 @@ struct Running {
     since_s: f64,
     /// Duration of `work` at the OPPs in force since `since_s`, seconds.
     duration_s: f64,
+    /// Busy fraction of the CPU, GPU and memory interface at those OPPs.
+    util: [f64; 3],
     /// The scheduled end of the step.
     key: EventKey,
 }
@@ -134,7 +164,34 @@ impl Engine {
             steps: 0,
             running: None,
             dash: None,
+            log: None,
         }
+    }
+
+    /// The same engine keeping an [`EngineLog`] for the run's timeline.
+    pub fn with_log(mut self) -> Self {
+        self.log = Some(EngineLog::default());
+        self
+    }
+
+    /// The timeline kept so far (empty unless built [`Engine::with_log`]).
+    pub async fn take_log(&mut self, _: ()) -> EngineLog {
+        self.log.take().unwrap_or_default()
+    }
+
+    /// Logs the (part of the) running step `r` that ended at `now`.
+    fn log_step(&mut self, r: &Running, now: f64) {
+        let (Some(log), Some(a)) = (self.log.as_mut(), self.active.as_ref()) else {
+            return;
+        };
+        log.steps.push(StepSpan {
+            request: a.req.id,
+            phase: a.phase,
+            step: a.step,
+            start_s: r.since_s,
+            dur_s: now - r.since_s,
+            util: r.util,
+        });
     }
 
     /// The same engine skipping layers as DASH's plan `d` says.
@@ -158,8 +215,12 @@ impl Engine {
             return;
         };
         *slot = s.opp;
+        if let Some(log) = self.log.as_mut() {
+            log.switches.push(s);
+        }
         let Some(r) = self.running.take() else { return };
         let now = t_s(cx.time());
+        self.log_step(&r, now);
         let left = if r.duration_s > 0.0 {
             (1.0 - (now - r.since_s) / r.duration_s).clamp(0.0, 1.0)
         } else {
@@ -187,8 +248,10 @@ impl Engine {
     /// The current step has finished (self-scheduled).
     #[nexosim(schedulable)]
     async fn step_done(&mut self, _: (), cx: &Context<Self>) {
-        self.running = None;
         let now = t_s(cx.time());
+        if let Some(r) = self.running.take() {
+            self.log_step(&r, now);
+        }
         let Some(mut a) = self.active else { return };
         let layers = self.cost.llm.layers;
         if a.step < layers {
@@ -324,6 +387,7 @@ impl Engine {
                 extra,
                 since_s: t_s(cx.time()),
                 duration_s: t.time_s,
+                util: t.util,
                 key,
             });
         }

@@ -47,7 +47,7 @@ use super::calibrate;
 use super::cost::{CostModel, Phase};
 use super::dash::phone::{DashEngine, DashStats};
 use super::dash::{features, measure};
-use super::engine::{Engine, RequestDone};
+use super::engine::{Engine, EngineLog, RequestDone};
 use super::fuse::{self, FuseParams};
 use super::governor::{Algorithm, Governor};
 use super::membw::MemBw;
@@ -56,11 +56,12 @@ use super::monitor::{Monitor, MonitorReport};
 use super::params::{ArrivalKind, GovernorChoice, MobileParams, StockParams};
 use super::pinner::{PinTable, Pinner};
 use super::quickstep::Quickstep;
-use super::request_trace;
 use super::schedutil::Schedutil;
 use super::soc::Domain;
+use super::timeline;
 use super::trace;
 use super::workload::{Arrivals, Workload};
+use sim::request_trace;
 
 /// Phone LLM inference under DVFS governors (FUSE).
 pub struct MobileExperiment;
@@ -94,7 +95,12 @@ pub struct SimResult {
     pub steps: u64,
     /// What DASH did (`None` without DASH).
     pub dash: Option<DashStats>,
+    /// Steps and OPP switches for the timeline (empty unless traced).
+    pub log: EngineLog,
 }
+
+/// The OPP every domain starts a simulation at (the lowest).
+pub const INITIAL_OPP: [usize; 3] = [0; 3];
 
 /// Runs one simulation of `lengths` requests on `cost` under `policy`.
 pub fn simulate(
@@ -113,10 +119,13 @@ pub fn simulate(
         rng,
         series_interval_s,
         None,
+        false,
     )
 }
 
-/// [`simulate`] with the engine skipping layers as DASH's plan `dash` says (`None`: no skipping).
+/// [`simulate`] with the engine skipping layers as DASH's plan `dash` says (`None`: no skipping),
+/// keeping the engine's log for the timeline when `trace`.
+#[allow(clippy::too_many_arguments)]
 pub fn simulate_with(
     cost: &CostModel,
     policy: &Policy,
@@ -125,8 +134,9 @@ pub fn simulate_with(
     rng: Rng,
     series_interval_s: f64,
     dash: Option<DashEngine>,
+    trace: bool,
 ) -> Result<SimResult, RunError> {
-    let init = [0usize; 3];
+    let init = INITIAL_OPP;
     let mut doms: Vec<DvfsDomain> = Domain::ALL
         .iter()
         .map(|&d| DvfsDomain::new(d.id(), cost.dvfs(d, init[d as usize])))
@@ -136,6 +146,9 @@ pub fn simulate_with(
     let mut eng = Engine::new(cost.clone(), init);
     if let Some(d) = dash {
         eng = eng.with_dash(d);
+    }
+    if trace {
+        eng = eng.with_log();
     }
     let emb = Mailbox::new();
     let mut wl = Workload::new(arrivals, lengths, rng);
@@ -281,6 +294,9 @@ pub fn simulate_with(
     let dash_q = QuerySource::new()
         .connect(Engine::dash_stats, &emb)
         .register(&mut b);
+    let log_q = QuerySource::new()
+        .connect(Engine::take_log, &emb)
+        .register(&mut b);
     let state_q: Vec<_> = dmb
         .iter()
         .map(|m| {
@@ -317,6 +333,7 @@ pub fn simulate_with(
     let meter = simu.process_query(&meter_q, ())?;
     let steps = simu.process_query(&steps_q, ())?;
     let dash = simu.process_query(&dash_q, ())?;
+    let log = simu.process_query(&log_q, ())?;
     let mut domains = Vec::new();
     for q in &state_q {
         domains.push(simu.process_query(q, ())?);
@@ -328,6 +345,7 @@ pub fn simulate_with(
         domains,
         steps,
         dash,
+        log,
     })
 }
 
@@ -622,8 +640,10 @@ impl Experiment for MobileExperiment {
             ctx.rng("mobile/arrivals"),
             p.series_interval_s,
             plan,
+            ctx.is_traced(),
         )?;
         export(&r, &mut out);
+        out.trace = timeline::record(&r, &cost, ctx);
         if p.dash.enabled {
             // the same requests without skipping, for DASH's speedup and energy change
             let plain = simulate(

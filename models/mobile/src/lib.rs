@@ -20,9 +20,9 @@ pub mod ondemand;
 pub mod params;
 pub mod pinner;
 pub mod quickstep;
-pub mod request_trace;
 pub mod schedutil;
 pub mod soc;
+pub mod timeline;
 pub mod trace;
 pub mod workload;
 

@@ -393,3 +393,74 @@ fn a_trace_file_drives_lengths_and_arrival_times() {
     assert!(e.contains("t.csv:3:5"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_timeline_integrates_to_each_domains_energy_and_mean_frequency() {
+    use super::experiment::simulate_with;
+    use sim::trace::EventKind;
+    let p = params(GovernorChoice::Stock, 40, 12, 2);
+    let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());
+    let ctx = RunContext::single(17).traced();
+    let r = simulate_with(
+        &cost,
+        &Policy::Stock(p.stock.clone()),
+        Arrivals::Closed { think_s: 0.3 },
+        vec![(40, 12), (80, 6)],
+        ctx.rng("t"),
+        0.0,
+        None,
+        true,
+    )
+    .unwrap();
+    let trace = super::timeline::record(&r, &cost, &ctx);
+    assert_eq!(trace.dropped(), 0);
+    // a step function (t, value) integrated over [0, end_s]
+    let integral = |track: &str, end_s: f64| {
+        let i = trace.tracks().iter().position(|t| t == track).unwrap();
+        let pts: Vec<(f64, f64)> = trace
+            .events()
+            .iter()
+            .filter(|e| e.track == i)
+            .map(|e| match e.kind {
+                EventKind::Counter { value } => (e.t_s, value),
+                _ => unreachable!("{track} is a counter track"),
+            })
+            .collect();
+        let mut sum = 0.0;
+        for (k, &(t, v)) in pts.iter().enumerate() {
+            let next = pts.get(k + 1).map_or(end_s, |n| n.0);
+            sum += v * (next - t);
+        }
+        (sum, pts.len())
+    };
+    for s in &r.domains {
+        let name = super::soc::Domain::ALL[s.domain as usize].name();
+        let end_s = s.energy_j / s.mean_power_w;
+        let (energy_j, _) = integral(&format!("{name}/power_w"), end_s);
+        let rel = (energy_j - s.energy_j).abs() / s.energy_j;
+        assert!(
+            rel < 0.01,
+            "{name}: timeline {energy_j} J vs domain {} J",
+            s.energy_j
+        );
+        let (mhz_s, samples) = integral(&format!("{name}/freq_mhz"), end_s);
+        let mean_mhz = mhz_s / end_s;
+        assert!(
+            (mean_mhz - s.mean_freq_hz / 1e6).abs() < 1e-6 * mean_mhz,
+            "{name}: timeline {mean_mhz} MHz vs domain {}",
+            s.mean_freq_hz / 1e6
+        );
+        assert_eq!(
+            samples as u64,
+            s.transitions + 1,
+            "{name}: one sample per switch"
+        );
+    }
+    // every step shows on the GPU track: as many GPU slices as steps with GPU work
+    assert!(trace.busy_s("gpu/layers") > 0.0);
+    let first_token_s = r.done[0].first_token_s;
+    assert!(trace.busy_s("requests") > first_token_s);
+    // off by default: nothing recorded
+    let off = super::timeline::record(&r, &cost, &RunContext::single(17));
+    assert!(off.events().is_empty());
+}

@@ -20,6 +20,7 @@ use sim::engine::{self, T0};
 use sim::estimate::ResourceEstimate;
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 use sim::metrics::LatencyHistogram;
+use sim::trace::Trace;
 
 use super::params::QueueParams;
 use super::source::PoissonSource;
@@ -41,7 +42,7 @@ impl Experiment for QueueExperiment {
         while let Some(c) = done.try_read() {
             completed.push(c);
         }
-        summarise(p, &completed)
+        summarise(p, &completed, ctx)
     }
 
     /// Memory: every departure is kept until the run ends (`Completed` records, twice over while
@@ -81,7 +82,7 @@ impl Experiment for QueueExperiment {
             }
             completed.len() as u64 >= p.customers
         })?;
-        summarise(p, &completed)
+        summarise(p, &completed, ctx)
     }
 }
 
@@ -106,8 +107,12 @@ fn build(p: &QueueParams, ctx: &RunContext) -> (SimInit, EventQueueReader<Comple
     (bench, done)
 }
 
-/// The run's metrics (and optional in-system series) from its completions.
-fn summarise(p: &QueueParams, completed: &[Completed]) -> Result<RunOutput, RunError> {
+/// The run's metrics (and optional in-system series and timeline) from its completions.
+fn summarise(
+    p: &QueueParams,
+    completed: &[Completed],
+    ctx: &RunContext,
+) -> Result<RunOutput, RunError> {
     let mut sojourn = LatencyHistogram::new();
     let (mut wait_sum_s, mut sojourn_sum_s, mut busy_s) = (0.0, 0.0, 0.0);
     let (mut first_arrival_s, mut last_finish_s, mut counted) = (f64::INFINITY, 0.0f64, 0u64);
@@ -139,7 +144,31 @@ fn summarise(p: &QueueParams, completed: &[Completed]) -> Result<RunOutput, RunE
     if p.series_interval_s > 0.0 {
         record_in_system(completed, p.series_interval_s, &mut out);
     }
+    out.trace = timeline(p, completed, ctx);
     Ok(out)
+}
+
+/// One slice per service on its server's track (`server/3`), named `job` for measured customers and
+/// `warm-up job` for the warm-up ones, with the customer's wait as an argument.
+fn timeline(p: &QueueParams, completed: &[Completed], ctx: &RunContext) -> Trace {
+    let mut trace = ctx.tracer();
+    if trace.is_on() {
+        for c in completed {
+            let name = if c.id < p.warmup_customers {
+                "warm-up job"
+            } else {
+                "job"
+            };
+            trace.slice_with(
+                &format!("server/{}", c.server),
+                name,
+                c.start_s,
+                c.service_s(),
+                &[("id", c.id as f64), ("wait_s", c.wait_s())],
+            );
+        }
+    }
+    trace
 }
 
 /// Samples the number of customers in the system every `interval_s` from the recorded arrivals and

@@ -17,6 +17,7 @@ fn replicate(p: &QueueParams, reps: u32, metric: &str) -> (f64, f64) {
                 point: 0,
                 replication: r,
                 seed: run_seed(2024, r, 0),
+                trace_events: 0,
             };
             let out = QueueExperiment.run(p, &ctx).expect("run succeeds");
             out.get(metric).expect("metric exists")
@@ -90,6 +91,7 @@ fn checkpointing_does_not_change_a_run() {
         point: 0,
         replication: 0,
         seed: run_seed(9, 0, 0),
+        trace_events: 0,
     };
     let plain = QueueExperiment.run(&p, &ctx).unwrap();
     let ckpt = sim::checkpoint::Checkpointer::new(

@@ -83,13 +83,41 @@ fn speedups(out: &mut RunOutput, prefix: &str, values: &[(Method, f64)], higher_
     }
 }
 
+/// Records `method`'s kernels as slices on `<method>/gpu` (one GPU stream per compared method, each
+/// starting at zero), named by the kernel, with its layer, waves, DRAM bytes and FLOPs.
+fn timeline(method: Method, kernels: &[Finished], out: &mut RunOutput) {
+    if !out.trace.is_on() {
+        return;
+    }
+    let track = format!("{}/gpu", method.key());
+    for k in kernels {
+        let d = &k.done;
+        out.trace.slice_with(
+            &track,
+            &d.name,
+            d.start_s,
+            d.end_s - d.start_s,
+            &[
+                ("layer", f64::from(k.layer)),
+                ("waves", d.waves as f64),
+                ("dram_bytes", d.dram_bytes),
+                ("flops", d.stats.flops),
+            ],
+        );
+    }
+}
+
 fn run_kernel(p: &SptcParams, w: &KernelWorkload, ctx: &RunContext) -> Result<RunOutput, RunError> {
-    let mut out = RunOutput::default();
+    let mut out = RunOutput {
+        trace: ctx.tracer(),
+        ..RunOutput::default()
+    };
     let mut times = Vec::new();
     let flops = 2.0 * (w.m * w.n * w.k) as f64;
     for &m in &p.methods {
         let plan = gemm_plan(&format!("{}.gemm", m.key()), m, &p.format, w.m, w.k, &[w.n]);
         let trace = simulate(p, Work::Kernels(vec![plan]), ctx)?;
+        timeline(m, &trace.kernels, &mut out);
         let k = trace
             .kernels
             .first()
@@ -139,7 +167,10 @@ fn run_model(p: &SptcParams, w: &ModelWorkload, ctx: &RunContext) -> Result<RunO
         w.deployed_layers
     };
     let capacity = p.gpu.memory_bytes.saturating_sub(w.reserved_bytes) as f64;
-    let mut out = RunOutput::default();
+    let mut out = RunOutput {
+        trace: ctx.tracer(),
+        ..RunOutput::default()
+    };
     let (mut moe_t, mut layer_t, mut tps, mut batch) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut imbalance = 0.0;
@@ -153,6 +184,7 @@ fn run_model(p: &SptcParams, w: &ModelWorkload, ctx: &RunContext) -> Result<RunO
             router: w.router,
         };
         let trace = simulate(p, Work::Model(work), ctx)?;
+        timeline(m, &trace.kernels, &mut out);
         let layers = f64::from(w.simulated_layers);
         let part_s = |part: Part| -> f64 {
             trace

@@ -58,6 +58,9 @@ pub struct DeviceReport {
     pub exposed_s: f64,
     /// Busy intervals of the compute stream (start, end), seconds.
     pub intervals: Vec<(f64, f64)>,
+    /// The operator of each busy interval (same order as `intervals`).
+    #[serde(default)]
+    pub interval_ops: Vec<OpId>,
     /// Completion times of the operators that end a token (`*lm_head`), seconds.
     pub token_ends_s: Vec<f64>,
     /// Bytes fetched pool → device.
@@ -215,6 +218,7 @@ impl Device {
         if let Some((_, start)) = self.computing.take() {
             self.report.compute_busy_s += now - start;
             self.report.intervals.push((start, now));
+            self.report.interval_ops.push(o);
         }
         let op = &self.graph.ops[o];
         for t in op.uses().chain(op.outputs.iter().copied()) {

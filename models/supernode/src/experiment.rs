@@ -23,6 +23,7 @@ use sim::components::memory::{MemoryPool, MemoryStats, MemoryUsage};
 use sim::engine::{self, T0};
 use sim::estimate::ResourceEstimate;
 use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
+use sim::trace::Trace;
 
 use super::baseline;
 use super::device::{Device, DeviceReport, Mode};
@@ -32,6 +33,7 @@ use super::lifetime::{Lifetimes, no_offload_peak};
 use super::params::{Strategy, SupernodeParams, Workload};
 use super::phases::Phases;
 use super::planner::{self, Costs, Instr, Knobs, Plan};
+use super::serving;
 use super::workloads::{self, Sharding};
 
 /// The HyperOffload experiment.
@@ -517,8 +519,56 @@ impl Experiment for SupernodeExperiment {
         if p.gantt {
             gantt(&o, &mut out);
         }
+        out.trace = timeline(&s, &o, ctx);
+        if let Some(t) = &p.request_trace {
+            let served = serving::serve(p, t, ctx)?;
+            serving::export(&served, &mut out);
+            serving::timeline(&served, &mut out.trace);
+        }
         Ok(out)
     }
+}
+
+/// The device's timeline: one slice per operator on `device/compute` (named by the operator), one
+/// per transfer on `fabric/h2d` and `fabric/d2h` (named by the tensor, from submission until its
+/// last byte left; a transfer queued behind another starts when the link frees), and counters
+/// `hbm/used_bytes` (device memory after every change) and `fabric/<dir>_util` (1 while the link
+/// transmits, 0 when idle).
+fn timeline(s: &Setup, o: &Outcome, ctx: &RunContext) -> Trace {
+    let mut trace = ctx.tracer();
+    if !trace.is_on() {
+        return trace;
+    }
+    for (&(a, b), &op) in o.device.intervals.iter().zip(&o.device.interval_ops) {
+        let name = s.graph.ops.get(op).map_or("op", |x| x.name.as_str());
+        trace.slice("device/compute", name, a, b - a);
+    }
+    for (dir, ts) in [("h2d", &o.h2d_transfers), ("d2h", &o.d2h_transfers)] {
+        let (track, util) = (format!("fabric/{dir}"), format!("fabric/{dir}_util"));
+        let mut free_s = 0.0f64;
+        for d in ts {
+            let name = s
+                .graph
+                .tensors
+                .get(d.id as usize)
+                .map_or("tensor", |x| x.name.as_str());
+            let start_s = d.sent_s.max(free_s);
+            trace.slice_with(
+                &track,
+                name,
+                start_s,
+                d.transmitted_s - start_s,
+                &[("bytes", d.bytes as f64), ("delivered_s", d.delivered_s)],
+            );
+            trace.counter(&util, start_s, 1.0);
+            trace.counter(&util, d.transmitted_s, 0.0);
+            free_s = d.transmitted_s;
+        }
+    }
+    for u in &o.usage {
+        trace.counter("hbm/used_bytes", u.t_s, u.used_bytes as f64);
+    }
+    trace
 }
 
 /// Gantt series: compute busy (1/0), active transfers per direction, device bytes in use.

@@ -17,11 +17,13 @@ pub mod lifetime;
 mod params;
 pub mod phases;
 pub mod planner;
+pub mod serving;
 pub mod workloads;
 
 pub use experiment::{Outcome, Setup, SupernodeExperiment, build_graph, execute, setup};
 pub use params::{
-    HyperOffloadKnobs, KvOffloadKnobs, Parallel, Strategy, SupernodeParams, Workload,
+    HyperOffloadKnobs, KvOffloadKnobs, MAX_DECODE_STEPS, Parallel, RequestTrace, Strategy,
+    SupernodeParams, Workload,
 };
 
 #[cfg(test)]

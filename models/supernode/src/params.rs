@@ -37,6 +37,22 @@ pub struct SupernodeParams {
     /// Record compute / transfer busy intervals and device memory use as a time series (Gantt).
     #[serde(default)]
     pub gantt: bool,
+    /// Serve a user's request trace with this workload's batch (workload kind `request`): adds the
+    /// `trace_*` metrics.
+    #[serde(default)]
+    pub request_trace: Option<RequestTrace>,
+}
+
+/// A request trace file (CSV or JSONL with `arrival_s`, `prompt_tokens`, `output_tokens`, as the
+/// `mobile` family reads them), served first come, first served.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestTrace {
+    /// The trace, relative to the working directory.
+    pub file: String,
+    /// Serve only its first rows (default: all).
+    #[serde(default)]
+    pub requests: Option<u64>,
 }
 
 fn one() -> f64 {
@@ -215,6 +231,20 @@ impl Validate for SupernodeParams {
             );
         }
         c.part("parallel", &self.parallel);
+        if let Some(t) = &self.request_trace {
+            if !matches!(self.workload, Workload::Request { .. }) {
+                c.fail(
+                    "request_trace",
+                    "needs workload kind `request` (its batch serves each traced request)",
+                );
+            }
+            if t.file.trim().is_empty() {
+                c.fail("request_trace.file", "must name a trace file");
+            }
+            if let Some(n) = t.requests {
+                c.at_least("request_trace.requests", n, 1);
+            }
+        }
         if self.parallel.tensor > self.llm.kv_heads.max(1) && self.llm.mla_kv_dim == 0 {
             c.fail(
                 "parallel.tensor",

@@ -36,6 +36,7 @@ fn params(strategy: Strategy, budget_frac: f64) -> SupernodeParams {
         hyperoffload: HyperOffloadKnobs::default(),
         kv_offload: KvOffloadKnobs::default(),
         gantt: false,
+        request_trace: None,
     }
 }
 

@@ -26,3 +26,4 @@ pub mod scenario;
 pub mod schema;
 pub mod sweep;
 pub mod table;
+pub mod timeline;

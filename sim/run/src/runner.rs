@@ -3,12 +3,14 @@
 
 use std::io::IsTerminal;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
-use sim::experiment::{DynExperiment, RunOutput};
+use sim::experiment::{DynExperiment, RunContext, RunOutput};
+use sim::trace::DEFAULT_CAP_EVENTS;
 
 use crate::checkpoint::CheckpointPolicy;
 use crate::error::{RunFailure, RunnerError, ShardError};
@@ -16,6 +18,7 @@ use crate::interrupt::Interrupt;
 use crate::journal::Journal;
 use crate::scenario::{Plan, RunSpec};
 use crate::table::KEY_COLUMNS;
+use crate::timeline;
 
 /// A disjoint part `index` of `count` of a plan: runs whose index is ≡ `index` (mod `count`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +70,10 @@ pub struct RunOptions {
     pub checkpoint: Option<CheckpointPolicy>,
     /// Once requested, no further run starts; runs in flight finish (and are journaled).
     pub interrupt: Interrupt,
+    /// Write each run's timeline into this (existing) folder (`--trace DIR`).
+    pub trace: Option<PathBuf>,
+    /// Events each timeline keeps at most (`--trace-max-events`; 0: the default).
+    pub trace_max_events: usize,
 }
 
 /// What one run produced: its spec and either its output or the reason it failed.
@@ -117,16 +124,25 @@ pub fn execute(
                     });
                     return None;
                 }
+                let ctx = RunContext {
+                    trace_events: match (&opts.trace, opts.trace_max_events) {
+                        (None, _) => 0,
+                        (Some(_), 0) => DEFAULT_CAP_EVENTS,
+                        (Some(_), n) => n,
+                    },
+                    ..spec.ctx
+                };
                 let run = || match &opts.checkpoint {
-                    Some(policy) => family.run_checkpointed(
-                        &spec.params,
-                        &spec.ctx,
-                        &policy.for_run(spec.ctx.run),
-                    ),
-                    None => family.run(&spec.params, &spec.ctx),
+                    Some(policy) => {
+                        family.run_checkpointed(&spec.params, &ctx, &policy.for_run(ctx.run))
+                    }
+                    None => family.run(&spec.params, &ctx),
                 };
                 let outcome = match catch_unwind(AssertUnwindSafe(run)) {
-                    Ok(Ok(out)) => clashing_metric(&out, spec).map_or(Ok(out), Err),
+                    Ok(Ok(mut out)) => match trace_out(opts, family, spec, &mut out) {
+                        Err(e) => Err(e),
+                        Ok(()) => clashing_metric(&out, spec).map_or(Ok(out), Err),
+                    },
                     Ok(Err(e)) => Err(RunFailure::Family(e.to_string())),
                     Err(panic) => Err(RunFailure::Panic(panic_message(&panic))),
                 };
@@ -153,6 +169,26 @@ pub fn execute(
         });
     }
     Ok(records.into_iter().flatten().collect())
+}
+
+/// Writes the run's timeline when `--trace DIR` asked for it (a cap note goes to stderr).
+fn trace_out(
+    opts: &RunOptions,
+    family: &dyn DynExperiment,
+    spec: &RunSpec,
+    out: &mut RunOutput,
+) -> Result<(), RunFailure> {
+    let Some(dir) = &opts.trace else {
+        return Ok(());
+    };
+    match timeline::write(dir, family.name(), spec, out) {
+        Ok(Some(note)) => {
+            eprintln!("{note}");
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(RunFailure::Family(e)),
+    }
 }
 
 /// Worker threads for `runs` runs when `jobs` were asked for (0: one per core): never more than
@@ -267,6 +303,8 @@ mod tests {
             quiet: true,
             checkpoint: None,
             interrupt: Interrupt::default(),
+            trace: None,
+            trace_max_events: 0,
         };
         let records = execute(&plan, registry.get("flaky").unwrap(), &opts, &[], None).unwrap();
         let runs: Vec<u64> = records.iter().map(|r| r.spec.ctx.run).collect();

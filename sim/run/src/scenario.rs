@@ -336,6 +336,7 @@ fn expand(
                     } else {
                         run_seed(scenario.seed, replication, point)
                     },
+                    trace_events: 0,
                 },
                 params: resolved.clone(),
                 columns: columns.clone(),

@@ -69,6 +69,7 @@ fn run(plan: Option<DashEngine>, policy: &Policy) -> SimResult {
         sim::rng::stream(3, "arrivals"),
         0.0,
         plan,
+        false,
     )
     .unwrap()
 }

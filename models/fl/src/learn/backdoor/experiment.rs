@@ -106,7 +106,7 @@ fn setup(p: &BackdoorParams, ctx: &RunContext) -> Result<Setup, RunError> {
         test_triggered,
         devices: p
             .devices
-            .sample(p.clients, &mut ctx.rng("fl-backdoor/devices")),
+            .profiles(p.clients, &mut ctx.rng("fl-backdoor/devices"))?,
     })
 }
 
@@ -169,6 +169,8 @@ fn run_attack(
             Ok(())
         },
     )?;
+    let group = format!("attack {}", attack.name());
+    crate::timeline::network(&run, p.network.aggregation_s, &group, &mut out.trace);
     let main = net::accuracy_curve(&run);
     net::sample_curve(out, &run, attack.name(), "accuracy", &main);
     net::sample_curve(out, &run, attack.name(), "backdoor_success_rate", &bsr);
@@ -206,7 +208,10 @@ impl Experiment for BackdoorExperiment {
 
     fn run(&self, p: &BackdoorParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
         let s = setup(p, ctx)?;
-        let mut out = RunOutput::default();
+        let mut out = RunOutput {
+            trace: ctx.tracer(),
+            ..RunOutput::default()
+        };
         let o = run_attack(p.attack, p, &s, ctx, &mut out)?;
         out.metric("main_accuracy", o.main_accuracy)
             .metric("backdoor_success_rate", o.bsr_final)

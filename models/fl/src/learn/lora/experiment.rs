@@ -81,7 +81,9 @@ fn setup(p: &LoraParams, ctx: &RunContext) -> Result<Setup, RunError> {
         .map(|w| target.sample(p.samples_per_client, w, &mut data_rng))
         .collect();
     let test = target.sample(p.test_samples, &uniform, &mut data_rng);
-    let devices = p.devices.sample(p.clients, &mut ctx.rng("fl-lora/devices"));
+    let devices = p
+        .devices
+        .profiles(p.clients, &mut ctx.rng("fl-lora/devices"))?;
     Ok(Setup {
         base,
         clients,
@@ -121,6 +123,7 @@ fn run_method(
         &mut net::rngs(ctx, "fl-lora", "fl-lora/aggregate"),
         &mut |_, _, _| Ok(()),
     )?;
+    crate::timeline::network(&run, p.network.aggregation_s, method.name(), &mut out.trace);
     let curve = net::accuracy_curve(&run);
     net::sample_curve(out, &run, method.name(), "accuracy", &curve);
     let up = trainer.uplink_floats();
@@ -171,7 +174,10 @@ impl Experiment for LoraExperiment {
 
     fn run(&self, p: &LoraParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
         let s = setup(p, ctx)?;
-        let mut out = RunOutput::default();
+        let mut out = RunOutput {
+            trace: ctx.tracer(),
+            ..RunOutput::default()
+        };
         let pre = nn::accuracy(&s.base, &s.test).map_err(model_err)?;
         let o = run_method(p.method, p, &s, ctx, &mut out)?;
         let rounds = p.network.rounds as usize;

@@ -54,7 +54,7 @@ struct Outcome {
     uplink_floats: usize,
 }
 
-fn setup(p: &PersonalParams, ctx: &RunContext) -> Setup {
+fn setup(p: &PersonalParams, ctx: &RunContext) -> Result<Setup, RunError> {
     let mut rng = ctx.rng("fl-personal/task");
     let task = Prototypes::new(p.task, &mut rng);
     let skew = dirichlet_label_skew(p.clients, p.task.classes, p.dirichlet_alpha, &mut rng);
@@ -74,14 +74,14 @@ fn setup(p: &PersonalParams, ctx: &RunContext) -> Setup {
     let mut widths = vec![p.task.dim];
     widths.extend(&p.hidden);
     widths.push(p.task.classes);
-    Setup {
+    Ok(Setup {
         init: Weights::init(&widths, &mut ctx.rng("fl-personal/init")),
         train,
         test,
         devices: p
             .devices
-            .sample(p.clients, &mut ctx.rng("fl-personal/devices")),
-    }
+            .profiles(p.clients, &mut ctx.rng("fl-personal/devices"))?,
+    })
 }
 
 fn run_method(
@@ -120,6 +120,7 @@ fn run_method(
         &mut net::rngs(ctx, "fl-personal", "fl-personal/aggregate"),
         &mut |_, _, _| Ok(()),
     )?;
+    crate::timeline::network(&run, p.network.aggregation_s, method.name(), &mut out.trace);
     let curve = net::accuracy_curve(&run);
     net::sample_curve(out, &run, method.name(), "accuracy", &curve);
     Ok(Outcome {
@@ -159,8 +160,11 @@ impl Experiment for PersonalExperiment {
     }
 
     fn run(&self, p: &PersonalParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
-        let s = setup(p, ctx);
-        let mut out = RunOutput::default();
+        let s = setup(p, ctx)?;
+        let mut out = RunOutput {
+            trace: ctx.tracer(),
+            ..RunOutput::default()
+        };
         let o = run_method(p.method, p, &s, ctx, &mut out)?;
         let mean = o.curve.last().copied().unwrap_or(0.0);
         let reached = rounds_to(&o.curve, p.target_accuracy);

@@ -1,10 +1,13 @@
-//! A user's request trace: one request per row with its arrival time and lengths, as CSV (a header
-//! naming the columns `arrival_s`, `prompt_tokens`, `output_tokens` in any order; `#` comments) or
-//! JSONL (one object per line with those keys). Every error names the file, line and column.
+//! A user's request trace (the `mobile` and `supernode` families): one request per row with its
+//! arrival time and lengths, as CSV (a header naming the columns `arrival_s`, `prompt_tokens`,
+//! `output_tokens` in any order; `#` comments; see [`crate::table_csv`]) or JSONL (one object per
+//! line with those keys). Every error names the file, line and column.
 
 use std::path::Path;
 
 use serde::Deserialize;
+
+use crate::table_csv::{self, At};
 
 /// One traced request.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -36,76 +39,19 @@ pub fn load(path: &Path) -> Result<Vec<TraceRequest>, String> {
     rows.map_err(|(line, col, msg)| format!("{name}:{line}:{col}: {msg}"))
 }
 
-/// An error at (line, column), both from 1.
-type At = (usize, usize, String);
-
 /// Parses CSV text (see the module doc).
 pub fn parse_csv(text: &str) -> Result<Vec<TraceRequest>, At> {
-    let mut idx: Option<[usize; 3]> = None;
     let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        // fields with the column (from 1) where each starts
-        let mut fields = Vec::new();
-        let mut start = 0;
-        for f in raw.split(',') {
-            fields.push((start + 1 + (f.len() - f.trim_start().len()), f.trim()));
-            start += f.len() + 1;
-        }
-        let Some(ix) = idx else {
-            let mut found = [usize::MAX; 3];
-            for (k, c) in COLUMNS.iter().enumerate() {
-                found[k] = fields.iter().position(|(_, f)| f == c).ok_or((
-                    line,
-                    1,
-                    format!("header must name the columns {COLUMNS:?}; `{c}` is missing"),
-                ))?;
-            }
-            idx = Some(found);
-            continue;
-        };
-        let get = |k: usize| {
-            fields.get(ix[k]).copied().ok_or((
-                line,
-                raw.len() + 1,
-                format!(
-                    "missing column `{}` (row has {} fields)",
-                    COLUMNS[k],
-                    fields.len()
-                ),
-            ))
-        };
-        let (c0, a) = get(0)?;
-        let arrival_s = a
-            .parse::<f64>()
-            .map_err(|_| (line, c0, format!("arrival_s: `{a}` is not a number")))?;
-        let mut tokens = [0u64; 2];
-        for (k, t) in tokens.iter_mut().enumerate() {
-            let (c, v) = get(k + 1)?;
-            *t = v.parse::<u64>().map_err(|_| {
-                (
-                    line,
-                    c,
-                    format!("{}: `{v}` is not a whole number of tokens", COLUMNS[k + 1]),
-                )
-            })?;
-        }
+    for row in table_csv::parse(text, &COLUMNS, &[])? {
         let r = TraceRequest {
-            arrival_s,
-            prompt_tokens: tokens[0],
-            output_tokens: tokens[1],
+            arrival_s: row.f64(0)?.unwrap_or_default(),
+            prompt_tokens: row.u64(1, "tokens")?.unwrap_or_default(),
+            output_tokens: row.u64(2, "tokens")?.unwrap_or_default(),
         };
-        check(&r, out.last()).map_err(|(k, m)| (line, fields[ix[k]].0, m))?;
+        check(&r, out.last()).map_err(|(k, m)| (row.line, row.column(k), m))?;
         out.push(r);
     }
-    if idx.is_none() {
-        return Err((1, 1, format!("no header row naming {COLUMNS:?}")));
-    }
-    non_empty(out, text)
+    Ok(out)
 }
 
 /// Parses JSON-lines text (see the module doc).

@@ -1,0 +1,33 @@
+//! `--trace DIR`: one Chrome/Perfetto trace-event file per run, written as the run finishes.
+
+use std::path::{Path, PathBuf};
+
+use sim::experiment::RunOutput;
+
+use crate::scenario::RunSpec;
+use crate::table::write_bytes_atomic;
+
+/// The trace file of run `run` in `dir` (`run-00007.json`).
+pub fn path(dir: &Path, run: u64) -> PathBuf {
+    dir.join(format!("run-{run:05}.json"))
+}
+
+/// Writes `out`'s timeline (and its series as counter tracks) for `spec` into `dir`, then drops it
+/// from `out` so that the records do not keep it. Returns the cap note when events were dropped.
+pub fn write(
+    dir: &Path,
+    family: &str,
+    spec: &RunSpec,
+    out: &mut RunOutput,
+) -> Result<Option<String>, String> {
+    let trace = std::mem::take(&mut out.trace);
+    let title = format!(
+        "{family} run {} (point {}, replication {}, seed {})",
+        spec.ctx.run, spec.ctx.point, spec.ctx.replication, spec.ctx.seed
+    );
+    let doc = trace.to_chrome_json(&title, &out.series);
+    let file = path(dir, spec.ctx.run);
+    let bytes = serde_json::to_vec(&doc).map_err(|e| format!("trace {}: {e}", file.display()))?;
+    write_bytes_atomic(&file, &bytes).map_err(|e| format!("trace {}: {e}", file.display()))?;
+    Ok(trace.cap_note().map(|n| format!("{}: {n}", file.display())))
+}
