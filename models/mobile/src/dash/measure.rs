@@ -108,10 +108,13 @@ fn texts() -> Result<(Vec<String>, Vec<String>), RunError> {
     }
 }
 
+/// What identifies a cached baseline: real weights, seed (of the stand-in), evaluation tokens and
+/// window length.
+type BaselineKey = (bool, u64, usize, usize);
+
 /// The unmodified model's run over the evaluation windows (memoised per process).
 fn baseline(m: &Model, real: bool, p: &DashParams) -> Result<Arc<Baseline>, RunError> {
-    static CACHE: OnceLock<Mutex<BTreeMap<(bool, u64, usize, usize), Arc<Baseline>>>> =
-        OnceLock::new();
+    static CACHE: OnceLock<Mutex<BTreeMap<BaselineKey, Arc<Baseline>>>> = OnceLock::new();
     let key = (real, p.seed, p.eval_tokens, p.eval_window_tokens);
     let cache = CACHE.get_or_init(|| Mutex::new(BTreeMap::new()));
     if let Some(b) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
