@@ -660,18 +660,38 @@ impl Experiment for MobileExperiment {
     }
 }
 
-/// DASH's engine plan: the policy trained and evaluated on the small real model (metrics of that
-/// measurement written into `out`).
+/// DASH's engine plan: the policy trained and evaluated on the real decoder (metrics of that
+/// measurement written into `out`; the fraction of tokens skipping each layer as the series
+/// `dash/layer_skip_ratio` with the layer index as `t_s`). The phone LLM must have the decoder's
+/// depth: its layers follow the decoder's decisions one for one.
 fn dash_plan(p: &MobileParams, out: &mut RunOutput) -> Result<DashEngine, RunError> {
     let m = measure::measure(&p.dash)?;
+    let layers = m.eval.layer_skip.len();
+    if p.llm.layers as usize != layers {
+        return Err(RunError::Model(format!(
+            "dash: the phone LLM `{}` has {} layers but the decoder DASH runs on has {layers}; use llm: smollm2-135m-q4_1",
+            p.llm.name, p.llm.layers
+        )));
+    }
+    let (q, b) = (&m.eval.quality, &m.baseline);
     out.metric("dash_skip_ratio", m.eval.skip_ratio)
-        .metric("dash_quality_cosine", m.eval.quality_cosine)
-        .metric("dash_token_cosine", m.eval.token_cosine)
+        .metric("dash_perplexity", q.perplexity())
+        .metric("dash_base_perplexity", b.perplexity())
+        .metric(
+            "dash_perplexity_ratio",
+            q.perplexity() / b.perplexity().max(f64::MIN_POSITIVE),
+        )
+        .metric("dash_kl", q.mean_kl())
+        .metric("dash_top1", q.top1())
+        .metric("dash_eval_tokens", q.tokens as f64)
         .metric("dash_real_weights", if m.real_weights { 1.0 } else { 0.0 })
         .metric(
             "dash_train_return_last",
             m.trained.mean_return.last().copied().unwrap_or(0.0),
         );
+    for (l, r) in m.eval.layer_skip.iter().enumerate() {
+        out.sample(l as f64, "dash", "layer_skip_ratio", *r);
+    }
     Ok(DashEngine::new(
         m.eval.patterns.clone(),
         p.dash.asynchronous,

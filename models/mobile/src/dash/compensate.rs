@@ -15,26 +15,44 @@ pub enum Compensation {
     Delta,
 }
 
-/// α per layer from reference trajectories: `trajs[s][l]` is sentence `s`'s hidden state after `l`
-/// layers (row-major tokens × hidden; `l = 0` is the embedding). α_0 = 0 (no earlier update).
-pub fn fit_alpha(trajs: &[Vec<Vec<f32>>], layers: usize) -> Vec<f64> {
-    (0..layers)
-        .map(|l| {
-            if l == 0 {
-                return 0.0;
+/// Least-squares fit of α per layer, accumulated one unskipped trajectory at a time (so the
+/// trajectories of many windows need not be held at once): α_0 = 0 (no earlier update).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlphaFit {
+    num: Vec<f64>,
+    den: Vec<f64>,
+}
+
+impl AlphaFit {
+    /// An empty fit for a stack of `layers` layers.
+    pub fn new(layers: usize) -> Self {
+        Self {
+            num: vec![0.0; layers],
+            den: vec![0.0; layers],
+        }
+    }
+
+    /// Adds one trajectory: `traj[l]` is the hidden state after `l` layers (row-major
+    /// tokens × hidden; `l = 0` is the embedding), `layers + 1` states.
+    pub fn add(&mut self, traj: &[Vec<f32>]) {
+        for l in 1..self.num.len().min(traj.len().saturating_sub(1)) {
+            let (a, b, c) = (&traj[l - 1], &traj[l], &traj[l + 1]);
+            for ((&x0, &x1), &x2) in a.iter().zip(b).zip(c) {
+                let d_prev = f64::from(x1) - f64::from(x0);
+                self.num[l] += (f64::from(x2) - f64::from(x1)) * d_prev;
+                self.den[l] += d_prev * d_prev;
             }
-            let (mut num, mut den) = (0.0f64, 0.0f64);
-            for t in trajs {
-                let (a, b, c) = (&t[l - 1], &t[l], &t[l + 1]);
-                for ((&x0, &x1), &x2) in a.iter().zip(b).zip(c) {
-                    let d_prev = f64::from(x1) - f64::from(x0);
-                    num += (f64::from(x2) - f64::from(x1)) * d_prev;
-                    den += d_prev * d_prev;
-                }
-            }
-            if den > 0.0 { num / den } else { 0.0 }
-        })
-        .collect()
+        }
+    }
+
+    /// α per layer: Σ⟨Δ_{l+1}, Δ_l⟩ / Σ‖Δ_l‖² (0 where no update was seen).
+    pub fn alpha(&self) -> Vec<f64> {
+        self.num
+            .iter()
+            .zip(&self.den)
+            .map(|(n, d)| if *d > 0.0 { n / d } else { 0.0 })
+            .collect()
+    }
 }
 
 /// The compensated output of a skipped layer for one token: `cur + α (cur − prev)`.
@@ -68,7 +86,9 @@ mod tests {
             .iter()
             .map(|&v| vec![v, 2.0 * v])
             .collect();
-        let a = fit_alpha(std::slice::from_ref(&traj), 3);
+        let mut fit = AlphaFit::new(3);
+        fit.add(&traj);
+        let a = fit.alpha();
         assert_eq!(a[0], 0.0);
         assert!((a[1] - 0.5).abs() < 1e-9 && (a[2] - 0.5).abs() < 1e-9);
         let y = apply(Compensation::Delta, &traj[2], Some(&traj[1]), a[2]);

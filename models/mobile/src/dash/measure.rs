@@ -1,94 +1,162 @@
-//! Measuring DASH on the real small model: the encoder (all-MiniLM-L6-v2's real weights when
-//! present, else its random-weight stand-in), real ShareGPT sentences tokenized by its WordPiece
-//! tokenizer, the unskipped reference trajectories, training, and the greedy evaluation whose
-//! per-token skip patterns drive the phone.
+//! Measuring DASH on the real decoder: SmolLM2-135M-Instruct (its GGUF when present, else a
+//! random-weight stand-in of the same depth), real ShareGPT turns cut into token windows (training
+//! windows from the first half of the turns, held-out evaluation windows from the second half),
+//! the unskipped reference run (cached per process), training, and the greedy evaluation whose
+//! per-token skip decisions drive the phone.
 //!
-//! The policy is trained with its own seed (`dash.seed`), not the run's, so that every phone,
-//! LLM and governor of a sweep runs the same trained policy; the result is memoised per process
-//! (a pure function of the DASH parameters and the weights).
+//! The policy is trained with its own seed (`dash.seed`), not the run's, so that every point of a
+//! sweep that shares the DASH parameters runs the same trained policy; the result is memoised per
+//! process (a pure function of the DASH parameters and the weights), and so is the unmodified
+//! model's run over the evaluation windows (shared by every λ).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use decoder::skip::Baseline;
+use decoder::{Config, Decoder, Exact, Tokenizer};
 use sim::experiment::RunError;
 
+use super::compensate::{AlphaFit, Compensation};
 use super::params::{DashParams, Weights};
-use super::stack::{LayerStack, trajectory};
+use super::rollout::trajectory;
 use super::train::{self, Evaluation, Trained};
-use minilm::{self, Dims, Exact, Hidden, MiniLm, Tokenizer};
 
-impl LayerStack for MiniLm {
-    fn layers(&self) -> usize {
-        self.layers.len()
-    }
-    fn hidden(&self) -> usize {
-        self.dims.hidden
-    }
-    fn embed(&self, ids: &[u32]) -> Vec<f32> {
-        MiniLm::embed(self, ids).x
-    }
-    fn layer(&self, l: usize, x: &[f32]) -> Vec<f32> {
-        let h = self.dims.hidden;
-        let input = Hidden {
-            tokens: x.len() / h.max(1),
-            width: h,
-            x: x.to_vec(),
-        };
-        MiniLm::layer(self, l, &input, &Exact).x
-    }
-}
-
-/// What DASH measured on the small model.
+/// What DASH measured on the decoder.
 #[derive(Debug, Clone)]
 pub struct Measured {
     /// The trained policy.
     pub trained: Trained,
-    /// Its greedy behaviour on the held-out sentences.
+    /// Its greedy behaviour on the held-out windows.
     pub eval: Evaluation,
-    /// Whether the real all-MiniLM-L6-v2 weights were used (else the random stand-in).
+    /// The unskipped model's quality on the same windows.
+    pub baseline: decoder::eval::Quality,
+    /// Whether the real SmolLM2 weights were used (else the random stand-in).
     pub real_weights: bool,
 }
 
-/// Trains and evaluates on `stack` with training and evaluation sentences given as token ids.
-pub fn measure_on(
-    stack: &dyn LayerStack,
-    train_ids: &[Vec<u32>],
-    eval_ids: &[Vec<u32>],
-    p: &DashParams,
-) -> (Trained, Evaluation) {
-    let refs: Vec<_> = train_ids.iter().map(|s| trajectory(stack, s)).collect();
-    let mut rng = sim::rng::stream(p.seed, "mobile/dash/train");
-    let trained = train::train(stack, train_ids, &refs, p, &mut rng);
-    let erefs: Vec<_> = eval_ids.iter().map(|s| trajectory(stack, s)).collect();
-    let eval = train::evaluate(stack, eval_ids, &erefs, &trained, p);
-    (trained, eval)
-}
+/// A loaded decoder with its tokenizer.
+type Model = Arc<(Decoder, Tokenizer)>;
 
-/// The real encoder if its weights are found (loaded once per process).
-fn real() -> Result<Option<Arc<MiniLm>>, String> {
-    static REAL: OnceLock<Result<Option<Arc<MiniLm>>, String>> = OnceLock::new();
-    REAL.get_or_init(|| match minilm::locate() {
+/// The real decoder if its GGUF is found (loaded once per process).
+fn real() -> Result<Option<Model>, String> {
+    static REAL: OnceLock<Result<Option<Model>, String>> = OnceLock::new();
+    REAL.get_or_init(|| match decoder::locate() {
         None => Ok(None),
-        Some(dir) => MiniLm::load(&dir)
+        Some(path) => Decoder::load(&path)
             .map(|m| Some(Arc::new(m)))
             .map_err(|e| e.to_string()),
     })
     .clone()
 }
 
-/// The encoder `p.weights` asks for, and whether it is the real one.
-fn encoder(p: &DashParams) -> Result<(Arc<MiniLm>, bool), RunError> {
-    let stand_in = || {
-        let mut rng = sim::rng::stream(p.seed, "mobile/dash/stand-in");
-        Arc::new(MiniLm::random(Dims::minilm(6), &mut rng))
+/// Words whose merges the stand-in's byte-level vocabulary gets.
+const STAND_IN_WORDS: &[&str] = &[" the", " and", "ing", " to", " of", " you", " is", "tion"];
+
+/// A random decoder of SmolLM2's depth (30 layers) at small widths, written as a GGUF to a
+/// temporary file and loaded back.
+fn stand_in(seed: u64) -> Result<Model, String> {
+    let c = Config {
+        layers: 30,
+        hidden: 64,
+        heads: 4,
+        kv_heads: 2,
+        ffn: 96,
+        vocab: 0,
+        rope_theta: 10_000.0,
+        rms_eps: 1e-5,
     };
+    let path = std::env::temp_dir().join(format!(
+        "sysim-dash-stand-in-{}-{seed}.gguf",
+        std::process::id()
+    ));
+    let mut rng = sim::rng::stream(seed, "mobile/dash/stand-in");
+    decoder::gguf::write_random(&path, &c, STAND_IN_WORDS, &mut rng).map_err(|e| e.to_string())?;
+    let m = Decoder::load(&path).map_err(|e| e.to_string());
+    let _ = std::fs::remove_file(&path);
+    Ok(Arc::new(m?))
+}
+
+/// The decoder `p.weights` asks for, and whether it is the real one.
+fn model(p: &DashParams) -> Result<(Model, bool), RunError> {
     match (p.weights, real().map_err(RunError::Model)?) {
-        (Weights::Random, _) | (Weights::Auto, None) => Ok((stand_in(), false)),
+        (Weights::Random, _) | (Weights::Auto, None) => {
+            Ok((stand_in(p.seed).map_err(RunError::Model)?, false))
+        }
         (_, Some(m)) => Ok((m, true)),
         (Weights::Real, None) => Err(RunError::Model(
-            "dash.weights: real all-MiniLM-L6-v2 weights not found (run scripts/fetch-minilm.sh or set SYSIM_MINILM_DIR)".into(),
+            "dash.weights: the SmolLM2 GGUF was not found (run scripts/fetch-data.sh or set SYSIM_SMOLLM2_GGUF)".into(),
         )),
     }
+}
+
+/// Training and held-out text: the two halves of the ShareGPT turns when present, else the
+/// ShareGPT sentences built into `minilm`.
+fn texts() -> Result<(Vec<String>, Vec<String>), RunError> {
+    match decoder::text::locate_turns() {
+        Some(path) => {
+            let turns = decoder::text::load_turns(&path).map_err(RunError::Model)?;
+            let half = turns.len() / 2;
+            Ok((turns[..half].to_vec(), turns[half..].to_vec()))
+        }
+        None => {
+            let own = |v: Vec<&str>| v.into_iter().map(String::from).collect();
+            Ok((
+                own(minilm::sentences::calibration()),
+                own(minilm::sentences::eval(minilm::sentences::EVAL_SENTENCES)),
+            ))
+        }
+    }
+}
+
+/// What identifies a cached baseline: real weights, seed (of the stand-in), evaluation tokens and
+/// window length.
+type BaselineKey = (bool, u64, usize, usize);
+
+/// The unmodified model's run over the evaluation windows (memoised per process).
+fn baseline(m: &Model, real: bool, p: &DashParams) -> Result<Arc<Baseline>, RunError> {
+    static CACHE: OnceLock<Mutex<BTreeMap<BaselineKey, Arc<Baseline>>>> = OnceLock::new();
+    let key = (real, p.seed, p.eval_tokens, p.eval_window_tokens);
+    let cache = CACHE.get_or_init(|| Mutex::new(BTreeMap::new()));
+    if let Some(b) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(b);
+    }
+    let (_, held_out) = texts()?;
+    let windows = decoder::text::windows(&m.1, &held_out, p.eval_window_tokens, 0, p.eval_tokens);
+    let b = Arc::new(Baseline::compute(&m.0, windows, &Exact).map_err(RunError::Model)?);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, b.clone());
+    }
+    Ok(b)
+}
+
+/// Trains on the training windows of `m` (their unskipped final states and the compensation fit
+/// come from one unskipped pass each).
+fn train_on(m: &Decoder, tok: &Tokenizer, p: &DashParams) -> Result<Trained, RunError> {
+    let (train_text, _) = texts()?;
+    let windows: Vec<Vec<u32>> = decoder::text::windows(
+        tok,
+        &train_text,
+        p.train_window_tokens,
+        0,
+        p.train_windows * p.train_window_tokens,
+    )
+    .into_iter()
+    .take(p.train_windows)
+    .collect();
+    let layers = m.config.layers;
+    let mut fit = AlphaFit::new(layers);
+    let mut finals = Vec::with_capacity(windows.len());
+    for w in &windows {
+        let mut t = trajectory(m, w).map_err(RunError::Model)?;
+        fit.add(&t);
+        finals.push(t.pop().unwrap_or_default());
+    }
+    let alpha = match p.compensation {
+        Compensation::Delta => fit.alpha(),
+        Compensation::None => vec![0.0; layers],
+    };
+    let mut rng = sim::rng::stream(p.seed, "mobile/dash/train");
+    train::train(m, &windows, &finals, alpha, p, &mut rng).map_err(RunError::Model)
 }
 
 /// Trains and evaluates DASH as `p` says (memoised per process).
@@ -99,20 +167,14 @@ pub fn measure(p: &DashParams) -> Result<Arc<Measured>, RunError> {
     if let Some(m) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(m);
     }
-    let (enc, real_weights) = encoder(p)?;
-    let tok = Tokenizer::minilm();
-    let ids = |v: Vec<&str>, n: usize| -> Vec<Vec<u32>> {
-        v.into_iter()
-            .take(n)
-            .map(|s| tok.encode(s, p.max_tokens))
-            .collect()
-    };
-    let train_ids = ids(minilm::sentences::calibration(), p.train_sentences);
-    let eval_ids = ids(minilm::sentences::eval(p.eval_sentences), p.eval_sentences);
-    let (trained, eval) = measure_on(enc.as_ref(), &train_ids, &eval_ids, p);
+    let (model, real_weights) = model(p)?;
+    let base = baseline(&model, real_weights, p)?;
+    let trained = train_on(&model.0, &model.1, p)?;
+    let eval = train::evaluate(&model.0, &base, &trained, p).map_err(RunError::Model)?;
     let m = Arc::new(Measured {
         trained,
         eval,
+        baseline: base.quality(&model.0, &Exact),
         real_weights,
     });
     if let Ok(mut c) = cache.lock() {

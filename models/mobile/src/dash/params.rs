@@ -4,21 +4,19 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sim::validate::{Checks, Validate};
 
-use minilm::sentences::EVAL_SENTENCES;
-use minilm::tokenizer::MAX_SEQ_LEN;
-
 use super::compensate::Compensation;
 
-/// Which encoder the policy is trained and measured on.
+/// Which decoder the policy is trained and measured on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Weights {
-    /// The real all-MiniLM-L6-v2 weights when found (`scripts/fetch-minilm.sh`), else the stand-in.
+    /// The real SmolLM2-135M-Instruct GGUF when found (`scripts/fetch-data.sh`), else the stand-in.
     #[default]
     Auto,
-    /// The real weights; an error when they are absent.
+    /// The real GGUF; an error when it is absent.
     Real,
-    /// The random-weight stand-in of the same architecture.
+    /// A random-weight stand-in of SmolLM2's architecture (30 layers, small widths) and a byte
+    /// vocabulary, for tests without the download.
     Random,
 }
 
@@ -35,19 +33,21 @@ pub struct DashParams {
     pub asynchronous: bool,
     /// Compensation of a skipped layer's output.
     pub compensation: Compensation,
-    /// Training passes over the training sentences.
+    /// Training passes over the training windows.
     pub epochs: usize,
     /// Step size of the clipped policy-gradient update.
     pub learning_rate: f64,
     /// Skip probability of the untrained scorer, in (0, 1).
     pub initial_skip: f64,
-    /// Sentences the policy is trained on.
-    pub train_sentences: usize,
-    /// Held-out sentences the greedy policy is evaluated on (their patterns drive the phone).
-    pub eval_sentences: usize,
-    /// Tokens per sentence (longer sentences are truncated).
-    pub max_tokens: usize,
-    /// Encoder weights.
+    /// ShareGPT token windows the policy is trained on (the first windows of the text).
+    pub train_windows: usize,
+    /// Tokens per training window.
+    pub train_window_tokens: usize,
+    /// Held-out tokens the greedy policy is evaluated on (windows after the training ones).
+    pub eval_tokens: usize,
+    /// Tokens per evaluation window (each window is a fresh sequence from position 0).
+    pub eval_window_tokens: usize,
+    /// Decoder weights.
     pub weights: Weights,
     /// Seed of the policy's training (its own, so a sweep's runs share one trained policy).
     pub seed: u64,
@@ -60,15 +60,16 @@ impl Default for DashParams {
     fn default() -> Self {
         Self {
             enabled: false,
-            lambda: 2.0,
+            lambda: 1.0,
             asynchronous: true,
             compensation: Compensation::Delta,
-            epochs: 4,
+            epochs: 2,
             learning_rate: 0.5,
             initial_skip: 0.2,
-            train_sentences: 12,
-            eval_sentences: 12,
-            max_tokens: 24,
+            train_windows: 200,
+            train_window_tokens: 32,
+            eval_tokens: 20_000,
+            eval_window_tokens: 64,
             weights: Weights::Auto,
             seed: 1,
             policy_fixed_cycles: 20_000.0,
@@ -87,8 +88,9 @@ impl Validate for DashParams {
             );
         }
         c.non_negative("policy_fixed_cycles", self.policy_fixed_cycles);
-        c.at_least("train_sentences", self.train_sentences, 1);
-        c.between("eval_sentences", self.eval_sentences, 1, EVAL_SENTENCES);
-        c.between("max_tokens", self.max_tokens, 3, MAX_SEQ_LEN);
+        c.at_least("train_windows", self.train_windows, 1);
+        c.between("train_window_tokens", self.train_window_tokens, 8, 2048);
+        c.at_least("eval_tokens", self.eval_tokens, 8);
+        c.between("eval_window_tokens", self.eval_window_tokens, 8, 2048);
     }
 }

@@ -1,11 +1,12 @@
-//! DASH on the phone: the skip decisions measured on the small real model drive which layers of
-//! the phone LLM's prefill and decode run, and the policy's CPU cost is charged in the engine's
-//! step timing.
+//! DASH on the phone: the real decoder's per-token, per-layer skip decisions (SmolLM2's 30 layers
+//! on the phone's SmolLM2 shape, layer for layer — no mapping) drive which layers of the phone
+//! LLM's prefill and decode run, and the policy's CPU cost is charged in the engine's step timing.
 //!
-//! Mapping: phone layer `j` of `L` follows the small model's layer `⌊j·L_s/L⌋` (same relative
-//! depth); each generated token takes the next measured token's pattern (cycling through the
-//! evaluation sentences' tokens); a prefill of `n` tokens takes `n` patterns and runs layer `j` for
-//! the tokens that execute it (weights are still read once; a layer no token executes is skipped).
+//! Each generated token takes the next measured token's decisions (cycling through the held-out
+//! windows' tokens); a prefill of `n` tokens takes `n` of them and runs layer `j` for the tokens
+//! that execute it (weights are still read once). A token that skips a layer still projects its
+//! key and value there ([`super::rollout`]): the K/V projection FLOPs, the KV write and, when no
+//! token executes the layer, the K/V weights are charged.
 //!
 //! Cost per policy evaluation of `n` tokens: `policy_fixed_cycles` (host synchronisation) plus
 //! `n` × the per-token FLOPs (features at the phone LLM's hidden size + scorer) on the CPU; a skipped token costs its
@@ -71,13 +72,8 @@ pub struct DashEngine {
     stats: DashStats,
 }
 
-/// Small-model layer followed by phone layer `j` of `phone_layers` (same relative depth).
-pub fn small_layer(j: u32, phone_layers: u32, small_layers: usize) -> usize {
-    (j as usize * small_layers / phone_layers.max(1) as usize).min(small_layers.saturating_sub(1))
-}
-
 impl DashEngine {
-    /// A plan cycling through `patterns` (skip per small-model layer, per token); one policy
+    /// A plan cycling through `patterns` (skip per decoder layer, per token); one policy
     /// evaluation costs `policy_fixed_cycles` plus `eval_flops_per_token` per token on the CPU.
     pub fn new(
         patterns: Vec<Vec<bool>>,
@@ -118,8 +114,7 @@ impl DashEngine {
                 .unwrap_or_default();
             self.cursor += 1;
             for (j, e) in self.exec.iter_mut().enumerate() {
-                let skip = !pat.is_empty() && pat[small_layer(j as u32, phone_layers, pat.len())];
-                if !skip {
+                if !pat.get(j).copied().unwrap_or(false) {
                     *e += 1;
                 }
             }
@@ -160,13 +155,16 @@ impl DashEngine {
         let h = cost.llm.hidden;
         let comp =
             skipped as f64 * compensate::flops(self.compensation, h) / cost.soc.cpu.flops_per_cycle;
+        let kv = kv_projection(cost, phase, skipped);
         if k == 0 {
             self.stats.skipped_steps += 1;
             self.hidden_next = false;
             let w = StepWork {
-                cpu_cycles: comp,
-                gpu_cycles: 0.0,
-                mem_bytes: skipped as f64 * h as f64 * 4.0 * 3.0,
+                // the K/V projections are 2 of the layer's 7 offloaded weight matmuls, each with
+                // its own enqueue/read-back glue (estimate: that share of the per-layer dispatch)
+                cpu_cycles: comp + cost.engine.dispatch_cycles_per_layer * 2.0 / 7.0,
+                gpu_cycles: kv.gpu_cycles,
+                mem_bytes: kv.mem_bytes + kv.weight_bytes + skipped as f64 * h as f64 * 4.0 * 3.0,
             };
             return (
                 w,
@@ -178,6 +176,8 @@ impl DashEngine {
         }
         let mut w = cost.layer_work(phase, step, k, context);
         w.cpu_cycles += comp;
+        w.gpu_cycles += kv.gpu_cycles;
+        w.mem_bytes += kv.mem_bytes;
         let next = self.asynchronous && step + 1 < layers;
         self.hidden_next = next;
         (
@@ -187,6 +187,32 @@ impl DashEngine {
                 overlapped_cycles: if next { eval } else { 0.0 },
             },
         )
+    }
+}
+
+/// The K/V projection of tokens that skip a layer.
+struct KvProjection {
+    /// GPU cycles of the two projections.
+    gpu_cycles: f64,
+    /// Bytes of the KV entries written.
+    mem_bytes: f64,
+    /// Bytes of the K and V weights (read once per step).
+    weight_bytes: f64,
+}
+
+/// Work of projecting keys and values for `tokens` tokens that skip a layer: 2 FLOPs per weight
+/// per token on the GPU, their KV entries written, the K/V weights (2·hidden·kv_heads·head_dim).
+fn kv_projection(cost: &CostModel, phase: Phase, tokens: u64) -> KvProjection {
+    let l = &cost.llm;
+    let params = (2 * l.hidden * u64::from(l.kv_heads) * l.head_dim()) as f64;
+    let per_cycle = match phase {
+        Phase::Prefill => cost.soc.gpu.gemm_flops_per_cycle,
+        Phase::Decode => cost.soc.gpu.gemv_flops_per_cycle,
+    };
+    KvProjection {
+        gpu_cycles: 2.0 * params * tokens as f64 / per_cycle,
+        mem_bytes: tokens as f64 * l.kv_bytes_per_token_layer(),
+        weight_bytes: params * l.quant.bits_per_weight() / 8.0,
     }
 }
 

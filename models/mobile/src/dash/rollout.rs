@@ -1,15 +1,21 @@
-//! One pass of a sentence through the stack under a skip policy (one MDP episode per token): before
-//! layer `l` every token's scorer sees its features and chooses execute or skip; a skipped token's
-//! output is the compensated approximation, and the deviation of that approximation from the
-//! layer's true output is recorded (the differential reward's quality term).
+//! One teacher-forced pass of a token window through the real decoder under a skip policy (one MDP
+//! episode per token): before layer `l` every token's scorer sees its features and chooses execute
+//! or skip; a skipped token's output is the compensated approximation, and the deviation of that
+//! approximation from the layer's true output is recorded (the differential reward's quality term).
+//!
+//! KV entries of skipped tokens (our choice; the paper's text available here does not say): a
+//! token that skips layer `l` still projects its key and value at `l` from the state it enters `l`
+//! with, so later tokens attend to every position at every layer (as CALM's state propagation
+//! does); the phone charges those K/V projections ([`super::phone`]).
 //!
 //! Synchronous policy: the decision for layer `l` sees the state entering `l` (x_l, x_{l−1}).
 //! Asynchronous policy: it is evaluated while layer `l − 1` computes, so it sees only the state
 //! one layer earlier (x_{l−1}, x_{l−2}); layers 0 and 1 both see the embedding.
 
+use decoder::{Decoder, Exact, KvCache};
+
 use super::compensate::{self, Compensation};
 use super::features::{self, cosine};
-use super::stack::LayerStack;
 
 /// One decision of one token.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +33,7 @@ pub struct Decision {
 pub struct Rollout {
     /// `decisions[token][layer]`.
     pub decisions: Vec<Vec<Decision>>,
-    /// Final hidden states, tokens × hidden.
+    /// Final hidden states before the last RMSNorm, tokens × hidden.
     pub out: Vec<f32>,
 }
 
@@ -42,16 +48,37 @@ pub struct Mode<'a> {
     pub alpha: &'a [f64],
 }
 
-/// Runs `ids` through `stack`, asking `decide(features)` for every token and layer.
+/// Output of decoder layer `l` for the window's states `x` (every token executes it; one fresh
+/// KV cache, positions from 0).
+pub fn layer_all(m: &Decoder, l: usize, x: &[f32]) -> Vec<f32> {
+    let n = x.len() / m.config.hidden.max(1);
+    let positions: Vec<usize> = (0..n).collect();
+    let mut cache = KvCache::new(m.config.layers);
+    let mut y = x.to_vec();
+    m.layer(l, &mut y, &positions, &vec![true; n], &mut cache, &Exact);
+    y
+}
+
+/// Hidden states of an unskipped run: element `l` is the state after `l` layers (0: embedding).
+pub fn trajectory(m: &Decoder, ids: &[u32]) -> Result<Vec<Vec<f32>>, String> {
+    let mut t = vec![m.embed(ids)?];
+    for l in 0..m.config.layers {
+        let y = layer_all(m, l, &t[l]);
+        t.push(y);
+    }
+    Ok(t)
+}
+
+/// Runs `ids` through `m`, asking `decide(features)` for every token and layer.
 pub fn rollout(
-    stack: &dyn LayerStack,
+    m: &Decoder,
     ids: &[u32],
     mode: Mode,
     decide: &mut dyn FnMut(&[f64]) -> bool,
-) -> Rollout {
-    let (layers, h) = (stack.layers(), stack.hidden());
+) -> Result<Rollout, String> {
+    let (layers, h) = (m.config.layers, m.config.hidden);
     let n = ids.len();
-    let mut states = vec![stack.embed(ids)];
+    let mut states = vec![m.embed(ids)?];
     let mut decisions: Vec<Vec<Decision>> = vec![Vec::with_capacity(layers); n];
     let row = |x: &[f32], i: usize| x[i * h..(i + 1) * h].to_vec();
     for l in 0..layers {
@@ -72,7 +99,7 @@ pub fn rollout(
                 deviation: 0.0,
             });
         }
-        let mut y = stack.layer(l, &states[l]);
+        let mut y = layer_all(m, l, &states[l]);
         for (i, _) in skip.iter().enumerate().filter(|(_, s)| **s) {
             let cur = row(&states[l], i);
             let prev = (l > 0).then(|| row(&states[l - 1], i));
@@ -83,8 +110,8 @@ pub fn rollout(
         }
         states.push(y);
     }
-    Rollout {
+    Ok(Rollout {
         decisions,
         out: states.pop().unwrap_or_default(),
-    }
+    })
 }

@@ -1,19 +1,20 @@
-//! DASH checks: the hooks leave the plain engine untouched, λ moves the skip ratio the right way,
-//! asynchronous evaluation is not slower than synchronous, determinism, and input validation.
+//! DASH checks: the hooks leave the plain engine untouched, a never-skipping rollout is the
+//! decoder's own forward, λ moves the skip ratio the right way, asynchronous evaluation is not
+//! slower than synchronous, determinism, and input validation (on the random stand-in decoder).
 
 use sim::experiment::{Experiment, RunContext, RunOutput};
 use sim::validate::Checks;
 
 use super::compensate::Compensation;
-use super::measure::measure_on;
-use super::params::DashParams;
-use super::phone::{DashEngine, small_layer};
+use super::measure::measure;
+use super::params::{DashParams, Weights};
+use super::phone::DashEngine;
+use super::rollout::{Mode, rollout, trajectory};
 use crate::MobileExperiment;
 use crate::cost::{CostModel, EngineParams};
 use crate::experiment::{Policy, SimResult, simulate, simulate_with};
 use crate::params::{ArrivalKind, GovernorChoice, MobileParams, StockParams, WorkloadParams};
 use crate::workload::Arrivals;
-use minilm::{Dims, MiniLm};
 use presets::{LLM, SOC};
 
 fn preset<T: serde::de::DeserializeOwned>(table: &[(&str, &str)], name: &str) -> T {
@@ -23,39 +24,24 @@ fn preset<T: serde::de::DeserializeOwned>(table: &[(&str, &str)], name: &str) ->
 fn cost() -> CostModel {
     CostModel::new(
         preset(SOC, "pixel-7"),
-        preset(LLM, "tinyllama-1.1b-q4"),
+        preset(LLM, "smollm2-135m-q4_1"),
         EngineParams::default(),
     )
 }
 
-fn small_stack() -> MiniLm {
-    let dims = Dims {
-        layers: 4,
-        hidden: 32,
-        heads: 4,
-        ffn: 64,
-        vocab: 200,
-        max_pos: 32,
-        eps: 1e-12,
-    };
-    MiniLm::random(dims, &mut sim::rng::stream(5, "dash-test"))
-}
-
-fn sentences(n: usize, seed: u64) -> Vec<Vec<u32>> {
-    use rand::Rng as _;
-    let mut rng = sim::rng::stream(seed, "dash-test/ids");
-    (0..n)
-        .map(|_| (0..10).map(|_| rng.random_range(0..200)).collect())
-        .collect()
-}
-
+/// Small DASH settings on the random stand-in decoder.
 fn dash(lambda: f64) -> DashParams {
     DashParams {
         enabled: true,
         lambda,
-        epochs: 6,
+        epochs: 4,
         learning_rate: 1.0,
         initial_skip: 0.3,
+        train_windows: 6,
+        train_window_tokens: 12,
+        eval_tokens: 40,
+        eval_window_tokens: 20,
+        weights: Weights::Random,
         ..DashParams::default()
     }
 }
@@ -89,7 +75,7 @@ fn a_plan_that_never_skips_and_costs_nothing_is_the_plain_engine() {
         0.0,
     )
     .unwrap();
-    let never = DashEngine::new(vec![vec![false; 6]], true, Compensation::Delta, 0.0, 0.0);
+    let never = DashEngine::new(vec![vec![false; 30]], true, Compensation::Delta, 0.0, 0.0);
     let d = run(Some(never), &stock());
     assert_eq!(plain.done, d.done);
     assert_eq!(plain.meter.total_j.to_bits(), d.meter.total_j.to_bits());
@@ -97,14 +83,14 @@ fn a_plan_that_never_skips_and_costs_nothing_is_the_plain_engine() {
     let s = d.dash.unwrap();
     assert_eq!(
         (s.skipped_token_layers, s.token_layers),
-        (0, (24 + 40 + 8) * 22)
+        (0, (24 + 40 + 8) * 30)
     );
 }
 
 fn mobile_params() -> MobileParams {
     MobileParams {
         soc: preset(SOC, "pixel-7"),
-        llm: preset(LLM, "tinyllama-1.1b-q4"),
+        llm: preset(LLM, "smollm2-135m-q4_1"),
         governor: GovernorChoice::Stock,
         workload: WorkloadParams {
             arrivals: ArrivalKind::Closed,
@@ -146,35 +132,73 @@ fn dash_disabled_is_bit_identical_to_the_plain_run() {
 }
 
 #[test]
+fn a_rollout_that_never_skips_is_the_decoders_own_forward() {
+    let path = std::env::temp_dir().join(format!("sysim-dash-test-{}.gguf", std::process::id()));
+    let c = decoder::Config {
+        layers: 3,
+        hidden: 32,
+        heads: 2,
+        kv_heads: 1,
+        ffn: 64,
+        vocab: 0,
+        rope_theta: 10_000.0,
+        rms_eps: 1e-5,
+    };
+    decoder::gguf::write_random(&path, &c, &["ab", "cd"], &mut sim::rng::stream(2, "t")).unwrap();
+    let (m, tok) = decoder::Decoder::load(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let ids = tok.encode("abcd dcba abab");
+    let mode = Mode {
+        asynchronous: true,
+        compensation: Compensation::Delta,
+        alpha: &[0.5; 3],
+    };
+    let r = rollout(&m, &ids, mode, &mut |_| false).unwrap();
+    let (fin, _) = decoder::skip::run(&m, &ids, &mut |_, _, _| {}, &decoder::Exact).unwrap();
+    assert_eq!(r.out, fin);
+    assert_eq!(trajectory(&m, &ids).unwrap().last().unwrap(), &fin);
+    // skipping every layer with no compensation leaves the embedding
+    let none = Mode {
+        compensation: Compensation::None,
+        ..mode
+    };
+    let all = rollout(&m, &ids, none, &mut |_| true).unwrap();
+    assert_eq!(all.out, m.embed(&ids).unwrap());
+    assert!(all.decisions.iter().flatten().all(|d| d.skip));
+}
+
+#[test]
 fn no_skipping_at_huge_lambda_and_more_skipping_at_small_lambda() {
-    let m = small_stack();
-    let (tr, ev) = (sentences(6, 1), sentences(4, 2));
-    let (_, strict) = measure_on(&m, &tr, &ev, &dash(1e6));
-    let (_, loose) = measure_on(&m, &tr, &ev, &dash(0.05));
-    assert_eq!(strict.skip_ratio, 0.0);
-    assert!((strict.quality_cosine - 1.0).abs() < 1e-6);
+    let strict = measure(&dash(1e6)).unwrap();
+    let loose = measure(&DashParams {
+        learning_rate: 3.0,
+        epochs: 8,
+        ..dash(0.0)
+    })
+    .unwrap();
+    assert_eq!(strict.eval.skip_ratio, 0.0);
+    assert!(strict.eval.quality.mean_kl().abs() < 1e-9);
+    assert_eq!(strict.eval.quality.top1(), 1.0);
     assert!(
-        loose.skip_ratio > 0.3,
-        "skip ratio at λ = 0.05: {}",
-        loose.skip_ratio
+        loose.eval.skip_ratio > 0.3,
+        "skip ratio at λ = 0: {}",
+        loose.eval.skip_ratio
     );
-    assert!(loose.quality_cosine < strict.quality_cosine);
+    assert!(loose.eval.quality.mean_kl() > strict.eval.quality.mean_kl());
+    assert_eq!(strict.eval.layer_skip.len(), 30);
 }
 
 #[test]
 fn training_and_evaluation_are_deterministic() {
-    let m = small_stack();
-    let (tr, ev) = (sentences(4, 1), sentences(3, 2));
-    let (a, ea) = measure_on(&m, &tr, &ev, &dash(0.5));
-    let (b, eb) = measure_on(&m, &tr, &ev, &dash(0.5));
-    assert_eq!(a.scorer, b.scorer);
-    assert_eq!(ea, eb);
+    let (a, b) = (measure(&dash(0.5)).unwrap(), measure(&dash(0.5)).unwrap());
+    assert_eq!(a.trained.scorer, b.trained.scorer);
+    assert_eq!(a.eval, b.eval);
 }
 
 #[test]
 fn asynchronous_evaluation_is_not_slower_than_synchronous() {
-    // the same skip pattern (the second of six small layers skipped), 50 k cycles per evaluation
-    let pat = vec![false, true, false, false, false, false];
+    // the same skip pattern (every fifth of the 30 layers skipped), 50 k cycles per evaluation
+    let pat: Vec<bool> = (0..30).map(|l| l % 5 == 1).collect();
     let plan = |asy| DashEngine::new(vec![pat.clone()], asy, Compensation::Delta, 50_000.0, 10.0);
     let pinned = Policy::Pinned {
         bounds: vec![],
@@ -200,32 +224,21 @@ fn asynchronous_evaluation_is_not_slower_than_synchronous() {
 }
 
 #[test]
-fn phone_layers_follow_the_small_layer_at_the_same_depth() {
-    let counts: Vec<usize> = (0..6)
-        .map(|s| (0..22).filter(|&j| small_layer(j, 22, 6) == s).count())
-        .collect();
-    assert_eq!(counts.iter().sum::<usize>(), 22);
-    assert!(counts.iter().all(|&c| c == 3 || c == 4), "{counts:?}");
-    assert_eq!(small_layer(21, 22, 6), 5);
-    assert_eq!(small_layer(0, 32, 6), 0);
-}
-
-#[test]
 fn bad_dash_parameters_name_their_keys() {
     let mut p = mobile_params();
     p.dash = DashParams {
         lambda: -1.0,
         initial_skip: 1.5,
-        eval_sentences: 0,
-        max_tokens: 2,
+        train_windows: 0,
+        eval_window_tokens: 2,
         ..DashParams::default()
     };
     let keys: Vec<String> = Checks::of(&p).into_iter().map(|e| e.path).collect();
     for k in [
         "dash.lambda",
         "dash.initial_skip",
-        "dash.eval_sentences",
-        "dash.max_tokens",
+        "dash.train_windows",
+        "dash.eval_window_tokens",
     ] {
         assert!(keys.iter().any(|x| x == k), "{k} in {keys:?}");
     }
@@ -235,21 +248,23 @@ fn bad_dash_parameters_name_their_keys() {
 fn a_dash_run_is_deterministic_and_reports_skipping_on_the_phone() {
     let mut p = mobile_params();
     p.dash = DashParams {
-        enabled: true,
-        lambda: 0.1,
         epochs: 1,
-        train_sentences: 1,
-        eval_sentences: 2,
-        max_tokens: 4,
-        ..DashParams::default()
+        ..dash(0.1)
     };
     let (a, b) = (metrics(&p), metrics(&p));
     assert_eq!(a.metrics, b.metrics);
     let get = |n: &str| a.get(n).unwrap();
     let skip = get("dash_skip_ratio");
     assert!((0.0..=1.0).contains(&skip));
-    // the phone follows the measured patterns (relative depth: 22 layers from 6)
-    assert!((get("dash_phone_skip_ratio") - skip).abs() < 0.1);
+    // the phone's layers follow the decoder's decisions one for one
+    assert!((get("dash_phone_skip_ratio") - skip).abs() < 0.2);
+    assert!(get("dash_perplexity") > 1.0 && get("dash_eval_tokens") >= 38.0);
+    let mut wrong = p.clone();
+    wrong.llm = preset(LLM, "tinyllama-1.1b-q4");
+    let e = MobileExperiment
+        .run(&wrong, &RunContext::single(11))
+        .unwrap_err();
+    assert!(e.to_string().contains("smollm2-135m-q4_1"), "{e}");
     if get("dash_phone_skip_ratio") > 0.0 {
         assert!(get("dash_tpot_speedup") > 1.0);
     }

@@ -1,4 +1,4 @@
-//! Training and evaluation of the scorer on the real small transformer.
+//! Training and greedy evaluation of the scorer on the real decoder.
 //!
 //! MDP per token: state = features of the token's hidden state before layer `l`; action = execute
 //! or skip; reward of a skip = 1/L (compute saved) − λ·d, where d = 1 − cos(compensated output,
@@ -11,12 +11,14 @@
 use rand::Rng as _;
 use sim::rng::Rng;
 
-use super::compensate::{self, Compensation};
-use super::features::{self, cosine, mean_pool};
+use decoder::eval::Quality;
+use decoder::skip::Baseline;
+use decoder::{Decoder, Exact};
+
+use super::features::{self, cosine};
 use super::params::DashParams;
 use super::policy::Scorer;
 use super::rollout::{Mode, Rollout, rollout};
-use super::stack::LayerStack;
 
 /// A trained policy with its compensation factors.
 #[derive(Debug, Clone)]
@@ -29,16 +31,17 @@ pub struct Trained {
     pub mean_return: Vec<f64>,
 }
 
-/// What the greedy policy does on held-out sentences.
+/// What the greedy policy does on held-out windows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
     /// Skipped token-layers over all token-layers.
     pub skip_ratio: f64,
-    /// Mean over sentences of the cosine between the mean-pooled outputs with and without skipping.
-    pub quality_cosine: f64,
-    /// Mean over tokens of the cosine between final hidden states with and without skipping.
-    pub token_cosine: f64,
-    /// Skip decisions per token (sentence after sentence), per layer of the small model.
+    /// Fraction of tokens skipping each layer.
+    pub layer_skip: Vec<f64>,
+    /// Next-token quality with skipping (perplexity on the text; KL and top-1 against the
+    /// unskipped model).
+    pub quality: Quality,
+    /// Skip decisions per token (window after window), per decoder layer.
     pub patterns: Vec<Vec<bool>>,
 }
 
@@ -72,29 +75,27 @@ fn returns(r: &Rollout, final_ref: &[f32], hidden: usize, lambda: f64) -> Vec<Ve
         .collect()
 }
 
-/// Trains the scorer on `sentences` (token ids) whose unskipped trajectories are `refs`.
+/// Trains the scorer on token `windows` whose unskipped final states are `finals`, with
+/// compensation factors `alpha`.
 pub fn train(
-    stack: &dyn LayerStack,
-    sentences: &[Vec<u32>],
-    refs: &[Vec<Vec<f32>>],
+    m: &Decoder,
+    windows: &[Vec<u32>],
+    finals: &[Vec<f32>],
+    alpha: Vec<f64>,
     p: &DashParams,
     rng: &mut Rng,
-) -> Trained {
-    let layers = stack.layers();
-    let alpha = match p.compensation {
-        Compensation::Delta => compensate::fit_alpha(refs, layers),
-        Compensation::None => vec![0.0; layers],
-    };
+) -> Result<Trained, String> {
+    let layers = m.config.layers;
     let mut scorer = Scorer::new(features::len(layers), layers, p.initial_skip);
     let mut mean_return = Vec::with_capacity(p.epochs);
     for _ in 0..p.epochs {
         let (mut sum, mut count) = (0.0, 0usize);
-        for (ids, traj) in sentences.iter().zip(refs) {
+        for (ids, fin) in windows.iter().zip(finals) {
             let s = scorer.clone();
-            let r = rollout(stack, ids, mode(p, &alpha), &mut |f| {
+            let r = rollout(m, ids, mode(p, &alpha), &mut |f| {
                 rng.random::<f64>() < s.p_skip(f)
-            });
-            let g = returns(&r, &traj[layers], stack.hidden(), p.lambda);
+            })?;
+            let g = returns(&r, fin, m.config.hidden, p.lambda);
             let baseline: Vec<f64> = (0..layers)
                 .map(|l| g.iter().map(|gi| gi[l]).sum::<f64>() / g.len().max(1) as f64)
                 .collect();
@@ -124,41 +125,48 @@ pub fn train(
         }
         mean_return.push(sum / count.max(1) as f64);
     }
-    Trained {
+    Ok(Trained {
         scorer,
         alpha,
         mean_return,
-    }
+    })
 }
 
-/// Runs the greedy policy over `sentences` and compares with the unskipped trajectories `refs`.
+/// Runs the greedy policy over the baseline's windows and scores it against the cached unskipped
+/// run.
 pub fn evaluate(
-    stack: &dyn LayerStack,
-    sentences: &[Vec<u32>],
-    refs: &[Vec<Vec<f32>>],
+    m: &Decoder,
+    base: &Baseline,
     t: &Trained,
     p: &DashParams,
-) -> Evaluation {
-    let (layers, h) = (stack.layers(), stack.hidden());
-    let (mut skipped, mut total, mut qsum, mut tsum, mut ntok) = (0usize, 0usize, 0.0, 0.0, 0usize);
+) -> Result<Evaluation, String> {
+    let (layers, v) = (m.config.layers, m.config.vocab);
+    let mut quality = Quality::default();
+    let mut per_layer = vec![0usize; layers];
     let mut patterns = Vec::new();
-    for (ids, traj) in sentences.iter().zip(refs) {
-        let r = rollout(stack, ids, mode(p, &t.alpha), &mut |f| t.scorer.skip(f));
-        let fin = &traj[layers];
-        qsum += cosine(&mean_pool(&r.out, h), &mean_pool(fin, h));
-        for (i, ds) in r.decisions.iter().enumerate() {
+    for (ids, fin) in base.windows.iter().zip(&base.finals) {
+        let r = rollout(m, ids, mode(p, &t.alpha), &mut |f| t.scorer.skip(f))?;
+        let (ours, reference) = (m.logits(&r.out, &Exact), m.logits(fin, &Exact));
+        for q in 0..ids.len().saturating_sub(1) {
+            quality.add(
+                &ours[q * v..(q + 1) * v],
+                &reference[q * v..(q + 1) * v],
+                ids[q + 1],
+            );
+        }
+        for ds in &r.decisions {
             let pat: Vec<bool> = ds.iter().map(|d| d.skip).collect();
-            skipped += pat.iter().filter(|s| **s).count();
-            total += pat.len();
-            tsum += cosine(&r.out[i * h..(i + 1) * h], &fin[i * h..(i + 1) * h]);
-            ntok += 1;
+            for (c, s) in per_layer.iter_mut().zip(&pat) {
+                *c += usize::from(*s);
+            }
             patterns.push(pat);
         }
     }
-    Evaluation {
-        skip_ratio: skipped as f64 / total.max(1) as f64,
-        quality_cosine: qsum / sentences.len().max(1) as f64,
-        token_cosine: tsum / ntok.max(1) as f64,
+    let tokens = patterns.len().max(1) as f64;
+    Ok(Evaluation {
+        skip_ratio: per_layer.iter().sum::<usize>() as f64 / (tokens * layers.max(1) as f64),
+        layer_skip: per_layer.iter().map(|&c| c as f64 / tokens).collect(),
+        quality,
         patterns,
-    }
+    })
 }
