@@ -99,11 +99,18 @@ fn time_request(
     }
     let wanted = r.output_tokens.saturating_sub(1);
     let steps = wanted.clamp(1, u64::from(MAX_DECODE_STEPS));
+    // The scenario's chunked prefill, if its workload has one, applies to every traced request
+    // (a chunk longer than the prompt is the whole prompt).
+    let chunk_tokens = match p.workload {
+        Workload::Request { chunk_tokens, .. } if chunk_tokens < r.prompt_tokens => chunk_tokens,
+        _ => 0,
+    };
     let q = SupernodeParams {
         workload: Workload::Request {
             prompt_tokens: r.prompt_tokens,
             batch,
             decode_steps: u32::try_from(steps).unwrap_or(MAX_DECODE_STEPS),
+            chunk_tokens,
         },
         ..p.clone()
     };

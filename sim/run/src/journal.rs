@@ -209,6 +209,8 @@ impl Entry {
                     value,
                 })
                 .collect(),
+            // Journaled runs keep no timeline: `--resume` writes none for them (see `--trace`).
+            ..RunOutput::default()
         }
     }
 }
