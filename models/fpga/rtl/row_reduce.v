@@ -1,6 +1,8 @@
 // Row reductions shared by every design's softmax and norm units: a maximum tree over N lane
 // inputs (softmax pass 1) and an adder tree into a row accumulator (softmax pass 2 sum, norm
-// mean/variance sums). `clear` starts a new row. Bit-exact with fpga::rtl::quark::row_reduce.
+// mean/variance sums). `clear` starts a new row. Bit-exact with the Rust model
+// fpga::rtl::quark::row_reduce (the row max and sum of ops::quark::softmax), co-simulated by
+// rtl::tests::row_reduce_matches_rust.
 // Pipeline: 1 cycle (tree) + 1 (accumulate).
 module row_reduce #(
     parameter N = 16,    // lanes

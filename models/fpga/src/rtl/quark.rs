@@ -129,7 +129,31 @@ pub fn exp2_instance(prec: Prec, tw: u32, lsh: u32) -> Instance {
     }
 }
 
-/// `row_reduce.v` at precision `prec` over `lanes` lane values (accumulator 14 bits wider).
+/// What `row_reduce.v` outputs after each beat of (clear, lane values): the running maximum and sum
+/// of the lane values since the last beat with `clear` set — the row maximum `m` (softmax pass 1)
+/// and the row sum `s` (softmax pass 2) of [`quark::softmax`], and the sums of the norms'
+/// mean/variance (`ops::norm_stats`), one `lanes`-wide beat at a time. Bit-exact with
+/// `row_reduce.v` while a row's sum fits its accumulator (`row_instance`: up to 2^10 beats of
+/// 16 lanes).
+pub fn row_reduce(beats: &[(bool, Vec<i64>)]) -> Vec<(i64, i64)> {
+    let mut acc = (i64::MIN, 0);
+    beats
+        .iter()
+        .map(|(clear, v)| {
+            let m = v.iter().copied().max().unwrap_or(i64::MIN);
+            let s: i64 = v.iter().sum();
+            acc = if *clear {
+                (m, s)
+            } else {
+                (acc.0.max(m), acc.1 + s)
+            };
+            acc
+        })
+        .collect()
+}
+
+/// `row_reduce.v` at precision `prec` over `lanes` lane values (accumulator 14 bits wider); its
+/// Rust model is [`row_reduce`].
 pub fn row_instance(prec: Prec, lanes: u32) -> Instance {
     let w = value_width(prec);
     Instance {

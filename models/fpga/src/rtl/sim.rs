@@ -78,7 +78,73 @@ pub fn run(inst: &Instance, vectors: &[Vec<i64>], dir: &Path) -> Result<Vec<i64>
             .collect();
         std::fs::write(dir.join(format!("in_{p}.hex")), text).map_err(|e| e.to_string())?;
     }
-    std::fs::write(dir.join("tb.v"), testbench(inst, n)).map_err(|e| e.to_string())?;
+    let out = simulate(inst, &testbench(inst, n), dir)?;
+    out.lines()
+        .map(|l| l.trim().parse::<i64>().map_err(|e| format!("{l:?}: {e}")))
+        .collect()
+}
+
+/// Packs signed `lanes` of `w` bits each into one hex word, lane i at bits [i·w, (i+1)·w).
+fn pack_hex(lanes: &[i64], w: u32) -> String {
+    let bits: Vec<bool> = lanes
+        .iter()
+        .flat_map(|&v| (0..w).map(move |b| (v >> b.min(63)) & 1 == 1))
+        .collect();
+    bits.chunks(4)
+        .rev()
+        .map(|c| {
+            let d = c.iter().rev().fold(0u32, |a, &b| a * 2 + u32::from(b));
+            char::from_digit(d, 16).unwrap_or('0')
+        })
+        .collect()
+}
+
+/// Simulates `row_reduce.v` (`inst` from [`quark::row_instance`](super::quark::row_instance)) on
+/// `beats` — (clear, lane values) per clock, `w`-bit signed lanes packed into the wide `v` port —
+/// inside `dir`, returning both outputs (vmax, acc) after each beat.
+pub fn run_row_reduce(
+    inst: &Instance,
+    w: u32,
+    beats: &[(bool, Vec<i64>)],
+    dir: &Path,
+) -> Result<Vec<(i64, i64)>, String> {
+    let n = beats.len();
+    let vw = inst.inputs[1].1;
+    let clear: String = beats
+        .iter()
+        .map(|(c, _)| format!("{}\n", u8::from(*c)))
+        .collect();
+    let v: String = beats.iter().map(|(_, l)| pack_hex(l, w) + "\n").collect();
+    std::fs::write(dir.join("in_clear.hex"), clear).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("in_v.hex"), v).map_err(|e| e.to_string())?;
+    let aw = inst.output.1;
+    let tb = format!(
+        "`timescale 1ns/1ps\nmodule tb;\n  reg clk = 0;\n  reg c_m [0:{last}];\n  reg [{vh}:0] v_m [0:{last}];\n  reg clear;\n  reg [{vh}:0] v;\n  wire signed [{wh}:0] vmax;\n  wire signed [{ah}:0] acc;\n  {module} {params} dut (.clk(clk), .clear(clear), .v(v), .vmax(vmax), .acc(acc));\n  integer i, fd;\n  initial begin\n    $readmemh(\"in_clear.hex\", c_m);\n    $readmemh(\"in_v.hex\", v_m);\n    fd = $fopen(\"out.txt\", \"w\");\n    for (i = 0; i < {steps}; i = i + 1) begin\n      if (i < {n}) begin clear = c_m[i]; v = v_m[i]; end\n      #1 clk = 1; #1 clk = 0;\n      if (i >= {skip}) $fwrite(fd, \"%0d %0d\\n\", vmax, acc);\n    end\n    $fclose(fd);\n    $finish;\n  end\nendmodule\n",
+        last = n - 1,
+        vh = vw - 1,
+        wh = w - 1,
+        ah = aw - 1,
+        module = inst.module,
+        params = inst.param_list(),
+        steps = n + inst.latency as usize - 1,
+        skip = inst.latency - 1,
+    );
+    let out = simulate(inst, &tb, dir)?;
+    out.lines()
+        .map(|l| {
+            let mut it = l.split_whitespace().map(str::parse::<i64>);
+            match (it.next(), it.next()) {
+                (Some(Ok(m)), Some(Ok(s))) => Ok((m, s)),
+                _ => Err(format!("row_reduce output {l:?}")),
+            }
+        })
+        .collect()
+}
+
+/// Writes testbench `tb` and the sources into `dir`, builds with `iverilog`, runs with `vvp` and
+/// returns the testbench's `out.txt`.
+fn simulate(inst: &Instance, tb: &str, dir: &Path) -> Result<String, String> {
+    std::fs::write(dir.join("tb.v"), tb).map_err(|e| e.to_string())?;
     let mut files = vec!["tb.v".to_string()];
     files.extend(inst.write_sources(dir)?);
     let build = Command::new("iverilog")
@@ -101,8 +167,5 @@ pub fn run(inst: &Instance, vectors: &[Vec<i64>], dir: &Path) -> Result<Vec<i64>
     if !sim.status.success() {
         return Err(format!("vvp: {}", String::from_utf8_lossy(&sim.stderr)));
     }
-    let out = std::fs::read_to_string(dir.join("out.txt")).map_err(|e| e.to_string())?;
-    out.lines()
-        .map(|l| l.trim().parse::<i64>().map_err(|e| format!("{l:?}: {e}")))
-        .collect()
+    std::fs::read_to_string(dir.join("out.txt")).map_err(|e| e.to_string())
 }
