@@ -271,7 +271,7 @@ fn ibert_units_match_rust() {
 
 /// Rows for `row_reduce.v` with `lanes` lanes of `w`-bit signed values: edge rows (all zeros,
 /// all maximum, all minimum, alternating extremes, one extreme among zeros) and random rows of
-/// 1–8 beats over the full lane range and over small values; the last row is 64 beats of
+/// 1–8 beats over the full lane range, over small values and of single-sign beats; the last row is 64 beats of
 /// maxima, then of minima (near the accumulator's range). Returns (clear, lanes) per beat.
 fn row_beats(lanes: usize, w: u32, rng: &mut Rng) -> Vec<(bool, Vec<i64>)> {
     let (lo, hi) = (-(1i64 << (w - 1)), (1i64 << (w - 1)) - 1);
@@ -293,13 +293,21 @@ fn row_beats(lanes: usize, w: u32, rng: &mut Rng) -> Vec<(bool, Vec<i64>)> {
         }
     }
     for r in 0..3000 {
-        let (a, b) = if r % 3 == 0 { (-300, 300) } else { (lo, hi) };
         let beats = rng.range(1, 8) as usize;
-        rows.push(
-            (0..beats)
-                .map(|_| (0..lanes).map(|_| rng.range(a, b)).collect())
-                .collect(),
-        );
+        let row = (0..beats)
+            .map(|_| {
+                // small values, the full range, or (every third row) a beat of one sign, so
+                // that row maxima are also negative and rise or fall across beats
+                let (a, b) = match (r % 3, rng.below(3)) {
+                    (0, _) => (-300, 300),
+                    (1, 0) => (lo, -1),
+                    (1, 1) => (0, hi),
+                    _ => (lo, hi),
+                };
+                (0..lanes).map(|_| rng.range(a, b)).collect()
+            })
+            .collect();
+        rows.push(row);
     }
     rows.push(vec![vec![hi; lanes]; 64]);
     rows.push(vec![vec![lo; lanes]; 64]);
