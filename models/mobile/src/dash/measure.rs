@@ -65,8 +65,11 @@ fn stand_in(seed: u64) -> Result<Model, String> {
         rope_theta: 10_000.0,
         rms_eps: 1e-5,
     };
+    // One file per call: two runs of the same seed in one process must not share it.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!(
-        "sysim-dash-stand-in-{}-{seed}.gguf",
+        "sysim-dash-stand-in-{}-{seed}-{call}.gguf",
         std::process::id()
     ));
     let mut rng = sim::rng::stream(seed, "mobile/dash/stand-in");
