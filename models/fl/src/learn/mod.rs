@@ -1,5 +1,5 @@
 //! Learning studies of the `fl` family: real training with candle autograd on small MLPs,
-//! real SVDs with faer.
+//! real SVDs with faer, on synthetic tasks and the real 8×8 digits ([`digits`]).
 //!
 //! - [`lora`] (`fl-lora`): FedMomentum vs FedIT, FFA-LoRA, FLoRA, FlexLoRA.
 //! - [`personal`] (`fl-personal`): pFedNavi's learned layer-wise mixing vs FedAvg, FedAvg+FT, FedPer.
@@ -9,6 +9,7 @@
 pub mod backdoor;
 pub mod common;
 pub mod convert;
+pub mod digits;
 pub mod lora;
 pub mod net;
 pub mod nn;
