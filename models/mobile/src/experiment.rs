@@ -356,14 +356,11 @@ pub fn simulate_with(
     let log_q = QuerySource::new()
         .connect(Engine::take_log, &emb)
         .register(&mut b);
-    let host_q = match &host {
-        Some((_, m)) => Some(
-            QuerySource::new()
-                .connect(HostSched::stats, m)
-                .register(&mut b),
-        ),
-        None => None,
-    };
+    let host_q = host.as_ref().map(|(_, m)| {
+        QuerySource::new()
+            .connect(HostSched::stats, m)
+            .register(&mut b)
+    });
     let state_q: Vec<_> = dmb
         .iter()
         .map(|m| {
