@@ -98,6 +98,9 @@ pub struct Engine {
     running: Option<Running>,
     /// DASH layer skipping (`None`: every layer runs).
     dash: Option<DashEngine>,
+    /// The host's speed in cycles of the CPU domain per second when a scheduler places it
+    /// (`None`: it runs on the CPU domain at the domain's frequency).
+    host_hz: Option<f64>,
     /// The timeline of executed steps and OPP switches, kept only when tracing.
     log: Option<EngineLog>,
 }
@@ -164,6 +167,7 @@ impl Engine {
             steps: 0,
             running: None,
             dash: None,
+            host_hz: None,
             log: None,
         }
     }
@@ -218,6 +222,18 @@ impl Engine {
         if let Some(log) = self.log.as_mut() {
             log.switches.push(s);
         }
+        self.retime(cx).await;
+    }
+
+    /// The scheduler moved the host or changed its cluster's frequency (input port): the host now
+    /// runs `hz` cycles of the CPU domain per second; the rest of the running step is re-timed.
+    pub async fn host_speed(&mut self, hz: f64, cx: &Context<Self>) {
+        self.host_hz = Some(hz.max(1.0));
+        self.retime(cx).await;
+    }
+
+    /// Re-times the rest of the running step at the speeds now in force.
+    async fn retime(&mut self, cx: &Context<Self>) {
         let Some(r) = self.running.take() else { return };
         let now = t_s(cx.time());
         self.log_step(&r, now);
@@ -369,13 +385,19 @@ impl Engine {
     /// Times work `w` (plus DASH's `extra`) at the OPPs in force, announces the utilisations and
     /// schedules the step end.
     async fn time_step(&mut self, w: StepWork, extra: Extra, cx: &Context<Self>) {
-        let t = dash::timing(&self.cost, &w, extra, self.opp);
+        let f = self.cost.soc.cpu.dvfs.freq_hz(self.opp[0]);
+        // off the CPU domain the host's cycles take as long as `k` times as many domain cycles
+        let k = self.host_hz.map_or(1.0, |hz| f / hz);
+        let at_domain = StepWork {
+            cpu_cycles: w.cpu_cycles * k,
+            ..w
+        };
+        let t = dash::timing(&self.cost, &at_domain, extra.scaled(k), self.opp);
         for d in Domain::ALL {
             self.send_util(d, t.util[d as usize]).await;
         }
         self.cpu_busy.send(self.cost.host_busy(&t)).await;
-        let f = self.cost.soc.cpu.dvfs.freq_hz(self.opp[0]);
-        let host_s = (w.cpu_cycles + extra.serial_cycles + extra.overlapped_cycles) / f;
+        let host_s = (w.cpu_cycles + extra.serial_cycles + extra.overlapped_cycles) * k / f;
         self.cpu_compute
             .send((host_s / t.time_s.max(1e-12)).min(1.0))
             .await;

@@ -47,9 +47,11 @@ use super::calibrate;
 use super::cost::{CostModel, Phase};
 use super::dash::phone::{DashEngine, DashStats};
 use super::dash::{features, measure};
+use super::eas::{Eas, Tunables};
 use super::engine::{Engine, EngineLog, RequestDone};
 use super::fuse::{self, FuseParams};
 use super::governor::{Algorithm, Governor};
+use super::hostsched::{HostSched, HostStats};
 use super::membw::MemBw;
 use super::mifgov::MifGovernor;
 use super::monitor::{Monitor, MonitorReport};
@@ -97,7 +99,13 @@ pub struct SimResult {
     pub dash: Option<DashStats>,
     /// Steps and OPP switches for the timeline (empty unless traced).
     pub log: EngineLog,
+    /// Where the scheduler ran the host (`None` unless the stock trio placed it by EAS).
+    pub host: Option<HostStats>,
 }
+
+/// Power-source id of the first CPU cluster other than the CPU domain (after the three domains
+/// and the base power).
+pub const FIRST_CLUSTER_SOURCE: u32 = 4;
 
 /// The OPP every domain starts a simulation at (the lowest).
 pub const INITIAL_OPP: [usize; 3] = [0; 3];
@@ -153,9 +161,24 @@ pub fn simulate_with(
     let emb = Mailbox::new();
     let mut wl = Workload::new(arrivals, lengths, rng);
     let wmb = Mailbox::new();
-    let mut mon = Monitor::new(cost.soc.base_w, freq0, series_interval_s > 0.0);
+    let extra = cost
+        .soc
+        .cpu
+        .eas
+        .as_ref()
+        .map_or(0, |e| e.clusters.len() - 1);
+    // the stock trio places the host by EAS where the SoC has an energy model
+    let eas = match policy {
+        Policy::Stock(_) => cost.soc.cpu.eas.clone(),
+        Policy::Pinned { .. } => None,
+    };
+    let mut mon = Monitor::new(cost.soc.base_w, freq0, series_interval_s > 0.0, extra);
     let mmb = Mailbox::new();
-    let meter = EnergyMeter::with_names(["cpu", "gpu", "mem", "base"]);
+    let names = ["cpu", "gpu", "mem", "base"]
+        .map(String::from)
+        .into_iter()
+        .chain((0..extra).map(|k| format!("cpu_cl{k}")));
+    let meter = EnergyMeter::with_names(names);
     let metb = Mailbox::new();
 
     for d in doms.iter_mut() {
@@ -165,7 +188,9 @@ pub fn simulate_with(
         d.switched.connect(Monitor::switched, &mmb);
     }
     mon.base.connect(EnergyMeter::power, &metb);
-    eng.cpu_util.connect(DvfsDomain::set_util, &dmb[0]);
+    if eas.is_none() {
+        eng.cpu_util.connect(DvfsDomain::set_util, &dmb[0]);
+    }
     eng.gpu_util.connect(DvfsDomain::set_util, &dmb[1]);
     eng.mem_util.connect(DvfsDomain::set_util, &dmb[2]);
     eng.cpu_util.connect(Monitor::util_cpu, &mmb);
@@ -181,6 +206,7 @@ pub fn simulate_with(
     let mut tickers: Vec<(Ticker, Mailbox<Ticker>)> = Vec::new();
     let mut govs: Vec<(Domain, Governor, Mailbox<Governor>)> = Vec::new();
     let mut mif: Option<(MifGovernor, Mailbox<MifGovernor>)> = None;
+    let mut host: Option<(HostSched, Mailbox<HostSched>)> = None;
     let mut pinner = None;
     match policy {
         Policy::Stock(sp) => {
@@ -192,28 +218,61 @@ pub fn simulate_with(
             let bw: Vec<f64> = (0..cost.soc.mem.dvfs.len())
                 .map(|i| cost.soc.mem.bandwidth_bps(i))
                 .collect();
-            let mut specs = vec![
-                (
+            let mut specs = Vec::new();
+            match &eas {
+                Some(e) => {
+                    let t = Tunables {
+                        halflife_s: sp.cpu.halflife_s,
+                        headroom: sp.cpu.headroom,
+                        up_rate_limit_s: sp.cpu.up_rate_limit_s,
+                        uclamp_min: sp.host_uclamp_min,
+                    };
+                    // a blocking host sleeps on every GPU read and is placed at each wake-up
+                    let algo = Eas::new(e.clone(), t, !cost.engine.host_spin_wait);
+                    let mut h = HostSched::new(
+                        algo,
+                        sp.cpu.period_s,
+                        freqs(Domain::Cpu),
+                        FIRST_CLUSTER_SOURCE,
+                    );
+                    let hmb = Mailbox::new();
+                    h.set_opp.connect(DvfsDomain::set_opp, &dmb[0]);
+                    h.set_util.connect(DvfsDomain::set_util, &dmb[0]);
+                    h.power.connect(EnergyMeter::power, &metb);
+                    h.power.connect(Monitor::power, &mmb);
+                    h.host_hz.connect(Engine::host_speed, &emb);
+                    eng.cpu_busy.connect(HostSched::host_running, &hmb);
+                    eng.cpu_util.connect(HostSched::activity, &hmb);
+                    doms[0].switched.connect(HostSched::cpu_switched, &hmb);
+                    let mut t =
+                        Ticker::new(sp.cpu.period_s).map_err(|e| RunError::Model(e.to_string()))?;
+                    t.tick.connect(HostSched::tick, &hmb);
+                    let tmb = Mailbox::new();
+                    wl.all_done.connect(Ticker::stop, &tmb);
+                    tickers.push((t, tmb));
+                    host = Some((h, hmb));
+                }
+                None => specs.push((
                     Algorithm::Schedutil(Schedutil::new(sp.cpu.clone())),
                     sp.cpu.period_s,
                     Domain::Cpu,
                     Vec::new(),
+                )),
+            }
+            specs.push(match &cost.soc.gpu.quickstep {
+                Some(q) => (
+                    Algorithm::Quickstep(Quickstep::new(q.clone(), init[1])),
+                    q.period_s,
+                    Domain::Gpu,
+                    Vec::new(),
                 ),
-                match &cost.soc.gpu.quickstep {
-                    Some(q) => (
-                        Algorithm::Quickstep(Quickstep::new(q.clone(), init[1])),
-                        q.period_s,
-                        Domain::Gpu,
-                        Vec::new(),
-                    ),
-                    None => (
-                        Algorithm::Ondemand(sp.gpu.clone()),
-                        sp.gpu.period_s,
-                        Domain::Gpu,
-                        Vec::new(),
-                    ),
-                },
-            ];
+                None => (
+                    Algorithm::Ondemand(sp.gpu.clone()),
+                    sp.gpu.period_s,
+                    Domain::Gpu,
+                    Vec::new(),
+                ),
+            });
             match &cost.soc.mem.interactive {
                 Some(alt) => {
                     let (mut g, gmb) = (mif_governor(cost, alt, init), Mailbox::new());
@@ -297,6 +356,11 @@ pub fn simulate_with(
     let log_q = QuerySource::new()
         .connect(Engine::take_log, &emb)
         .register(&mut b);
+    let host_q = host.as_ref().map(|(_, m)| {
+        QuerySource::new()
+            .connect(HostSched::stats, m)
+            .register(&mut b)
+    });
     let state_q: Vec<_> = dmb
         .iter()
         .map(|m| {
@@ -320,6 +384,9 @@ pub fn simulate_with(
     if let Some((g, m)) = mif {
         b = b.add_model(g, m, "governor/mem");
     }
+    if let Some((h, m)) = host {
+        b = b.add_model(h, m, "governor/cpu");
+    }
     for (i, (t, m)) in tickers.into_iter().enumerate() {
         b = b.add_model(t, m, &format!("ticker/{i}"));
     }
@@ -338,6 +405,10 @@ pub fn simulate_with(
     for q in &state_q {
         domains.push(simu.process_query(q, ())?);
     }
+    let host = match &host_q {
+        Some(q) => Some(simu.process_query(q, ())?),
+        None => None,
+    };
     Ok(SimResult {
         done,
         monitor,
@@ -346,6 +417,7 @@ pub fn simulate_with(
         steps,
         dash,
         log,
+        host,
     })
 }
 
@@ -792,6 +864,16 @@ pub fn export(r: &SimResult, out: &mut RunOutput) {
         let name = Domain::ALL[s.domain as usize].name();
         out.metric(format!("{name}_freq_mhz_mean"), s.mean_freq_hz / 1e6)
             .metric(format!("{name}_transitions"), s.transitions as f64);
+    }
+    if let Some(h) = &r.host {
+        let total: f64 = h.running_s.iter().sum();
+        for (k, s) in h.running_s.iter().enumerate() {
+            out.metric(
+                format!("host_running_share_cl{k}"),
+                s / total.max(f64::MIN_POSITIVE),
+            );
+        }
+        out.metric("host_migrations", h.migrations as f64);
     }
     for (t, d, m, v) in &r.monitor.series {
         out.sample(*t, d.name(), m, *v);

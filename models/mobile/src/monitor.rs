@@ -43,8 +43,9 @@ pub struct Monitor {
     /// The base power as a source for the energy meter (sent once at init, source id 3).
     pub base: Output<PowerSample>,
     base_w: f64,
-    /// Power of each domain, watts.
-    domain_w: [f64; 3],
+    /// Power of each source by id, watts: the three domains, then (from id 4, after the base) any
+    /// further CPU clusters.
+    domain_w: Vec<f64>,
     /// Total phone power.
     total: TimeWeightedGauge,
     /// Integral of `total` at the last phase boundary, joules.
@@ -63,12 +64,13 @@ pub struct Monitor {
 
 #[Model]
 impl Monitor {
-    /// A probe for a phone with `base_w` watts of base power, the domains starting at `freq_mhz`.
-    pub fn new(base_w: f64, freq_mhz: [f64; 3], record_series: bool) -> Self {
+    /// A probe for a phone with `base_w` watts of base power, the domains starting at `freq_mhz`,
+    /// and `extra_sources` further power sources (ids 4, 5, …).
+    pub fn new(base_w: f64, freq_mhz: [f64; 3], record_series: bool, extra_sources: usize) -> Self {
         Self {
             base: Output::default(),
             base_w,
-            domain_w: [0.0; 3],
+            domain_w: vec![0.0; 4 + extra_sources],
             total: TimeWeightedGauge::new(0.0, base_w),
             mark_j: 0.0,
             current: None,
@@ -92,14 +94,20 @@ impl Monitor {
             .await;
     }
 
-    /// A domain's power changed (input port).
+    /// A domain's (or further source's) power changed (input port).
     pub fn power(&mut self, s: PowerSample, cx: &Context<Self>) {
         let now = t_s(cx.time());
-        let Some(w) = self.domain_w.get_mut(s.source as usize) else {
+        let i = s.source as usize;
+        if i == 3 {
+            return; // the base power is the probe's own
+        }
+        let Some(w) = self.domain_w.get_mut(i) else {
             return;
         };
         *w = s.power_w.max(0.0);
-        self.power[s.source as usize].set(now, *w);
+        if let Some(g) = self.power.get_mut(i) {
+            g.set(now, *w);
+        }
         let sum: f64 = self.domain_w.iter().sum();
         self.total.set(now, sum + self.base_w);
     }

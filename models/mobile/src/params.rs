@@ -97,6 +97,13 @@ pub struct StockParams {
     pub gpu: OndemandParams,
     /// Memory bandwidth governor.
     pub mem: MemBwParams,
+    /// The host thread's `uclamp.min` on the 1024 scale, from its task group (used where the SoC
+    /// has an energy model, `soc.cpu.eas`). Default 0: llama.cpp started from `adb shell`, as
+    /// FUSE's rooted setup does [est], runs in the root/system group, whose vendor_sched
+    /// `sys_uclamp_min` init.gs201.rc (device/google/gs201) sets to 0 at zygote-start. A foreground
+    /// app would be top-app: `ta_uclamp_min` 1 after boot, and powerhint.json's TAUClampBoost
+    /// 246/185/123 (120/90/60 Hz) only for up to 6 s after a touch (INTERACTION hint).
+    pub host_uclamp_min: f64,
 }
 
 /// Parameters of one `mobile` run.
@@ -164,6 +171,7 @@ impl Validate for StockParams {
         c.part("cpu", &self.cpu);
         c.part("gpu", &self.gpu);
         c.part("mem", &self.mem);
+        c.between("host_uclamp_min", self.host_uclamp_min, 0.0, 1024.0);
     }
 }
 

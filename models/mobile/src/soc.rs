@@ -8,6 +8,7 @@ use sim::components::dvfs::{DvfsSpec, Opp};
 use sim::validate::{Checks, Validate};
 
 use super::altdvfs::AltDvfsParams;
+use super::eas::EasParams;
 use super::memlat::MemlatParams;
 use super::quickstep::QuickstepTable;
 
@@ -110,6 +111,11 @@ pub struct CpuSpec {
     pub dvfs: DomainOpps,
     /// FLOPs per cycle of the CPU-side operators (norms, RoPE, attention, sampling).
     pub flops_per_cycle: f64,
+    /// The energy model of all CPU clusters, where the SoC's is public: the stock trio then
+    /// places the host thread by EAS and runs schedutil per cluster (`eas`); absent, the host stays
+    /// on this domain under plain schedutil.
+    #[serde(default)]
+    pub eas: Option<EasParams>,
 }
 
 /// The GPU that runs the matrix multiplications.
@@ -180,6 +186,15 @@ impl Validate for CpuSpec {
     fn validate(&self, c: &mut Checks) {
         c.part("dvfs", &self.dvfs);
         c.positive("flops_per_cycle", self.flops_per_cycle);
+        if let Some(e) = &self.eas {
+            c.part("eas", e);
+            if e.clusters.last().map(|k| &k.opps_mhz) != Some(&self.dvfs.opps_mhz) {
+                c.fail(
+                    "eas.clusters",
+                    "the last cluster must be this CPU domain: repeat `cpu.dvfs.opps_mhz`",
+                );
+            }
+        }
     }
 }
 

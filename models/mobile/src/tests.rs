@@ -82,6 +82,50 @@ fn energy_is_non_negative_and_the_sum_over_domains_and_phases() {
 }
 
 #[test]
+fn eas_places_a_blocking_host_off_the_x1_and_its_cluster_energy_is_counted() {
+    let run = |spin: bool| {
+        let mut p = params(GovernorChoice::Stock, 40, 24, 2);
+        p.engine.host_spin_wait = spin;
+        let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());
+        simulate(
+            &cost,
+            &Policy::Stock(p.stock.clone()),
+            Arrivals::Closed { think_s: 0.3 },
+            vec![(40, 24), (40, 24)],
+            RunContext::single(5).rng("t"),
+            0.0,
+        )
+        .unwrap()
+    };
+    // spinning: ≈ 100 % utilisation fits no smaller cluster, so the host stays on the X1 (CL2)
+    let spin = run(true);
+    let h = spin.host.clone().unwrap();
+    assert_eq!(h.migrations, 0);
+    assert_eq!(h.running_s[0] + h.running_s[1], 0.0);
+    // blocking: the host's utilisation fits the A78 cluster (CL1), which costs least per unit
+    let block = run(false);
+    let h = block.host.clone().unwrap();
+    let total: f64 = h.running_s.iter().sum();
+    assert!(h.running_s[1] > 0.5 * total, "{h:?}");
+    let cl1 = block
+        .meter
+        .sources
+        .iter()
+        .find(|s| s.name == "cpu_cl1")
+        .unwrap();
+    assert!(cl1.energy_j > 0.0);
+    // the monitor's phase attribution covers every source, the clusters included
+    let phases: f64 = block
+        .monitor
+        .requests
+        .iter()
+        .map(|e| e.prefill_j + e.decode_j)
+        .sum::<f64>()
+        + block.monitor.idle_j;
+    assert!((phases - block.meter.total_j).abs() < 1e-6 * block.meter.total_j);
+}
+
+#[test]
 fn fuse_search_finds_the_triple_brute_force_simulation_finds() {
     let p = params(GovernorChoice::Stock, 32, 9, 1);
     let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());
