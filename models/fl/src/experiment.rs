@@ -21,6 +21,8 @@
 //! on-time arrivals then train, aggregate (FedAvg) and are scored outside the engine. Settlement
 //! ([`settle`]) runs afterwards on the simulated chain (revm), block by block, without nexosim.
 
+use std::time::Instant;
+
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 use sim::rng::Rng;
 
@@ -33,15 +35,18 @@ use super::settle::{SettleReport, settle};
 use super::timeline;
 use super::traits::{FedAvg, NoAdversary};
 use super::zk::circuits::{Kind, sample, synthesize};
+use super::zk::{Keys, count};
 
 /// Contract functions reported in the per-call gas breakdown (every protocol reports all of them).
-pub const CALLS: [&str; 6] = [
+pub const CALLS: [&str; 8] = [
     "new_job",
     "commit",
     "challenge",
     "counter",
     "reward_init",
     "reward_pay_multi",
+    "redeem_one_shot",
+    "redeem_multi_shot",
 ];
 
 /// The SettleFL experiment.
@@ -186,8 +191,10 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
         .metric("fraud_finalized", rep.fraud_finalized as f64)
         .metric("rejected_proofs", rep.rejected_proofs as f64)
         .metric("prover_s_total", rep.prover_s)
-        .metric("proof_model_constraints", rep.model_constraints)
-        .metric("proof_real_constraints", rep.real_constraints as f64)
+        .metric("commit_constraints", rep.commit_constraints as f64)
+        .metric("redeem_constraints", rep.redeem_constraints as f64)
+        .metric("redeem_prover_s", rep.redeem_prover_s)
+        .metric("real_circuits", f64::from(u8::from(rep.real_circuits)))
         .metric("real_proofs_ok", rep.real_proofs_ok as f64)
         .metric("full_blocks", rep.full_blocks as f64)
         .metric("delayed_txs", rep.delayed_txs as f64)
@@ -224,12 +231,45 @@ fn export_circuits(c: &CircuitParams, seed: u64, out: &mut RunOutput) -> Result<
         seed,
     )
     .map_err(|e| RunError::Model(e.to_string()))?;
+    prover_time(&c.prover_sizes, out)?;
     out.metric("circuits_satisfied", f64::from(u8::from(satisfied)))
         .metric("gas_redeem_one_shot", g.one_shot)
         .metric("gas_redeem_multi_shot", g.multi_shot_per_participant)
         .metric("gas_redeem_multi_shot_call", g.multi_shot_per_call)
         .metric("redeem_deploy_gas", g.deploy as f64)
         .metric("redeem_all_paid", f64::from(u8::from(g.all_paid)));
+    Ok(())
+}
+
+/// Times Groth16 proving of the Commit circuit at P = `sizes` × T = 2 on this machine (wall
+/// clock, after setup) and fits the prover time per constraint through the origin (least squares):
+/// metrics `prover_constraints_p<P>`, `prover_wall_s_p<P>`, `prover_us_per_constraint_fit`.
+fn prover_time(sizes: &[u32], out: &mut RunOutput) -> Result<(), RunError> {
+    let (mut tc, mut cc) = (0.0, 0.0);
+    for &p in sizes {
+        let circuit = sample(Kind::Commit, p as usize, 2);
+        let inputs = circuit.public_inputs();
+        let n = count::constraints(Kind::Commit, p as usize, 2).expect("counted kind") as f64;
+        let keys = Keys::setup(circuit.clone(), u64::from(p))
+            .map_err(|e| RunError::Model(format!("setup: {e}")))?;
+        let t0 = Instant::now();
+        let (_, ok) = keys
+            .prove(circuit, &inputs, 1)
+            .map_err(|e| RunError::Model(format!("prover: {e}")))?;
+        let wall_s = t0.elapsed().as_secs_f64();
+        if !ok {
+            return Err(RunError::Model(format!(
+                "Commit proof at P = {p} did not verify"
+            )));
+        }
+        out.metric(format!("prover_constraints_p{p}"), n)
+            .metric(format!("prover_wall_s_p{p}"), wall_s);
+        tc += wall_s * n;
+        cc += n * n;
+    }
+    if cc > 0.0 {
+        out.metric("prover_us_per_constraint_fit", 1e6 * tc / cc);
+    }
     Ok(())
 }
 
