@@ -149,9 +149,13 @@ fn watch_delay() -> f64 {
 fn react() -> f64 {
     12.0
 }
-/// Measured single-thread Groth16 (arkworks 0.6, BN254) prover time per constraint of the real
-/// circuit in release on the 2-core development machine (see README).
-pub const MEASURED_US_PER_CONSTRAINT: f64 = 40.0;
+/// Single-thread Groth16 (arkworks 0.6, BN254) proving CPU time per constraint of our Commit
+/// circuit, measured on the 2-core development machine (x86-64, arkworks built at opt-level 2):
+/// slope 60.7 µs of a line through P = 1, 2, 4 × T = 2 (8,752 / 15,536 / 29,485 constraints:
+/// 0.53 / 0.78 / 1.76 s CPU), `sysim run scenarios/fl/circuits.yaml`, metric
+/// `prover_us_per_constraint_fit`. PAPERS.md names no prover machine for the paper (Circom +
+/// Groth16), so the paper's prover speed is unknown; a multi-threaded or GPU prover would be faster.
+pub const MEASURED_US_PER_CONSTRAINT: f64 = 60.0;
 fn us_per_constraint() -> f64 {
     MEASURED_US_PER_CONSTRAINT
 }
