@@ -134,14 +134,15 @@ contract Groth16Verifier {
     }
 }
 
-/// @title SettleFL redeem: participants withdraw their rewards with a zero-knowledge proof against
-/// the job's final commitment C (Poseidon over the T×P reward matrix, the participant list with
+/// @title SettleFL redeem payouts: participants withdraw their rewards with a zero-knowledge proof
+/// against the job's commitment C (Poseidon over the T×P reward matrix, the participant list with
 /// each participant's payout address, and a salt).
 /// @notice RedeemOneShot proves amount = Σₜ R[t][p] and pays it once; RedeemMultiShot proves
 /// amount = Σ_{t₀ ≤ t < t₁} R[t][p] from the participant's last redeemed round t₀, so a
 /// participant can withdraw as rounds are committed. Public inputs: (C, p, recipient, amount)
 /// and (C, p, recipient, t₀, t₁, amount); the circuit binds `recipient` to p's listed address.
-contract SettleRedeem {
+/// Shared by `SettleRedeem` (plain commitments) and `CommitProof` (commitments with a proof).
+abstract contract RedeemPayouts {
     struct Job {
         address owner;
         uint64 payStart;
@@ -167,12 +168,84 @@ contract SettleRedeem {
         payDelay = payDelay_;
     }
 
-    /// @notice Opens a job; msg.value is the reward budget.
-    function new_job() external payable returns (uint256 id) {
+    function _newJob() internal returns (uint256 id) {
         id = nextJob++;
         Job storage j = jobs[id];
         j.owner = msg.sender;
         j.budget = msg.value;
+    }
+
+    /// @notice Redeems participant p's whole reward at once (after the job is closed).
+    function redeem_one_shot(uint256 jobId, uint256 p, address recipient, uint256 amount, uint256[8] calldata proof)
+        external
+    {
+        Job storage j = jobs[jobId];
+        require(redeemedTo[jobId][p] == 0, "redeemed");
+        require(_redeemOpen(jobId, j, true), "delay");
+        uint256[] memory inputs = new uint256[](4);
+        inputs[0] = j.commitment;
+        inputs[1] = p;
+        inputs[2] = uint256(uint160(recipient));
+        inputs[3] = amount;
+        require(oneShot.verify(proof, inputs), "proof");
+        _pay(jobId, j, p, j.rounds, recipient, amount);
+    }
+
+    /// @notice Redeems participant p's rewards of rounds [redeemedTo, toRound) of the committed ones.
+    function redeem_multi_shot(
+        uint256 jobId,
+        uint256 p,
+        address recipient,
+        uint256 toRound,
+        uint256 amount,
+        uint256[8] calldata proof
+    ) external {
+        Job storage j = jobs[jobId];
+        require(_redeemOpen(jobId, j, false), "delay");
+        uint256 from = redeemedTo[jobId][p];
+        require(from < toRound && toRound <= j.rounds, "range");
+        uint256[] memory inputs = new uint256[](6);
+        inputs[0] = _commitmentAt(jobId, j, toRound);
+        inputs[1] = p;
+        inputs[2] = uint256(uint160(recipient));
+        inputs[3] = from;
+        inputs[4] = toRound;
+        inputs[5] = amount;
+        require(multiShot.verify(proof, inputs), "proof");
+        _pay(jobId, j, p, toRound, recipient, amount);
+    }
+
+    /// @notice The commitment a multi-shot redeem up to round `toRound` is proven against.
+    function _commitmentAt(uint256, Job storage j, uint256) internal view virtual returns (uint256) {
+        return j.commitment;
+    }
+
+    /// @notice Whether job `jobId` may be redeemed now: its whole reward (`whole`, one-shot) or
+    /// its committed rounds piecewise (multi-shot).
+    function _redeemOpen(uint256 jobId, Job storage j, bool whole) internal view virtual returns (bool);
+
+    function _pay(uint256 jobId, Job storage j, uint256 p, uint256 toRound, address recipient, uint256 amount)
+        internal
+    {
+        redeemedTo[jobId][p] = toRound;
+        j.paidOut += amount;
+        require(j.paidOut <= j.budget, "budget");
+        emit Redeemed(jobId, p, toRound, amount);
+        (bool ok,) = payable(recipient).call{value: amount}("");
+        require(ok, "transfer");
+    }
+}
+
+/// @title SettleFL redeem against plain (unproven) commitments: the owner posts the commitment and
+/// redeeming opens after the pay delay.
+contract SettleRedeem is RedeemPayouts {
+    constructor(Groth16Verifier oneShot_, Groth16Verifier multiShot_, uint256 payDelay_)
+        RedeemPayouts(oneShot_, multiShot_, payDelay_)
+    {}
+
+    /// @notice Opens a job; msg.value is the reward budget.
+    function new_job() external payable returns (uint256 id) {
+        id = _newJob();
     }
 
     /// @notice The owner posts the (final) commitment covering `rounds` rounds; redeeming opens
@@ -186,53 +259,7 @@ contract SettleRedeem {
         j.payStart = uint64(block.timestamp + payDelay);
     }
 
-    /// @notice Redeems participant p's whole reward at once.
-    function redeem_one_shot(uint256 jobId, uint256 p, address recipient, uint256 amount, uint256[8] calldata proof)
-        external
-    {
-        Job storage j = jobs[jobId];
-        require(redeemedTo[jobId][p] == 0, "redeemed");
-        uint256[] memory inputs = new uint256[](4);
-        inputs[0] = j.commitment;
-        inputs[1] = p;
-        inputs[2] = uint256(uint160(recipient));
-        inputs[3] = amount;
-        require(oneShot.verify(proof, inputs), "proof");
-        _pay(jobId, j, p, j.rounds, recipient, amount);
-    }
-
-    /// @notice Redeems participant p's rewards of rounds [redeemedTo, toRound).
-    function redeem_multi_shot(
-        uint256 jobId,
-        uint256 p,
-        address recipient,
-        uint256 toRound,
-        uint256 amount,
-        uint256[8] calldata proof
-    ) external {
-        Job storage j = jobs[jobId];
-        uint256 from = redeemedTo[jobId][p];
-        require(from < toRound && toRound <= j.rounds, "range");
-        uint256[] memory inputs = new uint256[](6);
-        inputs[0] = j.commitment;
-        inputs[1] = p;
-        inputs[2] = uint256(uint160(recipient));
-        inputs[3] = from;
-        inputs[4] = toRound;
-        inputs[5] = amount;
-        require(multiShot.verify(proof, inputs), "proof");
-        _pay(jobId, j, p, toRound, recipient, amount);
-    }
-
-    function _pay(uint256 jobId, Job storage j, uint256 p, uint256 toRound, address recipient, uint256 amount)
-        internal
-    {
-        require(j.payStart != 0 && block.timestamp >= j.payStart, "delay");
-        redeemedTo[jobId][p] = toRound;
-        j.paidOut += amount;
-        require(j.paidOut <= j.budget, "budget");
-        emit Redeemed(jobId, p, toRound, amount);
-        (bool ok,) = payable(recipient).call{value: amount}("");
-        require(ok, "transfer");
+    function _redeemOpen(uint256, Job storage j, bool) internal view override returns (bool) {
+        return j.payStart != 0 && block.timestamp >= j.payStart;
     }
 }

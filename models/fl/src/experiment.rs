@@ -21,6 +21,8 @@
 //! on-time arrivals then train, aggregate (FedAvg) and are scored outside the engine. Settlement
 //! ([`settle`]) runs afterwards on the simulated chain (revm), block by block, without nexosim.
 
+use std::time::Instant;
+
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 use sim::rng::Rng;
 
@@ -33,15 +35,18 @@ use super::settle::{SettleReport, settle};
 use super::timeline;
 use super::traits::{FedAvg, NoAdversary};
 use super::zk::circuits::{Kind, sample, synthesize};
+use super::zk::{Keys, count};
 
 /// Contract functions reported in the per-call gas breakdown (every protocol reports all of them).
-pub const CALLS: [&str; 6] = [
+pub const CALLS: [&str; 8] = [
     "new_job",
     "commit",
     "challenge",
     "counter",
     "reward_init",
     "reward_pay_multi",
+    "redeem_one_shot",
+    "redeem_multi_shot",
 ];
 
 /// The SettleFL experiment.
@@ -186,8 +191,10 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
         .metric("fraud_finalized", rep.fraud_finalized as f64)
         .metric("rejected_proofs", rep.rejected_proofs as f64)
         .metric("prover_s_total", rep.prover_s)
-        .metric("proof_model_constraints", rep.model_constraints)
-        .metric("proof_real_constraints", rep.real_constraints as f64)
+        .metric("commit_constraints", rep.commit_constraints as f64)
+        .metric("redeem_constraints", rep.redeem_constraints as f64)
+        .metric("redeem_prover_s", rep.redeem_prover_s)
+        .metric("real_circuits", f64::from(u8::from(rep.real_circuits)))
         .metric("real_proofs_ok", rep.real_proofs_ok as f64)
         .metric("full_blocks", rep.full_blocks as f64)
         .metric("delayed_txs", rep.delayed_txs as f64)
@@ -209,7 +216,7 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
 }
 
 /// Constraint counts of SettleFL's circuits (synthesized, not typed in) and the redeem gas measured
-/// in revm, as metrics `constraints_<circuit>`, `circuits_satisfied`, `gas_redeem_*`.
+/// in revm, as metrics `constraints_<circuit>`, `circuits_satisfied`, `redeem_gas_*`.
 fn export_circuits(c: &CircuitParams, seed: u64, out: &mut RunOutput) -> Result<(), RunError> {
     let mut satisfied = true;
     for kind in Kind::ALL {
@@ -224,12 +231,67 @@ fn export_circuits(c: &CircuitParams, seed: u64, out: &mut RunOutput) -> Result<
         seed,
     )
     .map_err(|e| RunError::Model(e.to_string()))?;
+    prover_time(&c.prover_sizes, out)?;
     out.metric("circuits_satisfied", f64::from(u8::from(satisfied)))
-        .metric("gas_redeem_one_shot", g.one_shot)
-        .metric("gas_redeem_multi_shot", g.multi_shot_per_participant)
-        .metric("gas_redeem_multi_shot_call", g.multi_shot_per_call)
+        .metric("redeem_gas_one_shot", g.one_shot)
+        .metric("redeem_gas_multi_shot", g.multi_shot_per_participant)
+        .metric("redeem_gas_multi_shot_call", g.multi_shot_per_call)
         .metric("redeem_deploy_gas", g.deploy as f64)
         .metric("redeem_all_paid", f64::from(u8::from(g.all_paid)));
+    Ok(())
+}
+
+/// CPU time of the calling thread, seconds (Linux `/proc/thread-self/schedstat`, ns on the CPU);
+/// `None` where that file does not exist.
+fn thread_cpu_s() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns * 1e-9)
+}
+
+/// Times Groth16 proving (single-threaded arkworks, after setup) of the Commit circuit at
+/// P = `sizes` × T = 2 on this machine and fits t = a + b·constraints by least squares over the
+/// sizes: metrics `prover_constraints_p<P>`, `prover_wall_s_p<P>`, `prover_cpu_s_p<P>` (the
+/// proving thread's CPU time, which a loaded machine does not inflate; the fit uses it, or wall
+/// time where it cannot be read), `prover_us_per_constraint_fit` (b) and `prover_fixed_s_fit` (a).
+fn prover_time(sizes: &[u32], out: &mut RunOutput) -> Result<(), RunError> {
+    let mut pts = Vec::new();
+    for &p in sizes {
+        let circuit = sample(Kind::Commit, p as usize, 2);
+        let inputs = circuit.public_inputs();
+        let n = count::constraints(Kind::Commit, p as usize, 2).expect("counted kind") as f64;
+        let keys = Keys::setup(circuit.clone(), u64::from(p))
+            .map_err(|e| RunError::Model(format!("setup: {e}")))?;
+        let (t0, c0) = (Instant::now(), thread_cpu_s());
+        let (_, ok) = keys
+            .prove(circuit, &inputs, 1)
+            .map_err(|e| RunError::Model(format!("prover: {e}")))?;
+        let wall_s = t0.elapsed().as_secs_f64();
+        let cpu_s = c0.zip(thread_cpu_s()).map(|(a, b)| b - a);
+        if !ok {
+            return Err(RunError::Model(format!(
+                "Commit proof at P = {p} did not verify"
+            )));
+        }
+        out.metric(format!("prover_constraints_p{p}"), n)
+            .metric(format!("prover_wall_s_p{p}"), wall_s);
+        if let Some(c) = cpu_s {
+            out.metric(format!("prover_cpu_s_p{p}"), c);
+        }
+        pts.push((n, cpu_s.unwrap_or(wall_s)));
+    }
+    if pts.len() >= 2 {
+        let k = pts.len() as f64;
+        let mx = pts.iter().map(|p| p.0).sum::<f64>() / k;
+        let my = pts.iter().map(|p| p.1).sum::<f64>() / k;
+        let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+        let sxx: f64 = pts.iter().map(|p| (p.0 - mx) * (p.0 - mx)).sum();
+        if sxx > 0.0 {
+            let b = sxy / sxx;
+            out.metric("prover_us_per_constraint_fit", 1e6 * b)
+                .metric("prover_fixed_s_fit", my - b * mx);
+        }
+    }
     Ok(())
 }
 

@@ -23,6 +23,7 @@ pub mod logreg;
 pub mod merkle;
 pub mod network;
 mod params;
+pub mod proofs;
 pub mod redeem;
 pub mod rewards;
 pub mod settle;

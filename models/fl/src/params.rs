@@ -137,7 +137,7 @@ pub struct FlParams {
 }
 
 /// Sizes at which SettleFL's circuits are built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CircuitParams {
     /// Participants P of the synthesized circuits (the paper sizes them at 10).
@@ -150,6 +150,11 @@ pub struct CircuitParams {
     /// Rounds of that job.
     #[serde(default = "two")]
     pub redeem_rounds: u32,
+    /// Participants P of the Commit circuits (at T = 2) whose Groth16 proving is timed on this
+    /// machine to fit the prover time per constraint (`prover_*` metrics). Wall-clock: these
+    /// metrics, unlike every other, differ between runs; empty (the default) times nothing.
+    #[serde(default)]
+    pub prover_sizes: Vec<u32>,
 }
 
 fn two() -> u32 {
@@ -162,6 +167,9 @@ impl Validate for CircuitParams {
         c.between("rounds", self.rounds, 1, 64);
         c.between("redeem_participants", self.redeem_participants, 1, 16);
         c.between("redeem_rounds", self.redeem_rounds, 1, 16);
+        for (i, &p) in self.prover_sizes.iter().enumerate() {
+            c.between(&format!("prover_sizes[{i}]"), p, 1, 8);
+        }
     }
 }
 

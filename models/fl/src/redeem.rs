@@ -6,23 +6,15 @@
 //! not on the circuit's size, so a small job (P participants × T rounds) measures the per-call gas
 //! of any size; the multi-shot participant redeems twice (rounds [0, ⌈T/2⌉) and [⌈T/2⌉, T)).
 
-use ark_bn254::{Bn254, Fr};
-use ark_ff::PrimeField;
-use ark_groth16::{Groth16, ProvingKey};
-use ark_snark::SNARK;
-use ark_std::rand::SeedableRng;
-use ark_std::rand::rngs::StdRng;
 use revm::primitives::{Address, Bytes, U256};
 
 use crate::abi::{self, Tok, u};
 use crate::contracts::{Contract, deploy};
 use crate::evm::{Call, Evm, EvmError, revert_reason};
+use crate::proofs::{self, address_fr};
 use crate::settle::{OWNER, participant};
 use crate::zk::circuits::{Circuit, Kind, Settlement};
-use crate::zk::{fr_to_u256, proof_words, vk_words};
-
-/// Verifying-key words `Groth16Verifier` takes (α, β, γ, δ, IC₀…IC₆).
-const VK_WORDS: usize = 28;
+use crate::zk::{Keys, fr_to_u256};
 
 /// Gas of the redeem payouts, measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,34 +36,21 @@ fn err(e: impl std::fmt::Display) -> EvmError {
     EvmError(format!("redeem: {e}"))
 }
 
-fn address_fr(a: &Address) -> Fr {
-    Fr::from_be_bytes_mod_order(a.as_slice())
-}
-
 fn deploy_verifier(
     evm: &mut Evm,
     circuit: &Circuit,
     seed: u64,
-) -> Result<(Address, ProvingKey<Bn254>, u64), EvmError> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let (pk, vk) =
-        Groth16::<Bn254>::circuit_specific_setup(circuit.clone(), &mut rng).map_err(err)?;
-    let mut words = vk_words(&vk);
-    let inputs = vk.gamma_abc_g1.len() - 1;
-    words.resize(VK_WORDS, U256::ZERO);
-    let args = [
-        Tok::Fixed(words.into_iter().map(Tok::U).collect()),
-        u(inputs as u64),
-    ];
-    let (addr, r) = deploy(evm, OWNER, Contract::Groth16Verifier, &args)?;
-    Ok((addr, pk, r.gas_used))
+) -> Result<(Address, Keys, u64), EvmError> {
+    let keys = Keys::setup(circuit.clone(), seed).map_err(err)?;
+    let (addr, gas) = proofs::deploy_verifier(evm, &keys)?;
+    Ok((addr, keys, gas))
 }
 
 /// One redeem transaction from participant p; returns its gas.
 fn redeem(
     evm: &mut Evm,
     contract: Address,
-    pk: &ProvingKey<Bn254>,
+    keys: &Keys,
     circuit: Circuit,
     job: u64,
     seed: u64,
@@ -82,9 +61,8 @@ fn redeem(
     let amount = Tok::U(fr_to_u256(*inputs.last().expect("amount is public")));
     let kind = circuit.kind;
     let round_end = circuit.round_end as u64;
-    let mut rng = StdRng::seed_from_u64(seed);
-    let proof = Groth16::<Bn254>::prove(pk, circuit, &mut rng).map_err(err)?;
-    let words = Tok::Fixed(proof_words(&proof).into_iter().map(Tok::U).collect());
+    let (words, _) = keys.prove(circuit, &inputs, seed).map_err(err)?;
+    let words = Tok::Fixed(words.into_iter().map(Tok::U).collect());
     let data = match kind {
         Kind::RedeemOneShot => abi::call(
             "redeem_one_shot(uint256,uint256,address,uint256,uint256[8])",
@@ -140,6 +118,7 @@ pub fn measure(participants: usize, rounds: usize, seed: u64) -> Result<RedeemGa
         round_end: to,
         participant: p,
         claimed: 0,
+        root: ark_bn254::Fr::from(0u64),
     };
     let mut evm = Evm::new();
     evm.fund(OWNER, U256::from(10u64).pow(U256::from(24u64)));

@@ -9,13 +9,18 @@
 //!   trees from the published data and, on a mismatch, send `challenge` with the three Merkle
 //!   openings; the contract slashes the bond. The owner then `counter`s with a corrected root and
 //!   re-commits the later epochs. A round is final one challenge window after its (valid) commit.
-//! * `commit-proof`: every epoch the owner proves the transition with Groth16 (a real proof of the
-//!   small circuit in [`super::zk`]; simulated prover time from the constraint-count model) and
-//!   commits it; the contract verifies it with the pairing precompile. A tampered root fails
-//!   verification (the transaction reverts and the owner resubmits). Final at inclusion.
+//! * `commit-proof`: every epoch the owner proves SettleFL's signed Commit circuit over the job's
+//!   T×P reward matrix (rounds not yet trained are zero) with Groth16 ([`super::proofs`]: real
+//!   circuits at small P × T, a same-arity stand-in beyond) and commits (C, rounds, root, proof);
+//!   the contract's verifier runs the pairing check. The commit is sent when the simulated prover
+//!   finishes: exact constraint count of the circuit at P × T times the prover time per
+//!   constraint. A tampered root fails verification (the transaction reverts and the owner
+//!   resubmits). Final at inclusion.
 //!
-//! Payouts are claimed with Merkle proofs against the final root (commit-challenge,
-//! commit-proof) or from stored balances (onchain).
+//! Payouts are claimed with Merkle proofs against the final root (commit-challenge, commit-proof
+//! with `payout: merkle`), from stored balances (onchain), or — commit-proof — by the participants'
+//! own redeem proofs (`redeem-one-shot` after the job closes; `redeem-multi-shot` after every
+//! commit, for the rounds it covers), each sent when that participant's simulated prover finishes.
 
 use std::collections::BTreeMap;
 
@@ -33,8 +38,8 @@ use super::contracts::{Contract, deploy};
 use super::evm::{Call, Evm, EvmError};
 use super::merkle::{MerkleTree, depth_for, leaf};
 use super::network::NetworkRun;
+use super::proofs::{JobProofs, SentProof};
 use super::rewards::{GWEI, round_rewards};
-use super::zk;
 
 /// Settlement protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -46,6 +51,19 @@ pub enum Protocol {
     CommitChallenge,
     /// Commitments carrying a Groth16 validity proof.
     CommitProof,
+}
+
+/// How commit-with-proof pays the participants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Payout {
+    /// The owner pays batched Merkle claims against the last root (every protocol).
+    #[default]
+    Merkle,
+    /// Each participant redeems its whole reward with one RedeemOneShot proof after the job closes.
+    RedeemOneShot,
+    /// Each participant redeems the rounds of every commit with a RedeemMultiShot proof.
+    RedeemMultiShot,
 }
 
 /// Settlement parameters.
@@ -94,6 +112,17 @@ pub struct SettleConfig {
     /// Prover time per constraint, µs (measured for the real circuit; see README).
     #[serde(default = "us_per_constraint")]
     pub prover_us_per_constraint: f64,
+    /// Payouts of commit-proof (the other protocols pay Merkle claims or stored balances).
+    #[serde(default)]
+    pub payout: Payout,
+    /// Largest Commit circuit (constraints at the job's P × T) proven for real in a run; larger
+    /// jobs prove the same-arity stand-in ([`super::proofs`]).
+    #[serde(default = "real_max")]
+    pub real_proof_max_constraints: u64,
+}
+
+fn real_max() -> u64 {
+    30_000
 }
 
 fn one() -> f64 {
@@ -120,9 +149,13 @@ fn watch_delay() -> f64 {
 fn react() -> f64 {
     12.0
 }
-/// Measured single-thread Groth16 (arkworks 0.6, BN254) prover time per constraint of the real
-/// circuit in release on the 2-core development machine (see README).
-pub const MEASURED_US_PER_CONSTRAINT: f64 = 40.0;
+/// Single-thread Groth16 (arkworks 0.6, BN254) proving CPU time per constraint of our Commit
+/// circuit, measured on the 2-core development machine (x86-64, arkworks built at opt-level 2):
+/// slope 60.7 µs of a line through P = 1, 2, 4 × T = 2 (8,752 / 15,536 / 29,485 constraints:
+/// 0.53 / 0.78 / 1.76 s CPU), `sysim run scenarios/fl/circuits.yaml`, metric
+/// `prover_us_per_constraint_fit`. PAPERS.md names no prover machine for the paper (Circom +
+/// Groth16), so the paper's prover speed is unknown; a multi-threaded or GPU prover would be faster.
+pub const MEASURED_US_PER_CONSTRAINT: f64 = 60.0;
 fn us_per_constraint() -> f64 {
     MEASURED_US_PER_CONSTRAINT
 }
@@ -154,6 +187,15 @@ impl Validate for SettleConfig {
         c.at_least("commit_every", self.commit_every, 1);
         c.at_least("onchain_batch", self.onchain_batch, 1);
         c.at_least("payout_batch", self.payout_batch, 1);
+        if self.payout != Payout::Merkle && self.protocol != Protocol::CommitProof {
+            c.fail(
+                "payout",
+                format!(
+                    "redeem payouts need protocol commit-proof, got {:?}",
+                    self.protocol
+                ),
+            );
+        }
         if self.honest_watchers > self.watchers {
             c.fail(
                 "honest_watchers",
@@ -220,13 +262,17 @@ pub struct SettleReport {
     pub slashed_wei: u128,
     /// Commit-with-proof commitments rejected by the verifier.
     pub rejected_proofs: u64,
-    /// Simulated prover time, seconds (sum over commitments).
+    /// Simulated prover time of the owner's Commit proofs, seconds (sum over commitments).
     pub prover_s: f64,
-    /// Constraint count charged per commitment (model) and of the real circuit.
-    pub model_constraints: f64,
-    /// Constraints of the real circuit.
-    pub real_constraints: usize,
-    /// Real proofs generated and accepted by arkworks' own verifier.
+    /// Simulated prover time of one participant's redeem proof, seconds.
+    pub redeem_prover_s: f64,
+    /// Constraints of the job's Commit circuit at P × T (exact count).
+    pub commit_constraints: usize,
+    /// Constraints of the job's redeem circuit of the chosen payout (0 for Merkle payouts).
+    pub redeem_constraints: usize,
+    /// Whether the proofs were of SettleFL's own circuits (else the same-arity stand-in).
+    pub real_circuits: bool,
+    /// Proofs generated and accepted by arkworks' own verifier (commits and redeems).
     pub real_proofs_ok: u64,
     /// Blocks with settlement transactions left waiting, and those transactions (summed).
     pub full_blocks: u64,
@@ -352,7 +398,12 @@ struct Agents<'a> {
     pending_vals: BTreeMap<u64, Vec<u64>>,
     challenges: BTreeMap<u64, usize>,
     payout_amounts: BTreeMap<u64, u128>,
-    proofs: Vec<Option<zk::RoundProof>>,
+    proofs: Vec<Option<SentProof>>,
+    job_proofs: Option<JobProofs>,
+    /// Rounds each participant has redeemed (multi-shot).
+    redeemed_to: Vec<usize>,
+    /// Commit-proof epochs committed (multi-shot payouts end after the last).
+    committed: usize,
     // Onchain bookkeeping: tx id → (round, last batch of the round).
     onchain_batches: BTreeMap<u64, (usize, bool)>,
     rounds_final: usize,
@@ -460,8 +511,8 @@ impl Agents<'_> {
                         "commit(uint256,uint256,uint256,bytes32,uint256[8])",
                         &[
                             Tok::U(self.job),
-                            Tok::U(p.c_new),
-                            u(p.total),
+                            Tok::U(p.commitment),
+                            u(self.rounds_done(e) as u64),
                             Tok::H(root),
                             Tok::Fixed(words),
                         ],
@@ -484,6 +535,79 @@ fn evm_err(e: EvmError) -> RunError {
 }
 
 impl Agents<'_> {
+    /// Rounds covered by epoch `e`'s commitment.
+    fn rounds_done(&self, e: usize) -> usize {
+        self.epochs[e].rounds.last().map_or(0, |r| r + 1)
+    }
+
+    /// The job's T×P reward matrix in wei with the rounds from `rounds_done` on still zero.
+    fn matrix(&self, rounds_done: usize) -> Vec<u64> {
+        let mut m = vec![0u64; self.round_rewards.len() * self.n];
+        for (t, row) in self.round_rewards.iter().enumerate().take(rounds_done) {
+            for (p, &g) in row.iter().enumerate() {
+                m[t * self.n + p] = g * GWEI as u64;
+            }
+        }
+        m
+    }
+
+    /// Every participant with rewards in rounds [redeemed, `to`) proves and sends its redeem.
+    fn redeems(&mut self, now: f64, one_shot: bool, e: usize) -> Result<(), RunError> {
+        let to = self.rounds_done(e);
+        let matrix = self.matrix(to);
+        let root = self.tree(&self.epochs[e].cum).root();
+        let delay = self.report.redeem_prover_s;
+        for p in 0..self.n {
+            let from = self.redeemed_to[p];
+            if (from..to).all(|t| self.round_rewards[t][p] == 0) {
+                continue;
+            }
+            let seed = self.rng.random::<u64>();
+            let jp = self
+                .job_proofs
+                .as_ref()
+                .expect("commit-proof sets up its proofs");
+            let proof = jp
+                .redeem(one_shot, &matrix, root, p, from, to, seed)
+                .map_err(evm_err)?;
+            if proof.native_ok {
+                self.report.real_proofs_ok += 1;
+            }
+            self.redeemed_to[p] = to;
+            let words = Tok::Fixed(proof.words.iter().map(|w| Tok::U(*w)).collect());
+            let who = participant(p);
+            let amount = Tok::U(U256::from(proof.amount));
+            let (label, data) = if one_shot {
+                (
+                    "redeem_one_shot",
+                    abi::call(
+                        "redeem_one_shot(uint256,uint256,address,uint256,uint256[8])",
+                        &[Tok::U(self.job), u(p as u64), Tok::A(who), amount, words],
+                    ),
+                )
+            } else {
+                (
+                    "redeem_multi_shot",
+                    abi::call(
+                        "redeem_multi_shot(uint256,uint256,address,uint256,uint256,uint256[8])",
+                        &[
+                            Tok::U(self.job),
+                            u(p as u64),
+                            Tok::A(who),
+                            u(to as u64),
+                            amount,
+                            words,
+                        ],
+                    ),
+                )
+            };
+            let id = self.tx(now + delay, label, who, data, U256::ZERO);
+            self.payout_amounts.insert(id, proof.amount);
+            self.payouts_left += 1;
+        }
+        Ok(())
+    }
+
     fn final_vals(&self) -> Vec<u64> {
         match self.cfg.protocol {
             Protocol::Onchain => {
@@ -503,7 +627,15 @@ impl Agents<'_> {
         }
     }
 
-    fn payouts(&mut self, now: f64) {
+    fn payouts(&mut self, now: f64) -> Result<(), RunError> {
+        if self.cfg.payout == Payout::RedeemOneShot {
+            self.redeems(now, true, self.epochs.len() - 1)?;
+            if self.payouts_left == 0 {
+                self.done = true;
+                self.report.end_s = now;
+            }
+            return Ok(());
+        }
         let vals = self.final_vals();
         let paid: Vec<usize> = (0..self.n).filter(|&i| vals[i] > 0).collect();
         let tree = (self.cfg.protocol != Protocol::Onchain).then(|| self.tree(&vals));
@@ -542,6 +674,7 @@ impl Agents<'_> {
             self.done = true;
             self.report.end_s = now;
         }
+        Ok(())
     }
 
     fn watch(&mut self, now: f64, w: usize, e: usize, seen_s: f64) {
@@ -618,7 +751,7 @@ impl Agents<'_> {
                     self.tx(now, "reward_init", OWNER, data, U256::ZERO);
                 }
             }
-            Action::Payouts => self.payouts(now),
+            Action::Payouts => self.payouts(now)?,
         }
         Ok(())
     }
@@ -694,7 +827,16 @@ impl Agents<'_> {
                             );
                         }
                     }
-                    if e + 1 == self.epochs.len() {
+                    let multi_shot = self.cfg.payout == Payout::RedeemMultiShot;
+                    if multi_shot {
+                        self.committed = e + 1;
+                        self.redeems(t, false, e)?;
+                        if self.committed == self.epochs.len() && self.payouts_left == 0 {
+                            self.done = true;
+                            self.report.end_s = t;
+                        }
+                    }
+                    if e + 1 == self.epochs.len() && !multi_shot {
                         let wait = match self.cfg.protocol {
                             Protocol::CommitChallenge => self.cfg.challenge_window_s,
                             _ => 0.0,
@@ -737,6 +879,19 @@ impl Agents<'_> {
                     return Err(fail("reward_init"));
                 }
             }
+            "redeem_one_shot" | "redeem_multi_shot" => {
+                if !ok {
+                    return Err(fail(label));
+                }
+                self.report.paid_wei += self.payout_amounts.get(&id).copied().unwrap_or(0);
+                self.payouts_left -= 1;
+                let all_committed =
+                    self.cfg.payout == Payout::RedeemOneShot || self.committed == self.epochs.len();
+                if self.payouts_left == 0 && all_committed {
+                    self.done = true;
+                    self.report.end_s = t;
+                }
+            }
             "reward_pay_multi" => {
                 if ok {
                     self.report.paid_wei += self.payout_amounts.get(&id).copied().unwrap_or(0);
@@ -757,17 +912,24 @@ impl Agents<'_> {
     }
 }
 
-/// The world before the job: funded owner, watchers and participants, and the protocol's contract
-/// deployed by the owner. Returns the EVM, the contract address and the deployment gas.
-pub fn genesis(cfg: &SettleConfig, n: usize) -> Result<(Evm, Address, u64), RunError> {
+/// The world before the job: funded owner, watchers and participants (1 ETH each, enough for
+/// their redeem transactions), and the protocol's contract deployed by the owner — for
+/// commit-proof with the job's three verifiers from `proofs`. Returns the EVM, the contract
+/// address and the deployment gas.
+pub fn genesis(
+    cfg: &SettleConfig,
+    n: usize,
+    proofs: Option<&JobProofs>,
+) -> Result<(Evm, Address, u64), RunError> {
     let mut evm = Evm::new();
     evm.fund(OWNER, wei(1e6));
     for w in 0..cfg.watchers as usize {
         evm.fund(watcher(w), wei(100.0));
     }
     for i in 0..n {
-        evm.fund(participant(i), wei(0.01));
+        evm.fund(participant(i), wei(1.0));
     }
+    let mut verifier_gas = 0;
     let depth = depth_for(n) as u64;
     let pay_delay = cfg.pay_delay_s.round() as u64;
     let (contract, args) = match cfg.protocol {
@@ -782,19 +944,24 @@ pub fn genesis(cfg: &SettleConfig, n: usize) -> Result<(Evm, Address, u64), RunE
             ],
         ),
         Protocol::CommitProof => {
-            let c0 = zk::fr_to_u256(zk::commit_hash(&[0; zk::CIRCUIT_P]));
-            let vk = zk::vk_words(&zk::keys().vk)
-                .into_iter()
-                .map(Tok::U)
-                .collect();
+            let jp = proofs
+                .ok_or_else(|| RunError::Model("commit-proof without its circuits".into()))?;
+            let (v, gas) = jp.deploy(&mut evm).map_err(evm_err)?;
+            verifier_gas = gas;
             (
                 Contract::CommitProof,
-                vec![Tok::Fixed(vk), Tok::U(c0), u(pay_delay), u(depth)],
+                vec![
+                    Tok::A(v[0]),
+                    Tok::A(v[1]),
+                    Tok::A(v[2]),
+                    u(pay_delay),
+                    u(depth),
+                ],
             )
         }
     };
     let (addr, r) = deploy(&mut evm, OWNER, contract, &args).map_err(evm_err)?;
-    Ok((evm, addr, r.gas_used))
+    Ok((evm, addr, r.gas_used + verifier_gas))
 }
 
 /// Settles the rewards of `run` (over `n` participants) with `cfg.protocol` on a chain `chain_cfg`.
@@ -840,7 +1007,11 @@ pub fn settle(
     }
 
     let owed_wei = rr.iter().flatten().map(|&x| u128::from(x) * GWEI).sum();
-    let (evm, addr, deploy_gas) = genesis(cfg, n)?;
+    let job_proofs = (cfg.protocol == Protocol::CommitProof)
+        .then(|| JobProofs::new(n, rounds, cfg.real_proof_max_constraints))
+        .transpose()
+        .map_err(evm_err)?;
+    let (evm, addr, deploy_gas) = genesis(cfg, n, job_proofs.as_ref())?;
     let mut chain = Chain::new(chain_cfg.clone(), evm, chain_rng);
     let n_epochs = epochs.len();
     let mut ag = Agents {
@@ -873,6 +1044,9 @@ pub fn settle(
         challenges: BTreeMap::new(),
         payout_amounts: BTreeMap::new(),
         proofs: vec![None; n_epochs],
+        job_proofs,
+        redeemed_to: vec![0; n],
+        committed: 0,
         onchain_batches: BTreeMap::new(),
         rounds_final: 0,
         payouts_left: 0,
@@ -888,16 +1062,22 @@ pub fn settle(
     if cfg.protocol == Protocol::CommitChallenge {
         value += wei(cfg.bond_eth);
     }
-    ag.tx(
-        0.0,
-        "new_job",
-        OWNER,
+    let new_job = if cfg.protocol == Protocol::CommitProof {
+        abi::call(
+            "new_job(bytes32,bytes32,bool)",
+            &[
+                Tok::H(pub_hash),
+                Tok::H(salt),
+                Tok::Bool(cfg.payout != Payout::Merkle),
+            ],
+        )
+    } else {
         abi::call(
             "new_job(bytes32,bytes32)",
             &[Tok::H(pub_hash), Tok::H(salt)],
-        ),
-        value,
-    );
+        )
+    };
+    ag.tx(0.0, "new_job", OWNER, new_job, value);
 
     match cfg.protocol {
         Protocol::Onchain => {
@@ -933,24 +1113,29 @@ pub fn settle(
         }
         Protocol::CommitChallenge | Protocol::CommitProof => {
             let mut prover_free = 0.0f64;
-            let mut prev = vec![0u64; n];
+            if let Some(jp) = &ag.job_proofs {
+                let us = cfg.prover_us_per_constraint * 1e-6;
+                ag.report.commit_constraints = jp.commit_constraints;
+                ag.report.real_circuits = jp.real;
+                ag.report.redeem_constraints = match cfg.payout {
+                    Payout::Merkle => 0,
+                    Payout::RedeemOneShot => jp.one_shot_constraints,
+                    Payout::RedeemMultiShot => jp.multi_shot_constraints,
+                };
+                ag.report.redeem_prover_s = ag.report.redeem_constraints as f64 * us;
+            }
             for e in 0..n_epochs {
                 let close = ag.epochs[e].close_s;
-                ag.ready_s[e] = if cfg.protocol == Protocol::CommitProof {
-                    let model = zk::PAPER_CONSTRAINTS_PER_PARTICIPANT_ROUND
-                        * (n * ag.epochs[e].rounds.len()) as f64;
-                    let prove_s = model * cfg.prover_us_per_constraint * 1e-6;
-                    ag.report.prover_s += prove_s;
-                    ag.report.model_constraints = ag.report.model_constraints.max(model);
-                    let p8 = |v: &[u64]| {
-                        (0..zk::CIRCUIT_P)
-                            .map(|i| v.get(i).copied().unwrap_or(0))
-                            .collect::<Vec<_>>()
-                    };
+                ag.ready_s[e] = if let Some(jp) = &ag.job_proofs {
+                    let prove_s =
+                        jp.commit_constraints as f64 * cfg.prover_us_per_constraint * 1e-6;
+                    let done = ag.rounds_done(e);
                     let root = ag.tree(&ag.epochs[e].cum).root();
                     let seed = ag.rng.random::<u64>();
-                    let proof = zk::prove(&p8(&prev), &p8(&ag.epochs[e].delta), root, seed)
-                        .map_err(|err| RunError::Model(format!("prover: {err}")))?;
+                    let proof = jp
+                        .commit(&ag.matrix(done), done, root, seed)
+                        .map_err(evm_err)?;
+                    ag.report.prover_s += prove_s;
                     if proof.native_ok {
                         ag.report.real_proofs_ok += 1;
                     }
@@ -960,12 +1145,8 @@ pub fn settle(
                 } else {
                     close
                 };
-                prev.clone_from(&ag.epochs[e].cum);
                 let t = ag.ready_s[e];
                 ag.at(t, Action::Commit);
-            }
-            if cfg.protocol == Protocol::CommitProof {
-                ag.report.real_constraints = zk::keys().constraints;
             }
         }
     }

@@ -55,7 +55,7 @@ fn recorded_gas_equals_a_fresh_revm_replay() {
     for p in [Protocol::Onchain, Protocol::CommitChallenge] {
         let c = cfg(p);
         let rep = run_settle(&c, 6, 2);
-        let (mut evm, addr, deploy_gas) = genesis(&c, 6).unwrap();
+        let (mut evm, addr, deploy_gas) = genesis(&c, 6, None).unwrap();
         assert_eq!(addr, rep.contract);
         assert_eq!(deploy_gas, rep.deploy_gas);
         let limit = ChainConfig::default().gas_limit;
@@ -124,16 +124,26 @@ fn wrong_roots_are_always_slashed_with_one_honest_watcher() {
 
 #[test]
 fn commit_proof_verifies_real_groth16_proofs_in_revm() {
+    // P = T = 2: the signed Commit circuit itself is proven and verified on chain.
     let mut c = cfg(Protocol::CommitProof);
-    let rep = run_settle(&c, 5, 2);
+    let rep = run_settle(&c, 2, 2);
+    assert!(rep.real_circuits);
+    assert_eq!(
+        Some(rep.commit_constraints),
+        zk::count::constraints(zk::circuits::Kind::Commit, 2, 2)
+    );
     assert_eq!(rep.real_proofs_ok, 2);
     let commits: Vec<_> = rep.txs.iter().filter(|t| t.label == "commit").collect();
     assert_eq!(commits.len(), 2);
     assert!(commits.iter().all(|t| t.success));
     // Four pairings (34,000·4 + 45,000) dominate: a commit costs well above 181,000 gas.
     assert!(commits[0].gas > 181_000, "{}", commits[0].gas);
+    // The owner's prover delays each commit by the circuit's constraints × µs per constraint.
+    let prove_s = rep.commit_constraints as f64 * c.prover_us_per_constraint * 1e-6;
+    assert!((rep.prover_s - 2.0 * prove_s).abs() < 1e-9);
+    assert!(commits[0].submitted_s >= 60.0 + prove_s - 1e-9);
     c.dishonest_prob = 0.9;
-    let rep = run_settle(&c, 5, 2);
+    let rep = run_settle(&c, 2, 2);
     assert!(rep.rejected_proofs > 0);
     assert_eq!(
         rep.txs
@@ -142,6 +152,45 @@ fn commit_proof_verifies_real_groth16_proofs_in_revm() {
             .count(),
         2
     );
+}
+
+#[test]
+fn redeem_payouts_pay_every_participant_with_real_and_stand_in_proofs() {
+    for (n, payout, real) in [
+        (2, settle::Payout::RedeemOneShot, true),
+        (2, settle::Payout::RedeemMultiShot, true),
+        (12, settle::Payout::RedeemMultiShot, false),
+    ] {
+        let mut c = cfg(Protocol::CommitProof);
+        c.payout = payout;
+        let rep = run_settle(&c, n, 2);
+        assert_eq!(rep.real_circuits, real, "{payout:?}");
+        assert!(
+            rep.settled && rep.txs.iter().all(|t| t.success),
+            "{payout:?}"
+        );
+        assert_eq!(rep.paid_wei, rep.owed_wei, "{payout:?}");
+        let label = match payout {
+            settle::Payout::RedeemOneShot => "redeem_one_shot",
+            _ => "redeem_multi_shot",
+        };
+        let redeems: Vec<_> = rep.txs.iter().filter(|t| t.label == label).collect();
+        // One-shot: one per participant; multi-shot: one per participant and commit.
+        let per = if payout == settle::Payout::RedeemOneShot {
+            1
+        } else {
+            2
+        };
+        assert_eq!(redeems.len(), per * n, "{payout:?}");
+        assert_eq!(rep.real_proofs_ok as usize, 2 + redeems.len(), "{payout:?}");
+        // Each redeem pays one Groth16 check (≥ 4 pairings + 4 ecMul) and is sent by the
+        // participant after its own prover.
+        for t in &redeems {
+            assert!(t.gas > 226_000, "{payout:?}: {}", t.gas);
+            assert_ne!(t.call.from, settle::OWNER);
+        }
+        assert!(!rep.txs.iter().any(|t| t.label == "reward_pay_multi"));
+    }
 }
 
 #[test]

@@ -6,7 +6,9 @@
 //! EdDSA-Poseidon ([`super::eddsa`]). The paper names the circuits and their sizes at P = T = 10
 //! (PAPERS.md) but the listing does not give their statements; ours, inferred from the protocol:
 //!
-//! - **Commit** (Commit-with-Proof): C opens to R, and every participant signed its column.
+//! - **Commit** (Commit-with-Proof): public (C, rounds, root): C opens to R, and every
+//!   participant signed its column; `rounds` (how many rows are trained) and the keccak claim root
+//!   of the Merkle payouts are bound as public inputs (one constraint each), not derived from R.
 //! - **Challenge**: public (C, t, p, v): C opens to R and R[t][p] ≠ v (v from p's own receipt).
 //! - **Counter**: public (C, t, p): C opens to R and p signed the column holding R[t][p].
 //! - **RedeemOneShot**: public (C, p, recipient, amount): recipient is p's listed address and
@@ -223,6 +225,8 @@ pub struct Circuit {
     pub participant: usize,
     /// Claimed value v (Challenge).
     pub claimed: u64,
+    /// Claim root bound by the Commit circuit (`root mod r`).
+    pub root: Fr,
 }
 
 impl Circuit {
@@ -235,7 +239,7 @@ impl Circuit {
             Fr::from(self.participant as u64),
         );
         match self.kind {
-            Kind::Commit => vec![c],
+            Kind::Commit => vec![c, t, self.root],
             Kind::Challenge => vec![c, t, p, Fr::from(self.claimed)],
             Kind::Counter => vec![c, t, p],
             Kind::RedeemOneShot => vec![
@@ -268,6 +272,8 @@ impl ConstraintSynthesizer<Fr> for Circuit {
         let o = open(&cs, s, &pubs[0])?;
         match self.kind {
             Kind::Commit => {
+                mul(&cs, &pubs[1], &pubs[1])?;
+                mul(&cs, &pubs[2], &pubs[2])?;
                 for p in 0..p_n {
                     let col: Vec<Num> = (0..t_n).map(|t| o.entries[t * p_n + p].clone()).collect();
                     let m = chunked_gadget(&cs, &col)?;
@@ -355,6 +361,7 @@ pub fn sample(kind: Kind, participants: usize, rounds: usize) -> Circuit {
         round_end: rounds,
         participant: p,
         claimed,
+        root: Fr::ZERO,
     }
 }
 
