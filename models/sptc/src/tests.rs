@@ -24,6 +24,7 @@ fn kernel(gpu: &str, m: usize, n: usize, k: usize, format: SparsityFormat) -> Sp
         llm: None,
         methods: Method::ALL.to_vec(),
         format,
+        efficiency: Default::default(),
         workload: Workload::Kernel(KernelWorkload { m, n, k }),
     }
 }
@@ -34,6 +35,7 @@ fn model(llm: &str, batch: usize, seq_len: usize, deployed_layers: u32) -> SptcP
         llm: Some(preset::<LlmShape>(LLM, llm)),
         methods: Method::ALL.to_vec(),
         format: SparsityFormat::default(),
+        efficiency: Default::default(),
         workload: Workload::Model(ModelWorkload {
             batch,
             seq_len,
