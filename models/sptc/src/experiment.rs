@@ -24,11 +24,12 @@ use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 
 use super::device::Device;
 use super::driver::{Driver, Finished, ModelWork, Routed, Work};
+use super::gpu::fastest;
 use super::layer::{Part, Step};
 use super::memory::{Batch, footprint, max_batch};
 use super::params::{KernelWorkload, ModelWorkload, Phase, SptcParams, Workload};
 use super::sample::{self, check_block};
-use super::tiling::{Method, UNSTRUCTURED_DENSITY, gemm_plan};
+use super::tiling::{LIBRARY_TILES, Method, UNSTRUCTURED_DENSITY, gemm_plan, gemm_plan_tiled};
 
 /// The Samoyeds experiment.
 pub struct SptcExperiment;
@@ -121,7 +122,18 @@ fn run_kernel(p: &SptcParams, w: &KernelWorkload, ctx: &RunContext) -> Result<Ru
     out.metric("sample_max_abs_err", check.max_abs_err)
         .metric("gather_conflict_degree", check.conflict_degree);
     for &m in &p.methods {
-        let mut plan = gemm_plan(&format!("{}.gemm", m.key()), m, &p.format, w.m, w.k, &[w.n]);
+        let name = format!("{}.gemm", m.key());
+        // cuBLAS and cuSPARSELt pick their tile per shape; the other kernels ship one.
+        let tuned = matches!(m, Method::Dense | Method::WeightSparse).then(|| {
+            let menu = LIBRARY_TILES
+                .iter()
+                .map(|&t| gemm_plan_tiled(&name, m, &p.format, w.m, w.k, &[w.n], t))
+                .collect();
+            fastest(&p.gpu, &p.efficiency, menu)
+        });
+        let mut plan = tuned
+            .flatten()
+            .unwrap_or_else(|| gemm_plan(&name, m, &p.format, w.m, w.k, &[w.n]));
         if m.vector_selected() {
             plan.gather_conflict = check.conflict_degree;
         }

@@ -191,6 +191,32 @@ pub fn time_wave(
     }
 }
 
+/// Time of `plan` alone on a cold L2: launch overhead plus its waves in order.
+pub fn plan_time(spec: &GpuSpec, eff: &EfficiencyParams, plan: &KernelPlan) -> f64 {
+    let mut l2 = L2State::default();
+    let wave = spec.wave_size(plan).max(1);
+    let tiles = plan.tiles.len();
+    (0..tiles)
+        .step_by(wave)
+        .map(|s| time_wave(spec, eff, 0, plan, s..(s + wave).min(tiles), &mut l2).time_s)
+        .sum::<f64>()
+        + spec.launch_overhead_us * 1e-6
+}
+
+/// The fastest of `candidates` by [`plan_time`] (a library's heuristics or autotuning pick the
+/// tile shape per problem); the first on ties, `None` when empty.
+pub fn fastest(
+    spec: &GpuSpec,
+    eff: &EfficiencyParams,
+    candidates: Vec<KernelPlan>,
+) -> Option<KernelPlan> {
+    candidates
+        .into_iter()
+        .map(|p| (plan_time(spec, eff, &p), p))
+        .reduce(|a, b| if b.0 < a.0 { b } else { a })
+        .map(|(_, p)| p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,5 +283,24 @@ mod tests {
             no_reuse
         );
         assert!(t.time_s > 0.0);
+    }
+
+    #[test]
+    fn a_small_problem_picks_smaller_tiles_to_fill_the_sms() {
+        let g = gpu("rtx-4070-super");
+        let eff = EfficiencyParams::default();
+        let f = SparsityFormat::default();
+        let plans = |m: usize, n: usize| {
+            crate::tiling::LIBRARY_TILES
+                .iter()
+                .map(|&t| crate::tiling::gemm_plan_tiled("d", Method::Dense, &f, m, 4096, &[n], t))
+                .collect::<Vec<_>>()
+        };
+        // 1024 × 1024: 64 tiles of 128×128 leave 56-SM waves half empty; smaller tiles win.
+        let small = fastest(&g, &eff, plans(1024, 1024)).unwrap();
+        assert!(small.tiles.len() > 64, "{}", small.tiles.len());
+        let t = |p: &KernelPlan| plan_time(&g, &eff, p);
+        assert!(t(&small) < t(&plans(1024, 1024)[0]));
+        assert!(fastest(&g, &eff, vec![]).is_none());
     }
 }

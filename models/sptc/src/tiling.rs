@@ -216,9 +216,9 @@ pub fn weight_row_bytes(method: Method, fmt: &SparsityFormat, k: usize) -> f64 {
     }
 }
 
-/// MMA instructions of one `method` tile over reduction width `k`.
-pub fn tile_mma(method: Method, fmt: &SparsityFormat, k: usize) -> u64 {
-    let (bm, bn) = method.tile();
+/// MMA instructions of one `method` tile of `tile` (rows, token columns) over reduction width `k`.
+pub fn tile_mma(method: Method, fmt: &SparsityFormat, tile: (usize, usize), k: usize) -> u64 {
+    let (bm, bn) = tile;
     let frags = (bm / 16 * bn / 8) as u64;
     let ksteps = match method {
         Method::Dense | Method::ActivationSparse | Method::FusedMoe => k.div_ceil(16),
@@ -247,8 +247,12 @@ pub fn tile_ksteps(method: Method, fmt: &SparsityFormat, k: usize) -> u64 {
 /// fragments, token fragments): each warp loads its A fragment (`bm / warps_m` rows) and B
 /// fragment (`bn / warps_n` columns) of the 32-wide (compacted) K slice, so A is read `warps_n`
 /// times and B `warps_m` times per block.
-pub fn smem_read_bytes_per_step(method: Method, fmt: &SparsityFormat) -> (f64, f64) {
-    let (bm, bn) = method.tile();
+pub fn smem_read_bytes_per_step(
+    method: Method,
+    fmt: &SparsityFormat,
+    tile: (usize, usize),
+) -> (f64, f64) {
+    let (bm, bn) = tile;
     let t = super::efficiency::traits(method);
     let k_logical = if method.vector_selected() {
         32 * fmt.row_group
@@ -260,11 +264,13 @@ pub fn smem_read_bytes_per_step(method: Method, fmt: &SparsityFormat) -> (f64, f
     (a, b)
 }
 
-/// Cost of one GEMM tile with `rows` valid weight rows, `cols` valid token columns and `loaded`
-/// token columns read from memory (padding stored in memory is read), reduction width `k`.
+/// Cost of one GEMM tile of shape `tile` with `rows` valid weight rows, `cols` valid token columns
+/// and `loaded` token columns read from memory (padding stored in memory is read), reduction
+/// width `k`.
 pub fn tile_cost(
     method: Method,
     fmt: &SparsityFormat,
+    tile: (usize, usize),
     rows: usize,
     cols: usize,
     loaded: usize,
@@ -283,7 +289,7 @@ pub fn tile_cost(
         k
     };
     let ksteps = tile_ksteps(method, fmt, k);
-    let (a, b) = smem_read_bytes_per_step(method, fmt);
+    let (a, b) = smem_read_bytes_per_step(method, fmt, tile);
     // Token fragments of V:N:M-style kernels are gathered rows (bank conflicts); others are not.
     let (smem_a, smem_b) = if method.vector_selected() {
         (a, b)
@@ -296,7 +302,7 @@ pub fn tile_cost(
         0.0
     };
     TileCost {
-        mma: tile_mma(method, fmt, k),
+        mma: tile_mma(method, fmt, tile, k),
         sparse: method.sparse_mma(),
         a_bytes: rows as f64 * weight_row_bytes(method, fmt, k),
         b_bytes: loaded as f64 * b_k as f64 * ELEM + index_bytes,
@@ -312,8 +318,8 @@ pub fn tile_cost(
 /// Shared memory of one `method` block: its pipeline stages, each a 32-wide (compacted K) slice
 /// of the weight tile (compressed) and of the token tile (all `row_group` · 32 logical K rows for
 /// V:N:M-style kernels, which gather the kept rows from shared memory).
-pub fn smem_bytes(method: Method, fmt: &SparsityFormat) -> u64 {
-    let (bm, bn) = method.tile();
+pub fn smem_bytes(method: Method, fmt: &SparsityFormat, tile: (usize, usize)) -> u64 {
+    let (bm, bn) = tile;
     let k_logical = if method.vector_selected() {
         32 * fmt.row_group
     } else {
@@ -339,8 +345,13 @@ pub fn padded_cols(method: Method, fmt: &SparsityFormat, cols: usize) -> usize {
 /// (CUTLASS-style threadblock swizzle), so consecutive blocks share weight and activation blocks.
 pub const SWIZZLE: usize = 8;
 
-/// Tiles of a (grouped) GEMM: weight `m × k` per group, `cols[g]` routed tokens for group `g`.
-/// Dispatch order: group, then bands of [`SWIZZLE`] row blocks, then column block, then row block.
+/// Thread-block tiles (weight rows, token columns) a tuned dense or 2:4 library chooses among per
+/// shape (cuBLAS heuristics, cusparseLtMatmulSearch): the 128×128, 128×64, 64×128 and 64×64 entries
+/// of the tile menu in NVIDIA's Matrix Multiplication Background User's Guide, §2.3.
+pub const LIBRARY_TILES: [(usize, usize); 4] = [(128, 128), (128, 64), (64, 128), (64, 64)];
+
+/// Tiles of a (grouped) GEMM with `method`'s own tile shape: weight `m × k` per group, `cols[g]`
+/// routed tokens for group `g`.
 pub fn gemm_plan(
     name: &str,
     method: Method,
@@ -349,7 +360,21 @@ pub fn gemm_plan(
     k: usize,
     cols: &[usize],
 ) -> KernelPlan {
-    let (bm, bn) = method.tile();
+    gemm_plan_tiled(name, method, fmt, m, k, cols, method.tile())
+}
+
+/// Tiles of a (grouped) GEMM with tile shape `tile` (weight rows, token columns). Dispatch order:
+/// group, then bands of [`SWIZZLE`] row blocks, then column block, then row block.
+pub fn gemm_plan_tiled(
+    name: &str,
+    method: Method,
+    fmt: &SparsityFormat,
+    m: usize,
+    k: usize,
+    cols: &[usize],
+    tile: (usize, usize),
+) -> KernelPlan {
+    let (bm, bn) = tile;
     let mut tiles = Vec::new();
     let row_blocks = m.div_ceil(bm);
     for (g, &n) in cols.iter().enumerate() {
@@ -369,7 +394,7 @@ pub fn gemm_plan(
                         group: g as u32,
                         row_block: rb as u32,
                         col_block: cb as u32,
-                        cost: tile_cost(method, fmt, rows, valid, loaded, k),
+                        cost: tile_cost(method, fmt, tile, rows, valid, loaded, k),
                     });
                 }
             }
@@ -378,7 +403,7 @@ pub fn gemm_plan(
     KernelPlan {
         name: name.into(),
         tiles,
-        smem_bytes: smem_bytes(method, fmt),
+        smem_bytes: smem_bytes(method, fmt, tile),
         traits: super::efficiency::traits(method),
         gather_conflict: 1.0,
     }
