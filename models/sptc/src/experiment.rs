@@ -127,7 +127,7 @@ fn run_kernel(p: &SptcParams, w: &KernelWorkload, ctx: &RunContext) -> Result<Ru
         let tuned = matches!(m, Method::Dense | Method::WeightSparse).then(|| {
             let menu = LIBRARY_TILES
                 .iter()
-                .map(|&t| gemm_plan_tiled(&name, m, &p.format, w.m, w.k, &[w.n], t))
+                .map(|&t| gemm_plan_tiled(&name, (m, &p.format), (w.m, w.k, &[w.n]), t))
                 .collect();
             fastest(&p.gpu, &p.efficiency, menu)
         });

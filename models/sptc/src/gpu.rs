@@ -293,7 +293,9 @@ mod tests {
         let plans = |m: usize, n: usize| {
             crate::tiling::LIBRARY_TILES
                 .iter()
-                .map(|&t| crate::tiling::gemm_plan_tiled("d", Method::Dense, &f, m, 4096, &[n], t))
+                .map(|&t| {
+                    crate::tiling::gemm_plan_tiled("d", (Method::Dense, &f), (m, 4096, &[n]), t)
+                })
                 .collect::<Vec<_>>()
         };
         // 1024 × 1024: 64 tiles of 128×128 leave 56-SM waves half empty; smaller tiles win.

@@ -360,21 +360,19 @@ pub fn gemm_plan(
     k: usize,
     cols: &[usize],
 ) -> KernelPlan {
-    gemm_plan_tiled(name, method, fmt, m, k, cols, method.tile())
+    gemm_plan_tiled(name, (method, fmt), (m, k, cols), method.tile())
 }
 
-/// Tiles of a (grouped) GEMM with tile shape `tile` (weight rows, token columns). Dispatch order:
-/// group, then bands of [`SWIZZLE`] row blocks, then column block, then row block.
+/// Tiles of a (grouped) GEMM of `shape` (m, k, routed tokens per group) for `kernel` (method,
+/// format) with tile shape `tile` (weight rows, token columns). Dispatch order: group, then bands
+/// of [`SWIZZLE`] row blocks, then column block, then row block.
 pub fn gemm_plan_tiled(
     name: &str,
-    method: Method,
-    fmt: &SparsityFormat,
-    m: usize,
-    k: usize,
-    cols: &[usize],
+    kernel: (Method, &SparsityFormat),
+    shape: (usize, usize, &[usize]),
     tile: (usize, usize),
 ) -> KernelPlan {
-    let (bm, bn) = tile;
+    let ((method, fmt), (m, k, cols), (bm, bn)) = (kernel, shape, tile);
     let mut tiles = Vec::new();
     let row_blocks = m.div_ceil(bm);
     for (g, &n) in cols.iter().enumerate() {
