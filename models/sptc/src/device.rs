@@ -1,6 +1,6 @@
 //! The GPU as a nexosim model: kernels arrive on one stream and run in order; each kernel's thread
 //! blocks are dispatched to the SMs in waves (one engine event per wave), each wave timed by
-//! [`time_wave`] (tensor-core vs DRAM time, L2 reuse); a finished kernel is reported with its
+//! [`time_wave`] (tile-level SM time vs DRAM time, L2 reuse); a finished kernel is reported with its
 //! counts.
 
 use std::collections::VecDeque;
@@ -10,6 +10,7 @@ use nexosim::ports::Output;
 use serde::{Deserialize, Serialize};
 use sim::engine::{secs, t_s};
 
+use super::efficiency::EfficiencyParams;
 use super::gpu::{GpuSpec, L2State, time_wave};
 use super::tiling::{KernelPlan, KernelStats};
 
@@ -48,6 +49,7 @@ pub struct Device {
     /// One report per finished kernel.
     pub done: Output<KernelDone>,
     spec: GpuSpec,
+    eff: EfficiencyParams,
     queue: VecDeque<KernelPlan>,
     running: Option<Running>,
     l2: L2State,
@@ -56,11 +58,12 @@ pub struct Device {
 
 #[Model]
 impl Device {
-    /// An idle GPU of `spec`.
-    pub fn new(spec: GpuSpec) -> Self {
+    /// An idle GPU of `spec` whose kernels sustain the fractions `eff` of the units' peaks.
+    pub fn new(spec: GpuSpec, eff: EfficiencyParams) -> Self {
         Self {
             done: Output::default(),
             spec,
+            eff,
             queue: VecDeque::new(),
             running: None,
             l2: L2State::default(),
@@ -110,8 +113,10 @@ impl Device {
         }
         let w = time_wave(
             &self.spec,
+            &self.eff,
             r.serial,
-            &r.plan.tiles[r.next_tile..end],
+            &r.plan,
+            r.next_tile..end,
             &mut self.l2,
         );
         r.next_tile = end;

@@ -1,6 +1,8 @@
 //! The host side: launches kernels on the GPU stream one after another. For a model workload it
 //! walks the simulated decoder layers; at the start of each layer's MoE block it runs the router on
-//! that layer's synthetic hidden states and builds the kernels from the real assignment.
+//! that layer's synthetic hidden states, runs Samoyeds' kernel numerically on a sampled block of
+//! the most-loaded expert's tokens (checked against dense, `sample.rs`), and builds the kernels
+//! from the real assignment and the sampled block's bank-conflict degree.
 
 use std::collections::VecDeque;
 
@@ -14,6 +16,7 @@ use llm::LlmShape;
 use super::device::KernelDone;
 use super::layer::{Part, Step, attention_kernels, moe_kernels};
 use super::router::{RouterParams, route};
+use super::sample::{SampleCheck, check_block};
 use super::tiling::{KernelPlan, Method, SparsityFormat};
 
 /// A finished kernel, tagged with its layer and part.
@@ -34,6 +37,8 @@ pub struct Routed {
     pub layer: u32,
     /// Tokens per expert.
     pub counts: Vec<usize>,
+    /// The numeric check of the layer's sampled block.
+    pub check: SampleCheck,
 }
 
 /// A decoder-layer workload.
@@ -73,6 +78,7 @@ pub struct Driver {
     pub routed: Output<Routed>,
     work: Work,
     rng: Rng,
+    sample_rng: Rng,
     layer: u32,
     pending: VecDeque<(Part, KernelPlan)>,
     current: Option<Part>,
@@ -80,8 +86,8 @@ pub struct Driver {
 
 #[Model]
 impl Driver {
-    /// A driver of `work`, routing with `rng`.
-    pub fn new(work: Work, rng: Rng) -> Self {
+    /// A driver of `work`, routing with `rng` and sampling check blocks with `sample_rng`.
+    pub fn new(work: Work, rng: Rng, sample_rng: Rng) -> Self {
         let pending = match &work {
             Work::Kernels(k) => k.iter().cloned().map(|p| (Part::Moe, p)).collect(),
             Work::Model(_) => VecDeque::new(),
@@ -92,6 +98,7 @@ impl Driver {
             routed: Output::default(),
             work,
             rng,
+            sample_rng,
             layer: 0,
             pending,
             current: None,
@@ -137,6 +144,15 @@ impl Driver {
                     &mut self.rng,
                 )
             });
+        let check = routing.as_ref().map(|r| {
+            let busiest = r.per_expert.iter().max_by_key(|l| l.len());
+            check_block(
+                busiest.map_or(&[][..], Vec::as_slice),
+                w.llm.hidden as usize,
+                &w.fmt,
+                &mut self.sample_rng,
+            )
+        });
         self.pending.extend(attention_kernels(&w.llm, &w.step));
         self.pending.extend(moe_kernels(
             &w.llm,
@@ -145,12 +161,14 @@ impl Driver {
             &w.fmt,
             routing.as_ref(),
             t,
+            check.map_or(1.0, |c| c.conflict_degree),
         ));
-        if let Some(r) = routing {
+        if let (Some(r), Some(check)) = (routing, check) {
             self.routed
                 .send(Routed {
                     layer: self.layer,
                     counts: r.counts(),
+                    check,
                 })
                 .await;
         }

@@ -24,10 +24,12 @@ use sim::experiment::{Experiment, PresetSlot, RunContext, RunError, RunOutput};
 
 use super::device::Device;
 use super::driver::{Driver, Finished, ModelWork, Routed, Work};
+use super::gpu::fastest;
 use super::layer::{Part, Step};
 use super::memory::{Batch, footprint, max_batch};
 use super::params::{KernelWorkload, ModelWorkload, Phase, SptcParams, Workload};
-use super::tiling::{Method, gemm_plan};
+use super::sample::{self, check_block};
+use super::tiling::{LIBRARY_TILES, Method, UNSTRUCTURED_DENSITY, gemm_plan, gemm_plan_tiled};
 
 /// The Samoyeds experiment.
 pub struct SptcExperiment;
@@ -40,8 +42,8 @@ struct Trace {
 
 /// Runs `work` on the GPU of `p` and collects the finished kernels and routings.
 fn simulate(p: &SptcParams, work: Work, ctx: &RunContext) -> Result<Trace, RunError> {
-    let mut driver = Driver::new(work, ctx.rng("sptc/router"));
-    let mut device = Device::new(p.gpu.clone());
+    let mut driver = Driver::new(work, ctx.rng("sptc/router"), ctx.rng("sptc/sample"));
+    let mut device = Device::new(p.gpu.clone(), p.efficiency);
     let (dm, gm) = (Mailbox::new(), Mailbox::new());
     driver.launch.connect(Device::launch, &gm);
     device.done.connect(Driver::kernel_done, &dm);
@@ -114,8 +116,27 @@ fn run_kernel(p: &SptcParams, w: &KernelWorkload, ctx: &RunContext) -> Result<Ru
     };
     let mut times = Vec::new();
     let flops = 2.0 * (w.m * w.n * w.k) as f64;
+    // The kernel's n routed tokens, sampled block checked numerically against dense.
+    let routed: Vec<u32> = (0..w.n.min(sample::TOKEN_SPACE) as u32).collect();
+    let check = check_block(&routed, w.k, &p.format, &mut ctx.rng("sptc/sample"));
+    out.metric("sample_max_abs_err", check.max_abs_err)
+        .metric("gather_conflict_degree", check.conflict_degree);
     for &m in &p.methods {
-        let plan = gemm_plan(&format!("{}.gemm", m.key()), m, &p.format, w.m, w.k, &[w.n]);
+        let name = format!("{}.gemm", m.key());
+        // cuBLAS and cuSPARSELt pick their tile per shape; the other kernels ship one.
+        let tuned = matches!(m, Method::Dense | Method::WeightSparse).then(|| {
+            let menu = LIBRARY_TILES
+                .iter()
+                .map(|&t| gemm_plan_tiled(&name, (m, &p.format), (w.m, w.k, &[w.n]), t))
+                .collect();
+            fastest(&p.gpu, &p.efficiency, menu)
+        });
+        let mut plan = tuned
+            .flatten()
+            .unwrap_or_else(|| gemm_plan(&name, m, &p.format, w.m, w.k, &[w.n]));
+        if m.vector_selected() {
+            plan.gather_conflict = check.conflict_degree;
+        }
         let trace = simulate(p, Work::Kernels(vec![plan]), ctx)?;
         timeline(m, &trace.kernels, &mut out);
         let k = trace
@@ -137,6 +158,22 @@ fn run_kernel(p: &SptcParams, w: &KernelWorkload, ctx: &RunContext) -> Result<Ru
                 format!("{key}_compute_bound_frac"),
                 k.done.compute_bound_waves as f64 / k.done.waves.max(1) as f64,
             );
+        // Fraction of the executing unit's peak: tensor cores for dense, CUDA cores for Sputnik.
+        match m {
+            Method::Dense => {
+                out.metric(
+                    "dense_peak_frac",
+                    flops / time / (p.gpu.tensor_dense_tflops * 1e12),
+                );
+            }
+            Method::Sputnik => {
+                out.metric(
+                    "sputnik_peak_frac",
+                    UNSTRUCTURED_DENSITY * flops / time / (p.gpu.cuda_fp16_tflops * 1e12),
+                );
+            }
+            _ => {}
+        }
         times.push((m, time));
     }
     speedups(&mut out, "speedup", &times, false);
@@ -209,6 +246,15 @@ fn run_model(p: &SptcParams, w: &ModelWorkload, ctx: &RunContext) -> Result<RunO
             }
         }
         if m == p.methods[0] {
+            let checks = trace.routed.iter().map(|r| r.check);
+            out.metric(
+                "sample_max_abs_err",
+                checks.clone().map(|c| c.max_abs_err).fold(0.0, f64::max),
+            )
+            .metric(
+                "gather_conflict_degree",
+                checks.map(|c| c.conflict_degree).sum::<f64>() / trace.routed.len().max(1) as f64,
+            );
             imbalance = trace
                 .routed
                 .iter()

@@ -1,6 +1,7 @@
 //! The GPU: its specification (a preset) and the timing of one wave of thread blocks — every SM
-//! runs up to `blocks_per_sm` tiles at once; a wave lasts as long as the larger of its busiest SM's
-//! tensor-core time and its DRAM traffic at the memory bandwidth. DRAM traffic is the wave's tiles'
+//! runs up to `blocks_per_sm` tiles at once; a wave lasts as long as the larger of its busiest
+//! SM's time (tile-level efficiency model, `efficiency.rs`: issue, shared memory, pipeline
+//! latency) and its DRAM traffic at the memory bandwidth. DRAM traffic is the wave's tiles'
 //! operand blocks that are not resident in L2; L2 is approximated as an LRU set of operand blocks
 //! (a weight row-block or an activation column-block), filled and aged at wave granularity and
 //! bounded by the L2 capacity. Outputs are always written to DRAM.
@@ -11,7 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sim::validate::{Checks, Validate};
 
-use super::tiling::{KernelPlan, MMA_SLOT_FLOPS, Tile};
+use super::efficiency::{EfficiencyParams, TileTime, sm_time, tile_time};
+use super::tiling::{KernelPlan, MMA_SLOT_FLOPS};
 
 /// A GPU with (sparse) tensor cores, as its datasheet describes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -27,6 +29,12 @@ pub struct GpuSpec {
     pub tensor_dense_tflops: f64,
     /// 2:4-sparse FP16 tensor throughput (dense-equivalent), TFLOPS.
     pub tensor_sparse_tflops: f64,
+    /// FP16 throughput of the CUDA cores (non-tensor FMA), TFLOPS.
+    pub cuda_fp16_tflops: f64,
+    /// Load latency of an L2 hit, ns.
+    pub l2_latency_ns: f64,
+    /// Load latency of a DRAM access (L2 miss), ns.
+    pub dram_latency_ns: f64,
     /// DRAM bandwidth, GB/s.
     pub memory_bandwidth_gbps: f64,
     /// DRAM capacity, bytes.
@@ -46,6 +54,9 @@ impl Validate for GpuSpec {
         c.positive("boost_clock_mhz", self.boost_clock_mhz);
         c.positive("tensor_dense_tflops", self.tensor_dense_tflops);
         c.positive("tensor_sparse_tflops", self.tensor_sparse_tflops);
+        c.positive("cuda_fp16_tflops", self.cuda_fp16_tflops);
+        c.within("l2_latency_ns", self.l2_latency_ns, 1.0, 10_000.0);
+        c.within("dram_latency_ns", self.dram_latency_ns, 1.0, 10_000.0);
         c.positive("memory_bandwidth_gbps", self.memory_bandwidth_gbps);
         c.at_least("sms", self.sms, 1);
         c.at_least("memory_bytes", self.memory_bytes, 1);
@@ -121,7 +132,7 @@ impl L2State {
 pub struct WaveTiming {
     /// Wave duration, seconds.
     pub time_s: f64,
-    /// Busiest SM's tensor-core time, seconds.
+    /// Busiest SM's time (issue, shared memory or pipeline latency), seconds.
     pub tensor_s: f64,
     /// DRAM time, seconds.
     pub memory_s: f64,
@@ -129,19 +140,48 @@ pub struct WaveTiming {
     pub dram_bytes: f64,
 }
 
-/// Times the wave `tiles` of kernel number `serial` (tile i runs on SM i mod sms), updating L2.
-pub fn time_wave(spec: &GpuSpec, serial: u64, tiles: &[Tile], l2: &mut L2State) -> WaveTiming {
+/// Times the wave of `plan`'s tiles `range` (kernel number `serial`; tile i runs on SM i mod
+/// sms), updating L2. A tile whose operand blocks all hit in L2 waits the L2 latency per load,
+/// otherwise the DRAM latency.
+pub fn time_wave(
+    spec: &GpuSpec,
+    eff: &EfficiencyParams,
+    serial: u64,
+    plan: &KernelPlan,
+    range: std::ops::Range<usize>,
+    l2: &mut L2State,
+) -> WaveTiming {
     let sms = spec.sms as usize;
-    let mut per_sm = vec![0.0f64; sms.min(tiles.len()).max(1)];
+    let tiles = &plan.tiles[range];
+    let mut per_sm: Vec<Vec<TileTime>> = vec![Vec::new(); sms.min(tiles.len()).max(1)];
+    let mut fill = vec![0.0f64; per_sm.len()];
     let mut dram = 0.0;
     for (i, t) in tiles.iter().enumerate() {
-        per_sm[i % sms] += t.cost.mma as f64 * spec.mma_s(t.cost.sparse);
-        dram += l2.touch((serial, 0, t.group, t.row_block), t.cost.a_bytes);
-        dram += l2.touch((serial, 1, t.group, t.col_block), t.cost.b_bytes);
-        dram += t.cost.c_bytes;
+        let miss = l2.touch((serial, 0, t.group, t.row_block), t.cost.a_bytes)
+            + l2.touch((serial, 1, t.group, t.col_block), t.cost.b_bytes);
+        dram += miss + t.cost.c_bytes;
+        let latency_s = if miss > 0.0 {
+            spec.dram_latency_ns
+        } else {
+            spec.l2_latency_ns
+        } * 1e-9;
+        let sm = i % sms;
+        per_sm[sm].push(tile_time(
+            spec,
+            eff,
+            plan.traits,
+            plan.gather_conflict,
+            &t.cost,
+            latency_s,
+        ));
+        fill[sm] = fill[sm].max(latency_s);
     }
     l2.end_wave(spec.l2_bytes as f64);
-    let tensor_s = per_sm.iter().copied().fold(0.0, f64::max);
+    let tensor_s = per_sm
+        .iter()
+        .zip(&fill)
+        .map(|(t, &f)| sm_time(t, f))
+        .fold(0.0, f64::max);
     let memory_s = dram / (spec.memory_bandwidth_gbps * 1e9);
     WaveTiming {
         time_s: tensor_s.max(memory_s),
@@ -149,6 +189,32 @@ pub fn time_wave(spec: &GpuSpec, serial: u64, tiles: &[Tile], l2: &mut L2State) 
         memory_s,
         dram_bytes: dram,
     }
+}
+
+/// Time of `plan` alone on a cold L2: launch overhead plus its waves in order.
+pub fn plan_time(spec: &GpuSpec, eff: &EfficiencyParams, plan: &KernelPlan) -> f64 {
+    let mut l2 = L2State::default();
+    let wave = spec.wave_size(plan).max(1);
+    let tiles = plan.tiles.len();
+    (0..tiles)
+        .step_by(wave)
+        .map(|s| time_wave(spec, eff, 0, plan, s..(s + wave).min(tiles), &mut l2).time_s)
+        .sum::<f64>()
+        + spec.launch_overhead_us * 1e-6
+}
+
+/// The fastest of `candidates` by [`plan_time`] (a library's heuristics or autotuning pick the
+/// tile shape per problem); the first on ties, `None` when empty.
+pub fn fastest(
+    spec: &GpuSpec,
+    eff: &EfficiencyParams,
+    candidates: Vec<KernelPlan>,
+) -> Option<KernelPlan> {
+    candidates
+        .into_iter()
+        .map(|p| (plan_time(spec, eff, &p), p))
+        .reduce(|a, b| if b.0 < a.0 { b } else { a })
+        .map(|(_, p)| p)
 }
 
 #[cfg(test)]
@@ -196,8 +262,16 @@ mod tests {
             1024,
             &[4096],
         );
-        let wave = &p.tiles[..g.wave_size(&p)];
-        let t = time_wave(&g, 0, wave, &mut L2State::default());
+        let n = g.wave_size(&p);
+        let wave = &p.tiles[..n];
+        let t = time_wave(
+            &g,
+            &EfficiencyParams::default(),
+            0,
+            &p,
+            0..n,
+            &mut L2State::default(),
+        );
         let no_reuse: f64 = wave
             .iter()
             .map(|t| t.cost.a_bytes + t.cost.b_bytes + t.cost.c_bytes)
@@ -209,5 +283,26 @@ mod tests {
             no_reuse
         );
         assert!(t.time_s > 0.0);
+    }
+
+    #[test]
+    fn a_small_problem_picks_smaller_tiles_to_fill_the_sms() {
+        let g = gpu("rtx-4070-super");
+        let eff = EfficiencyParams::default();
+        let f = SparsityFormat::default();
+        let plans = |m: usize, n: usize| {
+            crate::tiling::LIBRARY_TILES
+                .iter()
+                .map(|&t| {
+                    crate::tiling::gemm_plan_tiled("d", (Method::Dense, &f), (m, 4096, &[n]), t)
+                })
+                .collect::<Vec<_>>()
+        };
+        // 1024 × 1024: 64 tiles of 128×128 leave 56-SM waves half empty; smaller tiles win.
+        let small = fastest(&g, &eff, plans(1024, 1024)).unwrap();
+        assert!(small.tiles.len() > 64, "{}", small.tiles.len());
+        let t = |p: &KernelPlan| plan_time(&g, &eff, p);
+        assert!(t(&small) < t(&plans(1024, 1024)[0]));
+        assert!(fastest(&g, &eff, vec![]).is_none());
     }
 }

@@ -1,7 +1,8 @@
 //! The kernel sequence of one decoder layer per method: attention (dense QKV GEMM, FlashAttention-
 //! style core, dense O GEMM), the router (gate GEMM + top-k), then the MoE FFN as each system runs
-//! it — Transformers' per-expert loop (gather, GEMMs, scatter) for the dense and weight-only 2:4
-//! kernels, MegaBlocks' permute → grouped GEMMs → unpermute, or Samoyeds' index build → dual-side
+//! it — Transformers' per-expert loop (gather, GEMMs, scatter) for the dense, weight-only 2:4,
+//! VENOM and Sputnik kernels, MegaBlocks' permute → grouped GEMMs → unpermute, vLLM's fused MoE
+//! (align → grouped GEMMs reading tokens in place → sum), or Samoyeds' index build → dual-side
 //! sparse GEMMs reading tokens in place → combine. Shared experts and dense FFN layers run on all
 //! tokens with each method's weight format.
 
@@ -91,7 +92,7 @@ fn all_token_ffn(
 ) {
     let d = llm.hidden as usize;
     let up = if llm.gated_ffn { 2 * ffn } else { ffn };
-    let kind = if method == Method::ActivationSparse {
+    let kind = if matches!(method, Method::ActivationSparse | Method::FusedMoe) {
         Method::Dense
     } else {
         method
@@ -109,8 +110,27 @@ fn all_token_ffn(
     out.push((Part::Moe, gemm_plan("ffn.down", kind, fmt, d, ffn, &[t])));
 }
 
-/// MoE (or dense FFN) kernels of layer `layer` for `method`, given the layer's routing.
+/// MoE (or dense FFN) kernels of layer `layer` for `method`, given the layer's routing;
+/// `gather_conflict` is the bank-conflict degree V:N:M-style GEMMs pay on their token fragments.
 pub fn moe_kernels(
+    llm: &LlmShape,
+    layer: u32,
+    method: Method,
+    fmt: &SparsityFormat,
+    routing: Option<&Routing>,
+    t: usize,
+    gather_conflict: f64,
+) -> Vec<(Part, KernelPlan)> {
+    let mut out = moe_plans(llm, layer, method, fmt, routing, t);
+    if method.vector_selected() {
+        for (_, p) in &mut out {
+            p.gather_conflict = gather_conflict;
+        }
+    }
+    out
+}
+
+fn moe_plans(
     llm: &LlmShape,
     layer: u32,
     method: Method,
@@ -143,7 +163,7 @@ pub fn moe_kernels(
     let counts = routing.counts();
     let routed: usize = counts.iter().sum();
     match method {
-        Method::Dense | Method::WeightSparse => {
+        Method::Dense | Method::WeightSparse | Method::Venom | Method::Sputnik => {
             for &n in counts.iter().filter(|&&n| n > 0) {
                 out.push((
                     Part::Moe,
@@ -177,6 +197,22 @@ pub fn moe_kernels(
                 Part::Moe,
                 elementwise_plan("moe.unpermute", dn(routed), dn(t)),
             ));
+        }
+        Method::FusedMoe => {
+            // moe_align_block_size: sorted token ids padded to 64 per expert; the GEMMs read the
+            // tokens in place; moe_sum adds the top-k outputs of each token.
+            let p: usize = counts.iter().map(|&c| padded_cols(method, fmt, c)).sum();
+            out.push((
+                Part::Moe,
+                elementwise_plan("moe.align", (routed * 4) as f64, p as f64 * 4.0),
+            ));
+            out.push((Part::Moe, gemm_plan("moe.up", method, fmt, up, d, &counts)));
+            out.push((
+                Part::Moe,
+                elementwise_plan("moe.act", (p * up) as f64 * ELEM, (p * f) as f64 * ELEM),
+            ));
+            out.push((Part::Moe, gemm_plan("moe.down", method, fmt, d, f, &counts)));
+            out.push((Part::Moe, elementwise_plan("moe.sum", dn(routed), dn(t))));
         }
         Method::Samoyeds => {
             let p: usize = counts.iter().map(|&c| padded_cols(method, fmt, c)).sum();
@@ -220,10 +256,18 @@ mod tests {
         let mut rng = sim::rng::stream(5, "r");
         let routing = super::super::router::route(256, 60, 4, &Default::default(), &mut rng);
         let flops = |m: Method| -> f64 {
-            moe_kernels(&llm, 1, m, &SparsityFormat::default(), Some(&routing), 256)
-                .iter()
-                .map(|(_, p)| KernelStats::of(p).flops)
-                .sum()
+            moe_kernels(
+                &llm,
+                1,
+                m,
+                &SparsityFormat::default(),
+                Some(&routing),
+                256,
+                1.0,
+            )
+            .iter()
+            .map(|(_, p)| KernelStats::of(p).flops)
+            .sum()
         };
         let dense = flops(Method::Dense);
         for m in Method::ALL {

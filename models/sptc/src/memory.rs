@@ -59,7 +59,8 @@ pub fn weight_bytes(llm: &LlmShape, method: Method, fmt: &SparsityFormat, layers
 /// `counts` tokens per expert. Dense and weight-only kernels follow the Transformers loop (one
 /// expert's gathered copy and intermediates live at a time); MegaBlocks holds the permuted,
 /// 128-padded copy and intermediates of all experts; Samoyeds holds index lists and the
-/// 64-padded intermediates of all experts but no permuted copy of the input.
+/// 64-padded intermediates of all experts but no permuted copy of the input; vLLM's fused MoE
+/// holds its three intermediate caches over the routed tokens.
 pub fn activation_bytes(
     llm: &LlmShape,
     method: Method,
@@ -82,7 +83,7 @@ pub fn activation_bytes(
     let logits = t * f64::from(m.experts) * 4.0;
     let moe = logits
         + match method {
-            Method::Dense | Method::WeightSparse => {
+            Method::Dense | Method::WeightSparse | Method::Venom | Method::Sputnik => {
                 let n = *counts.iter().max().unwrap_or(&0) as f64;
                 n * (2.0 * d + (up + 1.0) * f) * ELEM + t * d * ELEM
             }
@@ -93,6 +94,12 @@ pub fn activation_bytes(
             Method::Samoyeds => {
                 let p: usize = counts.iter().map(|&c| padded_cols(method, fmt, c)).sum();
                 p as f64 * ((up + 1.0) * f * ELEM + 4.25) + routed as f64 * d * ELEM + t * d * ELEM
+            }
+            // vLLM's intermediate caches: (routed × up·f), (routed × f), (routed × d), plus the
+            // 64-padded sorted ids.
+            Method::FusedMoe => {
+                let p: usize = counts.iter().map(|&c| padded_cols(method, fmt, c)).sum();
+                routed as f64 * ((up + 1.0) * f + d) * ELEM + p as f64 * 4.0 + t * d * ELEM
             }
         };
     let shared = if m.shared_experts > 0 {

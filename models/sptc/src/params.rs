@@ -6,6 +6,7 @@ use sim::validate::{Checks, Validate};
 
 use llm::LlmShape;
 
+use super::efficiency::EfficiencyParams;
 use super::gpu::GpuSpec;
 use super::router::RouterParams;
 use super::tiling::{Method, SparsityFormat};
@@ -25,6 +26,10 @@ pub struct SptcParams {
     /// Sparse format knobs (paper defaults).
     #[serde(default)]
     pub format: SparsityFormat,
+    /// Fitted fractions of the units' peaks a tuned main loop sustains (defaults: the fits of
+    /// the `cal-cublas` and `cal-sputnik` claims).
+    #[serde(default)]
+    pub efficiency: EfficiencyParams,
     /// What runs.
     pub workload: Workload,
 }
@@ -122,6 +127,7 @@ impl Validate for SptcParams {
             c.fail("methods", "must not repeat a method");
         }
         c.part("format", &self.format);
+        c.part("efficiency", &self.efficiency);
         match &self.workload {
             Workload::Kernel(k) => c.part("workload.kernel", k),
             Workload::Model(w) => {

@@ -24,6 +24,7 @@ fn kernel(gpu: &str, m: usize, n: usize, k: usize, format: SparsityFormat) -> Sp
         llm: None,
         methods: Method::ALL.to_vec(),
         format,
+        efficiency: Default::default(),
         workload: Workload::Kernel(KernelWorkload { m, n, k }),
     }
 }
@@ -34,6 +35,7 @@ fn model(llm: &str, batch: usize, seq_len: usize, deployed_layers: u32) -> SptcP
         llm: Some(preset::<LlmShape>(LLM, llm)),
         methods: Method::ALL.to_vec(),
         format: SparsityFormat::default(),
+        efficiency: Default::default(),
         workload: Workload::Model(ModelWorkload {
             batch,
             seq_len,
@@ -130,6 +132,13 @@ fn model_level_speedup_and_max_batch_follow_the_paper() {
     let b = |m: &str| out.get(&format!("{m}_max_batch")).unwrap();
     assert!(b("samoyeds") >= b("weight_sparse") && b("weight_sparse") >= b("dense"));
     assert!(b("samoyeds") > b("dense"));
+    // The sampled block of this run's routed tokens was computed by the sparse kernel and checked.
+    assert!(out.get("sample_max_abs_err").unwrap() < 1e-3);
+    assert!(out.get("gather_conflict_degree").unwrap() > 1.0);
+    // vLLM's fused MoE reads tokens in place: faster than MegaBlocks' permuted copy.
+    assert!(
+        out.get("fused_moe_moe_time_s").unwrap() < out.get("activation_sparse_moe_time_s").unwrap()
+    );
     assert_eq!(
         out,
         SptcExperiment.run(&p, &RunContext::single(42)).unwrap(),

@@ -25,15 +25,28 @@ pub enum Method {
     /// Samoyeds: dual-side sparse — vector-wise + 2:4 weights, routed tokens read through indices
     /// (padded to 64), mma.sp m16n8k32, 128×64 tiles, one launch over all experts.
     Samoyeds,
+    /// VENOM/Spatha (SC'23): V:N:M weights at Samoyeds' density (V = `vector`, 1 of `row_group`
+    /// K positions per vector, then 2:4 — i.e. 128:2:8), mma.sp m16n8k32 on gathered tokens, one
+    /// launch per expert.
+    Venom,
+    /// Sputnik (SC'20): unstructured weights at Samoyeds' density (25 %) in CSR with 16-bit
+    /// column indices, CUDA-core FMAs (no tensor cores), one launch per expert.
+    Sputnik,
+    /// vLLM fused-MoE: one grouped dense kernel over all experts per projection, tokens read in
+    /// place through a sorted index list padded to 64 per expert (`moe_align_block_size`).
+    FusedMoe,
 }
 
 impl Method {
-    /// All four, in the order metrics are emitted.
-    pub const ALL: [Method; 4] = [
+    /// All seven, in the order metrics are emitted.
+    pub const ALL: [Method; 7] = [
         Method::Dense,
         Method::WeightSparse,
         Method::ActivationSparse,
         Method::Samoyeds,
+        Method::Venom,
+        Method::Sputnik,
+        Method::FusedMoe,
     ];
 
     /// Metric-name stem.
@@ -43,20 +56,41 @@ impl Method {
             Method::WeightSparse => "weight_sparse",
             Method::ActivationSparse => "activation_sparse",
             Method::Samoyeds => "samoyeds",
+            Method::Venom => "venom",
+            Method::Sputnik => "sputnik",
+            Method::FusedMoe => "fused_moe",
         }
     }
 
     /// Thread-block tile (rows of the weight, token columns).
     pub fn tile(self) -> (usize, usize) {
         match self {
-            Method::Samoyeds => (128, 64),
+            Method::Samoyeds | Method::Venom | Method::Sputnik => (128, 64),
+            Method::FusedMoe => (64, 64),
             _ => (128, 128),
         }
     }
 
     /// Whether the kernel issues sparse MMA (mma.sp) instructions.
     pub fn sparse_mma(self) -> bool {
-        matches!(self, Method::WeightSparse | Method::Samoyeds)
+        matches!(
+            self,
+            Method::WeightSparse | Method::Samoyeds | Method::Venom
+        )
+    }
+
+    /// Whether the weight keeps one of `row_group` K positions per vector (V:N:M-style), so the
+    /// kernel gathers those K rows of the token tile.
+    pub fn vector_selected(self) -> bool {
+        matches!(self, Method::Samoyeds | Method::Venom)
+    }
+
+    /// Whether the kernel runs one launch per expert in Transformers' loop over gathered tokens.
+    pub fn per_expert_loop(self) -> bool {
+        matches!(
+            self,
+            Method::Dense | Method::WeightSparse | Method::Venom | Method::Sputnik
+        )
     }
 }
 
@@ -127,6 +161,14 @@ pub struct TileCost {
     pub c_bytes: f64,
     /// Useful (dense-equivalent, unpadded) FLOPs.
     pub flops: f64,
+    /// Main-loop iterations (pipeline stages consumed); 0 for kernels without a K loop.
+    pub ksteps: u64,
+    /// Shared-memory bytes read by the warps' conflict-free fragment loads over the whole tile.
+    pub smem_bytes: f64,
+    /// Shared-memory bytes of gathered token fragments (replayed by the bank-conflict degree).
+    pub smem_gather_bytes: f64,
+    /// FLOPs executed on CUDA cores (FMA pipes) instead of tensor cores.
+    pub fma_flops: f64,
 }
 
 /// One thread-block tile of a launch; tiles with the same (group, row_block) share weight data,
@@ -152,77 +194,141 @@ pub struct KernelPlan {
     pub tiles: Vec<Tile>,
     /// Shared memory per thread block, bytes (sets blocks per SM).
     pub smem_bytes: u64,
+    /// How the kernel runs its tiles (pipeline stages, warp grid).
+    pub traits: super::efficiency::KernelTraits,
+    /// Shared-memory bank-conflict degree of the gathered token-fragment loads (1 = none),
+    /// measured on this run's sampled weight block for V:N:M-style kernels.
+    pub gather_conflict: f64,
 }
 
 /// Stored weight bytes per output row with reduction width `k`.
 pub fn weight_row_bytes(method: Method, fmt: &SparsityFormat, k: usize) -> f64 {
     match method {
-        Method::Dense | Method::ActivationSparse => k as f64 * ELEM,
+        Method::Dense | Method::ActivationSparse | Method::FusedMoe => k as f64 * ELEM,
         Method::WeightSparse => super::format::nm_weight_bytes(1, k, N, M),
-        Method::Samoyeds => {
+        // 16-bit value + 16-bit column index per kept weight (Sputnik's mixed-precision CSR), plus
+        // a 32-bit row offset.
+        Method::Sputnik => k as f64 * UNSTRUCTURED_DENSITY * (ELEM + 2.0) + 4.0,
+        Method::Samoyeds | Method::Venom => {
             super::format::samoyeds_weight_bytes(fmt.vector, k, fmt.vector, fmt.row_group, N, M)
                 / fmt.vector as f64
         }
     }
 }
 
-/// MMA instructions of one `method` tile over reduction width `k`.
-pub fn tile_mma(method: Method, fmt: &SparsityFormat, k: usize) -> u64 {
-    let (bm, bn) = method.tile();
+/// MMA instructions of one `method` tile of `tile` (rows, token columns) over reduction width `k`.
+pub fn tile_mma(method: Method, fmt: &SparsityFormat, tile: (usize, usize), k: usize) -> u64 {
+    let (bm, bn) = tile;
     let frags = (bm / 16 * bn / 8) as u64;
     let ksteps = match method {
-        Method::Dense | Method::ActivationSparse => k.div_ceil(16),
+        Method::Dense | Method::ActivationSparse | Method::FusedMoe => k.div_ceil(16),
         Method::WeightSparse => k.div_ceil(32),
-        Method::Samoyeds => k.div_ceil(fmt.row_group).div_ceil(32),
+        Method::Samoyeds | Method::Venom => k.div_ceil(fmt.row_group).div_ceil(32),
+        Method::Sputnik => 0,
     };
     frags * ksteps as u64
 }
 
-/// Cost of one GEMM tile with `rows` valid weight rows, `cols` valid token columns and `loaded`
-/// token columns read from memory (padding stored in memory is read), reduction width `k`.
+/// Weight density of the unstructured (Sputnik) baseline: Samoyeds' 25 % (1/2 × 2:4).
+pub const UNSTRUCTURED_DENSITY: f64 = 0.25;
+
+/// Main-loop iterations (pipeline stages consumed) of one `method` tile over reduction width `k`:
+/// each covers 32 positions of the (compacted) reduction dimension.
+pub fn tile_ksteps(method: Method, fmt: &SparsityFormat, k: usize) -> u64 {
+    let kc = if method.vector_selected() {
+        k.div_ceil(fmt.row_group)
+    } else {
+        k
+    };
+    kc.div_ceil(32).max(1) as u64
+}
+
+/// Shared-memory bytes the warps of one `method` tile read per main-loop iteration, as (weight
+/// fragments, token fragments): each warp loads its A fragment (`bm / warps_m` rows) and B
+/// fragment (`bn / warps_n` columns) of the 32-wide (compacted) K slice, so A is read `warps_n`
+/// times and B `warps_m` times per block.
+pub fn smem_read_bytes_per_step(
+    method: Method,
+    fmt: &SparsityFormat,
+    tile: (usize, usize),
+) -> (f64, f64) {
+    let (bm, bn) = tile;
+    let t = super::efficiency::traits(method);
+    let k_logical = if method.vector_selected() {
+        32 * fmt.row_group
+    } else {
+        32
+    };
+    let a = bm as f64 * weight_row_bytes(method, fmt, k_logical) * f64::from(t.warps_n);
+    let b = bn as f64 * 32.0 * ELEM * f64::from(t.warps_m);
+    (a, b)
+}
+
+/// Cost of one GEMM tile of shape `tile` with `rows` valid weight rows, `cols` valid token columns
+/// and `loaded` token columns read from memory (padding stored in memory is read), reduction
+/// width `k`.
 pub fn tile_cost(
     method: Method,
     fmt: &SparsityFormat,
+    tile: (usize, usize),
     rows: usize,
     cols: usize,
     loaded: usize,
     k: usize,
 ) -> TileCost {
-    let index_bytes = if method == Method::Samoyeds {
-        loaded as f64 * 4.25
-    } else {
-        0.0
+    let index_bytes = match method {
+        Method::Samoyeds => loaded as f64 * 4.25,
+        Method::FusedMoe => loaded as f64 * 4.0,
+        _ => 0.0,
     };
     // Samoyeds reads only 1 of `row_group` activation elements along K, but a 32-byte DRAM sector
     // holds 16 consecutive elements, so for row_group ≤ 16 the whole token row is still fetched.
-    let b_k = if method == Method::Samoyeds && fmt.row_group > 16 {
+    let b_k = if method.vector_selected() && fmt.row_group > 16 {
         k.div_ceil(fmt.row_group)
     } else {
         k
     };
+    let ksteps = tile_ksteps(method, fmt, k);
+    let (a, b) = smem_read_bytes_per_step(method, fmt, tile);
+    // Token fragments of V:N:M-style kernels are gathered rows (bank conflicts); others are not.
+    let (smem_a, smem_b) = if method.vector_selected() {
+        (a, b)
+    } else {
+        (a + b, 0.0)
+    };
+    let fma_flops = if method == Method::Sputnik {
+        2.0 * rows as f64 * cols as f64 * k as f64 * UNSTRUCTURED_DENSITY
+    } else {
+        0.0
+    };
     TileCost {
-        mma: tile_mma(method, fmt, k),
+        mma: tile_mma(method, fmt, tile, k),
         sparse: method.sparse_mma(),
         a_bytes: rows as f64 * weight_row_bytes(method, fmt, k),
         b_bytes: loaded as f64 * b_k as f64 * ELEM + index_bytes,
         c_bytes: rows as f64 * cols as f64 * ELEM,
         flops: 2.0 * rows as f64 * cols as f64 * k as f64,
+        ksteps,
+        smem_bytes: ksteps as f64 * smem_a,
+        smem_gather_bytes: ksteps as f64 * smem_b,
+        fma_flops,
     }
 }
 
-/// Shared memory of one `method` block: 3 pipeline stages of a 32-wide (logical K) slice of the
-/// weight tile (compressed) and the activation tile.
-pub fn smem_bytes(method: Method, fmt: &SparsityFormat) -> u64 {
-    let (bm, bn) = method.tile();
-    // One stage covers 32 positions of the (compacted) reduction dimension.
-    let k_logical = if method == Method::Samoyeds {
+/// Shared memory of one `method` block: its pipeline stages, each a 32-wide (compacted K) slice
+/// of the weight tile (compressed) and of the token tile (all `row_group` · 32 logical K rows for
+/// V:N:M-style kernels, which gather the kept rows from shared memory).
+pub fn smem_bytes(method: Method, fmt: &SparsityFormat, tile: (usize, usize)) -> u64 {
+    let (bm, bn) = tile;
+    let k_logical = if method.vector_selected() {
         32 * fmt.row_group
     } else {
         32
     };
     let a = bm as f64 * weight_row_bytes(method, fmt, k_logical);
-    let b = bn as f64 * 32.0 * ELEM;
-    (3.0 * (a + b)).ceil() as u64
+    let b = bn as f64 * k_logical as f64 * ELEM;
+    let stages = f64::from(super::efficiency::traits(method).stages);
+    (stages * (a + b)).ceil() as u64
 }
 
 /// Token columns each group presents to `method` after padding (stored padding for MegaBlocks,
@@ -230,7 +336,7 @@ pub fn smem_bytes(method: Method, fmt: &SparsityFormat) -> u64 {
 pub fn padded_cols(method: Method, fmt: &SparsityFormat, cols: usize) -> usize {
     match method {
         Method::ActivationSparse => cols.div_ceil(fmt.block_pad) * fmt.block_pad,
-        Method::Samoyeds => cols.div_ceil(fmt.token_pad) * fmt.token_pad,
+        Method::Samoyeds | Method::FusedMoe => cols.div_ceil(fmt.token_pad) * fmt.token_pad,
         _ => cols,
     }
 }
@@ -239,8 +345,13 @@ pub fn padded_cols(method: Method, fmt: &SparsityFormat, cols: usize) -> usize {
 /// (CUTLASS-style threadblock swizzle), so consecutive blocks share weight and activation blocks.
 pub const SWIZZLE: usize = 8;
 
-/// Tiles of a (grouped) GEMM: weight `m × k` per group, `cols[g]` routed tokens for group `g`.
-/// Dispatch order: group, then bands of [`SWIZZLE`] row blocks, then column block, then row block.
+/// Thread-block tiles (weight rows, token columns) a tuned dense or 2:4 library chooses among per
+/// shape (cuBLAS heuristics, cusparseLtMatmulSearch): the 128×128, 128×64, 64×128 and 64×64 entries
+/// of the tile menu in NVIDIA's Matrix Multiplication Background User's Guide, §2.3.
+pub const LIBRARY_TILES: [(usize, usize); 4] = [(128, 128), (128, 64), (64, 128), (64, 64)];
+
+/// Tiles of a (grouped) GEMM with `method`'s own tile shape: weight `m × k` per group, `cols[g]`
+/// routed tokens for group `g`.
 pub fn gemm_plan(
     name: &str,
     method: Method,
@@ -249,7 +360,19 @@ pub fn gemm_plan(
     k: usize,
     cols: &[usize],
 ) -> KernelPlan {
-    let (bm, bn) = method.tile();
+    gemm_plan_tiled(name, (method, fmt), (m, k, cols), method.tile())
+}
+
+/// Tiles of a (grouped) GEMM of `shape` (m, k, routed tokens per group) for `kernel` (method,
+/// format) with tile shape `tile` (weight rows, token columns). Dispatch order: group, then bands
+/// of [`SWIZZLE`] row blocks, then column block, then row block.
+pub fn gemm_plan_tiled(
+    name: &str,
+    kernel: (Method, &SparsityFormat),
+    shape: (usize, usize, &[usize]),
+    tile: (usize, usize),
+) -> KernelPlan {
+    let ((method, fmt), (m, k, cols), (bm, bn)) = (kernel, shape, tile);
     let mut tiles = Vec::new();
     let row_blocks = m.div_ceil(bm);
     for (g, &n) in cols.iter().enumerate() {
@@ -269,7 +392,7 @@ pub fn gemm_plan(
                         group: g as u32,
                         row_block: rb as u32,
                         col_block: cb as u32,
-                        cost: tile_cost(method, fmt, rows, valid, loaded, k),
+                        cost: tile_cost(method, fmt, tile, rows, valid, loaded, k),
                     });
                 }
             }
@@ -278,7 +401,9 @@ pub fn gemm_plan(
     KernelPlan {
         name: name.into(),
         tiles,
-        smem_bytes: smem_bytes(method, fmt),
+        smem_bytes: smem_bytes(method, fmt, tile),
+        traits: super::efficiency::traits(method),
+        gather_conflict: 1.0,
     }
 }
 
@@ -304,6 +429,8 @@ pub fn elementwise_plan(name: &str, read_bytes: f64, write_bytes: f64) -> Kernel
         name: name.into(),
         tiles,
         smem_bytes: 0,
+        traits: super::efficiency::ELEMENTWISE,
+        gather_conflict: 1.0,
     }
 }
 
@@ -340,6 +467,9 @@ pub fn attention_plan(
                         b_bytes: 2.0 * (keys * head_dim) as f64 * ELEM,
                         c_bytes: (q * head_dim) as f64 * ELEM,
                         flops: 4.0 * (q * keys * head_dim) as f64,
+                        // One main-loop iteration per 64-key block (FlashAttention-2's K/V tile).
+                        ksteps: keys.div_ceil(64) as u64,
+                        ..TileCost::default()
                     },
                 });
             }
@@ -349,6 +479,8 @@ pub fn attention_plan(
         name: name.into(),
         tiles,
         smem_bytes: (bq * head_dim * 2 + 2 * 64 * head_dim * 2 * 2) as u64,
+        traits: super::efficiency::FLASH_ATTENTION,
+        gather_conflict: 1.0,
     }
 }
 
