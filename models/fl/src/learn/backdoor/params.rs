@@ -200,15 +200,19 @@ impl BackdoorParams {
     /// The image side when `task.dim` is the square of an even number.
     pub fn image_side(&self) -> Option<usize> {
         let side = (self.task.dim as f64).sqrt().round() as usize;
-        (side * side == self.task.dim && side % 2 == 0 && side > 0).then_some(side)
+        (side * side == self.task.dim && side.is_multiple_of(2) && side > 0).then_some(side)
     }
 
     /// Examples a run takes out of the data: test, root, pretraining and every client's.
     pub fn examples_needed(&self) -> usize {
-        self.test_samples
-            + self.root_samples
-            + self.pretrain_samples
-            + self.clients * self.samples_per_client
+        [
+            self.test_samples,
+            self.root_samples,
+            self.pretrain_samples,
+            self.clients.saturating_mul(self.samples_per_client),
+        ]
+        .iter()
+        .fold(0, |a, b| a.saturating_add(*b))
     }
 
     fn check_digits(&self, c: &mut Checks) {
@@ -226,7 +230,7 @@ impl BackdoorParams {
         }
         if self.examples_needed() > digits::IMAGES {
             c.fail(
-                "samples_per_client",
+                "clients",
                 format!(
                     "data: digits holds {} images; test + root + pretrain + clients × samples_per_client = {}",
                     digits::IMAGES,
