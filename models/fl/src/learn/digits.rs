@@ -14,6 +14,9 @@ pub const DIGITS_ENV: &str = "SYSIM_DIGITS_CSV";
 /// Pixels per image (8 × 8).
 pub const PIXELS: usize = 64;
 
+/// Images in the data set.
+pub const IMAGES: usize = 1797;
+
 /// Classes (the digits 0…9).
 pub const CLASSES: usize = 10;
 
@@ -128,7 +131,7 @@ mod tests {
             return;
         };
         let d = load(&path).unwrap();
-        assert_eq!(d.len(), 1797);
+        assert_eq!(d.len(), IMAGES);
         let mut counts = [0usize; CLASSES];
         for &y in &d.y {
             counts[y as usize] += 1;

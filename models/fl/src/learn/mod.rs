@@ -1,4 +1,5 @@
-//! Learning studies of the `fl` family: real training with candle autograd on small MLPs,
+//! Learning studies of the `fl` family: real training with candle autograd on small MLPs and a
+//! deep residual CNN ([`cnn`]),
 //! real SVDs with faer, on synthetic tasks and the real 8×8 digits ([`digits`]).
 //!
 //! - [`lora`] (`fl-lora`): FedMomentum vs FedIT, FFA-LoRA, FLoRA, FlexLoRA.
@@ -7,6 +8,7 @@
 //!   robust aggregation defenses.
 
 pub mod backdoor;
+pub mod cnn;
 pub mod common;
 pub mod convert;
 pub mod digits;

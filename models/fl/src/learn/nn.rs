@@ -8,6 +8,7 @@ use rand::seq::SliceRandom;
 use rand_distr::{Distribution, Normal};
 use sim::rng::Rng;
 
+use super::cnn::Cnn;
 use super::task::Dataset;
 
 /// One dense layer `y = x·Wᵀ + b`, `W` stored row-major as `d_out × d_in` (the PyTorch convention, so a
@@ -249,7 +250,81 @@ pub fn batches(
     Ok(out)
 }
 
-/// Trains every variable of `w` on `data` with SGD; returns the trained weights.
+/// A network architecture: how a [`Weights`] turns inputs into logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// The dense MLP of [`forward`] (ReLU between layers).
+    Mlp,
+    /// The residual CNN of [`Cnn`] over square one-channel images.
+    Cnn(Cnn),
+}
+
+impl Arch {
+    /// Logits of `x` (`n × d_in`) under the layer tensors `layers`.
+    pub fn forward(&self, layers: &[(Tensor, Tensor)], x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Mlp => forward(layers, x),
+            Self::Cnn(net) => net.forward(layers, x),
+        }
+    }
+
+    /// Multiply-accumulates of one forward pass of `w` per example.
+    pub fn macs(&self, w: &Weights) -> f64 {
+        match self {
+            Self::Mlp => w.layers.iter().map(|l| (l.d_in * l.d_out) as f64).sum(),
+            Self::Cnn(net) => net.macs(),
+        }
+    }
+
+    /// FLOPs of SGD over `examples` example-passes of `w`: 6 per multiply-accumulate (2 forward,
+    /// 4 backward), as [`crate::learn::net::sgd_flops`] counts them for the MLP.
+    pub fn sgd_flops(&self, w: &Weights, examples: usize) -> f64 {
+        6.0 * self.macs(w) * examples as f64
+    }
+
+    /// Trains every variable of `w` on `data` with SGD (minibatches of `batch` for `epochs` passes,
+    /// shuffled by `rng`); returns the trained weights.
+    pub fn train(
+        &self,
+        w: &Weights,
+        data: &Dataset,
+        epochs: usize,
+        batch: usize,
+        lr: f64,
+        rng: &mut Rng,
+    ) -> Result<Weights> {
+        if data.is_empty() {
+            return Ok(w.clone());
+        }
+        let vars = Vars::from_weights(w)?;
+        let all = vars.all();
+        for (x, y) in batches(data, epochs, batch, rng)? {
+            let loss = cross_entropy(&self.forward(&vars.tensors(), &x)?, &y)?;
+            sgd_step(&loss, &all, lr)?;
+        }
+        vars.to_weights(w)
+    }
+
+    /// Fraction of `data` classified correctly by `w`.
+    pub fn accuracy(&self, w: &Weights, data: &Dataset) -> Result<f64> {
+        Ok(self.loss_and_accuracy(w, data)?.1)
+    }
+
+    /// Mean cross-entropy and fraction correct of `w` on `data` (`(0, 0)` when `data` is empty).
+    pub fn loss_and_accuracy(&self, w: &Weights, data: &Dataset) -> Result<(f64, f64)> {
+        if data.is_empty() {
+            return Ok((0.0, 0.0));
+        }
+        let (x, y) = data.all_tensors()?;
+        let logits = self.forward(&constants(w)?, &x)?;
+        let loss = f64::from(cross_entropy(&logits, &y)?.to_scalar::<f32>()?);
+        let pred: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
+        let hits = pred.iter().zip(&data.y).filter(|(p, y)| p == y).count();
+        Ok((loss, hits as f64 / data.len() as f64))
+    }
+}
+
+/// Trains every variable of the MLP `w` on `data` with SGD ([`Arch::train`]).
 pub fn train(
     w: &Weights,
     data: &Dataset,
@@ -258,45 +333,17 @@ pub fn train(
     lr: f64,
     rng: &mut Rng,
 ) -> Result<Weights> {
-    if data.is_empty() {
-        return Ok(w.clone());
-    }
-    let vars = Vars::from_weights(w)?;
-    let all = vars.all();
-    for (x, y) in batches(data, epochs, batch, rng)? {
-        let loss = cross_entropy(&forward(&vars.tensors(), &x)?, &y)?;
-        sgd_step(&loss, &all, lr)?;
-    }
-    vars.to_weights(w)
+    Arch::Mlp.train(w, data, epochs, batch, lr, rng)
 }
 
-/// Predicted class of every row of `x` under `layers`.
-pub fn predict(layers: &[(Tensor, Tensor)], x: &Tensor) -> Result<Vec<u32>> {
-    forward(layers, x)?.argmax(D::Minus1)?.to_vec1()
-}
-
-/// Fraction of `data` classified correctly by `w`.
+/// Fraction of `data` classified correctly by the MLP `w`.
 pub fn accuracy(w: &Weights, data: &Dataset) -> Result<f64> {
-    if data.is_empty() {
-        return Ok(0.0);
-    }
-    let (x, _) = data.all_tensors()?;
-    let pred = predict(&constants(w)?, &x)?;
-    let hits = pred.iter().zip(&data.y).filter(|(p, y)| p == y).count();
-    Ok(hits as f64 / data.len() as f64)
+    Arch::Mlp.accuracy(w, data)
 }
 
-/// Mean cross-entropy and fraction correct of `w` on `data` (`(0, 0)` when `data` is empty).
+/// Mean cross-entropy and fraction correct of the MLP `w` on `data` (`(0, 0)` when `data` is empty).
 pub fn loss_and_accuracy(w: &Weights, data: &Dataset) -> Result<(f64, f64)> {
-    if data.is_empty() {
-        return Ok((0.0, 0.0));
-    }
-    let (x, y) = data.all_tensors()?;
-    let logits = forward(&constants(w)?, &x)?;
-    let loss = f64::from(cross_entropy(&logits, &y)?.to_scalar::<f32>()?);
-    let pred: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
-    let hits = pred.iter().zip(&data.y).filter(|(p, y)| p == y).count();
-    Ok((loss, hits as f64 / data.len() as f64))
+    Arch::Mlp.loss_and_accuracy(w, data)
 }
 
 #[cfg(test)]

@@ -61,6 +61,19 @@ impl Dataset {
         out
     }
 
+    /// The examples `rows`, in that order.
+    pub fn subset(&self, rows: &[usize]) -> Dataset {
+        let mut out = Dataset {
+            dim: self.dim,
+            ..Dataset::default()
+        };
+        for &i in rows {
+            out.x.extend_from_slice(self.row(i));
+            out.y.push(self.y[i]);
+        }
+        out
+    }
+
     /// The first `n` examples.
     pub fn take(&self, n: usize) -> Dataset {
         let n = n.min(self.len());
@@ -182,6 +195,51 @@ pub fn dirichlet_label_skew(
         .collect()
 }
 
+/// Splits real examples among clients without replacement, with label skew: client `k` gets `n`
+/// examples, each of a class drawn from `class_weights[k]` (e.g. [`dirichlet_label_skew`]); when
+/// that class has run out, the class with the most examples left (lowest index on ties). Examples
+/// of a class are handed out in a random order. `pool` must hold `n × class_weights.len()` examples.
+pub fn skewed_split(
+    pool: &Dataset,
+    class_weights: &[Vec<f64>],
+    n: usize,
+    rng: &mut Rng,
+) -> Vec<Dataset> {
+    let classes = class_weights.first().map_or(0, Vec::len);
+    let mut left: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &y) in pool.y.iter().enumerate() {
+        left[y as usize].push(i);
+    }
+    for l in &mut left {
+        l.shuffle(rng);
+    }
+    class_weights
+        .iter()
+        .map(|w| {
+            let total: f64 = w.iter().sum();
+            let rows: Vec<usize> = (0..n)
+                .filter_map(|_| {
+                    let mut u = rng.random::<f64>() * total;
+                    let mut c = w.len() - 1;
+                    for (k, wk) in w.iter().enumerate() {
+                        if u < *wk {
+                            c = k;
+                            break;
+                        }
+                        u -= wk;
+                    }
+                    if left[c].is_empty() {
+                        c = (0..classes)
+                            .max_by(|a, b| left[*a].len().cmp(&left[*b].len()).then(b.cmp(a)))?;
+                    }
+                    left[c].pop()
+                })
+                .collect();
+            pool.subset(&rows)
+        })
+        .collect()
+}
+
 /// A client's view of a task: its inputs are shifted by `offset` and its labels relabelled through
 /// `labels` (client `k` calls true class `c` `labels[c]`).
 #[derive(Debug, Clone, PartialEq)]
@@ -257,6 +315,35 @@ mod tests {
             .sum::<f64>()
             / 20.0;
         assert!(top > 0.5, "mean largest class share {top}");
+    }
+
+    #[test]
+    fn skewed_split_draws_without_replacement() {
+        let mut rng = sim::rng::stream(5, "s");
+        let pool = Dataset {
+            dim: 1,
+            x: (0..60).map(|i| i as f32).collect(),
+            y: (0..60).map(|i| i % 3).collect(),
+        };
+        // Client 0 wants only class 0 (20 exist), client 1 only class 1: 25 each forces spill-over.
+        let w = vec![vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0]];
+        let parts = skewed_split(&pool, &w, 25, &mut rng);
+        let mut seen: Vec<f32> = parts.iter().flat_map(|p| p.x.clone()).collect();
+        assert_eq!(seen.len(), 50);
+        seen.sort_by(f32::total_cmp);
+        seen.dedup();
+        assert_eq!(seen.len(), 50, "an example was handed out twice");
+        let count = |k: usize, c: u32| parts[k].y.iter().filter(|y| **y == c).count();
+        // Client 0 took every class-0 example, then spilled over to the fullest classes; client 1
+        // took every class-1 example client 0 left.
+        assert_eq!(count(0, 0), 20);
+        assert!(count(0, 1) > 0);
+        assert_eq!(count(0, 1) + count(1, 1), 20);
+        for p in &parts {
+            for (x, y) in p.x.iter().zip(&p.y) {
+                assert_eq!(*x as u32 % 3, *y);
+            }
+        }
     }
 
     #[test]

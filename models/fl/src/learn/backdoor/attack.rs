@@ -10,7 +10,7 @@ use sim::rng::Rng;
 use sim::validate::{Checks, Validate};
 
 use super::policy::Policy;
-use crate::learn::nn::{self, Weights};
+use crate::learn::nn::{Arch, Weights};
 use crate::learn::task::Dataset;
 
 /// How attackers choose the layers they poison.
@@ -151,40 +151,40 @@ pub fn substitute(
     out
 }
 
-/// Backdoor success rate: share of triggered examples (labelled with the target) classified as target.
-pub fn bsr(w: &Weights, triggered: &Dataset) -> candle_core::Result<f64> {
-    nn::accuracy(w, triggered)
+/// Backdoor success rate: share of triggered examples (labelled with the target) that `arch` with
+/// weights `w` classifies as the target.
+pub fn bsr(arch: &Arch, w: &Weights, triggered: &Dataset) -> candle_core::Result<f64> {
+    arch.accuracy(w, triggered)
 }
 
-/// LP attack's layer substitution analysis on the attacker's local models.
+/// LP attack's layer substitution analysis on the attacker's local models (Zhuang et al., "Backdoor
+/// Federated Learning by Poisoning Backdoor-Critical Layers", ICLR 2024, §3.1). Forward layer
+/// substitution: each layer alone of the malicious model is replaced by the benign model's, and the
+/// layers are ranked by the drop in backdoor success this causes (ties by index). Backward layer
+/// substitution: the ranked malicious layers are copied into the benign model one by one until its
+/// success reaches `threshold` × the malicious model's; those are the backdoor-critical layers.
 pub fn lp_select(
-    global: &Weights,
-    benign: &Weights,
-    malicious: &Weights,
+    arch: &Arch,
+    (global, benign, malicious): (&Weights, &Weights, &Weights),
     triggered: &Dataset,
     threshold: f64,
 ) -> candle_core::Result<Vec<bool>> {
     let layers = benign.layers.len();
-    let full = bsr(malicious, triggered)?;
-    let mut alone = Vec::with_capacity(layers);
+    let full = bsr(arch, malicious, triggered)?;
+    let mut drop = Vec::with_capacity(layers);
     for l in 0..layers {
-        let mut m = vec![false; layers];
-        m[l] = true;
-        alone.push(bsr(
-            &substitute(global, benign, malicious, &m, 1.0),
-            triggered,
-        )?);
+        let mut m = vec![true; layers];
+        m[l] = false;
+        let without = substitute(global, benign, malicious, &m, 1.0);
+        drop.push(full - bsr(arch, &without, triggered)?);
     }
     let mut order: Vec<usize> = (0..layers).collect();
-    order.sort_by(|a, b| alone[*b].total_cmp(&alone[*a]).then(a.cmp(b)));
+    order.sort_by(|a, b| drop[*b].total_cmp(&drop[*a]).then(a.cmp(b)));
     let mut mask = vec![false; layers];
     for l in order {
         mask[l] = true;
-        if bsr(
-            &substitute(global, benign, malicious, &mask, 1.0),
-            triggered,
-        )? >= threshold * full
-        {
+        let with = substitute(global, benign, malicious, &mask, 1.0);
+        if bsr(arch, &with, triggered)? >= threshold * full {
             break;
         }
     }
@@ -217,6 +217,7 @@ pub fn simulated_aggregate(
 /// the layer penalty; returns the mask to submit.
 #[allow(clippy::too_many_arguments)]
 pub fn polar_round(
+    arch: &Arch,
     policy: &mut Policy,
     cfg: &PolarConfig,
     (global, benign, malicious): (&Weights, &Weights, &Weights),
@@ -226,7 +227,7 @@ pub fn polar_round(
     rng: &mut Rng,
 ) -> candle_core::Result<Vec<bool>> {
     let layers = policy.logits.len() as f64;
-    let bsr_now = bsr(global, triggered)?;
+    let bsr_now = bsr(arch, global, triggered)?;
     for _ in 0..cfg.steps {
         let mut samples = Vec::with_capacity(cfg.samples);
         for _ in 0..cfg.samples {
@@ -239,7 +240,7 @@ pub fn polar_round(
                 }
             };
             let k = m.iter().filter(|x| **x).count() as f64;
-            let r = bsr(&next, triggered)? - bsr_now - cfg.penalty * k / layers;
+            let r = bsr(arch, &next, triggered)? - bsr_now - cfg.penalty * k / layers;
             samples.push((m, r));
         }
         let b = samples.iter().map(|s| s.1).sum::<f64>() / samples.len().max(1) as f64;
@@ -260,6 +261,28 @@ mod tests {
             .map(|(a, b)| f64::from(a - b).powi(2))
             .sum::<f64>()
             .sqrt()
+    }
+
+    /// The backdoor lives in the head's bias alone: forward substitution ranks the head first (the
+    /// hidden layer is identical in both models, so replacing it drops nothing) and backward
+    /// substitution stops there.
+    #[test]
+    fn lp_selects_exactly_the_layer_that_carries_the_backdoor() {
+        let mut rng = sim::rng::stream(8, "lp");
+        let mut benign = Weights::init(&[4, 3, 2], &mut rng);
+        benign.layers[1].b[1] += 50.0;
+        let mut malicious = benign.clone();
+        malicious.layers[1].b[0] += 100.0;
+        let triggered = Dataset {
+            dim: 4,
+            x: (0..20).map(|i| (i % 7) as f32 / 7.0).collect(),
+            y: vec![0; 5],
+        };
+        let arch = Arch::Mlp;
+        assert_eq!(bsr(&arch, &malicious, &triggered).unwrap(), 1.0);
+        assert_eq!(bsr(&arch, &benign, &triggered).unwrap(), 0.0);
+        let mask = lp_select(&arch, (&benign, &benign, &malicious), &triggered, 0.9).unwrap();
+        assert_eq!(mask, vec![false, true]);
     }
 
     #[test]

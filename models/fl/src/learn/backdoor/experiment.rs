@@ -26,23 +26,28 @@
 //! defense) aggregates; the trainer evaluates the new global model and the observer measures the
 //! backdoor success rate.
 
+use rand::seq::SliceRandom;
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
+use sim::rng::Rng;
 
 use super::attack::{self, Attack};
-use super::params::BackdoorParams;
+use super::params::{BackdoorParams, DataSource, ModelSpec};
 use super::plugins::{AttackConfig, BackdoorAdversary, BackdoorTrainer, DefenseAggregator};
 use crate::devices::DeviceProfile;
+use crate::learn::cnn::{Cnn, CnnShape};
 use crate::learn::common::model_err;
 use crate::learn::convert;
+use crate::learn::digits;
 use crate::learn::net;
-use crate::learn::nn::{self, Weights};
-use crate::learn::task::{Dataset, Prototypes, Trigger, dirichlet_label_skew};
+use crate::learn::nn::{Arch, Weights};
+use crate::learn::task::{Dataset, Prototypes, Trigger, dirichlet_label_skew, skewed_split};
 use crate::network::{NetworkRun, Plugins, run_network};
 
 /// The POLAR study.
 pub struct BackdoorExperiment;
 
 struct Setup {
+    arch: Arch,
     init: Weights,
     clients: Vec<Dataset>,
     /// Per attacker: its poisoned training set and its own triggered evaluation set.
@@ -51,6 +56,8 @@ struct Setup {
     test: Dataset,
     test_triggered: Dataset,
     devices: Vec<DeviceProfile>,
+    /// Whether the examples are the real digits (false: synthetic prototypes).
+    real_data: bool,
 }
 
 struct Outcome {
@@ -63,21 +70,100 @@ struct Outcome {
     false_positive_rate: f64,
 }
 
+/// The examples of a run: client sets, root, test and pretraining sets.
+struct Examples {
+    clients: Vec<Dataset>,
+    root: Dataset,
+    test: Dataset,
+    pretrain: Dataset,
+    real: bool,
+}
+
+/// Examples drawn from synthetic prototypes of shape `p.task` (label skew per client).
+fn prototype_examples(p: &BackdoorParams, skew: &[Vec<f64>], rng: &mut Rng) -> Examples {
+    let task = Prototypes::new(p.task, rng);
+    let uniform = vec![1.0; p.task.classes];
+    let clients = skew
+        .iter()
+        .map(|w| task.sample(p.samples_per_client, w, rng))
+        .collect();
+    let root = task.sample(p.root_samples, &uniform, rng);
+    let test = task.sample(p.test_samples, &uniform, rng);
+    let pretrain = task.sample(p.pretrain_samples, &uniform, rng);
+    Examples {
+        clients,
+        root,
+        test,
+        pretrain,
+        real: false,
+    }
+}
+
+/// The real digits, shuffled and split without replacement: test, root and pretraining sets first
+/// (uniform over the shuffled images), then the clients' sets with label skew.
+fn digit_examples(p: &BackdoorParams, all: &Dataset, skew: &[Vec<f64>], rng: &mut Rng) -> Examples {
+    let mut idx: Vec<usize> = (0..all.len()).collect();
+    idx.shuffle(rng);
+    let mut at = 0;
+    let mut take = |n: usize| {
+        let part = all.subset(&idx[at..at + n]);
+        at += n;
+        part
+    };
+    let test = take(p.test_samples);
+    let root = take(p.root_samples);
+    let pretrain = take(p.pretrain_samples);
+    let pool = all.subset(&idx[at..]);
+    Examples {
+        clients: skewed_split(&pool, skew, p.samples_per_client, rng),
+        root,
+        test,
+        pretrain,
+        real: true,
+    }
+}
+
+/// The network of `p` over inputs of `p.task`, and its initial weights drawn from `rng`.
+fn model(p: &BackdoorParams, rng: &mut Rng) -> (Arch, Weights) {
+    match &p.model {
+        ModelSpec::Mlp { hidden } => {
+            let mut widths = vec![p.task.dim];
+            widths.extend(hidden);
+            widths.push(p.task.classes);
+            (Arch::Mlp, Weights::init(&widths, rng))
+        }
+        ModelSpec::Cnn(shape) => {
+            let net = cnn(p, *shape);
+            (Arch::Cnn(net), net.init(rng))
+        }
+    }
+}
+
+/// The CNN of `shape` over the images of `p.task` (side from `task.dim`, validated square).
+fn cnn(p: &BackdoorParams, shape: CnnShape) -> Cnn {
+    Cnn {
+        shape,
+        side: p.image_side().unwrap_or(0),
+        classes: p.task.classes,
+    }
+}
+
 fn setup(p: &BackdoorParams, ctx: &RunContext) -> Result<Setup, RunError> {
     let mut rng = ctx.rng("fl-backdoor/task");
-    let task = Prototypes::new(p.task, &mut rng);
-    let uniform = vec![1.0; p.task.classes];
+    let skew = dirichlet_label_skew(p.clients, p.task.classes, p.dirichlet_alpha, &mut rng);
+    let ex = match (p.data, digits::locate()) {
+        (DataSource::Digits, Some(path)) => {
+            let all = digits::load(&path).map_err(RunError::Model)?;
+            digit_examples(p, &all, &skew, &mut rng)
+        }
+        _ => prototype_examples(p, &skew, &mut rng),
+    };
     let trigger = Trigger {
         coords: (p.task.dim - p.trigger.size..p.task.dim).collect(),
         value: p.trigger.value as f32,
     };
     let target = p.trigger.target_label;
-    let skew = dirichlet_label_skew(p.clients, p.task.classes, p.dirichlet_alpha, &mut rng);
-    let clients: Vec<Dataset> = skew
-        .iter()
-        .map(|w| task.sample(p.samples_per_client, w, &mut rng))
-        .collect();
-    let poisoned = clients[..p.attackers]
+    let poisoned = ex.clients[..p.attackers]
         .iter()
         .map(|d| {
             let n_poison = (p.poison_fraction * d.len() as f64).round() as usize;
@@ -86,27 +172,25 @@ fn setup(p: &BackdoorParams, ctx: &RunContext) -> Result<Setup, RunError> {
             (train, d.triggered(&trigger, target))
         })
         .collect();
-    let root = task.sample(p.root_samples, &uniform, &mut rng);
-    let test = task.sample(p.test_samples, &uniform, &mut rng);
-    let test_triggered = test.triggered(&trigger, target);
-    let mut widths = vec![p.task.dim];
-    widths.extend(&p.hidden);
-    widths.push(p.task.classes);
+    let test_triggered = ex.test.triggered(&trigger, target);
     let mut init_rng = ctx.rng("fl-backdoor/init");
-    let w0 = Weights::init(&widths, &mut init_rng);
-    let pre = task.sample(p.pretrain_samples, &uniform, &mut init_rng);
+    let (arch, w0) = model(p, &mut init_rng);
     let (e, b, lr) = p.pretrain.tuple();
-    let init = nn::train(&w0, &pre, e, b, lr, &mut init_rng).map_err(model_err)?;
+    let init = arch
+        .train(&w0, &ex.pretrain, e, b, lr, &mut init_rng)
+        .map_err(model_err)?;
     Ok(Setup {
+        arch,
         init,
-        clients,
+        clients: ex.clients,
         poisoned,
-        root,
-        test,
+        root: ex.root,
+        test: ex.test,
         test_triggered,
         devices: p
             .devices
             .profiles(p.clients, &mut ctx.rng("fl-backdoor/devices"))?,
+        real_data: ex.real,
     })
 }
 
@@ -123,7 +207,7 @@ fn run_attack(
             .collect()
     };
     let mut trainer = BackdoorTrainer::new(
-        s.init.clone(),
+        (s.arch, s.init.clone()),
         &s.clients,
         &s.test,
         p.local,
@@ -142,14 +226,14 @@ fn run_attack(
             lp_threshold: p.lp_threshold,
             polar: p.polar,
         },
-        s.init.clone(),
+        (s.arch, s.init.clone()),
         &s.poisoned,
         streams("attacker", p.attackers),
         ctx.rng("fl-backdoor/polar"),
     );
     let mut aggregator = DefenseAggregator::new(
         (p.defense, p.defense_config),
-        s.init.clone(),
+        (s.arch, s.init.clone()),
         (&s.root, p.local, ctx.rng("fl-backdoor/root")),
         p.attackers,
     );
@@ -165,7 +249,7 @@ fn run_attack(
         &mut net::rngs(ctx, "fl-backdoor", "fl-backdoor/defense"),
         &mut |_, _, next| {
             let w = convert::to_weights(next, &s.init);
-            bsr.push(attack::bsr(&w, &s.test_triggered)?);
+            bsr.push(attack::bsr(&s.arch, &w, &s.test_triggered)?);
             Ok(())
         },
     )?;
@@ -176,6 +260,11 @@ fn run_attack(
     net::sample_curve(out, &run, attack.name(), "backdoor_success_rate", &bsr);
     let f = aggregator.flags;
     let rate = |k: usize, n: usize| k as f64 / n.max(1) as f64;
+    // Series over the layer index (its `t_s`): the share of corrupted updates poisoning each layer.
+    for (l, n) in adversary.layer_counts.iter().enumerate() {
+        let freq = rate(*n, adversary.corrupted);
+        out.sample(l as f64, attack.name(), "layer_selection_frequency", freq);
+    }
     Ok(Outcome {
         main_accuracy: main.last().copied().unwrap_or(0.0),
         bsr_final: bsr.last().copied().unwrap_or(0.0),
@@ -192,18 +281,47 @@ impl Experiment for BackdoorExperiment {
     const NAME: &'static str = "fl-backdoor";
     const DESCRIPTION: &'static str = "Layer-wise backdoor attacks (full-model, LP, POLAR's RL layer selection) against robust FL aggregation defenses";
 
-    /// The MLP estimate of `learn::common` (poisoning and defenses add less than a round's training).
+    /// The MLP estimate of `learn::common`; for the CNN, the same memory terms with its parameter
+    /// count and `6 × MACs` per example-pass (poisoning and defenses add less than a round's
+    /// training).
     fn estimate(&self, p: &BackdoorParams) -> sim::estimate::ResourceEstimate {
-        crate::learn::common::mlp_estimate(&crate::learn::common::MlpRun {
+        let run = crate::learn::common::MlpRun {
             clients: p.clients,
             task: &p.task,
-            hidden: &p.hidden,
+            hidden: match &p.model {
+                ModelSpec::Mlp { hidden } => hidden,
+                ModelSpec::Cnn(_) => &[],
+            },
             samples_per_client: p.samples_per_client,
             other_samples: p.test_samples + p.root_samples + p.pretrain_samples,
             network: &p.network,
             local: &p.local,
             methods: 1 + p.baselines.len(),
-        })
+        };
+        let ModelSpec::Cnn(shape) = &p.model else {
+            return crate::learn::common::mlp_estimate(&run);
+        };
+        let net = cnn(p, *shape);
+        let (clients, samples) = (p.clients as f64, p.samples_per_client as f64);
+        let dim = p.task.dim as f64;
+        let params = net.param_count() as f64;
+        sim::estimate::ResourceEstimate::default()
+            .memory_product(
+                dim * 4.0,
+                &[("clients", clients), ("samples_per_client", samples)],
+            )
+            .memory("task.dim", run.other_samples as f64 * dim * 4.0)
+            .memory_product(16.0, &[("clients", clients), ("model.cnn", params)])
+            .work_product(
+                6.0 * p.network.participation * run.methods as f64,
+                &[
+                    ("network.rounds", f64::from(p.network.rounds)),
+                    ("clients", clients),
+                    ("local.epochs", p.local.epochs as f64),
+                    ("samples_per_client", samples),
+                    ("model.cnn", net.macs()),
+                ],
+            )
     }
 
     fn run(&self, p: &BackdoorParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
@@ -218,7 +336,8 @@ impl Experiment for BackdoorExperiment {
             .metric("backdoor_success_rate_mean", o.bsr_mean)
             .metric("layers_modified", o.layers_modified)
             .metric("detection_rate", o.detection_rate)
-            .metric("false_positive_rate", o.false_positive_rate);
+            .metric("false_positive_rate", o.false_positive_rate)
+            .metric("real_data", f64::from(u8::from(s.real_data)));
         net::network_metrics(&mut out, &o.run, "");
         if !p.baselines.is_empty() {
             let mut best = f64::NEG_INFINITY;
@@ -226,7 +345,8 @@ impl Experiment for BackdoorExperiment {
                 let ob = run_attack(a, p, &s, ctx, &mut out)?;
                 let key = a.name();
                 out.metric(format!("backdoor_success_rate_{key}"), ob.bsr_final)
-                    .metric(format!("detection_rate_{key}"), ob.detection_rate);
+                    .metric(format!("detection_rate_{key}"), ob.detection_rate)
+                    .metric(format!("layers_modified_{key}"), ob.layers_modified);
                 best = best.max(ob.bsr_final);
             }
             out.metric(
@@ -275,7 +395,10 @@ mod tests {
                 separation: 1.0,
                 noise: 0.5,
             },
-            hidden: vec![12, 8],
+            model: ModelSpec::Mlp {
+                hidden: vec![12, 8],
+            },
+            data: DataSource::Prototypes,
             dirichlet_alpha: 1.0,
             samples_per_client: 30,
             test_samples: 60,
@@ -321,6 +444,46 @@ mod tests {
         assert_eq!(series("backdoor_success_rate_by_round"), 3);
         assert_eq!(series("accuracy"), 3);
         assert!(out.series.iter().all(|s| s.component == "polar"));
+    }
+
+    /// The 15-layer CNN on the digits (or their stand-in when the file is absent): LP's and
+    /// POLAR's masks are per-layer series over all 15 layers, and the run says which data it used.
+    #[test]
+    fn lp_and_polar_choose_among_fifteen_cnn_layers_on_the_digits() {
+        let mut p = params(Defense::MultiKrum);
+        p.model = ModelSpec::Cnn(CnnShape {
+            channels: [2, 4],
+            blocks: 3,
+        });
+        p.data = DataSource::Digits;
+        p.task = TaskShape {
+            dim: 64,
+            classes: 10,
+            modes: 1,
+            separation: 1.0,
+            noise: 0.5,
+        };
+        p.trigger.value = 1.0;
+        p.network = crate::learn::net::on_time_network(2);
+        p.baselines = vec![Attack::Lp];
+        assert!(sim::validate::Checks::of(&p).is_empty());
+        let out = BackdoorExperiment.run(&p, &RunContext::single(3)).unwrap();
+        let real = out.get("real_data").unwrap();
+        assert_eq!(real, f64::from(u8::from(digits::locate().is_some())));
+        for attack in ["polar", "lp"] {
+            let freq: Vec<f64> = out
+                .series
+                .iter()
+                .filter(|s| s.metric == "layer_selection_frequency" && s.component == attack)
+                .map(|s| s.value)
+                .collect();
+            assert_eq!(freq.len(), 15, "{attack}");
+            assert!(freq.iter().all(|f| (0.0..=1.0).contains(f)));
+            assert!(freq.iter().any(|f| *f > 0.0), "{attack} poisons no layer");
+        }
+        let layers = out.get("layers_modified").unwrap();
+        assert!((1.0..=15.0).contains(&layers), "{layers}");
+        assert!(out.get("layers_modified_lp").unwrap() >= 1.0);
     }
 
     #[test]

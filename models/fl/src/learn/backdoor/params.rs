@@ -7,7 +7,9 @@ use sim::validate::{Checks, Validate};
 use super::attack::{Attack, PolarConfig};
 use super::defense::{Defense, DefenseConfig};
 use crate::devices::DeviceMix;
-use crate::learn::common::{Sgd, check_hidden};
+use crate::learn::cnn::CnnShape;
+use crate::learn::common::Sgd;
+use crate::learn::digits;
 use crate::learn::task::TaskShape;
 use crate::network::NetworkConfig;
 
@@ -21,6 +23,34 @@ pub struct TriggerParams {
     pub value: f64,
     /// Label the backdoor maps triggered inputs to.
     pub target_label: u32,
+}
+
+/// The network every client trains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ModelSpec {
+    /// A dense MLP (ReLU) with these hidden widths.
+    Mlp {
+        /// Hidden layer widths.
+        hidden: Vec<usize>,
+    },
+    /// The residual CNN of [`crate::learn::cnn`]; inputs are square one-channel images
+    /// (`task.dim` = side², side even).
+    Cnn(CnnShape),
+}
+
+/// Where the examples come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataSource {
+    /// Synthetic Gaussian-prototype examples of shape `task`.
+    #[default]
+    Prototypes,
+    /// The real UCI 8×8 digits ([`crate::learn::digits`], fetched by `scripts/fetch-data.sh`),
+    /// split without replacement into test, root, pretraining and client sets; when the file is
+    /// absent the run says so (`real_data` = 0) and uses prototypes of shape `task` (which must
+    /// then be 64 × 10) as a stand-in.
+    Digits,
 }
 
 /// Attackers among the clients of an FL network, one attack against one defense.
@@ -47,8 +77,11 @@ pub struct BackdoorParams {
     pub devices: DeviceMix,
     /// Task shape.
     pub task: TaskShape,
-    /// Hidden layer widths of the MLP.
-    pub hidden: Vec<usize>,
+    /// The clients' network.
+    pub model: ModelSpec,
+    /// Where the examples come from (default: synthetic prototypes).
+    #[serde(default)]
+    pub data: DataSource,
     /// Dirichlet α of the clients' label skew.
     pub dirichlet_alpha: f64,
     /// Training examples per client.
@@ -94,7 +127,28 @@ impl Validate for BackdoorParams {
         c.part("network", &self.network);
         c.part("devices", &self.devices);
         c.part("task", &self.task);
-        check_hidden(c, &self.hidden);
+        match &self.model {
+            ModelSpec::Mlp { hidden } => {
+                for (i, h) in hidden.iter().enumerate() {
+                    c.at_least(&format!("model.mlp.hidden.{i}"), *h, 1);
+                }
+            }
+            ModelSpec::Cnn(shape) => {
+                c.part("model.cnn", shape);
+                if self.image_side().is_none() {
+                    c.fail(
+                        "task.dim",
+                        format!(
+                            "the CNN needs square images with an even side (dim = side², e.g. 64), got {}",
+                            self.task.dim
+                        ),
+                    );
+                }
+            }
+        }
+        if self.data == DataSource::Digits {
+            self.check_digits(c);
+        }
         c.positive("dirichlet_alpha", self.dirichlet_alpha);
         c.at_least("samples_per_client", self.samples_per_client, 1);
         c.at_least("test_samples", self.test_samples, 1);
@@ -136,6 +190,51 @@ impl Validate for BackdoorParams {
                 format!(
                     "must be < clients / 2 ({}), got {assumed}",
                     self.clients.div_ceil(2)
+                ),
+            );
+        }
+    }
+}
+
+impl BackdoorParams {
+    /// The image side when `task.dim` is the square of an even number.
+    pub fn image_side(&self) -> Option<usize> {
+        let side = (self.task.dim as f64).sqrt().round() as usize;
+        (side * side == self.task.dim && side.is_multiple_of(2) && side > 0).then_some(side)
+    }
+
+    /// Examples a run takes out of the data: test, root, pretraining and every client's.
+    pub fn examples_needed(&self) -> usize {
+        [
+            self.test_samples,
+            self.root_samples,
+            self.pretrain_samples,
+            self.clients.saturating_mul(self.samples_per_client),
+        ]
+        .iter()
+        .fold(0, |a, b| a.saturating_add(*b))
+    }
+
+    fn check_digits(&self, c: &mut Checks) {
+        if (self.task.dim, self.task.classes) != (digits::PIXELS, digits::CLASSES) {
+            c.fail(
+                "task",
+                format!(
+                    "data: digits needs task.dim {} and task.classes {} (the stand-in's shape), got {} and {}",
+                    digits::PIXELS,
+                    digits::CLASSES,
+                    self.task.dim,
+                    self.task.classes
+                ),
+            );
+        }
+        if self.examples_needed() > digits::IMAGES {
+            c.fail(
+                "clients",
+                format!(
+                    "data: digits holds {} images; test + root + pretrain + clients × samples_per_client = {}",
+                    digits::IMAGES,
+                    self.examples_needed()
                 ),
             );
         }

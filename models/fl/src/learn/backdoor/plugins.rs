@@ -10,8 +10,7 @@ use super::defense::{self, Defense, DefenseConfig};
 use super::policy::Policy;
 use crate::learn::common::Sgd;
 use crate::learn::convert;
-use crate::learn::net;
-use crate::learn::nn::{self, Weights};
+use crate::learn::nn::{Arch, Weights};
 use crate::learn::task::Dataset;
 use crate::traits::{
     Adversary, Aggregator, ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError, TrainCost,
@@ -20,6 +19,7 @@ use crate::traits::{
 /// Every client's honest local training (attackers' honest updates included); evaluation is the
 /// main-task accuracy on the clean test set.
 pub struct BackdoorTrainer<'a> {
+    arch: Arch,
     init: Weights,
     clients: &'a [Dataset],
     test: &'a Dataset,
@@ -28,15 +28,17 @@ pub struct BackdoorTrainer<'a> {
 }
 
 impl<'a> BackdoorTrainer<'a> {
-    /// Clients holding `clients` (client `k` shuffles with `rngs[k]`) from the global model `init`.
+    /// Clients holding `clients` (client `k` shuffles with `rngs[k]`) training `arch` from the
+    /// global model `init`.
     pub fn new(
-        init: Weights,
+        (arch, init): (Arch, Weights),
         clients: &'a [Dataset],
         test: &'a Dataset,
         local: Sgd,
         rngs: Vec<Rng>,
     ) -> Self {
         Self {
+            arch,
             init,
             clients,
             test,
@@ -65,7 +67,9 @@ impl LocalTrainer for BackdoorTrainer<'_> {
         let g = convert::to_weights(global, &self.init);
         let (e, b, lr) = self.local.tuple();
         let data = &self.clients[client];
-        let w = nn::train(&g, data, e, b, lr, &mut self.rngs[client])?;
+        let w = self
+            .arch
+            .train(&g, data, e, b, lr, &mut self.rngs[client])?;
         Ok(ClientUpdate {
             client,
             delta: convert::to_params(&w).sub(global),
@@ -79,7 +83,9 @@ impl LocalTrainer for BackdoorTrainer<'_> {
     fn cost(&self, client: usize, global: &ModelParams) -> TrainCost {
         let (epochs, _, _) = self.local.tuple();
         TrainCost {
-            flops: net::sgd_flops(&self.init, epochs * self.clients[client].len()),
+            flops: self
+                .arch
+                .sgd_flops(&self.init, epochs * self.clients[client].len()),
             download_bytes: global.bytes(),
             upload_bytes: global.bytes(),
         }
@@ -87,7 +93,7 @@ impl LocalTrainer for BackdoorTrainer<'_> {
 
     fn evaluate(&self, global: &ModelParams) -> Result<Eval, PluginError> {
         let w = convert::to_weights(global, &self.init);
-        let (loss, accuracy) = nn::loss_and_accuracy(&w, self.test)?;
+        let (loss, accuracy) = self.arch.loss_and_accuracy(&w, self.test)?;
         Ok(Eval { loss, accuracy })
     }
 }
@@ -117,6 +123,7 @@ pub struct AttackConfig {
 /// policy-gradient round of the persistent layer policy; LP: layer substitution analysis).
 pub struct BackdoorAdversary<'a> {
     cfg: AttackConfig,
+    arch: Arch,
     init: Weights,
     /// Per attacker: poisoned training set, triggered evaluation set.
     poisoned: &'a [(Dataset, Dataset)],
@@ -128,21 +135,25 @@ pub struct BackdoorAdversary<'a> {
     pub layers_modified: usize,
     /// Updates corrupted.
     pub corrupted: usize,
+    /// Per layer: corrupted updates in which it was poisoned.
+    pub layer_counts: Vec<usize>,
 }
 
 impl<'a> BackdoorAdversary<'a> {
     /// Attackers `0..cfg.attackers` with their `poisoned` data, malicious-training streams `rngs`
-    /// and POLAR agent stream `agent_rng`, on models laid out like `init`.
+    /// and POLAR agent stream `agent_rng`, on `arch` models laid out like `init`.
     pub fn new(
         cfg: AttackConfig,
-        init: Weights,
+        (arch, init): (Arch, Weights),
         poisoned: &'a [(Dataset, Dataset)],
         rngs: Vec<Rng>,
         agent_rng: Rng,
     ) -> Self {
         Self {
             policy: Policy::new(init.layers.len(), cfg.polar.p0),
+            layer_counts: vec![0; init.layers.len()],
             cfg,
+            arch,
             init,
             poisoned,
             rngs,
@@ -163,8 +174,11 @@ impl<'a> BackdoorAdversary<'a> {
         let c = &self.cfg;
         match c.attack {
             Attack::Full | Attack::None => Ok(vec![true; g.layers.len()]),
-            Attack::Lp => attack::lp_select(g, benign, malicious, eval, c.lp_threshold),
+            Attack::Lp => {
+                attack::lp_select(&self.arch, (g, benign, malicious), eval, c.lp_threshold)
+            }
             Attack::Polar => attack::polar_round(
+                &self.arch,
                 &mut self.policy,
                 &c.polar,
                 (g, benign, malicious),
@@ -189,7 +203,7 @@ impl<'a> BackdoorAdversary<'a> {
         let benign = convert::to_weights(&local, &self.init);
         let (e, b, lr) = self.cfg.local.tuple();
         let (train, eval) = &self.poisoned[k];
-        let malicious = nn::train(&g, train, e, b, lr, &mut self.rngs[k])?;
+        let malicious = self.arch.train(&g, train, e, b, lr, &mut self.rngs[k])?;
         let mask = match &self.mask {
             Some((r, m)) if *r == round => m.clone(),
             _ => {
@@ -199,6 +213,9 @@ impl<'a> BackdoorAdversary<'a> {
             }
         };
         self.layers_modified += mask.iter().filter(|m| **m).count();
+        for (n, on) in self.layer_counts.iter_mut().zip(&mask) {
+            *n += usize::from(*on);
+        }
         self.corrupted += 1;
         Ok(self.cfg.craft.apply(&g, &benign, &malicious, &mask))
     }
@@ -241,6 +258,7 @@ pub struct Flags {
 pub struct DefenseAggregator<'a> {
     defense: Defense,
     cfg: DefenseConfig,
+    arch: Arch,
     init: Weights,
     root: &'a Dataset,
     local: Sgd,
@@ -251,17 +269,18 @@ pub struct DefenseAggregator<'a> {
 }
 
 impl<'a> DefenseAggregator<'a> {
-    /// `defense` tuned by `cfg` on models laid out like `init`, with root data `root` trained by
-    /// `local` SGD on `root_rng`; clients `0..attackers` count as attackers in [`Flags`].
+    /// `defense` tuned by `cfg` on `arch` models laid out like `init`, with root data `root` trained
+    /// by `local` SGD on `root_rng`; clients `0..attackers` count as attackers in [`Flags`].
     pub fn new(
         (defense, cfg): (Defense, DefenseConfig),
-        init: Weights,
+        (arch, init): (Arch, Weights),
         (root, local, root_rng): (&'a Dataset, Sgd, Rng),
         attackers: usize,
     ) -> Self {
         Self {
             defense,
             cfg,
+            arch,
             init,
             root,
             local,
@@ -285,7 +304,9 @@ impl Aggregator for DefenseAggregator<'_> {
     ) -> Result<ModelParams, PluginError> {
         let g = convert::to_weights(global, &self.init);
         let (e, b, lr) = self.local.tuple();
-        let root_model = nn::train(&g, self.root, e, b, lr, &mut self.root_rng)?;
+        let root_model = self
+            .arch
+            .train(&g, self.root, e, b, lr, &mut self.root_rng)?;
         let root: Vec<f32> = convert::to_params(&root_model)
             .sub(global)
             .values()
