@@ -1,8 +1,13 @@
-//! pFedNavi study (`fl-personal`): layer-wise learned mixing of local and global weights.
+//! pFedNavi study (`fl-personal`): layer selection by learned mixing coefficients and fine-grained
+//! fusion of the selected layers, on the real 8×8 digits under per-client feature shift and label
+//! skew, against FedAvg, FedAvg+FT, FedPer and Ditto.
 
+pub mod data;
+pub mod ditto;
 pub mod experiment;
 pub mod mixing;
 pub mod params;
 pub mod plugins;
+pub mod shift;
 
 pub use experiment::PersonalExperiment;
