@@ -144,6 +144,7 @@ impl Experiment for PersonalExperiment {
     type Params = PersonalParams;
     const NAME: &'static str = "fl-personal";
     const DESCRIPTION: &'static str = "Personalized FL under input and label-mapping skew: pFedNavi layer-wise learned mixing vs FedAvg, FedAvg+FT, FedPer";
+    const NO_CHECKPOINTS_WHY: &'static str = "its rounds carry learning state across rounds (candle models and optimisers, the study's plug-in state) that is not serialised; an interrupted sweep resumes run by run with --resume";
 
     /// The MLP estimate of `learn::common` (fine-tuning adds `finetune_epochs` of one client's data).
     fn estimate(&self, p: &PersonalParams) -> sim::estimate::ResourceEstimate {
