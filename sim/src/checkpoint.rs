@@ -149,7 +149,7 @@ impl Checkpointer {
             ));
         }
         let (build, engine, state) =
-            split(&bytes).ok_or_else(|| self.corrupt("not a sysim checkpoint, or truncated"))?;
+            split(bytes).ok_or_else(|| self.corrupt("not a sysim checkpoint, or truncated"))?;
         if build != self.build.as_bytes() {
             return Err(self.corrupt(format!(
                 "written by build `{}`, this is build `{}`; engine state is only restored by the build that saved it: resume with that build, or run again without resuming",

@@ -48,7 +48,7 @@ struct Interrupted<'a> {
     exit_after: &'a str,
     /// A checkpoint file that must be present when it has exited (a stage's file, say).
     expect_file: Option<&'a str>,
-    /// Whether the resumed run's timelines are compared with the uninterrupted run's.
+    /// Whether both invocations write timelines, compared with the uninterrupted run's.
     traces: bool,
 }
 
@@ -75,7 +75,7 @@ fn resumed_equals_uninterrupted(case: &Interrupted) {
             path(&format!("ck-{jobs}")),
             path(&format!("trace-{jobs}")),
         );
-        let killed = sysim(&[
+        let mut first = vec![
             "run",
             s,
             "--quiet",
@@ -89,7 +89,11 @@ fn resumed_equals_uninterrupted(case: &Interrupted) {
             case.every,
             "--checkpoint-exit-after",
             case.exit_after,
-        ]);
+        ];
+        if case.traces {
+            first.extend(["--trace", &trace]);
+        }
+        let killed = sysim(&first);
         assert_eq!(
             killed.status.code(),
             Some(137),
@@ -152,6 +156,43 @@ fn a_mobile_run_interrupted_at_a_checkpoint_resumes_to_the_same_tables_and_timel
 }
 
 #[test]
+fn a_mobile_run_resumed_from_an_untraced_checkpoint_says_what_its_timeline_lacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_owned();
+    std::fs::write(
+        path("s.yaml"),
+        "name: ck-mobile-note\nfamily: mobile\nseed: 4\nparams:\n  soc: pixel-7\n  llm: tinyllama-1.1b-q4\n  governor: performance\n  workload: { requests: 2, max_response_tokens: 8 }\n",
+    )
+    .unwrap();
+    let (s, out, ck, trace) = (path("s.yaml"), path("out"), path("ck"), path("trace"));
+    let killed = sysim(&[
+        "run",
+        &s,
+        "--quiet",
+        "--out",
+        &out,
+        "--checkpoint",
+        &ck,
+        "--checkpoint-every",
+        "1s",
+        "--checkpoint-exit-after",
+        "1",
+    ]);
+    assert_eq!(killed.status.code(), Some(137), "{}", stderr(&killed));
+    let resumed = sysim(&[
+        "run", &s, "--quiet", "--out", &out, "--resume", &ck, "--trace", &trace,
+    ]);
+    assert_ok(&resumed);
+    let why = "resumed from a checkpoint written without --trace";
+    assert!(stderr(&resumed).contains(why), "{}", stderr(&resumed));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&trace).join("run-00000.json")).unwrap())
+            .unwrap();
+    let note = doc["otherData"]["sysim_note"].as_str().unwrap_or_default();
+    assert!(note.contains(why), "{note}");
+}
+
+#[test]
 fn a_supernode_run_interrupted_while_serving_a_trace_resumes_to_the_same_tables() {
     // Llama-3.2-1B on a 910C serving 4 traced requests; the exit falls in the serving stage.
     let tmp = tempfile::tempdir().unwrap();
@@ -182,7 +223,7 @@ const SUPERNODE_EXIT_AFTER: &str = "14";
 fn an_fl_run_interrupted_between_rounds_resumes_to_the_same_tables() {
     // 12 participants, 4 rounds of real logistic-regression training, then settlement on the chain.
     resumed_equals_uninterrupted(&Interrupted {
-        yaml: "name: ck-fl\nfamily: fl\nseed: 2\nparams:\n  participants: 12\n  data: { partition: iid }\n  network: { rounds: 4, deadline_s: 60 }\nsweep:\n  settlement.protocol: [onchain, commit-challenge]\n",
+        yaml: "name: ck-fl\nfamily: fl\nseed: 2\nparams:\n  participants: 12\n  data: { partition: iid }\n  network: { rounds: 4, deadline_s: 60, server_ingress_mbps: 100 }\nsweep:\n  settlement.protocol: [onchain, commit-challenge]\n",
         every: "1s",
         exit_after: "1",
         expect_file: Some("run-0.ckpt"),

@@ -33,6 +33,7 @@
 
 use nexosim::ports::{EventSinkReader, QuerySource, SinkState, event_queue};
 use nexosim::simulation::Mailbox;
+use serde::{Deserialize, Serialize};
 use sim::checkpoint::Checkpointer;
 use sim::components::dvfs::{DvfsDomain, DvfsState};
 use sim::components::energy::{EnergyMeter, EnergyReport};
@@ -98,6 +99,16 @@ pub struct SimResult {
     pub dash: Option<DashStats>,
     /// Steps and OPP switches for the timeline (empty unless traced).
     pub log: EngineLog,
+    /// What the timeline lacks, when it lacks something (a resume of an untraced checkpoint).
+    pub trace_note: Option<String>,
+}
+
+/// A saved simulation: the requests finished so far, and whether its engine keeps the log the
+/// timeline is drawn from.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    done: Vec<RequestDone>,
+    logged: bool,
 }
 
 /// The OPP every domain starts a simulation at (the lowest).
@@ -349,20 +360,27 @@ pub fn simulate_saved(
     if let Some((p, m)) = pinner {
         b = b.add_model(p, m, "pinner");
     }
-    let (mut simu, done) = match ckpt {
+    let (mut simu, done, trace_note) = match ckpt {
         None => {
             let mut simu = b.init(T0)?;
             simu.run()?;
             let done: Vec<RequestDone> = std::iter::from_fn(|| done_reader.try_read()).collect();
-            (simu, done)
+            (simu, done, None)
         }
         Some(ckpt) => {
-            let (mut simu, saved) = ckpt.start::<Vec<RequestDone>>(b)?;
-            let mut done = saved.unwrap_or_default();
-            ckpt.drive(&mut simu, &mut done, |done| {
-                done.extend(std::iter::from_fn(|| done_reader.try_read()));
+            let (mut simu, saved) = ckpt.start::<Saved>(b)?;
+            let unlogged = saved.as_ref().is_some_and(|s| trace && !s.logged);
+            let mut saved = saved.unwrap_or(Saved {
+                done: Vec::new(),
+                logged: trace,
+            });
+            ckpt.drive(&mut simu, &mut saved, |s| {
+                s.done.extend(std::iter::from_fn(|| done_reader.try_read()));
             })?;
-            (simu, done)
+            let note = unlogged.then(|| {
+                "resumed from a checkpoint written without --trace: its per-layer cpu/gpu/mem tracks and frequency and power counters are missing (request phases and the series are whole); run again with --trace from the start for them".to_owned()
+            });
+            (simu, saved.done, note)
         }
     };
     let monitor = simu.process_query(&report_q, ())?;
@@ -382,6 +400,7 @@ pub fn simulate_saved(
         steps,
         dash,
         log,
+        trace_note,
     })
 }
 
@@ -702,6 +721,9 @@ fn run_with(
     )?;
     export(&r, &mut out);
     out.trace = timeline::record(&r, &cost, ctx);
+    if let Some(note) = &r.trace_note {
+        out.trace.note(note.as_str());
+    }
     if p.dash.enabled {
         // the same requests without skipping, for DASH's speedup and energy change
         let plain = simulate_saved(

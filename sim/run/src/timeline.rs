@@ -13,7 +13,8 @@ pub fn path(dir: &Path, run: u64) -> PathBuf {
 }
 
 /// Writes `out`'s timeline (and its series as counter tracks) for `spec` into `dir`, then drops it
-/// from `out` so that the records do not keep it. Returns the cap note when events were dropped.
+/// from `out` so that the records do not keep it. Returns its notes (the cap note when events were
+/// dropped, and the family's own).
 pub fn write(
     dir: &Path,
     family: &str,
@@ -29,7 +30,7 @@ pub fn write(
     let file = path(dir, spec.ctx.run);
     let bytes = serde_json::to_vec(&doc).map_err(|e| format!("trace {}: {e}", file.display()))?;
     write_bytes_atomic(&file, &bytes).map_err(|e| format!("trace {}: {e}", file.display()))?;
-    Ok(trace.cap_note().map(|n| format!("{}: {n}", file.display())))
+    Ok(trace.notes().map(|n| format!("{}: {n}", file.display())))
 }
 
 /// The note file a resumed run leaves in a trace folder that lacks some runs' timelines.
