@@ -55,12 +55,17 @@ pub enum Command {
         /// checkpoint there.
         #[arg(long, value_name = "DIR", num_args = 0..=1)]
         resume: Option<Option<PathBuf>>,
-        /// Save every run's engine state into this folder periodically (families that support it).
+        /// Save every run's state into this folder periodically (families queue, mobile,
+        /// supernode and fl; the others refuse the flag and say why).
         #[arg(long, value_name = "DIR", requires = "checkpoint_every")]
         checkpoint: Option<PathBuf>,
         /// Simulated time between checkpoints: a number with a unit, e.g. `500ms`, `30s`, `10min`, `2h`.
         #[arg(long, value_name = "TIME", value_parser = parse_sim_time, requires = "checkpoint")]
         checkpoint_every: Option<Duration>,
+        /// Test hook: exit with status 137, as if killed, right after the N-th checkpoint any run
+        /// writes.
+        #[arg(long, value_name = "N", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+        checkpoint_exit_after: Option<u64>,
         /// Run a plan whose estimated memory exceeds this machine's, or whose work is beyond bound.
         #[arg(long)]
         allow_large: bool,

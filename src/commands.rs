@@ -101,6 +101,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
             resume,
             checkpoint,
             checkpoint_every,
+            checkpoint_exit_after,
             allow_large,
             trace,
             trace_max_events,
@@ -124,6 +125,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
                 resume,
                 dir: checkpoint,
                 every: checkpoint_every,
+                exit_after: checkpoint_exit_after,
             },
             RunFlags {
                 format,
@@ -170,6 +172,8 @@ struct Checkpointing {
     dir: Option<PathBuf>,
     /// `--checkpoint-every TIME`.
     every: Option<Duration>,
+    /// `--checkpoint-exit-after N` (hidden test hook).
+    exit_after: Option<u64>,
 }
 
 impl Checkpointing {
@@ -178,16 +182,24 @@ impl Checkpointing {
     fn policy(
         &self,
         plan: &scenario::Plan,
-        family: &str,
-        supported: bool,
+        registry: &Registry,
+        family: &dyn sim::experiment::DynExperiment,
     ) -> Result<Option<CheckpointPolicy>, CliError> {
         let resume_dir = self.resume.as_ref().and_then(|r| r.as_ref());
         if self.dir.is_none() && resume_dir.is_none() {
             return Ok(None);
         }
-        if !supported {
+        if !family.checkpoints() {
+            let able: Vec<_> = registry
+                .families()
+                .filter(|f| f.checkpoints())
+                .map(|f| f.name())
+                .collect();
             return Err(CliError::Input(format!(
-                "family `{family}` does not save checkpoints; drop --checkpoint/--resume DIR (the queue family does)"
+                "family `{}` does not save checkpoints: {}; drop --checkpoint/--resume DIR (families that do: {})",
+                family.name(),
+                family.no_checkpoints_why(),
+                able.join(", ")
             )));
         }
         let key = sim_run::resume::plan_key(plan);
@@ -206,7 +218,10 @@ impl Checkpointing {
             }
         }
         .map_err(|e| CliError::Input(e.to_string()))?;
-        Ok(Some(policy))
+        Ok(Some(match self.exit_after {
+            Some(n) => policy.exit_after(n),
+            None => policy,
+        }))
     }
 }
 
@@ -235,7 +250,7 @@ fn run(
             sim_run::budget::machine_memory_bytes(),
         )?;
     }
-    opts.checkpoint = checkpointing.policy(&plan, family.name(), family.checkpoints())?;
+    opts.checkpoint = checkpointing.policy(&plan, registry, family)?;
     if let Some(trace_dir) = &opts.trace {
         sim_run::output::prepare_dir(trace_dir)?;
     }
@@ -246,7 +261,7 @@ fn run(
             .runs
             .iter()
             .filter(|r| opts.shard.is_none_or(|s| s.contains(r.ctx.run)))
-            .filter(|r| policy.for_run(r.ctx.run).exists())
+            .filter(|r| policy.has_saved(r.ctx.run))
             .count();
         if saved > 0 {
             let (runs, its) = if saved == 1 {
@@ -313,6 +328,14 @@ pub fn execute_into(
     previous.sort_by_key(|r| r.spec.ctx.run);
     previous.dedup_by_key(|r| r.spec.ctx.run);
     let done: Vec<u64> = previous.iter().map(|r| r.spec.ctx.run).collect();
+    if let Some(trace_dir) = &opts.trace {
+        // Printed even with --quiet: the trace folder is incomplete.
+        if let Some(note) =
+            sim_run::timeline::note_kept_runs(trace_dir, &done).map_err(CliError::Failure)?
+        {
+            eprintln!("trace: {note}");
+        }
+    }
     let started = Instant::now();
     let mut records = runner::execute(plan, family, opts, &done, Some(&journal))
         .map_err(|e| CliError::Failure(e.to_string()))?;

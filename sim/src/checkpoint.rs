@@ -7,13 +7,27 @@
 //! file of another format or another build is refused with a message naming both, never restored.
 //! The folder that holds them (and what it belongs to) is the run machinery's business
 //! (`sim_run::checkpoint`).
+//!
+//! Three ways a family saves a run:
+//! * a nexosim bench run to its end: [`Checkpointer::start`] + [`Checkpointer::drive`];
+//! * a driver loop around a nexosim bench (rounds, requests): [`Checkpointer::start`], then
+//!   [`Checkpointer::save`] at the loop's own boundaries when [`Checkpointer::due`] says so, and
+//!   [`Checkpointer::finish`];
+//! * a driver loop without an engine: [`Checkpointer::load`], [`Checkpointer::save_state`],
+//!   [`Checkpointer::finish`] (the file then carries an empty engine state).
+//!
+//! A run that simulates several benches one after the other gives each its own file with
+//! [`Checkpointer::stage`]; a stage that finished has no file, so a resumed run recomputes it.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use nexosim::simulation::{SimInit, Simulation};
+use nexosim::time::MonotonicTime;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -33,6 +47,7 @@ pub struct Checkpointer {
     path: PathBuf,
     every: Duration,
     build: String,
+    exit_after: Option<Arc<AtomicU64>>,
 }
 
 impl Checkpointer {
@@ -43,12 +58,45 @@ impl Checkpointer {
             path,
             every,
             build: build.into(),
+            exit_after: None,
         }
     }
 
-    /// Whether this run has a saved state to continue from.
+    /// The same checkpointer, whose process exits at once with status 137 (as if killed by
+    /// SIGKILL) right after the `left`-th checkpoint written by any run sharing the counter. A test
+    /// hook: it interrupts a run at a checkpoint deterministically.
+    pub fn exiting_after(mut self, left: Arc<AtomicU64>) -> Self {
+        self.exit_after = Some(left);
+        self
+    }
+
+    /// The checkpointer of stage `name` of this run: a bench simulated after (or before) the run's
+    /// main one, saved in its own file (`run-3.ckpt` → `run-3.<name>.ckpt`).
+    pub fn stage(&self, name: &str) -> Self {
+        let stem = self
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self {
+            path: self.path.with_file_name(format!("{stem}.{name}.ckpt")),
+            ..self.clone()
+        }
+    }
+
+    /// Whether this run (this stage) has a saved state to continue from.
     pub fn exists(&self) -> bool {
         self.path.is_file()
+    }
+
+    /// Simulated time between two checkpoints.
+    pub fn every(&self) -> Duration {
+        self.every
+    }
+
+    /// Whether a driver loop whose last checkpoint (or start) was at `last` should save at `now`.
+    pub fn due(&self, last: MonotonicTime, now: MonotonicTime) -> bool {
+        now >= last + self.every
     }
 
     /// Builds the simulation from `bench`: restored from this run's checkpoint if one exists (with the
@@ -57,20 +105,51 @@ impl Checkpointer {
         &self,
         bench: SimInit,
     ) -> Result<(Simulation, Option<S>), RunError> {
-        let bytes = match fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((bench.init(T0)?, None));
+        match self.read()? {
+            None => Ok((bench.init(T0)?, None)),
+            Some(bytes) => {
+                let (engine, state) = self.decode(&bytes)?;
+                if engine.is_empty() {
+                    return Err(self.corrupt("holds no engine state; it belongs to another stage"));
+                }
+                Ok((bench.restore(engine)?, Some(state)))
             }
-            Err(e) => return Err(self.corrupt(e)),
-        };
+        }
+    }
+
+    /// The family state saved by [`Checkpointer::save_state`] (a driver loop without an engine),
+    /// or `None` when the run starts afresh.
+    pub fn load<S: DeserializeOwned>(&self) -> Result<Option<S>, RunError> {
+        match self.read()? {
+            None => Ok(None),
+            Some(bytes) => {
+                let (engine, state) = self.decode(&bytes)?;
+                if !engine.is_empty() {
+                    return Err(self.corrupt("holds an engine state; it belongs to another stage"));
+                }
+                Ok(Some(state))
+            }
+        }
+    }
+
+    /// The file's bytes, or `None` when there is none.
+    fn read(&self) -> Result<Option<Vec<u8>>, RunError> {
+        match fs::read(&self.path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.corrupt(e)),
+        }
+    }
+
+    /// Checks a file's format and build, and splits it into engine bytes and family state.
+    fn decode<'b, S: DeserializeOwned>(&self, bytes: &'b [u8]) -> Result<(&'b [u8], S), RunError> {
         if bytes.starts_with(MAGIC_V1) {
             return Err(self.corrupt(
                 "a checkpoint of format 1 (JSON, an older sysim); this build reads format 2: run again without resuming",
             ));
         }
         let (build, engine, state) =
-            split(&bytes).ok_or_else(|| self.corrupt("not a sysim checkpoint, or truncated"))?;
+            split(bytes).ok_or_else(|| self.corrupt("not a sysim checkpoint, or truncated"))?;
         if build != self.build.as_bytes() {
             return Err(self.corrupt(format!(
                 "written by build `{}`, this is build `{}`; engine state is only restored by the build that saved it: resume with that build, or run again without resuming",
@@ -81,28 +160,43 @@ impl Checkpointer {
         let (state, _): (S, usize) =
             bincode::serde::decode_from_slice(state, bincode::config::standard())
                 .map_err(|e| self.corrupt(e))?;
-        Ok((bench.restore(engine)?, Some(state)))
+        Ok((engine, state))
     }
 
-    /// Runs `sim` to completion in steps of the checkpoint interval. After each step `collect` moves
-    /// what the family's sinks produced into `state` and says whether the run is complete; if not, the
-    /// engine and `state` are saved. The checkpoint file is removed once the run is complete.
+    /// Runs `sim` until no event is left. Each time the clock has passed a checkpoint interval
+    /// since the last save, `collect` moves what the family's sinks produced into `state` and the
+    /// engine and `state` are saved. The clock stops at the last event, as with `Simulation::run`
+    /// (queries that read the time see the same end). The checkpoint file is removed at the end.
     pub fn drive<S: Serialize>(
         &self,
         sim: &mut Simulation,
         state: &mut S,
-        mut collect: impl FnMut(&mut S) -> bool,
+        mut collect: impl FnMut(&mut S),
     ) -> Result<(), RunError> {
+        let mut next = sim.time() + self.every;
         loop {
-            let deadline = sim.time() + self.every;
-            sim.step_until(deadline)?;
-            if collect(state) {
-                break;
+            let before = sim.time();
+            sim.step()?;
+            // A step does every event of one instant; a second one that leaves the clock where it
+            // was (the first may have done events due at the current instant) means none is left.
+            if sim.time() == before {
+                sim.step()?;
+                if sim.time() == before {
+                    break;
+                }
             }
-            self.save(sim, state)?;
+            if sim.time() >= next {
+                collect(state);
+                self.save(sim, state)?;
+                next = sim.time() + self.every;
+            }
         }
-        sim.run()?;
         collect(state);
+        self.finish()
+    }
+
+    /// Ends this run's (stage's) checkpoints: its file is removed, as the run is complete.
+    pub fn finish(&self) -> Result<(), RunError> {
         match fs::remove_file(&self.path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -110,9 +204,20 @@ impl Checkpointer {
         }
     }
 
-    fn save<S: Serialize>(&self, sim: &mut Simulation, state: &S) -> Result<(), RunError> {
+    /// Saves the engine `sim` and the family's `state` (a driver loop calls it at its boundaries).
+    pub fn save<S: Serialize>(&self, sim: &mut Simulation, state: &S) -> Result<(), RunError> {
         let mut engine = Vec::new();
         sim.save(&mut engine)?;
+        self.write(&engine, state)
+    }
+
+    /// Saves the `state` of a driver loop that runs no engine.
+    pub fn save_state<S: Serialize>(&self, state: &S) -> Result<(), RunError> {
+        self.write(&[], state)
+    }
+
+    /// Writes one checkpoint file, then honours [`Checkpointer::exiting_after`].
+    fn write<S: Serialize>(&self, engine: &[u8], state: &S) -> Result<(), RunError> {
         let family = bincode::serde::encode_to_vec(state, bincode::config::standard())
             .map_err(|e| self.corrupt(e))?;
         let build = self.build.as_bytes();
@@ -121,9 +226,15 @@ impl Checkpointer {
         bytes.extend_from_slice(&(build.len() as u32).to_le_bytes());
         bytes.extend_from_slice(build);
         bytes.extend_from_slice(&(engine.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&engine);
+        bytes.extend_from_slice(engine);
         bytes.extend_from_slice(&family);
-        write_atomic(&self.path, &bytes).map_err(|e| self.corrupt(format!("cannot write: {e}")))
+        write_atomic(&self.path, &bytes).map_err(|e| self.corrupt(format!("cannot write: {e}")))?;
+        if let Some(left) = &self.exit_after
+            && left.fetch_sub(1, Ordering::SeqCst) == 1
+        {
+            std::process::exit(137);
+        }
+        Ok(())
     }
 
     fn corrupt(&self, e: impl std::fmt::Display) -> RunError {
@@ -196,5 +307,28 @@ mod tests {
             panic!("restored");
         };
         assert!(err.to_string().contains("format 1"), "{err}");
+    }
+
+    #[test]
+    fn a_driver_loop_state_round_trips_and_stages_have_their_own_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ckpt = Checkpointer::new(tmp.path().join("run-4.ckpt"), Duration::from_secs(1), "b");
+        let serve = ckpt.stage("serve");
+        assert_eq!(serve.path, tmp.path().join("run-4.serve.ckpt"));
+        assert_eq!(serve.load::<Vec<u64>>().unwrap(), None);
+        serve.save_state(&vec![3u64, 5, 8]).unwrap();
+        assert!(serve.exists() && !ckpt.exists());
+        assert_eq!(serve.load::<Vec<u64>>().unwrap(), Some(vec![3, 5, 8]));
+        // a state without engine is not restored into a bench, and the reverse
+        let Err(err) = serve.start::<Vec<u64>>(crate::engine::bench()) else {
+            panic!("restored");
+        };
+        assert!(err.to_string().contains("no engine state"), "{err}");
+        serve.finish().unwrap();
+        assert!(!serve.exists());
+        serve.finish().unwrap();
+        let t0 = crate::engine::T0;
+        assert!(!ckpt.due(t0, t0 + Duration::from_millis(999)));
+        assert!(ckpt.due(t0, t0 + Duration::from_secs(1)));
     }
 }

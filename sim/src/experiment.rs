@@ -177,6 +177,8 @@ pub trait Experiment: Send + Sync + 'static {
     }
     /// Whether [`Experiment::run_checkpointed`] really saves and restores engine state.
     const CHECKPOINTS: bool = false;
+    /// Why a family without checkpoints has none, for the message that refuses `--checkpoint`.
+    const NO_CHECKPOINTS_WHY: &'static str = "its runs save no state";
     /// Runs one simulation, saving its state through `ckpt` and continuing from a saved state when
     /// one exists. The result must equal [`Experiment::run`]'s. Families that set
     /// [`Experiment::CHECKPOINTS`] override it; the default runs without checkpoints.
@@ -209,6 +211,8 @@ pub trait DynExperiment: Send + Sync {
     fn estimate(&self, params: &serde_json::Value) -> Result<ResourceEstimate, ParamError>;
     /// Whether the family saves and restores checkpoints.
     fn checkpoints(&self) -> bool;
+    /// Why the family has no checkpoints (meaningless when it has).
+    fn no_checkpoints_why(&self) -> &'static str;
     /// Runs one simulation with checkpoints through `ckpt`.
     fn run_checkpointed(
         &self,
@@ -260,6 +264,9 @@ impl<E: Experiment> DynExperiment for E {
     }
     fn checkpoints(&self) -> bool {
         E::CHECKPOINTS
+    }
+    fn no_checkpoints_why(&self) -> &'static str {
+        E::NO_CHECKPOINTS_WHY
     }
     fn run_checkpointed(
         &self,

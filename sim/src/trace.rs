@@ -63,6 +63,7 @@ pub struct Trace {
     index: HashMap<String, usize>,
     events: Vec<Event>,
     dropped: u64,
+    notes: Vec<String>,
 }
 
 impl Trace {
@@ -105,6 +106,24 @@ impl Trace {
     /// Records that counter `track` (e.g. `"gpu/freq_mhz"`) is `value` from `t_s` on.
     pub fn counter(&mut self, track: &str, t_s: f64, value: f64) {
         self.push(track, "", t_s, EventKind::Counter { value }, &[]);
+    }
+
+    /// Adds `text` to what the timeline says about itself (e.g. a part it lacks): written like the
+    /// cap note, into the file and on stderr.
+    pub fn note(&mut self, text: impl Into<String>) {
+        if self.on {
+            self.notes.push(text.into());
+        }
+    }
+
+    /// The cap note and the family's notes, in one text, if there is any.
+    pub fn notes(&self) -> Option<String> {
+        let all: Vec<String> = self
+            .cap_note()
+            .into_iter()
+            .chain(self.notes.clone())
+            .collect();
+        (!all.is_empty()).then(|| all.join("; "))
     }
 
     /// Records point event `name` on `track` at `t_s`.
@@ -266,7 +285,7 @@ impl Trace {
             "otherData": {"title": title, "time": "simulated time (1 us in the file = 1 us simulated)"},
             "traceEvents": out,
         });
-        if let Some(note) = self.cap_note() {
+        if let Some(note) = self.notes() {
             doc["otherData"]["sysim_note"] = json!(note);
             if let Some(events) = doc["traceEvents"].as_array_mut() {
                 events.push(

@@ -10,6 +10,7 @@ mod fl_contracts;
 mod gallery;
 mod hostile;
 mod journal;
+mod notebook;
 mod overrides;
 mod scenarios;
 mod schema;

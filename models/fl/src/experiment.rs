@@ -23,12 +23,13 @@
 
 use std::time::Instant;
 
+use sim::checkpoint::Checkpointer;
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 use sim::rng::Rng;
 
 use super::data::{Federated, Shard, SyntheticSpec, dirichlet_split, synthetic};
 use super::logreg::{LogRegTrainer, Sgd};
-use super::network::{NetworkRngs, NetworkRun, Plugins, run_network};
+use super::network::{NetworkRngs, NetworkRun, Plugins, run_network_saved};
 use super::params::{CircuitParams, DataParams, FlParams, Partition};
 use super::redeem;
 use super::settle::{SettleReport, settle};
@@ -73,8 +74,12 @@ pub fn build_data(p: &DataParams, n: usize, rng: &mut Rng) -> Federated {
     fed
 }
 
-/// Runs the FL network of `p` (FedAvg, honest participants).
-pub fn train(p: &FlParams, ctx: &RunContext) -> Result<NetworkRun, RunError> {
+/// Runs the FL network of `p` (FedAvg, honest participants), saved through `ckpt` when given.
+pub fn train(
+    p: &FlParams,
+    ctx: &RunContext,
+    ckpt: Option<&Checkpointer>,
+) -> Result<NetworkRun, RunError> {
     let n = p.participants as usize;
     let mut trainer = LogRegTrainer {
         data: build_data(&p.data, n, &mut ctx.rng("fl/data")),
@@ -86,7 +91,7 @@ pub fn train(p: &FlParams, ctx: &RunContext) -> Result<NetworkRun, RunError> {
     };
     let devices = p.devices.profiles(n, &mut ctx.rng("fl/devices"))?;
     let mut rngs = NetworkRngs::from_ctx(ctx);
-    run_network(
+    run_network_saved(
         &p.network,
         &devices,
         Plugins {
@@ -96,6 +101,7 @@ pub fn train(p: &FlParams, ctx: &RunContext) -> Result<NetworkRun, RunError> {
         },
         &mut rngs,
         &mut |_, _, _| Ok(()),
+        ckpt,
     )
 }
 
@@ -340,23 +346,45 @@ impl Experiment for FlExperiment {
     }
 
     fn run(&self, p: &FlParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
-        let run = train(p, ctx)?;
-        let rep = settle(
-            &p.settlement,
-            &p.chain,
-            &run,
-            p.participants as usize,
-            ctx.rng("fl/chain"),
-            ctx.rng("fl/settle"),
-        )?;
-        let mut out = RunOutput::default();
-        export(p, &run, &rep, &mut out);
-        if let Some(c) = &p.circuits {
-            export_circuits(c, ctx.seed, &mut out)?;
-        }
-        out.trace = ctx.tracer();
-        timeline::network(&run, p.network.aggregation_s, "fl", &mut out.trace);
-        timeline::chain(&rep, p.chain.slot_s, &mut out.trace);
-        Ok(out)
+        run_with(p, ctx, None)
     }
+
+    const CHECKPOINTS: bool = true;
+
+    /// Saves the network's rounds; settlement on the chain (revm, after the rounds) and the
+    /// circuit measurements are recomputed on resume.
+    fn run_checkpointed(
+        &self,
+        p: &FlParams,
+        ctx: &RunContext,
+        ckpt: &Checkpointer,
+    ) -> Result<RunOutput, RunError> {
+        run_with(p, ctx, Some(ckpt))
+    }
+}
+
+/// One run of `p`, its network rounds saved through `ckpt` when given.
+fn run_with(
+    p: &FlParams,
+    ctx: &RunContext,
+    ckpt: Option<&Checkpointer>,
+) -> Result<RunOutput, RunError> {
+    let run = train(p, ctx, ckpt)?;
+    let rep = settle(
+        &p.settlement,
+        &p.chain,
+        &run,
+        p.participants as usize,
+        ctx.rng("fl/chain"),
+        ctx.rng("fl/settle"),
+    )?;
+    let mut out = RunOutput::default();
+    export(p, &run, &rep, &mut out);
+    if let Some(c) = &p.circuits {
+        export_circuits(c, ctx.seed, &mut out)?;
+    }
+    out.trace = ctx.tracer();
+    timeline::network(&run, p.network.aggregation_s, "fl", &mut out.trace);
+    timeline::chain(&rep, p.chain.slot_s, &mut out.trace);
+    Ok(out)
 }

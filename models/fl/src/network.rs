@@ -14,10 +14,11 @@
 //! and adversary, and a per-round observer callback.
 
 use nexosim::ports::{EventQueueReader, EventSinkReader, EventSource, SinkState, event_queue};
-use nexosim::simulation::{EventId, Mailbox, Simulation};
+use nexosim::simulation::{EventId, Mailbox, SimInit, Simulation};
 use rand::Rng as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use sim::checkpoint::Checkpointer;
 use sim::components::link::Link;
 use sim::engine::{self, T0, secs, t_s};
 use sim::experiment::{RunContext, RunError};
@@ -128,7 +129,7 @@ pub struct ClientRound {
 }
 
 /// The whole run of the network.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct NetworkRun {
     /// One record per round.
     pub rounds: Vec<RoundRecord>,
@@ -164,6 +165,7 @@ pub struct Plugins<'a> {
 }
 
 /// Random streams of a network run.
+#[derive(Serialize, Deserialize)]
 pub struct NetworkRngs {
     /// Selection, availability and dropouts.
     pub net: Rng,
@@ -184,15 +186,34 @@ impl NetworkRngs {
     }
 }
 
-struct Bench {
-    simu: Simulation,
+struct Bench<Sim> {
+    simu: Sim,
     start: EventId<Vec<PlannedUpload>>,
     open: EventId<RoundOpen>,
     arrivals: EventQueueReader<Arrival>,
     closed: EventQueueReader<RoundClosed>,
 }
 
-fn bench(cfg: &NetworkConfig) -> Result<Bench, RunError> {
+/// A network run saved at a round boundary (see [`run_network_saved`]).
+#[derive(Deserialize)]
+struct Saved {
+    next_round: u32,
+    global: ModelParams,
+    run: NetworkRun,
+    rngs: NetworkRngs,
+}
+
+/// [`Saved`] by reference, for writing (the same fields in the same order).
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    next_round: u32,
+    global: &'a ModelParams,
+    run: &'a NetworkRun,
+    rngs: &'a NetworkRngs,
+}
+
+/// The bench of the network, not yet initialised.
+fn bench(cfg: &NetworkConfig) -> Bench<SimInit> {
     let mut clients = Clients::default();
     let mut link = Link::new(
         cfg.server_latency_ms * 1e-3,
@@ -216,15 +237,35 @@ fn bench(cfg: &NetworkConfig) -> Result<Bench, RunError> {
     let simu = b
         .add_model(clients, cm, "clients")
         .add_model(link, lm, "ingress")
-        .add_model(coord, om, "coordinator")
-        .init(T0)?;
-    Ok(Bench {
+        .add_model(coord, om, "coordinator");
+    Bench {
         simu,
         start,
         open,
         arrivals,
         closed,
-    })
+    }
+}
+
+impl Bench<SimInit> {
+    /// The bench initialised at [`T0`], or restored with the state `ckpt` saved.
+    fn start(
+        self,
+        ckpt: Option<&Checkpointer>,
+    ) -> Result<(Bench<Simulation>, Option<Saved>), RunError> {
+        let (simu, saved) = match ckpt {
+            Some(ckpt) => ckpt.start(self.simu)?,
+            None => (self.simu.init(T0)?, None),
+        };
+        let bench = Bench {
+            simu,
+            start: self.start,
+            open: self.open,
+            arrivals: self.arrivals,
+            closed: self.closed,
+        };
+        Ok((bench, saved))
+    }
 }
 
 /// Runs `cfg.rounds` rounds over the participants `devices` (one per trainer client) with the
@@ -237,6 +278,22 @@ pub fn run_network(
     rngs: &mut NetworkRngs,
     observer: &mut dyn FnMut(&RoundRecord, &ModelParams, &ModelParams) -> Result<(), PluginError>,
 ) -> Result<NetworkRun, RunError> {
+    run_network_saved(cfg, devices, plug, rngs, observer, None)
+}
+
+/// [`run_network`], saving the engine, the global model, the rounds so far and the random streams
+/// through `ckpt` at the first round boundary after each checkpoint interval, and continuing from
+/// the saved round when there is one. Only for plug-ins without state of their own across rounds
+/// (the trainer's data are rebuilt from the run's seed; FedAvg and an honest network keep none);
+/// `observer` sees only the rounds run after a restore.
+pub fn run_network_saved(
+    cfg: &NetworkConfig,
+    devices: &[DeviceProfile],
+    plug: Plugins<'_>,
+    rngs: &mut NetworkRngs,
+    observer: &mut dyn FnMut(&RoundRecord, &ModelParams, &ModelParams) -> Result<(), PluginError>,
+    ckpt: Option<&Checkpointer>,
+) -> Result<NetworkRun, RunError> {
     let n = plug.trainer.num_clients();
     if devices.len() != n {
         return Err(RunError::Model(format!(
@@ -244,13 +301,23 @@ pub fn run_network(
             devices.len()
         )));
     }
-    let mut b = bench(cfg)?;
-    let mut global = plug.trainer.init(&mut rngs.train);
-    let mut run = NetworkRun {
-        initial: plug.trainer.evaluate(&global)?,
-        ..NetworkRun::default()
+    let (mut b, saved) = bench(cfg).start(ckpt)?;
+    let (first, mut global, mut run) = match saved {
+        Some(saved) => {
+            *rngs = saved.rngs;
+            (saved.next_round, saved.global, saved.run)
+        }
+        None => {
+            let global = plug.trainer.init(&mut rngs.train);
+            let run = NetworkRun {
+                initial: plug.trainer.evaluate(&global)?,
+                ..NetworkRun::default()
+            };
+            (0, global, run)
+        }
     };
-    for round in 0..cfg.rounds {
+    let mut last_save = b.simu.time();
+    for round in first..cfg.rounds {
         let open_s = t_s(b.simu.time());
         let mut rec = RoundRecord {
             round,
@@ -365,6 +432,24 @@ pub fn run_network(
         run.rounds.push(rec);
         let resume = b.simu.time() + secs(cfg.aggregation_s);
         b.simu.step_until(resume)?;
+        if let Some(ckpt) = ckpt
+            && round + 1 < cfg.rounds
+            && ckpt.due(last_save, b.simu.time())
+        {
+            // Arrivals still queued belong to finished rounds, which the driver never reads again.
+            while b.arrivals.try_read().is_some() {}
+            let state = SavedRef {
+                next_round: round + 1,
+                global: &global,
+                run: &run,
+                rngs: &*rngs,
+            };
+            ckpt.save(&mut b.simu, &state)?;
+            last_save = b.simu.time();
+        }
+    }
+    if let Some(ckpt) = ckpt {
+        ckpt.finish()?;
     }
     run.model = global;
     Ok(run)

@@ -110,6 +110,7 @@ impl Experiment for FpgaExperiment {
     type Params = FpgaParams;
     const NAME: &'static str = "fpga";
     const DESCRIPTION: &'static str = "QUARK shared nonlinear circuits on an FPGA Transformer accelerator vs separate units and a GPU; SpecQuant W4A4 quality";
+    const NO_CHECKPOINTS_WHY: &'static str = "its runs are batched numerics (quantizing and evaluating real weights, then one short operator-pipeline simulation) with no event loop to save mid-run; an interrupted sweep resumes run by run with --resume";
     const PRESETS: &'static [PresetSlot] = &[
         PresetSlot {
             key: "fpga",

@@ -33,6 +33,8 @@
 
 use nexosim::ports::{EventSinkReader, QuerySource, SinkState, event_queue};
 use nexosim::simulation::Mailbox;
+use serde::{Deserialize, Serialize};
+use sim::checkpoint::Checkpointer;
 use sim::components::dvfs::{DvfsDomain, DvfsState};
 use sim::components::energy::{EnergyMeter, EnergyReport};
 use sim::components::ticker::Ticker;
@@ -101,6 +103,16 @@ pub struct SimResult {
     pub log: EngineLog,
     /// Where the scheduler ran the host (`None` unless the stock trio placed it by EAS).
     pub host: Option<HostStats>,
+    /// What the timeline lacks, when it lacks something (a resume of an untraced checkpoint).
+    pub trace_note: Option<String>,
+}
+
+/// A saved simulation: the requests finished so far, and whether its engine keeps the log the
+/// timeline is drawn from.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    done: Vec<RequestDone>,
+    logged: bool,
 }
 
 /// Power-source id of the first CPU cluster other than the CPU domain (after the three domains
@@ -143,6 +155,28 @@ pub fn simulate_with(
     series_interval_s: f64,
     dash: Option<DashEngine>,
     trace: bool,
+) -> Result<SimResult, RunError> {
+    simulate_saved(
+        cost,
+        policy,
+        arrivals,
+        lengths,
+        rng,
+        (series_interval_s, dash, trace),
+        None,
+    )
+}
+
+/// [`simulate_with`] (its series interval, DASH plan and trace flag in `opts`), saving the bench
+/// through `ckpt` and continuing from its saved state when it has one.
+pub fn simulate_saved(
+    cost: &CostModel,
+    policy: &Policy,
+    arrivals: Arrivals,
+    lengths: Vec<(u64, u64)>,
+    rng: Rng,
+    (series_interval_s, dash, trace): (f64, Option<DashEngine>, bool),
+    ckpt: Option<&Checkpointer>,
 ) -> Result<SimResult, RunError> {
     let init = INITIAL_OPP;
     let mut doms: Vec<DvfsDomain> = Domain::ALL
@@ -393,9 +427,29 @@ pub fn simulate_with(
     if let Some((p, m)) = pinner {
         b = b.add_model(p, m, "pinner");
     }
-    let mut simu = b.init(T0)?;
-    simu.run()?;
-    let done: Vec<RequestDone> = std::iter::from_fn(|| done_reader.try_read()).collect();
+    let (mut simu, done, trace_note) = match ckpt {
+        None => {
+            let mut simu = b.init(T0)?;
+            simu.run()?;
+            let done: Vec<RequestDone> = std::iter::from_fn(|| done_reader.try_read()).collect();
+            (simu, done, None)
+        }
+        Some(ckpt) => {
+            let (mut simu, saved) = ckpt.start::<Saved>(b)?;
+            let unlogged = saved.as_ref().is_some_and(|s| trace && !s.logged);
+            let mut saved = saved.unwrap_or(Saved {
+                done: Vec::new(),
+                logged: trace,
+            });
+            ckpt.drive(&mut simu, &mut saved, |s| {
+                s.done.extend(std::iter::from_fn(|| done_reader.try_read()));
+            })?;
+            let note = unlogged.then(|| {
+                "resumed from a checkpoint written without --trace: its per-layer cpu/gpu/mem tracks and frequency and power counters are missing (request phases and the series are whole); run again with --trace from the start for them".to_owned()
+            });
+            (simu, saved.done, note)
+        }
+    };
     let monitor = simu.process_query(&report_q, ())?;
     let meter = simu.process_query(&meter_q, ())?;
     let steps = simu.process_query(&steps_q, ())?;
@@ -418,6 +472,7 @@ pub fn simulate_with(
         dash,
         log,
         host,
+        trace_note,
     })
 }
 
@@ -648,88 +703,113 @@ impl Experiment for MobileExperiment {
     }
 
     fn run(&self, p: &MobileParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
-        let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());
-        let mut out = RunOutput::default();
-        // the model's split of a decode token at the top OPPs (the two-point calibration's figures)
-        let split = calibrate::model_split(&cost, calibrate::EXAMPLE_CONTEXT);
-        out.metric("model_decode_gpu_ms_at_top", split.gpu_ms)
-            .metric("model_decode_other_ms_at_top", split.other_ms);
-        let top = Domain::ALL.map(|d| cost.soc.domain(d).len() - 1);
-        let one = |t: [usize; 3]| Policy::Pinned {
-            bounds: Vec::new(),
-            table: vec![[t, t]],
-        };
-        let policy = match &p.governor {
-            GovernorChoice::Stock => Policy::Stock(p.stock.clone()),
-            GovernorChoice::Performance => one(top),
-            GovernorChoice::Powersave => one([0, 0, 0]),
-            GovernorChoice::Fixed { cpu, gpu, mem } => one([*cpu, *gpu, *mem]),
-            GovernorChoice::Fuse => {
-                let table = fuse_table(
-                    &cost,
-                    &p.stock,
-                    &p.fuse,
-                    ctx.rng("mobile/fuse-calibration"),
-                    &mut out,
-                )?;
-                for (i, row) in table.iter().enumerate() {
-                    for (ph, t) in ["prefill", "decode"].iter().zip(row) {
-                        for d in Domain::ALL {
-                            out.metric(
-                                format!("fuse_r{i}_{ph}_{}_mhz", d.name()),
-                                cost.soc.domain(d).opps_mhz[t[d as usize]],
-                            );
-                        }
+        run_with(p, ctx, None)
+    }
+
+    const CHECKPOINTS: bool = true;
+
+    /// Saves the run's main simulation (and DASH's unskipped one, stage `plain`); the FUSE table
+    /// and DASH's training before them are recomputed on resume (deterministic from the run's seed).
+    fn run_checkpointed(
+        &self,
+        p: &MobileParams,
+        ctx: &RunContext,
+        ckpt: &Checkpointer,
+    ) -> Result<RunOutput, RunError> {
+        run_with(p, ctx, Some(ckpt))
+    }
+}
+
+/// One run of `p`, its simulations saved through `ckpt` when given.
+fn run_with(
+    p: &MobileParams,
+    ctx: &RunContext,
+    ckpt: Option<&Checkpointer>,
+) -> Result<RunOutput, RunError> {
+    let cost = CostModel::new(p.soc.clone(), p.llm.clone(), p.engine.clone());
+    let mut out = RunOutput::default();
+    // the model's split of a decode token at the top OPPs (the two-point calibration's figures)
+    let split = calibrate::model_split(&cost, calibrate::EXAMPLE_CONTEXT);
+    out.metric("model_decode_gpu_ms_at_top", split.gpu_ms)
+        .metric("model_decode_other_ms_at_top", split.other_ms);
+    let top = Domain::ALL.map(|d| cost.soc.domain(d).len() - 1);
+    let one = |t: [usize; 3]| Policy::Pinned {
+        bounds: Vec::new(),
+        table: vec![[t, t]],
+    };
+    let policy = match &p.governor {
+        GovernorChoice::Stock => Policy::Stock(p.stock.clone()),
+        GovernorChoice::Performance => one(top),
+        GovernorChoice::Powersave => one([0, 0, 0]),
+        GovernorChoice::Fixed { cpu, gpu, mem } => one([*cpu, *gpu, *mem]),
+        GovernorChoice::Fuse => {
+            let table = fuse_table(
+                &cost,
+                &p.stock,
+                &p.fuse,
+                ctx.rng("mobile/fuse-calibration"),
+                &mut out,
+            )?;
+            for (i, row) in table.iter().enumerate() {
+                for (ph, t) in ["prefill", "decode"].iter().zip(row) {
+                    for d in Domain::ALL {
+                        out.metric(
+                            format!("fuse_r{i}_{ph}_{}_mhz", d.name()),
+                            cost.soc.domain(d).opps_mhz[t[d as usize]],
+                        );
                     }
                 }
-                Policy::Pinned {
-                    bounds: p.fuse.range_bounds.clone(),
-                    table,
-                }
             }
-        };
-        let mut rng = ctx.rng("mobile/lengths");
-        let (lengths, times) = request_lengths(p, &mut rng)?;
-        let arrivals = match p.workload.arrivals {
-            ArrivalKind::Closed => Arrivals::Closed {
-                think_s: p.workload.think_s,
-            },
-            ArrivalKind::Poisson => Arrivals::Poisson {
-                rate_per_s: p.workload.rate_per_s,
-            },
-            ArrivalKind::Trace => Arrivals::Trace { arrival_s: times },
-        };
-        let plan = if p.dash.enabled {
-            Some(dash_plan(p, &mut out)?)
-        } else {
-            None
-        };
-        let r = simulate_with(
+            Policy::Pinned {
+                bounds: p.fuse.range_bounds.clone(),
+                table,
+            }
+        }
+    };
+    let mut rng = ctx.rng("mobile/lengths");
+    let (lengths, times) = request_lengths(p, &mut rng)?;
+    let arrivals = match p.workload.arrivals {
+        ArrivalKind::Closed => Arrivals::Closed {
+            think_s: p.workload.think_s,
+        },
+        ArrivalKind::Poisson => Arrivals::Poisson {
+            rate_per_s: p.workload.rate_per_s,
+        },
+        ArrivalKind::Trace => Arrivals::Trace { arrival_s: times },
+    };
+    let plan = if p.dash.enabled {
+        Some(dash_plan(p, &mut out)?)
+    } else {
+        None
+    };
+    let r = simulate_saved(
+        &cost,
+        &policy,
+        arrivals.clone(),
+        lengths.clone(),
+        ctx.rng("mobile/arrivals"),
+        (p.series_interval_s, plan, ctx.is_traced()),
+        ckpt,
+    )?;
+    export(&r, &mut out);
+    out.trace = timeline::record(&r, &cost, ctx);
+    if let Some(note) = &r.trace_note {
+        out.trace.note(note.as_str());
+    }
+    if p.dash.enabled {
+        // the same requests without skipping, for DASH's speedup and energy change
+        let plain = simulate_saved(
             &cost,
             &policy,
-            arrivals.clone(),
-            lengths.clone(),
+            arrivals,
+            lengths,
             ctx.rng("mobile/arrivals"),
-            p.series_interval_s,
-            plan,
-            ctx.is_traced(),
+            (0.0, None, false),
+            ckpt.map(|c| c.stage("plain")).as_ref(),
         )?;
-        export(&r, &mut out);
-        out.trace = timeline::record(&r, &cost, ctx);
-        if p.dash.enabled {
-            // the same requests without skipping, for DASH's speedup and energy change
-            let plain = simulate(
-                &cost,
-                &policy,
-                arrivals,
-                lengths,
-                ctx.rng("mobile/arrivals"),
-                0.0,
-            )?;
-            dash_metrics(&plain, &r, &mut out);
-        }
-        Ok(out)
+        dash_metrics(&plain, &r, &mut out);
     }
+    Ok(out)
 }
 
 /// DASH's engine plan: the policy trained and evaluated on the real decoder (metrics of that

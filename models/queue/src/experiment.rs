@@ -77,10 +77,7 @@ impl Experiment for QueueExperiment {
         let (mut simu, saved) = ckpt.start::<Vec<Completed>>(bench)?;
         let mut completed = saved.unwrap_or_default();
         ckpt.drive(&mut simu, &mut completed, |completed| {
-            while let Some(c) = done.try_read() {
-                completed.push(c);
-            }
-            completed.len() as u64 >= p.customers
+            completed.extend(std::iter::from_fn(|| done.try_read()));
         })?;
         summarise(p, &completed, ctx)
     }

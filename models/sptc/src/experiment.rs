@@ -318,6 +318,7 @@ impl Experiment for SptcExperiment {
     type Params = SptcParams;
     const NAME: &'static str = "sptc";
     const DESCRIPTION: &'static str = "Samoyeds: dual-side structured-sparse MoE kernels on GPUs with sparse tensor cores vs dense, 2:4 weight-only and MegaBlocks-style kernels";
+    const NO_CHECKPOINTS_WHY: &'static str = "its runs are short batched numerics (routing, tile plans and kernel timings computed up front, then a few kernel-level engine runs of seconds), with nothing to continue mid-run; an interrupted sweep resumes run by run with --resume";
     const PRESETS: &'static [PresetSlot] = &[
         PresetSlot {
             key: "gpu",

@@ -18,6 +18,8 @@
 
 use nexosim::ports::{EventQueueReader, EventSinkReader, QuerySource, SinkState, event_queue};
 use nexosim::simulation::Mailbox;
+use serde::{Deserialize, Serialize};
+use sim::checkpoint::Checkpointer;
 use sim::components::link::{Delivered, Link, LinkStats};
 use sim::components::memory::{MemoryPool, MemoryStats, MemoryUsage};
 use sim::engine::{self, T0};
@@ -273,6 +275,24 @@ pub struct Outcome {
 
 /// Executes `s` in the engine over `fabric`.
 pub fn execute(s: &Setup, fabric: &Fabric) -> Result<Outcome, RunError> {
+    execute_saved(s, fabric, None)
+}
+
+/// What an execution's sinks collected: every transfer each way and every change of device memory.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Collected {
+    h2d: Vec<Delivered>,
+    d2h: Vec<Delivered>,
+    usage: Vec<MemoryUsage>,
+}
+
+/// [`execute`], saving the engine and what its sinks collected through `ckpt` when given, and
+/// continuing from the saved state when there is one.
+fn execute_saved(
+    s: &Setup,
+    fabric: &Fabric,
+    ckpt: Option<&Checkpointer>,
+) -> Result<Outcome, RunError> {
     let cap = s.graph.tensors.len() + 64;
     let mut device = Device::new(
         s.graph.clone(),
@@ -319,26 +339,44 @@ pub fn execute(s: &Setup, fabric: &Fabric) -> Result<Outcome, RunError> {
     let d2h_s = QuerySource::new()
         .connect(Link::stats, &d2h_mb)
         .register(&mut b);
-    let mut simu = b
+    let bench = b
         .add_model(device, dev_mb, "device")
         .add_model(pool, pool_mb, "hbm")
         .add_model(h2d, h2d_mb, "h2d")
-        .add_model(d2h, d2h_mb, "d2h")
-        .init(T0)?;
-    simu.process_event(&start, ())?;
-    simu.run()?;
-    let device = simu.process_query(&report, ())?;
-    fn drain<T: Send + 'static>(q: &mut EventQueueReader<T>) -> Vec<T> {
-        std::iter::from_fn(|| q.try_read()).collect()
+        .add_model(d2h, d2h_mb, "d2h");
+    fn drain<T: Send + 'static>(q: &mut EventQueueReader<T>, into: &mut Vec<T>) {
+        into.extend(std::iter::from_fn(|| q.try_read()));
     }
+    let mut collect = |c: &mut Collected| {
+        drain(&mut h2d_q, &mut c.h2d);
+        drain(&mut d2h_q, &mut c.d2h);
+        drain(&mut usage_q, &mut c.usage);
+    };
+    let (mut simu, saved) = match ckpt {
+        Some(ckpt) => ckpt.start::<Collected>(bench)?,
+        None => (bench.init(T0)?, None),
+    };
+    let restored = saved.is_some();
+    let mut got = saved.unwrap_or_default();
+    if !restored {
+        simu.process_event(&start, ())?;
+    }
+    match ckpt {
+        Some(ckpt) => ckpt.drive(&mut simu, &mut got, collect)?,
+        None => {
+            simu.run()?;
+            collect(&mut got);
+        }
+    }
+    let device = simu.process_query(&report, ())?;
     Ok(Outcome {
         memory: simu.process_query(&mem, ())?,
         h2d: simu.process_query(&h2d_s, ())?,
         d2h: simu.process_query(&d2h_s, ())?,
         device,
-        h2d_transfers: drain(&mut h2d_q),
-        d2h_transfers: drain(&mut d2h_q),
-        usage: drain(&mut usage_q),
+        h2d_transfers: got.h2d,
+        d2h_transfers: got.d2h,
+        usage: got.usage,
     })
 }
 
@@ -398,135 +436,157 @@ impl Experiment for SupernodeExperiment {
     }
 
     fn run(&self, p: &SupernodeParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
-        let s = setup(p, build_graph(p, ctx))?;
-        let o = execute(&s, &p.fabric)?;
-        if let Some(e) = &o.device.error {
-            return Err(RunError::Model(format!(
-                "strategy {}: {e}",
-                p.strategy.name()
-            )));
-        }
-        let latency_s = o
-            .device
-            .finished_s
-            .ok_or_else(|| RunError::Model("the program did not finish".into()))?;
-        let mut out = RunOutput::default();
-        let flops = s.graph.flops();
-        let hbm_bytes: f64 = (0..s.graph.ops.len())
-            .map(|o| s.graph.op_hbm_bytes(o))
-            .sum();
-        // the transfer-free time: what `ideal` measures (one in-order stream, no waits)
-        let compute_s: f64 = s.op_time_s.iter().sum();
-        out.metric("latency_s", latency_s)
-            .metric("peak_device_bytes", o.memory.peak_bytes as f64)
-            .metric("no_offload_peak_bytes", s.no_offload_peak_bytes as f64)
-            .metric(
-                "peak_frac_of_no_offload",
-                o.memory.peak_bytes as f64 / s.no_offload_peak_bytes.max(1) as f64,
-            )
-            .metric(
-                "peak_saving_pct",
-                100.0 * (1.0 - o.memory.peak_bytes as f64 / s.no_offload_peak_bytes.max(1) as f64),
-            )
-            .metric("transfer_free_s", compute_s)
-            .metric("slowdown_pct", 100.0 * (latency_s / compute_s - 1.0))
-            .metric(
-                "compute_intensity_flop_per_byte",
-                flops / hbm_bytes.max(1.0),
-            )
-            .metric(
-                "machine_balance_flop_per_byte",
-                p.accel.peak_flops * p.accel.compute_efficiency
-                    / (p.accel.hbm_bandwidth_bytes_per_s * p.accel.hbm_efficiency),
-            )
-            .metric("exposed_transfer_s", o.device.exposed_s)
-            .metric(
-                "exposed_frac",
-                o.device.exposed_s / latency_s.max(f64::MIN_POSITIVE),
-            )
-            .metric("compute_busy_s", o.device.compute_busy_s)
-            .metric(
-                "compute_utilization",
-                o.device.compute_busy_s / latency_s.max(f64::MIN_POSITIVE),
-            )
-            .metric(
-                "mfu",
-                flops / (latency_s.max(f64::MIN_POSITIVE) * p.accel.peak_flops),
-            )
-            .metric("demand_fetches", o.device.demand_fetches as f64)
-            .metric("lru_evictions", o.device.lru_evictions as f64)
-            .metric("ops", s.graph.ops.len() as f64)
-            .metric("graph_flops", flops);
-        let ends = &o.device.token_ends_s;
-        let steps = match p.workload {
-            Workload::Decode { steps, .. } => Some(steps),
-            Workload::Request { decode_steps, .. } => Some(decode_steps),
-            _ => None,
-        };
-        if let Some(steps) = steps {
-            let order: Vec<OpId> = s
-                .program
-                .iter()
-                .filter_map(|i| match *i {
-                    Instr::Compute(o) => Some(o),
-                    _ => None,
-                })
-                .collect();
-            let free = Phases::transfer_free(&s.graph, &order, &s.op_time_s);
-            let got = Phases::from_token_ends(ends, latency_s);
-            let pct = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| 100.0 * (a / b - 1.0));
-            if let Some(x) = pct(got.first_token_s, free.first_token_s) {
-                out.metric("first_token_slowdown_pct", x);
-            }
-            if let Some(x) = pct(got.decode_token_s, free.decode_token_s) {
-                out.metric("decode_token_slowdown_pct", x);
-            }
-            // decode tokens end at the `s*.lm_head` operators (a request's prefill ends at the
-            // first `lm_head`, which the differences below exclude)
-            let per_token = if ends.len() >= 2 {
-                (ends[ends.len() - 1] - ends[0]) / (ends.len() - 1) as f64
-            } else {
-                latency_s
-            };
-            out.metric("per_token_latency_ms", per_token * 1e3)
-                .metric("tokens", f64::from(steps));
-        }
-        if s.mode == Mode::Swap {
-            out.metric("budget_bytes", s.capacity_bytes as f64);
-        }
-        if let Some(plan) = &s.plan {
-            out.metric("planned_peak_bytes", plan.planned_peak_bytes as f64)
-                .metric("estimated_latency_s", plan.estimated_time_s)
-                .metric(
-                    "order_refined",
-                    if plan.order.windows(2).all(|w| w[0] < w[1]) {
-                        0.0
-                    } else {
-                        1.0
-                    },
-                )
-                .metric(
-                    "cache_ops",
-                    plan.program
-                        .iter()
-                        .filter(|i| !matches!(i, Instr::Compute(_)))
-                        .count() as f64,
-                );
-        }
-        // `h2d_bytes`/`d2h_bytes` come from the links; they equal the device's accounting (tested).
-        o.h2d.export("h2d", &mut out.metrics);
-        o.d2h.export("d2h", &mut out.metrics);
-        if p.gantt {
-            gantt(&o, &mut out);
-        }
-        out.trace = timeline(&s, &o, ctx);
-        if let Some(t) = &p.request_trace {
-            let served = serving::serve(p, t, ctx)?;
-            serving::export(&served, &mut out);
-            serving::timeline(&served, &mut out.trace);
-        }
-        Ok(out)
+        run_with(p, ctx, None)
     }
+
+    const CHECKPOINTS: bool = true;
+
+    /// Saves the device's execution, and the served requests of a `request_trace` (stage `serve`);
+    /// the compile pass before the execution is recomputed on resume.
+    fn run_checkpointed(
+        &self,
+        p: &SupernodeParams,
+        ctx: &RunContext,
+        ckpt: &Checkpointer,
+    ) -> Result<RunOutput, RunError> {
+        run_with(p, ctx, Some(ckpt))
+    }
+}
+
+/// One run of `p`, its execution (and trace serving) saved through `ckpt` when given.
+fn run_with(
+    p: &SupernodeParams,
+    ctx: &RunContext,
+    ckpt: Option<&Checkpointer>,
+) -> Result<RunOutput, RunError> {
+    let s = setup(p, build_graph(p, ctx))?;
+    let o = execute_saved(&s, &p.fabric, ckpt)?;
+    if let Some(e) = &o.device.error {
+        return Err(RunError::Model(format!(
+            "strategy {}: {e}",
+            p.strategy.name()
+        )));
+    }
+    let latency_s = o
+        .device
+        .finished_s
+        .ok_or_else(|| RunError::Model("the program did not finish".into()))?;
+    let mut out = RunOutput::default();
+    let flops = s.graph.flops();
+    let hbm_bytes: f64 = (0..s.graph.ops.len())
+        .map(|o| s.graph.op_hbm_bytes(o))
+        .sum();
+    // the transfer-free time: what `ideal` measures (one in-order stream, no waits)
+    let compute_s: f64 = s.op_time_s.iter().sum();
+    out.metric("latency_s", latency_s)
+        .metric("peak_device_bytes", o.memory.peak_bytes as f64)
+        .metric("no_offload_peak_bytes", s.no_offload_peak_bytes as f64)
+        .metric(
+            "peak_frac_of_no_offload",
+            o.memory.peak_bytes as f64 / s.no_offload_peak_bytes.max(1) as f64,
+        )
+        .metric(
+            "peak_saving_pct",
+            100.0 * (1.0 - o.memory.peak_bytes as f64 / s.no_offload_peak_bytes.max(1) as f64),
+        )
+        .metric("transfer_free_s", compute_s)
+        .metric("slowdown_pct", 100.0 * (latency_s / compute_s - 1.0))
+        .metric(
+            "compute_intensity_flop_per_byte",
+            flops / hbm_bytes.max(1.0),
+        )
+        .metric(
+            "machine_balance_flop_per_byte",
+            p.accel.peak_flops * p.accel.compute_efficiency
+                / (p.accel.hbm_bandwidth_bytes_per_s * p.accel.hbm_efficiency),
+        )
+        .metric("exposed_transfer_s", o.device.exposed_s)
+        .metric(
+            "exposed_frac",
+            o.device.exposed_s / latency_s.max(f64::MIN_POSITIVE),
+        )
+        .metric("compute_busy_s", o.device.compute_busy_s)
+        .metric(
+            "compute_utilization",
+            o.device.compute_busy_s / latency_s.max(f64::MIN_POSITIVE),
+        )
+        .metric(
+            "mfu",
+            flops / (latency_s.max(f64::MIN_POSITIVE) * p.accel.peak_flops),
+        )
+        .metric("demand_fetches", o.device.demand_fetches as f64)
+        .metric("lru_evictions", o.device.lru_evictions as f64)
+        .metric("ops", s.graph.ops.len() as f64)
+        .metric("graph_flops", flops);
+    let ends = &o.device.token_ends_s;
+    let steps = match p.workload {
+        Workload::Decode { steps, .. } => Some(steps),
+        Workload::Request { decode_steps, .. } => Some(decode_steps),
+        _ => None,
+    };
+    if let Some(steps) = steps {
+        let order: Vec<OpId> = s
+            .program
+            .iter()
+            .filter_map(|i| match *i {
+                Instr::Compute(o) => Some(o),
+                _ => None,
+            })
+            .collect();
+        let free = Phases::transfer_free(&s.graph, &order, &s.op_time_s);
+        let got = Phases::from_token_ends(ends, latency_s);
+        let pct = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| 100.0 * (a / b - 1.0));
+        if let Some(x) = pct(got.first_token_s, free.first_token_s) {
+            out.metric("first_token_slowdown_pct", x);
+        }
+        if let Some(x) = pct(got.decode_token_s, free.decode_token_s) {
+            out.metric("decode_token_slowdown_pct", x);
+        }
+        // decode tokens end at the `s*.lm_head` operators (a request's prefill ends at the
+        // first `lm_head`, which the differences below exclude)
+        let per_token = if ends.len() >= 2 {
+            (ends[ends.len() - 1] - ends[0]) / (ends.len() - 1) as f64
+        } else {
+            latency_s
+        };
+        out.metric("per_token_latency_ms", per_token * 1e3)
+            .metric("tokens", f64::from(steps));
+    }
+    if s.mode == Mode::Swap {
+        out.metric("budget_bytes", s.capacity_bytes as f64);
+    }
+    if let Some(plan) = &s.plan {
+        out.metric("planned_peak_bytes", plan.planned_peak_bytes as f64)
+            .metric("estimated_latency_s", plan.estimated_time_s)
+            .metric(
+                "order_refined",
+                if plan.order.windows(2).all(|w| w[0] < w[1]) {
+                    0.0
+                } else {
+                    1.0
+                },
+            )
+            .metric(
+                "cache_ops",
+                plan.program
+                    .iter()
+                    .filter(|i| !matches!(i, Instr::Compute(_)))
+                    .count() as f64,
+            );
+    }
+    // `h2d_bytes`/`d2h_bytes` come from the links; they equal the device's accounting (tested).
+    o.h2d.export("h2d", &mut out.metrics);
+    o.d2h.export("d2h", &mut out.metrics);
+    if p.gantt {
+        gantt(&o, &mut out);
+    }
+    out.trace = timeline(&s, &o, ctx);
+    if let Some(t) = &p.request_trace {
+        let served = serving::serve(p, t, ctx, ckpt.map(|c| c.stage("serve")).as_ref())?;
+        serving::export(&served, &mut out);
+        serving::timeline(&served, &mut out.trace);
+    }
+    Ok(out)
 }
 
 /// The device's timeline: one slice per operator on `device/compute` (named by the operator), one

@@ -8,8 +8,10 @@
 //! slightly underestimates very long answers). Requests with the same lengths give the same
 //! simulation, so each distinct `(prompt, decode steps)` pair runs once.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+use sim::checkpoint::Checkpointer;
 use sim::experiment::{RunContext, RunError, RunOutput};
 use sim::metrics::LatencyHistogram;
 use sim::request_trace::{self, TraceRequest};
@@ -21,7 +23,7 @@ use super::params::{
 };
 
 /// One served request, seconds since the start of the trace.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Served {
     /// The traced request.
     pub request: TraceRequest,
@@ -36,18 +38,35 @@ pub struct Served {
 }
 
 /// What the device needs for a request of given lengths, relative to its start.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Timing {
     first_token_s: f64,
     end_s: f64,
     peak_bytes: u64,
 }
 
-/// Serves the trace of `t` under `p` (whose workload must be `request`).
+/// Serving saved after a request: the requests served so far and the timings simulated.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Progress {
+    served: Vec<Served>,
+    cache: BTreeMap<(u64, u64), Timing>,
+}
+
+/// [`Progress`] by reference, for writing (the same fields in the same order).
+#[derive(Serialize)]
+struct ProgressRef<'a> {
+    served: &'a [Served],
+    cache: &'a BTreeMap<(u64, u64), Timing>,
+}
+
+/// Serves the trace of `t` under `p` (whose workload must be `request`), saving its progress
+/// through `ckpt` when the served time has advanced by a checkpoint interval, and continuing from
+/// the saved progress when there is one.
 pub fn serve(
     p: &SupernodeParams,
     t: &RequestTrace,
     ctx: &RunContext,
+    ckpt: Option<&Checkpointer>,
 ) -> Result<Vec<Served>, RunError> {
     let rows = request_trace::load(std::path::Path::new(&t.file)).map_err(RunError::Model)?;
     let rows = &rows[..t
@@ -58,10 +77,18 @@ pub fn serve(
             "request_trace needs workload kind `request`".into(),
         ));
     };
-    let mut cache: HashMap<(u64, u64), Timing> = HashMap::new();
-    let mut free_s = 0.0f64;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
+    let saved = match ckpt {
+        Some(ckpt) => ckpt.load::<Progress>()?,
+        None => None,
+    };
+    let Progress {
+        served: mut out,
+        mut cache,
+    } = saved.unwrap_or_default();
+    let mut free_s = out.last().map_or(0.0, |s| s.end_s);
+    let every_s = ckpt.map_or(f64::INFINITY, |c| c.every().as_secs_f64());
+    let mut last_save_s = free_s;
+    for r in &rows[out.len().min(rows.len())..] {
         let key = (r.prompt_tokens, r.output_tokens);
         let timing = match cache.get(&key) {
             Some(&t) => t,
@@ -80,6 +107,19 @@ pub fn serve(
             peak_bytes: timing.peak_bytes,
         });
         free_s = start_s + timing.end_s;
+        if let Some(ckpt) = ckpt
+            && free_s >= last_save_s + every_s
+            && out.len() < rows.len()
+        {
+            ckpt.save_state(&ProgressRef {
+                served: &out,
+                cache: &cache,
+            })?;
+            last_save_s = free_s;
+        }
+    }
+    if let Some(ckpt) = ckpt {
+        ckpt.finish()?;
     }
     Ok(out)
 }

@@ -4,6 +4,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -12,7 +14,7 @@ use sim::checkpoint::Checkpointer;
 use crate::table::write_bytes_atomic;
 
 /// Where and how often runs save their state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct CheckpointPolicy {
     /// Folder holding `checkpoint.json` and the per-run files.
     pub dir: PathBuf,
@@ -20,6 +22,8 @@ pub struct CheckpointPolicy {
     pub every: Duration,
     /// Identity of the build that writes (and alone may restore) the checkpoints.
     pub build: String,
+    /// Test hook: checkpoints left (over all runs) before the process exits as if killed.
+    pub exit_after: Option<Arc<AtomicU64>>,
 }
 
 /// `checkpoint.json`: what a checkpoint folder belongs to.
@@ -112,6 +116,7 @@ impl CheckpointPolicy {
             dir: dir.to_owned(),
             every,
             build: build.to_owned(),
+            exit_after: None,
         })
     }
 
@@ -126,16 +131,39 @@ impl CheckpointPolicy {
             dir: dir.to_owned(),
             every: Duration::from_secs_f64(info.every_s),
             build: build.to_owned(),
+            exit_after: None,
         })
     }
 
-    /// The checkpointer of run `run`.
+    /// The checkpointer of run `run` (its stages write `run-<run>.<stage>.ckpt` beside it).
     pub fn for_run(&self, run: u64) -> Checkpointer {
-        Checkpointer::new(
+        let ckpt = Checkpointer::new(
             self.dir.join(format!("run-{run}.ckpt")),
             self.every,
             self.build.clone(),
-        )
+        );
+        match &self.exit_after {
+            Some(left) => ckpt.exiting_after(Arc::clone(left)),
+            None => ckpt,
+        }
+    }
+
+    /// Test hook: the process exits with status 137, as if killed, right after the `n`-th
+    /// checkpoint written by any run (`n` ≥ 1).
+    pub fn exit_after(mut self, n: u64) -> Self {
+        self.exit_after = Some(Arc::new(AtomicU64::new(n)));
+        self
+    }
+
+    /// Whether run `run` saved a state (of any stage) to continue from.
+    pub fn has_saved(&self, run: u64) -> bool {
+        let (whole, stage) = (format!("run-{run}.ckpt"), format!("run-{run}."));
+        fs::read_dir(&self.dir).is_ok_and(|entries| {
+            entries.filter_map(Result::ok).any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name == whole || (name.starts_with(&stage) && name.ends_with(".ckpt"))
+            })
+        })
     }
 }
 

@@ -280,6 +280,7 @@ impl Experiment for BackdoorExperiment {
     type Params = BackdoorParams;
     const NAME: &'static str = "fl-backdoor";
     const DESCRIPTION: &'static str = "Layer-wise backdoor attacks (full-model, LP, POLAR's RL layer selection) against robust FL aggregation defenses";
+    const NO_CHECKPOINTS_WHY: &'static str = "its rounds carry learning state across rounds (candle models and optimisers, the study's plug-in state) that is not serialised; an interrupted sweep resumes run by run with --resume";
 
     /// The MLP estimate of `learn::common`; for the CNN, the same memory terms with its parameter
     /// count and `6 × MACs` per example-pass (poisoning and defenses add less than a round's

@@ -157,6 +157,7 @@ impl Experiment for LoraExperiment {
     type Params = LoraParams;
     const NAME: &'static str = "fl-lora";
     const DESCRIPTION: &'static str = "Federated LoRA fine-tuning: FedIT, FFA-LoRA, FLoRA, FlexLoRA and FedMomentum (SVD + residual merge) on a non-IID task";
+    const NO_CHECKPOINTS_WHY: &'static str = "its rounds carry learning state across rounds (candle models and optimisers, the study's plug-in state) that is not serialised; an interrupted sweep resumes run by run with --resume";
 
     /// The MLP estimate of `learn::common` (pretraining is a fraction of one round's work).
     fn estimate(&self, p: &LoraParams) -> sim::estimate::ResourceEstimate {

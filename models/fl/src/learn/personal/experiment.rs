@@ -172,6 +172,7 @@ impl Experiment for PersonalExperiment {
     type Params = PersonalParams;
     const NAME: &'static str = "fl-personal";
     const DESCRIPTION: &'static str = "Personalized FL on real digits under feature shift and label skew: pFedNavi (layer selection by mixing coefficients, fine-grained fusion) vs FedAvg, FedAvg+FT, FedPer, Ditto";
+    const NO_CHECKPOINTS_WHY: &'static str = "its rounds carry learning state across rounds (candle models and optimisers, the study's plug-in state) that is not serialised; an interrupted sweep resumes run by run with --resume";
 
     /// The MLP estimate of `learn::common` for 64 pixels and 10 classes, one more method for the
     /// FedAvg reference of the target (pFedNavi's three passes per step and fine-tuning are not
