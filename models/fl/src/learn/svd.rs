@@ -74,6 +74,26 @@ impl Truncated {
             .sum::<f64>()
             .sqrt()
     }
+
+    /// Singular values above `rel_tol × σ₁` (0 for the zero matrix).
+    pub fn numerical_rank(&self, rel_tol: f64) -> usize {
+        let top = self.sigma.first().copied().unwrap_or(0.0);
+        self.sigma
+            .iter()
+            .filter(|s| top > 0.0 && **s > rel_tol * top)
+            .count()
+    }
+
+    /// Share of the squared Frobenius norm beyond the kept rank, `Σ_{i>r} σᵢ² / Σ σᵢ²` (0 for the
+    /// zero matrix).
+    pub fn tail_energy(&self) -> f64 {
+        let total: f64 = self.sigma.iter().map(|s| s * s).sum();
+        if total > 0.0 {
+            self.discarded_norm().powi(2) / total
+        } else {
+            0.0
+        }
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +119,18 @@ mod tests {
                 .sqrt();
             assert!((err - t.discarded_norm()).abs() < 1e-10, "r={r}: {err}");
         }
+        let t = truncated(&m, rows, cols, 3).unwrap();
+        assert_eq!(t.numerical_rank(1e-9), 9);
+        let e: f64 = t.sigma.iter().map(|s| s * s).sum();
+        assert!((t.tail_energy() - t.discarded_norm().powi(2) / e).abs() < 1e-12);
+        // A rank-2 matrix: two non-zero singular values.
+        let low: Vec<f64> = (0..rows * cols)
+            .map(|k| ((k / cols) as f64) * 0.3 + ((k % cols) as f64) * ((k / cols) % 2) as f64)
+            .collect();
+        assert_eq!(
+            truncated(&low, rows, cols, 1).unwrap().numerical_rank(1e-9),
+            2
+        );
         let full = truncated(&m, rows, cols, 9).unwrap();
         assert!(full.discarded_norm() == 0.0);
         assert!(full.sigma.windows(2).all(|w| w[0] >= w[1]));

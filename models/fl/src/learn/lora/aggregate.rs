@@ -75,7 +75,17 @@ pub struct LayerAggregate {
     pub downlink_floats: usize,
     /// Frobenius norm of the part of `Σ pᵢBᵢAᵢ` that the new global model does not contain.
     pub lost_norm: f64,
+    /// Numerical rank of `Σ pᵢBᵢAᵢ` (singular values above [`RANK_TOL`] × σ₁): above r when the
+    /// clients' rank-r updates point in different directions.
+    pub update_rank: usize,
+    /// Share of `‖Σ pᵢBᵢAᵢ‖²_F` beyond its top r singular directions (what no rank-r factor pair
+    /// can hold).
+    pub tail_energy: f64,
 }
+
+/// Relative singular-value threshold of [`LayerAggregate::update_rank`] (f32 factors: products
+/// carry ≈ 1e-7 relative noise, so 1e-4 separates real directions from rounding).
+pub const RANK_TOL: f64 = 1e-4;
 
 /// `Σ pᵢ·Bᵢ·Aᵢ`, row-major `d_out × d_in` (the true weighted average of the client updates).
 pub fn true_average(clients: &[&Lora], p: &[f64]) -> Vec<f64> {
@@ -119,6 +129,8 @@ pub fn aggregate_layer(
     let first = clients[0];
     let (rank, d_in, d_out) = (first.rank, first.d_in, first.d_out);
     let avg = true_average(clients, p);
+    let t = svd::truncated(&avg, d_out, d_in, rank)?;
+    let (update_rank, tail_energy) = (t.numerical_rank(RANK_TOL), t.tail_energy());
     let factor_floats = rank * (d_in + d_out);
     match method {
         LoraMethod::FedIt | LoraMethod::FfaLora => {
@@ -144,6 +156,8 @@ pub fn aggregate_layer(
                 base_delta: None,
                 downlink_floats,
                 lost_norm,
+                update_rank,
+                tail_energy,
             })
         }
         LoraMethod::FLora => Ok(LayerAggregate {
@@ -151,9 +165,10 @@ pub fn aggregate_layer(
             base_delta: Some(avg),
             downlink_floats: clients.len() * factor_floats,
             lost_norm: 0.0,
+            update_rank,
+            tail_energy,
         }),
         LoraMethod::FlexLora | LoraMethod::FedMomentum | LoraMethod::FedMomentumNoResidual => {
-            let t = svd::truncated(&avg, d_out, d_in, rank)?;
             let mut a = vec![0.0f32; rank * d_in];
             let mut b = vec![0.0f32; d_out * rank];
             for k in 0..t.rank {
@@ -186,6 +201,8 @@ pub fn aggregate_layer(
                     base_delta: Some(residual),
                     downlink_floats: factor_floats + residual_floats,
                     lost_norm: 0.0,
+                    update_rank,
+                    tail_energy,
                 })
             } else {
                 Ok(LayerAggregate {
@@ -193,6 +210,8 @@ pub fn aggregate_layer(
                     base_delta: None,
                     downlink_floats: factor_floats,
                     lost_norm: t.discarded_norm(),
+                    update_rank,
+                    tail_energy,
                 })
             }
         }
@@ -241,6 +260,9 @@ mod tests {
         assert_eq!(fedit.lora.product(), vec![0.25; 4]);
         assert!((fedit.lost_norm - frob_diff(&truth, &[0.25; 4])).abs() < 1e-12);
         assert!(fedit.lost_norm > 0.3);
+        // Two rank-1 updates in different directions: the true aggregate has rank 2.
+        assert_eq!(fedit.update_rank, 2);
+        assert!((fedit.tail_energy - 0.5).abs() < 1e-12);
         // FedMomentum keeps the dominant direction and merges the rest: nothing is lost.
         let fm = aggregate_layer(LoraMethod::FedMomentum, &[&c1, &c2], &p, &mut rng).unwrap();
         let total: Vec<f64> = fm

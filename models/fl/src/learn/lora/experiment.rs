@@ -29,8 +29,9 @@ use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 
 use super::adapter;
 use super::aggregate::LoraMethod;
-use super::params::LoraParams;
+use super::params::{LoraData, LoraParams, SyntheticData};
 use super::plugins::{LoraAggregator, LoraTrainer};
+use super::text;
 use crate::devices::DeviceProfile;
 use crate::learn::common::{model_err, rounds_to};
 use crate::learn::net;
@@ -48,6 +49,8 @@ struct Setup {
     clients: Vec<Dataset>,
     test: Dataset,
     devices: Vec<DeviceProfile>,
+    /// Text task only: whether the turns and the encoder are the real ones.
+    real_data: Option<bool>,
 }
 
 /// What one aggregation rule achieved.
@@ -59,28 +62,33 @@ struct Outcome {
     /// Floats downloaded per round (the aggregate broadcast to every client).
     downlink_floats: Vec<usize>,
     lost_norm: f64,
+    /// Mean over rounds and layers of the numerical rank of `Σ pᵢBᵢAᵢ`.
+    update_rank: f64,
+    /// Mean over rounds and layers of the share of `‖Σ pᵢBᵢAᵢ‖²` beyond rank r.
+    tail_energy: f64,
 }
 
 fn setup(p: &LoraParams, ctx: &RunContext) -> Result<Setup, RunError> {
-    let mut rng = ctx.rng("fl-lora/task");
-    let source = Prototypes::new(p.task, &mut rng);
-    let target = source.shifted(p.target_shift, &mut rng);
-    let uniform = vec![1.0; p.task.classes];
-    let pre = source.sample(p.pretrain_samples, &uniform, &mut rng);
-    let mut widths = vec![p.task.dim];
+    let (pre, clients, test, real_data) = match &p.data {
+        LoraData::Synthetic(d) => {
+            let (pre, clients, test) = synthetic_tasks(d, p, ctx);
+            (pre, clients, test, None)
+        }
+        LoraData::ShareGpt(t) => {
+            let corpus = text::corpus(t.tokens).map_err(RunError::Model)?;
+            let clients =
+                corpus.clients(p.clients, p.dirichlet_alpha, &mut ctx.rng("fl-lora/data"));
+            (corpus.pretrain(), clients, corpus.test(), Some(corpus.real))
+        }
+    };
+    let (dim, classes) = p.data.shape();
+    let mut widths = vec![dim];
     widths.extend(&p.hidden);
-    widths.push(p.task.classes);
+    widths.push(classes);
     let mut init_rng = ctx.rng("fl-lora/init");
     let w0 = Weights::init(&widths, &mut init_rng);
     let (e, b, lr) = p.pretrain.tuple();
     let base = nn::train(&w0, &pre, e, b, lr, &mut init_rng).map_err(model_err)?;
-    let mut data_rng = ctx.rng("fl-lora/data");
-    let skew = dirichlet_label_skew(p.clients, p.task.classes, p.dirichlet_alpha, &mut data_rng);
-    let clients = skew
-        .iter()
-        .map(|w| target.sample(p.samples_per_client, w, &mut data_rng))
-        .collect();
-    let test = target.sample(p.test_samples, &uniform, &mut data_rng);
     let devices = p
         .devices
         .profiles(p.clients, &mut ctx.rng("fl-lora/devices"))?;
@@ -89,7 +97,29 @@ fn setup(p: &LoraParams, ctx: &RunContext) -> Result<Setup, RunError> {
         clients,
         test,
         devices,
+        real_data,
     })
+}
+
+/// Pretraining set, client sets and test set of the synthetic tasks.
+fn synthetic_tasks(
+    d: &SyntheticData,
+    p: &LoraParams,
+    ctx: &RunContext,
+) -> (Dataset, Vec<Dataset>, Dataset) {
+    let mut rng = ctx.rng("fl-lora/task");
+    let source = Prototypes::new(d.task, &mut rng);
+    let target = source.shifted(d.target_shift, &mut rng);
+    let uniform = vec![1.0; d.task.classes];
+    let pre = source.sample(d.pretrain_samples, &uniform, &mut rng);
+    let mut data_rng = ctx.rng("fl-lora/data");
+    let skew = dirichlet_label_skew(p.clients, d.task.classes, p.dirichlet_alpha, &mut data_rng);
+    let clients = skew
+        .iter()
+        .map(|w| target.sample(d.samples_per_client, w, &mut data_rng))
+        .collect();
+    let test = target.sample(d.test_samples, &uniform, &mut data_rng);
+    (pre, clients, test)
 }
 
 fn run_method(
@@ -148,6 +178,8 @@ fn run_method(
             .collect(),
         downlink_floats,
         lost_norm: aggregator.lost_norm,
+        update_rank: aggregator.update_rank_sum / aggregator.layer_aggregates.max(1) as f64,
+        tail_energy: aggregator.tail_energy_sum / aggregator.layer_aggregates.max(1) as f64,
         curve,
         run,
     })
@@ -159,14 +191,34 @@ impl Experiment for LoraExperiment {
     const DESCRIPTION: &'static str = "Federated LoRA fine-tuning: FedIT, FFA-LoRA, FLoRA, FlexLoRA and FedMomentum (SVD + residual merge) on a non-IID task";
     const NO_CHECKPOINTS_WHY: &'static str = "its rounds carry learning state across rounds (candle models and optimisers, the study's plug-in state) that is not serialised; an interrupted sweep resumes run by run with --resume";
 
-    /// The MLP estimate of `learn::common` (pretraining is a fraction of one round's work).
+    /// The MLP estimate of `learn::common` (pretraining is a fraction of one round's work; the
+    /// real-text embeddings are computed once per process and not counted per run).
     fn estimate(&self, p: &LoraParams) -> sim::estimate::ResourceEstimate {
+        let (task, samples_per_client, other_samples) = match &p.data {
+            LoraData::Synthetic(d) => (
+                d.task,
+                d.samples_per_client,
+                d.test_samples + d.pretrain_samples,
+            ),
+            LoraData::ShareGpt(_) => {
+                let (dim, classes) = p.data.shape();
+                let task = crate::learn::task::TaskShape {
+                    dim,
+                    classes,
+                    modes: 1,
+                    separation: 1.0,
+                    noise: 1.0,
+                };
+                let turns = text::TURNS_UPPER_BOUND;
+                (task, turns.div_ceil(p.clients.max(1)), turns)
+            }
+        };
         crate::learn::common::mlp_estimate(&crate::learn::common::MlpRun {
             clients: p.clients,
-            task: &p.task,
+            task: &task,
             hidden: &p.hidden,
-            samples_per_client: p.samples_per_client,
-            other_samples: p.test_samples + p.pretrain_samples,
+            samples_per_client,
+            other_samples,
             network: &p.network,
             local: &p.local,
             methods: 1 + p.baselines.len(),
@@ -202,10 +254,20 @@ impl Experiment for LoraExperiment {
                 bytes(&o.uplink_floats, to_target) + bytes(&o.downlink_floats, to_target),
             )
             .metric("lost_norm_per_round", o.lost_norm / rounds as f64)
+            .metric("update_rank", o.update_rank)
+            .metric("tail_energy", o.tail_energy)
+            .metric(
+                "client_examples",
+                s.clients.iter().map(Dataset::len).sum::<usize>() as f64,
+            )
+            .metric("test_examples", s.test.len() as f64)
             .metric(
                 "time_to_target_s",
                 net::time_to(&o.run, &o.curve, p.target_accuracy),
             );
+        if let Some(real) = s.real_data {
+            out.metric("real_data", f64::from(u8::from(real)));
+        }
         net::network_metrics(&mut out, &o.run, "");
         if !p.baselines.is_empty() {
             let mut best_base_acc = f64::NEG_INFINITY;
@@ -253,19 +315,21 @@ mod tests {
             network: crate::learn::net::on_time_network(3),
             devices: DeviceMix::reliable(),
             rank: 2,
-            task: TaskShape {
-                dim: 8,
-                classes: 4,
-                modes: 1,
-                separation: 1.0,
-                noise: 0.8,
-            },
+            data: LoraData::Synthetic(SyntheticData {
+                task: TaskShape {
+                    dim: 8,
+                    classes: 4,
+                    modes: 1,
+                    separation: 1.0,
+                    noise: 0.8,
+                },
+                target_shift: 1.5,
+                samples_per_client: 40,
+                test_samples: 100,
+                pretrain_samples: 200,
+            }),
             hidden: vec![16],
-            target_shift: 1.5,
             dirichlet_alpha: 0.5,
-            samples_per_client: 40,
-            test_samples: 100,
-            pretrain_samples: 200,
             pretrain: Sgd {
                 epochs: 3,
                 batch: 20,

@@ -10,6 +10,83 @@ use crate::learn::common::{Sgd, check_hidden};
 use crate::learn::task::TaskShape;
 use crate::network::NetworkConfig;
 
+/// Where the tasks come from.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub enum LoraData {
+    /// Gaussian-prototype source task; the target task moves the class centres.
+    #[serde(rename = "synthetic")]
+    Synthetic(SyntheticData),
+    /// Real ShareGPT turns embedded by the frozen all-MiniLM-L6-v2 ([`super::text`]): the head is
+    /// pretrained on the opening-word task, the clients fine-tune it on the topic task.
+    #[serde(rename = "sharegpt")]
+    ShareGpt(TextData),
+}
+
+impl LoraData {
+    /// `(input width, classes)` of the model: the synthetic task's shape, or the MiniLM embedding
+    /// width and the text tasks' classes.
+    pub fn shape(&self) -> (usize, usize) {
+        match self {
+            Self::Synthetic(s) => (s.task.dim, s.task.classes),
+            Self::ShareGpt(_) => (super::text::EMBED_DIM, super::text::CLASSES),
+        }
+    }
+}
+
+impl Validate for LoraData {
+    fn validate(&self, c: &mut Checks) {
+        match self {
+            Self::Synthetic(s) => c.part("synthetic", s),
+            Self::ShareGpt(t) => c.part("sharegpt", t),
+        }
+    }
+}
+
+/// The synthetic tasks.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticData {
+    /// Source task shape (the target task has the same shape).
+    pub task: TaskShape,
+    /// How far the target task's class centres move from the source's (× separation).
+    pub target_shift: f64,
+    /// Training examples per client.
+    pub samples_per_client: usize,
+    /// Target-task test examples.
+    pub test_samples: usize,
+    /// Source-task examples for pretraining the base model.
+    pub pretrain_samples: usize,
+}
+
+impl Validate for SyntheticData {
+    fn validate(&self, c: &mut Checks) {
+        c.part("task", &self.task);
+        c.non_negative("target_shift", self.target_shift);
+        c.at_least("samples_per_client", self.samples_per_client, 1);
+        c.at_least("test_samples", self.test_samples, 1);
+        c.at_least("pretrain_samples", self.pretrain_samples, 1);
+    }
+}
+
+/// The real text task.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TextData {
+    /// Encoder window in tokens (`[CLS]` + pieces + `[SEP]`); shorter turns are left out.
+    pub tokens: usize,
+}
+
+/// Window bounds: room for one word piece; all-MiniLM-L6-v2's sentence-transformers
+/// `max_seq_length` is 256 (its `sentence_bert_config.json`).
+const TOKENS_MAX: usize = 256;
+
+impl Validate for TextData {
+    fn validate(&self, c: &mut Checks) {
+        c.between("tokens", self.tokens, 3, TOKENS_MAX);
+    }
+}
+
 /// Federated LoRA fine-tuning of a pretrained MLP on a shifted, label-skewed target task.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -28,20 +105,12 @@ pub struct LoraParams {
     pub devices: DeviceMix,
     /// LoRA rank r.
     pub rank: usize,
-    /// Source task shape (the target task has the same shape).
-    pub task: TaskShape,
-    /// Hidden layer widths of the MLP.
+    /// The source and target tasks (synthetic, or real text through the frozen MiniLM).
+    pub data: LoraData,
+    /// Hidden layer widths of the MLP (on real text: the classifier head over the embeddings).
     pub hidden: Vec<usize>,
-    /// How far the target task's class centres move from the source's (× separation).
-    pub target_shift: f64,
     /// Dirichlet α of the clients' label skew (small = strongly non-IID).
     pub dirichlet_alpha: f64,
-    /// Training examples per client.
-    pub samples_per_client: usize,
-    /// Target-task test examples.
-    pub test_samples: usize,
-    /// Source-task examples for pretraining the base model.
-    pub pretrain_samples: usize,
     /// Pretraining SGD.
     pub pretrain: Sgd,
     /// Clients' local SGD on the adapters.
@@ -56,13 +125,9 @@ impl Validate for LoraParams {
         c.part("network", &self.network);
         c.part("devices", &self.devices);
         c.at_least("rank", self.rank, 1);
-        c.part("task", &self.task);
+        c.part("data", &self.data);
         check_hidden(c, &self.hidden);
-        c.non_negative("target_shift", self.target_shift);
         c.positive("dirichlet_alpha", self.dirichlet_alpha);
-        c.at_least("samples_per_client", self.samples_per_client, 1);
-        c.at_least("test_samples", self.test_samples, 1);
-        c.at_least("pretrain_samples", self.pretrain_samples, 1);
         c.part("pretrain", &self.pretrain);
         c.part("local", &self.local);
         c.fraction("target_accuracy", self.target_accuracy);
@@ -75,15 +140,27 @@ mod tests {
 
     #[test]
     fn network_and_device_errors_name_their_dotted_keys() {
-        let yaml = "method: fedmomentum\nclients: 2\nnetwork: { rounds: 0, deadline_s: -1, server_ingress_mbps: 10 }\ndevices: { dropout: 2 }\nrank: 1\ntask: { dim: 4, classes: 2, modes: 1, separation: 1, noise: 1 }\nhidden: [4]\ntarget_shift: 1\ndirichlet_alpha: 1\nsamples_per_client: 5\ntest_samples: 5\npretrain_samples: 5\npretrain: { epochs: 1, batch: 5, lr: 0.1 }\nlocal: { epochs: 1, batch: 5, lr: 0.1 }\ntarget_accuracy: 0.5\n";
-        let p: LoraParams = serde_norway::from_str(yaml).unwrap();
+        let yaml = "method: fedmomentum\nclients: 2\nnetwork: { rounds: 0, deadline_s: -1, server_ingress_mbps: 10 }\ndevices: { dropout: 2 }\nrank: 1\ndata: { synthetic: { task: { dim: 4, classes: 2, modes: 1, separation: 1, noise: 1 }, target_shift: 1, samples_per_client: 5, test_samples: 5, pretrain_samples: 5 } }\nhidden: [4]\ndirichlet_alpha: 1\npretrain: { epochs: 1, batch: 5, lr: 0.1 }\nlocal: { epochs: 1, batch: 5, lr: 0.1 }\ntarget_accuracy: 0.5\n";
+        // As the scenario loader reads params: YAML → JSON value → typed (enums as maps).
+        let parse = |y: &str| -> LoraParams {
+            serde_json::from_value(serde_norway::from_str::<serde_json::Value>(y).unwrap()).unwrap()
+        };
+        let p = parse(yaml);
         let keys: Vec<String> = Checks::of(&p).into_iter().map(|e| e.path).collect();
         assert_eq!(
             keys,
             ["network.rounds", "network.deadline_s", "devices.dropout"]
         );
-        let ok: LoraParams =
-            serde_norway::from_str(&yaml.replace("devices: { dropout: 2 }\n", "")).unwrap();
+        let ok = parse(&yaml.replace("devices: { dropout: 2 }\n", ""));
         assert_eq!(ok.devices, crate::devices::DeviceMix::reliable());
+        let text = parse(&yaml.replace(
+            "data: { synthetic: { task: { dim: 4, classes: 2, modes: 1, separation: 1, noise: 1 }, target_shift: 1, samples_per_client: 5, test_samples: 5, pretrain_samples: 5 } }",
+            "data: { sharegpt: { tokens: 2 } }",
+        ));
+        let keys: Vec<String> = Checks::of(&text).into_iter().map(|e| e.path).collect();
+        assert!(
+            keys.contains(&"data.sharegpt.tokens".to_string()),
+            "{keys:?}"
+        );
     }
 }

@@ -131,6 +131,12 @@ pub struct LoraAggregator {
     pub downlink_floats: Vec<usize>,
     /// Σ over rounds and layers of ‖Σ pᵢBᵢAᵢ − what the new global holds‖_F.
     pub lost_norm: f64,
+    /// Σ over rounds and layers of the numerical rank of `Σ pᵢBᵢAᵢ`.
+    pub update_rank_sum: f64,
+    /// Σ over rounds and layers of the share of `‖Σ pᵢBᵢAᵢ‖²` beyond rank r.
+    pub tail_energy_sum: f64,
+    /// Layer aggregates summed over (rounds × layers).
+    pub layer_aggregates: usize,
 }
 
 impl LoraAggregator {
@@ -142,6 +148,9 @@ impl LoraAggregator {
             adapters,
             downlink_floats: Vec::new(),
             lost_norm: 0.0,
+            update_rank_sum: 0.0,
+            tail_energy_sum: 0.0,
+            layer_aggregates: 0,
         }
     }
 }
@@ -186,6 +195,9 @@ impl Aggregator for LoraAggregator {
             }
             down += a.downlink_floats;
             self.lost_norm += a.lost_norm;
+            self.update_rank_sum += a.update_rank as f64;
+            self.tail_energy_sum += a.tail_energy;
+            self.layer_aggregates += 1;
             adapters[l] = a.lora;
         }
         self.downlink_floats.push(down);
