@@ -239,14 +239,16 @@ mod tests {
     use super::super::rollout::{Mode, rollout};
     use super::*;
 
-    fn tiny() -> (Decoder, decoder::Tokenizer) {
-        let path = std::env::temp_dir().join(format!("sysim-oracle-{}.gguf", std::process::id()));
+    /// A random 4-layer decoder (`name`: one temporary file per test, tests run in parallel).
+    fn tiny(name: &str) -> (Decoder, decoder::Tokenizer) {
+        let path =
+            std::env::temp_dir().join(format!("sysim-oracle-{name}-{}.gguf", std::process::id()));
         let c = decoder::Config {
             layers: 4,
             hidden: 32,
             heads: 2,
             kv_heads: 1,
-            ffn: 48,
+            ffn: 64,
             vocab: 0,
             rope_theta: 10_000.0,
             rms_eps: 1e-5,
@@ -260,7 +262,7 @@ mod tests {
 
     #[test]
     fn an_all_token_skip_equals_the_rollout_that_skips_that_layer_for_every_token() {
-        let (m, tok) = tiny();
+        let (m, tok) = tiny("rollout");
         let ids = tok.encode("abcd cdab abab dcba");
         let traj = trajectory(&m, &ids).unwrap();
         let alpha = [0.0, 0.4, -0.3, 0.7];
@@ -285,7 +287,7 @@ mod tests {
 
     #[test]
     fn the_study_ranks_every_layer_and_its_greedy_set_scores_as_evaluated() {
-        let (m, tok) = tiny();
+        let (m, tok) = tiny("study");
         let windows: Vec<Vec<u32>> = ["abcd cdab abab dcba", "cdcd abab cdab", "ab cd ab cd ab"]
             .iter()
             .map(|t| tok.encode(t))
