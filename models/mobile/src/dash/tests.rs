@@ -270,3 +270,40 @@ fn a_dash_run_is_deterministic_and_reports_skipping_on_the_phone() {
         assert!(get("dash_tpot_speedup") > 1.0);
     }
 }
+
+#[test]
+fn the_greedy_oracle_runs_its_static_set_within_the_perplexity_bound() {
+    let p = DashParams {
+        policy: super::params::PolicyKind::GreedyOracle,
+        oracle_tokens: 40,
+        oracle_greedy_max: 4,
+        oracle_max_ratio: 1.5,
+        ..dash(0.0)
+    };
+    let m = measure(&p).unwrap();
+    let o = m.oracle.as_ref().unwrap();
+    assert!(m.trained.is_none());
+    assert_eq!((o.single.len(), o.greedy.len()), (30, 4));
+    let k = o.matched_k(1.5);
+    assert!(
+        (m.eval.skip_ratio - k as f64 / 30.0).abs() < 1e-12,
+        "k = {k}"
+    );
+    // the set is chosen on the study's windows and scored on the evaluation windows
+    assert!(
+        m.eval
+            .patterns
+            .iter()
+            .all(|pat| pat.iter().filter(|&&s| s).count() == k)
+    );
+    let mut bad = mobile_params();
+    bad.dash = DashParams {
+        oracle_tokens: 0,
+        oracle_max_ratio: 0.9,
+        ..p
+    };
+    let keys: Vec<String> = Checks::of(&bad).into_iter().map(|e| e.path).collect();
+    for k in ["dash.oracle_tokens", "dash.oracle_max_ratio"] {
+        assert!(keys.iter().any(|x| x == k), "{k} in {keys:?}");
+    }
+}
