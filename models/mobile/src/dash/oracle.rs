@@ -7,9 +7,9 @@
 //! Then the `k` least harmful layers (ranked by that single-layer KL with compensation) are skipped
 //! together for `k = 1 … greedy_max`, and contiguous spans of 2 and 4 layers at three depths. The
 //! per-token oracle asks, for each scored position, whether some layer's all-token skip moves that
-//! position's next-token distribution by less than `epsilon_kl` nats (an upper bound on what a
-//! per-token policy could find there with one skip, not a strict one: a skip by that token alone
-//! keeps the other tokens' states, which usually changes the position less).
+//! position's next-token distribution by less than `epsilon_kl` nats (a conservative estimate
+//! of per-token slack: a skip by that token alone keeps the other tokens' states, which usually
+//! changes the position less, so a per-token policy may find somewhat more).
 //!
 //! Skipping a layer for every token leaves no token to read its K/V, so the KV choice of
 //! [`super::rollout`] does not matter here.
