@@ -47,8 +47,8 @@ use sim::rng::Rng;
 use super::altdvfs::{AltDvfs, AltDvfsParams};
 use super::calibrate;
 use super::cost::{CostModel, Phase};
+use super::dash;
 use super::dash::phone::{DashEngine, DashStats};
-use super::dash::{features, measure};
 use super::eas::{Eas, Tunables};
 use super::engine::{Engine, EngineLog, RequestDone};
 use super::fuse::{self, FuseParams};
@@ -778,7 +778,7 @@ fn run_with(
         ArrivalKind::Trace => Arrivals::Trace { arrival_s: times },
     };
     let plan = if p.dash.enabled {
-        Some(dash_plan(p, &mut out)?)
+        Some(dash::plan::plan(p, &mut out)?)
     } else {
         None
     };
@@ -810,47 +810,6 @@ fn run_with(
         dash_metrics(&plain, &r, &mut out);
     }
     Ok(out)
-}
-
-/// DASH's engine plan: the policy trained and evaluated on the real decoder (metrics of that
-/// measurement written into `out`; the fraction of tokens skipping each layer as the series
-/// `dash/layer_skip_ratio` with the layer index as `t_s`). The phone LLM must have the decoder's
-/// depth: its layers follow the decoder's decisions one for one.
-fn dash_plan(p: &MobileParams, out: &mut RunOutput) -> Result<DashEngine, RunError> {
-    let m = measure::measure(&p.dash)?;
-    let layers = m.eval.layer_skip.len();
-    if p.llm.layers as usize != layers {
-        return Err(RunError::Model(format!(
-            "dash: the phone LLM `{}` has {} layers but the decoder DASH runs on has {layers}; use llm: smollm2-135m-q4_1",
-            p.llm.name, p.llm.layers
-        )));
-    }
-    let (q, b) = (&m.eval.quality, &m.baseline);
-    out.metric("dash_skip_ratio", m.eval.skip_ratio)
-        .metric("dash_perplexity", q.perplexity())
-        .metric("dash_base_perplexity", b.perplexity())
-        .metric(
-            "dash_perplexity_ratio",
-            q.perplexity() / b.perplexity().max(f64::MIN_POSITIVE),
-        )
-        .metric("dash_kl", q.mean_kl())
-        .metric("dash_top1", q.top1())
-        .metric("dash_eval_tokens", q.tokens as f64)
-        .metric("dash_real_weights", if m.real_weights { 1.0 } else { 0.0 })
-        .metric(
-            "dash_train_return_last",
-            m.trained.mean_return.last().copied().unwrap_or(0.0),
-        );
-    for (l, r) in m.eval.layer_skip.iter().enumerate() {
-        out.sample(l as f64, "dash", "layer_skip_ratio", *r);
-    }
-    Ok(DashEngine::new(
-        m.eval.patterns.clone(),
-        p.dash.asynchronous,
-        p.dash.compensation,
-        p.dash.policy_fixed_cycles,
-        features::flops(p.llm.hidden) + m.trained.scorer.flops(),
-    ))
 }
 
 /// Mean TTFT (s), mean TPOT (s), prefill and decode energy per token (J) of a simulation.

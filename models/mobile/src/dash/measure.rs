@@ -4,6 +4,9 @@
 //! the unskipped reference run (cached per process), training, and the greedy evaluation whose
 //! per-token skip decisions drive the phone.
 //!
+//! With `oracle_tokens` > 0 the oracle redundancy study ([`super::oracle`]) runs on held-out
+//! windows after the evaluation windows; under `policy: greedy_oracle` its static set replaces the learned policy.
+//!
 //! The policy is trained with its own seed (`dash.seed`), not the run's, so that every point of a
 //! sweep that shares the DASH parameters runs the same trained policy; the result is memoised per
 //! process (a pure function of the DASH parameters and the weights), and so is the unmodified
@@ -17,17 +20,22 @@ use decoder::{Config, Decoder, Exact, Tokenizer};
 use sim::experiment::RunError;
 
 use super::compensate::{AlphaFit, Compensation};
-use super::params::{DashParams, Weights};
+use super::oracle::{self, Oracle};
+use super::params::{DashParams, PolicyKind, Weights};
 use super::rollout::trajectory;
 use super::train::{self, Evaluation, Trained};
 
 /// What DASH measured on the decoder.
 #[derive(Debug, Clone)]
 pub struct Measured {
-    /// The trained policy.
-    pub trained: Trained,
-    /// Its greedy behaviour on the held-out windows.
+    /// The trained policy (`None` under `policy: greedy_oracle`).
+    pub trained: Option<Trained>,
+    /// Compensation factor per layer.
+    pub alpha: Vec<f64>,
+    /// The policy's greedy behaviour on the held-out windows.
     pub eval: Evaluation,
+    /// The oracle redundancy study, when `oracle_tokens` > 0.
+    pub oracle: Option<Oracle>,
     /// The unskipped model's quality on the same windows.
     pub baseline: decoder::eval::Quality,
     /// Whether the real SmolLM2 weights were used (else the random stand-in).
@@ -132,9 +140,12 @@ fn baseline(m: &Model, real: bool, p: &DashParams) -> Result<Arc<Baseline>, RunE
     Ok(b)
 }
 
-/// Trains on the training windows of `m` (their unskipped final states and the compensation fit
-/// come from one unskipped pass each).
-fn train_on(m: &Decoder, tok: &Tokenizer, p: &DashParams) -> Result<Trained, RunError> {
+/// Training windows, their unskipped final states and the compensation factors α fitted on their
+/// unskipped trajectories (zeros without delta compensation).
+type Prepared = (Vec<Vec<u32>>, Vec<Vec<f32>>, Vec<f64>);
+
+/// Cuts the training windows and runs each once unskipped (final states, α fit).
+fn prepare(m: &Decoder, tok: &Tokenizer, p: &DashParams) -> Result<Prepared, RunError> {
     let (train_text, _) = texts()?;
     let windows: Vec<Vec<u32>> = decoder::text::windows(
         tok,
@@ -158,8 +169,7 @@ fn train_on(m: &Decoder, tok: &Tokenizer, p: &DashParams) -> Result<Trained, Run
         Compensation::Delta => fit.alpha(),
         Compensation::None => vec![0.0; layers],
     };
-    let mut rng = sim::rng::stream(p.seed, "mobile/dash/train");
-    train::train(m, &windows, &finals, alpha, p, &mut rng).map_err(RunError::Model)
+    Ok((windows, finals, alpha))
 }
 
 /// Trains and evaluates DASH as `p` says (memoised per process).
@@ -172,12 +182,50 @@ pub fn measure(p: &DashParams) -> Result<Arc<Measured>, RunError> {
     }
     let (model, real_weights) = model(p)?;
     let base = baseline(&model, real_weights, p)?;
-    let trained = train_on(&model.0, &model.1, p)?;
-    let eval = train::evaluate(&model.0, &base, &trained, p).map_err(RunError::Model)?;
+    let dec = &model.0;
+    let (windows, finals, alpha) = prepare(dec, &model.1, p)?;
+    let oracle = if p.oracle_tokens > 0 {
+        // held-out windows after the evaluation windows: a set chosen there is scored on others
+        let (_, held_out) = texts()?;
+        let windows = decoder::text::windows(
+            &model.1,
+            &held_out,
+            p.eval_window_tokens,
+            base.windows.len(),
+            p.oracle_tokens,
+        );
+        let on = Baseline::compute(dec, windows, &Exact).map_err(RunError::Model)?;
+        let study = oracle::study(dec, &on, &alpha, p.oracle_greedy_max, p.oracle_epsilon_kl);
+        Some(study.map_err(RunError::Model)?)
+    } else {
+        None
+    };
+    let (trained, eval) = match (p.policy, &oracle) {
+        (PolicyKind::Learned, _) => {
+            let mut rng = sim::rng::stream(p.seed, "mobile/dash/train");
+            let t = train::train(dec, &windows, &finals, alpha.clone(), p, &mut rng)
+                .map_err(RunError::Model)?;
+            let e = train::evaluate(dec, &base, &t, p).map_err(RunError::Model)?;
+            (Some(t), e)
+        }
+        (PolicyKind::GreedyOracle, Some(o)) => {
+            let set = oracle::greedy_set(o, o.matched_k(p.oracle_max_ratio));
+            let e = oracle::evaluate_set(dec, &base, &set, p.compensation, &alpha)
+                .map_err(RunError::Model)?;
+            (None, e)
+        }
+        (PolicyKind::GreedyOracle, None) => {
+            return Err(RunError::Model(
+                "dash.policy: greedy_oracle needs dash.oracle_tokens > 0".into(),
+            ));
+        }
+    };
     let m = Arc::new(Measured {
         trained,
+        alpha,
         eval,
-        baseline: base.quality(&model.0, &Exact),
+        oracle,
+        baseline: base.quality(dec, &Exact),
         real_weights,
     });
     if let Ok(mut c) = cache.lock() {

@@ -8,8 +8,10 @@
 pub mod compensate;
 pub mod features;
 pub mod measure;
+pub mod oracle;
 pub mod params;
 pub mod phone;
+pub mod plan;
 pub mod policy;
 pub mod rollout;
 pub mod train;

@@ -20,6 +20,19 @@ pub enum Weights {
     Random,
 }
 
+/// Which skip decisions drive the decoder and the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// DASH's scorer, trained by REINFORCE.
+    #[default]
+    Learned,
+    /// No learning: the oracle study's greedy static set (the largest number of least harmful
+    /// layers, skipped by every token, whose held-out perplexity ratio stays ≤ `oracle_max_ratio`);
+    /// a reference for what static skipping buys at matched quality. Needs `oracle_tokens` > 0.
+    GreedyOracle,
+}
+
 /// DASH adaptive layer skipping.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
@@ -51,6 +64,19 @@ pub struct DashParams {
     pub weights: Weights,
     /// Seed of the policy's training (its own, so a sweep's runs share one trained policy).
     pub seed: u64,
+    /// Which decisions drive the run.
+    pub policy: PolicyKind,
+    /// Held-out tokens of the oracle redundancy study (`super::oracle`; 0: not run), in windows
+    /// after the evaluation windows. It skips each layer for every token, so it costs ≈ 70
+    /// forward passes over these tokens.
+    pub oracle_tokens: usize,
+    /// Largest greedy set (the k least harmful layers skipped together) the oracle measures.
+    pub oracle_greedy_max: usize,
+    /// Per-token oracle threshold: a layer is cheap for a position when its skip costs less KL
+    /// (nats) there.
+    pub oracle_epsilon_kl: f64,
+    /// Perplexity ratio the greedy oracle set must stay within (`policy: greedy_oracle`).
+    pub oracle_max_ratio: f64,
     /// Host CPU cycles per policy evaluation besides the FLOPs (synchronising with the layer's
     /// output; estimate: ≈8 µs at 2.5 GHz, a thread wake-up plus a cache-cold read of the state).
     pub policy_fixed_cycles: f64,
@@ -73,6 +99,11 @@ impl Default for DashParams {
             weights: Weights::Auto,
             seed: 1,
             policy_fixed_cycles: 20_000.0,
+            policy: PolicyKind::Learned,
+            oracle_tokens: 0,
+            oracle_greedy_max: 8,
+            oracle_epsilon_kl: 0.01,
+            oracle_max_ratio: 1.10,
         }
     }
 }
@@ -92,5 +123,19 @@ impl Validate for DashParams {
         c.between("train_window_tokens", self.train_window_tokens, 8, 2048);
         c.at_least("eval_tokens", self.eval_tokens, 8);
         c.between("eval_window_tokens", self.eval_window_tokens, 8, 2048);
+        c.positive("oracle_epsilon_kl", self.oracle_epsilon_kl);
+        if self.oracle_max_ratio < 1.0 {
+            c.fail(
+                "oracle_max_ratio",
+                format!(
+                    "must be ≥ 1 (a perplexity ratio), got {}",
+                    self.oracle_max_ratio
+                ),
+            );
+        }
+        if self.policy == PolicyKind::GreedyOracle {
+            c.at_least("oracle_tokens", self.oracle_tokens, 8);
+            c.at_least("oracle_greedy_max", self.oracle_greedy_max, 1);
+        }
     }
 }

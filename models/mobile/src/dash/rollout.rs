@@ -2,6 +2,9 @@
 //! episode per token): before layer `l` every token's scorer sees its features and chooses execute
 //! or skip; a skipped token's output is the compensated approximation, and the deviation of that
 //! approximation from the layer's true output is recorded (the differential reward's quality term).
+//! The deviation is measured as the LM head sees a state: after the final RMSNorm, whose row scale
+//! cancels in a cosine but whose per-dimension gain does not (SmolLM2's residual stream carries a
+//! few very large dimensions that the raw cosine is blind past and the final norm's gain damps).
 //!
 //! KV entries of skipped tokens (our choice; the paper's text available here does not say): a
 //! token that skips layer `l` still projects its key and value at `l` from the state it enters `l`
@@ -17,6 +20,11 @@ use decoder::{Decoder, Exact, KvCache};
 use super::compensate::{self, Compensation};
 use super::features::{self, cosine};
 
+/// `a` weighted per dimension by the final RMSNorm gain `g` (its row scale cancels in a cosine).
+fn as_head_sees(a: &[f32], g: &[f32]) -> Vec<f32> {
+    a.iter().zip(g).map(|(x, w)| x * w).collect()
+}
+
 /// One decision of one token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
@@ -24,7 +32,8 @@ pub struct Decision {
     pub features: Vec<f64>,
     /// Whether the layer was skipped.
     pub skip: bool,
-    /// 1 − cosine between the compensated and the true layer output (0 when executed).
+    /// 1 − cosine between the compensated and the true layer output, both weighted per dimension
+    /// by the final RMSNorm's gain (0 when executed).
     pub deviation: f64,
 }
 
@@ -105,7 +114,8 @@ pub fn rollout(
             let prev = (l > 0).then(|| row(&states[l - 1], i));
             let c = compensate::apply(mode.compensation, &cur, prev.as_deref(), mode.alpha[l]);
             let dst = &mut y[i * h..(i + 1) * h];
-            decisions[i][l].deviation = (1.0 - cosine(&c, dst)).max(0.0);
+            let (c_n, t_n) = (as_head_sees(&c, &m.norm), as_head_sees(dst, &m.norm));
+            decisions[i][l].deviation = (1.0 - cosine(&c_n, &t_n)).max(0.0);
             dst.copy_from_slice(&c);
         }
         states.push(y);

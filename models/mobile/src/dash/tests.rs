@@ -191,7 +191,8 @@ fn no_skipping_at_huge_lambda_and_more_skipping_at_small_lambda() {
 #[test]
 fn training_and_evaluation_are_deterministic() {
     let (a, b) = (measure(&dash(0.5)).unwrap(), measure(&dash(0.5)).unwrap());
-    assert_eq!(a.trained.scorer, b.trained.scorer);
+    let scorer = |m: &super::measure::Measured| m.trained.as_ref().map(|t| t.scorer.clone());
+    assert_eq!(scorer(&a), scorer(&b));
     assert_eq!(a.eval, b.eval);
 }
 
@@ -267,5 +268,42 @@ fn a_dash_run_is_deterministic_and_reports_skipping_on_the_phone() {
     assert!(e.to_string().contains("smollm2-135m-q4_1"), "{e}");
     if get("dash_phone_skip_ratio") > 0.0 {
         assert!(get("dash_tpot_speedup") > 1.0);
+    }
+}
+
+#[test]
+fn the_greedy_oracle_runs_its_static_set_within_the_perplexity_bound() {
+    let p = DashParams {
+        policy: super::params::PolicyKind::GreedyOracle,
+        oracle_tokens: 40,
+        oracle_greedy_max: 4,
+        oracle_max_ratio: 1.5,
+        ..dash(0.0)
+    };
+    let m = measure(&p).unwrap();
+    let o = m.oracle.as_ref().unwrap();
+    assert!(m.trained.is_none());
+    assert_eq!((o.single.len(), o.greedy.len()), (30, 4));
+    let k = o.matched_k(1.5);
+    assert!(
+        (m.eval.skip_ratio - k as f64 / 30.0).abs() < 1e-12,
+        "k = {k}"
+    );
+    // the set is chosen on the study's windows and scored on the evaluation windows
+    assert!(
+        m.eval
+            .patterns
+            .iter()
+            .all(|pat| pat.iter().filter(|&&s| s).count() == k)
+    );
+    let mut bad = mobile_params();
+    bad.dash = DashParams {
+        oracle_tokens: 0,
+        oracle_max_ratio: 0.9,
+        ..p
+    };
+    let keys: Vec<String> = Checks::of(&bad).into_iter().map(|e| e.path).collect();
+    for k in ["dash.oracle_tokens", "dash.oracle_max_ratio"] {
+        assert!(keys.iter().any(|x| x == k), "{k} in {keys:?}");
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! MDP per token: state = features of the token's hidden state before layer `l`; action = execute
 //! or skip; reward of a skip = 1/L (compute saved) − λ·d, where d = 1 − cos(compensated output,
-//! true output) is the differential reward of the compensation mechanism; at the end of the
-//! episode the token's final quality loss −λ·(1 − cos(final state, unskipped final state)).
+//! true output) after the final RMSNorm's gain is the differential reward of the compensation
+//! mechanism; at the end of the episode the token's final quality loss −λ·KL(unskipped ‖ skipped)
+//! of its next-token distribution (LM head on the final state, nats), the quantity evaluated.
 //! REINFORCE with the return-to-go, a per-layer batch baseline (mean return of the sentence's
 //! tokens at that layer), advantages divided by their root-mean-square over the episode, and the
 //! gradient clipped to unit norm; one update per sentence.
@@ -11,11 +12,11 @@
 use rand::Rng as _;
 use sim::rng::Rng;
 
-use decoder::eval::Quality;
+use decoder::eval::{Quality, kl};
 use decoder::skip::Baseline;
 use decoder::{Decoder, Exact};
 
-use super::features::{self, cosine};
+use super::features;
 use super::params::DashParams;
 use super::policy::Scorer;
 use super::rollout::{Mode, Rollout, rollout};
@@ -53,15 +54,25 @@ fn mode<'a>(p: &DashParams, alpha: &'a [f64]) -> Mode<'a> {
     }
 }
 
-/// Per-token returns-to-go of an episode: `g[i][l]`.
-fn returns(r: &Rollout, final_ref: &[f32], hidden: usize, lambda: f64) -> Vec<Vec<f64>> {
+/// Per-token next-token KL(unskipped ‖ skipped) of an episode whose unskipped final states are
+/// `final_ref` (nats).
+fn next_token_kl(m: &Decoder, r: &Rollout, final_ref: &[f32]) -> Vec<f64> {
+    let v = m.config.vocab;
+    let (ours, reference) = (m.logits(&r.out, &Exact), m.logits(final_ref, &Exact));
+    ours.chunks(v.max(1))
+        .zip(reference.chunks(v.max(1)))
+        .map(|(o, q)| kl(q, o).max(0.0))
+        .collect()
+}
+
+/// Per-token returns-to-go of an episode with per-token terminal losses `terminal`: `g[i][l]`.
+fn returns(r: &Rollout, terminal: &[f64], lambda: f64) -> Vec<Vec<f64>> {
     r.decisions
         .iter()
-        .enumerate()
-        .map(|(i, ds)| {
+        .zip(terminal)
+        .map(|(ds, t)| {
             let layers = ds.len().max(1) as f64;
-            let row = |x: &[f32]| x[i * hidden..(i + 1) * hidden].to_vec();
-            let terminal = -lambda * (1.0 - cosine(&row(&r.out), &row(final_ref))).max(0.0);
+            let terminal = -lambda * t;
             let mut g = vec![0.0; ds.len()];
             let mut acc = terminal;
             for (l, d) in ds.iter().enumerate().rev() {
@@ -95,7 +106,7 @@ pub fn train(
             let r = rollout(m, ids, mode(p, &alpha), &mut |f| {
                 rng.random::<f64>() < s.p_skip(f)
             })?;
-            let g = returns(&r, fin, m.config.hidden, p.lambda);
+            let g = returns(&r, &next_token_kl(m, &r, fin), p.lambda);
             let baseline: Vec<f64> = (0..layers)
                 .map(|l| g.iter().map(|gi| gi[l]).sum::<f64>() / g.len().max(1) as f64)
                 .collect();
