@@ -122,8 +122,9 @@ impl JobProofs {
         if real {
             let blank = vec![0u64; participants * rounds];
             let s = jp.settlement(&blank);
-            let setup =
-                |kind, seed| Keys::setup(jp.circuit(kind, &s, 0, rounds, 0, Fr::from(0u64)), seed);
+            let setup = |kind, seed| {
+                Keys::setup(Circuit::new(kind, &s, 0, rounds, 0, Fr::from(0u64)), seed)
+            };
             let commit = setup(Kind::Commit, SETUP_SEED).map_err(err)?;
             let one_shot = setup(Kind::RedeemOneShot, SETUP_SEED + 1).map_err(err)?;
             let multi_shot = setup(Kind::RedeemMultiShot, SETUP_SEED + 2).map_err(err)?;
@@ -139,26 +140,6 @@ impl JobProofs {
             .map(|p| address_fr(&participant(p)))
             .collect();
         Settlement::new(self.rounds, matrix.to_vec(), addresses, SETUP_SEED)
-    }
-
-    fn circuit(
-        &self,
-        kind: Kind,
-        s: &Settlement,
-        from: usize,
-        to: usize,
-        p: usize,
-        root: Fr,
-    ) -> Circuit {
-        Circuit {
-            kind,
-            settlement: s.clone(),
-            round: from,
-            round_end: to,
-            participant: p,
-            claimed: 0,
-            root,
-        }
     }
 
     /// Deploys the three verifiers; returns (commit, one-shot, multi-shot) and the total gas.
@@ -214,7 +195,7 @@ impl JobProofs {
         let rounds = Fr::from(rounds_done as u64);
         if self.real {
             let s = self.settlement(matrix);
-            let c = self.circuit(Kind::Commit, &s, rounds_done, self.rounds, 0, r);
+            let c = Circuit::new(Kind::Commit, &s, rounds_done, self.rounds, 0, r);
             let inputs = c.public_inputs();
             self.prove(&self.commit, Some(c), inputs, 0, seed)
         } else {
@@ -247,7 +228,7 @@ impl JobProofs {
         };
         if self.real {
             let s = self.settlement(matrix);
-            let c = self.circuit(kind, &s, from, to, p, Fr::from(0u64));
+            let c = Circuit::new(kind, &s, from, to, p, Fr::from(0u64));
             let inputs = c.public_inputs();
             self.prove(keys, Some(c), inputs, amount, seed)
         } else {

@@ -111,15 +111,8 @@ pub fn measure(participants: usize, rounds: usize, seed: u64) -> Result<RedeemGa
         addrs.iter().map(address_fr).collect(),
         seed,
     );
-    let circuit = |kind, p, from, to| Circuit {
-        kind,
-        settlement: s.clone(),
-        round: from,
-        round_end: to,
-        participant: p,
-        claimed: 0,
-        root: ark_bn254::Fr::from(0u64),
-    };
+    let circuit =
+        |kind, p, from, to| Circuit::new(kind, &s, from, to, p, ark_bn254::Fr::from(0u64));
     let mut evm = Evm::new();
     evm.fund(OWNER, U256::from(10u64).pow(U256::from(24u64)));
     let (v1, pk1, g1) =

@@ -230,6 +230,27 @@ pub struct Circuit {
 }
 
 impl Circuit {
+    /// Circuit `kind` over `settlement` for participant `participant` and rounds `round..round_end`
+    /// (one round: `round_end` unused), no claimed value, claim root `root`.
+    pub fn new(
+        kind: Kind,
+        settlement: &Settlement,
+        round: usize,
+        round_end: usize,
+        participant: usize,
+        root: Fr,
+    ) -> Self {
+        Circuit {
+            kind,
+            settlement: settlement.clone(),
+            round,
+            round_end,
+            participant,
+            claimed: 0,
+            root,
+        }
+    }
+
     /// The public inputs in order.
     pub fn public_inputs(&self) -> Vec<Fr> {
         let s = &self.settlement;
