@@ -26,6 +26,9 @@
 //! defense) aggregates; the trainer evaluates the new global model and the observer measures the
 //! backdoor success rate.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use rand::seq::SliceRandom;
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 use sim::rng::Rng;
@@ -148,6 +151,48 @@ fn cnn(p: &BackdoorParams, shape: CnnShape) -> Cnn {
     }
 }
 
+/// Pretrained initial models of this process, by run seed and setup params ([`pretrained`]).
+type PretrainMemo = HashMap<(u64, String), (Arch, Weights)>;
+
+/// Entries kept before the memo starts over (each is one small model).
+const PRETRAIN_MEMO_ENTRIES: usize = 64;
+
+/// The run's architecture and initial model, pretrained on `pretrain` from the stream
+/// `fl-backdoor/init`. Memoised per process: the runs of one replication under common random
+/// numbers (attacks × defenses) share the seed and every param the pretraining reads, so they
+/// would train the identical model; it is trained once (exact: same seed, same stream, same data).
+/// The key is the seed and the params without `attack`, `baselines`, `defense`, `defense_config`.
+fn pretrained(
+    p: &BackdoorParams,
+    ctx: &RunContext,
+    pretrain: &Dataset,
+) -> Result<(Arch, Weights), RunError> {
+    static MEMO: OnceLock<Mutex<PretrainMemo>> = OnceLock::new();
+    let mut setup = serde_json::to_value(p).map_err(model_err)?;
+    if let Some(m) = setup.as_object_mut() {
+        for k in ["attack", "baselines", "defense", "defense_config"] {
+            m.remove(k);
+        }
+    }
+    let key = (ctx.seed, setup.to_string());
+    let memo = MEMO.get_or_init(Default::default);
+    if let Some(hit) = memo.lock().map_err(model_err)?.get(&key) {
+        return Ok(hit.clone());
+    }
+    let mut init_rng = ctx.rng("fl-backdoor/init");
+    let (arch, w0) = model(p, &mut init_rng);
+    let (e, b, lr) = p.pretrain.tuple();
+    let init = arch
+        .train(&w0, pretrain, e, b, lr, &mut init_rng)
+        .map_err(model_err)?;
+    let mut m = memo.lock().map_err(model_err)?;
+    if m.len() >= PRETRAIN_MEMO_ENTRIES {
+        m.clear();
+    }
+    m.insert(key, (arch, init.clone()));
+    Ok((arch, init))
+}
+
 fn setup(p: &BackdoorParams, ctx: &RunContext) -> Result<Setup, RunError> {
     let mut rng = ctx.rng("fl-backdoor/task");
     let skew = dirichlet_label_skew(p.clients, p.task.classes, p.dirichlet_alpha, &mut rng);
@@ -173,12 +218,7 @@ fn setup(p: &BackdoorParams, ctx: &RunContext) -> Result<Setup, RunError> {
         })
         .collect();
     let test_triggered = ex.test.triggered(&trigger, target);
-    let mut init_rng = ctx.rng("fl-backdoor/init");
-    let (arch, w0) = model(p, &mut init_rng);
-    let (e, b, lr) = p.pretrain.tuple();
-    let init = arch
-        .train(&w0, &ex.pretrain, e, b, lr, &mut init_rng)
-        .map_err(model_err)?;
+    let (arch, init) = pretrained(p, ctx, &ex.pretrain)?;
     Ok(Setup {
         arch,
         init,
