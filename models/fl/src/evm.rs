@@ -59,6 +59,15 @@ pub struct Evm {
     evm: MainnetEvm<MainnetContext<Db>>,
 }
 
+// SAFETY: revm's instance is not `Send` only because of (a) `LocalContext::shared_memory_buffer`,
+// an `Rc<RefCell<Vec<u8>>>` whose clones are held only by the interpreter frames of this same
+// instance, and (b) `ExtBytecode`'s instruction pointer into bytecode the instance owns. Moving the
+// whole `Evm` to another thread moves every clone and the pointee with it, and nothing of it is
+// handed out (receipts and state changes are owned values). The co-simulation
+// ([`super::cosim`]) needs `Send` for a nexosim model's environment; it moves the `Evm` only as a
+// whole, behind a mutex, and the engine runs on one thread.
+unsafe impl Send for Evm {}
+
 impl Default for Evm {
     fn default() -> Self {
         Self::new()

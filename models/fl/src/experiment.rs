@@ -19,20 +19,23 @@
 //! Each round the driver sends the planned uploads through `start`, opens the round through `open`
 //! and steps the engine until the coordinator reports `closed` (all arrived or the deadline); the
 //! on-time arrivals then train, aggregate (FedAvg) and are scored outside the engine. Settlement
-//! ([`settle`]) runs afterwards on the simulated chain (revm), block by block, without nexosim.
+//! runs in the same bench ([`super::cosim`]): a chain node produces a block every slot, receives
+//! each round when it closes, and executes the agents' transactions in revm as they are included.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sim::checkpoint::Checkpointer;
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 use sim::rng::Rng;
 
+use super::cosim::{self, SharedSettler};
 use super::data::{Federated, Shard, SyntheticSpec, dirichlet_split, synthetic};
 use super::logreg::{LogRegTrainer, Sgd};
 use super::network::{NetworkRngs, NetworkRun, Plugins, run_network_saved};
 use super::params::{CircuitParams, DataParams, FlParams, Partition};
 use super::redeem;
-use super::settle::{SettleReport, settle};
+use super::settle::{SettleReport, Settler};
 use super::timeline;
 use super::traits::{FedAvg, NoAdversary};
 use super::zk::circuits::{Kind, sample, synthesize};
@@ -74,11 +77,13 @@ pub fn build_data(p: &DataParams, n: usize, rng: &mut Rng) -> Federated {
     fed
 }
 
-/// Runs the FL network of `p` (FedAvg, honest participants), saved through `ckpt` when given.
+/// Runs the FL network of `p` (FedAvg, honest participants), saved through `ckpt` when given,
+/// with the settlement chain `settler` co-simulated on its clock when given.
 pub fn train(
     p: &FlParams,
     ctx: &RunContext,
     ckpt: Option<&Checkpointer>,
+    settler: Option<&SharedSettler>,
 ) -> Result<NetworkRun, RunError> {
     let n = p.participants as usize;
     let mut trainer = LogRegTrainer {
@@ -102,7 +107,29 @@ pub fn train(
         &mut rngs,
         &mut |_, _, _| Ok(()),
         ckpt,
+        settler,
     )
+}
+
+/// The network of `p` trained with its settlement co-simulated: the rounds and the settlement
+/// report (the chain streams `fl/chain` and `fl/settle`).
+pub fn train_and_settle(
+    p: &FlParams,
+    ctx: &RunContext,
+    ckpt: Option<&Checkpointer>,
+) -> Result<(NetworkRun, SettleReport), RunError> {
+    let settler = Settler::new(
+        &p.settlement,
+        &p.chain,
+        p.participants as usize,
+        p.network.rounds as usize,
+        ctx.rng("fl/chain"),
+        ctx.rng("fl/settle"),
+    )?;
+    let shared: SharedSettler = Arc::new(Mutex::new(settler));
+    let run = train(p, ctx, ckpt, Some(&shared))?;
+    let rep = cosim::lock(&shared).finish();
+    Ok((run, rep))
 }
 
 fn percentile(v: &[f64], q: f64) -> f64 {
@@ -351,8 +378,8 @@ impl Experiment for FlExperiment {
 
     const CHECKPOINTS: bool = true;
 
-    /// Saves the network's rounds; settlement on the chain (revm, after the rounds) and the
-    /// circuit measurements are recomputed on resume.
+    /// Saves the network's rounds and the chain node's schedule; the chain's world state (revm)
+    /// is replayed from the saved rounds and the circuit measurements are recomputed on resume.
     fn run_checkpointed(
         &self,
         p: &FlParams,
@@ -369,15 +396,7 @@ fn run_with(
     ctx: &RunContext,
     ckpt: Option<&Checkpointer>,
 ) -> Result<RunOutput, RunError> {
-    let run = train(p, ctx, ckpt)?;
-    let rep = settle(
-        &p.settlement,
-        &p.chain,
-        &run,
-        p.participants as usize,
-        ctx.rng("fl/chain"),
-        ctx.rng("fl/settle"),
-    )?;
+    let (run, rep) = train_and_settle(p, ctx, ckpt)?;
     let mut out = RunOutput::default();
     export(p, &run, &rep, &mut out);
     if let Some(c) = &p.circuits {

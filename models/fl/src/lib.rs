@@ -13,6 +13,7 @@ pub mod chain;
 pub mod clients;
 pub mod contracts;
 pub mod coordinator;
+pub mod cosim;
 pub mod data;
 pub mod device_trace;
 pub mod devices;
@@ -25,13 +26,14 @@ pub mod network;
 mod params;
 pub mod proofs;
 pub mod redeem;
+pub mod reward_delay;
 pub mod rewards;
 pub mod settle;
 pub mod timeline;
 pub mod traits;
 pub mod zk;
 
-pub use experiment::{CALLS, FlExperiment, build_data, train};
+pub use experiment::{CALLS, FlExperiment, build_data, train, train_and_settle};
 pub use params::{DataParams, FlParams, Partition, TrainParams};
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ use sim::validate::{Checks, Validate};
 
 use super::clients::{Clients, PlannedUpload};
 use super::coordinator::{Arrival, Coordinator, RoundClosed, RoundOpen};
+use super::cosim::{self, ChainPorts, SharedSettler};
 use super::devices::DeviceProfile;
 use super::traits::{
     Adversary, Aggregator, ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError,
@@ -192,6 +193,7 @@ struct Bench<Sim> {
     open: EventId<RoundOpen>,
     arrivals: EventQueueReader<Arrival>,
     closed: EventQueueReader<RoundClosed>,
+    chain: Option<ChainPorts>,
 }
 
 /// A network run saved at a round boundary (see [`run_network_saved`]).
@@ -212,8 +214,8 @@ struct SavedRef<'a> {
     rngs: &'a NetworkRngs,
 }
 
-/// The bench of the network, not yet initialised.
-fn bench(cfg: &NetworkConfig) -> Bench<SimInit> {
+/// The bench of the network, not yet initialised, with the settlement chain when given.
+fn bench(cfg: &NetworkConfig, settler: Option<&SharedSettler>) -> Bench<SimInit> {
     let mut clients = Clients::default();
     let mut link = Link::new(
         cfg.server_latency_ms * 1e-3,
@@ -238,12 +240,20 @@ fn bench(cfg: &NetworkConfig) -> Bench<SimInit> {
         .add_model(clients, cm, "clients")
         .add_model(link, lm, "ingress")
         .add_model(coord, om, "coordinator");
+    let (simu, chain) = match settler {
+        Some(s) => {
+            let (simu, ports) = cosim::add(simu, s);
+            (simu, Some(ports))
+        }
+        None => (simu, None),
+    };
     Bench {
         simu,
         start,
         open,
         arrivals,
         closed,
+        chain,
     }
 }
 
@@ -263,6 +273,7 @@ impl Bench<SimInit> {
             open: self.open,
             arrivals: self.arrivals,
             closed: self.closed,
+            chain: self.chain,
         };
         Ok((bench, saved))
     }
@@ -278,7 +289,7 @@ pub fn run_network(
     rngs: &mut NetworkRngs,
     observer: &mut dyn FnMut(&RoundRecord, &ModelParams, &ModelParams) -> Result<(), PluginError>,
 ) -> Result<NetworkRun, RunError> {
-    run_network_saved(cfg, devices, plug, rngs, observer, None)
+    run_network_saved(cfg, devices, plug, rngs, observer, None, None)
 }
 
 /// [`run_network`], saving the engine, the global model, the rounds so far and the random streams
@@ -286,6 +297,10 @@ pub fn run_network(
 /// the saved round when there is one. Only for plug-ins without state of their own across rounds
 /// (the trainer's data are rebuilt from the run's seed; FedAvg and an honest network keep none);
 /// `observer` sees only the rounds run after a restore.
+///
+/// With `settler`, the settlement chain ([`cosim::ChainNode`]) runs in the same bench: each round
+/// reaches it when it closes, and after the last round the engine runs on until settlement is done
+/// or given up. A restored run rebuilds the settler's state from the saved rounds.
 pub fn run_network_saved(
     cfg: &NetworkConfig,
     devices: &[DeviceProfile],
@@ -293,6 +308,7 @@ pub fn run_network_saved(
     rngs: &mut NetworkRngs,
     observer: &mut dyn FnMut(&RoundRecord, &ModelParams, &ModelParams) -> Result<(), PluginError>,
     ckpt: Option<&Checkpointer>,
+    settler: Option<&SharedSettler>,
 ) -> Result<NetworkRun, RunError> {
     let n = plug.trainer.num_clients();
     if devices.len() != n {
@@ -301,9 +317,12 @@ pub fn run_network_saved(
             devices.len()
         )));
     }
-    let (mut b, saved) = bench(cfg).start(ckpt)?;
+    let (mut b, saved) = bench(cfg, settler).start(ckpt)?;
     let (first, mut global, mut run) = match saved {
         Some(saved) => {
+            if let Some(p) = &b.chain {
+                cosim::lock(&p.settler).replay(&saved.run.rounds, t_s(b.simu.time()));
+            }
             *rngs = saved.rngs;
             (saved.next_round, saved.global, saved.run)
         }
@@ -428,6 +447,10 @@ pub fn run_network_saved(
         };
         rec.eval = plug.trainer.evaluate(&next)?;
         observer(&rec, &global, &next)?;
+        if let Some(p) = &b.chain {
+            b.simu.process_event(&p.round, rec.clone())?;
+            chain_error(p)?;
+        }
         global = next;
         run.rounds.push(rec);
         let resume = b.simu.time() + secs(cfg.aggregation_s);
@@ -448,9 +471,21 @@ pub fn run_network_saved(
             last_save = b.simu.time();
         }
     }
+    if let Some(p) = &b.chain {
+        b.simu.process_event(&p.ended, run.end_s())?;
+        while cosim::lock(&p.settler).running() {
+            b.simu.step()?;
+        }
+        chain_error(p)?;
+    }
     if let Some(ckpt) = ckpt {
         ckpt.finish()?;
     }
     run.model = global;
     Ok(run)
+}
+
+/// The settlement's first error, if a handler of the chain node met one.
+fn chain_error(p: &ChainPorts) -> Result<(), RunError> {
+    cosim::lock(&p.settler).take_error().map_or(Ok(()), Err)
 }

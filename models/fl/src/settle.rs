@@ -37,8 +37,9 @@ use super::chain::{BlockInfo, Chain, ChainConfig, Included, Pending};
 use super::contracts::{Contract, deploy};
 use super::evm::{Call, Evm, EvmError};
 use super::merkle::{MerkleTree, depth_for, leaf};
-use super::network::NetworkRun;
+use super::network::{NetworkRun, RoundRecord};
 use super::proofs::{JobProofs, SentProof};
+use super::reward_delay::RewardDelays;
 use super::rewards::{GWEI, round_rewards};
 
 /// Settlement protocol.
@@ -296,6 +297,8 @@ pub struct SettleReport {
     pub horizon_s: f64,
     /// Blocks that carried or delayed settlement transactions.
     pub blocks: Vec<BlockInfo>,
+    /// When the participants were paid for each round.
+    pub reward_delays: RewardDelays,
 }
 
 impl SettleReport {
@@ -375,8 +378,8 @@ enum Action {
     Payouts,
 }
 
-struct Agents<'a> {
-    cfg: &'a SettleConfig,
+struct Agents {
+    cfg: SettleConfig,
     n: usize,
     job: U256,
     contract: Address,
@@ -398,6 +401,8 @@ struct Agents<'a> {
     pending_vals: BTreeMap<u64, Vec<u64>>,
     challenges: BTreeMap<u64, usize>,
     payout_amounts: BTreeMap<u64, u128>,
+    /// Payout tx id → the participants it pays and the rounds it covers.
+    payout_cover: BTreeMap<u64, (Vec<usize>, std::ops::Range<usize>)>,
     proofs: Vec<Option<SentProof>>,
     job_proofs: Option<JobProofs>,
     /// Rounds each participant has redeemed (multi-shot).
@@ -409,9 +414,10 @@ struct Agents<'a> {
     rounds_final: usize,
     payouts_left: usize,
     done: bool,
+    delays: RewardDelays,
 }
 
-impl Agents<'_> {
+impl Agents {
     fn at(&mut self, t: f64, a: Action) {
         self.seq += 1;
         self.queue.push((t, self.seq, a));
@@ -534,7 +540,7 @@ fn evm_err(e: EvmError) -> RunError {
     RunError::Model(e.to_string())
 }
 
-impl Agents<'_> {
+impl Agents {
     /// Rounds covered by epoch `e`'s commitment.
     fn rounds_done(&self, e: usize) -> usize {
         self.epochs[e].rounds.last().map_or(0, |r| r + 1)
@@ -603,6 +609,7 @@ impl Agents<'_> {
             };
             let id = self.tx(now + delay, label, who, data, U256::ZERO);
             self.payout_amounts.insert(id, proof.amount);
+            self.payout_cover.insert(id, (vec![p], from..to));
             self.payouts_left += 1;
         }
         Ok(())
@@ -668,6 +675,8 @@ impl Agents<'_> {
             let id = self.tx(now, "reward_pay_multi", OWNER, data, U256::ZERO);
             let amount: u128 = chunk.iter().map(|&i| u128::from(vals[i]) * GWEI).sum();
             self.payout_amounts.insert(id, amount);
+            self.payout_cover
+                .insert(id, (chunk.to_vec(), 0..self.round_close.len()));
             self.payouts_left += 1;
         }
         if self.payouts_left == 0 {
@@ -675,6 +684,14 @@ impl Agents<'_> {
             self.report.end_s = now;
         }
         Ok(())
+    }
+
+    /// Payout `id`, included at `t`, paid what it covers.
+    fn record_paid(&mut self, t: f64, id: u64) {
+        if let Some((who, rounds)) = self.payout_cover.remove(&id) {
+            self.delays
+                .paid(t, &who, rounds, &self.round_rewards, &self.round_close);
+        }
     }
 
     fn watch(&mut self, now: f64, w: usize, e: usize, seen_s: f64) {
@@ -884,6 +901,7 @@ impl Agents<'_> {
                     return Err(fail(label));
                 }
                 self.report.paid_wei += self.payout_amounts.get(&id).copied().unwrap_or(0);
+                self.record_paid(t, id);
                 self.payouts_left -= 1;
                 let all_committed =
                     self.cfg.payout == Payout::RedeemOneShot || self.committed == self.epochs.len();
@@ -895,6 +913,7 @@ impl Agents<'_> {
             "reward_pay_multi" => {
                 if ok {
                     self.report.paid_wei += self.payout_amounts.get(&id).copied().unwrap_or(0);
+                    self.record_paid(t, id);
                 } else if self.report.fraud_finalized_seen() {
                     self.report.failed_payouts += 1;
                 } else {
@@ -964,129 +983,190 @@ pub fn genesis(
     Ok((evm, addr, r.gas_used + verifier_gas))
 }
 
-/// Settles the rewards of `run` (over `n` participants) with `cfg.protocol` on a chain `chain_cfg`.
-pub fn settle(
-    cfg: &SettleConfig,
-    chain_cfg: &ChainConfig,
-    run: &NetworkRun,
-    n: usize,
-    chain_rng: Rng,
-    mut rng: Rng,
-) -> Result<SettleReport, RunError> {
-    let rounds = run.rounds.len();
-    let budget_gwei = (cfg.budget_eth * 1e9).round() as u64;
-    let round_budget = budget_gwei / rounds.max(1) as u64;
-    let rr: Vec<Vec<u64>> = run
-        .rounds
-        .iter()
-        .map(|r| round_rewards(r, n, round_budget))
-        .collect();
-    let te = if cfg.protocol == Protocol::Onchain {
-        1
-    } else {
-        cfg.commit_every as usize
-    };
-    let mut epochs = Vec::new();
-    let mut cum = vec![0u64; n];
-    for chunk in (0..rounds).collect::<Vec<_>>().chunks(te) {
-        let mut delta = vec![0u64; n];
-        for &r in chunk {
-            for (d, x) in delta.iter_mut().zip(&rr[r]) {
-                *d += x;
-            }
-        }
-        for (c, d) in cum.iter_mut().zip(&delta) {
-            *c += d;
-        }
-        epochs.push(Epoch {
-            close_s: run.rounds[*chunk.last().expect("non-empty")].close_s,
-            rounds: chunk.to_vec(),
-            delta,
-            cum: cum.clone(),
-        });
-    }
+/// Settlement in progress: the agents and the chain, fed the FL rounds as they close
+/// ([`Settler::round_closed`]) and advanced one block at a time ([`Settler::block`]). The
+/// co-simulation ([`super::cosim`]) calls these from a nexosim model on the FL network's clock;
+/// [`settle`] replays a finished run through the same calls.
+pub struct Settler {
+    ag: Agents,
+    chain: Chain,
+    /// Epoch length in rounds (1 for onchain).
+    epoch_rounds: usize,
+    /// Per-round share of the budget, gwei.
+    round_budget_gwei: u64,
+    /// Honest cumulative rewards after the rounds fed so far, gwei.
+    cum: Vec<u64>,
+    /// Time the simulated prover of the Commit proofs is free again, seconds.
+    prover_free_s: f64,
+    /// Seeds of the Commit proofs, a stream of their own so that drawing them when an epoch
+    /// closes does not move the agents' other draws.
+    proof_rng: Rng,
+    /// Horizon cut-off reached.
+    cut_off: bool,
+    /// First error of a handler (the run fails with it).
+    error: Option<RunError>,
+}
 
-    let owed_wei = rr.iter().flatten().map(|&x| u128::from(x) * GWEI).sum();
-    let job_proofs = (cfg.protocol == Protocol::CommitProof)
-        .then(|| JobProofs::new(n, rounds, cfg.real_proof_max_constraints))
-        .transpose()
-        .map_err(evm_err)?;
-    let (evm, addr, deploy_gas) = genesis(cfg, n, job_proofs.as_ref())?;
-    let mut chain = Chain::new(chain_cfg.clone(), evm, chain_rng);
-    let n_epochs = epochs.len();
-    let mut ag = Agents {
-        cfg,
-        n,
-        job: U256::ZERO,
-        contract: addr,
-        epochs,
-        round_close: run.rounds.iter().map(|r| r.close_s).collect(),
-        round_rewards: rr,
-        queue: Vec::new(),
-        seq: 0,
-        next_id: 0,
-        rng: std::mem::replace(&mut rng, sim::rng::stream(0, "unused")),
-        report: SettleReport {
-            deploy_gas,
+impl Settler {
+    /// The world before the job (genesis, contract deployed, `new_job` sent at t = 0) for `n`
+    /// participants and `rounds` FL rounds; nothing is known of the rounds yet.
+    pub fn new(
+        cfg: &SettleConfig,
+        chain_cfg: &ChainConfig,
+        n: usize,
+        rounds: usize,
+        chain_rng: Rng,
+        rng: Rng,
+    ) -> Result<Self, RunError> {
+        let budget_gwei = (cfg.budget_eth * 1e9).round() as u64;
+        let epoch_rounds = if cfg.protocol == Protocol::Onchain {
+            1
+        } else {
+            cfg.commit_every as usize
+        };
+        let epochs: Vec<Epoch> = (0..rounds)
+            .collect::<Vec<_>>()
+            .chunks(epoch_rounds)
+            .map(|c| Epoch {
+                rounds: c.to_vec(),
+                close_s: f64::NAN,
+                delta: Vec::new(),
+                cum: Vec::new(),
+            })
+            .collect();
+        let job_proofs = (cfg.protocol == Protocol::CommitProof)
+            .then(|| JobProofs::new(n, rounds, cfg.real_proof_max_constraints))
+            .transpose()
+            .map_err(evm_err)?;
+        let (evm, addr, deploy_gas) = genesis(cfg, n, job_proofs.as_ref())?;
+        let chain = Chain::new(chain_cfg.clone(), evm, chain_rng);
+        let n_epochs = epochs.len();
+        // A jump of 2¹²⁷ draws ahead: a stretch of the stream the agents' own draws never reach.
+        let mut proof_rng = rng.clone();
+        proof_rng.advance(1 << 127);
+        let mut ag = Agents {
+            cfg: cfg.clone(),
+            n,
+            job: U256::ZERO,
             contract: addr,
-            finality_s: vec![f64::NAN; rounds],
-            owed_wei,
-            budget_wei: (cfg.budget_eth * 1e18).round() as u128,
-            ..SettleReport::default()
-        },
-        ready_s: vec![f64::INFINITY; n_epochs],
-        next_epoch: 0,
-        in_flight: None,
-        disputed: false,
-        published: vec![None; n_epochs],
-        force_honest: false,
-        pending_vals: BTreeMap::new(),
-        challenges: BTreeMap::new(),
-        payout_amounts: BTreeMap::new(),
-        proofs: vec![None; n_epochs],
-        job_proofs,
-        redeemed_to: vec![0; n],
-        committed: 0,
-        onchain_batches: BTreeMap::new(),
-        rounds_final: 0,
-        payouts_left: 0,
-        done: false,
-    };
+            epochs,
+            round_close: vec![f64::NAN; rounds],
+            round_rewards: vec![vec![0; n]; rounds],
+            queue: Vec::new(),
+            seq: 0,
+            next_id: 0,
+            rng,
+            report: SettleReport {
+                deploy_gas,
+                contract: addr,
+                finality_s: vec![f64::NAN; rounds],
+                budget_wei: (cfg.budget_eth * 1e18).round() as u128,
+                horizon_s: f64::INFINITY,
+                ..SettleReport::default()
+            },
+            ready_s: vec![f64::INFINITY; n_epochs],
+            next_epoch: 0,
+            in_flight: None,
+            disputed: false,
+            published: vec![None; n_epochs],
+            force_honest: false,
+            pending_vals: BTreeMap::new(),
+            challenges: BTreeMap::new(),
+            payout_amounts: BTreeMap::new(),
+            payout_cover: BTreeMap::new(),
+            proofs: vec![None; n_epochs],
+            job_proofs,
+            redeemed_to: vec![0; n],
+            committed: 0,
+            onchain_batches: BTreeMap::new(),
+            rounds_final: 0,
+            payouts_left: 0,
+            done: false,
+            delays: RewardDelays::new(rounds),
+        };
+        if let Some(jp) = &ag.job_proofs {
+            ag.report.commit_constraints = jp.commit_constraints;
+            ag.report.real_circuits = jp.real;
+            ag.report.redeem_constraints = match cfg.payout {
+                Payout::Merkle => 0,
+                Payout::RedeemOneShot => jp.one_shot_constraints,
+                Payout::RedeemMultiShot => jp.multi_shot_constraints,
+            };
+            ag.report.redeem_prover_s =
+                ag.report.redeem_constraints as f64 * cfg.prover_us_per_constraint * 1e-6;
+        }
 
-    // The job: participant-list hash and salt as in SettleFL's new_job.
-    let mut plist = Vec::with_capacity(20 * n);
-    (0..n).for_each(|i| plist.extend_from_slice(participant(i).as_slice()));
-    let pub_hash = revm::primitives::keccak256(&plist);
-    let salt = revm::primitives::keccak256(b"sysim/settlefl");
-    let mut value = wei(cfg.budget_eth);
-    if cfg.protocol == Protocol::CommitChallenge {
-        value += wei(cfg.bond_eth);
+        // The job: participant-list hash and salt as in SettleFL's new_job.
+        let mut plist = Vec::with_capacity(20 * n);
+        (0..n).for_each(|i| plist.extend_from_slice(participant(i).as_slice()));
+        let pub_hash = revm::primitives::keccak256(&plist);
+        let salt = revm::primitives::keccak256(b"sysim/settlefl");
+        let mut value = wei(cfg.budget_eth);
+        if cfg.protocol == Protocol::CommitChallenge {
+            value += wei(cfg.bond_eth);
+        }
+        let new_job = if cfg.protocol == Protocol::CommitProof {
+            abi::call(
+                "new_job(bytes32,bytes32,bool)",
+                &[
+                    Tok::H(pub_hash),
+                    Tok::H(salt),
+                    Tok::Bool(cfg.payout != Payout::Merkle),
+                ],
+            )
+        } else {
+            abi::call(
+                "new_job(bytes32,bytes32)",
+                &[Tok::H(pub_hash), Tok::H(salt)],
+            )
+        };
+        ag.tx(0.0, "new_job", OWNER, new_job, value);
+        Ok(Self {
+            ag,
+            chain,
+            epoch_rounds,
+            round_budget_gwei: budget_gwei / rounds.max(1) as u64,
+            cum: vec![0; n],
+            prover_free_s: 0.0,
+            proof_rng,
+            cut_off: false,
+            error: None,
+        })
     }
-    let new_job = if cfg.protocol == Protocol::CommitProof {
-        abi::call(
-            "new_job(bytes32,bytes32,bool)",
-            &[
-                Tok::H(pub_hash),
-                Tok::H(salt),
-                Tok::Bool(cfg.payout != Payout::Merkle),
-            ],
-        )
-    } else {
-        abi::call(
-            "new_job(bytes32,bytes32)",
-            &[Tok::H(pub_hash), Tok::H(salt)],
-        )
-    };
-    ag.tx(0.0, "new_job", OWNER, new_job, value);
 
-    match cfg.protocol {
-        Protocol::Onchain => {
-            for r in 0..rounds {
+    /// FL round `rec` closed (at `rec.close_s`): its rewards become known, and the owner sends
+    /// its on-chain writes (onchain) or, when it ends an epoch, its commitment once ready.
+    pub fn round_closed(&mut self, rec: &RoundRecord) {
+        if let Err(e) = self.feed(rec) {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    fn feed(&mut self, rec: &RoundRecord) -> Result<(), RunError> {
+        let r = rec.round as usize;
+        let (n, ag) = (self.ag.n, &mut self.ag);
+        if r >= ag.round_close.len() {
+            return Err(RunError::Model(format!(
+                "round {r} closed, but the job has {} rounds",
+                ag.round_close.len()
+            )));
+        }
+        ag.round_close[r] = rec.close_s;
+        ag.round_rewards[r] = round_rewards(rec, n, self.round_budget_gwei);
+        for (c, x) in self.cum.iter_mut().zip(&ag.round_rewards[r]) {
+            *c += x;
+        }
+        ag.report.owed_wei += ag.round_rewards[r]
+            .iter()
+            .map(|&x| u128::from(x) * GWEI)
+            .sum::<u128>();
+        match ag.cfg.protocol {
+            Protocol::Onchain => {
                 let who: Vec<usize> = (0..n).filter(|&i| ag.round_rewards[r][i] > 0).collect();
                 let chunks: Vec<Vec<usize>> = if who.is_empty() {
                     vec![Vec::new()]
                 } else {
-                    who.chunks(cfg.onchain_batch as usize)
+                    who.chunks(ag.cfg.onchain_batch as usize)
                         .map(<[usize]>::to_vec)
                         .collect()
                 };
@@ -1106,32 +1186,30 @@ pub fn settle(
                             Tok::Bool(k == last),
                         ],
                     );
-                    let id = ag.tx(ag.round_close[r], "commit", OWNER, data, U256::ZERO);
+                    let id = ag.tx(rec.close_s, "commit", OWNER, data, U256::ZERO);
                     ag.onchain_batches.insert(id, (r, k == last));
                 }
             }
-        }
-        Protocol::CommitChallenge | Protocol::CommitProof => {
-            let mut prover_free = 0.0f64;
-            if let Some(jp) = &ag.job_proofs {
-                let us = cfg.prover_us_per_constraint * 1e-6;
-                ag.report.commit_constraints = jp.commit_constraints;
-                ag.report.real_circuits = jp.real;
-                ag.report.redeem_constraints = match cfg.payout {
-                    Payout::Merkle => 0,
-                    Payout::RedeemOneShot => jp.one_shot_constraints,
-                    Payout::RedeemMultiShot => jp.multi_shot_constraints,
-                };
-                ag.report.redeem_prover_s = ag.report.redeem_constraints as f64 * us;
-            }
-            for e in 0..n_epochs {
-                let close = ag.epochs[e].close_s;
+            Protocol::CommitChallenge | Protocol::CommitProof => {
+                let e = r / self.epoch_rounds;
+                if ag.epochs[e].rounds.last() != Some(&r) {
+                    return Ok(());
+                }
+                let mut delta = vec![0u64; n];
+                for &k in &ag.epochs[e].rounds {
+                    for (d, x) in delta.iter_mut().zip(&ag.round_rewards[k]) {
+                        *d += x;
+                    }
+                }
+                ag.epochs[e].close_s = rec.close_s;
+                ag.epochs[e].delta = delta;
+                ag.epochs[e].cum = self.cum.clone();
                 ag.ready_s[e] = if let Some(jp) = &ag.job_proofs {
                     let prove_s =
-                        jp.commit_constraints as f64 * cfg.prover_us_per_constraint * 1e-6;
+                        jp.commit_constraints as f64 * ag.cfg.prover_us_per_constraint * 1e-6;
                     let done = ag.rounds_done(e);
                     let root = ag.tree(&ag.epochs[e].cum).root();
-                    let seed = ag.rng.random::<u64>();
+                    let seed = self.proof_rng.random::<u64>();
                     let proof = jp
                         .commit(&ag.matrix(done), done, root, seed)
                         .map_err(evm_err)?;
@@ -1140,24 +1218,58 @@ pub fn settle(
                         ag.report.real_proofs_ok += 1;
                     }
                     ag.proofs[e] = Some(proof);
-                    prover_free = prover_free.max(close) + prove_s;
-                    prover_free
+                    self.prover_free_s = self.prover_free_s.max(rec.close_s) + prove_s;
+                    self.prover_free_s
                 } else {
-                    close
+                    rec.close_s
                 };
                 let t = ag.ready_s[e];
                 ag.at(t, Action::Commit);
             }
         }
+        Ok(())
     }
 
-    let horizon = run.end_s()
-        + (n_epochs as f64 + 10.0) * (cfg.challenge_window_s + cfg.pay_delay_s + 3600.0)
-        + 86_400.0;
-    ag.report.horizon_s = horizon;
-    while !ag.done {
+    /// Training ended at `end_s`: settlement is given up if not done by the horizon (a day plus,
+    /// per epoch and ten more, a challenge window, a payout delay and an hour after `end_s`).
+    pub fn training_ended(&mut self, end_s: f64) {
+        let c = &self.ag.cfg;
+        let n_epochs = self.ag.epochs.len() as f64;
+        self.ag.report.horizon_s =
+            end_s + (n_epochs + 10.0) * (c.challenge_window_s + c.pay_delay_s + 3600.0) + 86_400.0;
+    }
+
+    /// Time of the next block, seconds.
+    pub fn next_block_s(&self) -> f64 {
+        self.chain.next_block_s()
+    }
+
+    /// Whether settlement still needs blocks (not done, not cut off, no error).
+    pub fn running(&self) -> bool {
+        !self.ag.done && !self.cut_off && self.error.is_none()
+    }
+
+    /// The first error a handler met, if any (taken: later calls return `None`).
+    pub fn take_error(&mut self) -> Option<RunError> {
+        self.error.take()
+    }
+
+    /// Produces the next block: the agents act on what is due by its time (in time order), the
+    /// builder fills it from the mempool, and the agents react to what it included. Past the
+    /// horizon nothing more is produced and the remaining transactions are counted as unsettled.
+    pub fn block(&mut self) {
+        if !self.running() {
+            return;
+        }
+        if let Err(e) = self.try_block() {
+            self.error.get_or_insert(e);
+        }
+    }
+
+    fn try_block(&mut self) -> Result<(), RunError> {
+        let (ag, chain) = (&mut self.ag, &mut self.chain);
         let t_block = chain.next_block_s();
-        if t_block > horizon {
+        if t_block > ag.report.horizon_s {
             // Not settled within the horizon: reported as metrics, not as a failed run.
             let scheduled = ag
                 .queue
@@ -1165,8 +1277,9 @@ pub fn settle(
                 .filter(|q| matches!(q.2, Action::Submit(_)))
                 .count();
             ag.report.unsettled_tx = (chain.pending() + scheduled) as u64;
-            ag.report.end_s = horizon;
-            break;
+            ag.report.end_s = ag.report.horizon_s;
+            self.cut_off = true;
+            return Ok(());
         }
         loop {
             let next = ag
@@ -1178,36 +1291,88 @@ pub fn settle(
                 .map(|(k, _)| k);
             let Some(k) = next else { break };
             let (t, _, a) = ag.queue.swap_remove(k);
-            ag.handle(&mut chain, t, a)?;
+            ag.handle(chain, t, a)?;
         }
         let (info, incl) = chain.produce_block().map_err(evm_err)?;
         if info.settlement_gas > 0 || info.waiting > 0 {
             ag.report.blocks.push(info);
         }
         for inc in incl {
-            ag.included(&mut chain, inc)?;
+            ag.included(chain, inc)?;
+        }
+        Ok(())
+    }
+
+    /// Produces every block due by `t_s` (inclusive) while settlement runs.
+    pub fn advance_to(&mut self, t_s: f64) {
+        while self.running() && self.next_block_s() <= t_s {
+            self.block();
         }
     }
-    ag.report.settled = ag.done;
-    ag.report.priced_out_blocks = chain.priced_out_blocks;
-    ag.report.full_blocks = chain.full_blocks;
-    ag.report.delayed_txs = chain.delayed_txs;
-    if cfg.protocol != Protocol::Onchain {
-        let wait = if cfg.protocol == Protocol::CommitChallenge {
-            cfg.challenge_window_s
-        } else {
-            0.0
-        };
-        for (e, ep) in ag.epochs.iter().enumerate() {
-            if let Some((_, at, honest)) = &ag.published[e] {
-                if !honest {
-                    ag.report.fraud_finalized += 1;
-                }
-                for &r in &ep.rounds {
-                    ag.report.finality_s[r] = at + wait - ag.round_close[r];
+
+    /// Rebuilds the state a co-simulation had at `until_s` from the rounds it had been fed (a
+    /// resumed run: the chain's revm state is not saved): blocks up to each round's close, the
+    /// round, and the blocks up to `until_s`, in the order the engine ran them.
+    pub fn replay(&mut self, rounds: &[RoundRecord], until_s: f64) {
+        for rec in rounds {
+            self.advance_to(rec.close_s);
+            self.round_closed(rec);
+        }
+        self.advance_to(until_s);
+    }
+
+    /// The report so far: counters of the chain, finality of the committed rounds, reward
+    /// delays (the settler is left with an empty report).
+    pub fn finish(&mut self) -> SettleReport {
+        let ag = &mut self.ag;
+        let mut rep = std::mem::take(&mut ag.report);
+        rep.settled = ag.done;
+        rep.priced_out_blocks = self.chain.priced_out_blocks;
+        rep.full_blocks = self.chain.full_blocks;
+        rep.delayed_txs = self.chain.delayed_txs;
+        if ag.cfg.protocol != Protocol::Onchain {
+            let wait = if ag.cfg.protocol == Protocol::CommitChallenge {
+                ag.cfg.challenge_window_s
+            } else {
+                0.0
+            };
+            for (e, ep) in ag.epochs.iter().enumerate() {
+                if let Some((_, at, honest)) = &ag.published[e] {
+                    if !honest {
+                        rep.fraud_finalized += 1;
+                    }
+                    for &r in &ep.rounds {
+                        rep.finality_s[r] = at + wait - ag.round_close[r];
+                    }
                 }
             }
         }
+        rep.reward_delays = ag.delays.finish(&ag.round_rewards);
+        rep
     }
-    Ok(ag.report)
+}
+
+/// Settles the rewards of a finished `run` (over `n` participants) with `cfg.protocol` on a chain
+/// `chain_cfg`: the replay, every round known before the first block. A co-simulated run whose
+/// network does not react to the chain gives the same transactions (`tests::cosim_equals_replay`).
+pub fn settle(
+    cfg: &SettleConfig,
+    chain_cfg: &ChainConfig,
+    run: &NetworkRun,
+    n: usize,
+    chain_rng: Rng,
+    rng: Rng,
+) -> Result<SettleReport, RunError> {
+    let mut s = Settler::new(cfg, chain_cfg, n, run.rounds.len(), chain_rng, rng)?;
+    for rec in &run.rounds {
+        s.round_closed(rec);
+    }
+    s.training_ended(run.end_s());
+    while s.running() {
+        s.block();
+    }
+    if let Some(e) = s.take_error() {
+        return Err(e);
+    }
+    Ok(s.finish())
 }
