@@ -164,7 +164,14 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
             "round_s_mean",
             run.rounds.iter().map(|r| r.close_s - r.open_s).sum::<f64>() / rounds,
         )
-        .metric("fl_end_s", run.end_s());
+        .metric("fl_end_s", run.end_s())
+        .metric(
+            "coordinator_wait_s",
+            run.rounds
+                .windows(2)
+                .map(|w| (w[1].open_s - w[0].close_s - p.network.aggregation_s).max(0.0))
+                .sum::<f64>(),
+        );
     let total = rep.total_gas() as f64;
     // Rounds never finalized (settlement cut off at the horizon) have no finality time.
     let fin: Vec<f64> = rep
@@ -233,6 +240,19 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
         .metric("delayed_txs", rep.delayed_txs as f64)
         .metric("paid_eth", rep.paid_wei as f64 / 1e18)
         .metric("settle_end_s", rep.end_s);
+    // NaN when no reward was paid (settlement cut off at the horizon).
+    let d = &rep.reward_delays;
+    let q = |q: f64| {
+        if d.paid_s.is_empty() {
+            f64::NAN
+        } else {
+            percentile(&d.paid_s, q)
+        }
+    };
+    out.metric("reward_delay_s_mean", d.mean_s())
+        .metric("reward_delay_s_p50", q(0.5))
+        .metric("reward_delay_s_max", q(1.0))
+        .metric("rewards_unpaid", d.unpaid as f64);
     for r in &run.rounds {
         out.sample(r.close_s, "fl", "accuracy", r.eval.accuracy);
         out.sample(r.close_s, "fl", "late_uploads", r.late as f64);
@@ -240,6 +260,10 @@ fn export(p: &FlParams, run: &NetworkRun, rep: &SettleReport, out: &mut RunOutpu
         let f = rep.finality_s[r.round as usize];
         if f.is_finite() {
             out.sample(r.close_s, "settle", "finality_s", f);
+        }
+        let d = rep.reward_delays.round_mean_s[r.round as usize];
+        if d.is_finite() {
+            out.sample(r.close_s, "settle", "reward_delay_s", d);
         }
     }
     for b in &rep.blocks {

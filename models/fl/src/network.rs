@@ -337,6 +337,13 @@ pub fn run_network_saved(
     };
     let mut last_save = b.simu.time();
     for round in first..cfg.rounds {
+        if let Some(p) = &b.chain {
+            // Feedback (off unless the settlement asks): wait for the last epoch's commitment.
+            while cosim::lock(&p.settler).holds(round as usize, t_s(b.simu.time())) {
+                b.simu.step()?;
+            }
+            chain_error(p)?;
+        }
         let open_s = t_s(b.simu.time());
         let mut rec = RoundRecord {
             round,

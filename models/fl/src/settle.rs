@@ -120,6 +120,12 @@ pub struct SettleConfig {
     /// jobs prove the same-arity stand-in ([`super::proofs`]).
     #[serde(default = "real_max")]
     pub real_proof_max_constraints: u64,
+    /// Feedback of the chain on training, off (0) by default: after a round that ends an epoch
+    /// the coordinator opens the next round only once that epoch's commitment is included on
+    /// chain (onchain: the round's last write), waiting at most this long after the round's
+    /// close, seconds. A slashed commitment is waited for again until its counter is included.
+    #[serde(default)]
+    pub commit_wait_max_s: f64,
 }
 
 fn real_max() -> u64 {
@@ -170,6 +176,7 @@ impl Validate for SettleConfig {
         c.non_negative("pay_delay_s", self.pay_delay_s);
         c.non_negative("watcher_delay_s", self.watcher_delay_s);
         c.non_negative("aggregator_delay_s", self.aggregator_delay_s);
+        c.non_negative("commit_wait_max_s", self.commit_wait_max_s);
         if self.budget_eth > 4.0 {
             c.fail(
                 "budget_eth",
@@ -1247,6 +1254,27 @@ impl Settler {
     /// Whether settlement still needs blocks (not done, not cut off, no error).
     pub fn running(&self) -> bool {
         !self.ag.done && !self.cut_off && self.error.is_none()
+    }
+
+    /// Whether the coordinator holds round `next` back at `now_s` (feedback on, see
+    /// [`SettleConfig::commit_wait_max_s`]): round `next − 1` ended an epoch whose commitment is
+    /// not included yet, and the wait since its close has not reached the maximum.
+    pub fn holds(&self, next: usize, now_s: f64) -> bool {
+        let (ag, max_s) = (&self.ag, self.ag.cfg.commit_wait_max_s);
+        if max_s <= 0.0 || next == 0 || !self.running() {
+            return false;
+        }
+        let r = next - 1;
+        if !(now_s < ag.round_close[r] + max_s) {
+            return false;
+        }
+        match ag.cfg.protocol {
+            Protocol::Onchain => ag.report.finality_s[r].is_nan(),
+            _ => {
+                let e = r / self.epoch_rounds;
+                ag.epochs[e].rounds.last() == Some(&r) && ag.published[e].is_none()
+            }
+        }
     }
 
     /// The first error a handler met, if any (taken: later calls return `None`).
