@@ -89,9 +89,9 @@ mod tests {
         let mut d = RewardDelays::new(2);
         d.paid(300.0, &[0, 1], 0..2, &rewards, &close);
         let f = d.finish(&rewards);
-        assert_eq!(f.paid_s, vec![240.0, 240.0, 180.0]);
+        assert_eq!(f.paid_s, vec![240.0, 180.0, 180.0]);
         assert_eq!(f.round_mean_s, vec![240.0, 180.0]);
         assert_eq!(f.unpaid, 1, "participant 2's round-0 reward");
-        assert_eq!(f.mean_s(), 220.0);
+        assert_eq!(f.mean_s(), 200.0);
     }
 }
