@@ -232,6 +232,21 @@ fn an_fl_run_interrupted_between_rounds_resumes_to_the_same_tables() {
 }
 
 #[test]
+fn an_fl_run_whose_coordinator_waits_for_the_chain_resumes_to_the_same_tables() {
+    // The chain is co-simulated: a resumed run rebuilds its revm state by replaying the saved
+    // rounds. Here the chain feeds back (the coordinator waits for each commitment, disputes
+    // during training, a congested start), so any difference in the rebuilt state would move
+    // the later rounds.
+    resumed_equals_uninterrupted(&Interrupted {
+        yaml: "name: ck-fl-cosim\nfamily: fl\nseed: 4\nparams:\n  participants: 10\n  data: { partition: iid }\n  network: { rounds: 5, deadline_s: 60, server_ingress_mbps: 100 }\n  settlement: { protocol: commit-challenge, dishonest_prob: 0.7, watcher_delay_s: 5, commit_wait_max_s: 900 }\n  chain: { congestion: [[0, 150]], background_sd: 0.2 }\n",
+        every: "1s",
+        exit_after: "2",
+        expect_file: Some("run-0.ckpt"),
+        traces: true,
+    });
+}
+
+#[test]
 fn a_killed_run_resumes_from_its_checkpoint_and_equals_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let scenario = tmp.path().join("long.yaml");

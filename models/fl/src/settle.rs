@@ -1,5 +1,8 @@
 //! SettleFL reward settlement on the simulated chain: the job owner (aggregator), the watchers and
 //! the participants as agents submitting real contract calls, executed in revm block by block.
+//! [`Settler`] learns each FL round when it closes and produces one block per call: the
+//! co-simulation ([`super::cosim`]) drives it from a nexosim model on the network's clock,
+//! [`settle`] replays a finished run through it.
 //!
 //! * `onchain`: every round the owner writes each rewarded participant's amount into storage
 //!   (`commit` in batches), then `reward_init` and batched `reward_pay_multi`.
