@@ -1268,7 +1268,8 @@ impl Settler {
             return false;
         }
         let r = next - 1;
-        if !(now_s < ag.round_close[r] + max_s) {
+        // A round not fed yet (NaN close) holds nothing.
+        if ag.round_close[r].is_nan() || now_s >= ag.round_close[r] + max_s {
             return false;
         }
         match ag.cfg.protocol {
