@@ -227,6 +227,8 @@ fn draw<'a, DB: DrawingBackend + 'a>(
         }
     }
 
+    draw_crossings(&mut chart, scene)?;
+
     if let Some(corner) = scene.legend {
         chart
             .configure_series_labels()
@@ -242,6 +244,31 @@ fn draw<'a, DB: DrawingBackend + 'a>(
             .background_style(WHITE.mix(0.85))
             .border_style(GRID)
             .draw()?;
+    }
+    Ok(())
+}
+
+/// Each crossing of a mark: a thin vertical line across the plot, a ring where the lines meet, and
+/// the mark's label with the crossing's x at the top of the line.
+fn draw_crossings<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    scene: &Scene,
+) -> DrawResult<(), DB> {
+    let style = INK.stroke_width(1);
+    let label_style = text(LEGEND_PX - 2.0).pos(Pos::new(HPos::Left, VPos::Top));
+    for c in &scene.crossings {
+        for p in &c.points {
+            let (x, y) = p.plotted;
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(x, scene.y.lo), (x, scene.y.hi)],
+                style,
+            )))?;
+            chart.draw_series(std::iter::once(Circle::new((x, y), MARKER_PX + 3, style)))?;
+            let label = format!("{} ≈ {}", c.label, super::crossing::significant(p.x));
+            chart.draw_series(std::iter::once(
+                EmptyElement::at((x, scene.y.hi)) + Text::new(label, (4, 4), label_style.clone()),
+            ))?;
+        }
     }
     Ok(())
 }
