@@ -307,7 +307,7 @@ mod tests {
     #[test]
     fn three_significant_digits() {
         assert_eq!(significant(412.345), "412");
-        assert_eq!(significant(3.14159), "3.14");
+        assert_eq!(significant(2.34567), "2.35");
         assert_eq!(significant(2.5e7), "2.5e7");
         assert_eq!(significant(100.0), "100");
         assert_eq!(significant(0.0), "0");

@@ -303,9 +303,9 @@ impl ConstraintSynthesizer<Fr> for Circuit {
                 // entry of an untrained row is zero (one constraint per entry).
                 let at = one_hot(&cs, &pubs[1], t_n + 1)?;
                 let mut after = Num::constant(Fr::ZERO);
-                for t in 0..t_n {
-                    after = after.add(&at[t]);
-                    for entry in &o.entries[t * p_n..(t + 1) * p_n] {
+                for (sel, row) in at.iter().zip(o.entries.chunks(p_n.max(1))) {
+                    after = after.add(sel);
+                    for entry in row {
                         enforce(&cs, &after, entry, &Num::constant(Fr::ZERO))?;
                     }
                 }
