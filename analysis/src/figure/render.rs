@@ -248,14 +248,21 @@ fn draw<'a, DB: DrawingBackend + 'a>(
 }
 
 /// Each crossing of a mark: a thin vertical line across the plot, a ring where the lines meet, and
-/// the mark's label with the crossing's x at the top of the line (successive labels one line lower,
-/// so crossings close in x stay readable).
+/// the mark's label with the crossing's x at the top of the line, or below a legend in a top corner
+/// (successive labels one line lower, so crossings close in x stay readable).
 fn draw_crossings<DB: DrawingBackend>(
     chart: &mut Chart<'_, DB>,
     scene: &Scene,
 ) -> DrawResult<(), DB> {
     let style = INK.stroke_width(1);
     let label_style = text(LEGEND_PX - 2.0);
+    // Labels start at the top of the plot, or below the legend when it sits in a top corner.
+    let first_top = match scene.legend {
+        Some(Corner::UpperLeft | Corner::UpperRight) => {
+            super::scene::legend_reach_px(&scene.layers) as i32 + 6
+        }
+        _ => 4,
+    };
     let points = scene
         .crossings
         .iter()
@@ -268,7 +275,7 @@ fn draw_crossings<DB: DrawingBackend>(
         )))?;
         chart.draw_series(std::iter::once(Circle::new((x, y), MARKER_PX + 3, style)))?;
         let label = format!("{} ≈ {}", c.label, super::crossing::significant(p.x));
-        let top = 4 + 20 * k as i32;
+        let top = first_top + 20 * k as i32;
         let width = (label.chars().count() as f64 * (LEGEND_PX - 2.0) * 0.6) as i32;
         // Right of the line, or left of it in the right part of the plot.
         let left_of_line = (x - scene.x.lo) / (scene.x.hi - scene.x.lo) > 0.6;

@@ -546,6 +546,11 @@ const LEGEND_CHAR_PX: f64 = 9.5;
 const LEGEND_KEY_PX: f64 = 60.0;
 const LEGEND_MARGIN_PX: f64 = 12.0;
 
+/// How far the legend reaches from the plot's top or bottom edge, pixels: its margin and height.
+pub(super) fn legend_reach_px(layers: &[Layer]) -> f64 {
+    LEGEND_MARGIN_PX + LEGEND_ROW_PX * layers.len() as f64 + 16.0
+}
+
 /// The legend's box in a corner, in shares of a plotting area of `plot_px` pixels:
 /// `(x0, x1, y0, y1)`.
 fn legend_box(layers: &[Layer], corner: Corner, plot_px: (f64, f64)) -> (f64, f64, f64, f64) {
