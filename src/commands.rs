@@ -499,6 +499,7 @@ fn plot(args: PlotArgs) -> Result<(), CliError> {
         y_label: None,
         x_log: args.x_log,
         y_log: args.y_log,
+        marks: Vec::new(),
     };
     let files = analysis::plot(&df, &spec, &stem).map_err(input)?;
     for f in files {

@@ -171,7 +171,7 @@ mod tests {
             let scenarios = spec
                 .figures
                 .iter()
-                .map(|f| f.scenario.clone())
+                .flat_map(|f| std::iter::once(f.scenario.clone()).chain(f.also.clone()))
                 .chain(spec.claims.iter().filter_map(|c| c.scenario.clone()));
             for s in scenarios {
                 assert!(

@@ -100,6 +100,27 @@ fn cache_key(plan: &scenario::Plan) -> String {
     )
 }
 
+/// The runs table `first` with the runs tables of the scenarios `also` stacked under it.
+fn stacked(
+    first: &DataFrame,
+    also: &[PathBuf],
+    tables: &BTreeMap<&Path, Option<DataFrame>>,
+) -> analysis::Result<DataFrame> {
+    let mut frames = vec![first.clone()];
+    for path in also {
+        match tables.get(path.as_path()) {
+            Some(Some(df)) => frames.push(df.clone()),
+            _ => {
+                return Err(analysis::AnalysisError::Empty(format!(
+                    "no runs table of `{}`",
+                    path.display()
+                )));
+            }
+        }
+    }
+    report::stack(frames)
+}
+
 fn one(
     registry: &Registry,
     file: &Path,
@@ -119,7 +140,11 @@ fn one(
         .iter()
         .filter(|c| c.pending.is_none())
         .filter_map(|c| c.scenario.as_ref());
-    for p in spec.figures.iter().map(|f| &f.scenario).chain(claimed) {
+    let figures = spec
+        .figures
+        .iter()
+        .flat_map(|f| std::iter::once(&f.scenario).chain(&f.also));
+    for p in figures.chain(claimed) {
         if !needed.contains(&p.as_path()) {
             needed.push(p);
         }
@@ -161,23 +186,26 @@ fn one(
         tables.insert(path, analysis::load_runs(std::slice::from_ref(&data)).ok());
         folders.insert(path, data);
     }
+    let mut crossings = BTreeMap::new();
     for fig in &spec.figures {
         let Some(Some(df)) = tables.get(fig.scenario.as_path()) else {
             continue;
         };
-        let spec_plot = analysis::PlotSpec {
+        let mut spec_plot = analysis::PlotSpec {
             kind: fig.kind,
             x: fig.x.clone(),
             y: fig.y.clone(),
-            series: fig.series.clone(),
+            series: None,
             title: None,
             x_label: fig.x_label.clone(),
             y_label: fig.y_label.clone(),
             x_log: fig.x_log,
             y_log: fig.y_log,
+            marks: fig.marks.clone(),
         };
         let rows = match fig.table {
-            TableName::Runs => Ok(df.clone()),
+            TableName::Runs if fig.also.is_empty() => Ok(df.clone()),
+            TableName::Runs => stacked(df, &fig.also, &tables),
             TableName::Series => analysis::load_series(&[folders[fig.scenario.as_path()].clone()])
                 .and_then(|series| report::series_rows(df, &series, &fig.y)),
         };
@@ -187,10 +215,28 @@ fn one(
                 None => Ok(rows),
             })
             .and_then(|rows| report::select(&rows, &fig.filter))
-            .and_then(|rows| analysis::plot(&rows, &spec_plot, &out.join(&fig.id)));
-        if let Err(e) = drawn {
-            eprintln!("warning: {}: figure `{}`: {e}", file.display(), fig.id);
+            .and_then(|rows| match &fig.series {
+                Some(series) => {
+                    let (rows, name) = report::series_column(&rows, series, &fig.series_labels)?;
+                    spec_plot.series = Some(name);
+                    Ok(rows)
+                }
+                None => Ok(rows),
+            })
+            .and_then(|rows| analysis::figure::plot_marked(&rows, &spec_plot, &out.join(&fig.id)));
+        match drawn {
+            Ok((_, found)) if !found.is_empty() => {
+                crossings.insert(fig.id.clone(), found);
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: {}: figure `{}`: {e}", file.display(), fig.id),
         }
+    }
+    let crossings_csv = out.join("crossings.csv");
+    if crossings.is_empty() {
+        let _ = fs::remove_file(&crossings_csv);
+    } else {
+        write(&crossings_csv, report::crossings_csv(&crossings).as_bytes())?;
     }
     let results: Vec<ClaimResult> = spec
         .claims
@@ -208,7 +254,7 @@ fn one(
         &out.join("claims.json"),
         &serde_json::to_vec_pretty(&results).unwrap_or_default(),
     )?;
-    let page = report::page(&spec, &results, started.elapsed().as_secs_f64());
+    let page = report::page(&spec, &results, &crossings, started.elapsed().as_secs_f64());
     write(&out.join("README.md"), page.as_bytes())?;
     Ok(results)
 }

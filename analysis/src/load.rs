@@ -117,7 +117,7 @@ pub(crate) fn concat_sorted(frames: Vec<DataFrame>) -> Result<DataFrame> {
 
 /// Stacks frames whose columns may differ: the union of the columns in first-appearance order, each
 /// with the common type of its non-null occurrences, nulls where a frame lacks it.
-fn concat_diagonal(frames: Vec<DataFrame>) -> Result<DataFrame> {
+pub(crate) fn concat_diagonal(frames: Vec<DataFrame>) -> Result<DataFrame> {
     // (name, type so far, whether some frame had a non-null value)
     let mut schema: Vec<(PlSmallStr, DataType, bool)> = Vec::new();
     for df in &frames {

@@ -18,7 +18,7 @@ pub use crate::claims::{
     evaluate,
 };
 use crate::error::{AnalysisError, Result};
-use crate::figure::Kind;
+use crate::figure::{Crossing, Kind, MarkSpec};
 
 /// A paper's report: what to draw and which headline numbers to check.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,15 +101,88 @@ pub struct FigureSpec {
     /// Logarithmic y axis.
     #[serde(default)]
     pub y_log: bool,
-    /// Column splitting the rows into series.
+    /// Column splitting the rows into series, or several columns whose values (nulls left out)
+    /// are joined with " + " (see [`series_column`]).
     #[serde(default)]
-    pub series: Option<String>,
+    pub series: Option<SeriesColumns>,
+    /// Series values renamed for the legend and marks (after joining); a value renamed to "" has
+    /// its rows left out.
+    #[serde(default)]
+    pub series_labels: BTreeMap<String, String>,
+    /// Further scenarios whose runs tables are stacked under the first's (columns aligned by name,
+    /// nulls where one lacks a column), so one figure can compare sweeps run separately.
+    #[serde(default)]
+    pub also: Vec<PathBuf>,
     /// Caption under the figure.
     #[serde(default)]
     pub caption: String,
     /// Keep only rows whose columns equal these values.
     #[serde(default, rename = "where")]
     pub filter: BTreeMap<String, Value>,
+    /// Crossings of two series to mark (break-even points), drawn on the figure and written under
+    /// it and to `crossings.csv`.
+    #[serde(default)]
+    pub marks: Vec<MarkSpec>,
+}
+
+/// The column(s) naming a figure's series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SeriesColumns {
+    /// One column.
+    One(String),
+    /// Several columns, their values joined.
+    Joined(Vec<String>),
+}
+
+impl SeriesColumns {
+    /// The name of the series column the figure draws: the column, or the columns joined with " + ".
+    pub fn name(&self) -> String {
+        match self {
+            SeriesColumns::One(c) => c.clone(),
+            SeriesColumns::Joined(cs) => cs.join(" + "),
+        }
+    }
+}
+
+/// `df` with the series column a figure draws, and its name: for several columns a new column
+/// holding each row's non-null values joined with " + "; then values renamed by `labels`, rows whose
+/// value is renamed to "" left out.
+pub fn series_column(
+    df: &DataFrame,
+    series: &SeriesColumns,
+    labels: &BTreeMap<String, String>,
+) -> Result<(DataFrame, String)> {
+    let name = series.name();
+    let columns = match series {
+        SeriesColumns::One(_) if labels.is_empty() => return Ok((df.clone(), name)),
+        SeriesColumns::One(c) => vec![c.clone()],
+        SeriesColumns::Joined(cs) => cs.clone(),
+    };
+    let mut values: Vec<Vec<String>> = vec![Vec::new(); df.height()];
+    for c in &columns {
+        crate::summary::require_column(df, c)?;
+        let text = df.column(c)?.cast(&DataType::String)?;
+        for (row, v) in values.iter_mut().zip(text.str()?.iter()) {
+            row.extend(v.map(str::to_owned));
+        }
+    }
+    let joined: Vec<String> = values
+        .into_iter()
+        .map(|v| {
+            let v = v.join(" + ");
+            labels.get(&v).cloned().unwrap_or(v)
+        })
+        .collect();
+    let keep: BooleanChunked = joined.iter().map(|v| Some(!v.is_empty())).collect();
+    let mut out = df.clone();
+    out.with_column(Column::new(name.as_str().into(), joined))?;
+    Ok((out.filter(&keep)?, name))
+}
+
+/// Frames stacked: the union of their columns aligned by name, nulls where a frame lacks one.
+pub fn stack(frames: Vec<DataFrame>) -> Result<DataFrame> {
+    crate::load::concat_diagonal(frames)
 }
 
 /// The result table a figure reads (`table:` in report files, `--table` of `sysim plot`).
@@ -227,8 +300,27 @@ fn cell_equals(cell: &AnyValue, want: &Value) -> bool {
     }
 }
 
-/// The Markdown page of one paper's report: figures, then the claims table and notes.
-pub fn page(spec: &ReportSpec, results: &[ClaimResult], wall_s: f64) -> String {
+/// `crossings.csv` of a report: every figure's crossings, one row each (see
+/// [`Crossing::csv_rows`]).
+pub fn crossings_csv(crossings: &BTreeMap<String, Vec<Crossing>>) -> String {
+    let mut csv = format!("{}\n", crate::figure::CROSSINGS_CSV_HEADER);
+    for (figure, list) in crossings {
+        for row in list.iter().flat_map(|c| c.csv_rows(figure)) {
+            csv.push_str(&row);
+            csv.push('\n');
+        }
+    }
+    csv
+}
+
+/// The Markdown page of one paper's report: figures (with the crossings each marks, by figure
+/// id), then the claims table and notes.
+pub fn page(
+    spec: &ReportSpec,
+    results: &[ClaimResult],
+    crossings: &BTreeMap<String, Vec<Crossing>>,
+    wall_s: f64,
+) -> String {
     let mut md = format!("# {}\n\n", spec.title);
     if !spec.source.is_empty() {
         md.push_str(&format!("Source: {}\n\n", spec.source));
@@ -238,7 +330,17 @@ pub fn page(spec: &ReportSpec, results: &[ClaimResult], wall_s: f64) -> String {
         if !f.caption.is_empty() {
             md.push_str(&format!("{}\n\n", f.caption));
         }
-        md.push_str(&format!("Scenario: `{}`\n\n", f.scenario.display()));
+        for c in crossings.get(&f.id).into_iter().flatten() {
+            md.push_str(&format!("- {}\n", c.describe(&f.x)));
+        }
+        if crossings.get(&f.id).is_some_and(|c| !c.is_empty()) {
+            md.push('\n');
+        }
+        md.push_str(&format!("Scenario: `{}`", f.scenario.display()));
+        for also in &f.also {
+            md.push_str(&format!(", `{}`", also.display()));
+        }
+        md.push_str("\n\n");
     }
     md.push_str(&format!(
         "## Claims ({})\n\nOnly evidence is counted; calibration figures were fitted, checks test \
@@ -260,6 +362,42 @@ pub fn page(spec: &ReportSpec, results: &[ClaimResult], wall_s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn joined_and_renamed_series() {
+        let a = df!("protocol" => ["onchain", "commit-proof"], "gas" => [1.0, 2.0]).unwrap();
+        let b = df!(
+            "protocol" => ["commit-proof", "commit-proof"],
+            "payout" => ["merkle", "redeem"],
+            "gas" => [3.0, 4.0],
+        )
+        .unwrap();
+        let df = stack(vec![a, b]).unwrap();
+        assert_eq!(df.height(), 4);
+        let series = SeriesColumns::Joined(vec!["protocol".into(), "payout".into()]);
+        let labels = BTreeMap::from([
+            ("onchain".to_string(), "on-chain".to_string()),
+            ("commit-proof + merkle".to_string(), String::new()),
+        ]);
+        let (out, name) = series_column(&df, &series, &labels).unwrap();
+        assert_eq!(name, "protocol + payout");
+        let values: Vec<_> = out.column(&name).unwrap().str().unwrap().iter().collect();
+        assert_eq!(
+            values,
+            [
+                Some("on-chain"),
+                Some("commit-proof"),
+                Some("commit-proof + redeem")
+            ]
+        );
+        let gas: Vec<_> = out.column("gas").unwrap().f64().unwrap().iter().collect();
+        assert_eq!(gas, [Some(1.0), Some(2.0), Some(4.0)]);
+        let one = SeriesColumns::One("protocol".into());
+        let (same, name) = series_column(&df, &one, &BTreeMap::new()).unwrap();
+        assert_eq!((same.height(), name.as_str()), (4, "protocol"));
+        let yaml: SeriesColumns = serde_norway::from_str("[a, b]").unwrap();
+        assert_eq!(yaml, SeriesColumns::Joined(vec!["a".into(), "b".into()]));
+    }
 
     #[test]
     fn bins_move_values_to_their_centres() {

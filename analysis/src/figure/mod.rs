@@ -4,6 +4,7 @@
 //! coordinates in `scene` (means and CIs, bars, CDF steps, legend corner) and draws it with
 //! `render` on both backends.
 
+mod crossing;
 mod data;
 mod labels;
 mod render;
@@ -15,6 +16,9 @@ use std::path::{Path, PathBuf};
 use polars::prelude::DataFrame;
 
 use crate::error::Result;
+pub use crossing::{
+    CSV_HEADER as CROSSINGS_CSV_HEADER, CrossPoint, Crossing, MarkSpec, significant,
+};
 
 /// The kind of figure (`kind:` in report files, `--kind` of `sysim plot`).
 #[derive(
@@ -57,6 +61,9 @@ pub struct PlotSpec {
     /// Logarithmic vertical axis (line and scatter); rows with y ≤ 0 are left out and CI bands are
     /// cut at a tenth of the smallest positive value.
     pub y_log: bool,
+    /// Crossings of two series to mark (line figures with a series column): a vertical line, a
+    /// point and the label where they cross.
+    pub marks: Vec<MarkSpec>,
 }
 
 impl PlotSpec {
@@ -72,6 +79,7 @@ impl PlotSpec {
             y_label: None,
             x_log: false,
             y_log: false,
+            marks: Vec::new(),
         }
     }
 }
@@ -80,8 +88,19 @@ impl PlotSpec {
 /// `<out_stem>.png` and `<out_stem>.svg`, each atomically, creating the parent folder if needed.
 /// Returns the two paths. Unknown columns, a non-numeric y, or no usable row are errors.
 pub fn plot(df: &DataFrame, spec: &PlotSpec, out_stem: &Path) -> Result<Vec<PathBuf>> {
+    plot_marked(df, spec, out_stem).map(|(paths, _)| paths)
+}
+
+/// [`plot`], also returning where the series `spec.marks` name cross (one entry per mark), so a
+/// report can print and test the break-even points it draws.
+pub fn plot_marked(
+    df: &DataFrame,
+    spec: &PlotSpec,
+    out_stem: &Path,
+) -> Result<(Vec<PathBuf>, Vec<Crossing>)> {
     let scene = scene::build(df, spec)?;
-    render::write(&scene, out_stem)
+    let paths = render::write(&scene, out_stem)?;
+    Ok((paths, scene.crossings))
 }
 
 #[cfg(test)]
@@ -175,6 +194,30 @@ mod tests {
                 "Energy per governor",
             ],
         );
+    }
+
+    #[test]
+    fn crossing_marks_are_drawn_and_returned() {
+        let tmp = tempfile::tempdir().unwrap();
+        // stock rises through a flat series.
+        let df = df! {
+            "batch" => [1i64, 4, 16, 1, 4, 16],
+            "governor" => ["stock", "stock", "stock", "flat", "flat", "flat"],
+            "energy_j" => [10.0, 20.0, 40.0, 25.0, 25.0, 25.0],
+        }
+        .unwrap();
+        let spec = PlotSpec {
+            marks: vec![MarkSpec {
+                crossing: ["stock".into(), "flat".into()],
+                label: Some("break-even".into()),
+            }],
+            ..spec(Kind::Line, "batch", "energy_j", Some("governor"))
+        };
+        let (paths, crossings) = plot_marked(&df, &spec, &tmp.path().join("marked")).unwrap();
+        // 20 → 40 between batch 4 and 16 reaches 25 a quarter of the way: batch 7.
+        assert_eq!(crossings.len(), 1);
+        assert!((crossings[0].points[0].x - 7.0).abs() < 1e-12);
+        check_files(&paths, &["break-even ≈ 7"]);
     }
 
     #[test]

@@ -243,6 +243,60 @@ fn draw<'a, DB: DrawingBackend + 'a>(
             .border_style(GRID)
             .draw()?;
     }
+    // Over the legend: a crossing's label must stay readable wherever the legend went.
+    draw_crossings(&mut chart, scene)
+}
+
+/// Each crossing of a mark: a thin vertical line across the plot, a ring where the lines meet, and
+/// the mark's label with the crossing's x at the top of the line, or below a legend in a top corner
+/// (successive labels one line lower, so crossings close in x stay readable).
+fn draw_crossings<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    scene: &Scene,
+) -> DrawResult<(), DB> {
+    let style = INK.stroke_width(1);
+    let label_style = text(LEGEND_PX - 2.0);
+    // Labels start at the top of the plot, or below the legend when it sits in a top corner.
+    let first_top = match scene.legend {
+        Some(Corner::UpperLeft | Corner::UpperRight) => {
+            super::scene::legend_reach_px(&scene.layers) as i32 + 6
+        }
+        _ => 4,
+    };
+    let points = scene
+        .crossings
+        .iter()
+        .flat_map(|c| c.points.iter().map(move |p| (c, p)));
+    for (k, (c, p)) in points.enumerate() {
+        let (x, y) = p.plotted;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(x, scene.y.lo), (x, scene.y.hi)],
+            style,
+        )))?;
+        chart.draw_series(std::iter::once(Circle::new((x, y), MARKER_PX + 3, style)))?;
+        let label = format!("{} ≈ {}", c.label, super::crossing::significant(p.x));
+        let top = first_top + 20 * k as i32;
+        let width = (label.chars().count() as f64 * (LEGEND_PX - 2.0) * 0.6) as i32;
+        // Right of the line, or left of it in the right part of the plot.
+        let left_of_line = (x - scene.x.lo) / (scene.x.hi - scene.x.lo) > 0.6;
+        let (x0, text_x, anchor) = if left_of_line {
+            (-10 - width, -4, HPos::Right)
+        } else {
+            (2, 4, HPos::Left)
+        };
+        chart.draw_series(std::iter::once(
+            EmptyElement::at((x, scene.y.hi))
+                + Rectangle::new(
+                    [(x0, top - 2), (x0 + width + 8, top + 18)],
+                    WHITE.mix(0.9).filled(),
+                )
+                + Text::new(
+                    label,
+                    (text_x, top),
+                    label_style.pos(Pos::new(anchor, VPos::Top)),
+                ),
+        ))?;
+    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 use polars::prelude::*;
 
+use super::crossing::{self, Crossing};
 use super::data::{Columns, Observations, XScale, observe};
 use super::labels::{axis_title, fraction_bounds};
 use super::render::plot_area_px;
@@ -42,6 +43,8 @@ pub(super) struct Scene {
     pub layers: Vec<Layer>,
     /// Where the legend goes; `None` when there is no series column.
     pub legend: Option<Corner>,
+    /// Where the series the spec's marks name cross, one entry per mark.
+    pub crossings: Vec<Crossing>,
 }
 
 /// The marks of one series.
@@ -175,13 +178,58 @@ pub(super) fn build(df: &DataFrame, spec: &PlotSpec) -> Result<Scene> {
         },
         None => y,
     };
+    let crossings = crossings(&layers, spec)?;
     Ok(Scene {
         title: spec.title.clone(),
         x,
         y,
         layers,
         legend,
+        crossings,
     })
+}
+
+/// The crossings `spec.marks` ask for, on the plotted means of a line figure.
+fn crossings(layers: &[Layer], spec: &PlotSpec) -> Result<Vec<Crossing>> {
+    if spec.marks.is_empty() {
+        return Ok(Vec::new());
+    }
+    if spec.kind != Kind::Line || spec.series.is_none() {
+        return Err(AnalysisError::Unsupported(format!(
+            "crossing marks need a line figure with a series column, got a {:?} figure{}",
+            spec.kind,
+            if spec.series.is_none() {
+                " without series"
+            } else {
+                ""
+            }
+        )));
+    }
+    let line = |name: &str| {
+        layers
+            .iter()
+            .find_map(|l| match &l.marks {
+                Marks::Line { points, .. } if l.label == name => Some(points.as_slice()),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                let names: Vec<&str> = layers.iter().map(|l| l.label.as_str()).collect();
+                AnalysisError::Unsupported(format!(
+                    "crossing mark names series `{name}`, which the figure does not have; series: {}",
+                    names.join(", ")
+                ))
+            })
+    };
+    let unlog = |log: bool, v: f64| if log { 10f64.powf(v) } else { v };
+    spec.marks
+        .iter()
+        .map(|m| {
+            let (a, b) = (line(&m.crossing[0])?, line(&m.crossing[1])?);
+            Ok(crossing::find(m, a, b, |(x, y)| {
+                (unlog(spec.x_log, x), unlog(spec.y_log, y))
+            }))
+        })
+        .collect()
 }
 
 /// Prepares `obs` for the log axes `spec` asks for: rows outside the log domain are left out, a log x
@@ -497,6 +545,11 @@ const LEGEND_ROW_PX: f64 = 22.0;
 const LEGEND_CHAR_PX: f64 = 9.5;
 const LEGEND_KEY_PX: f64 = 60.0;
 const LEGEND_MARGIN_PX: f64 = 12.0;
+
+/// How far the legend reaches from the plot's top or bottom edge, pixels: its margin and height.
+pub(super) fn legend_reach_px(layers: &[Layer]) -> f64 {
+    LEGEND_MARGIN_PX + LEGEND_ROW_PX * layers.len() as f64 + 16.0
+}
 
 /// The legend's box in a corner, in shares of a plotting area of `plot_px` pixels:
 /// `(x0, x1, y0, y1)`.
@@ -823,6 +876,74 @@ mod tests {
             panic!("not bars")
         };
         assert!(bars[0].hi > 1.05, "{bars:?}");
+    }
+
+    #[test]
+    fn crossings_on_the_plotted_means_in_data_units() {
+        // Gas against participants, log–log: `flat` = 1000·n, `fixed` = 1e5 + 10·n per replication
+        // pair (means as given): the lines meet between n = 100 and 1000, at 10^… in log units.
+        let n = [10i64, 10, 100, 100, 1000, 1000];
+        let mut participants = Vec::new();
+        let mut protocol = Vec::new();
+        let mut gas = Vec::new();
+        for (p, f) in [
+            ("onchain", (|n: f64| 1000.0 * n) as fn(f64) -> f64),
+            ("commit", |n: f64| 1e5 + 10.0 * n),
+        ] {
+            for (k, &x) in n.iter().enumerate() {
+                participants.push(x);
+                protocol.push(p);
+                gas.push(f(x as f64) * if k % 2 == 0 { 0.99 } else { 1.01 });
+            }
+        }
+        let df =
+            df! { "participants" => participants, "protocol" => protocol, "gas" => gas }.unwrap();
+        let spec = PlotSpec {
+            series: Some("protocol".into()),
+            x_log: true,
+            y_log: true,
+            marks: vec![crossing::MarkSpec {
+                crossing: ["onchain".into(), "commit".into()],
+                label: None,
+            }],
+            ..PlotSpec::new(Kind::Line, "participants", "gas")
+        };
+        let scene = build(&df, &spec).unwrap();
+        let c = &scene.crossings[0];
+        assert_eq!(c.label, "onchain = commit");
+        // Log–log segment from (2, 5) to (3, 6) for onchain, (2, log 1.01e5) to (3, log 1.1e5)
+        // for commit: solved exactly on the drawn segments.
+        let (ya0, ya1) = (5.0, 6.0);
+        let (yb0, yb1) = (1.01e5f64.log10(), 1.1e5f64.log10());
+        let t = (ya0 - yb0) / ((ya0 - yb0) - (ya1 - yb1));
+        let expect = 10f64.powf(2.0 + t);
+        assert_eq!(c.points.len(), 1);
+        assert!((c.points[0].x - expect).abs() < 1e-6 * expect, "{c:?}");
+        assert_eq!(c.points[0].lower_after.as_deref(), Some("commit"));
+        assert_eq!(c.x_range, Some((10.0, 1000.0)));
+
+        let unknown = PlotSpec {
+            marks: vec![crossing::MarkSpec {
+                crossing: ["onchain".into(), "nope".into()],
+                label: None,
+            }],
+            ..spec.clone()
+        };
+        let err = build(&df, &unknown).unwrap_err().to_string();
+        assert!(
+            err.contains("`nope`") && err.contains("onchain, commit"),
+            "{err}"
+        );
+        let bars = PlotSpec {
+            kind: Kind::Bar,
+            x_log: false,
+            y_log: false,
+            ..spec
+        };
+        assert!(matches!(
+            build(&df, &bars),
+            Err(AnalysisError::Unsupported(_))
+        ));
     }
 
     #[test]

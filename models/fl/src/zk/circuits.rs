@@ -6,9 +6,13 @@
 //! EdDSA-Poseidon ([`super::eddsa`]). The paper names the circuits and their sizes at P = T = 10
 //! (PAPERS.md) but the listing does not give their statements; ours, inferred from the protocol:
 //!
-//! - **Commit** (Commit-with-Proof): public (C, rounds, root): C opens to R, and every
-//!   participant signed its column; `rounds` (how many rows are trained) and the keccak claim root
-//!   of the Merkle payouts are bound as public inputs (one constraint each), not derived from R.
+//! - **Commit** (Commit-with-Proof): public (C, rounds, root): C opens to R, every participant
+//!   signed its column, 0 ≤ rounds ≤ T and every row t ≥ rounds (not yet trained) is zero, so a
+//!   commit cannot carry rewards of rounds still to come. The keccak claim root of the Merkle
+//!   payouts is bound to the proof as a public input (a proof for one root does not verify for
+//!   another) but not derived from R: a keccak Merkle tree in R1CS costs ≈ 150k constraints per
+//!   hash, so the Merkle payout still trusts the owner's leaves (a participant's recourse is a
+//!   redeem proof, which is checked against C itself).
 //! - **Challenge**: public (C, t, p, v): C opens to R and R[t][p] ≠ v (v from p's own receipt).
 //! - **Counter**: public (C, t, p): C opens to R and p signed the column holding R[t][p].
 //! - **RedeemOneShot**: public (C, p, recipient, amount): recipient is p's listed address and
@@ -24,7 +28,9 @@ use ark_relations::gr1cs::{
 
 use super::eddsa::{Keypair, PointVar, Signature, alloc_signature, verify_gadget};
 use super::poseidon::{chunked, chunked_gadget, hash, hash_gadget};
-use super::r1cs::{Num, R, enforce_eq, enforce_nonzero, input, is_equal, mul, sum, witness};
+use super::r1cs::{
+    Num, R, enforce, enforce_eq, enforce_nonzero, input, is_equal, mul, sum, witness,
+};
 
 /// The data behind one commitment: the reward matrix, the participants' keys and signatures, a salt.
 #[derive(Clone, Debug)]
@@ -293,7 +299,16 @@ impl ConstraintSynthesizer<Fr> for Circuit {
         let o = open(&cs, s, &pubs[0])?;
         match self.kind {
             Kind::Commit => {
-                mul(&cs, &pubs[1], &pubs[1])?;
+                // rounds ∈ [0, T]; after_t = [rounds ≤ t] from the one-hot's prefix sums; each
+                // entry of an untrained row is zero (one constraint per entry).
+                let at = one_hot(&cs, &pubs[1], t_n + 1)?;
+                let mut after = Num::constant(Fr::ZERO);
+                for (sel, row) in at.iter().zip(o.entries.chunks(p_n.max(1))) {
+                    after = after.add(sel);
+                    for entry in row {
+                        enforce(&cs, &after, entry, &Num::constant(Fr::ZERO))?;
+                    }
+                }
                 mul(&cs, &pubs[2], &pubs[2])?;
                 for p in 0..p_n {
                     let col: Vec<Num> = (0..t_n).map(|t| o.entries[t * p_n + p].clone()).collect();
@@ -364,7 +379,8 @@ pub fn synthesize(c: Circuit) -> Result<(usize, bool), SynthesisError> {
     Ok((cs.num_constraints(), cs.is_satisfied()?))
 }
 
-/// A sample instance of each kind at P participants and T rounds (rewards from a fixed pattern).
+/// A sample instance of each kind at P participants and T rounds (rewards from a fixed pattern,
+/// every round trained).
 pub fn sample(kind: Kind, participants: usize, rounds: usize) -> Circuit {
     let rewards: Vec<u64> = (0..participants * rounds)
         .map(|k| 1 + (k as u64 * 7_919) % 1_000)
@@ -378,7 +394,8 @@ pub fn sample(kind: Kind, participants: usize, rounds: usize) -> Circuit {
     Circuit {
         kind,
         settlement,
-        round: 0,
+        // Commit: every round trained; the others: round 0.
+        round: if kind == Kind::Commit { rounds } else { 0 },
         round_end: rounds,
         participant: p,
         claimed,
@@ -404,6 +421,23 @@ mod tests {
         // Counter with a signature from another participant must fail.
         let mut c = sample(Kind::Counter, 2, 2);
         c.settlement.signatures.swap(0, 1);
+        assert!(!synthesize(c).unwrap().1);
+        // Commit: rows 0..rounds hold rewards, later rows must be zero.
+        let mut c = sample(Kind::Commit, 2, 3);
+        let trained = 2 * 2;
+        c.settlement = Settlement::new(
+            3,
+            (0..6)
+                .map(|k| if k < trained { 5 + k } else { 0 })
+                .collect(),
+            c.settlement.addresses.clone(),
+            11,
+        );
+        c.round = 2;
+        assert!(synthesize(c.clone()).unwrap().1);
+        c.round = 1; // claims one trained round while row 1 holds rewards
+        assert!(!synthesize(c.clone()).unwrap().1);
+        c.round = 4; // beyond T
         assert!(!synthesize(c).unwrap().1);
         // Multi-shot over rounds 1..2 only.
         let mut c = sample(Kind::RedeemMultiShot, 2, 2);

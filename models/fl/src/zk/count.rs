@@ -8,7 +8,8 @@
 //!   chunked(n) = chunked(16 + r) + (k − 2)·(chunked(32) − chunked(16)) for k ≥ 3 chunks, r the
 //!   last chunk's fill; sizes ≤ 32 are synthesized.
 //! * open(P, T) = chunked(P·T) + chunked(3P) + H₃ + 1 (the commitment equality).
-//! * Commit = open + 2 (bound inputs) + P·(chunked(T) + one EdDSA verification).
+//! * Commit = open + one-hot(T + 1) + T·P (untrained rows zero) + 1 (root) + P·(chunked(T) + one
+//!   EdDSA verification).
 //! * RedeemOneShot = open + one-hot(P) + P (address select) + 1 + T·P (column select) + 1.
 //! * RedeemMultiShot = RedeemOneShot + 2·one-hot(T + 1) + T (round mask); one-hot(n) = 2n + 1.
 
@@ -93,7 +94,9 @@ fn open(p: usize, t: usize) -> usize {
 pub fn constraints(kind: Kind, p: usize, t: usize) -> Option<usize> {
     let one_shot = open(p, t) + one_hot(p) + p + 1 + t * p + 1;
     match kind {
-        Kind::Commit => Some(open(p, t) + 2 + p * (chunked(t) + signature())),
+        Kind::Commit => {
+            Some(open(p, t) + one_hot(t + 1) + t * p + 1 + p * (chunked(t) + signature()))
+        }
         Kind::RedeemOneShot => Some(one_shot),
         Kind::RedeemMultiShot => Some(one_shot + 2 * one_hot(t + 1) + t),
         Kind::Challenge | Kind::Counter => None,

@@ -5,20 +5,24 @@
 //!
 //! The native signer derives the secret scalar from a seed with Poseidon instead of circomlibjs'
 //! BLAKE-512 key expansion (key derivation is outside the verifier; signatures verify the same).
-//! The in-circuit verifier uses plain double-and-add (6-constraint Edwards additions, ≈ 14
-//! constraints per bit of h, 6 per bit of S) where circomlib uses windowed Montgomery ladders, so
-//! it is larger than circomlib's (≈ 4.2k constraints, an estimate from circomlib's template); and
-//! it decomposes h with 254 plain bits (circomlib: Num2Bits_strict) — both stated, not hidden.
+//! The in-circuit verifier checks what circomlib's `EdDSAPoseidonVerifier` checks: S in 253 bits
+//! and S < l (`CompConstant(l − 1)`, so S + l cannot stand in for S), h in 254 bits with the alias
+//! check (`Num2Bits_strict`), 8·A not the identity, and the curve equation. It computes the scalar
+//! multiplications with plain double-and-add (6-constraint Edwards additions, ≈ 14 constraints per
+//! bit of h, 6 per bit of S) where circomlib uses windowed Montgomery ladders, so it is larger than
+//! circomlib's (≈ 4.2k constraints, an estimate from circomlib's template) — stated, not hidden.
 
 use std::str::FromStr;
 
 use ark_bn254::Fr;
-use ark_ff::fields::{Fp256, MontBackend};
+use ark_ff::fields::{Fp256, MontBackend, MontConfig};
 use ark_ff::{AdditiveGroup, BigInteger, Field, PrimeField};
 use ark_relations::gr1cs::ConstraintSystemRef;
 
 use super::poseidon::{hash, hash_gadget};
-use super::r1cs::{Num, R, div, enforce_eq, enforce_nonzero, mul, to_bits};
+use super::r1cs::{
+    Num, R, div, enforce_eq, enforce_nonzero, greater_than_constant, mul, to_bits, to_bits_strict,
+};
 
 /// The scalar field's Montgomery configuration (its own module: arkworks' derive emits a
 /// `feature = "asm"` cfg this crate does not declare).
@@ -40,10 +44,8 @@ pub type Fs = Fp256<MontBackend<FsConfig, 4>>;
 const A: u64 = 168_700;
 /// Curve coefficient d (circomlib babyjub.circom).
 const D: u64 = 168_696;
-/// Bits of a reduced scalar S < l (l < 2²⁵¹).
-const S_BITS: usize = 251;
-/// Bits of the Poseidon challenge h < p (p < 2²⁵⁴).
-const H_BITS: usize = 254;
+/// Bits S is decomposed into before the S < l check (circomlib `Num2Bits(253)`; l < 2²⁵²).
+const S_BITS: usize = 253;
 
 /// An affine Baby Jubjub point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,6 +273,13 @@ pub fn verify_gadget(
     let a8 = add_gadget(cs, &a4, &a4)?;
     enforce_nonzero(cs, &a8.x)?;
     let s_bits = to_bits(cs, s, S_BITS)?;
+    // S < l, i.e. S ≤ l − 1 (circomlib: CompConstant(l − 1) over S's bits must output 0).
+    let mut l_minus_one = Fr::from_bigint(FsConfig::MODULUS)
+        .expect("l < p")
+        .into_bigint();
+    l_minus_one.sub_with_borrow(&1u64.into());
+    let above = greater_than_constant(cs, &s_bits, &l_minus_one)?;
+    enforce_eq(cs, &above, &Num::constant(Fr::ZERO))?;
     let h = hash_gadget(
         cs,
         &[
@@ -281,7 +290,7 @@ pub fn verify_gadget(
             msg.clone(),
         ],
     )?;
-    let h_bits = to_bits(cs, &h, H_BITS)?;
+    let h_bits = to_bits_strict(cs, &h)?;
     // 8·h·A = h·(8·A).
     let right = add_gadget(cs, r8, &var_base_mul(cs, &h_bits, &a8)?)?;
     let left = fixed_base_mul(cs, &s_bits, &Point::base8())?;
@@ -293,7 +302,6 @@ pub fn verify_gadget(
 mod tests {
     use super::*;
     use crate::zk::r1cs::witness;
-    use ark_ff::fields::MontConfig;
     use ark_relations::gr1cs::ConstraintSystem;
 
     #[test]
@@ -324,6 +332,33 @@ mod tests {
             let (r8, s) = alloc_signature(&cs, &sig).unwrap();
             verify_gadget(&cs, &a, &m, &r8, &s).unwrap();
             assert_eq!(cs.is_satisfied().unwrap(), ok);
+        }
+    }
+
+    #[test]
+    fn an_unreduced_s_is_rejected_in_circuit() {
+        // S + l gives the same S·B8 (l·B8 = identity) and fits in 253 bits: only S < l stops it.
+        let kp = Keypair::from_seed(7);
+        let msg = Fr::from(99u64);
+        let sig = kp.sign(msg);
+        let l = Fr::from_bigint(FsConfig::MODULUS).unwrap();
+        let b8 = Point::base8();
+        let s_plus_l = fr_of(sig.s) + l;
+        assert_eq!(b8.mul(s_plus_l), b8.mul(fr_of(sig.s)));
+        for (s_val, ok) in [(fr_of(sig.s), true), (s_plus_l, false)] {
+            let cs = ConstraintSystem::<Fr>::new_ref();
+            let a = PointVar {
+                x: witness(&cs, kp.public.x).unwrap(),
+                y: witness(&cs, kp.public.y).unwrap(),
+            };
+            let m = witness(&cs, msg).unwrap();
+            let r8 = PointVar {
+                x: witness(&cs, sig.r8.x).unwrap(),
+                y: witness(&cs, sig.r8.y).unwrap(),
+            };
+            let s = witness(&cs, s_val).unwrap();
+            verify_gadget(&cs, &a, &m, &r8, &s).unwrap();
+            assert_eq!(cs.is_satisfied().unwrap(), ok, "S + l accepted: {}", !ok);
         }
     }
 }
