@@ -400,6 +400,43 @@ mod tests {
     }
 
     #[test]
+    fn crossings_are_written_under_their_figure_and_to_csv() {
+        let spec: ReportSpec = serde_norway::from_str(
+            "paper: p\ntitle: T\nfigures:\n  - id: gas\n    scenario: s.yaml\n    kind: line\n    \
+             x: n\n    y: gas\n    series: protocol\n    \
+             marks: [{ crossing: [a, b], label: even }]\n",
+        )
+        .unwrap();
+        let df = df!(
+            "n" => [1.0, 3.0, 1.0, 3.0],
+            "protocol" => ["a", "a", "b", "b"],
+            "gas" => [0.0, 4.0, 2.0, 2.0],
+        )
+        .unwrap();
+        let fig = &spec.figures[0];
+        let plot = crate::figure::PlotSpec {
+            series: Some("protocol".into()),
+            marks: fig.marks.clone(),
+            ..crate::figure::PlotSpec::new(fig.kind, &fig.x, &fig.y)
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, found) = crate::figure::plot_marked(&df, &plot, &tmp.path().join("gas")).unwrap();
+        let crossings = BTreeMap::from([("gas".to_string(), found)]);
+        let md = page(&spec, &[], &crossings, 1.0);
+        assert!(
+            md.contains("- even: n ≈ 2 (y ≈ 2, `b` lower beyond)"),
+            "{md}"
+        );
+        assert_eq!(
+            crossings_csv(&crossings),
+            format!(
+                "{}\ngas,even,a,b,2,2,b,\n",
+                crate::figure::CROSSINGS_CSV_HEADER
+            )
+        );
+    }
+
+    #[test]
     fn bins_move_values_to_their_centres() {
         let df = df!("t_s" => [0.5, 9.9, 10.0, 31.0], "v" => [1.0, 2.0, 3.0, 4.0]).unwrap();
         let out = bin_column(&df, "t_s", 10.0).unwrap();
