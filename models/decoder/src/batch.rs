@@ -119,7 +119,7 @@ mod tests {
             hidden: 32,
             heads: 4,
             kv_heads: 2,
-            ffn: 48,
+            ffn: 64,
             vocab: 0,
             rope_theta: 10_000.0,
             rms_eps: 1e-5,

@@ -41,6 +41,7 @@ fn dash(lambda: f64) -> DashParams {
         train_window_tokens: 12,
         eval_tokens: 40,
         eval_window_tokens: 20,
+        batch_windows: 1,
         weights: Weights::Random,
         ..DashParams::default()
     }
