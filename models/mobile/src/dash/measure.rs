@@ -419,7 +419,7 @@ fn select(
         lambda,
         ..p.clone()
     };
-    let e = train::evaluate(dec, &base, &t, &q).map_err(RunError::Model)?;
+    let e = train::evaluate(dec, base, &t, &q).map_err(RunError::Model)?;
     let ok = e.ratio(base_q) <= p.max_ppl_ratio;
     let mt = Matched {
         validation,

@@ -122,7 +122,7 @@ impl Default for DashParams {
             oracle_greedy_max: 8,
             oracle_epsilon_kl: 0.01,
             max_ppl_ratio: 1.10,
-            lambdas: vec![0.002, 0.005, 0.01, 0.02],
+            lambdas: vec![0.1, 0.3, 1.0],
             validation_tokens: 2048,
             batch_windows: 16,
             seed_per_replication: false,
@@ -158,7 +158,7 @@ impl Validate for DashParams {
         c.at_least("batch_windows", self.batch_windows, 1);
         if self.policy == PolicyKind::Matched {
             c.at_least("validation_tokens", self.validation_tokens, 8);
-            if self.lambdas.is_empty() || self.lambdas.iter().any(|l| !(*l >= 0.0)) {
+            if self.lambdas.is_empty() || self.lambdas.iter().any(|l| l.is_nan() || *l < 0.0) {
                 c.fail(
                     "lambdas",
                     format!("needs at least one λ ≥ 0, got {:?}", self.lambdas),
