@@ -11,13 +11,18 @@
 //! * [`model`]: the forward pass — [`Decoder::embed`], [`Decoder::layer`] (per-token execute/skip
 //!   mask, KV cache), [`Decoder::logits`] — with substitutable operators and fake quantization
 //!   ([`Ops`], [`Decoder::map_weights`]).
+//! * [`batch`]: many windows through one block at once ([`Decoder::layer_windows`]: one matmul
+//!   per linear layer over all their rows).
+//! * [`linalg`]: least squares on hidden states (AᵀB, ridge solve by Cholesky).
 //! * [`quant`]: symmetric fake quantization of weights and activations.
 //! * [`skip`]: teacher-forced per-token layer skipping on real text, against a cached [`skip::Baseline`].
 //! * [`eval`]: log-softmax, negative log-likelihood, KL divergence and top-1 agreement.
 //! * [`text`]: held-out real text (ShareGPT turns) for perplexity.
 
+pub mod batch;
 pub mod eval;
 pub mod gguf;
+pub mod linalg;
 pub mod model;
 pub mod quant;
 pub mod skip;

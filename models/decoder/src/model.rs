@@ -442,7 +442,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// cos/sin of the rotary angles pos·θ^(−2i/head_dim), i < head_dim/2.
-fn rope_table(pos: usize, head_dim: usize, theta: f32) -> (Vec<f32>, Vec<f32>) {
+pub(crate) fn rope_table(pos: usize, head_dim: usize, theta: f32) -> (Vec<f32>, Vec<f32>) {
     (0..head_dim / 2)
         .map(|i| {
             let freq = (theta as f64).powf(-2.0 * i as f64 / head_dim as f64);
@@ -453,7 +453,7 @@ fn rope_table(pos: usize, head_dim: usize, theta: f32) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// Rotates adjacent pairs (x₂ᵢ, x₂ᵢ₊₁) of one head by the table's angles.
-fn rotate(head: &mut [f32], cos: &[f32], sin: &[f32]) {
+pub(crate) fn rotate(head: &mut [f32], cos: &[f32], sin: &[f32]) {
     for (i, pair) in head.chunks_mut(2).enumerate() {
         let (a, b) = (pair[0], pair[1]);
         pair[0] = a * cos[i] - b * sin[i];

@@ -778,7 +778,7 @@ fn run_with(
         ArrivalKind::Trace => Arrivals::Trace { arrival_s: times },
     };
     let plan = if p.dash.enabled {
-        Some(dash::plan::plan(p, &mut out)?)
+        Some(dash::plan::plan(p, ctx.replication, &mut out)?)
     } else {
         None
     };

@@ -15,31 +15,48 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use decoder::eval::Quality;
 use decoder::skip::Baseline;
-use decoder::{Config, Decoder, Exact, Tokenizer};
+use decoder::{Config, Decoder, Tokenizer};
 use sim::experiment::RunError;
 
-use super::compensate::{AlphaFit, Compensation};
+use super::compensate::{Compensation, Compensator, Fit};
 use super::oracle::{self, Oracle};
 use super::params::{DashParams, PolicyKind, Weights};
-use super::rollout::trajectory;
-use super::train::{self, Evaluation, Trained};
+use super::rollout::unskipped;
+use super::score::compare;
+use super::train::{self, Evaluation, Trained, groups};
 
 /// What DASH measured on the decoder.
 #[derive(Debug, Clone)]
 pub struct Measured {
     /// The trained policy (`None` under `policy: greedy_oracle`).
     pub trained: Option<Trained>,
-    /// Compensation factor per layer.
-    pub alpha: Vec<f64>,
+    /// Compensation of skipped layers (fitted on the training windows).
+    pub compensation: Compensator,
     /// The policy's greedy behaviour on the held-out windows.
     pub eval: Evaluation,
     /// The oracle redundancy study, when `oracle_tokens` > 0.
     pub oracle: Option<Oracle>,
     /// The unskipped model's quality on the same windows.
-    pub baseline: decoder::eval::Quality,
+    pub baseline: Quality,
+    /// The λ selection of `policy: matched`.
+    pub matched: Option<Matched>,
     /// Whether the real SmolLM2 weights were used (else the random stand-in).
     pub real_weights: bool,
+}
+
+/// The λ selection of `policy: matched`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matched {
+    /// Per λ of the grid: (λ, validation skip ratio, validation perplexity ratio).
+    pub validation: Vec<(f64, f64, f64)>,
+    /// The λ chosen on validation (`None`: none kept the ratio within the bound).
+    pub chosen: Option<f64>,
+    /// Whether the run skips (a λ was chosen and its held-out ratio stays within the bound).
+    pub matched: bool,
+    /// Held-out behaviour of the chosen policy even when it failed the bound (else unskipped).
+    pub chosen_eval: Option<Evaluation>,
 }
 
 /// A loaded decoder with its tokenizer.
@@ -119,36 +136,93 @@ fn texts() -> Result<(Vec<String>, Vec<String>), RunError> {
     }
 }
 
-/// What identifies a cached baseline: real weights, seed (of the stand-in), evaluation tokens and
-/// window length.
-type BaselineKey = (bool, u64, usize, usize);
+/// Which text a set of windows comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Split {
+    /// The first half of the turns (training and validation).
+    Train,
+    /// The second half (evaluation and the oracle).
+    HeldOut,
+}
 
-/// The unmodified model's run over the evaluation windows (memoised per process).
-fn baseline(m: &Model, real: bool, p: &DashParams) -> Result<Arc<Baseline>, RunError> {
+/// What identifies a cached baseline: real weights, seed (of the stand-in), split, windows
+/// skipped, tokens and window length.
+type BaselineKey = (bool, u64, Split, usize, usize, usize);
+
+/// Windows `skip` onwards of `split` (`tokens` tokens in windows of `window`), and the unmodified
+/// model's run over them (memoised per process).
+fn baseline(
+    m: &Model,
+    real: bool,
+    seed: u64,
+    (split, skip, tokens, window): (Split, usize, usize, usize),
+) -> Result<Arc<Baseline>, RunError> {
     static CACHE: OnceLock<Mutex<BTreeMap<BaselineKey, Arc<Baseline>>>> = OnceLock::new();
-    let key = (real, p.seed, p.eval_tokens, p.eval_window_tokens);
+    let key = (real, seed, split, skip, tokens, window);
     let cache = CACHE.get_or_init(|| Mutex::new(BTreeMap::new()));
     if let Some(b) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(b);
     }
-    let (_, held_out) = texts()?;
-    let windows = decoder::text::windows(&m.1, &held_out, p.eval_window_tokens, 0, p.eval_tokens);
-    let b = Arc::new(Baseline::compute(&m.0, windows, &Exact).map_err(RunError::Model)?);
+    let (train_text, held_out) = texts()?;
+    let text = if split == Split::Train {
+        &train_text
+    } else {
+        &held_out
+    };
+    let windows = decoder::text::windows(&m.1, text, window, skip, tokens);
+    let h = m.0.config.hidden;
+    let mut finals = Vec::with_capacity(windows.len());
+    for g in groups(&windows, 2048) {
+        let fin = unskipped(&m.0, &windows[g.clone()], None).map_err(RunError::Model)?;
+        let mut at = 0;
+        for w in &windows[g] {
+            finals.push(fin[at * h..(at + w.len()) * h].to_vec());
+            at += w.len();
+        }
+    }
+    let b = Arc::new(Baseline { windows, finals });
     if let Ok(mut c) = cache.lock() {
         c.insert(key, b.clone());
     }
     Ok(b)
 }
 
-/// Training windows, their unskipped final states and the compensation factors α fitted on their
-/// unskipped trajectories (zeros without delta compensation).
-type Prepared = (Vec<Vec<u32>>, Vec<Vec<f32>>, Vec<f64>);
+/// The unmodified model's quality on a baseline's windows.
+fn base_quality(m: &Decoder, b: &Baseline) -> Quality {
+    let fin = b.finals.concat();
+    let mut q = Quality::default();
+    compare(m, &b.windows, &fin, &fin, &mut q);
+    q
+}
 
-/// Cuts the training windows and runs each once unskipped (final states, α fit).
-fn prepare(m: &Decoder, tok: &Tokenizer, p: &DashParams) -> Result<Prepared, RunError> {
+/// Training windows, their unskipped final states (stacked) and the compensation fitted on their
+/// unskipped runs.
+struct Prepared {
+    windows: Vec<Vec<u32>>,
+    finals: Vec<f32>,
+    compensation: Compensator,
+}
+
+/// Cuts the training windows and runs them once unskipped (final states, compensation fit);
+/// memoised per process.
+fn prepare(m: &Model, real: bool, p: &DashParams) -> Result<Arc<Prepared>, RunError> {
+    type Key = (bool, u64, usize, usize, String);
+    static CACHE: OnceLock<Mutex<BTreeMap<Key, Arc<Prepared>>>> = OnceLock::new();
+    let linear = p.compensation == Compensation::Linear;
+    let key = (
+        real,
+        p.seed,
+        p.train_windows,
+        p.train_window_tokens,
+        format!("{:?}", p.compensation),
+    );
+    let cache = CACHE.get_or_init(|| Mutex::new(BTreeMap::new()));
+    if let Some(b) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(b);
+    }
     let (train_text, _) = texts()?;
     let windows: Vec<Vec<u32>> = decoder::text::windows(
-        tok,
+        &m.1,
         &train_text,
         p.train_window_tokens,
         0,
@@ -157,61 +231,121 @@ fn prepare(m: &Decoder, tok: &Tokenizer, p: &DashParams) -> Result<Prepared, Run
     .into_iter()
     .take(p.train_windows)
     .collect();
-    let layers = m.config.layers;
-    let mut fit = AlphaFit::new(layers);
-    let mut finals = Vec::with_capacity(windows.len());
-    for w in &windows {
-        let mut t = trajectory(m, w).map_err(RunError::Model)?;
-        fit.add(&t);
-        finals.push(t.pop().unwrap_or_default());
+    let dec = &m.0;
+    let mut fit = Fit::new(dec.config.layers, dec.config.hidden, linear);
+    let mut finals = Vec::new();
+    for g in groups(&windows, 2048) {
+        finals.extend(unskipped(dec, &windows[g], Some(&mut fit)).map_err(RunError::Model)?);
     }
-    let alpha = match p.compensation {
-        Compensation::Delta => fit.alpha(),
-        Compensation::None => vec![0.0; layers],
-    };
-    Ok((windows, finals, alpha))
+    let prepared = Arc::new(Prepared {
+        windows,
+        finals,
+        compensation: fit.finish(p.compensation),
+    });
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, prepared.clone());
+    }
+    Ok(prepared)
 }
 
-/// Trains and evaluates DASH as `p` says (memoised per process).
-pub fn measure(p: &DashParams) -> Result<Arc<Measured>, RunError> {
+/// The scorer trained as `p` says with training seed `seed` (memoised per process: a sweep's
+/// points and the matched grid share it).
+fn trained(m: &Model, real: bool, p: &DashParams, seed: u64) -> Result<Arc<Trained>, RunError> {
+    static CACHE: OnceLock<Mutex<BTreeMap<String, Arc<Trained>>>> = OnceLock::new();
+    let key = serde_json::to_string(&(real, seed, p.lambda, train_key(p)))
+        .map_err(|e| RunError::Model(e.to_string()))?;
+    let cache = CACHE.get_or_init(|| Mutex::new(BTreeMap::new()));
+    if let Some(t) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(t);
+    }
+    let prep = prepare(m, real, p)?;
+    let mut rng = sim::rng::stream(seed, "mobile/dash/train");
+    let t = train::train(
+        &m.0,
+        &prep.windows,
+        &prep.finals,
+        prep.compensation.clone(),
+        p,
+        &mut rng,
+    )
+    .map_err(RunError::Model)?;
+    let t = Arc::new(t);
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, t.clone());
+    }
+    Ok(t)
+}
+
+/// The parameters training depends on besides λ and the seed.
+fn train_key(p: &DashParams) -> serde_json::Value {
+    serde_json::json!([
+        p.asynchronous,
+        p.compensation,
+        p.epochs,
+        p.learning_rate,
+        p.initial_skip,
+        p.train_windows,
+        p.train_window_tokens,
+        p.batch_windows,
+        p.weights,
+    ])
+}
+
+/// Trains and evaluates DASH as `p` says for replication `replication` (memoised per process).
+pub fn measure(p: &DashParams, replication: u32) -> Result<Arc<Measured>, RunError> {
     static CACHE: OnceLock<Mutex<BTreeMap<String, Arc<Measured>>>> = OnceLock::new();
-    let key = serde_json::to_string(p).map_err(|e| RunError::Model(e.to_string()))?;
+    let seed = if p.seed_per_replication {
+        p.seed.wrapping_add(u64::from(replication))
+    } else {
+        p.seed
+    };
+    let key = serde_json::to_string(&(p, seed)).map_err(|e| RunError::Model(e.to_string()))?;
     let cache = CACHE.get_or_init(|| Mutex::new(BTreeMap::new()));
     if let Some(m) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
         return Ok(m);
     }
     let (model, real_weights) = model(p)?;
-    let base = baseline(&model, real_weights, p)?;
+    let split = (Split::HeldOut, 0, p.eval_tokens, p.eval_window_tokens);
+    let base = baseline(&model, real_weights, p.seed, split)?;
     let dec = &model.0;
-    let (windows, finals, alpha) = prepare(dec, &model.1, p)?;
+    let base_q = base_quality(dec, &base);
+    let compensation = prepare(&model, real_weights, p)?.compensation.clone();
     let oracle = if p.oracle_tokens > 0 {
-        // held-out windows after the evaluation windows: a set chosen there is scored on others
-        let (_, held_out) = texts()?;
-        let windows = decoder::text::windows(
-            &model.1,
-            &held_out,
-            p.eval_window_tokens,
+        // held-out windows after the evaluation windows: a set chosen here is scored on others
+        let split = (
+            Split::HeldOut,
             base.windows.len(),
             p.oracle_tokens,
+            p.eval_window_tokens,
         );
-        let on = Baseline::compute(dec, windows, &Exact).map_err(RunError::Model)?;
-        let study = oracle::study(dec, &on, &alpha, p.oracle_greedy_max, p.oracle_epsilon_kl);
+        let on = baseline(&model, real_weights, p.seed, split)?;
+        let study = oracle::study(
+            dec,
+            &on,
+            &compensation,
+            p.oracle_greedy_max,
+            p.oracle_epsilon_kl,
+        );
         Some(study.map_err(RunError::Model)?)
     } else {
         None
     };
+    let mut matched = None;
     let (trained, eval) = match (p.policy, &oracle) {
         (PolicyKind::Learned, _) => {
-            let mut rng = sim::rng::stream(p.seed, "mobile/dash/train");
-            let t = train::train(dec, &windows, &finals, alpha.clone(), p, &mut rng)
-                .map_err(RunError::Model)?;
+            let t = trained(&model, real_weights, p, seed)?;
             let e = train::evaluate(dec, &base, &t, p).map_err(RunError::Model)?;
-            (Some(t), e)
+            (Some((*t).clone()), e)
+        }
+        (PolicyKind::Matched, _) => {
+            let (t, e, mt) = select(&model, real_weights, p, seed, &base, &base_q)?;
+            matched = Some(mt);
+            (t, e)
         }
         (PolicyKind::GreedyOracle, Some(o)) => {
-            let set = oracle::greedy_set(o, o.matched_k(p.oracle_max_ratio));
-            let e = oracle::evaluate_set(dec, &base, &set, p.compensation, &alpha)
-                .map_err(RunError::Model)?;
+            let set = oracle::greedy_set(o, o.matched_k(p.max_ppl_ratio));
+            let e =
+                oracle::evaluate_set(dec, &base, &set, &compensation).map_err(RunError::Model)?;
             (None, e)
         }
         (PolicyKind::GreedyOracle, None) => {
@@ -222,14 +356,80 @@ pub fn measure(p: &DashParams) -> Result<Arc<Measured>, RunError> {
     };
     let m = Arc::new(Measured {
         trained,
-        alpha,
+        compensation,
         eval,
         oracle,
-        baseline: base.quality(dec, &Exact),
+        baseline: base_q,
         real_weights,
+        matched,
     });
     if let Ok(mut c) = cache.lock() {
         c.insert(key, m.clone());
     }
     Ok(m)
+}
+
+/// `policy: matched`: one scorer per λ of the grid, the λ chosen on the validation windows, then
+/// run on the evaluation windows `base` (unskipped when nothing qualifies).
+fn select(
+    model: &Model,
+    real: bool,
+    p: &DashParams,
+    seed: u64,
+    base: &Baseline,
+    base_q: &Quality,
+) -> Result<(Option<Trained>, Evaluation, Matched), RunError> {
+    let dec = &model.0;
+    let split = (
+        Split::Train,
+        p.train_windows,
+        p.validation_tokens,
+        p.train_window_tokens,
+    );
+    let val = baseline(model, real, p.seed, split)?;
+    let val_q = base_quality(dec, &val);
+    let mut validation = Vec::with_capacity(p.lambdas.len());
+    let mut best: Option<(f64, f64, Arc<Trained>)> = None;
+    for &lambda in &p.lambdas {
+        let q = DashParams {
+            lambda,
+            ..p.clone()
+        };
+        let t = trained(model, real, &q, seed)?;
+        let e = train::evaluate(dec, &val, &t, &q).map_err(RunError::Model)?;
+        let ratio = e.ratio(&val_q);
+        validation.push((lambda, e.skip_ratio, ratio));
+        let better = best.as_ref().is_none_or(|(_, s, _)| e.skip_ratio > *s);
+        if ratio <= p.max_ppl_ratio && e.skip_ratio > 0.0 && better {
+            best = Some((lambda, e.skip_ratio, t));
+        }
+    }
+    let tokens = base.windows.iter().map(Vec::len).sum();
+    let unskipped = || Evaluation::unskipped(*base_q, tokens, dec.config.layers);
+    let Some((lambda, _, t)) = best else {
+        let mt = Matched {
+            validation,
+            chosen: None,
+            matched: false,
+            chosen_eval: None,
+        };
+        return Ok((None, unskipped(), mt));
+    };
+    let q = DashParams {
+        lambda,
+        ..p.clone()
+    };
+    let e = train::evaluate(dec, base, &t, &q).map_err(RunError::Model)?;
+    let ok = e.ratio(base_q) <= p.max_ppl_ratio;
+    let mt = Matched {
+        validation,
+        chosen: Some(lambda),
+        matched: ok,
+        chosen_eval: Some(e.clone()),
+    };
+    if ok {
+        Ok((Some((*t).clone()), e, mt))
+    } else {
+        Ok((None, unskipped(), mt))
+    }
 }

@@ -14,6 +14,7 @@ pub mod phone;
 pub mod plan;
 pub mod policy;
 pub mod rollout;
+pub mod score;
 pub mod train;
 
 pub use params::DashParams;

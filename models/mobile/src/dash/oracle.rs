@@ -2,7 +2,7 @@
 //!
 //! On held-out windows (after the evaluation windows, so a set chosen here is scored on other
 //! text), each layer `l` is skipped for every token (its output replaced by the
-//! identity, and separately by the α-compensated output of [`super::compensate`]) and the
+//! identity, and separately by the compensated output of [`super::compensate`], α or linear) and the
 //! next-token distributions are compared with the unskipped model's (perplexity ratio, KL, top-1).
 //! Then the `k` least harmful layers (ranked by that single-layer KL with compensation) are skipped
 //! together for `k = 1 … greedy_max`, and contiguous spans of 2 and 4 layers at three depths. The
@@ -14,21 +14,22 @@
 //! Skipping a layer for every token leaves no token to read its K/V, so the KV choice of
 //! [`super::rollout`] does not matter here.
 
-use decoder::eval::{Quality, kl};
+use decoder::Decoder;
+use decoder::eval::Quality;
 use decoder::skip::Baseline;
-use decoder::{Decoder, Exact};
 
-use super::compensate::{self, Compensation};
-use super::rollout::{layer_all, trajectory};
+use super::compensate::{Compensation, Compensator};
+use super::rollout::{lens, trajectory};
+use super::score::compare;
 use super::train::Evaluation;
 
-/// Quality of one skip set, both compensations.
+/// Quality of one skip set, without and with compensation.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Pair {
     /// The skipped layers pass their input through.
     pub identity: Quality,
-    /// The skipped layers give the α-compensated output.
-    pub delta: Quality,
+    /// The skipped layers give the compensated output (the run's `dash.compensation`).
+    pub compensated: Quality,
 }
 
 /// What the oracle study measured.
@@ -71,16 +72,15 @@ fn span_starts(layers: usize) -> [usize; 3] {
     [layers / 6, layers / 2, 2 * layers / 3]
 }
 
-/// Final states of a window whose unskipped trajectory is `traj` when the layers flagged in
-/// `skip` are skipped by every token with compensation `mode`.
+/// Final states of stacked windows of `lens` tokens whose unskipped trajectory is `traj` when the
+/// layers flagged in `skip` are skipped by every token with compensation `comp`.
 fn run_skipping(
     m: &Decoder,
     traj: &[Vec<f32>],
+    lens: &[usize],
     skip: &[bool],
-    mode: Compensation,
-    alpha: &[f64],
+    comp: &Compensator,
 ) -> Vec<f32> {
-    let h = m.config.hidden;
     let Some(first) = skip.iter().position(|&s| s) else {
         return traj[traj.len() - 1].clone();
     };
@@ -88,87 +88,74 @@ fn run_skipping(
     let mut x = traj[first].clone();
     for (l, &s) in skip.iter().enumerate().skip(first) {
         let y = if s {
-            let mut y = Vec::with_capacity(x.len());
-            for (i, cur) in x.chunks(h).enumerate() {
-                let p = prev.as_ref().map(|p| &p[i * h..(i + 1) * h]);
-                y.extend(compensate::apply(mode, cur, p, alpha[l]));
-            }
-            y
+            comp.apply(l, &x, prev.as_deref())
         } else {
-            layer_all(m, l, &x)
+            m.layer_windows(l, &x, lens)
         };
         prev = Some(std::mem::replace(&mut x, y));
     }
     x
 }
 
-/// Adds the positions of one window to `q`, returning each position's KL.
-fn score(m: &Decoder, ids: &[u32], x: &[f32], reference: &[f32], q: &mut Quality) -> Vec<f64> {
-    let v = m.config.vocab;
-    let ours = m.logits(x, &Exact);
-    (0..ids.len().saturating_sub(1))
-        .map(|p| {
-            let (o, r) = (&ours[p * v..(p + 1) * v], &reference[p * v..(p + 1) * v]);
-            q.add(o, r, ids[p + 1]);
-            kl(r, o).max(0.0)
-        })
-        .collect()
-}
-
-/// Runs the study over the windows of `base` with compensation factors `alpha`; `greedy_max`
-/// sizes of the greedy set, `epsilon_kl` the per-token threshold (nats).
+/// Runs the study over the windows of `base` with the fitted compensation `comp` (its mode is
+/// the compensated side; the identity is the other); `greedy_max` sizes of the greedy set,
+/// `epsilon_kl` the per-token threshold (nats).
 pub fn study(
     m: &Decoder,
     base: &Baseline,
-    alpha: &[f64],
+    comp: &Compensator,
     greedy_max: usize,
     epsilon_kl: f64,
 ) -> Result<Oracle, String> {
     let layers = m.config.layers;
-    let windows: Vec<_> = base.windows.iter().zip(&base.finals).collect();
-    let trajs = windows
-        .iter()
-        .map(|(w, _)| trajectory(m, w))
-        .collect::<Result<Vec<_>, _>>()?;
-    let refs: Vec<Vec<f32>> = windows.iter().map(|(_, f)| m.logits(f, &Exact)).collect();
-    let measure = |skip: &[bool], mode: Compensation| {
+    let n = lens(&base.windows);
+    let traj = trajectory(m, &base.windows)?;
+    let reference = &traj[layers];
+    let identity = comp.with_mode(Compensation::None);
+    let measure = |skip: &[bool], c: &Compensator| {
         let mut q = Quality::default();
-        let mut kls = Vec::new();
-        for (((ids, _), t), r) in windows.iter().zip(&trajs).zip(&refs) {
-            let x = run_skipping(m, t, skip, mode, alpha);
-            kls.extend(score(m, ids, &x, r, &mut q));
-        }
-        (q, kls)
+        let x = run_skipping(m, &traj, &n, skip, c);
+        let kls = compare(m, &base.windows, &x, reference, &mut q);
+        // per scored position (a next token in its window)
+        let scored: Vec<f64> = base
+            .windows
+            .iter()
+            .flat_map(|w| (0..w.len()).map(move |p| p + 1 < w.len()))
+            .zip(kls)
+            .filter_map(|(s, k)| s.then_some(k))
+            .collect();
+        (q, scored)
     };
     let mut base_q = Quality::default();
-    for ((ids, f), r) in windows.iter().zip(&refs) {
-        score(m, ids, f, r, &mut base_q);
-    }
+    compare(m, &base.windows, reference, reference, &mut base_q);
     let mut single = Vec::with_capacity(layers);
     let mut cheap: Vec<usize> = Vec::new();
     for l in 0..layers {
         let mut skip = vec![false; layers];
         skip[l] = true;
-        let (identity, _) = measure(&skip, Compensation::None);
-        let (delta, kls) = measure(&skip, Compensation::Delta);
+        let (id_q, _) = measure(&skip, &identity);
+        let (c_q, kls) = measure(&skip, comp);
         cheap.resize(kls.len(), 0);
         for (c, k) in cheap.iter_mut().zip(&kls) {
             *c += usize::from(*k < epsilon_kl);
         }
-        single.push(Pair { identity, delta });
+        single.push(Pair {
+            identity: id_q,
+            compensated: c_q,
+        });
     }
     let mut ranking: Vec<usize> = (0..layers).collect();
     ranking.sort_by(|&a, &b| {
         single[a]
-            .delta
+            .compensated
             .mean_kl()
-            .total_cmp(&single[b].delta.mean_kl())
+            .total_cmp(&single[b].compensated.mean_kl())
     });
     let mut greedy = Vec::new();
     let mut skip = vec![false; layers];
     for &l in ranking.iter().take(greedy_max.min(layers)) {
         skip[l] = true;
-        greedy.push(measure(&skip, Compensation::Delta).0);
+        greedy.push(measure(&skip, comp).0);
     }
     let mut spans = Vec::new();
     for len in [2, 4] {
@@ -177,7 +164,7 @@ pub fn study(
                 let skip: Vec<bool> = (0..layers)
                     .map(|l| (start..start + len).contains(&l))
                     .collect();
-                spans.push((start, len, measure(&skip, Compensation::Delta).0));
+                spans.push((start, len, measure(&skip, comp).0));
             }
         }
     }
@@ -203,24 +190,25 @@ pub fn greedy_set(o: &Oracle, k: usize) -> Vec<bool> {
 }
 
 /// A static skip set (`skip[l]`: every token skips layer `l`) run over the baseline's windows with
-/// compensation `mode`, scored like a learned policy.
+/// compensation `comp`, scored like a learned policy.
 pub fn evaluate_set(
     m: &Decoder,
     base: &Baseline,
     skip: &[bool],
-    mode: Compensation,
-    alpha: &[f64],
+    comp: &Compensator,
 ) -> Result<Evaluation, String> {
     let layers = m.config.layers;
     let mut quality = Quality::default();
-    let mut patterns = Vec::new();
-    for (ids, fin) in base.windows.iter().zip(&base.finals) {
-        let x = run_skipping(m, &trajectory(m, ids)?, skip, mode, alpha);
-        score(m, ids, &x, &m.logits(fin, &Exact), &mut quality);
-        patterns.extend(std::iter::repeat_n(skip.to_vec(), ids.len()));
+    let mut tokens = 0;
+    for g in super::train::groups(&base.windows, 2048) {
+        let ws = &base.windows[g.clone()];
+        let n = lens(ws);
+        let x = run_skipping(m, &trajectory(m, ws)?, &n, skip, comp);
+        compare(m, ws, &x, &base.finals[g].concat(), &mut quality);
+        tokens += n.iter().sum::<usize>();
     }
     let share = |s: bool| {
-        if patterns.is_empty() {
+        if tokens == 0 {
             0.0
         } else {
             f64::from(u8::from(s))
@@ -231,7 +219,7 @@ pub fn evaluate_set(
         skip_ratio: layer_skip.iter().sum::<f64>() / layers.max(1) as f64,
         layer_skip,
         quality,
-        patterns,
+        patterns: vec![skip.to_vec(); tokens],
     })
 }
 
@@ -239,6 +227,7 @@ pub fn evaluate_set(
 mod tests {
     use super::super::rollout::{Mode, rollout};
     use super::*;
+    use decoder::Exact;
 
     /// A random 4-layer decoder (`name`: one temporary file per test, tests run in parallel).
     fn tiny(name: &str) -> (Decoder, decoder::Tokenizer) {
@@ -261,27 +250,33 @@ mod tests {
         m
     }
 
+    /// α-compensation with the given factors.
+    fn delta(alpha: &[f64]) -> Compensator {
+        let mut c = Compensator::identity(alpha.len(), 32);
+        c.alpha = alpha.to_vec();
+        c.with_mode(Compensation::Delta)
+    }
+
     #[test]
     fn an_all_token_skip_equals_the_rollout_that_skips_that_layer_for_every_token() {
         let (m, tok) = tiny("rollout");
-        let ids = tok.encode("abcd cdab abab dcba");
-        let traj = trajectory(&m, &ids).unwrap();
-        let alpha = [0.0, 0.4, -0.3, 0.7];
-        assert_eq!(
-            run_skipping(&m, &traj, &[false; 4], Compensation::Delta, &alpha),
-            traj[4]
-        );
+        let windows = vec![tok.encode("abcd cdab abab dcba"), tok.encode("cd ab cd")];
+        let n = lens(&windows);
+        let traj = trajectory(&m, &windows).unwrap();
+        let comp = delta(&[0.0, 0.4, -0.3, 0.7]);
+        assert_eq!(run_skipping(&m, &traj, &n, &[false; 4], &comp), traj[4]);
         for l in 0..4 {
             let skip: Vec<bool> = (0..4).map(|j| j == l || j == 3).collect();
-            for comp in [Compensation::None, Compensation::Delta] {
+            for c in [comp.with_mode(Compensation::None), comp.clone()] {
                 let mode = Mode {
                     asynchronous: false,
-                    compensation: comp,
-                    alpha: &alpha,
+                    compensation: &c,
+                    keep_features: false,
                 };
                 // the features' one-hot layer index says which layer is being decided
-                let r = rollout(&m, &ids, mode, &mut |f| f[2 + l] == 1.0 || f[5] == 1.0).unwrap();
-                assert_eq!(run_skipping(&m, &traj, &skip, comp, &alpha), r.out, "{l}");
+                let r = rollout(&m, &windows, mode, &mut |f| f[2 + l] == 1.0 || f[5] == 1.0);
+                let r = r.unwrap();
+                assert_eq!(run_skipping(&m, &traj, &n, &skip, &c), r.out, "{l}");
             }
         }
     }
@@ -294,24 +289,26 @@ mod tests {
             .map(|t| tok.encode(t))
             .collect();
         let base = Baseline::compute(&m, windows, &Exact).unwrap();
-        let alpha = [0.0, 0.5, 0.5, 0.5];
-        let o = study(&m, &base, &alpha, 3, 1e9).unwrap();
+        let comp = delta(&[0.0, 0.5, 0.5, 0.5]);
+        let o = study(&m, &base, &comp, 3, 1e9).unwrap();
         assert_eq!(o.single.len(), 4);
         let mut r = o.ranking.clone();
         r.sort();
         assert_eq!(r, vec![0, 1, 2, 3]);
         assert_eq!(o.greedy.len(), 3);
-        assert_eq!(o.base.mean_kl(), 0.0);
+        assert!(o.base.mean_kl().abs() < 1e-9);
         // every layer is cheaper than an infinite threshold for every position
         assert_eq!((o.token_skippable, o.token_cheap_layers), (1.0, 4.0));
         for k in 1..=3 {
-            let e = evaluate_set(&m, &base, &greedy_set(&o, k), Compensation::Delta, &alpha);
-            let e = e.unwrap();
-            assert_eq!(e.quality, o.greedy[k - 1], "k = {k}");
+            let e = evaluate_set(&m, &base, &greedy_set(&o, k), &comp).unwrap();
+            assert!(
+                (e.quality.nll_sum - o.greedy[k - 1].nll_sum).abs() < 1e-3,
+                "k = {k}"
+            );
             assert!((e.skip_ratio - k as f64 / 4.0).abs() < 1e-12);
         }
-        let none = evaluate_set(&m, &base, &[false; 4], Compensation::Delta, &alpha).unwrap();
-        assert_eq!((none.quality.mean_kl(), o.ratio(&none.quality)), (0.0, 1.0));
+        let none = evaluate_set(&m, &base, &[false; 4], &comp).unwrap();
+        assert!(none.quality.mean_kl() < 1e-6 && (o.ratio(&none.quality) - 1.0).abs() < 1e-4);
         assert!(o.single.iter().all(|s| s.identity.mean_kl() > 0.0));
     }
 }

@@ -28,9 +28,15 @@ pub enum PolicyKind {
     #[default]
     Learned,
     /// No learning: the oracle study's greedy static set (the largest number of least harmful
-    /// layers, skipped by every token, whose held-out perplexity ratio stays ≤ `oracle_max_ratio`);
+    /// layers, skipped by every token, whose held-out perplexity ratio stays ≤ `max_ppl_ratio`);
     /// a reference for what static skipping buys at matched quality. Needs `oracle_tokens` > 0.
     GreedyOracle,
+    /// DASH at matched quality: one scorer trained per λ of `lambdas`; the one that skips most on
+    /// the validation windows (training text, held out from training) while keeping their
+    /// perplexity ratio ≤ `max_ppl_ratio` is chosen, and runs on the evaluation windows. When no λ
+    /// qualifies on validation, or the chosen one's held-out ratio exceeds `max_ppl_ratio`, the
+    /// run is the unskipped model (metric `dash_matched` 0).
+    Matched,
 }
 
 /// DASH adaptive layer skipping.
@@ -75,8 +81,20 @@ pub struct DashParams {
     /// Per-token oracle threshold: a layer is cheap for a position when its skip costs less KL
     /// (nats) there.
     pub oracle_epsilon_kl: f64,
-    /// Perplexity ratio the greedy oracle set must stay within (`policy: greedy_oracle`).
-    pub oracle_max_ratio: f64,
+    /// Perplexity ratio (skipped / unskipped) that counts as matched quality: the greedy oracle
+    /// set and the `matched` policy must stay within it.
+    pub max_ppl_ratio: f64,
+    /// λ grid of `policy: matched`.
+    pub lambdas: Vec<f64>,
+    /// Validation tokens of `policy: matched` (windows of `train_window_tokens` from the training
+    /// text after the training windows).
+    pub validation_tokens: usize,
+    /// Training windows per policy update (run through the decoder together).
+    pub batch_windows: usize,
+    /// Train with seed `seed + replication index`, so each replication of a scenario trains its
+    /// own policy (its interval then covers the training's randomness); false: every run uses
+    /// `seed`.
+    pub seed_per_replication: bool,
     /// Host CPU cycles per policy evaluation besides the FLOPs (synchronising with the layer's
     /// output; estimate: ≈8 µs at 2.5 GHz, a thread wake-up plus a cache-cold read of the state).
     pub policy_fixed_cycles: f64,
@@ -103,7 +121,11 @@ impl Default for DashParams {
             oracle_tokens: 0,
             oracle_greedy_max: 8,
             oracle_epsilon_kl: 0.01,
-            oracle_max_ratio: 1.10,
+            max_ppl_ratio: 1.10,
+            lambdas: vec![0.1, 0.3, 1.0],
+            validation_tokens: 2048,
+            batch_windows: 16,
+            seed_per_replication: false,
         }
     }
 }
@@ -124,14 +146,24 @@ impl Validate for DashParams {
         c.at_least("eval_tokens", self.eval_tokens, 8);
         c.between("eval_window_tokens", self.eval_window_tokens, 8, 2048);
         c.positive("oracle_epsilon_kl", self.oracle_epsilon_kl);
-        if self.oracle_max_ratio < 1.0 {
+        if self.max_ppl_ratio < 1.0 {
             c.fail(
-                "oracle_max_ratio",
+                "max_ppl_ratio",
                 format!(
                     "must be ≥ 1 (a perplexity ratio), got {}",
-                    self.oracle_max_ratio
+                    self.max_ppl_ratio
                 ),
             );
+        }
+        c.at_least("batch_windows", self.batch_windows, 1);
+        if self.policy == PolicyKind::Matched {
+            c.at_least("validation_tokens", self.validation_tokens, 8);
+            if self.lambdas.is_empty() || self.lambdas.iter().any(|l| l.is_nan() || *l < 0.0) {
+                c.fail(
+                    "lambdas",
+                    format!("needs at least one λ ≥ 0, got {:?}", self.lambdas),
+                );
+            }
         }
         if self.policy == PolicyKind::GreedyOracle {
             c.at_least("oracle_tokens", self.oracle_tokens, 8);

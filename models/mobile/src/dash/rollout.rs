@@ -1,10 +1,14 @@
-//! One teacher-forced pass of a token window through the real decoder under a skip policy (one MDP
-//! episode per token): before layer `l` every token's scorer sees its features and chooses execute
-//! or skip; a skipped token's output is the compensated approximation, and the deviation of that
-//! approximation from the layer's true output is recorded (the differential reward's quality term).
-//! The deviation is measured as the LM head sees a state: after the final RMSNorm, whose row scale
-//! cancels in a cosine but whose per-dimension gain does not (SmolLM2's residual stream carries a
-//! few very large dimensions that the raw cosine is blind past and the final norm's gain damps).
+//! One teacher-forced pass of a batch of token windows through the real decoder under a skip
+//! policy (one MDP episode per token): before layer `l` every token's scorer sees its features and
+//! chooses execute or skip; a skipped token's output is the compensated approximation, and the
+//! deviation of that approximation from the layer's true output is recorded (the differential
+//! reward's quality term). The deviation is measured as the LM head sees a state: after the final
+//! RMSNorm, whose row scale cancels in a cosine but whose per-dimension gain does not (SmolLM2's
+//! residual stream carries a few very large dimensions that the raw cosine is blind past and the
+//! final norm's gain damps).
+//!
+//! The windows' rows are stacked and every layer runs on all of them at once
+//! ([`decoder::Decoder::layer_windows`]); attention stays within each window.
 //!
 //! KV entries of skipped tokens (our choice; the paper's text available here does not say): a
 //! token that skips layer `l` still projects its key and value at `l` from the state it enters `l`
@@ -15,9 +19,9 @@
 //! Asynchronous policy: it is evaluated while layer `l − 1` computes, so it sees only the state
 //! one layer earlier (x_{l−1}, x_{l−2}); layers 0 and 1 both see the embedding.
 
-use decoder::{Decoder, Exact, KvCache};
+use decoder::Decoder;
 
-use super::compensate::{self, Compensation};
+use super::compensate::{Compensator, Fit};
 use super::features::{self, cosine};
 
 /// `a` weighted per dimension by the final RMSNorm gain `g` (its row scale cancels in a cosine).
@@ -28,7 +32,7 @@ fn as_head_sees(a: &[f32], g: &[f32]) -> Vec<f32> {
 /// One decision of one token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
-    /// Scorer input.
+    /// Scorer input (empty when the rollout was asked not to keep it).
     pub features: Vec<f64>,
     /// Whether the layer was skipped.
     pub skip: bool,
@@ -37,10 +41,10 @@ pub struct Decision {
     pub deviation: f64,
 }
 
-/// An episode: decisions per token per layer and the final hidden states.
+/// An episode of a batch of windows: decisions per token per layer and the final hidden states.
 #[derive(Debug, Clone)]
 pub struct Rollout {
-    /// `decisions[token][layer]`.
+    /// `decisions[token][layer]`, tokens of the windows in order.
     pub decisions: Vec<Vec<Decision>>,
     /// Final hidden states before the last RMSNorm, tokens × hidden.
     pub out: Vec<f32>,
@@ -52,76 +56,119 @@ pub struct Mode<'a> {
     /// Asynchronous (one-layer-stale) features.
     pub asynchronous: bool,
     /// Compensation of skipped layers.
-    pub compensation: Compensation,
-    /// Compensation factor per layer.
-    pub alpha: &'a [f64],
+    pub compensation: &'a Compensator,
+    /// Keep every decision's features (training needs them; evaluation does not).
+    pub keep_features: bool,
 }
 
-/// Output of decoder layer `l` for the window's states `x` (every token executes it; one fresh
-/// KV cache, positions from 0).
-pub fn layer_all(m: &Decoder, l: usize, x: &[f32]) -> Vec<f32> {
-    let n = x.len() / m.config.hidden.max(1);
-    let positions: Vec<usize> = (0..n).collect();
-    let mut cache = KvCache::new(m.config.layers);
-    let mut y = x.to_vec();
-    m.layer(l, &mut y, &positions, &vec![true; n], &mut cache, &Exact);
-    y
+/// Token counts of `windows`.
+pub fn lens(windows: &[Vec<u32>]) -> Vec<usize> {
+    windows.iter().map(Vec::len).collect()
 }
 
-/// Hidden states of an unskipped run: element `l` is the state after `l` layers (0: embedding).
-pub fn trajectory(m: &Decoder, ids: &[u32]) -> Result<Vec<Vec<f32>>, String> {
-    let mut t = vec![m.embed(ids)?];
+/// The windows' token embeddings, stacked.
+fn embed(m: &Decoder, windows: &[Vec<u32>]) -> Result<Vec<f32>, String> {
+    let mut x = Vec::with_capacity(windows.iter().map(Vec::len).sum::<usize>() * m.config.hidden);
+    for w in windows {
+        x.extend(m.embed(w)?);
+    }
+    Ok(x)
+}
+
+/// Hidden states of an unskipped run of the stacked `windows`: element `l` is the state after `l`
+/// layers (0: embedding).
+pub fn trajectory(m: &Decoder, windows: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, String> {
+    let n = lens(windows);
+    let mut t = vec![embed(m, windows)?];
     for l in 0..m.config.layers {
-        let y = layer_all(m, l, &t[l]);
+        let y = m.layer_windows(l, &t[l], &n);
         t.push(y);
     }
     Ok(t)
 }
 
-/// Runs `ids` through `m`, asking `decide(features)` for every token and layer.
+/// Final states of an unskipped run of the stacked `windows`, feeding every layer's
+/// (before, input, output) states to `fit` when given.
+pub fn unskipped(
+    m: &Decoder,
+    windows: &[Vec<u32>],
+    mut fit: Option<&mut Fit>,
+) -> Result<Vec<f32>, String> {
+    let n = lens(windows);
+    let mut x = embed(m, windows)?;
+    let mut before: Option<Vec<f32>> = None;
+    for l in 0..m.config.layers {
+        let y = m.layer_windows(l, &x, &n);
+        if let Some(f) = fit.as_deref_mut() {
+            f.add(l, before.as_deref(), &x, &y);
+        }
+        before = Some(std::mem::replace(&mut x, y));
+    }
+    Ok(x)
+}
+
+/// Runs the stacked `windows` through `m`, asking `decide(features)` for every token and layer
+/// (tokens in order within a layer, layers in order).
 pub fn rollout(
     m: &Decoder,
-    ids: &[u32],
+    windows: &[Vec<u32>],
     mode: Mode,
     decide: &mut dyn FnMut(&[f64]) -> bool,
 ) -> Result<Rollout, String> {
     let (layers, h) = (m.config.layers, m.config.hidden);
-    let n = ids.len();
-    let mut states = vec![m.embed(ids)?];
-    let mut decisions: Vec<Vec<Decision>> = vec![Vec::with_capacity(layers); n];
-    let row = |x: &[f32], i: usize| x[i * h..(i + 1) * h].to_vec();
+    let n = lens(windows);
+    let tokens: usize = n.iter().sum();
+    // the states entering layers l − 2, l − 1 and l
+    let mut older: Option<Vec<f32>> = None;
+    let mut prev: Option<Vec<f32>> = None;
+    let mut cur = embed(m, windows)?;
+    let mut decisions: Vec<Vec<Decision>> = vec![Vec::with_capacity(layers); tokens];
     for l in 0..layers {
-        let s = if mode.asynchronous {
-            l.saturating_sub(1)
+        // asynchronous: the state one layer earlier (layer 0 and 1 both see the embedding)
+        let (seen, seen_prev) = if mode.asynchronous && l > 0 {
+            (prev.as_deref(), older.as_deref())
         } else {
-            l
+            (Some(cur.as_slice()), prev.as_deref())
         };
-        let mut skip = vec![false; n];
+        let seen = seen.unwrap_or(&cur);
+        let mut skip = vec![false; tokens];
         for (i, sk) in skip.iter_mut().enumerate() {
-            let cur = &states[s][i * h..(i + 1) * h];
-            let prev = (s > 0).then(|| &states[s - 1][i * h..(i + 1) * h]);
-            let f = features::features(cur, prev, l, layers);
+            let f = features::features(
+                &seen[i * h..(i + 1) * h],
+                seen_prev.map(|p| &p[i * h..(i + 1) * h]),
+                l,
+                layers,
+            );
             *sk = decide(&f);
             decisions[i].push(Decision {
-                features: f,
+                features: if mode.keep_features { f } else { Vec::new() },
                 skip: *sk,
                 deviation: 0.0,
             });
         }
-        let mut y = layer_all(m, l, &states[l]);
-        for (i, _) in skip.iter().enumerate().filter(|(_, s)| **s) {
-            let cur = row(&states[l], i);
-            let prev = (l > 0).then(|| row(&states[l - 1], i));
-            let c = compensate::apply(mode.compensation, &cur, prev.as_deref(), mode.alpha[l]);
-            let dst = &mut y[i * h..(i + 1) * h];
-            let (c_n, t_n) = (as_head_sees(&c, &m.norm), as_head_sees(dst, &m.norm));
-            decisions[i][l].deviation = (1.0 - cosine(&c_n, &t_n)).max(0.0);
-            dst.copy_from_slice(&c);
+        let mut y = m.layer_windows(l, &cur, &n);
+        let idx: Vec<usize> = (0..tokens).filter(|&i| skip[i]).collect();
+        if !idx.is_empty() {
+            let gather = |x: &[f32]| -> Vec<f32> {
+                idx.iter()
+                    .flat_map(|&i| x[i * h..(i + 1) * h].iter().copied())
+                    .collect()
+            };
+            let p = prev.as_deref().map(gather);
+            let comp = mode.compensation.apply(l, &gather(&cur), p.as_deref());
+            for (k, &i) in idx.iter().enumerate() {
+                let c = &comp[k * h..(k + 1) * h];
+                let dst = &mut y[i * h..(i + 1) * h];
+                let (c_n, t_n) = (as_head_sees(c, &m.norm), as_head_sees(dst, &m.norm));
+                decisions[i][l].deviation = (1.0 - cosine(&c_n, &t_n)).max(0.0);
+                dst.copy_from_slice(c);
+            }
         }
-        states.push(y);
+        older = prev.take();
+        prev = Some(std::mem::replace(&mut cur, y));
     }
     Ok(Rollout {
         decisions,
-        out: states.pop().unwrap_or_default(),
+        out: cur,
     })
 }

@@ -5,7 +5,7 @@
 use sim::experiment::{Experiment, RunContext, RunOutput};
 use sim::validate::Checks;
 
-use super::compensate::Compensation;
+use super::compensate::{Compensation, Compensator};
 use super::measure::measure;
 use super::params::{DashParams, Weights};
 use super::phone::DashEngine;
@@ -41,6 +41,7 @@ fn dash(lambda: f64) -> DashParams {
         train_window_tokens: 12,
         eval_tokens: 40,
         eval_window_tokens: 20,
+        batch_windows: 1,
         weights: Weights::Random,
         ..DashParams::default()
     }
@@ -147,34 +148,53 @@ fn a_rollout_that_never_skips_is_the_decoders_own_forward() {
     decoder::gguf::write_random(&path, &c, &["ab", "cd"], &mut sim::rng::stream(2, "t")).unwrap();
     let (m, tok) = decoder::Decoder::load(&path).unwrap();
     let _ = std::fs::remove_file(&path);
-    let ids = tok.encode("abcd dcba abab");
+    let windows = vec![tok.encode("abcd dcba abab"), tok.encode("cd cd ab")];
+    let mut comp = Compensator::identity(3, 32);
+    comp.alpha = vec![0.5; 3];
+    let comp = comp.with_mode(Compensation::Delta);
     let mode = Mode {
         asynchronous: true,
-        compensation: Compensation::Delta,
-        alpha: &[0.5; 3],
+        compensation: &comp,
+        keep_features: true,
     };
-    let r = rollout(&m, &ids, mode, &mut |_| false).unwrap();
-    let (fin, _) = decoder::skip::run(&m, &ids, &mut |_, _, _| {}, &decoder::Exact).unwrap();
-    assert_eq!(r.out, fin);
-    assert_eq!(trajectory(&m, &ids).unwrap().last().unwrap(), &fin);
+    let r = rollout(&m, &windows, mode, &mut |_| false).unwrap();
+    let mut fin = Vec::new();
+    for ids in &windows {
+        let run = decoder::skip::run(&m, ids, &mut |_, _, _| {}, &decoder::Exact).unwrap();
+        fin.extend(run.0);
+    }
+    let diff = r
+        .out
+        .iter()
+        .zip(&fin)
+        .fold(0.0f32, |a, (x, y)| a.max((x - y).abs()));
+    assert!(diff < 1e-4, "{diff}");
+    assert_eq!(trajectory(&m, &windows).unwrap().last().unwrap(), &r.out);
+    assert_eq!(r.decisions.len(), fin.len() / 32);
+    assert!(r.decisions.iter().flatten().all(|d| d.features.len() == 5));
     // skipping every layer with no compensation leaves the embedding
+    let identity = comp.with_mode(Compensation::None);
     let none = Mode {
-        compensation: Compensation::None,
+        compensation: &identity,
         ..mode
     };
-    let all = rollout(&m, &ids, none, &mut |_| true).unwrap();
-    assert_eq!(all.out, m.embed(&ids).unwrap());
+    let all = rollout(&m, &windows, none, &mut |_| true).unwrap();
+    let embedded: Vec<f32> = windows.iter().flat_map(|w| m.embed(w).unwrap()).collect();
+    assert_eq!(all.out, embedded);
     assert!(all.decisions.iter().flatten().all(|d| d.skip));
 }
 
 #[test]
 fn no_skipping_at_huge_lambda_and_more_skipping_at_small_lambda() {
-    let strict = measure(&dash(1e6)).unwrap();
-    let loose = measure(&DashParams {
-        learning_rate: 3.0,
-        epochs: 8,
-        ..dash(0.0)
-    })
+    let strict = measure(&dash(1e6), 0).unwrap();
+    let loose = measure(
+        &DashParams {
+            learning_rate: 3.0,
+            epochs: 8,
+            ..dash(0.0)
+        },
+        0,
+    )
     .unwrap();
     assert_eq!(strict.eval.skip_ratio, 0.0);
     assert!(strict.eval.quality.mean_kl().abs() < 1e-9);
@@ -190,7 +210,10 @@ fn no_skipping_at_huge_lambda_and_more_skipping_at_small_lambda() {
 
 #[test]
 fn training_and_evaluation_are_deterministic() {
-    let (a, b) = (measure(&dash(0.5)).unwrap(), measure(&dash(0.5)).unwrap());
+    let (a, b) = (
+        measure(&dash(0.5), 0).unwrap(),
+        measure(&dash(0.5), 0).unwrap(),
+    );
     let scorer = |m: &super::measure::Measured| m.trained.as_ref().map(|t| t.scorer.clone());
     assert_eq!(scorer(&a), scorer(&b));
     assert_eq!(a.eval, b.eval);
@@ -277,10 +300,10 @@ fn the_greedy_oracle_runs_its_static_set_within_the_perplexity_bound() {
         policy: super::params::PolicyKind::GreedyOracle,
         oracle_tokens: 40,
         oracle_greedy_max: 4,
-        oracle_max_ratio: 1.5,
+        max_ppl_ratio: 1.5,
         ..dash(0.0)
     };
-    let m = measure(&p).unwrap();
+    let m = measure(&p, 0).unwrap();
     let o = m.oracle.as_ref().unwrap();
     assert!(m.trained.is_none());
     assert_eq!((o.single.len(), o.greedy.len()), (30, 4));
@@ -299,11 +322,59 @@ fn the_greedy_oracle_runs_its_static_set_within_the_perplexity_bound() {
     let mut bad = mobile_params();
     bad.dash = DashParams {
         oracle_tokens: 0,
-        oracle_max_ratio: 0.9,
+        max_ppl_ratio: 0.9,
         ..p
     };
     let keys: Vec<String> = Checks::of(&bad).into_iter().map(|e| e.path).collect();
-    for k in ["dash.oracle_tokens", "dash.oracle_max_ratio"] {
+    for k in ["dash.oracle_tokens", "dash.max_ppl_ratio"] {
         assert!(keys.iter().any(|x| x == k), "{k} in {keys:?}");
     }
+}
+
+#[test]
+fn the_matched_policy_is_chosen_on_validation_and_is_unskipped_when_nothing_qualifies() {
+    let p = DashParams {
+        policy: super::params::PolicyKind::Matched,
+        lambdas: vec![0.0, 1e6],
+        validation_tokens: 40,
+        learning_rate: 3.0,
+        epochs: 4,
+        ..dash(0.0)
+    };
+    // a bound no skipping policy can meet on the random decoder: λ = 1e6 skips nothing, so none
+    // qualifies and the run is the unskipped model
+    let strict = measure(&p, 0).unwrap();
+    let mt = strict.matched.as_ref().unwrap();
+    assert_eq!(mt.validation.len(), 2);
+    assert_eq!(mt.validation[1].1, 0.0, "λ = 1e6 skips nothing");
+    if mt.chosen.is_none() || !mt.matched {
+        assert_eq!(strict.eval.skip_ratio, 0.0);
+        assert!(strict.eval.patterns.iter().flatten().all(|s| !s));
+    }
+    // any bound: the λ that skips most on validation is chosen; its held-out run is the one
+    // evaluated (the matched flag says whether it stayed within the bound there)
+    let loose = measure(
+        &DashParams {
+            max_ppl_ratio: 1e12,
+            ..p.clone()
+        },
+        0,
+    )
+    .unwrap();
+    let mt = loose.matched.as_ref().unwrap();
+    assert_eq!(mt.chosen, Some(0.0), "{:?}", mt.validation);
+    assert!(mt.matched && loose.eval.skip_ratio > 0.0);
+    assert_eq!(Some(&loose.eval), mt.chosen_eval.as_ref());
+    // per-replication seeds train different policies; replication 0 is the plain seed
+    let per = DashParams {
+        seed_per_replication: true,
+        max_ppl_ratio: 1e12,
+        ..p
+    };
+    let (r0, r1) = (measure(&per, 0).unwrap(), measure(&per, 1).unwrap());
+    assert_eq!(r0.eval, loose.eval);
+    assert_ne!(
+        r0.trained.as_ref().map(|t| t.scorer.clone()),
+        r1.trained.as_ref().map(|t| t.scorer.clone())
+    );
 }

@@ -7,27 +7,30 @@
 //! of its next-token distribution (LM head on the final state, nats), the quantity evaluated.
 //! REINFORCE with the return-to-go, a per-layer batch baseline (mean return of the sentence's
 //! tokens at that layer), advantages divided by their root-mean-square over the episode, and the
-//! gradient clipped to unit norm; one update per sentence.
+//! gradient clipped to unit norm; one update per batch of `batch_windows` windows (run together,
+//! [`super::rollout`]).
 
 use rand::Rng as _;
 use sim::rng::Rng;
 
-use decoder::eval::{Quality, kl};
+use decoder::Decoder;
+use decoder::eval::Quality;
 use decoder::skip::Baseline;
-use decoder::{Decoder, Exact};
 
+use super::compensate::Compensator;
 use super::features;
 use super::params::DashParams;
 use super::policy::Scorer;
 use super::rollout::{Mode, Rollout, rollout};
+use super::score::compare;
 
-/// A trained policy with its compensation factors.
+/// A trained policy with its compensation.
 #[derive(Debug, Clone)]
 pub struct Trained {
     /// The scorer.
     pub scorer: Scorer,
-    /// Compensation factor per layer (zeros without delta compensation).
-    pub alpha: Vec<f64>,
+    /// Compensation of skipped layers.
+    pub compensation: Compensator,
     /// Mean episode return per epoch (per token, reward units of "layers saved / L").
     pub mean_return: Vec<f64>,
 }
@@ -46,23 +49,42 @@ pub struct Evaluation {
     pub patterns: Vec<Vec<bool>>,
 }
 
-fn mode<'a>(p: &DashParams, alpha: &'a [f64]) -> Mode<'a> {
-    Mode {
-        asynchronous: p.asynchronous,
-        compensation: p.compensation,
-        alpha,
+impl Evaluation {
+    /// Perplexity with skipping over `base`'s (the unskipped model's on the same positions).
+    pub fn ratio(&self, base: &Quality) -> f64 {
+        self.quality.perplexity() / base.perplexity().max(f64::MIN_POSITIVE)
+    }
+
+    /// The unskipped model on `tokens` tokens of `layers` layers with its quality `base`.
+    pub fn unskipped(base: Quality, tokens: usize, layers: usize) -> Self {
+        Self {
+            skip_ratio: 0.0,
+            layer_skip: vec![0.0; layers],
+            quality: base,
+            patterns: vec![vec![false; layers]; tokens],
+        }
     }
 }
 
-/// Per-token next-token KL(unskipped ‖ skipped) of an episode whose unskipped final states are
-/// `final_ref` (nats).
-fn next_token_kl(m: &Decoder, r: &Rollout, final_ref: &[f32]) -> Vec<f64> {
-    let v = m.config.vocab;
-    let (ours, reference) = (m.logits(&r.out, &Exact), m.logits(final_ref, &Exact));
-    ours.chunks(v.max(1))
-        .zip(reference.chunks(v.max(1)))
-        .map(|(o, q)| kl(q, o).max(0.0))
-        .collect()
+/// Rows of stacked windows an evaluation pass runs at once (bounds memory; results do not
+/// depend on it beyond the matmul's summation order, which is fixed).
+const EVAL_ROWS: usize = 2048;
+
+/// Consecutive groups of `windows` of about `rows` tokens each (at least one window per group).
+pub fn groups(windows: &[Vec<u32>], rows: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut acc) = (0, 0);
+    for (i, w) in windows.iter().enumerate() {
+        if acc > 0 && acc + w.len() > rows {
+            out.push(start..i);
+            (start, acc) = (i, 0);
+        }
+        acc += w.len();
+    }
+    if start < windows.len() {
+        out.push(start..windows.len());
+    }
+    out
 }
 
 /// Per-token returns-to-go of an episode with per-token terminal losses `terminal`: `g[i][l]`.
@@ -86,31 +108,43 @@ fn returns(r: &Rollout, terminal: &[f64], lambda: f64) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// Trains the scorer on token `windows` whose unskipped final states are `finals`, with
-/// compensation factors `alpha`.
+/// Trains the scorer on token `windows` whose unskipped final states (stacked) are `finals`, with
+/// compensation `compensation`, `p.batch_windows` windows per policy update.
 pub fn train(
     m: &Decoder,
     windows: &[Vec<u32>],
-    finals: &[Vec<f32>],
-    alpha: Vec<f64>,
+    finals: &[f32],
+    compensation: Compensator,
     p: &DashParams,
     rng: &mut Rng,
 ) -> Result<Trained, String> {
-    let layers = m.config.layers;
+    let (layers, h) = (m.config.layers, m.config.hidden);
     let mut scorer = Scorer::new(features::len(layers), layers, p.initial_skip);
     let mut mean_return = Vec::with_capacity(p.epochs);
+    let mode = Mode {
+        asynchronous: p.asynchronous,
+        compensation: &compensation,
+        keep_features: true,
+    };
+    let mut offsets = Vec::with_capacity(windows.len() + 1);
+    offsets.push(0usize);
+    for w in windows {
+        offsets.push(offsets[offsets.len() - 1] + w.len());
+    }
     for _ in 0..p.epochs {
         let (mut sum, mut count) = (0.0, 0usize);
-        for (ids, fin) in windows.iter().zip(finals) {
+        for batch in windows.chunks(p.batch_windows.max(1)).enumerate() {
+            let (b, ws) = batch;
+            let first = b * p.batch_windows.max(1);
+            let fin = &finals[offsets[first] * h..offsets[first + ws.len()] * h];
             let s = scorer.clone();
-            let r = rollout(m, ids, mode(p, &alpha), &mut |f| {
-                rng.random::<f64>() < s.p_skip(f)
-            })?;
-            let g = returns(&r, &next_token_kl(m, &r, fin), p.lambda);
+            let r = rollout(m, ws, mode, &mut |f| rng.random::<f64>() < s.p_skip(f))?;
+            let terminal = compare(m, ws, &r.out, fin, &mut Quality::default());
+            let g = returns(&r, &terminal, p.lambda);
             let baseline: Vec<f64> = (0..layers)
                 .map(|l| g.iter().map(|gi| gi[l]).sum::<f64>() / g.len().max(1) as f64)
                 .collect();
-            // advantages normalised by their spread over the episode (scale-free in λ)
+            // advantages normalised by their spread over the batch (scale-free in λ)
             let adv: Vec<Vec<f64>> = g
                 .iter()
                 .map(|gi| gi.iter().zip(&baseline).map(|(a, b)| a - b).collect())
@@ -138,7 +172,7 @@ pub fn train(
     }
     Ok(Trained {
         scorer,
-        alpha,
+        compensation,
         mean_return,
     })
 }
@@ -151,20 +185,20 @@ pub fn evaluate(
     t: &Trained,
     p: &DashParams,
 ) -> Result<Evaluation, String> {
-    let (layers, v) = (m.config.layers, m.config.vocab);
+    let layers = m.config.layers;
+    let mode = Mode {
+        asynchronous: p.asynchronous,
+        compensation: &t.compensation,
+        keep_features: false,
+    };
     let mut quality = Quality::default();
     let mut per_layer = vec![0usize; layers];
     let mut patterns = Vec::new();
-    for (ids, fin) in base.windows.iter().zip(&base.finals) {
-        let r = rollout(m, ids, mode(p, &t.alpha), &mut |f| t.scorer.skip(f))?;
-        let (ours, reference) = (m.logits(&r.out, &Exact), m.logits(fin, &Exact));
-        for q in 0..ids.len().saturating_sub(1) {
-            quality.add(
-                &ours[q * v..(q + 1) * v],
-                &reference[q * v..(q + 1) * v],
-                ids[q + 1],
-            );
-        }
+    for g in groups(&base.windows, EVAL_ROWS) {
+        let ws = &base.windows[g.clone()];
+        let r = rollout(m, ws, mode, &mut |f| t.scorer.skip(f))?;
+        let fin: Vec<f32> = base.finals[g].concat();
+        compare(m, ws, &r.out, &fin, &mut quality);
         for ds in &r.decisions {
             let pat: Vec<bool> = ds.iter().map(|d| d.skip).collect();
             for (c, s) in per_layer.iter_mut().zip(&pat) {
