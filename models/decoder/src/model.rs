@@ -330,28 +330,37 @@ impl Decoder {
 
         let group = c.heads / c.kv_heads;
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut att = vec![0.0f32; m * d];
-        let mut scores = Vec::with_capacity(lc.pos.len());
-        let mut keys = Vec::with_capacity(lc.pos.len());
+        let nk = lc.pos.len();
+        // Scores of every query head against every cached key: per KV head one matmul over its
+        // group's query heads and all rows, (group·m × hd)·(nk × hd)ᵀ; row `head·m + t`.
+        let qg = by_kv_head(&q, m, c.kv_heads, group, hd);
+        let kg = by_kv_head(&lc.k, nk, c.kv_heads, 1, hd);
+        let vg = by_kv_head(&lc.v, nk, c.kv_heads, 1, hd);
+        let rows = group * m;
+        let scores = batched_matmul(&qg, &kg, (c.kv_heads, rows, nk, hd), true);
+        // Softmax over the keys a row may see (positions ≤ its own); weight 0 for the others.
+        let mut weights = vec![0.0f32; scores.len()];
+        let mut keys = Vec::with_capacity(nk);
+        let mut row = Vec::with_capacity(nk);
         for (t, &p) in pos.iter().enumerate() {
             keys.clear();
-            keys.extend((0..lc.pos.len()).filter(|&j| lc.pos[j] <= p));
+            keys.extend((0..nk).filter(|&j| lc.pos[j] <= p));
             for head in 0..c.heads {
-                let kvh = head / group;
-                let qh = &q[t * d + head * hd..t * d + (head + 1) * hd];
-                scores.clear();
-                scores.extend(keys.iter().map(|&j| {
-                    let kh = &lc.k[j * kvd + kvh * hd..j * kvd + (kvh + 1) * hd];
-                    dot(qh, kh) * scale
-                }));
-                ops.softmax(&mut scores);
-                let out = &mut att[t * d + head * hd..t * d + (head + 1) * hd];
-                for (&j, &s) in keys.iter().zip(&scores) {
-                    let vh = &lc.v[j * kvd + kvh * hd..j * kvd + (kvh + 1) * hd];
-                    for (o, &vv) in out.iter_mut().zip(vh) {
-                        *o += s * vv;
-                    }
+                let r = (head * m + t) * nk;
+                row.clear();
+                row.extend(keys.iter().map(|&j| scores[r + j] * scale));
+                ops.softmax(&mut row);
+                for (&j, &w) in keys.iter().zip(&row) {
+                    weights[r + j] = w;
                 }
+            }
+        }
+        let out = batched_matmul(&weights, &vg, (c.kv_heads, rows, hd, nk), false);
+        let mut att = vec![0.0f32; m * d];
+        for head in 0..c.heads {
+            for t in 0..m {
+                let r = (head * m + t) * hd;
+                att[t * d + head * hd..t * d + (head + 1) * hd].copy_from_slice(&out[r..r + hd]);
             }
         }
         ops.linear_input(layer, LinearSite::Output, &mut att, d);
@@ -437,8 +446,39 @@ fn rewrite(lin: &mut Linear, f: impl FnOnce(&mut [f32], usize, usize)) {
     *lin = Linear::new(w, r, c);
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// Rows of `x` (`n` rows of `kv_heads · group` heads of `head_dim` values) regrouped per KV head:
+/// (kv_heads, group·n, head_dim), the group's heads one after another, each over all `n` rows.
+fn by_kv_head(x: &[f32], n: usize, kv_heads: usize, group: usize, head_dim: usize) -> Vec<f32> {
+    let width = kv_heads * group * head_dim;
+    let mut out = Vec::with_capacity(x.len());
+    for head in 0..kv_heads * group {
+        for t in 0..n {
+            let at = t * width + head * head_dim;
+            out.extend_from_slice(&x[at..at + head_dim]);
+        }
+    }
+    out
+}
+
+/// `batch` matrix products a (m × k) · b (k × n), or · bᵀ with b (n × k) when `b_transposed`,
+/// by candle's CPU matmul: (batch, m, n) row-major.
+fn batched_matmul(
+    a: &[f32],
+    b: &[f32],
+    (batch, m, n, k): (usize, usize, usize, usize),
+    b_transposed: bool,
+) -> Vec<f32> {
+    let a = Tensor::from_slice(a, (batch, m, k), &Device::Cpu).expect("a: batch·m·k values");
+    let b = if b_transposed {
+        Tensor::from_slice(b, (batch, n, k), &Device::Cpu).and_then(|b| b.t())
+    } else {
+        Tensor::from_slice(b, (batch, k, n), &Device::Cpu)
+    }
+    .expect("b: batch·k·n values");
+    a.matmul(&b)
+        .and_then(|y| y.flatten_all())
+        .and_then(|y| y.to_vec1())
+        .expect("shapes agree")
 }
 
 /// cos/sin of the rotary angles pos·θ^(−2i/head_dim), i < head_dim/2.
