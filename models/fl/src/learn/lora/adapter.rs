@@ -6,6 +6,7 @@ use rand_distr::{Distribution, Normal};
 use sim::rng::Rng;
 
 use crate::learn::nn::{self, Weights};
+use crate::learn::svd::{self, SvdFailed};
 use crate::learn::task::Dataset;
 
 /// One layer's low-rank adapter.
@@ -56,6 +57,29 @@ impl Lora {
     /// Floats sent when the adapter travels (`A` and `B`).
     pub fn floats(&self) -> usize {
         self.a.len() + self.b.len()
+    }
+
+    /// Whether every entry of `A` and `B` is finite.
+    pub fn is_finite(&self) -> bool {
+        self.a.iter().chain(&self.b).all(|v| v.is_finite())
+    }
+
+    /// `‖B‖₂² + ‖A‖₂²` (spectral norms): to first order one SGD step of size `lr` on `(B, A)`
+    /// with gradient `G` of the product moves `B·A` by `−lr·(B·Bᵀ·G + G·Aᵀ·A)`, so this bounds how
+    /// much the factorisation amplifies the step on the product (1 for balanced unit factors;
+    /// `σ₁² + 1` for FlexLoRA's `B = UΣ`, `A = Vᵀ`; `2σ₁` for FedMomentum's `√Σ` split).
+    pub fn step_gain(&self) -> std::result::Result<f64, SvdFailed> {
+        let top = |m: &[f32], rows: usize, cols: usize| -> std::result::Result<f64, SvdFailed> {
+            let m: Vec<f64> = m.iter().map(|&v| f64::from(v)).collect();
+            Ok(svd::truncated(&m, rows, cols, 1)?
+                .sigma
+                .first()
+                .copied()
+                .unwrap_or(0.0))
+        };
+        let b = top(&self.b, self.d_out, self.rank)?;
+        let a = top(&self.a, self.rank, self.d_in)?;
+        Ok(b * b + a * a)
     }
 }
 

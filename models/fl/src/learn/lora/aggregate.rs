@@ -81,6 +81,10 @@ pub struct LayerAggregate {
     /// Share of `‖Σ pᵢBᵢAᵢ‖²_F` beyond its top r singular directions (what no rank-r factor pair
     /// can hold).
     pub tail_energy: f64,
+    /// The same tail as a share of the round's update `‖Σ pᵢBᵢAᵢ − B_gA_g‖²_F` (`B_gA_g`: the global
+    /// adapter the clients started from; ≤ 1, since `B_gA_g` has rank ≤ r): how much of what the
+    /// round learned no rank-r adapter can hold.
+    pub update_tail_energy: f64,
 }
 
 /// Relative singular-value threshold of [`LayerAggregate::update_rank`] (f32 factors: products
@@ -119,11 +123,13 @@ fn frob_diff(a: &[f64], b: &[f64]) -> f64 {
         .sqrt()
 }
 
-/// Aggregates one layer's client adapters with weights `p` (summing to 1).
+/// Aggregates one layer's client adapters with weights `p` (summing to 1); `global` is the adapter
+/// they started from (for [`LayerAggregate::update_tail_energy`]).
 pub fn aggregate_layer(
     method: LoraMethod,
     clients: &[&Lora],
     p: &[f64],
+    global: &Lora,
     rng: &mut Rng,
 ) -> Result<LayerAggregate, SvdFailed> {
     let first = clients[0];
@@ -131,6 +137,12 @@ pub fn aggregate_layer(
     let avg = true_average(clients, p);
     let t = svd::truncated(&avg, d_out, d_in, rank)?;
     let (update_rank, tail_energy) = (t.numerical_rank(RANK_TOL), t.tail_energy());
+    let update = frob_diff(&avg, &global.product()).powi(2);
+    let update_tail_energy = if update > 0.0 {
+        (t.discarded_norm().powi(2) / update).min(1.0)
+    } else {
+        0.0
+    };
     let factor_floats = rank * (d_in + d_out);
     match method {
         LoraMethod::FedIt | LoraMethod::FfaLora => {
@@ -158,6 +170,7 @@ pub fn aggregate_layer(
                 lost_norm,
                 update_rank,
                 tail_energy,
+                update_tail_energy,
             })
         }
         LoraMethod::FLora => Ok(LayerAggregate {
@@ -167,6 +180,7 @@ pub fn aggregate_layer(
             lost_norm: 0.0,
             update_rank,
             tail_energy,
+            update_tail_energy,
         }),
         LoraMethod::FlexLora | LoraMethod::FedMomentum | LoraMethod::FedMomentumNoResidual => {
             let mut a = vec![0.0f32; rank * d_in];
@@ -203,6 +217,7 @@ pub fn aggregate_layer(
                     lost_norm: 0.0,
                     update_rank,
                     tail_energy,
+                    update_tail_energy,
                 })
             } else {
                 Ok(LayerAggregate {
@@ -212,23 +227,25 @@ pub fn aggregate_layer(
                     lost_norm: t.discarded_norm(),
                     update_rank,
                     tail_energy,
+                    update_tail_energy,
                 })
             }
         }
     }
 }
 
-/// Aggregates whole-model adapters: per layer, see [`aggregate_layer`].
+/// Aggregates whole-model adapters that started from `global`: per layer, see [`aggregate_layer`].
 pub fn aggregate(
     method: LoraMethod,
     clients: &[Adapters],
     p: &[f64],
+    global: &Adapters,
     rng: &mut Rng,
 ) -> Result<Vec<LayerAggregate>, SvdFailed> {
     (0..clients[0].len())
         .map(|l| {
             let layer: Vec<&Lora> = clients.iter().map(|c| &c[l]).collect();
-            aggregate_layer(method, &layer, p, rng)
+            aggregate_layer(method, &layer, p, &global[l], rng)
         })
         .collect()
 }
@@ -256,15 +273,26 @@ mod tests {
         let mut rng = sim::rng::stream(1, "agg");
         let truth = true_average(&[&c1, &c2], &p);
         assert_eq!(truth, vec![0.5, 0.0, 0.0, 0.5]);
-        let fedit = aggregate_layer(LoraMethod::FedIt, &[&c1, &c2], &p, &mut rng).unwrap();
+        // Both started from a zero adapter: the round's update is the whole aggregate.
+        let zero = lora(vec![0.0; 2], vec![0.0; 2], 1, 2, 2);
+        let fedit = aggregate_layer(LoraMethod::FedIt, &[&c1, &c2], &p, &zero, &mut rng).unwrap();
         assert_eq!(fedit.lora.product(), vec![0.25; 4]);
         assert!((fedit.lost_norm - frob_diff(&truth, &[0.25; 4])).abs() < 1e-12);
         assert!(fedit.lost_norm > 0.3);
         // Two rank-1 updates in different directions: the true aggregate has rank 2.
         assert_eq!(fedit.update_rank, 2);
         assert!((fedit.tail_energy - 0.5).abs() < 1e-12);
+        assert!((fedit.update_tail_energy - 0.5).abs() < 1e-12);
+        // Started from c1's own direction, the round added only e2·e2ᵀ/2 − e1·e1ᵀ/2: the tail
+        // (e2·e2ᵀ/2, energy 1/4) is half of that update's energy (1/2).
+        let from_c1 = lora(vec![1.0, 0.0], vec![1.0, 0.0], 1, 2, 2);
+        let again =
+            aggregate_layer(LoraMethod::FedIt, &[&c1, &c2], &p, &from_c1, &mut rng).unwrap();
+        assert!((again.update_tail_energy - 0.5).abs() < 1e-12);
+        assert!((again.tail_energy - 0.5).abs() < 1e-12);
         // FedMomentum keeps the dominant direction and merges the rest: nothing is lost.
-        let fm = aggregate_layer(LoraMethod::FedMomentum, &[&c1, &c2], &p, &mut rng).unwrap();
+        let fm =
+            aggregate_layer(LoraMethod::FedMomentum, &[&c1, &c2], &p, &zero, &mut rng).unwrap();
         let total: Vec<f64> = fm
             .lora
             .product()
@@ -291,7 +319,7 @@ mod tests {
             LoraMethod::FlexLora,
             LoraMethod::FedIt,
         ] {
-            let agg = aggregate_layer(m, &clients, &p, &mut rng).unwrap();
+            let agg = aggregate_layer(m, &clients, &p, &c, &mut rng).unwrap();
             let err = frob_diff(&agg.lora.product(), &c.product());
             assert!(err < 1e-5, "{m:?}: {err}");
             if let Some(d) = &agg.base_delta {
@@ -317,11 +345,21 @@ mod tests {
         let p = [0.25; 4];
         let truth = true_average(&refs, &p);
         let t = svd::truncated(&truth, 5, 6, 2).unwrap();
-        let flex = aggregate_layer(LoraMethod::FlexLora, &refs, &p, &mut rng).unwrap();
+        let zero = Lora::init(2, 6, 5, &mut rng);
+        let flex = aggregate_layer(LoraMethod::FlexLora, &refs, &p, &zero, &mut rng).unwrap();
         let err = frob_diff(&truth, &flex.lora.product());
         assert!((err - t.discarded_norm()).abs() < 1e-5, "{err}");
         assert!((flex.lost_norm - t.discarded_norm()).abs() < 1e-9);
-        let fm = aggregate_layer(LoraMethod::FedMomentum, &refs, &p, &mut rng).unwrap();
+        let fm = aggregate_layer(LoraMethod::FedMomentum, &refs, &p, &zero, &mut rng).unwrap();
+        // The step gain of the published factors: σ₁² + 1 for FlexLoRA, 2σ₁ for FedMomentum.
+        let s1 = t.sigma[0];
+        let flex_gain = flex.lora.step_gain().unwrap();
+        assert!(
+            (flex_gain - (s1 * s1 + 1.0)).abs() < 1e-4 * flex_gain,
+            "{flex_gain}"
+        );
+        let fm_gain = fm.lora.step_gain().unwrap();
+        assert!((fm_gain - 2.0 * s1).abs() < 1e-4 * fm_gain, "{fm_gain}");
         let res = fm.base_delta.unwrap();
         let res_norm = res.iter().map(|v| v * v).sum::<f64>().sqrt();
         assert!((res_norm - t.discarded_norm()).abs() < 1e-5);

@@ -25,11 +25,14 @@
 //! [`LoraAggregator`] applies the LoRA rule (no adversary), and the trainer evaluates the new
 //! global model.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 
 use super::adapter;
 use super::aggregate::LoraMethod;
-use super::params::{LoraData, LoraParams, SyntheticData};
+use super::params::{Holdout, LoraData, LoraParams, SyntheticData};
 use super::plugins::{LoraAggregator, LoraTrainer};
 use super::text;
 use crate::devices::DeviceProfile;
@@ -66,6 +69,12 @@ struct Outcome {
     update_rank: f64,
     /// Mean over rounds and layers of the share of `‖Σ pᵢBᵢAᵢ‖²` beyond rank r.
     tail_energy: f64,
+    /// Mean over rounds and layers of that tail as a share of the round's update.
+    update_tail_energy: f64,
+    /// Largest step gain `‖B‖₂² + ‖A‖₂²` of a published adapter.
+    step_gain_max: f64,
+    /// Aggregation round of divergence, if the run diverged.
+    diverged_round: Option<usize>,
 }
 
 fn setup(p: &LoraParams, ctx: &RunContext) -> Result<Setup, RunError> {
@@ -78,17 +87,14 @@ fn setup(p: &LoraParams, ctx: &RunContext) -> Result<Setup, RunError> {
             let corpus = text::corpus(t.tokens).map_err(RunError::Model)?;
             let clients =
                 corpus.clients(p.clients, p.dirichlet_alpha, &mut ctx.rng("fl-lora/data"));
-            (corpus.pretrain(), clients, corpus.test(), Some(corpus.real))
+            let held_out = match t.evaluate_on {
+                Holdout::Test => corpus.test(),
+                Holdout::Validation => corpus.validation(),
+            };
+            (corpus.pretrain(), clients, held_out, Some(corpus.real))
         }
     };
-    let (dim, classes) = p.data.shape();
-    let mut widths = vec![dim];
-    widths.extend(&p.hidden);
-    widths.push(classes);
-    let mut init_rng = ctx.rng("fl-lora/init");
-    let w0 = Weights::init(&widths, &mut init_rng);
-    let (e, b, lr) = p.pretrain.tuple();
-    let base = nn::train(&w0, &pre, e, b, lr, &mut init_rng).map_err(model_err)?;
+    let base = pretrained(p, ctx, &pre)?;
     let devices = p
         .devices
         .profiles(p.clients, &mut ctx.rng("fl-lora/devices"))?;
@@ -99,6 +105,40 @@ fn setup(p: &LoraParams, ctx: &RunContext) -> Result<Setup, RunError> {
         devices,
         real_data,
     })
+}
+
+/// Pretrained base models of this process, by run seed and the params pretraining reads.
+type PretrainMemo = HashMap<(u64, String), Weights>;
+
+/// Entries kept before the memo starts over (each is one small head).
+const PRETRAIN_MEMO_ENTRIES: usize = 64;
+
+/// The base model: initialised and pretrained on `pre` from the stream `fl-lora/init`. Memoised
+/// per process: under common random numbers the methods (and ranks, learning rates) of one
+/// replication share the seed and every param pretraining reads (`data`, `hidden`, `pretrain`),
+/// so they would train the identical model; it is trained once (exact: same seed, stream, data).
+fn pretrained(p: &LoraParams, ctx: &RunContext, pre: &Dataset) -> Result<Weights, RunError> {
+    static MEMO: OnceLock<Mutex<PretrainMemo>> = OnceLock::new();
+    let reads = serde_json::json!([p.data, p.hidden, p.pretrain]);
+    let key = (ctx.seed, reads.to_string());
+    let memo = MEMO.get_or_init(Default::default);
+    if let Some(hit) = memo.lock().map_err(model_err)?.get(&key) {
+        return Ok(hit.clone());
+    }
+    let (dim, classes) = p.data.shape();
+    let mut widths = vec![dim];
+    widths.extend(&p.hidden);
+    widths.push(classes);
+    let mut init_rng = ctx.rng("fl-lora/init");
+    let w0 = Weights::init(&widths, &mut init_rng);
+    let (e, b, lr) = p.pretrain.tuple();
+    let base = nn::train(&w0, pre, e, b, lr, &mut init_rng).map_err(model_err)?;
+    let mut m = memo.lock().map_err(model_err)?;
+    if m.len() >= PRETRAIN_MEMO_ENTRIES {
+        m.clear();
+    }
+    m.insert(key, base.clone());
+    Ok(base)
 }
 
 /// Pretraining set, client sets and test set of the synthetic tasks.
@@ -180,9 +220,18 @@ fn run_method(
         lost_norm: aggregator.lost_norm,
         update_rank: aggregator.update_rank_sum / aggregator.layer_aggregates.max(1) as f64,
         tail_energy: aggregator.tail_energy_sum / aggregator.layer_aggregates.max(1) as f64,
+        update_tail_energy: aggregator.update_tail_energy_sum
+            / aggregator.layer_aggregates.max(1) as f64,
+        step_gain_max: aggregator.step_gain_max,
+        diverged_round: aggregator.diverged_round,
         curve,
         run,
     })
+}
+
+/// The aggregation round in which the run diverged; `rounds + 1` (censored) when it did not.
+fn diverged_round(o: &Outcome, rounds: usize) -> f64 {
+    o.diverged_round.unwrap_or(rounds + 1) as f64
 }
 
 impl Experiment for LoraExperiment {
@@ -256,6 +305,10 @@ impl Experiment for LoraExperiment {
             .metric("lost_norm_per_round", o.lost_norm / rounds as f64)
             .metric("update_rank", o.update_rank)
             .metric("tail_energy", o.tail_energy)
+            .metric("update_tail_energy", o.update_tail_energy)
+            .metric("step_gain_max", o.step_gain_max)
+            .metric("diverged", f64::from(u8::from(o.diverged_round.is_some())))
+            .metric("diverged_round", diverged_round(&o, rounds))
             .metric(
                 "client_examples",
                 s.clients.iter().map(Dataset::len).sum::<usize>() as f64,
@@ -283,7 +336,8 @@ impl Experiment for LoraExperiment {
                         format!("time_to_target_s_{key}"),
                         net::time_to(&ob.run, &ob.curve, p.target_accuracy),
                     )
-                    .metric(format!("wall_s_{key}"), ob.run.end_s());
+                    .metric(format!("wall_s_{key}"), ob.run.end_s())
+                    .metric(format!("diverged_round_{key}"), diverged_round(&ob, rounds));
                 best_base_acc = best_base_acc.max(acc);
                 best_base_rounds = best_base_rounds.min(r);
             }
@@ -350,6 +404,30 @@ mod tests {
             .filter(|s| s.metric == "accuracy_by_round")
             .map(|s| (s.component.clone(), s.t_s, s.value))
             .collect()
+    }
+
+    #[test]
+    fn divergence_is_a_result_not_a_failed_run() {
+        let mut p = params();
+        p.baselines.clear();
+        let calm = LoraExperiment.run(&p, &RunContext::single(3)).unwrap();
+        assert_eq!(calm.get("diverged").unwrap(), 0.0);
+        assert_eq!(
+            calm.get("diverged_round").unwrap(),
+            4.0,
+            "censored: rounds + 1"
+        );
+        // SGD at lr 1e4 on FlexLoRA's unbalanced factors overflows to NaN: the server keeps its
+        // last finite model, so the run ends with a finite accuracy.
+        p.method = LoraMethod::FlexLora;
+        p.local.lr = 1e4;
+        let wild = LoraExperiment.run(&p, &RunContext::single(3)).unwrap();
+        assert_eq!(wild.get("diverged").unwrap(), 1.0);
+        let round = wild.get("diverged_round").unwrap();
+        assert!((1.0..=3.0).contains(&round), "{round}");
+        let acc = wild.get("final_accuracy").unwrap();
+        assert!(acc.is_finite() && (0.0..=1.0).contains(&acc));
+        assert!(wild.get("step_gain_max").unwrap() >= 0.0);
     }
 
     #[test]

@@ -75,6 +75,21 @@ impl Validate for SyntheticData {
 pub struct TextData {
     /// Encoder window in tokens (`[CLS]` + pieces + `[SEP]`); shorter turns are left out.
     pub tokens: usize,
+    /// Which held-out conversations every accuracy is measured on (default `test`).
+    #[serde(default)]
+    pub evaluate_on: Holdout,
+}
+
+/// A held-out split of the text task ([`super::text`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Holdout {
+    /// The test conversations (every 5th): the reported results.
+    #[default]
+    Test,
+    /// The validation conversations (every 10th other one): for choosing hyperparameters, such
+    /// as the shared local learning rate, without looking at the test set.
+    Validation,
 }
 
 /// Window bounds: room for one word piece; all-MiniLM-L6-v2's sentence-transformers

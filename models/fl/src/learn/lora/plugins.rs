@@ -6,7 +6,7 @@
 
 use sim::rng::Rng;
 
-use super::adapter::{self, Adapters};
+use super::adapter::{self, Adapters, Lora};
 use super::aggregate::{self, LoraMethod};
 use crate::learn::common::Sgd;
 use crate::learn::convert;
@@ -135,8 +135,19 @@ pub struct LoraAggregator {
     pub update_rank_sum: f64,
     /// Σ over rounds and layers of the share of `‖Σ pᵢBᵢAᵢ‖²` beyond rank r.
     pub tail_energy_sum: f64,
+    /// Σ over rounds and layers of the tail's share of the round's update.
+    pub update_tail_energy_sum: f64,
     /// Layer aggregates summed over (rounds × layers).
     pub layer_aggregates: usize,
+    /// Largest [`Lora::step_gain`](super::adapter::Lora::step_gain) of a published adapter over
+    /// rounds and layers.
+    pub step_gain_max: f64,
+    /// Aggregations so far (1-based round of the last one).
+    pub aggregations: usize,
+    /// The aggregation round in which an on-time client's adapters, or the aggregate, first held a
+    /// non-finite value. From then on the server keeps its last finite global model and publishes
+    /// nothing new (it never broadcasts a NaN model), so the run's accuracy is that model's.
+    pub diverged_round: Option<usize>,
 }
 
 impl LoraAggregator {
@@ -150,8 +161,21 @@ impl LoraAggregator {
             lost_norm: 0.0,
             update_rank_sum: 0.0,
             tail_energy_sum: 0.0,
+            update_tail_energy_sum: 0.0,
             layer_aggregates: 0,
+            step_gain_max: 0.0,
+            aggregations: 0,
+            diverged_round: None,
         }
+    }
+}
+
+impl LoraAggregator {
+    /// Divergence: the server keeps `global` (its last finite model) and publishes nothing new.
+    fn keep(&mut self, global: &ModelParams) -> ModelParams {
+        self.diverged_round.get_or_insert(self.aggregations);
+        self.downlink_floats.push(0);
+        global.clone()
     }
 }
 
@@ -174,6 +198,10 @@ impl Aggregator for LoraAggregator {
                 convert::to_adapters(&local, &self.adapters)
             })
             .collect();
+        self.aggregations += 1;
+        if self.diverged_round.is_some() || !clients.iter().flatten().all(Lora::is_finite) {
+            return Ok(self.keep(global));
+        }
         let total: f64 = updates.iter().map(|u| u.samples as f64).sum();
         let p: Vec<f64> = updates
             .iter()
@@ -185,11 +213,21 @@ impl Aggregator for LoraAggregator {
                 }
             })
             .collect();
-        let layers = aggregate::aggregate(self.method, &clients, &p, rng)?;
-        let mut base = convert::to_weights(global, &self.base);
         let mut adapters = convert::to_adapters(global, &self.adapters);
+        let layers = aggregate::aggregate(self.method, &clients, &p, &adapters, rng)?;
+        let finite = layers.iter().all(|a| {
+            a.lora.is_finite()
+                && a.base_delta
+                    .as_ref()
+                    .is_none_or(|d| d.iter().all(|v| v.is_finite()))
+        });
+        if !finite {
+            return Ok(self.keep(global));
+        }
+        let mut base = convert::to_weights(global, &self.base);
         let mut down = 0;
         for (l, a) in layers.into_iter().enumerate() {
+            self.step_gain_max = self.step_gain_max.max(a.lora.step_gain()?);
             if let Some(d) = &a.base_delta {
                 adapter::add_to_base(&mut base, l, d);
             }
@@ -197,6 +235,7 @@ impl Aggregator for LoraAggregator {
             self.lost_norm += a.lost_norm;
             self.update_rank_sum += a.update_rank as f64;
             self.tail_energy_sum += a.tail_energy;
+            self.update_tail_energy_sum += a.update_tail_energy;
             self.layer_aggregates += 1;
             adapters[l] = a.lora;
         }

@@ -10,7 +10,9 @@
 //!
 //! Turns shorter than the encoder window are left out, the rest are cut to it, so every sentence
 //! has the same length and runs in one batched forward. Split by conversation: every
-//! [`TEST_EVERY`]-th conversation (file order) is held out for testing and left out of pretraining.
+//! [`TEST_EVERY`]-th conversation (file order) is held out for testing, and every
+//! [`VALIDATION_EVERY`]-th other one for validation; both are left out of pretraining and of the
+//! clients' data.
 //! Features are computed once per process per window length ([`corpus`]).
 
 use std::collections::HashMap;
@@ -31,6 +33,13 @@ pub const TURNS_ENV: &str = "SYSIM_SHAREGPT_TURNS";
 
 /// Every `TEST_EVERY`-th conversation (file order, 0-based index ≡ `TEST_EVERY − 1`) is test data.
 pub const TEST_EVERY: usize = 5;
+
+/// Every `VALIDATION_EVERY`-th conversation (0-based index ≡ [`VALIDATION_AT`] mod it, never a test
+/// conversation) is validation data, for choosing hyperparameters without the test set.
+pub const VALIDATION_EVERY: usize = 10;
+
+/// Residue of the validation conversations modulo [`VALIDATION_EVERY`] (test ones are ≡ 4 and 9).
+pub const VALIDATION_AT: usize = 2;
 
 /// Topic lexicons (our stated rule, chosen by reading the file's vocabulary; not from a paper).
 pub const TOPICS: [(&str, &[&str]); 8] = [
@@ -326,6 +335,22 @@ impl TextCorpus {
         self.conv[i] % TEST_EVERY == TEST_EVERY - 1
     }
 
+    fn is_validation(&self, i: usize) -> bool {
+        self.conv[i] % VALIDATION_EVERY == VALIDATION_AT
+    }
+
+    /// Whether turn `i` is training data (neither test nor validation).
+    fn is_train(&self, i: usize) -> bool {
+        !self.is_test(i) && !self.is_validation(i)
+    }
+
+    fn topic_rows(&self, keep: impl Fn(usize) -> bool) -> Dataset {
+        let rows: Vec<usize> = (0..self.len())
+            .filter(|&i| keep(i) && self.topic[i].is_some())
+            .collect();
+        self.dataset(&rows, |i| self.topic[i].unwrap_or(0))
+    }
+
     fn dataset(&self, rows: &[usize], label: impl Fn(usize) -> u32) -> Dataset {
         let mut d = Dataset {
             dim: self.dim,
@@ -341,17 +366,19 @@ impl TextCorpus {
     /// Opening-word examples of the training conversations (the head's pretraining set).
     pub fn pretrain(&self) -> Dataset {
         let rows: Vec<usize> = (0..self.len())
-            .filter(|&i| !self.is_test(i) && self.opening[i].is_some())
+            .filter(|&i| self.is_train(i) && self.opening[i].is_some())
             .collect();
         self.dataset(&rows, |i| self.opening[i].unwrap_or(0))
     }
 
-    /// Topic examples of the held-out conversations.
+    /// Topic examples of the held-out test conversations.
     pub fn test(&self) -> Dataset {
-        let rows: Vec<usize> = (0..self.len())
-            .filter(|&i| self.is_test(i) && self.topic[i].is_some())
-            .collect();
-        self.dataset(&rows, |i| self.topic[i].unwrap_or(0))
+        self.topic_rows(|i| self.is_test(i))
+    }
+
+    /// Topic examples of the held-out validation conversations.
+    pub fn validation(&self) -> Dataset {
+        self.topic_rows(|i| self.is_validation(i))
     }
 
     /// Topic examples of the training conversations split over `clients` with Dirichlet(`alpha`)
@@ -362,7 +389,7 @@ impl TextCorpus {
         let mut rows: Vec<Vec<usize>> = vec![Vec::new(); clients];
         for (class, share) in shares.iter().enumerate() {
             let mut idx: Vec<usize> = (0..self.len())
-                .filter(|&i| !self.is_test(i) && self.topic[i] == Some(class as u32))
+                .filter(|&i| self.is_train(i) && self.topic[i] == Some(class as u32))
                 .collect();
             idx.shuffle(rng);
             let n = idx.len() as f64;
@@ -560,11 +587,13 @@ mod tests {
         assert_eq!(corpus.features.len(), 40 * 8);
         let test = corpus.test();
         assert_eq!(test.len(), 8, "conversations 4, 9, 14, 19");
+        let validation = corpus.validation();
+        assert_eq!(validation.len(), 4, "conversations 2, 12");
         let pre = corpus.pretrain();
-        assert_eq!(pre.len(), 32);
+        assert_eq!(pre.len(), 28);
         let clients = corpus.clients(4, 0.1, &mut sim::rng::stream(2, "split"));
         let total: usize = clients.iter().map(Dataset::len).sum();
-        assert_eq!(total, 32, "every training turn lands on one client");
+        assert_eq!(total, 28, "every training turn lands on one client");
         // Strong skew: some client misses most classes.
         let distinct = |d: &Dataset| {
             let mut y = d.y.clone();
