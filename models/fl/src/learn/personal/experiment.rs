@@ -26,6 +26,9 @@
 //! their personal state), plain [`FedAvg`] aggregates (no adversary), and the trainer evaluates
 //! every client's personalized model.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 
 use super::data::{self, Sizes};
@@ -35,7 +38,7 @@ use crate::devices::DeviceProfile;
 use crate::learn::common::{model_err, rounds_to};
 use crate::learn::digits::CLASSES;
 use crate::learn::net;
-use crate::learn::nn::Weights;
+use crate::learn::nn::{Arch, Weights};
 use crate::learn::personal::shift::SIDE;
 use crate::learn::task::Dataset;
 use crate::network::{NetworkRun, Plugins, run_network};
@@ -69,6 +72,7 @@ fn setup(p: &PersonalParams, ctx: &RunContext) -> Result<Setup, RunError> {
         samples_per_client: p.samples_per_client,
         holdout_per_client: p.holdout_per_client,
         test_per_client: p.test_per_client,
+        pretrain: p.pretrain.map_or(0, |pre| pre.samples),
     };
     let d = data::build(
         &sizes,
@@ -87,11 +91,25 @@ fn setup(p: &PersonalParams, ctx: &RunContext) -> Result<Setup, RunError> {
             a
         })
         .collect();
-    let mut widths = vec![SIDE * SIDE];
-    widths.extend(&p.hidden);
-    widths.push(CLASSES);
+    let mut init_rng = ctx.rng("fl-personal/init");
+    let arch = p.arch();
+    let mut init = match arch {
+        Arch::Cnn(net) => net.init(&mut init_rng),
+        Arch::Mlp => {
+            let mut widths = vec![SIDE * SIDE];
+            widths.extend(&p.hidden);
+            widths.push(CLASSES);
+            Weights::init(&widths, &mut init_rng)
+        }
+    };
+    if let Some(pre) = &p.pretrain {
+        let (e, b, lr) = pre.sgd.tuple();
+        init = arch
+            .train(&init, &d.pretrain, e, b, lr, &mut init_rng)
+            .map_err(model_err)?;
+    }
     Ok(Setup {
-        init: Weights::init(&widths, &mut ctx.rng("fl-personal/init")),
+        init,
         all,
         fit: d.train,
         holdout: d.holdout,
@@ -118,12 +136,14 @@ fn run_method(
     let mut trainer = PersonalTrainer::new(
         PersonalConfig {
             method,
+            arch: p.arch(),
             local: p.local,
             finetune_epochs: p.finetune_epochs,
             fedper_layers: p.fedper_layers,
             mix_lr: p.mix_lr,
             select_after: p.select_after,
             select_threshold: p.select_threshold,
+            select_max_layers: p.select_max_layers,
             ditto_mu: p.ditto_mu,
         },
         s.init.clone(),
@@ -160,6 +180,55 @@ fn run_method(
     })
 }
 
+/// FedAvg's accuracy curves of this process, by run seed and the params FedAvg reads.
+type FedAvgMemo = HashMap<(u64, String), Vec<f64>>;
+
+/// Entries kept before the memo starts over (each is one curve of `network.rounds` values).
+const FEDAVG_MEMO_ENTRIES: usize = 256;
+
+/// The memo and the key of `p`'s FedAvg reference: the run seed and the params without `method`
+/// and `baselines`. Under common random numbers every method of a replication has the same seed
+/// and setup, so FedAvg on them is the identical computation (same streams, same data).
+fn fedavg_memo(
+    p: &PersonalParams,
+    ctx: &RunContext,
+) -> Result<(&'static Mutex<FedAvgMemo>, (u64, String)), RunError> {
+    static MEMO: OnceLock<Mutex<FedAvgMemo>> = OnceLock::new();
+    let mut setup = serde_json::to_value(p).map_err(model_err)?;
+    if let Some(m) = setup.as_object_mut() {
+        m.remove("method");
+        m.remove("baselines");
+    }
+    Ok((
+        MEMO.get_or_init(Default::default),
+        (ctx.seed, setup.to_string()),
+    ))
+}
+
+/// Keeps FedAvg's `curve` for the other methods of the same replication.
+fn remember_fedavg(p: &PersonalParams, ctx: &RunContext, curve: &[f64]) -> Result<(), RunError> {
+    let (memo, key) = fedavg_memo(p, ctx)?;
+    let mut m = memo.lock().map_err(model_err)?;
+    if m.len() >= FEDAVG_MEMO_ENTRIES {
+        m.clear();
+    }
+    m.insert(key, curve.to_vec());
+    Ok(())
+}
+
+/// FedAvg's accuracy curve on `p`'s data and seed (the target's reference): from the memo when a
+/// run of the same replication computed it, else trained here (and remembered).
+fn fedavg_curve(p: &PersonalParams, s: &Setup, ctx: &RunContext) -> Result<Vec<f64>, RunError> {
+    let (memo, key) = fedavg_memo(p, ctx)?;
+    if let Some(hit) = memo.lock().map_err(model_err)?.get(&key) {
+        return Ok(hit.clone());
+    }
+    let mut scratch = RunOutput::default();
+    let curve = run_method(PersonalMethod::FedAvg, p, s, ctx, &mut scratch)?.curve;
+    remember_fedavg(p, ctx, &curve)?;
+    Ok(curve)
+}
+
 /// Mean of the lowest ⌈10 %⌉ of `v`.
 pub fn worst_decile(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
@@ -175,26 +244,56 @@ impl Experiment for PersonalExperiment {
     const NO_CHECKPOINTS_WHY: &'static str = "its rounds carry learning state across rounds (candle models and optimisers, the study's plug-in state) that is not serialised; an interrupted sweep resumes run by run with --resume";
 
     /// The MLP estimate of `learn::common` for 64 pixels and 10 classes, one more method for the
-    /// FedAvg reference of the target (pFedNavi's three passes per step and fine-tuning are not
+    /// FedAvg reference of the target; for the CNN the same terms with its parameters and its
+    /// multiply-accumulates per example (pFedNavi's three passes per step and fine-tuning are not
     /// counted: an estimate within a small factor).
     fn estimate(&self, p: &PersonalParams) -> sim::estimate::ResourceEstimate {
-        let shape = crate::learn::task::TaskShape {
-            dim: SIDE * SIDE,
-            classes: CLASSES,
-            modes: 1,
-            separation: 1.0,
-            noise: 1.0,
+        let methods = 2 + p.baselines.len();
+        let Arch::Cnn(net) = p.arch() else {
+            let shape = crate::learn::task::TaskShape {
+                dim: SIDE * SIDE,
+                classes: CLASSES,
+                modes: 1,
+                separation: 1.0,
+                noise: 1.0,
+            };
+            return crate::learn::common::mlp_estimate(&crate::learn::common::MlpRun {
+                clients: p.clients,
+                task: &shape,
+                hidden: &p.hidden,
+                samples_per_client: p.samples_per_client,
+                other_samples: p.clients * p.test_per_client,
+                network: &p.network,
+                local: &p.local,
+                methods,
+            });
         };
-        crate::learn::common::mlp_estimate(&crate::learn::common::MlpRun {
-            clients: p.clients,
-            task: &shape,
-            hidden: &p.hidden,
-            samples_per_client: p.samples_per_client,
-            other_samples: p.clients * p.test_per_client,
-            network: &p.network,
-            local: &p.local,
-            methods: 2 + p.baselines.len(),
-        })
+        let per_client = (p.samples_per_client + p.test_per_client) as f64;
+        sim::estimate::ResourceEstimate::default()
+            .memory_product(
+                (SIDE * SIDE * 4) as f64,
+                &[
+                    ("clients", p.clients as f64),
+                    ("samples_per_client", per_client),
+                ],
+            )
+            .memory_product(
+                16.0 * methods as f64,
+                &[
+                    ("clients", p.clients as f64),
+                    ("cnn", net.param_count() as f64),
+                ],
+            )
+            .work_product(
+                6.0 * p.network.participation * methods as f64,
+                &[
+                    ("network.rounds", f64::from(p.network.rounds)),
+                    ("clients", p.clients as f64),
+                    ("local.epochs", p.local.epochs as f64),
+                    ("samples_per_client", p.samples_per_client as f64),
+                    ("cnn", net.macs()),
+                ],
+            )
     }
 
     fn run(&self, p: &PersonalParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
@@ -211,12 +310,12 @@ impl Experiment for PersonalExperiment {
         // The target: a fraction of FedAvg's final accuracy on the same data and seed.
         let fedavg_final = |c: &[f64]| c.last().copied().unwrap_or(0.0);
         let reference = if p.method == PersonalMethod::FedAvg {
+            remember_fedavg(p, ctx, &o.curve)?;
             fedavg_final(&o.curve)
         } else if let Some((_, ob)) = others.iter().find(|(m, _)| *m == PersonalMethod::FedAvg) {
             fedavg_final(&ob.curve)
         } else {
-            let mut scratch = RunOutput::default();
-            fedavg_final(&run_method(PersonalMethod::FedAvg, p, &s, ctx, &mut scratch)?.curve)
+            fedavg_final(&fedavg_curve(p, &s, ctx)?)
         };
         let target = p.target_fraction * reference;
         let mean = o.curve.last().copied().unwrap_or(0.0);
@@ -286,6 +385,7 @@ mod tests {
                 noise: 0.05,
             },
             hidden: vec![8],
+            cnn: None,
             dirichlet_alpha: 0.5,
             samples_per_client: 30,
             holdout_per_client: 10,
@@ -300,6 +400,8 @@ mod tests {
             mix_lr: 1.0,
             select_after: 2,
             select_threshold: 0.5,
+            select_max_layers: None,
+            pretrain: None,
             ditto_mu: 0.1,
             target_fraction: 0.9,
         }
