@@ -26,12 +26,10 @@
 //! their personal state), plain [`FedAvg`] aggregates (no adversary), and the trainer evaluates
 //! every client's personalized model.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 
 use super::data::{self, Sizes};
+use super::memo;
 use super::params::{PersonalMethod, PersonalParams};
 use super::plugins::{ClientSets, PersonalConfig, PersonalTrainer};
 use crate::devices::DeviceProfile;
@@ -91,23 +89,25 @@ fn setup(p: &PersonalParams, ctx: &RunContext) -> Result<Setup, RunError> {
             a
         })
         .collect();
-    let mut init_rng = ctx.rng("fl-personal/init");
-    let arch = p.arch();
-    let mut init = match arch {
-        Arch::Cnn(net) => net.init(&mut init_rng),
-        Arch::Mlp => {
-            let mut widths = vec![SIDE * SIDE];
-            widths.extend(&p.hidden);
-            widths.push(CLASSES);
-            Weights::init(&widths, &mut init_rng)
-        }
-    };
-    if let Some(pre) = &p.pretrain {
+    let init = memo::INIT.get_or(memo::key(p, ctx)?, || {
+        let mut init_rng = ctx.rng("fl-personal/init");
+        let arch = p.arch();
+        let init = match arch {
+            Arch::Cnn(net) => net.init(&mut init_rng),
+            Arch::Mlp => {
+                let mut widths = vec![SIDE * SIDE];
+                widths.extend(&p.hidden);
+                widths.push(CLASSES);
+                Weights::init(&widths, &mut init_rng)
+            }
+        };
+        let Some(pre) = &p.pretrain else {
+            return Ok(init);
+        };
         let (e, b, lr) = pre.sgd.tuple();
-        init = arch
-            .train(&init, &d.pretrain, e, b, lr, &mut init_rng)
-            .map_err(model_err)?;
-    }
+        arch.train(&init, &d.pretrain, e, b, lr, &mut init_rng)
+            .map_err(model_err)
+    })?;
     Ok(Setup {
         init,
         all,
@@ -178,55 +178,6 @@ fn run_method(
         uplink_floats: trainer.exchanged_floats(),
         run,
     })
-}
-
-/// FedAvg's accuracy curves of this process, by run seed and the params FedAvg reads.
-type FedAvgMemo = HashMap<(u64, String), Vec<f64>>;
-
-/// Entries kept before the memo starts over (each is one curve of `network.rounds` values).
-const FEDAVG_MEMO_ENTRIES: usize = 256;
-
-/// The memo and the key of `p`'s FedAvg reference: the run seed and the params without `method`
-/// and `baselines`. Under common random numbers every method of a replication has the same seed
-/// and setup, so FedAvg on them is the identical computation (same streams, same data).
-fn fedavg_memo(
-    p: &PersonalParams,
-    ctx: &RunContext,
-) -> Result<(&'static Mutex<FedAvgMemo>, (u64, String)), RunError> {
-    static MEMO: OnceLock<Mutex<FedAvgMemo>> = OnceLock::new();
-    let mut setup = serde_json::to_value(p).map_err(model_err)?;
-    if let Some(m) = setup.as_object_mut() {
-        m.remove("method");
-        m.remove("baselines");
-    }
-    Ok((
-        MEMO.get_or_init(Default::default),
-        (ctx.seed, setup.to_string()),
-    ))
-}
-
-/// Keeps FedAvg's `curve` for the other methods of the same replication.
-fn remember_fedavg(p: &PersonalParams, ctx: &RunContext, curve: &[f64]) -> Result<(), RunError> {
-    let (memo, key) = fedavg_memo(p, ctx)?;
-    let mut m = memo.lock().map_err(model_err)?;
-    if m.len() >= FEDAVG_MEMO_ENTRIES {
-        m.clear();
-    }
-    m.insert(key, curve.to_vec());
-    Ok(())
-}
-
-/// FedAvg's accuracy curve on `p`'s data and seed (the target's reference): from the memo when a
-/// run of the same replication computed it, else trained here (and remembered).
-fn fedavg_curve(p: &PersonalParams, s: &Setup, ctx: &RunContext) -> Result<Vec<f64>, RunError> {
-    let (memo, key) = fedavg_memo(p, ctx)?;
-    if let Some(hit) = memo.lock().map_err(model_err)?.get(&key) {
-        return Ok(hit.clone());
-    }
-    let mut scratch = RunOutput::default();
-    let curve = run_method(PersonalMethod::FedAvg, p, s, ctx, &mut scratch)?.curve;
-    remember_fedavg(p, ctx, &curve)?;
-    Ok(curve)
 }
 
 /// Mean of the lowest ⌈10 %⌉ of `v`.
@@ -310,12 +261,16 @@ impl Experiment for PersonalExperiment {
         // The target: a fraction of FedAvg's final accuracy on the same data and seed.
         let fedavg_final = |c: &[f64]| c.last().copied().unwrap_or(0.0);
         let reference = if p.method == PersonalMethod::FedAvg {
-            remember_fedavg(p, ctx, &o.curve)?;
+            memo::FEDAVG.put(memo::key(p, ctx)?, o.curve.clone())?;
             fedavg_final(&o.curve)
         } else if let Some((_, ob)) = others.iter().find(|(m, _)| *m == PersonalMethod::FedAvg) {
             fedavg_final(&ob.curve)
         } else {
-            fedavg_final(&fedavg_curve(p, &s, ctx)?)
+            // Trained here unless a run of the same replication already did.
+            fedavg_final(&memo::FEDAVG.get_or(memo::key(p, ctx)?, || {
+                let mut scratch = RunOutput::default();
+                Ok(run_method(PersonalMethod::FedAvg, p, &s, ctx, &mut scratch)?.curve)
+            })?)
         };
         let target = p.target_fraction * reference;
         let mean = o.curve.last().copied().unwrap_or(0.0);
@@ -475,6 +430,54 @@ mod tests {
         assert!(out.get("rounds_to_target_fedavg").unwrap() <= 3.0);
         assert!(out.get("mean_client_accuracy_ditto").is_some());
         assert!(out.get("real_data").is_some());
+    }
+
+    /// On the residual CNN (7 weight layers at 1 block per stage), pretrained, pFedNavi makes at
+    /// most `select_max_layers` layers client-specific per client, and the FedAvg reference it
+    /// computes (or takes from the memo) equals FedAvg's own run.
+    #[test]
+    fn pfednavi_on_the_cnn_selects_at_most_the_cap() {
+        let mut p = params(PersonalMethod::PFedNavi);
+        p.hidden = vec![];
+        p.cnn = Some(crate::learn::cnn::CnnShape {
+            channels: [2, 2],
+            blocks: 1,
+        });
+        p.clients = 3;
+        p.select_max_layers = Some(2);
+        p.pretrain = Some(super::super::params::Pretrain {
+            samples: 20,
+            sgd: Sgd {
+                epochs: 1,
+                batch: 10,
+                lr: 0.1,
+            },
+        });
+        assert!(sim::validate::Checks::of(&p).is_empty());
+        let out = PersonalExperiment.run(&p, &RunContext::single(5)).unwrap();
+        let shares: Vec<f64> = (0..7)
+            .map(|l| out.get(&format!("selected_share_layer{l}")).unwrap())
+            .collect();
+        assert!(shares.iter().sum::<f64>() <= 2.0 + 1e-9, "{shares:?}");
+        let fedavg = PersonalExperiment
+            .run(
+                &params_like(&p, PersonalMethod::FedAvg),
+                &RunContext::single(5),
+            )
+            .unwrap();
+        assert_eq!(
+            out.get("fedavg_final_accuracy"),
+            fedavg.get("mean_client_accuracy")
+        );
+        p.hidden = vec![4];
+        assert!(!sim::validate::Checks::of(&p).is_empty());
+    }
+
+    fn params_like(p: &PersonalParams, method: PersonalMethod) -> PersonalParams {
+        PersonalParams {
+            method,
+            ..p.clone()
+        }
     }
 
     #[test]

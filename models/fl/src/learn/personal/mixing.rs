@@ -327,6 +327,18 @@ mod tests {
         assert_eq!(c.logits[0].len(), 5);
     }
 
+    /// With a cap, only the layers with the largest λ among those at or above the threshold
+    /// become client-specific (ties: the earlier layer).
+    #[test]
+    fn a_capped_selection_keeps_the_largest_lambdas() {
+        let mut rng = sim::rng::stream(8, "cap");
+        let mut c = MixClient::new(&Weights::init(&[4, 5, 5, 5, 3], &mut rng));
+        c.logits = vec![vec![1.0], vec![3.0], vec![1.0], vec![-1.0]];
+        c.select(0.5, Some(2));
+        assert_eq!(c.client_specific(), vec![true, true, false, false]);
+        assert_eq!(c.logits[1], vec![3.0; 5]);
+    }
+
     /// A client whose labels disagree with the global model's (two swapped pairs) learns, on its
     /// held-out data, to take its output layer from its local weights.
     #[test]
