@@ -39,8 +39,8 @@ pub fn key(p: &PersonalParams, ctx: &RunContext) -> Result<Key, RunError> {
 }
 
 impl<T: Clone> Memo<T> {
-    /// An empty memo.
-    pub const fn new() -> Self {
+    /// An empty memo (the two statics above are the only ones).
+    const fn new() -> Self {
         Self(OnceLock::new())
     }
 
