@@ -22,6 +22,9 @@ pub struct ClientData {
     pub holdout: Vec<Dataset>,
     /// Test examples per client (same transform and class proportions as its training data).
     pub test: Vec<Dataset>,
+    /// Untransformed images of the training pool with uniform class proportions, on which the
+    /// initial model is pretrained (empty when `Sizes::pretrain` is 0).
+    pub pretrain: Dataset,
     /// Whether the real digits were used (false: the synthetic stand-in).
     pub real: bool,
 }
@@ -36,6 +39,8 @@ pub struct Sizes {
     pub holdout_per_client: usize,
     /// Test examples per client.
     pub test_per_client: usize,
+    /// Pretraining examples (0: the initial model is not pretrained).
+    pub pretrain: usize,
 }
 
 /// The real digits, or the stand-in (and whether they are real).
@@ -124,6 +129,10 @@ pub fn build(
         train: Vec::new(),
         holdout: Vec::new(),
         test: Vec::new(),
+        pretrain: Dataset {
+            dim: d.dim,
+            ..Dataset::default()
+        },
         real,
     };
     let fit = sizes.samples_per_client - sizes.holdout_per_client;
@@ -140,6 +149,11 @@ pub fn build(
         ));
         out.test
             .push(draw(&d, &test_pool, w, sizes.test_per_client, &view, rng));
+    }
+    if sizes.pretrain > 0 {
+        let uniform = [1.0; digits::CLASSES];
+        let plain = ImageTransform::identity();
+        out.pretrain = draw(&d, &train_pool, &uniform, sizes.pretrain, &plain, rng);
     }
     Ok(out)
 }
@@ -163,6 +177,7 @@ mod tests {
             samples_per_client: 40,
             holdout_per_client: 10,
             test_per_client: 20,
+            pretrain: 30,
         };
         let c = build(&sizes, 0.1, &shift, &mut rng).unwrap();
         assert_eq!(c.train.len(), 4);
@@ -173,6 +188,7 @@ mod tests {
             assert_eq!(c.train[k].dim, 64);
             assert!(c.train[k].x.iter().all(|v| (0.0..=1.0).contains(v)));
         }
+        assert_eq!(c.pretrain.len(), 30);
         // α = 0.1: a client's most frequent class dominates its data.
         let top = (0..4)
             .map(|k| {

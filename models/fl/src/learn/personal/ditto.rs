@@ -5,11 +5,13 @@
 use candle_core::{Result, Tensor};
 use sim::rng::Rng;
 
-use crate::learn::nn::{self, Vars, Weights};
+use crate::learn::nn::{self, Arch, Vars, Weights};
 use crate::learn::task::Dataset;
 
-/// One round of Ditto on `data`: the global copy to upload and the new personal model.
+/// One round of Ditto on `data` with the network `arch`: the global copy to upload and the new
+/// personal model.
 pub fn train_ditto(
+    arch: &Arch,
     global: &Weights,
     personal: &Weights,
     data: &Dataset,
@@ -26,8 +28,8 @@ pub fn train_ditto(
     let mut all = g.all();
     all.extend(v.all());
     for (x, y) in nn::batches(data, epochs, batch, rng)? {
-        let shared = nn::cross_entropy(&nn::forward(&g.tensors(), &x)?, &y)?;
-        let own = nn::cross_entropy(&nn::forward(&v.tensors(), &x)?, &y)?;
+        let shared = nn::cross_entropy(&arch.forward(&g.tensors(), &x)?, &y)?;
+        let own = nn::cross_entropy(&arch.forward(&v.tensors(), &x)?, &y)?;
         let mut prox: Option<Tensor> = None;
         for ((vw, vb), (gw, gb)) in v.tensors().iter().zip(&received) {
             let d = ((vw - gw)?.sqr()?.sum_all()? + (vb - gb)?.sqr()?.sum_all()?)?;
@@ -69,7 +71,7 @@ mod tests {
         let data = Prototypes::new(shape, &mut rng).sample(60, &[1.0; 3], &mut rng);
         let g = Weights::init(&[5, 6, 3], &mut rng);
         let dist = |mu: f64, rng: &mut Rng| {
-            let (_, v) = train_ditto(&g, &g, &data, (2, 10, 0.05), mu, rng).unwrap();
+            let (_, v) = train_ditto(&Arch::Mlp, &g, &g, &data, (2, 10, 0.05), mu, rng).unwrap();
             v.flatten()
                 .iter()
                 .zip(g.flatten())

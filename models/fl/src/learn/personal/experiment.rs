@@ -29,13 +29,14 @@
 use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 
 use super::data::{self, Sizes};
+use super::memo;
 use super::params::{PersonalMethod, PersonalParams};
 use super::plugins::{ClientSets, PersonalConfig, PersonalTrainer};
 use crate::devices::DeviceProfile;
 use crate::learn::common::{model_err, rounds_to};
 use crate::learn::digits::CLASSES;
 use crate::learn::net;
-use crate::learn::nn::Weights;
+use crate::learn::nn::{Arch, Weights};
 use crate::learn::personal::shift::SIDE;
 use crate::learn::task::Dataset;
 use crate::network::{NetworkRun, Plugins, run_network};
@@ -69,6 +70,7 @@ fn setup(p: &PersonalParams, ctx: &RunContext) -> Result<Setup, RunError> {
         samples_per_client: p.samples_per_client,
         holdout_per_client: p.holdout_per_client,
         test_per_client: p.test_per_client,
+        pretrain: p.pretrain.map_or(0, |pre| pre.samples),
     };
     let d = data::build(
         &sizes,
@@ -87,11 +89,27 @@ fn setup(p: &PersonalParams, ctx: &RunContext) -> Result<Setup, RunError> {
             a
         })
         .collect();
-    let mut widths = vec![SIDE * SIDE];
-    widths.extend(&p.hidden);
-    widths.push(CLASSES);
+    let init = memo::INIT.get_or(memo::key(p, ctx)?, || {
+        let mut init_rng = ctx.rng("fl-personal/init");
+        let arch = p.arch();
+        let init = match arch {
+            Arch::Cnn(net) => net.init(&mut init_rng),
+            Arch::Mlp => {
+                let mut widths = vec![SIDE * SIDE];
+                widths.extend(&p.hidden);
+                widths.push(CLASSES);
+                Weights::init(&widths, &mut init_rng)
+            }
+        };
+        let Some(pre) = &p.pretrain else {
+            return Ok(init);
+        };
+        let (e, b, lr) = pre.sgd.tuple();
+        arch.train(&init, &d.pretrain, e, b, lr, &mut init_rng)
+            .map_err(model_err)
+    })?;
     Ok(Setup {
-        init: Weights::init(&widths, &mut ctx.rng("fl-personal/init")),
+        init,
         all,
         fit: d.train,
         holdout: d.holdout,
@@ -118,12 +136,14 @@ fn run_method(
     let mut trainer = PersonalTrainer::new(
         PersonalConfig {
             method,
+            arch: p.arch(),
             local: p.local,
             finetune_epochs: p.finetune_epochs,
             fedper_layers: p.fedper_layers,
             mix_lr: p.mix_lr,
             select_after: p.select_after,
             select_threshold: p.select_threshold,
+            select_max_layers: p.select_max_layers,
             ditto_mu: p.ditto_mu,
         },
         s.init.clone(),
@@ -175,26 +195,56 @@ impl Experiment for PersonalExperiment {
     const NO_CHECKPOINTS_WHY: &'static str = "its rounds carry learning state across rounds (candle models and optimisers, the study's plug-in state) that is not serialised; an interrupted sweep resumes run by run with --resume";
 
     /// The MLP estimate of `learn::common` for 64 pixels and 10 classes, one more method for the
-    /// FedAvg reference of the target (pFedNavi's three passes per step and fine-tuning are not
+    /// FedAvg reference of the target; for the CNN the same terms with its parameters and its
+    /// multiply-accumulates per example (pFedNavi's three passes per step and fine-tuning are not
     /// counted: an estimate within a small factor).
     fn estimate(&self, p: &PersonalParams) -> sim::estimate::ResourceEstimate {
-        let shape = crate::learn::task::TaskShape {
-            dim: SIDE * SIDE,
-            classes: CLASSES,
-            modes: 1,
-            separation: 1.0,
-            noise: 1.0,
+        let methods = 2 + p.baselines.len();
+        let Arch::Cnn(net) = p.arch() else {
+            let shape = crate::learn::task::TaskShape {
+                dim: SIDE * SIDE,
+                classes: CLASSES,
+                modes: 1,
+                separation: 1.0,
+                noise: 1.0,
+            };
+            return crate::learn::common::mlp_estimate(&crate::learn::common::MlpRun {
+                clients: p.clients,
+                task: &shape,
+                hidden: &p.hidden,
+                samples_per_client: p.samples_per_client,
+                other_samples: p.clients * p.test_per_client,
+                network: &p.network,
+                local: &p.local,
+                methods,
+            });
         };
-        crate::learn::common::mlp_estimate(&crate::learn::common::MlpRun {
-            clients: p.clients,
-            task: &shape,
-            hidden: &p.hidden,
-            samples_per_client: p.samples_per_client,
-            other_samples: p.clients * p.test_per_client,
-            network: &p.network,
-            local: &p.local,
-            methods: 2 + p.baselines.len(),
-        })
+        let per_client = (p.samples_per_client + p.test_per_client) as f64;
+        sim::estimate::ResourceEstimate::default()
+            .memory_product(
+                (SIDE * SIDE * 4) as f64,
+                &[
+                    ("clients", p.clients as f64),
+                    ("samples_per_client", per_client),
+                ],
+            )
+            .memory_product(
+                16.0 * methods as f64,
+                &[
+                    ("clients", p.clients as f64),
+                    ("cnn", net.param_count() as f64),
+                ],
+            )
+            .work_product(
+                6.0 * p.network.participation * methods as f64,
+                &[
+                    ("network.rounds", f64::from(p.network.rounds)),
+                    ("clients", p.clients as f64),
+                    ("local.epochs", p.local.epochs as f64),
+                    ("samples_per_client", p.samples_per_client as f64),
+                    ("cnn", net.macs()),
+                ],
+            )
     }
 
     fn run(&self, p: &PersonalParams, ctx: &RunContext) -> Result<RunOutput, RunError> {
@@ -211,12 +261,16 @@ impl Experiment for PersonalExperiment {
         // The target: a fraction of FedAvg's final accuracy on the same data and seed.
         let fedavg_final = |c: &[f64]| c.last().copied().unwrap_or(0.0);
         let reference = if p.method == PersonalMethod::FedAvg {
+            memo::FEDAVG.put(memo::key(p, ctx)?, o.curve.clone())?;
             fedavg_final(&o.curve)
         } else if let Some((_, ob)) = others.iter().find(|(m, _)| *m == PersonalMethod::FedAvg) {
             fedavg_final(&ob.curve)
         } else {
-            let mut scratch = RunOutput::default();
-            fedavg_final(&run_method(PersonalMethod::FedAvg, p, &s, ctx, &mut scratch)?.curve)
+            // Trained here unless a run of the same replication already did.
+            fedavg_final(&memo::FEDAVG.get_or(memo::key(p, ctx)?, || {
+                let mut scratch = RunOutput::default();
+                Ok(run_method(PersonalMethod::FedAvg, p, &s, ctx, &mut scratch)?.curve)
+            })?)
         };
         let target = p.target_fraction * reference;
         let mean = o.curve.last().copied().unwrap_or(0.0);
@@ -286,6 +340,7 @@ mod tests {
                 noise: 0.05,
             },
             hidden: vec![8],
+            cnn: None,
             dirichlet_alpha: 0.5,
             samples_per_client: 30,
             holdout_per_client: 10,
@@ -300,6 +355,8 @@ mod tests {
             mix_lr: 1.0,
             select_after: 2,
             select_threshold: 0.5,
+            select_max_layers: None,
+            pretrain: None,
             ditto_mu: 0.1,
             target_fraction: 0.9,
         }
@@ -373,6 +430,54 @@ mod tests {
         assert!(out.get("rounds_to_target_fedavg").unwrap() <= 3.0);
         assert!(out.get("mean_client_accuracy_ditto").is_some());
         assert!(out.get("real_data").is_some());
+    }
+
+    /// On the residual CNN (7 weight layers at 1 block per stage), pretrained, pFedNavi makes at
+    /// most `select_max_layers` layers client-specific per client, and the FedAvg reference it
+    /// computes (or takes from the memo) equals FedAvg's own run.
+    #[test]
+    fn pfednavi_on_the_cnn_selects_at_most_the_cap() {
+        let mut p = params(PersonalMethod::PFedNavi);
+        p.hidden = vec![];
+        p.cnn = Some(crate::learn::cnn::CnnShape {
+            channels: [2, 2],
+            blocks: 1,
+        });
+        p.clients = 3;
+        p.select_max_layers = Some(2);
+        p.pretrain = Some(super::super::params::Pretrain {
+            samples: 20,
+            sgd: Sgd {
+                epochs: 1,
+                batch: 10,
+                lr: 0.1,
+            },
+        });
+        assert!(sim::validate::Checks::of(&p).is_empty());
+        let out = PersonalExperiment.run(&p, &RunContext::single(5)).unwrap();
+        let shares: Vec<f64> = (0..7)
+            .map(|l| out.get(&format!("selected_share_layer{l}")).unwrap())
+            .collect();
+        assert!(shares.iter().sum::<f64>() <= 2.0 + 1e-9, "{shares:?}");
+        let fedavg = PersonalExperiment
+            .run(
+                &params_like(&p, PersonalMethod::FedAvg),
+                &RunContext::single(5),
+            )
+            .unwrap();
+        assert_eq!(
+            out.get("fedavg_final_accuracy"),
+            fedavg.get("mean_client_accuracy")
+        );
+        p.hidden = vec![4];
+        assert!(!sim::validate::Checks::of(&p).is_empty());
+    }
+
+    fn params_like(p: &PersonalParams, method: PersonalMethod) -> PersonalParams {
+        PersonalParams {
+            method,
+            ..p.clone()
+        }
     }
 
     #[test]

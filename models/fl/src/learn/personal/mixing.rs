@@ -21,7 +21,7 @@
 use candle_core::{Device, Result, Tensor, Var};
 use sim::rng::Rng;
 
-use crate::learn::nn::{self, Vars, Weights};
+use crate::learn::nn::{self, Arch, Vars, Weights};
 use crate::learn::task::Dataset;
 
 /// σ(t).
@@ -70,16 +70,22 @@ impl MixClient {
         self.logits.iter().map(|t| !t.is_empty()).collect()
     }
 
-    /// Selection: layers with λ ≥ `threshold` get one logit per output unit (starting at the
+    /// Selection: layers with λ ≥ `threshold` — at most `max_layers` of them, those with the
+    /// largest λ (ties: the earlier layer) — get one logit per output unit (starting at the
     /// layer's), the others become global. Once per client; later calls change nothing.
-    pub fn select(&mut self, threshold: f64) {
+    pub fn select(&mut self, threshold: f64, max_layers: Option<usize>) {
         if self.selected {
             return;
         }
         self.selected = true;
-        for (t, layer) in self.logits.iter_mut().zip(&self.local.layers) {
-            let lam = t.iter().map(|v| sigmoid(*v)).sum::<f64>() / t.len().max(1) as f64;
-            *t = if lam >= threshold {
+        let lambdas = self.lambdas();
+        let mut order: Vec<usize> = (0..lambdas.len())
+            .filter(|&l| lambdas[l] >= threshold)
+            .collect();
+        order.sort_by(|&a, &b| lambdas[b].total_cmp(&lambdas[a]).then(a.cmp(&b)));
+        order.truncate(max_layers.unwrap_or(order.len()));
+        for (l, (t, layer)) in self.logits.iter_mut().zip(&self.local.layers).enumerate() {
+            *t = if order.contains(&l) {
                 vec![t.iter().sum::<f32>() / t.len().max(1) as f32; layer.d_out]
             } else {
                 Vec::new()
@@ -147,8 +153,10 @@ pub struct MixData<'a> {
     pub holdout: &'a Dataset,
 }
 
-/// One round of local training; returns the global copy to upload and the client's new state.
+/// One round of local training of the network `arch`; returns the global copy to upload and the
+/// client's new state.
 pub fn train_mixed(
+    arch: &Arch,
     global: &Weights,
     client: &MixClient,
     data: &MixData<'_>,
@@ -185,13 +193,13 @@ pub fn train_mixed(
     let fit = nn::batches(data.fit, epochs, batch, rng)?;
     let held = nn::batches(data.holdout, epochs, batch, rng)?;
     for (i, (x, y)) in all.iter().enumerate() {
-        let mut loss = nn::cross_entropy(&nn::forward(&g.tensors(), x)?, y)?;
+        let mut loss = nn::cross_entropy(&arch.forward(&g.tensors(), x)?, y)?;
         let v_now = v.tensors();
         if !fit.is_empty() {
             // Local weights: λ held fixed.
             let (xf, yf) = &fit[i % fit.len()];
             let w = mixed(&received, &v_now, &theta_fixed)?;
-            loss = (loss + nn::cross_entropy(&nn::forward(&w, xf)?, yf)?)?;
+            loss = (loss + nn::cross_entropy(&arch.forward(&w, xf)?, yf)?)?;
         }
         if !held.is_empty() {
             // Mixing logits: local weights held fixed, on data they never trained on.
@@ -201,7 +209,7 @@ pub fn train_mixed(
                 .map(|(w, b)| (w.detach(), b.detach()))
                 .collect();
             let w = mixed(&received, &v_fixed, &theta_t)?;
-            loss = (loss + nn::cross_entropy(&nn::forward(&w, xh)?, yh)?)?;
+            loss = (loss + nn::cross_entropy(&arch.forward(&w, xh)?, yh)?)?;
         }
         let grads = loss.backward()?;
         for var in &weights {
@@ -306,7 +314,7 @@ mod tests {
         let g = Weights::init(&[4, 5, 3], &mut rng);
         let mut c = MixClient::new(&Weights::init(&[4, 5, 3], &mut rng));
         c.logits = vec![vec![2.0], vec![-2.0]];
-        c.select(0.5);
+        c.select(0.5, None);
         assert_eq!(c.logits, vec![vec![2.0; 5], Vec::new()]);
         assert_eq!(c.client_specific(), vec![true, false]);
         assert_eq!(c.lambdas()[1], 0.0);
@@ -314,9 +322,21 @@ mod tests {
         assert_eq!(p.layers[1], g.layers[1]);
         assert_ne!(p.layers[0], g.layers[0]);
         c.logits[0][0] = -9.0;
-        c.select(0.99); // once only
+        c.select(0.99, Some(1)); // once only
         assert_eq!(c.logits[1], Vec::<f32>::new());
         assert_eq!(c.logits[0].len(), 5);
+    }
+
+    /// With a cap, only the layers with the largest λ among those at or above the threshold
+    /// become client-specific (ties: the earlier layer).
+    #[test]
+    fn a_capped_selection_keeps_the_largest_lambdas() {
+        let mut rng = sim::rng::stream(8, "cap");
+        let mut c = MixClient::new(&Weights::init(&[4, 5, 5, 5, 3], &mut rng));
+        c.logits = vec![vec![1.0], vec![3.0], vec![1.0], vec![-1.0]];
+        c.select(0.5, Some(2));
+        assert_eq!(c.client_specific(), vec![true, true, false, false]);
+        assert_eq!(c.logits[1], vec![3.0; 5]);
     }
 
     /// A client whose labels disagree with the global model's (two swapped pairs) learns, on its
@@ -351,7 +371,7 @@ mod tests {
         };
         let mut c = MixClient::new(&global);
         for _ in 0..3 {
-            c = train_mixed(&global, &c, &data, (1, 20, 0.1), 2.0, &mut rng)
+            c = train_mixed(&Arch::Mlp, &global, &c, &data, (1, 20, 0.1), 2.0, &mut rng)
                 .unwrap()
                 .1;
         }

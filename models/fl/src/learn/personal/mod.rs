@@ -5,6 +5,7 @@
 pub mod data;
 pub mod ditto;
 pub mod experiment;
+pub mod memo;
 pub mod mixing;
 pub mod params;
 pub mod plugins;

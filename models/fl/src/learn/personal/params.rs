@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 use sim::validate::{Checks, Validate};
 
 use crate::devices::DeviceMix;
+use crate::learn::cnn::{Cnn, CnnShape};
 use crate::learn::common::{Sgd, check_hidden};
-use crate::learn::personal::shift::FeatureShift;
+use crate::learn::digits::CLASSES;
+use crate::learn::nn::Arch;
+use crate::learn::personal::shift::{FeatureShift, SIDE};
 use crate::network::NetworkConfig;
 
 /// A personalization method.
@@ -69,8 +72,13 @@ pub struct PersonalParams {
     pub devices: DeviceMix,
     /// Limits of the clients' image transforms.
     pub shift: FeatureShift,
-    /// Hidden layer widths of the MLP (64 pixels in, 10 classes out).
+    /// Hidden layer widths of the MLP (64 pixels in, 10 classes out); empty when `cnn` is given.
+    #[serde(default)]
     pub hidden: Vec<usize>,
+    /// The residual CNN of [`crate::learn::cnn`] over the 8×8 images instead of the MLP
+    /// (`4·blocks + 3` weight layers).
+    #[serde(default)]
+    pub cnn: Option<CnnShape>,
     /// Dirichlet α of the clients' label skew.
     pub dirichlet_alpha: f64,
     /// Training examples per client (every method trains on all of them).
@@ -82,6 +90,11 @@ pub struct PersonalParams {
     pub test_per_client: usize,
     /// Local SGD per round.
     pub local: Sgd,
+    /// Centralised pretraining of the initial model on untransformed images of the training pool
+    /// with uniform classes (as VLN agents start from pretrained visual and language encoders);
+    /// absent: the clients start from the random initialisation.
+    #[serde(default)]
+    pub pretrain: Option<Pretrain>,
     /// FedAvg+FT: local fine-tuning epochs before evaluation.
     #[serde(default = "one")]
     pub finetune_epochs: usize,
@@ -94,6 +107,12 @@ pub struct PersonalParams {
     pub select_after: u32,
     /// pFedNavi: a layer whose λ reached this becomes client-specific.
     pub select_threshold: f64,
+    /// pFedNavi: at most this many layers per client become client-specific, those with the
+    /// largest λ among the layers at or above `select_threshold` (absent: no cap). The paper
+    /// personalises a few named components (the encoder–decoder projection and the
+    /// environment-sensitive decoder layers), not every layer local data favours.
+    #[serde(default)]
+    pub select_max_layers: Option<usize>,
     /// Ditto: weight μ of the proximal term.
     #[serde(default = "ditto_mu")]
     pub ditto_mu: f64,
@@ -101,6 +120,45 @@ pub struct PersonalParams {
     /// and seed (FedAvg is run for it when it is not the method or a baseline), so every method is
     /// timed against a level FedAvg reaches.
     pub target_fraction: f64,
+}
+
+/// Pretraining of the initial model before the first round.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Pretrain {
+    /// Images drawn (with replacement) from the training pool.
+    pub samples: usize,
+    /// SGD over them.
+    pub sgd: Sgd,
+}
+
+impl Validate for Pretrain {
+    fn validate(&self, c: &mut Checks) {
+        c.at_least("samples", self.samples, 1);
+        c.part("sgd", &self.sgd);
+    }
+}
+
+impl PersonalParams {
+    /// The network every client trains: the MLP of `hidden` or the CNN of `cnn`.
+    pub fn arch(&self) -> Arch {
+        match self.cnn {
+            Some(shape) => Arch::Cnn(Cnn {
+                shape,
+                side: SIDE,
+                classes: CLASSES,
+            }),
+            None => Arch::Mlp,
+        }
+    }
+
+    /// Number of weight layers of the network.
+    pub fn layers(&self) -> usize {
+        match self.cnn {
+            Some(shape) => 4 * shape.blocks + 3,
+            None => self.hidden.len() + 1,
+        }
+    }
 }
 
 fn ditto_mu() -> f64 {
@@ -119,6 +177,15 @@ impl Validate for PersonalParams {
         c.part("devices", &self.devices);
         c.part("shift", &self.shift);
         check_hidden(c, &self.hidden);
+        if let Some(shape) = &self.cnn {
+            c.part("cnn", shape);
+            if !self.hidden.is_empty() {
+                c.fail(
+                    "hidden",
+                    "give either `hidden` (the MLP) or `cnn`, not both",
+                );
+            }
+        }
         c.positive("dirichlet_alpha", self.dirichlet_alpha);
         c.at_least("samples_per_client", self.samples_per_client, 2);
         if self.holdout_per_client == 0 || self.holdout_per_client >= self.samples_per_client {
@@ -133,8 +200,11 @@ impl Validate for PersonalParams {
         }
         c.at_least("test_per_client", self.test_per_client, 1);
         c.part("local", &self.local);
+        if let Some(pre) = &self.pretrain {
+            c.part("pretrain", pre);
+        }
         c.at_least("finetune_epochs", self.finetune_epochs, 1);
-        let layers = self.hidden.len() + 1;
+        let layers = self.layers();
         if self.fedper_layers == 0 || self.fedper_layers >= layers {
             c.fail(
                 "fedper_layers",
@@ -153,6 +223,9 @@ impl Validate for PersonalParams {
             self.network.rounds.max(1),
         );
         c.fraction("select_threshold", self.select_threshold);
+        if let Some(k) = self.select_max_layers {
+            c.between("select_max_layers", k, 1, layers);
+        }
         c.non_negative("ditto_mu", self.ditto_mu);
         c.within("target_fraction", self.target_fraction, 0.01, 1.0);
     }

@@ -12,8 +12,7 @@ use super::mixing::{self, MixClient, MixData};
 use super::params::PersonalMethod;
 use crate::learn::common::Sgd;
 use crate::learn::convert;
-use crate::learn::net;
-use crate::learn::nn::{self, Weights};
+use crate::learn::nn::{Arch, Weights};
 use crate::learn::task::Dataset;
 use crate::traits::{ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError, TrainCost};
 
@@ -30,6 +29,8 @@ fn with_head(body: &Weights, head: &Weights, k: usize) -> Weights {
 pub struct PersonalConfig {
     /// The method.
     pub method: PersonalMethod,
+    /// The network every client trains (MLP or residual CNN).
+    pub arch: Arch,
     /// Local SGD per round.
     pub local: Sgd,
     /// FedAvg+FT: fine-tuning epochs before each evaluation.
@@ -42,6 +43,8 @@ pub struct PersonalConfig {
     pub select_after: u32,
     /// pFedNavi: λ at or above which a layer becomes client-specific.
     pub select_threshold: f64,
+    /// pFedNavi: most layers a client makes client-specific (largest λ first; `None`: no cap).
+    pub select_max_layers: Option<usize>,
     /// Ditto: proximal weight μ.
     pub ditto_mu: f64,
 }
@@ -152,10 +155,13 @@ impl<'a> PersonalTrainer<'a> {
         let rng = &mut self.rngs[k];
         self.trained[k] += 1;
         match self.cfg.method {
-            PersonalMethod::FedAvg | PersonalMethod::FedAvgFt => nn::train(g, data, e, b, lr, rng),
+            PersonalMethod::FedAvg | PersonalMethod::FedAvgFt => {
+                self.cfg.arch.train(g, data, e, b, lr, rng)
+            }
             PersonalMethod::FedPer => {
                 let h = self.cfg.fedper_layers;
-                let w = nn::train(&with_head(g, &self.heads[k], h), data, e, b, lr, rng)?;
+                let w =
+                    (self.cfg.arch).train(&with_head(g, &self.heads[k], h), data, e, b, lr, rng)?;
                 // The head stays on the client: upload the global head back (zero delta there).
                 let up = with_head(&w, g, h);
                 self.heads[k] = w;
@@ -163,6 +169,7 @@ impl<'a> PersonalTrainer<'a> {
             }
             PersonalMethod::Ditto => {
                 let (up, v) = ditto::train_ditto(
+                    &self.cfg.arch,
                     g,
                     &self.heads[k],
                     data,
@@ -179,12 +186,19 @@ impl<'a> PersonalTrainer<'a> {
                     fit: &self.data.fit[k],
                     holdout: &self.data.holdout[k],
                 };
-                let (up, mut c) =
-                    mixing::train_mixed(g, &self.mix[k], &sets, (e, b, lr), self.cfg.mix_lr, rng)?;
+                let (up, mut c) = mixing::train_mixed(
+                    &self.cfg.arch,
+                    g,
+                    &self.mix[k],
+                    &sets,
+                    (e, b, lr),
+                    self.cfg.mix_lr,
+                    rng,
+                )?;
                 if self.cfg.method == PersonalMethod::PFedNavi
                     && self.trained[k] >= self.cfg.select_after
                 {
-                    c.select(self.cfg.select_threshold);
+                    c.select(self.cfg.select_threshold, self.cfg.select_max_layers);
                 }
                 self.mix[k] = c;
                 Ok(up)
@@ -196,7 +210,7 @@ impl<'a> PersonalTrainer<'a> {
         let (_, b, lr) = self.cfg.local.tuple();
         Ok(match self.cfg.method {
             PersonalMethod::FedAvg => g.clone(),
-            PersonalMethod::FedAvgFt => nn::train(
+            PersonalMethod::FedAvgFt => self.cfg.arch.train(
                 g,
                 &self.data.all[k],
                 self.cfg.finetune_epochs,
@@ -250,7 +264,8 @@ impl LocalTrainer for PersonalTrainer<'_> {
         };
         let bytes = 4 * self.exchanged_floats() as u64;
         TrainCost {
-            flops: net::sgd_flops(&self.init, passes * epochs * self.data.all[client].len()),
+            flops: (self.cfg.arch)
+                .sgd_flops(&self.init, passes * epochs * self.data.all[client].len()),
             download_bytes: bytes,
             upload_bytes: bytes,
         }
@@ -265,7 +280,7 @@ impl LocalTrainer for PersonalTrainer<'_> {
         let mut loss = 0.0;
         for (k, a) in acc.iter_mut().enumerate() {
             let w = self.personal_model(k, &g)?;
-            let (l, v) = nn::loss_and_accuracy(&w, &self.data.test[k])?;
+            let (l, v) = self.cfg.arch.loss_and_accuracy(&w, &self.data.test[k])?;
             loss += l;
             *a = v;
         }
