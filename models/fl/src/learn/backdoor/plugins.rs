@@ -201,7 +201,7 @@ impl<'a> BackdoorAdversary<'a> {
             Attack::Lp => attack::lp_select(&self.arch, (g, benign, mal), eval, c.lp_threshold),
             Attack::Polar => {
                 let bsr_now = attack::bsr(&self.arch, g, eval)?;
-                let mut judged: Box<dyn FnMut(&[bool]) -> Weights> = match c.polar.reward {
+                let mut judged: Judge<'_> = match c.polar.reward {
                     PolarReward::Local => {
                         Box::new(move |m: &[bool]| c.craft.apply(g, benign, mal, m))
                     }
@@ -282,6 +282,9 @@ impl<'a> BackdoorAdversary<'a> {
     }
 }
 
+/// POLAR's judge of a round: the model whose backdoor success rewards a mask.
+type Judge<'m> = Box<dyn FnMut(&[bool]) -> Weights + 'm>;
+
 /// `w − g` flattened.
 fn change(w: &Weights, g: &[f32]) -> Vec<f32> {
     w.flatten().iter().zip(g).map(|(a, b)| a - b).collect()
@@ -297,7 +300,7 @@ fn defended_judge<'m>(
     benigns: Vec<Weights>,
     malicious: Vec<&'m Weights>,
     rng: &mut Rng,
-) -> Box<dyn FnMut(&[bool]) -> Weights + 'm> {
+) -> Judge<'m> {
     let gf = g.flatten();
     let copy = DefenseCopy::new(
         c.defense,
