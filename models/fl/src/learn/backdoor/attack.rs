@@ -85,6 +85,10 @@ pub enum PolarReward {
     /// The attacker's one-round FedAvg simulation of the next global model ([`simulated_aggregate`]):
     /// a weak signal, as one round of a minority's updates rarely moves the global BSR.
     Aggregate,
+    /// The substituted model after the attackers' local copy of the server's rule
+    /// ([`super::stealth::DefenseCopy`]): the poison the rule would exclude, clip or outvote does
+    /// not count, so poisoning more layers costs detection. Equals `local` under FedAvg.
+    Defended,
 }
 
 /// How an attacker turns its benign and malicious local models into the update it submits.
@@ -212,35 +216,24 @@ pub fn simulated_aggregate(
     global.with_flat(&out)
 }
 
-/// One round of POLAR's agent: `steps` REINFORCE updates of `policy` from sampled masks, rewarded by the
-/// BSR gain over `bsr_now` (of the substituted model or the simulated aggregate, per `cfg.reward`) minus
-/// the layer penalty; returns the mask to submit.
-#[allow(clippy::too_many_arguments)]
+/// One round of POLAR's agent: `steps` REINFORCE updates of `policy` from sampled masks, each
+/// rewarded by the BSR (on `triggered`) of `judged(mask)` — the model `cfg.reward` measures — over
+/// `bsr_now`, minus the layer penalty `γ·|m|/L`; returns the mask to submit (the greedy one).
 pub fn polar_round(
     arch: &Arch,
     policy: &mut Policy,
     cfg: &PolarConfig,
-    (global, benign, malicious): (&Weights, &Weights, &Weights),
-    triggered: &Dataset,
-    (attackers, clients): (usize, usize),
-    craft: Craft,
+    (triggered, bsr_now): (&Dataset, f64),
+    judged: &mut dyn FnMut(&[bool]) -> Weights,
     rng: &mut Rng,
 ) -> candle_core::Result<Vec<bool>> {
     let layers = policy.logits.len() as f64;
-    let bsr_now = bsr(arch, global, triggered)?;
     for _ in 0..cfg.steps {
         let mut samples = Vec::with_capacity(cfg.samples);
         for _ in 0..cfg.samples {
             let m = policy.sample(rng);
-            let crafted = craft.apply(global, benign, malicious, &m);
-            let next = match cfg.reward {
-                PolarReward::Local => crafted,
-                PolarReward::Aggregate => {
-                    simulated_aggregate(global, benign, &crafted, attackers, clients)
-                }
-            };
             let k = m.iter().filter(|x| **x).count() as f64;
-            let r = bsr(arch, &next, triggered)? - bsr_now - cfg.penalty * k / layers;
+            let r = bsr(arch, &judged(&m), triggered)? - bsr_now - cfg.penalty * k / layers;
             samples.push((m, r));
         }
         let b = samples.iter().map(|s| s.1).sum::<f64>() / samples.len().max(1) as f64;

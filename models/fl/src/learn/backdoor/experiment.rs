@@ -35,7 +35,9 @@ use sim::rng::Rng;
 
 use super::attack::{self, Attack};
 use super::params::{BackdoorParams, DataSource, ModelSpec};
-use super::plugins::{AttackConfig, BackdoorAdversary, BackdoorTrainer, DefenseAggregator};
+use super::plugins::{
+    AttackConfig, AttackerData, BackdoorAdversary, BackdoorTrainer, DefenseAggregator,
+};
 use crate::devices::DeviceProfile;
 use crate::learn::cnn::{Cnn, CnnShape};
 use crate::learn::common::model_err;
@@ -53,8 +55,8 @@ struct Setup {
     arch: Arch,
     init: Weights,
     clients: Vec<Dataset>,
-    /// Per attacker: its poisoned training set and its own triggered evaluation set.
-    poisoned: Vec<(Dataset, Dataset)>,
+    /// Per attacker: its clean, poisoned training and own triggered evaluation sets.
+    attackers: Vec<AttackerData>,
     root: Dataset,
     test: Dataset,
     test_triggered: Dataset,
@@ -208,13 +210,17 @@ fn setup(p: &BackdoorParams, ctx: &RunContext) -> Result<Setup, RunError> {
         value: p.trigger.value as f32,
     };
     let target = p.trigger.target_label;
-    let poisoned = ex.clients[..p.attackers]
+    let attackers = ex.clients[..p.attackers]
         .iter()
         .map(|d| {
             let n_poison = (p.poison_fraction * d.len() as f64).round() as usize;
-            let mut train = d.clone();
-            train.extend(&d.triggered(&trigger, target).take(n_poison));
-            (train, d.triggered(&trigger, target))
+            let mut poisoned = d.clone();
+            poisoned.extend(&d.triggered(&trigger, target).take(n_poison));
+            AttackerData {
+                clean: d.clone(),
+                poisoned,
+                triggered: d.triggered(&trigger, target),
+            }
         })
         .collect();
     let test_triggered = ex.test.triggered(&trigger, target);
@@ -223,7 +229,7 @@ fn setup(p: &BackdoorParams, ctx: &RunContext) -> Result<Setup, RunError> {
         arch,
         init,
         clients: ex.clients,
-        poisoned,
+        attackers,
         root: ex.root,
         test: ex.test,
         test_triggered,
@@ -258,17 +264,22 @@ fn run_attack(
             attack,
             attackers: p.attackers,
             clients: p.clients,
-            local: p.local,
+            local: p.malicious_local.unwrap_or(p.local),
+            benign_local: p.local,
             craft: attack::Craft {
                 boost: p.boost as f32,
                 norm_bound: p.norm_bound.map(|b| b as f32),
             },
             lp_threshold: p.lp_threshold,
             polar: p.polar,
+            defense: (p.defense, p.defense_config),
         },
         (s.arch, s.init.clone()),
-        &s.poisoned,
-        streams("attacker", p.attackers),
+        &s.attackers,
+        (
+            streams("attacker", p.attackers),
+            streams("attacker-estimate", p.attackers),
+        ),
         ctx.rng("fl-backdoor/polar"),
     );
     let mut aggregator = DefenseAggregator::new(
@@ -447,6 +458,7 @@ mod tests {
             pretrain_samples: 100,
             pretrain: sgd,
             local: sgd,
+            malicious_local: None,
             trigger: TriggerParams {
                 size: 2,
                 value: 4.0,
@@ -525,6 +537,27 @@ mod tests {
         let layers = out.get("layers_modified").unwrap();
         assert!((1.0..=15.0).contains(&layers), "{layers}");
         assert!(out.get("layers_modified_lp").unwrap() >= 1.0);
+    }
+
+    /// POLAR's `defended` reward (the attackers' copy of the server's rule, the other colluder's
+    /// benign model re-estimated) runs on the network, deterministically, with longer malicious
+    /// training, and still submits at least one layer.
+    #[test]
+    fn the_defended_reward_runs_deterministically() {
+        let mut p = params(Defense::MultiKrum);
+        p.polar.reward = PolarReward::Defended;
+        p.malicious_local = Some(Sgd {
+            epochs: 2,
+            batch: 10,
+            lr: 0.1,
+        });
+        let out = BackdoorExperiment.run(&p, &RunContext::single(6)).unwrap();
+        assert_eq!(
+            out,
+            BackdoorExperiment.run(&p, &RunContext::single(6)).unwrap()
+        );
+        let layers = out.get("layers_modified").unwrap();
+        assert!((1.0..=3.0).contains(&layers), "{layers}");
     }
 
     #[test]

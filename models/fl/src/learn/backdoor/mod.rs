@@ -6,5 +6,6 @@ pub mod experiment;
 pub mod params;
 pub mod plugins;
 pub mod policy;
+pub mod stealth;
 
 pub use experiment::BackdoorExperiment;

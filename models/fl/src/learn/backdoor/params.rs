@@ -96,6 +96,12 @@ pub struct BackdoorParams {
     pub pretrain: Sgd,
     /// Local SGD per round.
     pub local: Sgd,
+    /// The attackers' SGD of their malicious models (absent: `local`). Attackers that train their
+    /// poisoned model longer than benign clients train theirs are the usual threat model of FL
+    /// backdoor studies (Bagdasaryan et al., AISTATS 2020, §4; Xie et al., DBA, ICLR 2020); the same
+    /// for every attack.
+    #[serde(default)]
+    pub malicious_local: Option<Sgd>,
     /// Trigger.
     pub trigger: TriggerParams,
     /// Share of an attacker's examples that are triggered copies.
@@ -156,6 +162,9 @@ impl Validate for BackdoorParams {
         c.at_least("pretrain_samples", self.pretrain_samples, 1);
         c.part("pretrain", &self.pretrain);
         c.part("local", &self.local);
+        if let Some(m) = &self.malicious_local {
+            c.part("malicious_local", m);
+        }
         c.part("trigger", &self.trigger);
         if self.trigger.size > self.task.dim {
             c.fail(

@@ -5,9 +5,10 @@
 
 use sim::rng::Rng;
 
-use super::attack::{self, Attack, PolarConfig};
+use super::attack::{self, Attack, PolarConfig, PolarReward};
 use super::defense::{self, Defense, DefenseConfig};
 use super::policy::Policy;
+use super::stealth::DefenseCopy;
 use crate::learn::common::Sgd;
 use crate::learn::convert;
 use crate::learn::nn::{Arch, Weights};
@@ -105,32 +106,50 @@ pub struct AttackConfig {
     pub attack: Attack,
     /// Clients `0..attackers` are the colluding attackers.
     pub attackers: usize,
-    /// All clients (POLAR's simulated FedAvg assumes everyone takes part).
+    /// All clients (POLAR's simulated round assumes everyone takes part).
     pub clients: usize,
-    /// Local SGD of the malicious model (same as the honest one).
+    /// SGD of the malicious models (`malicious_local`, else the honest `local`).
     pub local: Sgd,
+    /// The honest local SGD (POLAR's `defended` reward: the colluders' benign estimates).
+    pub benign_local: Sgd,
     /// How the submitted model is built from the benign and malicious ones (boost, norm bound).
     pub craft: attack::Craft,
     /// LP: share of the full-model BSR the chosen layers must reach.
     pub lp_threshold: f64,
     /// POLAR's agent.
     pub polar: PolarConfig,
+    /// The server's rule (public), copied by POLAR's `defended` reward.
+    pub defense: (Defense, DefenseConfig),
+}
+
+/// Per attacker: its clean data, its poisoned training set and its own triggered evaluation set.
+pub struct AttackerData {
+    /// The attacker's clean examples (what its honest update trains on).
+    pub clean: Dataset,
+    /// Clean plus triggered copies relabelled to the target.
+    pub poisoned: Dataset,
+    /// Every clean example triggered and relabelled (the attacker's own BSR measurement).
+    pub triggered: Dataset,
 }
 
 /// The colluding attackers: each trains a malicious model on its poisoned data and submits its
 /// honest update with the round's chosen layers substituted. The layer mask is chosen once per
 /// round, by the first attacker on time, from its own benign and malicious models (POLAR: a
-/// policy-gradient round of the persistent layer policy; LP: layer substitution analysis).
+/// policy-gradient round of the persistent layer policy; LP: layer substitution analysis). The
+/// colluders' malicious models are all trained when the round's first attacker acts (each from
+/// its own stream, so the models do not depend on who acts first).
 pub struct BackdoorAdversary<'a> {
     cfg: AttackConfig,
     arch: Arch,
     init: Weights,
-    /// Per attacker: poisoned training set, triggered evaluation set.
-    poisoned: &'a [(Dataset, Dataset)],
+    data: &'a [AttackerData],
     rngs: Vec<Rng>,
+    /// Per attacker: the stream of the colluders' estimate of its benign model (`defended` reward).
+    estimate_rngs: Vec<Rng>,
     agent_rng: Rng,
     policy: Policy,
-    mask: Option<(u32, Vec<bool>)>,
+    /// The round, its mask and the attackers' malicious models.
+    round: Option<(u32, Vec<bool>, Vec<Weights>)>,
     /// Poisoned layers summed over the corrupted updates.
     pub layers_modified: usize,
     /// Updates corrupted.
@@ -140,13 +159,14 @@ pub struct BackdoorAdversary<'a> {
 }
 
 impl<'a> BackdoorAdversary<'a> {
-    /// Attackers `0..cfg.attackers` with their `poisoned` data, malicious-training streams `rngs`
-    /// and POLAR agent stream `agent_rng`, on `arch` models laid out like `init`.
+    /// Attackers `0..cfg.attackers` with their `data`, malicious-training streams `rngs`, benign-
+    /// estimate streams `estimate_rngs` and POLAR agent stream `agent_rng`, on `arch` models laid
+    /// out like `init`.
     pub fn new(
         cfg: AttackConfig,
         (arch, init): (Arch, Weights),
-        poisoned: &'a [(Dataset, Dataset)],
-        rngs: Vec<Rng>,
+        data: &'a [AttackerData],
+        (rngs, estimate_rngs): (Vec<Rng>, Vec<Rng>),
         agent_rng: Rng,
     ) -> Self {
         Self {
@@ -155,39 +175,79 @@ impl<'a> BackdoorAdversary<'a> {
             cfg,
             arch,
             init,
-            poisoned,
+            data,
             rngs,
+            estimate_rngs,
             agent_rng,
-            mask: None,
+            round: None,
             layers_modified: 0,
             corrupted: 0,
         }
     }
 
+    /// The round's mask, chosen by attacker `k` from the global model `g`, its benign model and
+    /// the colluders' malicious models.
     fn choose(
         &mut self,
         g: &Weights,
-        benign: &Weights,
-        malicious: &Weights,
-        eval: &Dataset,
+        (k, benign): (usize, &Weights),
+        malicious: &[Weights],
     ) -> candle_core::Result<Vec<bool>> {
-        let c = &self.cfg;
+        let c = self.cfg;
+        let eval = &self.data[k].triggered;
+        let mal = &malicious[k];
         match c.attack {
             Attack::Full | Attack::None => Ok(vec![true; g.layers.len()]),
-            Attack::Lp => {
-                attack::lp_select(&self.arch, (g, benign, malicious), eval, c.lp_threshold)
+            Attack::Lp => attack::lp_select(&self.arch, (g, benign, mal), eval, c.lp_threshold),
+            Attack::Polar => {
+                let bsr_now = attack::bsr(&self.arch, g, eval)?;
+                let mut judged: Judge<'_> = match c.polar.reward {
+                    PolarReward::Local => {
+                        Box::new(move |m: &[bool]| c.craft.apply(g, benign, mal, m))
+                    }
+                    PolarReward::Aggregate => Box::new(move |m: &[bool]| {
+                        let crafted = c.craft.apply(g, benign, mal, m);
+                        attack::simulated_aggregate(g, benign, &crafted, c.attackers, c.clients)
+                    }),
+                    PolarReward::Defended => {
+                        let benigns = self.benign_estimates(g, (k, benign))?;
+                        let mut order = vec![&malicious[k]];
+                        order.extend(
+                            (0..malicious.len())
+                                .filter(|j| *j != k)
+                                .map(|j| &malicious[j]),
+                        );
+                        defended_judge(c, g, benigns, order, &mut self.agent_rng)
+                    }
+                };
+                attack::polar_round(
+                    &self.arch,
+                    &mut self.policy,
+                    &c.polar,
+                    (eval, bsr_now),
+                    &mut *judged,
+                    &mut self.agent_rng,
+                )
             }
-            Attack::Polar => attack::polar_round(
-                &self.arch,
-                &mut self.policy,
-                &c.polar,
-                (g, benign, malicious),
-                eval,
-                (c.attackers, c.clients),
-                c.craft,
-                &mut self.agent_rng,
-            ),
         }
+    }
+
+    /// The colluders' benign models, attacker `k`'s own first: the others are estimated by honest
+    /// SGD on their clean data from their own estimate streams.
+    fn benign_estimates(
+        &mut self,
+        g: &Weights,
+        (k, benign): (usize, &Weights),
+    ) -> candle_core::Result<Vec<Weights>> {
+        let (e, b, lr) = self.cfg.benign_local.tuple();
+        let mut out = vec![benign.clone()];
+        for j in (0..self.data.len()).filter(|j| *j != k) {
+            let w =
+                self.arch
+                    .train(g, &self.data[j].clean, e, b, lr, &mut self.estimate_rngs[j])?;
+            out.push(w);
+        }
+        Ok(out)
     }
 
     fn craft(
@@ -201,24 +261,63 @@ impl<'a> BackdoorAdversary<'a> {
         let mut local = global.clone();
         local.axpy(1.0, honest);
         let benign = convert::to_weights(&local, &self.init);
-        let (e, b, lr) = self.cfg.local.tuple();
-        let (train, eval) = &self.poisoned[k];
-        let malicious = self.arch.train(&g, train, e, b, lr, &mut self.rngs[k])?;
-        let mask = match &self.mask {
-            Some((r, m)) if *r == round => m.clone(),
-            _ => {
-                let m = self.choose(&g, &benign, &malicious, eval)?;
-                self.mask = Some((round, m.clone()));
-                m
+        if !matches!(&self.round, Some((r, _, _)) if *r == round) {
+            let (e, b, lr) = self.cfg.local.tuple();
+            let mut malicious = Vec::with_capacity(self.data.len());
+            for (d, rng) in self.data.iter().zip(&mut self.rngs) {
+                malicious.push(self.arch.train(&g, &d.poisoned, e, b, lr, rng)?);
             }
+            let mask = self.choose(&g, (k, &benign), &malicious)?;
+            self.round = Some((round, mask, malicious));
+        }
+        let Some((_, mask, malicious)) = &self.round else {
+            unreachable!("the round's mask was just chosen")
         };
         self.layers_modified += mask.iter().filter(|m| **m).count();
-        for (n, on) in self.layer_counts.iter_mut().zip(&mask) {
+        for (n, on) in self.layer_counts.iter_mut().zip(mask) {
             *n += usize::from(*on);
         }
         self.corrupted += 1;
-        Ok(self.cfg.craft.apply(&g, &benign, &malicious, &mask))
+        Ok(self.cfg.craft.apply(&g, &benign, &malicious[k], mask))
     }
+}
+
+/// POLAR's judge of a round: the model whose backdoor success rewards a mask.
+type Judge<'m> = Box<dyn FnMut(&[bool]) -> Weights + 'm>;
+
+/// `w − g` flattened.
+fn change(w: &Weights, g: &[f32]) -> Vec<f32> {
+    w.flatten().iter().zip(g).map(|(a, b)| a - b).collect()
+}
+
+/// POLAR's `defended` judge: a mask's model is the choosing attacker's benign model plus what of
+/// the colluders' crafted updates survives the copy of the server's rule
+/// ([`DefenseCopy::defended`]). `benigns` and `malicious` are per colluder, the choosing
+/// attacker's first.
+fn defended_judge<'m>(
+    c: AttackConfig,
+    g: &'m Weights,
+    benigns: Vec<Weights>,
+    malicious: Vec<&'m Weights>,
+    rng: &mut Rng,
+) -> Judge<'m> {
+    let gf = g.flatten();
+    let copy = DefenseCopy::new(
+        c.defense,
+        benigns.iter().map(|b| change(b, &gf)).collect(),
+        c.clients,
+        rng,
+    );
+    Box::new(move |m: &[bool]| {
+        let crafted: Vec<Vec<f32>> = benigns
+            .iter()
+            .zip(&malicious)
+            .map(|(b, mal)| change(&c.craft.apply(g, b, mal, m), &gf))
+            .collect();
+        let d = copy.defended(&crafted);
+        let flat: Vec<f32> = gf.iter().zip(&d).map(|(a, b)| a + b).collect();
+        g.with_flat(&flat)
+    })
 }
 
 impl Adversary for BackdoorAdversary<'_> {
