@@ -231,23 +231,7 @@ mod tests {
 
     /// A random 4-layer decoder (`name`: one temporary file per test, tests run in parallel).
     fn tiny(name: &str) -> (Decoder, decoder::Tokenizer) {
-        let path =
-            std::env::temp_dir().join(format!("sysim-oracle-{name}-{}.gguf", std::process::id()));
-        let c = decoder::Config {
-            layers: 4,
-            hidden: 32,
-            heads: 2,
-            kv_heads: 1,
-            ffn: 64,
-            vocab: 0,
-            rope_theta: 10_000.0,
-            rms_eps: 1e-5,
-        };
-        decoder::gguf::write_random(&path, &c, &["ab", "cd"], &mut sim::rng::stream(5, "t"))
-            .unwrap();
-        let m = Decoder::load(&path).unwrap();
-        let _ = std::fs::remove_file(&path);
-        m
+        super::super::tests::tiny_decoder(&format!("oracle-{name}"), 4, 5, "t")
     }
 
     /// α-compensation with the given factors.

@@ -51,21 +51,7 @@ mod tests {
 
     #[test]
     fn the_chunked_comparison_equals_quality_add_position_by_position() {
-        let path = std::env::temp_dir().join(format!("sysim-score-{}.gguf", std::process::id()));
-        let c = decoder::Config {
-            layers: 2,
-            hidden: 32,
-            heads: 2,
-            kv_heads: 1,
-            ffn: 64,
-            vocab: 0,
-            rope_theta: 10_000.0,
-            rms_eps: 1e-5,
-        };
-        decoder::gguf::write_random(&path, &c, &["ab", "cd"], &mut sim::rng::stream(2, "s"))
-            .unwrap();
-        let (m, tok) = decoder::Decoder::load(&path).unwrap();
-        let _ = std::fs::remove_file(&path);
+        let (m, tok) = super::super::tests::tiny_decoder("score", 2, 2, "s");
         let windows = vec![tok.encode("abab cd"), tok.encode("cd ab ab")];
         let reference = super::super::rollout::trajectory(&m, &windows).unwrap();
         let (ours, reference) = (&reference[1], &reference[2]);

@@ -132,11 +132,17 @@ fn dash_disabled_is_bit_identical_to_the_plain_run() {
     }
 }
 
-#[test]
-fn a_rollout_that_never_skips_is_the_decoders_own_forward() {
-    let path = std::env::temp_dir().join(format!("sysim-dash-test-{}.gguf", std::process::id()));
+/// A random decoder of `layers` layers (hidden 32, 2 heads, words "ab" and "cd"), drawn from the
+/// stream `(seed, label)`; `name` keeps each test's temporary GGUF apart (tests run in parallel).
+pub(super) fn tiny_decoder(
+    name: &str,
+    layers: usize,
+    seed: u64,
+    label: &str,
+) -> (decoder::Decoder, decoder::Tokenizer) {
+    let path = std::env::temp_dir().join(format!("sysim-dash-{name}-{}.gguf", std::process::id()));
     let c = decoder::Config {
-        layers: 3,
+        layers,
         hidden: 32,
         heads: 2,
         kv_heads: 1,
@@ -145,9 +151,16 @@ fn a_rollout_that_never_skips_is_the_decoders_own_forward() {
         rope_theta: 10_000.0,
         rms_eps: 1e-5,
     };
-    decoder::gguf::write_random(&path, &c, &["ab", "cd"], &mut sim::rng::stream(2, "t")).unwrap();
-    let (m, tok) = decoder::Decoder::load(&path).unwrap();
+    decoder::gguf::write_random(&path, &c, &["ab", "cd"], &mut sim::rng::stream(seed, label))
+        .unwrap();
+    let m = decoder::Decoder::load(&path).unwrap();
     let _ = std::fs::remove_file(&path);
+    m
+}
+
+#[test]
+fn a_rollout_that_never_skips_is_the_decoders_own_forward() {
+    let (m, tok) = tiny_decoder("rollout", 3, 2, "t");
     let windows = vec![tok.encode("abcd dcba abab"), tok.encode("cd cd ab")];
     let mut comp = Compensator::identity(3, 32);
     comp.alpha = vec![0.5; 3];
