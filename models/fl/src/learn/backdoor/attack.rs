@@ -162,17 +162,19 @@ pub fn bsr(arch: &Arch, w: &Weights, triggered: &Dataset) -> candle_core::Result
 }
 
 /// LP attack's layer substitution analysis on the attacker's local models (Zhuang et al., "Backdoor
-/// Federated Learning by Poisoning Backdoor-Critical Layers", ICLR 2024, §3.1). Forward layer
-/// substitution: each layer alone of the malicious model is replaced by the benign model's, and the
-/// layers are ranked by the drop in backdoor success this causes (ties by index). Backward layer
-/// substitution: the ranked malicious layers are copied into the benign model one by one until its
-/// success reaches `threshold` × the malicious model's; those are the backdoor-critical layers.
-pub fn lp_select(
+/// Federated Learning by Poisoning Backdoor-Critical Layers", ICLR 2024, §3.1; released code
+/// `zhmzm/Poisoning_Backdoor-critical_Layers_Attack`, `FLS` / `BLS`). Forward layer substitution:
+/// each layer alone of the malicious model is replaced by the benign model's, and the layers are
+/// ranked by the drop in backdoor success this causes (ties by index). Backward layer substitution:
+/// the ranked malicious layers are copied into the benign model one by one until its success
+/// reaches `threshold` × the malicious model's. Returns the ranking, most critical first, and how
+/// many of its first layers are backdoor-critical (at least one).
+pub fn lp_rank(
     arch: &Arch,
     (global, benign, malicious): (&Weights, &Weights, &Weights),
     triggered: &Dataset,
     threshold: f64,
-) -> candle_core::Result<Vec<bool>> {
+) -> candle_core::Result<(Vec<usize>, usize)> {
     let layers = benign.layers.len();
     let full = bsr(arch, malicious, triggered)?;
     let mut drop = Vec::with_capacity(layers);
@@ -184,15 +186,41 @@ pub fn lp_select(
     }
     let mut order: Vec<usize> = (0..layers).collect();
     order.sort_by(|a, b| drop[*b].total_cmp(&drop[*a]).then(a.cmp(b)));
-    let mut mask = vec![false; layers];
-    for l in order {
-        mask[l] = true;
-        let with = substitute(global, benign, malicious, &mask, 1.0);
+    for n in 1..=layers {
+        let with = substitute(global, benign, malicious, &top_layers(&order, n), 1.0);
         if bsr(arch, &with, triggered)? >= threshold * full {
-            break;
+            return Ok((order, n));
         }
     }
-    Ok(mask)
+    Ok((order, layers))
+}
+
+/// The mask of the first `n` layers of `order` (a ranking of every layer).
+pub fn top_layers(order: &[usize], n: usize) -> Vec<bool> {
+    let mut mask = vec![false; order.len()];
+    for l in order.iter().take(n) {
+        mask[*l] = true;
+    }
+    mask
+}
+
+/// LP's adaptive layer control (released code, `BLS_adaptive`): starting from the `critical`
+/// backdoor-critical layers of `order`, the least critical is dropped while the attackers' copy of
+/// the server's rule would flag every one of their crafted updates (`accepted(mask)` false); at
+/// least the most critical layer stays.
+pub fn lp_adaptive(
+    order: &[usize],
+    critical: usize,
+    accepted: &mut dyn FnMut(&[bool]) -> bool,
+) -> Vec<bool> {
+    let mut n = critical.max(1);
+    loop {
+        let mask = top_layers(order, n);
+        if n == 1 || accepted(&mask) {
+            return mask;
+        }
+        n -= 1;
+    }
 }
 
 /// The attacker's estimate of next round's global model if its `attackers` colluders submit `crafted`
@@ -274,8 +302,25 @@ mod tests {
         let arch = Arch::Mlp;
         assert_eq!(bsr(&arch, &malicious, &triggered).unwrap(), 1.0);
         assert_eq!(bsr(&arch, &benign, &triggered).unwrap(), 0.0);
-        let mask = lp_select(&arch, (&benign, &benign, &malicious), &triggered, 0.9).unwrap();
-        assert_eq!(mask, vec![false, true]);
+        let (order, n) = lp_rank(&arch, (&benign, &benign, &malicious), &triggered, 0.9).unwrap();
+        assert_eq!((order.as_slice(), n), ([1, 0].as_slice(), 1));
+        assert_eq!(top_layers(&order, n), vec![false, true]);
+    }
+
+    /// Adaptive control drops the least critical layers until the copy accepts, never below one.
+    #[test]
+    fn lp_adaptive_drops_layers_until_the_copy_accepts() {
+        let order = [3, 0, 2, 1];
+        let mut tried = Vec::new();
+        let mask = lp_adaptive(&order, 3, &mut |m: &[bool]| {
+            tried.push(m.iter().filter(|x| **x).count());
+            m.iter().filter(|x| **x).count() <= 2
+        });
+        assert_eq!(mask, vec![true, false, false, true]);
+        assert_eq!(tried, vec![3, 2]);
+        let never = lp_adaptive(&order, 3, &mut |_: &[bool]| false);
+        assert_eq!(never, vec![false, false, false, true]);
+        assert_eq!(lp_adaptive(&order, 3, &mut |_: &[bool]| true), top_layers(&order, 3));
     }
 
     #[test]

@@ -214,12 +214,18 @@ fn setup(p: &BackdoorParams, ctx: &RunContext) -> Result<Setup, RunError> {
         .iter()
         .map(|d| {
             let n_poison = (p.poison_fraction * d.len() as f64).round() as usize;
+            let all = d.triggered(&trigger, target);
             let mut poisoned = d.clone();
-            poisoned.extend(&d.triggered(&trigger, target).take(n_poison));
+            poisoned.extend(&all.take(n_poison));
+            let held_out: Vec<usize> = (n_poison..all.len()).collect();
             AttackerData {
                 clean: d.clone(),
                 poisoned,
-                triggered: d.triggered(&trigger, target),
+                triggered: if held_out.is_empty() {
+                    all
+                } else {
+                    all.subset(&held_out)
+                },
             }
         })
         .collect();
@@ -271,6 +277,8 @@ fn run_attack(
                 norm_bound: p.norm_bound.map(|b| b as f32),
             },
             lp_threshold: p.lp_threshold,
+            lp_adaptive: p.lp_adaptive,
+            shared_update: p.shared_update,
             polar: p.polar,
             defense: (p.defense, p.defense_config),
         },
@@ -311,6 +319,18 @@ fn run_attack(
     net::sample_curve(out, &run, attack.name(), "backdoor_success_rate", &bsr);
     let f = aggregator.flags;
     let rate = |k: usize, n: usize| k as f64 / n.max(1) as f64;
+    // Per round: the share of attacker updates flagged and the layers the round's mask poisons
+    // (rounds without an attacker on time count as 0).
+    let detection: Vec<f64> = aggregator
+        .flags_by_round
+        .iter()
+        .map(|r| rate(r.attackers_flagged, r.attacker_updates))
+        .collect();
+    net::sample_curve(out, &run, attack.name(), "detection_rate", &detection);
+    if adversary.layers_by_round.len() == run.rounds.len() {
+        let layers: Vec<f64> = adversary.layers_by_round.iter().map(|n| *n as f64).collect();
+        net::sample_curve(out, &run, attack.name(), "layers_modified", &layers);
+    }
     // Series over the layer index (its `t_s`): the share of corrupted updates poisoning each layer.
     for (l, n) in adversary.layer_counts.iter().enumerate() {
         let freq = rate(*n, adversary.corrupted);
@@ -468,6 +488,8 @@ mod tests {
             boost: 1.0,
             norm_bound: None,
             lp_threshold: 0.9,
+            lp_adaptive: false,
+            shared_update: false,
             polar: PolarConfig {
                 samples: 4,
                 steps: 1,

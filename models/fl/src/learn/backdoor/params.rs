@@ -114,6 +114,16 @@ pub struct BackdoorParams {
     pub norm_bound: Option<f64>,
     /// LP attack: share of the full-model BSR the selected layers must reach.
     pub lp_threshold: f64,
+    /// LP attack's adaptive layer control (its released code's `lp_attack` mode, `BLS_adaptive`):
+    /// the least critical of the selected layers are dropped while the attackers' copy of the
+    /// server's rule would flag all their updates (default: off, the plain rule).
+    #[serde(default)]
+    pub lp_adaptive: bool,
+    /// The colluders all submit one crafted update, the round's first attacker's (LP's released
+    /// code, `attacker()`; Bagdasaryan et al. 2020's colluders likewise share one backdoored
+    /// model); the same for every attack (default: off, each crafts its own).
+    #[serde(default)]
+    pub shared_update: bool,
     /// POLAR agent.
     pub polar: PolarConfig,
 }

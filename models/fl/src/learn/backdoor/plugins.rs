@@ -116,6 +116,10 @@ pub struct AttackConfig {
     pub craft: attack::Craft,
     /// LP: share of the full-model BSR the chosen layers must reach.
     pub lp_threshold: f64,
+    /// LP: adaptive layer control against the attackers' copy of the server's rule.
+    pub lp_adaptive: bool,
+    /// The colluders all submit the choosing attacker's crafted update.
+    pub shared_update: bool,
     /// POLAR's agent.
     pub polar: PolarConfig,
     /// The server's rule (public), copied by POLAR's `defended` reward.
@@ -128,8 +132,19 @@ pub struct AttackerData {
     pub clean: Dataset,
     /// Clean plus triggered copies relabelled to the target.
     pub poisoned: Dataset,
-    /// Every clean example triggered and relabelled (the attacker's own BSR measurement).
+    /// The attacker's own BSR measurement: triggered, relabelled copies of its clean examples that
+    /// are not among the poisoned training copies (all of them when none is held out), as LP's
+    /// released code measures on a held-out split of the attacker's data.
     pub triggered: Dataset,
+}
+
+/// One round of the colluders: its mask, their malicious models and, when they share one
+/// update, the crafted model they all submit.
+struct RoundPlan {
+    round: u32,
+    mask: Vec<bool>,
+    malicious: Vec<Weights>,
+    shared: Option<Weights>,
 }
 
 /// The colluding attackers: each trains a malicious model on its poisoned data and submits its
@@ -137,7 +152,9 @@ pub struct AttackerData {
 /// round, by the first attacker on time, from its own benign and malicious models (POLAR: a
 /// policy-gradient round of the persistent layer policy; LP: layer substitution analysis). The
 /// colluders' malicious models are all trained when the round's first attacker acts (each from
-/// its own stream, so the models do not depend on who acts first).
+/// its own stream, so the models do not depend on who acts first). With `shared_update` every
+/// colluder submits that first attacker's crafted model, as LP's released code does (`attacker()`
+/// returns one crafted model per malicious client).
 pub struct BackdoorAdversary<'a> {
     cfg: AttackConfig,
     arch: Arch,
@@ -148,14 +165,16 @@ pub struct BackdoorAdversary<'a> {
     estimate_rngs: Vec<Rng>,
     agent_rng: Rng,
     policy: Policy,
-    /// The round, its mask and the attackers' malicious models.
-    round: Option<(u32, Vec<bool>, Vec<Weights>)>,
+    /// The current round's plan.
+    round: Option<RoundPlan>,
     /// Poisoned layers summed over the corrupted updates.
     pub layers_modified: usize,
     /// Updates corrupted.
     pub corrupted: usize,
     /// Per layer: corrupted updates in which it was poisoned.
     pub layer_counts: Vec<usize>,
+    /// Per round with a corrupted update: the layers its mask poisons.
+    pub layers_by_round: Vec<usize>,
 }
 
 impl<'a> BackdoorAdversary<'a> {
@@ -182,6 +201,7 @@ impl<'a> BackdoorAdversary<'a> {
             round: None,
             layers_modified: 0,
             corrupted: 0,
+            layers_by_round: Vec::new(),
         }
     }
 
@@ -198,7 +218,17 @@ impl<'a> BackdoorAdversary<'a> {
         let mal = &malicious[k];
         match c.attack {
             Attack::Full | Attack::None => Ok(vec![true; g.layers.len()]),
-            Attack::Lp => attack::lp_select(&self.arch, (g, benign, mal), eval, c.lp_threshold),
+            Attack::Lp => {
+                let (order, critical) =
+                    attack::lp_rank(&self.arch, (g, benign, mal), eval, c.lp_threshold)?;
+                if !c.lp_adaptive {
+                    return Ok(attack::top_layers(&order, critical));
+                }
+                let (copy, crafted) = self.defense_copy(g, (k, benign), malicious)?;
+                Ok(attack::lp_adaptive(&order, critical, &mut |m: &[bool]| {
+                    copy.accepts(&crafted(m))
+                }))
+            }
             Attack::Polar => {
                 let bsr_now = attack::bsr(&self.arch, g, eval)?;
                 let mut judged: Judge<'_> = match c.polar.reward {
@@ -210,14 +240,13 @@ impl<'a> BackdoorAdversary<'a> {
                         attack::simulated_aggregate(g, benign, &crafted, c.attackers, c.clients)
                     }),
                     PolarReward::Defended => {
-                        let benigns = self.benign_estimates(g, (k, benign))?;
-                        let mut order = vec![&malicious[k]];
-                        order.extend(
-                            (0..malicious.len())
-                                .filter(|j| *j != k)
-                                .map(|j| &malicious[j]),
-                        );
-                        defended_judge(c, g, benigns, order, &mut self.agent_rng)
+                        let (copy, crafted) = self.defense_copy(g, (k, benign), malicious)?;
+                        let gf = g.flatten();
+                        Box::new(move |m: &[bool]| {
+                            let d = copy.defended(&crafted(m));
+                            let flat: Vec<f32> = gf.iter().zip(&d).map(|(a, b)| a + b).collect();
+                            g.with_flat(&flat)
+                        })
                     }
                 };
                 attack::polar_round(
@@ -230,6 +259,42 @@ impl<'a> BackdoorAdversary<'a> {
                 )
             }
         }
+    }
+
+    /// The attackers' copy of the server's rule for this round ([`DefenseCopy`], built on the
+    /// colluders' benign changes, attacker `k`'s first), and the colluders' crafted changes for a
+    /// mask in the same order: each colluder's own benign model with its malicious layers, or `k`'s
+    /// crafted model for all of them when they share one update.
+    fn defense_copy<'m>(
+        &mut self,
+        g: &'m Weights,
+        (k, benign): (usize, &Weights),
+        malicious: &'m [Weights],
+    ) -> candle_core::Result<(DefenseCopy, CraftedChanges<'m>)> {
+        let c = self.cfg;
+        let benigns = self.benign_estimates(g, (k, benign))?;
+        let gf = g.flatten();
+        let copy = DefenseCopy::new(
+            c.defense,
+            benigns.iter().map(|b| change(b, &gf)).collect(),
+            c.clients,
+            &mut self.agent_rng,
+        );
+        let mut order = vec![&malicious[k]];
+        order.extend((0..malicious.len()).filter(|j| *j != k).map(|j| &malicious[j]));
+        let crafted: CraftedChanges<'m> = if c.shared_update {
+            let (b0, m0, a) = (benigns[0].clone(), order[0], order.len());
+            Box::new(move |m: &[bool]| vec![change(&c.craft.apply(g, &b0, m0, m), &gf); a])
+        } else {
+            Box::new(move |m: &[bool]| {
+                benigns
+                    .iter()
+                    .zip(&order)
+                    .map(|(b, mal)| change(&c.craft.apply(g, b, mal, m), &gf))
+                    .collect()
+            })
+        };
+        Ok((copy, crafted))
     }
 
     /// The colluders' benign models, attacker `k`'s own first: the others are estimated by honest
@@ -261,63 +326,53 @@ impl<'a> BackdoorAdversary<'a> {
         let mut local = global.clone();
         local.axpy(1.0, honest);
         let benign = convert::to_weights(&local, &self.init);
-        if !matches!(&self.round, Some((r, _, _)) if *r == round) {
+        if !matches!(&self.round, Some(p) if p.round == round) {
             let (e, b, lr) = self.cfg.local.tuple();
             let mut malicious = Vec::with_capacity(self.data.len());
             for (d, rng) in self.data.iter().zip(&mut self.rngs) {
                 malicious.push(self.arch.train(&g, &d.poisoned, e, b, lr, rng)?);
             }
             let mask = self.choose(&g, (k, &benign), &malicious)?;
-            self.round = Some((round, mask, malicious));
+            let shared = self
+                .cfg
+                .shared_update
+                .then(|| self.cfg.craft.apply(&g, &benign, &malicious[k], &mask));
+            self.layers_by_round
+                .push(mask.iter().filter(|m| **m).count());
+            self.round = Some(RoundPlan {
+                round,
+                mask,
+                malicious,
+                shared,
+            });
         }
-        let Some((_, mask, malicious)) = &self.round else {
+        let Some(plan) = &self.round else {
             unreachable!("the round's mask was just chosen")
         };
-        self.layers_modified += mask.iter().filter(|m| **m).count();
-        for (n, on) in self.layer_counts.iter_mut().zip(mask) {
+        self.layers_modified += plan.mask.iter().filter(|m| **m).count();
+        for (n, on) in self.layer_counts.iter_mut().zip(&plan.mask) {
             *n += usize::from(*on);
         }
         self.corrupted += 1;
-        Ok(self.cfg.craft.apply(&g, &benign, &malicious[k], mask))
+        Ok(match &plan.shared {
+            Some(w) => w.clone(),
+            None => self
+                .cfg
+                .craft
+                .apply(&g, &benign, &plan.malicious[k], &plan.mask),
+        })
     }
 }
 
 /// POLAR's judge of a round: the model whose backdoor success rewards a mask.
 type Judge<'m> = Box<dyn FnMut(&[bool]) -> Weights + 'm>;
 
+/// The colluders' crafted changes (model − global, flat) for a mask.
+type CraftedChanges<'m> = Box<dyn Fn(&[bool]) -> Vec<Vec<f32>> + 'm>;
+
 /// `w − g` flattened.
 fn change(w: &Weights, g: &[f32]) -> Vec<f32> {
     w.flatten().iter().zip(g).map(|(a, b)| a - b).collect()
-}
-
-/// POLAR's `defended` judge: a mask's model is the choosing attacker's benign model plus what of
-/// the colluders' crafted updates survives the copy of the server's rule
-/// ([`DefenseCopy::defended`]). `benigns` and `malicious` are per colluder, the choosing
-/// attacker's first.
-fn defended_judge<'m>(
-    c: AttackConfig,
-    g: &'m Weights,
-    benigns: Vec<Weights>,
-    malicious: Vec<&'m Weights>,
-    rng: &mut Rng,
-) -> Judge<'m> {
-    let gf = g.flatten();
-    let copy = DefenseCopy::new(
-        c.defense,
-        benigns.iter().map(|b| change(b, &gf)).collect(),
-        c.clients,
-        rng,
-    );
-    Box::new(move |m: &[bool]| {
-        let crafted: Vec<Vec<f32>> = benigns
-            .iter()
-            .zip(&malicious)
-            .map(|(b, mal)| change(&c.craft.apply(g, b, mal, m), &gf))
-            .collect();
-        let d = copy.defended(&crafted);
-        let flat: Vec<f32> = gf.iter().zip(&d).map(|(a, b)| a + b).collect();
-        g.with_flat(&flat)
-    })
 }
 
 impl Adversary for BackdoorAdversary<'_> {
@@ -365,6 +420,8 @@ pub struct DefenseAggregator<'a> {
     attackers: usize,
     /// Flag counts over the run.
     pub flags: Flags,
+    /// Flag counts of each round.
+    pub flags_by_round: Vec<Flags>,
 }
 
 impl<'a> DefenseAggregator<'a> {
@@ -386,6 +443,7 @@ impl<'a> DefenseAggregator<'a> {
             root_rng,
             attackers,
             flags: Flags::default(),
+            flags_by_round: Vec::new(),
         }
     }
 }
@@ -416,21 +474,136 @@ impl Aggregator for DefenseAggregator<'_> {
             .map(|u| u.delta.values().copied().collect())
             .collect();
         let v = defense::aggregate(self.defense, &flat, &root, &self.cfg, rng);
+        let mut round = Flags::default();
         for (u, f) in updates.iter().zip(&v.flagged) {
             let f = usize::from(*f);
             if u.client < self.attackers {
-                self.flags.attacker_updates += 1;
-                self.flags.attackers_flagged += f;
+                round.attacker_updates += 1;
+                round.attackers_flagged += f;
             } else {
-                self.flags.benign_updates += 1;
-                self.flags.benign_flagged += f;
+                round.benign_updates += 1;
+                round.benign_flagged += f;
             }
         }
+        self.flags.attacker_updates += round.attacker_updates;
+        self.flags.attackers_flagged += round.attackers_flagged;
+        self.flags.benign_updates += round.benign_updates;
+        self.flags.benign_flagged += round.benign_flagged;
+        self.flags_by_round.push(round);
         let mut next = global.clone();
         let mut step = v.update.iter();
         for x in next.layers.iter_mut().flat_map(|l| l.values.iter_mut()) {
             *x += step.next().copied().unwrap_or(0.0);
         }
         Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::backdoor::attack::PolarReward;
+    use crate::traits::Adversary as _;
+
+    fn data(seed: u64) -> Vec<AttackerData> {
+        let mut rng = sim::rng::stream(seed, "plugins");
+        (0..2)
+            .map(|_| {
+                let x: Vec<f32> = (0..40).map(|_| rand::Rng::random::<f32>(&mut rng)).collect();
+                let clean = Dataset {
+                    dim: 4,
+                    x,
+                    y: (0..10).map(|i| (i % 2) as u32).collect(),
+                };
+                let mut trig = clean.clone();
+                trig.x.iter_mut().step_by(4).for_each(|v| *v = 3.0);
+                trig.y.iter_mut().for_each(|y| *y = 0);
+                let mut poisoned = clean.clone();
+                poisoned.extend(&trig);
+                AttackerData {
+                    clean,
+                    poisoned,
+                    triggered: trig,
+                }
+            })
+            .collect()
+    }
+
+    /// Both attackers' submitted changes after one round of LP with adaptive control.
+    fn submitted(shared_update: bool) -> Vec<Vec<f32>> {
+        let sgd = Sgd {
+            epochs: 1,
+            batch: 5,
+            lr: 0.1,
+        };
+        let cfg = AttackConfig {
+            attack: Attack::Lp,
+            attackers: 2,
+            clients: 6,
+            local: sgd,
+            benign_local: sgd,
+            craft: attack::Craft {
+                boost: 1.0,
+                norm_bound: None,
+            },
+            lp_threshold: 0.9,
+            lp_adaptive: true,
+            shared_update,
+            polar: PolarConfig {
+                samples: 2,
+                steps: 1,
+                lr: 1.0,
+                penalty: 0.1,
+                p0: 0.5,
+                reward: PolarReward::Defended,
+            },
+            defense: (
+                Defense::MultiKrum,
+                DefenseConfig {
+                    assumed_attackers: 2,
+                    rlr_threshold: 2,
+                    clip_factor: 1.5,
+                    flame_noise: 0.0,
+                },
+            ),
+        };
+        let mut rng = sim::rng::stream(5, "plugins-init");
+        let init = Weights::init(&[4, 3, 2], &mut rng);
+        let data = data(5);
+        let streams = |name: &str| (0..2).map(|k| sim::rng::stream(k, name)).collect();
+        let mut adv = BackdoorAdversary::new(
+            cfg,
+            (Arch::Mlp, init.clone()),
+            &data,
+            (streams("mal"), streams("est")),
+            sim::rng::stream(9, "agent"),
+        );
+        let global = convert::to_params(&init);
+        (0..2)
+            .map(|client| {
+                let honest = Arch::Mlp
+                    .train(&init, &data[client].clean, 1, 5, 0.1, &mut rng)
+                    .unwrap();
+                let mut u = ClientUpdate {
+                    client,
+                    delta: convert::to_params(&honest).sub(&global),
+                    samples: 10,
+                    train_loss: 0.0,
+                };
+                adv.corrupt(0, &mut u, &global, &mut rng).unwrap();
+                assert!((1..=2).contains(&(adv.layers_modified / adv.corrupted)));
+                u.delta.values().copied().collect()
+            })
+            .collect()
+    }
+
+    /// With a shared update both colluders submit the first attacker's crafted model; without,
+    /// each submits its own.
+    #[test]
+    fn colluders_share_one_crafted_update_when_asked() {
+        let shared = submitted(true);
+        assert_eq!(shared[0], shared[1]);
+        let own = submitted(false);
+        assert_ne!(own[0], own[1]);
     }
 }

@@ -19,7 +19,7 @@ use rand::Rng as _;
 use rand_distr::{Distribution, Normal};
 use sim::rng::Rng;
 
-use super::defense::{self, Defense, DefenseConfig};
+use super::defense::{self, Defense, DefenseConfig, Verdict};
 
 /// The attackers' copy of one round at the server.
 #[derive(Debug, Clone)]
@@ -87,16 +87,23 @@ impl DefenseCopy {
             rng,
             clean_step: Vec::new(),
         };
-        copy.clean_step = copy.step(&copy.benign.clone());
+        copy.clean_step = copy.verdict(&copy.benign.clone()).update;
         copy
     }
 
-    /// The rule's aggregate step over the attackers' `changes` and the stand-ins.
-    fn step(&self, changes: &[Vec<f32>]) -> Vec<f32> {
+    /// The rule's verdict over the attackers' `changes` (first) and the stand-ins.
+    fn verdict(&self, changes: &[Vec<f32>]) -> Verdict {
         let mut all = changes.to_vec();
         all.extend(self.stand_ins.iter().cloned());
         let mut rng = self.rng.clone();
-        defense::aggregate(self.defense, &all, &self.root, &self.cfg, &mut rng).update
+        defense::aggregate(self.defense, &all, &self.root, &self.cfg, &mut rng)
+    }
+
+    /// Whether the copy lets at least one of the attackers' `crafted` changes through unflagged
+    /// (LP's adaptive layer control: Krum selects a malicious update, FLAME admits one).
+    pub fn accepts(&self, crafted: &[Vec<f32>]) -> bool {
+        let v = self.verdict(crafted);
+        v.flagged[..crafted.len()].iter().any(|f| !f)
     }
 
     /// The defended change for the attackers' `crafted` changes (one per attacker, in the order
@@ -104,7 +111,7 @@ impl DefenseCopy {
     pub fn defended(&self, crafted: &[Vec<f32>]) -> Vec<f32> {
         let n = (self.benign.len() + self.stand_ins.len()) as f32;
         let scale = n / crafted.len().max(1) as f32;
-        let poisoned = self.step(crafted);
+        let poisoned = self.verdict(crafted).update;
         self.benign[0]
             .iter()
             .zip(poisoned.iter().zip(&self.clean_step))
@@ -167,6 +174,8 @@ mod tests {
                 .collect()
         };
         assert_eq!(copy.defended(&shifted(2.0)), copy.defended(&shifted(5.0)));
+        assert!(!copy.accepts(&shifted(2.0)), "a far poison is flagged");
+        assert!(copy.accepts(&benign), "the attackers' own benign changes pass");
         let clean = copy.defended(&benign);
         assert_eq!(clean, benign[0]);
         let d = copy.defended(&shifted(0.001));
