@@ -320,7 +320,10 @@ mod tests {
         assert_eq!(tried, vec![3, 2]);
         let never = lp_adaptive(&order, 3, &mut |_: &[bool]| false);
         assert_eq!(never, vec![false, false, false, true]);
-        assert_eq!(lp_adaptive(&order, 3, &mut |_: &[bool]| true), top_layers(&order, 3));
+        assert_eq!(
+            lp_adaptive(&order, 3, &mut |_: &[bool]| true),
+            top_layers(&order, 3)
+        );
     }
 
     #[test]

@@ -328,7 +328,11 @@ fn run_attack(
         .collect();
     net::sample_curve(out, &run, attack.name(), "detection_rate", &detection);
     if adversary.layers_by_round.len() == run.rounds.len() {
-        let layers: Vec<f64> = adversary.layers_by_round.iter().map(|n| *n as f64).collect();
+        let layers: Vec<f64> = adversary
+            .layers_by_round
+            .iter()
+            .map(|n| *n as f64)
+            .collect();
         net::sample_curve(out, &run, attack.name(), "layers_modified", &layers);
     }
     // Series over the layer index (its `t_s`): the share of corrupted updates poisoning each layer.

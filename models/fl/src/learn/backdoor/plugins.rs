@@ -225,9 +225,11 @@ impl<'a> BackdoorAdversary<'a> {
                     return Ok(attack::top_layers(&order, critical));
                 }
                 let (copy, crafted) = self.defense_copy(g, (k, benign), malicious)?;
-                Ok(attack::lp_adaptive(&order, critical, &mut |m: &[bool]| {
-                    copy.accepts(&crafted(m))
-                }))
+                Ok(attack::lp_adaptive(
+                    &order,
+                    critical,
+                    &mut |m: &[bool]| copy.accepts(&crafted(m)),
+                ))
             }
             Attack::Polar => {
                 let bsr_now = attack::bsr(&self.arch, g, eval)?;
@@ -281,7 +283,11 @@ impl<'a> BackdoorAdversary<'a> {
             &mut self.agent_rng,
         );
         let mut order = vec![&malicious[k]];
-        order.extend((0..malicious.len()).filter(|j| *j != k).map(|j| &malicious[j]));
+        order.extend(
+            (0..malicious.len())
+                .filter(|j| *j != k)
+                .map(|j| &malicious[j]),
+        );
         let crafted: CraftedChanges<'m> = if c.shared_update {
             let (b0, m0, a) = (benigns[0].clone(), order[0], order.len());
             Box::new(move |m: &[bool]| vec![change(&c.craft.apply(g, &b0, m0, m), &gf); a])
@@ -503,13 +509,14 @@ impl Aggregator for DefenseAggregator<'_> {
 mod tests {
     use super::*;
     use crate::learn::backdoor::attack::PolarReward;
-    use crate::traits::Adversary as _;
 
     fn data(seed: u64) -> Vec<AttackerData> {
         let mut rng = sim::rng::stream(seed, "plugins");
         (0..2)
             .map(|_| {
-                let x: Vec<f32> = (0..40).map(|_| rand::Rng::random::<f32>(&mut rng)).collect();
+                let x: Vec<f32> = (0..40)
+                    .map(|_| rand::Rng::random::<f32>(&mut rng))
+                    .collect();
                 let clean = Dataset {
                     dim: 4,
                     x,

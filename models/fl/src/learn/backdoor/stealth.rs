@@ -175,7 +175,10 @@ mod tests {
         };
         assert_eq!(copy.defended(&shifted(2.0)), copy.defended(&shifted(5.0)));
         assert!(!copy.accepts(&shifted(2.0)), "a far poison is flagged");
-        assert!(copy.accepts(&benign), "the attackers' own benign changes pass");
+        assert!(
+            copy.accepts(&benign),
+            "the attackers' own benign changes pass"
+        );
         let clean = copy.defended(&benign);
         assert_eq!(clean, benign[0]);
         let d = copy.defended(&shifted(0.001));
