@@ -250,7 +250,14 @@ mod tests {
             invert: 1.0,
         };
         let mean = |d: &Dataset| d.x.iter().map(|v| f64::from(*v)).sum::<f64>() / d.x.len() as f64;
-        let c = build(&sizes, 1.0, &none, Some(&flip), &mut sim::rng::stream(5, "d")).unwrap();
+        let c = build(
+            &sizes,
+            1.0,
+            &none,
+            Some(&flip),
+            &mut sim::rng::stream(5, "d"),
+        )
+        .unwrap();
         assert_eq!(c.sensors.len(), 3);
         assert!(c.sensors.iter().all(|s| s.gain == -1.0 && s.offset == 1.0));
         assert!(c.test.iter().all(|t| mean(t) > 0.5), "bright backgrounds");

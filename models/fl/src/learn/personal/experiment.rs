@@ -215,8 +215,10 @@ fn oracle_metrics(
     for set in &o.layers {
         let name = oracle::set_name(set);
         let v = acc(Some(set))?;
-        out.metric(format!("oracle_accuracy_{name}"), v)
-            .metric(format!("oracle_recovery_{name}"), oracle::recovery(global, all, v));
+        out.metric(format!("oracle_accuracy_{name}"), v).metric(
+            format!("oracle_recovery_{name}"),
+            oracle::recovery(global, all, v),
+        );
     }
     Ok(())
 }
@@ -562,7 +564,10 @@ mod tests {
             }
         }
         let inv = out.get("inverted_clients").unwrap();
-        assert!((0.0..=1.0).contains(&inv) && (inv * 6.0).fract() == 0.0, "{inv}");
+        assert!(
+            (0.0..=1.0).contains(&inv) && (inv * 6.0).fract() == 0.0,
+            "{inv}"
+        );
         let other = PersonalExperiment
             .run(
                 &params_like(&p, PersonalMethod::FedPer),
@@ -571,7 +576,10 @@ mod tests {
             .unwrap();
         assert!(other.get("oracle_accuracy_all").is_none());
         p.oracle.as_mut().unwrap().layers.push(vec![2]);
-        assert!(!sim::validate::Checks::of(&p).is_empty(), "the MLP has 2 layers");
+        assert!(
+            !sim::validate::Checks::of(&p).is_empty(),
+            "the MLP has 2 layers"
+        );
     }
 
     fn params_like(p: &PersonalParams, method: PersonalMethod) -> PersonalParams {

@@ -132,13 +132,27 @@ mod tests {
     fn only_the_chosen_layers_move() {
         let (data, w) = task();
         let sgd = (2, 10, 0.1);
-        let one = finetune(&Arch::Mlp, &w, &data, Some(&[1]), sgd, &mut sim::rng::stream(1, "a"))
-            .unwrap();
+        let one = finetune(
+            &Arch::Mlp,
+            &w,
+            &data,
+            Some(&[1]),
+            sgd,
+            &mut sim::rng::stream(1, "a"),
+        )
+        .unwrap();
         assert_eq!(one.layers[0], w.layers[0]);
         assert_eq!(one.layers[2], w.layers[2]);
         assert_ne!(one.layers[1], w.layers[1]);
-        let all =
-            finetune(&Arch::Mlp, &w, &data, None, sgd, &mut sim::rng::stream(1, "a")).unwrap();
+        let all = finetune(
+            &Arch::Mlp,
+            &w,
+            &data,
+            None,
+            sgd,
+            &mut sim::rng::stream(1, "a"),
+        )
+        .unwrap();
         let plain = Arch::Mlp
             .train(&w, &data, 2, 10, 0.1, &mut sim::rng::stream(1, "a"))
             .unwrap();
@@ -166,7 +180,10 @@ mod tests {
         let mut c = Checks::new();
         p.check_layers(15, &mut c);
         let text = format!("{c:?}");
-        assert!(text.contains("oracle.layers.1") && text.contains("oracle.layers.2"), "{text}");
+        assert!(
+            text.contains("oracle.layers.1") && text.contains("oracle.layers.2"),
+            "{text}"
+        );
         assert!(!text.contains("layers.0"), "{text}");
     }
 }
