@@ -565,7 +565,7 @@ mod tests {
         }
         let inv = out.get("inverted_clients").unwrap();
         assert!(
-            (0.0..=1.0).contains(&inv) && (inv * 6.0).fract() == 0.0,
+            (0.0..=1.0).contains(&inv) && ((inv * 6.0).round() - inv * 6.0).abs() < 1e-9,
             "{inv}"
         );
         let other = PersonalExperiment
