@@ -1,7 +1,8 @@
 //! The clients' data for `fl-personal`: the real UCI 8×8 digits ([`crate::learn::digits`]) split
 //! into a training pool and a test pool; every client draws its examples from the pools with its
 //! own Dirichlet(α) class proportions (label-distribution skew) and sees them through its own fixed
-//! [`ImageTransform`] (feature shift). Labels are never remapped. When the digits file is absent a
+//! [`ImageTransform`] (feature shift) and, when the scenario gives `sensor:`, through its own
+//! [`Sensor`] (an affine intensity map applied last). Labels are never remapped. When the digits file is absent a
 //! synthetic stand-in of the same shape (64 features in [0, 1], 10 classes) is used and the run
 //! reports `real_data = 0`.
 
@@ -9,6 +10,7 @@ use rand::Rng as _;
 use rand::seq::SliceRandom;
 use sim::rng::Rng;
 
+use super::sensor::{Sensor, SensorShift};
 use super::shift::{FeatureShift, ImageTransform, SIDE};
 use crate::learn::digits;
 use crate::learn::task::{Dataset, Prototypes, TaskShape, dirichlet_label_skew};
@@ -27,6 +29,24 @@ pub struct ClientData {
     pub pretrain: Dataset,
     /// Whether the real digits were used (false: the synthetic stand-in).
     pub real: bool,
+    /// Each client's sensor (empty without `sensor:`).
+    pub sensors: Vec<Sensor>,
+}
+
+/// How one client sees an image: its transform, then its sensor (if any).
+struct Lens {
+    view: ImageTransform,
+    sensor: Option<Sensor>,
+}
+
+impl Lens {
+    fn apply(&self, img: &[f32], rng: &mut Rng) -> Vec<f32> {
+        let seen = self.view.apply(img, rng);
+        match &self.sensor {
+            Some(s) => s.apply(&seen),
+            None => seen,
+        }
+    }
 }
 
 /// How much data each client gets.
@@ -80,7 +100,7 @@ fn draw(
     pool: &[Vec<usize>],
     weights: &[f64],
     n: usize,
-    view: &ImageTransform,
+    view: &Lens,
     rng: &mut Rng,
 ) -> Dataset {
     // Classes absent from the pool cannot be drawn.
@@ -112,11 +132,14 @@ fn draw(
 }
 
 /// The clients' data: half the images (shuffled) form the training pool, the other half the test
-/// pool, so no client is tested on an image any client trained on.
+/// pool, so no client is tested on an image any client trained on. A client's sensor is drawn
+/// right after its transform, only when `sensor` is given (so scenarios without one draw the same
+/// data as before it existed).
 pub fn build(
     sizes: &Sizes,
     alpha: f64,
     shift: &FeatureShift,
+    sensor: Option<&SensorShift>,
     rng: &mut Rng,
 ) -> Result<ClientData, String> {
     let (d, real) = images(rng)?;
@@ -134,10 +157,15 @@ pub fn build(
             ..Dataset::default()
         },
         real,
+        sensors: Vec::new(),
     };
     let fit = sizes.samples_per_client - sizes.holdout_per_client;
     for w in &skew {
-        let view = ImageTransform::draw(shift, rng);
+        let view = Lens {
+            view: ImageTransform::draw(shift, rng),
+            sensor: sensor.map(|s| Sensor::draw(s, rng)),
+        };
+        out.sensors.extend(view.sensor);
         out.train.push(draw(&d, &train_pool, w, fit, &view, rng));
         out.holdout.push(draw(
             &d,
@@ -152,7 +180,10 @@ pub fn build(
     }
     if sizes.pretrain > 0 {
         let uniform = [1.0; digits::CLASSES];
-        let plain = ImageTransform::identity();
+        let plain = Lens {
+            view: ImageTransform::identity(),
+            sensor: None,
+        };
         out.pretrain = draw(&d, &train_pool, &uniform, sizes.pretrain, &plain, rng);
     }
     Ok(out)
@@ -179,7 +210,7 @@ mod tests {
             test_per_client: 20,
             pretrain: 30,
         };
-        let c = build(&sizes, 0.1, &shift, &mut rng).unwrap();
+        let c = build(&sizes, 0.1, &shift, None, &mut rng).unwrap();
         assert_eq!(c.train.len(), 4);
         for k in 0..4 {
             assert_eq!(c.train[k].len(), 30);
@@ -199,5 +230,40 @@ mod tests {
             .sum::<f64>()
             / 4.0;
         assert!(top > 0.5, "mean top-class share {top}");
+    }
+
+    /// With every sensor inverted at unit gain, clients read `1 − x` (bright background): the
+    /// pretraining images stay plain, and no sensor is drawn without `sensor:`.
+    #[test]
+    fn inverted_sensors_flip_the_clients_images_only() {
+        let sizes = Sizes {
+            clients: 3,
+            samples_per_client: 20,
+            holdout_per_client: 5,
+            test_per_client: 10,
+            pretrain: 20,
+        };
+        let none = FeatureShift::default();
+        let flip = SensorShift {
+            gain_log: 0.0,
+            offset: 0.0,
+            invert: 1.0,
+        };
+        let mean = |d: &Dataset| d.x.iter().map(|v| f64::from(*v)).sum::<f64>() / d.x.len() as f64;
+        let c = build(
+            &sizes,
+            1.0,
+            &none,
+            Some(&flip),
+            &mut sim::rng::stream(5, "d"),
+        )
+        .unwrap();
+        assert_eq!(c.sensors.len(), 3);
+        assert!(c.sensors.iter().all(|s| s.gain == -1.0 && s.offset == 1.0));
+        assert!(c.test.iter().all(|t| mean(t) > 0.5), "bright backgrounds");
+        assert!(mean(&c.pretrain) < 0.5, "plain pretraining images");
+        let plain = build(&sizes, 1.0, &none, None, &mut sim::rng::stream(5, "d")).unwrap();
+        assert!(plain.sensors.is_empty());
+        assert!(plain.test.iter().all(|t| mean(t) < 0.5));
     }
 }

@@ -30,10 +30,12 @@ use sim::experiment::{Experiment, RunContext, RunError, RunOutput};
 
 use super::data::{self, Sizes};
 use super::memo;
+use super::oracle::{self, OracleParams};
 use super::params::{PersonalMethod, PersonalParams};
 use super::plugins::{ClientSets, PersonalConfig, PersonalTrainer};
 use crate::devices::DeviceProfile;
 use crate::learn::common::{model_err, rounds_to};
+use crate::learn::convert;
 use crate::learn::digits::CLASSES;
 use crate::learn::net;
 use crate::learn::nn::{Arch, Weights};
@@ -52,6 +54,7 @@ struct Setup {
     holdout: Vec<Dataset>,
     test: Vec<Dataset>,
     real: bool,
+    inverted: f64,
     devices: Vec<DeviceProfile>,
 }
 
@@ -76,6 +79,7 @@ fn setup(p: &PersonalParams, ctx: &RunContext) -> Result<Setup, RunError> {
         &sizes,
         p.dirichlet_alpha,
         &p.shift,
+        p.sensor.as_ref(),
         &mut ctx.rng("fl-personal/task"),
     )
     .map_err(model_err)?;
@@ -115,6 +119,7 @@ fn setup(p: &PersonalParams, ctx: &RunContext) -> Result<Setup, RunError> {
         holdout: d.holdout,
         test: d.test,
         real: d.real,
+        inverted: d.sensors.iter().filter(|s| s.inverted()).count() as f64 / p.clients as f64,
         devices: p
             .devices
             .profiles(p.clients, &mut ctx.rng("fl-personal/devices"))?,
@@ -178,6 +183,44 @@ fn run_method(
         uplink_floats: trainer.exchanged_floats(),
         run,
     })
+}
+
+/// The oracle of `o` on FedAvg's final global model: mean per-client accuracy of the global model
+/// (`oracle_accuracy_global`), of fine-tuning every layer (`oracle_accuracy_all`) and of each layer
+/// set (`oracle_accuracy_<set>`), with the share of the full gain each set recovers
+/// (`oracle_recovery_<set>`, see [`oracle::recovery`]).
+fn oracle_metrics(
+    o: &OracleParams,
+    p: &PersonalParams,
+    s: &Setup,
+    run: &NetworkRun,
+    ctx: &RunContext,
+    out: &mut RunOutput,
+) -> Result<(), RunError> {
+    let arch = p.arch();
+    let g = convert::to_weights(&run.model, &s.init);
+    let stream = |k: usize| ctx.rng(&format!("fl-personal/oracle/{k}"));
+    let sets = (&s.all[..], &s.test[..]);
+    let acc = |only: Option<&[usize]>| {
+        oracle::mean_accuracy(&arch, &g, only, &o.sgd, sets, &stream).map_err(model_err)
+    };
+    let mut global = 0.0;
+    for te in &s.test {
+        global += arch.accuracy(&g, te).map_err(model_err)?;
+    }
+    global /= s.test.len().max(1) as f64;
+    let all = acc(None)?;
+    out.metric("oracle_accuracy_global", global)
+        .metric("oracle_accuracy_all", all);
+    for set in &o.layers {
+        let name = oracle::set_name(set);
+        let v = acc(Some(set))?;
+        out.metric(format!("oracle_accuracy_{name}"), v).metric(
+            format!("oracle_recovery_{name}"),
+            oracle::recovery(global, all, v),
+        );
+    }
+    Ok(())
 }
 
 /// Mean of the lowest ⌈10 %⌉ of `v`.
@@ -278,6 +321,7 @@ impl Experiment for PersonalExperiment {
         out.metric("mean_client_accuracy", mean)
             .metric("worst_decile_accuracy", worst_decile(&o.per_client))
             .metric("real_data", f64::from(u8::from(s.real)))
+            .metric("inverted_clients", s.inverted)
             .metric("target_accuracy", target)
             .metric("fedavg_final_accuracy", reference)
             .metric("rounds_to_target", reached)
@@ -287,6 +331,9 @@ impl Experiment for PersonalExperiment {
             )
             .metric("time_to_target_s", net::time_to(&o.run, &o.curve, target));
         net::network_metrics(&mut out, &o.run, "");
+        if let (PersonalMethod::FedAvg, Some(oracle)) = (p.method, &p.oracle) {
+            oracle_metrics(oracle, p, &s, &o.run, ctx, &mut out)?;
+        }
         for (l, lam) in o.lambdas.iter().enumerate() {
             out.metric(format!("mixing_layer{l}"), *lam);
             out.sample(l as f64, p.method.name(), "mixing_by_layer", *lam);
@@ -339,6 +386,7 @@ mod tests {
                 gamma_log: 0.3,
                 noise: 0.05,
             },
+            sensor: None,
             hidden: vec![8],
             cnn: None,
             dirichlet_alpha: 0.5,
@@ -358,6 +406,7 @@ mod tests {
             select_max_layers: None,
             pretrain: None,
             ditto_mu: 0.1,
+            oracle: None,
             target_fraction: 0.9,
         }
     }
@@ -471,6 +520,66 @@ mod tests {
         );
         p.hidden = vec![4];
         assert!(!sim::validate::Checks::of(&p).is_empty());
+    }
+
+    /// A FedAvg run with the oracle reports the global model's accuracy (FedAvg's final one), every
+    /// set's accuracy and recovery, and the share of inverted sensors; other methods skip it, and
+    /// neither the oracle nor the sensors' absence changes FedAvg's training.
+    #[test]
+    fn the_oracle_reports_every_layer_set_on_fedavg_only() {
+        let mut p = params(PersonalMethod::FedAvg);
+        p.sensor = Some(crate::learn::personal::sensor::SensorShift {
+            gain_log: 0.3,
+            offset: 0.1,
+            invert: 0.5,
+        });
+        let plain = PersonalExperiment.run(&p, &RunContext::single(6)).unwrap();
+        p.oracle = Some(OracleParams {
+            sgd: Sgd {
+                epochs: 2,
+                batch: 10,
+                lr: 0.1,
+            },
+            layers: vec![vec![0], vec![1]],
+        });
+        let out = PersonalExperiment.run(&p, &RunContext::single(6)).unwrap();
+        assert_eq!(
+            out.get("mean_client_accuracy"),
+            plain.get("mean_client_accuracy")
+        );
+        assert_eq!(
+            out.get("oracle_accuracy_global"),
+            out.get("mean_client_accuracy")
+        );
+        let (g, all) = (
+            out.get("oracle_accuracy_global").unwrap(),
+            out.get("oracle_accuracy_all").unwrap(),
+        );
+        for set in ["l0", "l1"] {
+            let v = out.get(&format!("oracle_accuracy_{set}")).unwrap();
+            let r = out.get(&format!("oracle_recovery_{set}")).unwrap();
+            assert!((0.0..=1.0).contains(&v), "{set}: {v}");
+            if all > g {
+                assert!((r - (v - g) / (all - g)).abs() < 1e-12, "{set}: {r}");
+            }
+        }
+        let inv = out.get("inverted_clients").unwrap();
+        assert!(
+            (0.0..=1.0).contains(&inv) && ((inv * 6.0).round() - inv * 6.0).abs() < 1e-9,
+            "{inv}"
+        );
+        let other = PersonalExperiment
+            .run(
+                &params_like(&p, PersonalMethod::FedPer),
+                &RunContext::single(6),
+            )
+            .unwrap();
+        assert!(other.get("oracle_accuracy_all").is_none());
+        p.oracle.as_mut().unwrap().layers.push(vec![2]);
+        assert!(
+            !sim::validate::Checks::of(&p).is_empty(),
+            "the MLP has 2 layers"
+        );
     }
 
     fn params_like(p: &PersonalParams, method: PersonalMethod) -> PersonalParams {

@@ -1,6 +1,6 @@
 //! Per-process memo of what every method of one replication computes identically. Under common
 //! random numbers the runs of a replication (one per method) share the run seed and every param
-//! except `method` and `baselines`, so the pretrained initial model and FedAvg's accuracy curve
+//! except `method`, `baselines` and `oracle` (run after training), so the pretrained initial model and FedAvg's accuracy curve
 //! (the convergence target's reference) are the same computation in each: same streams, same
 //! data. They are computed once and reused, which changes no number (tested).
 
@@ -13,7 +13,7 @@ use super::params::PersonalParams;
 use crate::learn::common::model_err;
 use crate::learn::nn::Weights;
 
-/// Run seed and the params without `method` and `baselines`, as JSON.
+/// Run seed and the params without `method`, `baselines` and `oracle`, as JSON.
 pub type Key = (u64, String);
 
 /// Entries kept per memo before it starts over (each is one small model or curve).
@@ -34,6 +34,7 @@ pub fn key(p: &PersonalParams, ctx: &RunContext) -> Result<Key, RunError> {
     if let Some(m) = setup.as_object_mut() {
         m.remove("method");
         m.remove("baselines");
+        m.remove("oracle");
     }
     Ok((ctx.seed, setup.to_string()))
 }

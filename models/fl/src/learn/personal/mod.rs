@@ -7,8 +7,10 @@ pub mod ditto;
 pub mod experiment;
 pub mod memo;
 pub mod mixing;
+pub mod oracle;
 pub mod params;
 pub mod plugins;
+pub mod sensor;
 pub mod shift;
 
 pub use experiment::PersonalExperiment;

@@ -9,6 +9,8 @@ use crate::learn::cnn::{Cnn, CnnShape};
 use crate::learn::common::{Sgd, check_hidden};
 use crate::learn::digits::CLASSES;
 use crate::learn::nn::Arch;
+use crate::learn::personal::oracle::OracleParams;
+use crate::learn::personal::sensor::SensorShift;
 use crate::learn::personal::shift::{FeatureShift, SIDE};
 use crate::network::NetworkConfig;
 
@@ -70,8 +72,12 @@ pub struct PersonalParams {
     /// The clients' devices (default: [`DeviceMix::reliable`], everyone online, no dropouts).
     #[serde(default = "DeviceMix::reliable")]
     pub devices: DeviceMix,
-    /// Limits of the clients' image transforms.
+    /// Limits of the clients' image transforms (default: none).
+    #[serde(default)]
     pub shift: FeatureShift,
+    /// Limits of the clients' sensors, applied after the transform (absent: none).
+    #[serde(default)]
+    pub sensor: Option<SensorShift>,
     /// Hidden layer widths of the MLP (64 pixels in, 10 classes out); empty when `cnn` is given.
     #[serde(default)]
     pub hidden: Vec<usize>,
@@ -116,6 +122,10 @@ pub struct PersonalParams {
     /// Ditto: weight μ of the proximal term.
     #[serde(default = "ditto_mu")]
     pub ditto_mu: f64,
+    /// FedAvg runs only: after the last round, the oracle of [`OracleParams`] fine-tunes the final
+    /// global model on each client's data, one layer set at a time (absent: not run).
+    #[serde(default)]
+    pub oracle: Option<OracleParams>,
     /// Convergence target as a fraction of FedAvg's final mean per-client accuracy on the same data
     /// and seed (FedAvg is run for it when it is not the method or a baseline), so every method is
     /// timed against a level FedAvg reaches.
@@ -176,6 +186,9 @@ impl Validate for PersonalParams {
         c.part("network", &self.network);
         c.part("devices", &self.devices);
         c.part("shift", &self.shift);
+        if let Some(s) = &self.sensor {
+            c.part("sensor", s);
+        }
         check_hidden(c, &self.hidden);
         if let Some(shape) = &self.cnn {
             c.part("cnn", shape);
@@ -227,6 +240,10 @@ impl Validate for PersonalParams {
             c.between("select_max_layers", k, 1, layers);
         }
         c.non_negative("ditto_mu", self.ditto_mu);
+        if let Some(o) = &self.oracle {
+            c.part("oracle", o);
+            o.check_layers(layers, c);
+        }
         c.within("target_fraction", self.target_fraction, 0.01, 1.0);
     }
 }

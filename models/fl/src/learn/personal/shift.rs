@@ -16,8 +16,8 @@ use sim::validate::{Checks, Validate};
 pub const SIDE: usize = 8;
 
 /// How far the clients' transforms spread: each client draws every parameter uniformly within
-/// these limits (the gamma log-uniformly).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// these limits (the gamma log-uniformly). The default (all zero) is no transform.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureShift {
     /// Largest rotation, degrees (a client rotates by U(−r, r)).
