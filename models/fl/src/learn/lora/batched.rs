@@ -212,8 +212,7 @@ pub fn train_clients(
         let rows = Tensor::from_vec(rows, active * batch, &dev)?;
         let labels = Tensor::from_vec(labels, (active * batch, 1), &dev)?;
         let weights = Tensor::from_vec(weights, active * batch, &dev)?;
-        let x = x_all.index_select(&rows, 0)?.reshape((active, batch, dim))?;
-        let mut h = x.clone();
+        let mut h = x_all.index_select(&rows, 0)?.reshape((active, batch, dim))?;
         for (l, (st, (wt, b))) in layers.iter().zip(&frozen).enumerate() {
             let a = match &st.a {
                 Ok(p) => p.var.as_tensor(),
