@@ -212,7 +212,9 @@ pub fn train_clients(
         let rows = Tensor::from_vec(rows, active * batch, &dev)?;
         let labels = Tensor::from_vec(labels, (active * batch, 1), &dev)?;
         let weights = Tensor::from_vec(weights, active * batch, &dev)?;
-        let mut h = x_all.index_select(&rows, 0)?.reshape((active, batch, dim))?;
+        let mut h = x_all
+            .index_select(&rows, 0)?
+            .reshape((active, batch, dim))?;
         for (l, (st, (wt, b))) in layers.iter().zip(&frozen).enumerate() {
             let a = match &st.a {
                 Ok(p) => p.var.as_tensor(),
@@ -410,7 +412,11 @@ mod tests {
                 let local = Sgd {
                     epochs: 2,
                     batch: 5,
-                    lr: if opt == LocalOptimizer::Adam { 0.01 } else { 0.2 },
+                    lr: if opt == LocalOptimizer::Adam {
+                        0.01
+                    } else {
+                        0.2
+                    },
                 };
                 let streams: Vec<Rng> = (0..4)
                     .map(|k| sim::rng::stream(9, &format!("client/{k}")))
