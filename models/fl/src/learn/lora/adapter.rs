@@ -1,13 +1,11 @@
 //! LoRA adapters on every dense layer of a frozen base MLP: `W' = W + B·A`, with `B: d_out × r`,
-//! `A: r × d_in`; local training updates `B` (and `A` unless frozen) with SGD through candle.
+//! `A: r × d_in`; local training ([`super::batched`]) updates `B` (and `A` unless frozen).
 
-use candle_core::{Device, Result, Tensor, Var};
 use rand_distr::{Distribution, Normal};
 use sim::rng::Rng;
 
-use crate::learn::nn::{self, Weights};
+use crate::learn::nn::Weights;
 use crate::learn::svd::{self, SvdFailed};
-use crate::learn::task::Dataset;
 
 /// One layer's low-rank adapter.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,53 +108,4 @@ pub fn add_to_base(base: &mut Weights, layer: usize, delta: &[f64]) {
     for (w, v) in base.layers[layer].w.iter_mut().zip(delta) {
         *w += *v as f32;
     }
-}
-
-/// Local LoRA training on a frozen `base`: SGD on `B` (and on `A` unless `freeze_a`).
-pub fn train_adapters(
-    base: &Weights,
-    start: &Adapters,
-    freeze_a: bool,
-    data: &Dataset,
-    (epochs, batch, lr): (usize, usize, f64),
-    rng: &mut Rng,
-) -> Result<Adapters> {
-    if data.is_empty() {
-        return Ok(start.clone());
-    }
-    let dev = Device::Cpu;
-    let frozen = nn::constants(base)?;
-    let mut a_vars = Vec::new();
-    let mut b_vars = Vec::new();
-    for ad in start {
-        a_vars.push(Var::from_slice(&ad.a, (ad.rank, ad.d_in), &dev)?);
-        b_vars.push(Var::from_slice(&ad.b, (ad.d_out, ad.rank), &dev)?);
-    }
-    let mut trainable: Vec<Var> = b_vars.clone();
-    if !freeze_a {
-        trainable.extend(a_vars.iter().cloned());
-    }
-    for (x, y) in nn::batches(data, epochs, batch, rng)? {
-        let layers = frozen
-            .iter()
-            .zip(a_vars.iter().zip(&b_vars))
-            .map(|((w, b), (a, bb))| {
-                let delta = bb.as_tensor().matmul(a.as_tensor())?;
-                Ok(((w + delta)?, b.clone()))
-            })
-            .collect::<Result<Vec<(Tensor, Tensor)>>>()?;
-        let loss = nn::cross_entropy(&nn::forward(&layers, &x)?, &y)?;
-        nn::sgd_step(&loss, &trainable, lr)?;
-    }
-    start
-        .iter()
-        .zip(a_vars.iter().zip(&b_vars))
-        .map(|(ad, (a, b))| {
-            Ok(Lora {
-                a: a.as_tensor().flatten_all()?.to_vec1()?,
-                b: b.as_tensor().flatten_all()?.to_vec1()?,
-                ..ad.clone()
-            })
-        })
-        .collect()
 }

@@ -175,10 +175,9 @@ fn run_method(
         .collect();
     let mut trainer = LoraTrainer::new(
         method,
-        s.base.clone(),
-        init.clone(),
+        (s.base.clone(), init.clone()),
         (&s.clients, &s.test),
-        p.local,
+        (p.local, p.optimizer),
         rngs,
     );
     let mut aggregator = LoraAggregator::new(method, s.base.clone(), init);
@@ -359,6 +358,7 @@ mod tests {
     use super::*;
     use crate::devices::DeviceMix;
     use crate::learn::common::Sgd;
+    use crate::learn::lora::params::LocalOptimizer;
     use crate::learn::task::TaskShape;
 
     fn params() -> LoraParams {
@@ -394,6 +394,7 @@ mod tests {
                 batch: 10,
                 lr: 0.1,
             },
+            optimizer: LocalOptimizer::Sgd,
             target_accuracy: 0.9,
         }
     }

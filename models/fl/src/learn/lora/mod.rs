@@ -3,6 +3,7 @@
 
 pub mod adapter;
 pub mod aggregate;
+pub mod batched;
 pub mod encode;
 pub mod experiment;
 pub mod feature_cache;

@@ -102,6 +102,22 @@ impl Validate for TextData {
     }
 }
 
+/// The clients' local optimizer on the adapters. Its state (Adam's moments) is created afresh at
+/// the start of every local round, as in FLoRA's released code (`ATP-1010/FederatedLLM`,
+/// `fed_utils/client.py`: a new `transformers.Trainer` per client and round).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalOptimizer {
+    /// Plain SGD, `v ← v − lr·g`.
+    #[default]
+    Sgd,
+    /// Adam (Kingma & Ba 2015) with PyTorch's defaults β₁ 0.9, β₂ 0.999, ε 1e-8 and no weight
+    /// decay: FLoRA's code trains with `optim="adamw_torch"` and the Trainer's default weight
+    /// decay 0, i.e. Adam. The learning rate is constant within a round (our choice; the Trainer's
+    /// default schedule decays it linearly to 0 over each local run).
+    Adam,
+}
+
 /// Federated LoRA fine-tuning of a pretrained MLP on a shifted, label-skewed target task.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -128,8 +144,11 @@ pub struct LoraParams {
     pub dirichlet_alpha: f64,
     /// Pretraining SGD.
     pub pretrain: Sgd,
-    /// Clients' local SGD on the adapters.
+    /// Clients' local training on the adapters: epochs, minibatch and learning rate.
     pub local: Sgd,
+    /// The clients' local optimizer (default `sgd`); its state starts afresh every round.
+    #[serde(default)]
+    pub optimizer: LocalOptimizer,
     /// Test accuracy that counts as converged (for `rounds_to_target`).
     pub target_accuracy: f64,
 }

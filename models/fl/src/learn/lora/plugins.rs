@@ -8,6 +8,8 @@ use sim::rng::Rng;
 
 use super::adapter::{self, Adapters, Lora};
 use super::aggregate::{self, LoraMethod};
+use super::batched;
+use super::params::LocalOptimizer;
 use crate::learn::common::Sgd;
 use crate::learn::convert;
 use crate::learn::net;
@@ -17,7 +19,14 @@ use crate::traits::{
     Aggregator, ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError, TrainCost,
 };
 
-/// The clients' side: local SGD on the adapters over a frozen base.
+/// The clients' side: local training of the adapters over a frozen base.
+///
+/// The network asks for one client's update at a time; the first request of a round trains every
+/// client of the round in one stacked graph ([`batched::train_clients`]) from that round's global
+/// model and keeps the results. A client's result, and the advance of its shuffling stream, is
+/// taken over only when that client is asked for, so a client that is never asked (late, offline)
+/// stays as if it had not trained: results equal per-client training (to float rounding), and
+/// only its compute is spent in vain.
 pub struct LoraTrainer<'a> {
     method: LoraMethod,
     base: Weights,
@@ -25,18 +34,26 @@ pub struct LoraTrainer<'a> {
     clients: &'a [Dataset],
     test: &'a Dataset,
     local: Sgd,
+    optimizer: LocalOptimizer,
     rngs: Vec<Rng>,
+    round: Option<RoundResults>,
+}
+
+/// Every client trained from one global model, not yet taken.
+struct RoundResults {
+    global: ModelParams,
+    /// Per client: its adapters and its stream after training; `None` once taken.
+    trained: Vec<Option<(Adapters, Rng)>>,
 }
 
 impl<'a> LoraTrainer<'a> {
     /// Clients holding `clients` (client `k` shuffles with `rngs[k]`), starting from `base` and the
-    /// adapters `init`, evaluated on `test`.
+    /// adapters `init`, training with `local` and `optimizer`, evaluated on `test`.
     pub fn new(
         method: LoraMethod,
-        base: Weights,
-        init: Adapters,
+        (base, init): (Weights, Adapters),
         (clients, test): (&'a [Dataset], &'a Dataset),
-        local: Sgd,
+        (local, optimizer): (Sgd, LocalOptimizer),
         rngs: Vec<Rng>,
     ) -> Self {
         Self {
@@ -46,8 +63,30 @@ impl<'a> LoraTrainer<'a> {
             clients,
             test,
             local,
+            optimizer,
             rngs,
+            round: None,
         }
+    }
+
+    /// Trains every client from `global` on copies of their streams.
+    fn train_round(&self, global: &ModelParams) -> Result<RoundResults, PluginError> {
+        let base = convert::to_weights(global, &self.base);
+        let start = convert::to_adapters(global, &self.init);
+        let mut rngs = self.rngs.clone();
+        let data: Vec<&Dataset> = self.clients.iter().collect();
+        let trained = batched::train_clients(
+            &base,
+            &start,
+            self.method.freezes_a(),
+            &data,
+            &mut rngs,
+            (self.local, self.optimizer),
+        )?;
+        Ok(RoundResults {
+            global: global.clone(),
+            trained: trained.into_iter().zip(rngs).map(Some).collect(),
+        })
     }
 
     /// Floats one client uploads per round (`A` and `B`; FFA-LoRA: `B`). Also what it downloads
@@ -67,25 +106,30 @@ impl LocalTrainer for LoraTrainer<'_> {
         convert::lora_params(&self.base, &self.init)
     }
 
-    /// Local SGD on the adapters with the client's own shuffling stream (the network's shared
-    /// stream is not used, so a client's training does not depend on who else is on time).
+    /// Local training of the adapters with the client's own shuffling stream (the network's shared
+    /// stream is not used, so a client's training does not depend on who else is on time). Served
+    /// from the round's stacked training; a new global model, or a client asked twice from the
+    /// same model (a later round that kept the model), trains the round afresh.
     fn train(
         &mut self,
         client: usize,
         global: &ModelParams,
         _rng: &mut Rng,
     ) -> Result<ClientUpdate, PluginError> {
+        let mut round = match self.round.take() {
+            Some(r) if r.global == *global && r.trained[client].is_some() => r,
+            _ => self.train_round(global)?,
+        };
+        let taken = round.trained[client].take();
+        self.round = Some(round);
+        let Some((trained, rng)) = taken else {
+            return Err(PluginError::Other(format!(
+                "client {client}: no adapters trained this round"
+            )));
+        };
+        self.rngs[client] = rng;
         let data = &self.clients[client];
         let base = convert::to_weights(global, &self.base);
-        let start = convert::to_adapters(global, &self.init);
-        let trained = adapter::train_adapters(
-            &base,
-            &start,
-            self.method.freezes_a(),
-            data,
-            self.local.tuple(),
-            &mut self.rngs[client],
-        )?;
         Ok(ClientUpdate {
             client,
             delta: convert::lora_params(&base, &trained).sub(global),
