@@ -30,7 +30,8 @@ use super::coordinator::{Arrival, Coordinator, RoundClosed, RoundOpen};
 use super::cosim::{self, ChainPorts, SharedSettler};
 use super::devices::DeviceProfile;
 use super::traits::{
-    Adversary, Aggregator, Eval, LocalTrainer, ModelParams, PluginError, cosine_contributions,
+    Adversary, Aggregator, ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError,
+    cosine_contributions,
 };
 
 /// Round structure and the coordinator's network.
@@ -429,13 +430,14 @@ pub fn run_network_saved(
         rec.late = expected as usize - rec.on_time.len();
 
         // The real work: local training, adversary, aggregation, contributions, evaluation.
-        let mut updates = plug
-            .trainer
-            .train_round(&rec.on_time, &global, &mut rngs.train)?;
-        for u in &mut updates {
-            if plug.adversary.is_adversary(u.client) {
-                plug.adversary.corrupt(round, u, &global, &mut rngs.agg)?;
+        let mut updates: Vec<ClientUpdate> = Vec::with_capacity(rec.on_time.len());
+        for &i in &rec.on_time {
+            let mut u = plug.trainer.train(i, &global, &mut rngs.train)?;
+            if plug.adversary.is_adversary(i) {
+                plug.adversary
+                    .corrupt(round, &mut u, &global, &mut rngs.agg)?;
             }
+            updates.push(u);
         }
         let next = if updates.is_empty() {
             global.clone()

@@ -204,21 +204,6 @@ pub trait LocalTrainer {
         global: &ModelParams,
         rng: &mut Rng,
     ) -> Result<ClientUpdate, PluginError>;
-    /// Runs the local training of each participant in `clients` (ascending, each once) from
-    /// `global`; returns their updates in that order. The default calls [`LocalTrainer::train`] for
-    /// one after the other; a trainer may train them together (e.g. as one stacked graph) as long
-    /// as each update is the one [`LocalTrainer::train`] would return, up to float rounding.
-    fn train_round(
-        &mut self,
-        clients: &[usize],
-        global: &ModelParams,
-        rng: &mut Rng,
-    ) -> Result<Vec<ClientUpdate>, PluginError> {
-        clients
-            .iter()
-            .map(|&c| self.train(c, global, rng))
-            .collect()
-    }
     /// Work and traffic of `client`'s local round from `global` (must not train).
     fn cost(&self, client: usize, global: &ModelParams) -> TrainCost;
     /// Evaluates `global` on the held-out set.

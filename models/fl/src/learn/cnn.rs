@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sim::rng::Rng;
 use sim::validate::{Checks, Validate};
 
-use super::nn::{Layer, Weights, row_bias};
+use super::nn::{Layer, Weights};
 
 /// Kernel side of every convolution.
 const KERNEL: usize = 3;
@@ -140,13 +140,10 @@ impl Cnn {
 
     /// Logits (`n × classes`) of the images `x` (`n × side²`, row-major pixels) under `layers`
     /// (weight and bias tensors in the order of [`Cnn::layers`]). Activations are held as
-    /// `n × pixels × channels`. Also runs `K` stacked models at once
-    /// ([`crate::learn::stacked`]): `x` of `K × n × side²`, weights and biases with a leading `K`,
-    /// logits `K × n × classes`.
+    /// `n × pixels × channels`.
     pub fn forward(&self, layers: &[(Tensor, Tensor)], x: &Tensor) -> Result<Tensor> {
-        let mut dims = x.dims().to_vec();
-        dims.push(1);
-        let mut h = x.reshape(dims)?;
+        let n = x.dim(0)?;
+        let mut h = x.reshape((n, self.side * self.side, 1))?;
         let mut side = self.side;
         let mut block_input = h.clone();
         for (spec, wb) in self.layers().iter().zip(layers) {
@@ -162,10 +159,7 @@ impl Cnn {
                     conv(&h, wb, spec, (side, 1))?.relu()?
                 }
                 Role::BlockOut => (conv(&h, wb, spec, (side, 1))? + &block_input)?.relu()?,
-                Role::Head => h
-                    .mean(h.rank() - 2)?
-                    .matmul(&wb.0.t()?)?
-                    .broadcast_add(&row_bias(&wb.1)?)?,
+                Role::Head => h.mean(1)?.matmul(&wb.0.t()?)?.broadcast_add(&wb.1)?,
             };
         }
         Ok(h)
@@ -227,37 +221,30 @@ fn patch_index(side: usize, stride: usize) -> Vec<u32> {
 /// `index_select` gathers every patch (a zero pixel appended for the padding), one matmul applies
 /// the kernel; autograd flows through both (the gather's backward is a scatter-add). Candle's own
 /// `conv2d` gives the same numbers (tested) but its CPU backward (`conv_transpose2d`) is a naive
-/// loop that made a training step ≈ 10× slower on these 8×8 images. `K` stacked models: `h` of
-/// `K × n × side² × c_in`, `w` and `b` with a leading `K`, one batched matmul for all of them.
+/// loop that made a training step ≈ 10× slower on these 8×8 images.
 fn conv(
     h: &Tensor,
     (w, b): &(Tensor, Tensor),
     spec: &LayerSpec,
     (side, stride): (usize, usize),
 ) -> Result<Tensor> {
+    let n = h.dim(0)?;
     let taps = KERNEL * KERNEL;
     let out_pixels = (side / stride) * (side / stride);
-    let pixel_dim = h.rank() - 2;
-    // Leading dims: `[n]`, or `[K, n]` for stacked models.
-    let lead = &h.dims()[..pixel_dim];
-    let models = &lead[..pixel_dim - 1];
-    let n = lead[pixel_dim - 1];
-    let with = |tail: &[usize]| [lead, tail].concat();
-    let stacked = |tail: &[usize]| [models, tail].concat();
-    let zero = Tensor::zeros(with(&[1, spec.c_in]), h.dtype(), h.device())?;
-    let padded = Tensor::cat(&[h, &zero], pixel_dim)?;
+    let zero = Tensor::zeros((n, 1, spec.c_in), h.dtype(), h.device())?;
+    let padded = Tensor::cat(&[h, &zero], 1)?;
     let idx = Tensor::from_vec(patch_index(side, stride), out_pixels * taps, h.device())?;
     let cols = padded
-        .index_select(&idx, pixel_dim)?
-        .reshape(stacked(&[n * out_pixels, taps * spec.c_in]))?;
+        .index_select(&idx, 1)?
+        .reshape((n * out_pixels, taps * spec.c_in))?;
     // c_out × c_in × 9 → c_out × (9·c_in), matching the patches' (tap, channel) order.
     let kernel = w
-        .reshape(stacked(&[spec.c_out, spec.c_in, taps]))?
-        .transpose(pixel_dim, pixel_dim + 1)?
-        .reshape(stacked(&[spec.c_out, taps * spec.c_in]))?;
+        .reshape((spec.c_out, spec.c_in, taps))?
+        .transpose(1, 2)?
+        .reshape((spec.c_out, taps * spec.c_in))?;
     cols.matmul(&kernel.t()?)?
-        .broadcast_add(&row_bias(b)?)?
-        .reshape(with(&[out_pixels, spec.c_out]))
+        .broadcast_add(b)?
+        .reshape((n, out_pixels, spec.c_out))
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! Learning studies of the `fl` family: real training with candle autograd on small MLPs and a
 //! deep residual CNN ([`cnn`]),
-//! real SVDs with faer, on synthetic tasks and the real 8×8 digits ([`digits`]); the clients of a
-//! round train as one stacked graph ([`stacked`]).
+//! real SVDs with faer, on synthetic tasks and the real 8×8 digits ([`digits`]).
 //!
 //! - [`lora`] (`fl-lora`): FedMomentum vs FedIT, FFA-LoRA, FLoRA, FlexLoRA.
 //! - [`personal`] (`fl-personal`): pFedNavi's learned layer-wise mixing vs FedAvg, FedAvg+FT, FedPer.
@@ -17,6 +16,5 @@ pub mod lora;
 pub mod net;
 pub mod nn;
 pub mod personal;
-pub mod stacked;
 pub mod svd;
 pub mod task;

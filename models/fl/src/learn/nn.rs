@@ -200,13 +200,11 @@ pub fn constants(w: &Weights) -> Result<Vec<(Tensor, Tensor)>> {
         .collect()
 }
 
-/// Forward pass of the MLP `layers` on `x` (`n × d_in`): ReLU between layers, logits out. Also
-/// runs `K` stacked models at once ([`crate::learn::stacked`]): `x` of `K × n × d_in`, each weight
-/// `K × d_out × d_in` and bias `K × d_out`, logits `K × n × C`.
+/// Forward pass of the MLP `layers` on `x` (`n × d_in`): ReLU between layers, logits out.
 pub fn forward(layers: &[(Tensor, Tensor)], x: &Tensor) -> Result<Tensor> {
     let mut h = x.clone();
     for (i, (w, b)) in layers.iter().enumerate() {
-        h = h.matmul(&w.t()?)?.broadcast_add(&row_bias(b)?)?;
+        h = h.matmul(&w.t()?)?.broadcast_add(b)?;
         if i + 1 < layers.len() {
             h = h.relu()?;
         }
@@ -214,29 +212,13 @@ pub fn forward(layers: &[(Tensor, Tensor)], x: &Tensor) -> Result<Tensor> {
     Ok(h)
 }
 
-/// A bias ready to broadcast over the rows of a layer's output: `d_out` as is, stacked biases
-/// `K × d_out` as `K × 1 × d_out`.
-pub fn row_bias(b: &Tensor) -> Result<Tensor> {
-    if b.rank() == 2 {
-        b.unsqueeze(1)
-    } else {
-        Ok(b.clone())
-    }
-}
-
-/// Softmax cross-entropy of each example: `logits` `… × n × C`, labels `y` `… × n` (u32); returns
-/// `… × n`.
-pub fn example_cross_entropy(logits: &Tensor, y: &Tensor) -> Result<Tensor> {
+/// Mean softmax cross-entropy of `logits` (`n × C`) against labels `y` (`n`, u32).
+pub fn cross_entropy(logits: &Tensor, y: &Tensor) -> Result<Tensor> {
     let max = logits.max_keepdim(D::Minus1)?.detach();
     let shifted = logits.broadcast_sub(&max)?;
     let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    let picked = shifted.gather(&y.unsqueeze(D::Minus1)?, D::Minus1)?;
-    (lse - picked)?.squeeze(D::Minus1)
-}
-
-/// Mean softmax cross-entropy of `logits` (`n × C`) against labels `y` (`n`, u32).
-pub fn cross_entropy(logits: &Tensor, y: &Tensor) -> Result<Tensor> {
-    example_cross_entropy(logits, y)?.mean_all()
+    let picked = shifted.gather(&y.unsqueeze(1)?, 1)?;
+    (lse - picked)?.mean_all()
 }
 
 /// One SGD step `v ← v − lr·∂loss/∂v` on `vars` (variables without a gradient are left alone).
@@ -257,22 +239,15 @@ pub fn batches(
     batch: usize,
     rng: &mut Rng,
 ) -> Result<Vec<(Tensor, Tensor)>> {
-    batch_rows(data.len(), epochs, batch, rng)
-        .iter()
-        .map(|rows| data.tensors(rows))
-        .collect()
-}
-
-/// The rows of each minibatch of [`batches`] over `n` examples: per epoch a shuffle by `rng`, then
-/// consecutive chunks of `batch` (the last one shorter).
-pub fn batch_rows(n: usize, epochs: usize, batch: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
     let mut out = Vec::new();
-    let mut idx: Vec<usize> = (0..n).collect();
+    let mut idx: Vec<usize> = (0..data.len()).collect();
     for _ in 0..epochs {
         idx.shuffle(rng);
-        out.extend(idx.chunks(batch.max(1)).map(<[usize]>::to_vec));
+        for chunk in idx.chunks(batch.max(1)) {
+            out.push(data.tensors(chunk)?);
+        }
     }
-    out
+    Ok(out)
 }
 
 /// A network architecture: how a [`Weights`] turns inputs into logits.

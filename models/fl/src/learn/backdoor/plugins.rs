@@ -12,7 +12,6 @@ use super::stealth::DefenseCopy;
 use crate::learn::common::Sgd;
 use crate::learn::convert;
 use crate::learn::nn::{Arch, Weights};
-use crate::learn::stacked::{self, Job};
 use crate::learn::task::Dataset;
 use crate::traits::{
     Adversary, Aggregator, ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError, TrainCost,
@@ -64,46 +63,21 @@ impl LocalTrainer for BackdoorTrainer<'_> {
         &mut self,
         client: usize,
         global: &ModelParams,
-        rng: &mut Rng,
-    ) -> Result<ClientUpdate, PluginError> {
-        Ok(self.train_round(&[client], global, rng)?.remove(0))
-    }
-
-    /// The clients' local SGD as one stacked graph ([`stacked::train`]), each on its own stream.
-    fn train_round(
-        &mut self,
-        clients: &[usize],
-        global: &ModelParams,
         _rng: &mut Rng,
-    ) -> Result<Vec<ClientUpdate>, PluginError> {
+    ) -> Result<ClientUpdate, PluginError> {
         let g = convert::to_weights(global, &self.init);
         let (e, b, lr) = self.local.tuple();
-        let (ks, jobs): (Vec<usize>, Vec<Job<'_>>) = (self.rngs.iter_mut().enumerate())
-            .filter(|(k, _)| clients.contains(k))
-            .map(|(k, rng)| {
-                let data = &self.clients[k];
-                (
-                    k,
-                    Job {
-                        start: &g,
-                        data,
-                        rng,
-                    },
-                )
-            })
-            .unzip();
-        let trained = stacked::train(&self.arch, jobs, e, b, lr)?;
-        Ok(ks
-            .into_iter()
-            .zip(trained)
-            .map(|(client, w)| ClientUpdate {
-                client,
-                delta: convert::to_params(&w).sub(global),
-                samples: self.clients[client].len(),
-                // The local loss is not measured by the SGD helper.
-                train_loss: 0.0,
-            })
-            .collect())
+        let data = &self.clients[client];
+        let w = self
+            .arch
+            .train(&g, data, e, b, lr, &mut self.rngs[client])?;
+        Ok(ClientUpdate {
+            client,
+            delta: convert::to_params(&w).sub(global),
+            samples: data.len(),
+            // The local loss is not measured by the SGD helper.
+            train_loss: 0.0,
+        })
     }
 
     /// FLOPs of one local SGD pass; traffic: the whole model down and up.
@@ -266,16 +240,13 @@ impl<'a> BackdoorAdversary<'a> {
         (k, benign): (usize, &Weights),
     ) -> candle_core::Result<Vec<Weights>> {
         let (e, b, lr) = self.cfg.benign_local.tuple();
-        let jobs = (self.data.iter().zip(&mut self.estimate_rngs).enumerate())
-            .filter(|(j, _)| *j != k)
-            .map(|(_, (d, rng))| Job {
-                start: g,
-                data: &d.clean,
-                rng,
-            })
-            .collect();
         let mut out = vec![benign.clone()];
-        out.extend(stacked::train(&self.arch, jobs, e, b, lr)?);
+        for j in (0..self.data.len()).filter(|j| *j != k) {
+            let w =
+                self.arch
+                    .train(g, &self.data[j].clean, e, b, lr, &mut self.estimate_rngs[j])?;
+            out.push(w);
+        }
         Ok(out)
     }
 
@@ -292,14 +263,10 @@ impl<'a> BackdoorAdversary<'a> {
         let benign = convert::to_weights(&local, &self.init);
         if !matches!(&self.round, Some((r, _, _)) if *r == round) {
             let (e, b, lr) = self.cfg.local.tuple();
-            let jobs = (self.data.iter().zip(&mut self.rngs))
-                .map(|(d, rng)| Job {
-                    start: &g,
-                    data: &d.poisoned,
-                    rng,
-                })
-                .collect();
-            let malicious = stacked::train(&self.arch, jobs, e, b, lr)?;
+            let mut malicious = Vec::with_capacity(self.data.len());
+            for (d, rng) in self.data.iter().zip(&mut self.rngs) {
+                malicious.push(self.arch.train(&g, &d.poisoned, e, b, lr, rng)?);
+            }
             let mask = self.choose(&g, (k, &benign), &malicious)?;
             self.round = Some((round, mask, malicious));
         }

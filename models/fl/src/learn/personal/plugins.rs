@@ -13,7 +13,6 @@ use super::params::PersonalMethod;
 use crate::learn::common::Sgd;
 use crate::learn::convert;
 use crate::learn::nn::{Arch, Weights};
-use crate::learn::stacked::{self, Job};
 use crate::learn::task::Dataset;
 use crate::traits::{ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError, TrainCost};
 
@@ -150,62 +149,23 @@ impl<'a> PersonalTrainer<'a> {
         })
     }
 
-    /// What `clients` (ascending) upload after their local round from `g`: FedAvg, FedAvg+FT and
-    /// FedPer run plain SGD, all clients as one stacked graph ([`stacked::train`]); the other
-    /// methods train one client at a time ([`PersonalTrainer::local_train`]).
-    fn local_round(&mut self, clients: &[usize], g: &Weights) -> candle_core::Result<Vec<Weights>> {
-        debug_assert!(clients.is_sorted(), "clients in ascending order");
-        for &k in clients {
-            self.trained[k] += 1;
-        }
-        let fedper = match self.cfg.method {
-            PersonalMethod::FedAvg | PersonalMethod::FedAvgFt => false,
-            PersonalMethod::FedPer => true,
-            _ => return clients.iter().map(|&k| self.local_train(k, g)).collect(),
-        };
-        let (e, b, lr) = self.cfg.local.tuple();
-        let h = self.cfg.fedper_layers;
-        let starts: Vec<Weights> = (clients.iter())
-            .map(|&k| {
-                if fedper {
-                    with_head(g, &self.heads[k], h)
-                } else {
-                    g.clone()
-                }
-            })
-            .collect();
-        let jobs = (self.rngs.iter_mut().enumerate())
-            .filter(|(k, _)| clients.contains(k))
-            .zip(&starts)
-            .map(|((k, rng), start)| Job {
-                start,
-                data: &self.data.all[k],
-                rng,
-            })
-            .collect();
-        let trained = stacked::train(&self.cfg.arch, jobs, e, b, lr)?;
-        if !fedper {
-            return Ok(trained);
-        }
-        Ok((clients.iter().zip(trained))
-            .map(|(&k, w)| {
-                // The head stays on the client: upload the global head back (zero delta there).
-                let up = with_head(&w, g, h);
-                self.heads[k] = w;
-                up
-            })
-            .collect())
-    }
-
-    /// Client `k`'s local round from `g` under the methods with personal state beyond SGD
-    /// (Ditto, pFedNavi, layer-mix).
     fn local_train(&mut self, k: usize, g: &Weights) -> candle_core::Result<Weights> {
         let (e, b, lr) = self.cfg.local.tuple();
         let data = &self.data.all[k];
         let rng = &mut self.rngs[k];
+        self.trained[k] += 1;
         match self.cfg.method {
-            PersonalMethod::FedAvg | PersonalMethod::FedAvgFt | PersonalMethod::FedPer => {
-                unreachable!("plain SGD trains in `local_round`")
+            PersonalMethod::FedAvg | PersonalMethod::FedAvgFt => {
+                self.cfg.arch.train(g, data, e, b, lr, rng)
+            }
+            PersonalMethod::FedPer => {
+                let h = self.cfg.fedper_layers;
+                let w =
+                    (self.cfg.arch).train(&with_head(g, &self.heads[k], h), data, e, b, lr, rng)?;
+                // The head stays on the client: upload the global head back (zero delta there).
+                let up = with_head(&w, g, h);
+                self.heads[k] = w;
+                Ok(up)
             }
             PersonalMethod::Ditto => {
                 let (up, v) = ditto::train_ditto(
@@ -246,30 +206,22 @@ impl<'a> PersonalTrainer<'a> {
         }
     }
 
-    /// Every client's model on top of `g` (FedAvg+FT: all clients fine-tuned from `g` as one
-    /// stacked graph, [`stacked::train`]).
-    fn personal_models(&self, g: &Weights) -> candle_core::Result<Vec<Weights>> {
-        let clients = 0..self.data.all.len();
-        if self.cfg.method == PersonalMethod::FedAvgFt {
-            let (_, b, lr) = self.cfg.local.tuple();
-            let mut rngs = self.finetune_rngs.borrow_mut();
-            let jobs = (rngs.iter_mut().zip(self.data.all))
-                .map(|(rng, data)| Job {
-                    start: g,
-                    data,
-                    rng,
-                })
-                .collect();
-            return stacked::train(&self.cfg.arch, jobs, self.cfg.finetune_epochs, b, lr);
-        }
-        Ok(clients
-            .map(|k| match self.cfg.method {
-                PersonalMethod::FedAvg | PersonalMethod::FedAvgFt => g.clone(),
-                PersonalMethod::FedPer => with_head(g, &self.heads[k], self.cfg.fedper_layers),
-                PersonalMethod::Ditto => self.heads[k].clone(),
-                PersonalMethod::PFedNavi | PersonalMethod::LayerMix => self.mix[k].personalized(g),
-            })
-            .collect())
+    fn personal_model(&self, k: usize, g: &Weights) -> candle_core::Result<Weights> {
+        let (_, b, lr) = self.cfg.local.tuple();
+        Ok(match self.cfg.method {
+            PersonalMethod::FedAvg => g.clone(),
+            PersonalMethod::FedAvgFt => self.cfg.arch.train(
+                g,
+                &self.data.all[k],
+                self.cfg.finetune_epochs,
+                b,
+                lr,
+                &mut self.finetune_rngs.borrow_mut()[k],
+            )?,
+            PersonalMethod::FedPer => with_head(g, &self.heads[k], self.cfg.fedper_layers),
+            PersonalMethod::Ditto => self.heads[k].clone(),
+            PersonalMethod::PFedNavi | PersonalMethod::LayerMix => self.mix[k].personalized(g),
+        })
     }
 }
 
@@ -287,29 +239,17 @@ impl LocalTrainer for PersonalTrainer<'_> {
         &mut self,
         client: usize,
         global: &ModelParams,
-        rng: &mut Rng,
-    ) -> Result<ClientUpdate, PluginError> {
-        Ok(self.train_round(&[client], global, rng)?.remove(0))
-    }
-
-    /// The clients' local rounds ([`PersonalTrainer::local_round`]), each on its own stream.
-    fn train_round(
-        &mut self,
-        clients: &[usize],
-        global: &ModelParams,
         _rng: &mut Rng,
-    ) -> Result<Vec<ClientUpdate>, PluginError> {
+    ) -> Result<ClientUpdate, PluginError> {
         let g = convert::to_weights(global, &self.init);
-        let ups = self.local_round(clients, &g)?;
-        Ok((clients.iter().zip(ups))
-            .map(|(&client, up)| ClientUpdate {
-                client,
-                delta: convert::to_params(&up).sub(global),
-                samples: self.data.all[client].len(),
-                // The local loss is not measured by the SGD helpers.
-                train_loss: 0.0,
-            })
-            .collect())
+        let up = self.local_train(client, &g)?;
+        Ok(ClientUpdate {
+            client,
+            delta: convert::to_params(&up).sub(global),
+            samples: self.data.all[client].len(),
+            // The local loss is not measured by the SGD helpers.
+            train_loss: 0.0,
+        })
     }
 
     /// FLOPs of local SGD (pFedNavi and layer-mix: three passes per minibatch — the global copy,
@@ -338,12 +278,9 @@ impl LocalTrainer for PersonalTrainer<'_> {
         let n = self.data.all.len();
         let mut acc = vec![0.0; n];
         let mut loss = 0.0;
-        for ((a, w), test) in acc
-            .iter_mut()
-            .zip(self.personal_models(&g)?)
-            .zip(self.data.test)
-        {
-            let (l, v) = self.cfg.arch.loss_and_accuracy(&w, test)?;
+        for (k, a) in acc.iter_mut().enumerate() {
+            let w = self.personal_model(k, &g)?;
+            let (l, v) = self.cfg.arch.loss_and_accuracy(&w, &self.data.test[k])?;
             loss += l;
             *a = v;
         }
