@@ -12,6 +12,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     one_matmul_thread_per_run();
+    keep_large_blocks_in_the_heap();
     let args = cli::Cli::parse();
     match commands::dispatch(args) {
         Ok(()) | Err(commands::CliError::PipeClosed) => ExitCode::SUCCESS,
@@ -34,5 +35,23 @@ fn one_matmul_thread_per_run() {
         // SAFETY: the first statement of `main`, before any thread exists that could read the
         // environment concurrently.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
+}
+
+/// glibc's malloc serves every block above 128 KiB (its default `M_MMAP_THRESHOLD`) with a fresh
+/// `mmap` and unmaps it on free, so the learning studies' candle temporaries (an im2col matrix of
+/// a 30-image minibatch on the 8 / 16-channel CNN is ≈ 300 KiB) page-fault from zero at every
+/// training step. Measured (debug, `pfednavi-cnn.yaml`, its fedavg, fedavg-ft and fedper runs of
+/// one replication, `--jobs 1`, identical tables): 18.7 s user + 11.3 s system without this,
+/// 17.6 s + 0.05 s with blocks up to 32 MiB kept in the heap and the heap trimmed only above
+/// 256 MiB free (the values are our choice: above any one temporary of the studies, small next to
+/// the machine's memory).
+fn keep_large_blocks_in_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets allocator parameters; called first thing in `main`, before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
     }
 }
