@@ -263,7 +263,8 @@ fn baseline(
                 .iter()
                 .flat_map(|w| {
                     let len = (w.len() as u32).to_le_bytes();
-                    len.into_iter().chain(w.iter().flat_map(|t| t.to_le_bytes()))
+                    len.into_iter()
+                        .chain(w.iter().flat_map(|t| t.to_le_bytes()))
                 })
                 .collect();
             let key = disk::digest(&[b"dash-reference-v1", &d, &ids]);

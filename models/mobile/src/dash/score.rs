@@ -33,7 +33,12 @@ pub fn compare(
         );
         // rows equal to the reference bit for bit (no skip reached them) have its distribution:
         // KL 0, the same top-1; only the others pay the LM head twice
-        let row = |x: &[f32], i: usize| x[i * h..(i + 1) * h].iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let row = |x: &[f32], i: usize| {
+            x[i * h..(i + 1) * h]
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>()
+        };
         let moved: Vec<usize> = (0..targets.len())
             .filter(|&i| row(ours, i) != row(reference, i))
             .collect();
@@ -125,7 +130,10 @@ mod tests {
                 row += 1;
             }
         }
-        assert_eq!((q.tokens, q.top1_agree), (expected.tokens, expected.top1_agree));
+        assert_eq!(
+            (q.tokens, q.top1_agree),
+            (expected.tokens, expected.top1_agree)
+        );
         assert!((q.nll_sum - expected.nll_sum).abs() < 1e-6);
         assert!((q.kl_sum - expected.kl_sum).abs() < 1e-6);
     }

@@ -11,14 +11,14 @@ use super::params::{DashParams, Weights};
 use super::phone::DashEngine;
 use super::rollout::{Mode, rollout, trajectory, unskipped};
 use super::train::{evaluate, train};
-use decoder::LinearSite;
-use rand::Rng as _;
 use crate::MobileExperiment;
 use crate::cost::{CostModel, EngineParams};
 use crate::experiment::{Policy, SimResult, simulate, simulate_with};
 use crate::params::{ArrivalKind, GovernorChoice, MobileParams, StockParams, WorkloadParams};
 use crate::workload::Arrivals;
+use decoder::LinearSite;
 use presets::{LLM, SOC};
+use rand::Rng as _;
 
 fn preset<T: serde::de::DeserializeOwned>(table: &[(&str, &str)], name: &str) -> T {
     serde_norway::from_str(table.iter().find(|(n, _)| *n == name).unwrap().1).unwrap()
@@ -396,7 +396,7 @@ fn the_matched_policy_is_chosen_on_validation_and_is_unskipped_when_nothing_qual
 }
 
 #[test]
-fn training_learns_to_skip_a_redundant_layer_and_not_a_critical_one() {
+fn training_learns_to_skip_a_redundant_layer_and_not_the_costly_ones() {
     // 8 random layers; layer 5's residual update is zeroed (attention output and FFN down
     // projections), so skipping it costs exactly nothing and saves 1/8 of the compute
     let (mut m, tok) = tiny_decoder("redundant", 8, 5, "redundant");
@@ -410,7 +410,9 @@ fn training_learns_to_skip_a_redundant_layer_and_not_a_critical_one() {
     let mut text = |n: usize| -> Vec<Vec<u32>> {
         (0..n)
             .map(|_| {
-                let s: Vec<&str> = (0..8).map(|_| words[rng.random_range(0..words.len())]).collect();
+                let s: Vec<&str> = (0..8)
+                    .map(|_| words[rng.random_range(0..words.len())])
+                    .collect();
                 tok.encode(&s.join(" "))
             })
             .collect()
@@ -419,14 +421,24 @@ fn training_learns_to_skip_a_redundant_layer_and_not_a_critical_one() {
     let finals: Vec<f32> = unskipped(&m, &train_w, None).unwrap();
     let comp = Compensator::identity(8, 32).with_mode(Compensation::None);
     let p = DashParams {
-        lambda: 1e3,
+        // skipping all 8 layers of this random decoder costs ≈ 0.18 nats: at λ = 10 a layer's
+        // few hundredths of a nat outweigh its 1/8 of the compute (at λ = 1 every layer is skipped)
+        lambda: 10.0,
         epochs: 8,
         learning_rate: 0.3,
         initial_skip: 0.05,
         batch_windows: 4,
         ..DashParams::default()
     };
-    let t = train(&m, &train_w, &finals, comp, &p, &mut sim::rng::stream(1, "t")).unwrap();
+    let t = train(
+        &m,
+        &train_w,
+        &finals,
+        comp,
+        &p,
+        &mut sim::rng::stream(1, "t"),
+    )
+    .unwrap();
     let base_fin = unskipped(&m, &held_out, None).unwrap();
     let h = m.config.hidden;
     let mut at = 0;
@@ -442,8 +454,19 @@ fn training_learns_to_skip_a_redundant_layer_and_not_a_critical_one() {
         finals: finals_per_window,
     };
     let e = evaluate(&m, &base, &t, &p).unwrap();
-    assert!(e.layer_skip[5] > 0.9, "redundant layer 5: {:?}", e.layer_skip);
-    assert!(e.layer_skip[0] < 0.1, "critical layer 0: {:?}", e.layer_skip);
+    assert!(
+        e.layer_skip[5] > 0.9,
+        "redundant layer 5: {:?}",
+        e.layer_skip
+    );
+    assert!(
+        e.layer_skip
+            .iter()
+            .enumerate()
+            .all(|(l, &r)| l == 5 || r < 0.1),
+        "the costly layers: {:?}",
+        e.layer_skip
+    );
     assert!(
         e.quality.mean_kl() < 1e-3,
         "skips {:?}, KL {}",

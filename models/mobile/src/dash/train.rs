@@ -2,9 +2,10 @@
 //!
 //! MDP per token: state = features of the token's hidden state before layer `l`; action = execute
 //! or skip. The reward of a skip is the differential reward 1/L (compute saved) − λ·k, where k is
-//! the skip's share of the token's terminal quality loss KL(unskipped ‖ skipped) of its next-token
-//! distribution (LM head on the final state, nats, the quantity evaluated), apportioned among the
-//! token's skips by a per-layer cost fitted on the rollouts ([`super::credit`]); executing earns 0.
+//! the skip's charge of the terminal quality losses KL(unskipped ‖ skipped) of the next-token
+//! distributions (LM head on the final states, nats, the quantity evaluated) of its token and the
+//! later tokens of its window, split among the window's skips by per-layer costs fitted on the
+//! rollouts ([`super::credit`]); executing earns 0.
 //! REINFORCE on these per-decision rewards with a per-layer batch baseline (mean reward of the
 //! batch's tokens at that layer), Adam on the scorer's weights ([`super::adam`]); one update per
 //! batch of `batch_windows` windows (run together, [`super::rollout`]).
@@ -18,11 +19,11 @@ use decoder::skip::Baseline;
 
 use super::adam::Adam;
 use super::compensate::Compensator;
-use super::credit::{LayerCosts, shares};
+use super::credit::{Costs, LayerCosts, charges};
 use super::features;
 use super::params::DashParams;
 use super::policy::Scorer;
-use super::rollout::{Mode, Rollout, rollout};
+use super::rollout::{Mode, lens, rollout};
 use super::score::compare;
 
 /// A trained policy with its compensation.
@@ -89,23 +90,31 @@ pub fn groups(windows: &[Vec<u32>], rows: usize) -> Vec<std::ops::Range<usize>> 
     out
 }
 
-/// Per-token, per-layer rewards of a rollout with per-token terminal losses `terminal` (nats)
-/// under the per-layer skip costs `costs`: 1/L − λ·share of the terminal loss for a skip, 0 for an
-/// execution.
-fn rewards(r: &Rollout, terminal: &[f64], costs: &[f64], lambda: f64) -> Vec<Vec<f64>> {
-    r.decisions
-        .iter()
-        .zip(terminal)
-        .map(|(ds, &kl)| {
-            let layers = ds.len().max(1) as f64;
-            let skips: Vec<bool> = ds.iter().map(|d| d.skip).collect();
-            shares(costs, &skips, kl)
-                .iter()
-                .zip(&skips)
-                .map(|(k, &s)| if s { 1.0 / layers - lambda * k } else { 0.0 })
-                .collect()
-        })
-        .collect()
+/// Per-token, per-layer rewards of a rollout over windows of `lens` tokens with per-token terminal
+/// losses `terminal` (nats), charged by `costs`: 1/L − λ·charge for a skip, 0 for an execution.
+fn rewards(
+    skips: &[Vec<bool>],
+    lens: &[usize],
+    terminal: &[f64],
+    costs: &Costs,
+    lambda: f64,
+) -> Vec<Vec<f64>> {
+    let mut out = Vec::with_capacity(skips.len());
+    let mut at = 0;
+    for &n in lens {
+        let w = &skips[at..at + n];
+        for (s, c) in w.iter().zip(charges(costs, w, &terminal[at..at + n])) {
+            let layers = s.len().max(1) as f64;
+            out.push(
+                s.iter()
+                    .zip(c)
+                    .map(|(&s, k)| if s { 1.0 / layers - lambda * k } else { 0.0 })
+                    .collect(),
+            );
+        }
+        at += n;
+    }
+    out
 }
 
 /// Trains the scorer on token `windows` whose unskipped final states (stacked) are `finals`, with
@@ -142,11 +151,18 @@ pub fn train(
             let s = scorer.clone();
             let r = rollout(m, ws, mode, &mut |f| rng.random::<f64>() < s.p_skip(f))?;
             let terminal = compare(m, ws, &r.out, fin, &mut Quality::default());
-            for (ds, &kl) in r.decisions.iter().zip(&terminal) {
-                let skips: Vec<bool> = ds.iter().map(|d| d.skip).collect();
-                costs.observe(&skips, kl);
+            let skips: Vec<Vec<bool>> = r
+                .decisions
+                .iter()
+                .map(|ds| ds.iter().map(|d| d.skip).collect())
+                .collect();
+            let n = lens(ws);
+            let mut at = 0;
+            for &k in &n {
+                costs.observe(&skips[at..at + k], &terminal[at..at + k]);
+                at += k;
             }
-            let g = rewards(&r, &terminal, &costs.costs(), p.lambda);
+            let g = rewards(&skips, &n, &terminal, &costs.costs(), p.lambda);
             let tokens = g.len().max(1) as f64;
             let baseline: Vec<f64> = (0..layers)
                 .map(|l| g.iter().map(|gi| gi[l]).sum::<f64>() / tokens)
