@@ -125,12 +125,12 @@ pub fn charges(costs: &Costs, skips: &[Vec<bool>], kls: &[f64]) -> Vec<Vec<f64>>
         if total <= 0.0 {
             continue;
         }
-        for l in 0..layers {
-            out[j][l] += kl * (own[l] / total);
-            if cross[l] > 0.0 {
+        for (l, (o, c)) in own.iter().zip(&cross).enumerate() {
+            out[j][l] += kl * (o / total);
+            if *c > 0.0 {
                 // split equally among the earlier tokens that skipped l
                 let n = e[l] * (j + 1) as f64;
-                let each = kl * (cross[l] / total) / n;
+                let each = kl * (c / total) / n;
                 for i in (0..j).filter(|&i| skips[i][l]) {
                     out[i][l] += each;
                 }

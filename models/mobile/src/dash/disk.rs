@@ -119,10 +119,6 @@ mod tests {
         Some(b.to_vec())
     }
 
-    fn encode(v: &Vec<u8>) -> Vec<u8> {
-        v.clone()
-    }
-
     #[test]
     fn corrupt_truncated_and_foreign_entries_are_detected_and_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
@@ -130,6 +126,7 @@ mod tests {
         let key = digest(&[b"tag", b"weights", b"ids"]);
         assert_ne!(key, digest(&[b"tagweights", b"ids"]), "the split counts");
         let value = vec![7u8; 1000];
+        let encode = |v: &Vec<u8>| v.clone();
         let get = |calls: &mut usize| {
             cache
                 .get_or_compute(&key, decode, encode, || {
