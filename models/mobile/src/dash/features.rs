@@ -33,31 +33,6 @@ pub fn flops(hidden: u64) -> f64 {
     8.0 * hidden as f64
 }
 
-/// Cosine similarity of two vectors (0 when either is zero).
-pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(x), f64::from(y));
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    ab / (aa * bb).sqrt().max(1e-30)
-}
-
-/// Mean over the `rows` of a row-major `rows × hidden` matrix (MiniLM's mean pooling).
-pub fn mean_pool(x: &[f32], hidden: usize) -> Vec<f32> {
-    let rows = (x.len() / hidden.max(1)).max(1);
-    let mut m = vec![0.0f32; hidden];
-    for r in x.chunks(hidden) {
-        for (a, b) in m.iter_mut().zip(r) {
-            *a += b;
-        }
-    }
-    m.iter_mut().for_each(|a| *a /= rows as f32);
-    m
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,12 +46,5 @@ mod tests {
         let g = features(&x, Some(&[-1.0, 2.0, -0.5]), 0, 3);
         assert!((g[0] - 2.0).abs() < 1e-9 && (g[1] - 2.0).abs() < 1e-9);
         assert_eq!(features(&x, None, 2, 3)[..2], [0.0, 0.0]);
-    }
-
-    #[test]
-    fn cosine_and_pooling() {
-        assert!((cosine(&[1.0, 0.0], &[2.0, 0.0]) - 1.0).abs() < 1e-12);
-        assert!(cosine(&[1.0, 0.0], &[0.0, 3.0]).abs() < 1e-12);
-        assert_eq!(mean_pool(&[1.0, 2.0, 3.0, 4.0], 2), vec![2.0, 3.0]);
     }
 }

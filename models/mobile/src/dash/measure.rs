@@ -21,6 +21,7 @@ use decoder::{Config, Decoder, Tokenizer};
 use sim::experiment::RunError;
 
 use super::compensate::{Compensation, Compensator, Fit};
+use super::disk;
 use super::oracle::{self, Oracle};
 use super::params::{DashParams, PolicyKind, Weights};
 use super::rollout::unskipped;
@@ -149,15 +150,99 @@ enum Split {
 /// skipped, tokens and window length.
 type BaselineKey = (bool, u64, Split, usize, usize, usize);
 
+/// The unmodified model's run over a set of windows and its quality there.
+#[derive(Debug, Clone)]
+struct Reference {
+    /// Windows and final states.
+    run: Baseline,
+    /// Perplexity of the unmodified model (KL 0, top-1 1).
+    quality: Quality,
+}
+
+/// SHA-256 of the real GGUF's bytes (read once per process), naming the weights in disk-cache
+/// keys; `None` when it cannot be read.
+fn weights_digest() -> Option<[u8; 32]> {
+    static DIGEST: OnceLock<Option<[u8; 32]>> = OnceLock::new();
+    *DIGEST.get_or_init(|| {
+        let bytes = std::fs::read(decoder::locate()?).ok()?;
+        Some(disk::digest(&[&bytes]))
+    })
+}
+
+/// A reference as disk-cache bytes: the quality's four totals, then the final states (f32, little
+/// endian); the windows are part of the key.
+fn encode(r: &Reference) -> Vec<u8> {
+    let q = &r.quality;
+    let mut b = Vec::with_capacity(32 + 4 * r.run.finals.iter().map(Vec::len).sum::<usize>());
+    b.extend((q.tokens as u64).to_le_bytes());
+    b.extend(q.nll_sum.to_le_bytes());
+    b.extend(q.kl_sum.to_le_bytes());
+    b.extend((q.top1_agree as u64).to_le_bytes());
+    for f in r.run.finals.iter().flatten() {
+        b.extend(f.to_le_bytes());
+    }
+    b
+}
+
+/// The reference over `windows` from [`encode`]'s bytes (`None` unless they hold exactly one
+/// hidden state per token).
+fn decode(b: &[u8], windows: &[Vec<u32>], hidden: usize) -> Option<Reference> {
+    let tokens: usize = windows.iter().map(Vec::len).sum();
+    if b.len() != 32 + 4 * tokens * hidden {
+        return None;
+    }
+    let word = |i: usize| -> [u8; 8] { b[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]) };
+    let quality = Quality {
+        tokens: u64::from_le_bytes(word(0)) as usize,
+        nll_sum: f64::from_le_bytes(word(1)),
+        kl_sum: f64::from_le_bytes(word(2)),
+        top1_agree: u64::from_le_bytes(word(3)) as usize,
+    };
+    let mut values = b[32..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    let finals = windows
+        .iter()
+        .map(|w| values.by_ref().take(w.len() * hidden).collect())
+        .collect();
+    Some(Reference {
+        run: Baseline {
+            windows: windows.to_vec(),
+            finals,
+        },
+        quality,
+    })
+}
+
+/// The unmodified model's run over `windows` and its quality.
+fn compute_reference(m: &Decoder, windows: Vec<Vec<u32>>) -> Result<Reference, String> {
+    let h = m.config.hidden;
+    let mut finals = Vec::with_capacity(windows.len());
+    for g in groups(&windows, 2048) {
+        let fin = unskipped(m, &windows[g.clone()], None)?;
+        let mut at = 0;
+        for w in &windows[g] {
+            finals.push(fin[at * h..(at + w.len()) * h].to_vec());
+            at += w.len();
+        }
+    }
+    let run = Baseline { windows, finals };
+    let fin = run.finals.concat();
+    let mut quality = Quality::default();
+    compare(m, &run.windows, &fin, &fin, &mut quality);
+    Ok(Reference { run, quality })
+}
+
 /// Windows `skip` onwards of `split` (`tokens` tokens in windows of `window`), and the unmodified
-/// model's run over them (memoised per process).
+/// model's run over them: memoised per process and, on the real weights, cached on disk
+/// ([`disk`], keyed by the weights' digest and the windows' token ids).
 fn baseline(
     m: &Model,
     real: bool,
     seed: u64,
     (split, skip, tokens, window): (Split, usize, usize, usize),
-) -> Result<Arc<Baseline>, RunError> {
-    static CACHE: OnceLock<Mutex<BTreeMap<BaselineKey, Arc<Baseline>>>> = OnceLock::new();
+) -> Result<Arc<Reference>, RunError> {
+    static CACHE: OnceLock<Mutex<BTreeMap<BaselineKey, Arc<Reference>>>> = OnceLock::new();
     let key = (real, seed, split, skip, tokens, window);
     let cache = CACHE.get_or_init(|| Mutex::new(BTreeMap::new()));
     if let Some(b) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
@@ -170,29 +255,36 @@ fn baseline(
         &held_out
     };
     let windows = decoder::text::windows(&m.1, text, window, skip, tokens);
-    let h = m.0.config.hidden;
-    let mut finals = Vec::with_capacity(windows.len());
-    for g in groups(&windows, 2048) {
-        let fin = unskipped(&m.0, &windows[g.clone()], None).map_err(RunError::Model)?;
-        let mut at = 0;
-        for w in &windows[g] {
-            finals.push(fin[at * h..(at + w.len()) * h].to_vec());
-            at += w.len();
+    let dec = &m.0;
+    let digest = weights_digest().filter(|_| real);
+    let r = match digest {
+        Some(d) => {
+            let ids: Vec<u8> = windows
+                .iter()
+                .flat_map(|w| {
+                    let len = (w.len() as u32).to_le_bytes();
+                    len.into_iter()
+                        .chain(w.iter().flat_map(|t| t.to_le_bytes()))
+                })
+                .collect();
+            let key = disk::digest(&[b"dash-reference-v1", &d, &ids]);
+            let h = dec.config.hidden;
+            disk::DiskCache::repo()
+                .get_or_compute(
+                    &key,
+                    |b| decode(b, &windows, h),
+                    encode,
+                    || compute_reference(dec, windows.clone()),
+                )
+                .map(|(r, _)| r)
         }
-    }
-    let b = Arc::new(Baseline { windows, finals });
+        None => compute_reference(dec, windows),
+    };
+    let b = Arc::new(r.map_err(RunError::Model)?);
     if let Ok(mut c) = cache.lock() {
         c.insert(key, b.clone());
     }
     Ok(b)
-}
-
-/// The unmodified model's quality on a baseline's windows.
-fn base_quality(m: &Decoder, b: &Baseline) -> Quality {
-    let fin = b.finals.concat();
-    let mut q = Quality::default();
-    compare(m, &b.windows, &fin, &fin, &mut q);
-    q
 }
 
 /// Training windows, their unskipped final states (stacked) and the compensation fitted on their
@@ -306,9 +398,9 @@ pub fn measure(p: &DashParams, replication: u32) -> Result<Arc<Measured>, RunErr
     }
     let (model, real_weights) = model(p)?;
     let split = (Split::HeldOut, 0, p.eval_tokens, p.eval_window_tokens);
-    let base = baseline(&model, real_weights, p.seed, split)?;
+    let reference = baseline(&model, real_weights, p.seed, split)?;
+    let (base, base_q) = (&reference.run, &reference.quality);
     let dec = &model.0;
-    let base_q = base_quality(dec, &base);
     let compensation = prepare(&model, real_weights, p)?.compensation.clone();
     let oracle = if p.oracle_tokens > 0 {
         // held-out windows after the evaluation windows: a set chosen here is scored on others
@@ -321,7 +413,7 @@ pub fn measure(p: &DashParams, replication: u32) -> Result<Arc<Measured>, RunErr
         let on = baseline(&model, real_weights, p.seed, split)?;
         let study = oracle::study(
             dec,
-            &on,
+            &on.run,
             &compensation,
             p.oracle_greedy_max,
             p.oracle_epsilon_kl,
@@ -334,18 +426,18 @@ pub fn measure(p: &DashParams, replication: u32) -> Result<Arc<Measured>, RunErr
     let (trained, eval) = match (p.policy, &oracle) {
         (PolicyKind::Learned, _) => {
             let t = trained(&model, real_weights, p, seed)?;
-            let e = train::evaluate(dec, &base, &t, p).map_err(RunError::Model)?;
+            let e = train::evaluate(dec, base, &t, p).map_err(RunError::Model)?;
             (Some((*t).clone()), e)
         }
         (PolicyKind::Matched, _) => {
-            let (t, e, mt) = select(&model, real_weights, p, seed, &base, &base_q)?;
+            let (t, e, mt) = select(&model, real_weights, p, seed, base, base_q)?;
             matched = Some(mt);
             (t, e)
         }
         (PolicyKind::GreedyOracle, Some(o)) => {
             let set = oracle::greedy_set(o, o.matched_k(p.max_ppl_ratio));
             let e =
-                oracle::evaluate_set(dec, &base, &set, &compensation).map_err(RunError::Model)?;
+                oracle::evaluate_set(dec, base, &set, &compensation).map_err(RunError::Model)?;
             (None, e)
         }
         (PolicyKind::GreedyOracle, None) => {
@@ -359,7 +451,7 @@ pub fn measure(p: &DashParams, replication: u32) -> Result<Arc<Measured>, RunErr
         compensation,
         eval,
         oracle,
-        baseline: base_q,
+        baseline: *base_q,
         real_weights,
         matched,
     });
@@ -387,7 +479,7 @@ fn select(
         p.train_window_tokens,
     );
     let val = baseline(model, real, p.seed, split)?;
-    let val_q = base_quality(dec, &val);
+    let (val, val_q) = (&val.run, &val.quality);
     let mut validation = Vec::with_capacity(p.lambdas.len());
     let mut best: Option<(f64, f64, Arc<Trained>)> = None;
     for &lambda in &p.lambdas {
@@ -396,8 +488,8 @@ fn select(
             ..p.clone()
         };
         let t = trained(model, real, &q, seed)?;
-        let e = train::evaluate(dec, &val, &t, &q).map_err(RunError::Model)?;
-        let ratio = e.ratio(&val_q);
+        let e = train::evaluate(dec, val, &t, &q).map_err(RunError::Model)?;
+        let ratio = e.ratio(val_q);
         validation.push((lambda, e.skip_ratio, ratio));
         let better = best.as_ref().is_none_or(|(_, s, _)| e.skip_ratio > *s);
         if ratio <= p.max_ppl_ratio && e.skip_ratio > 0.0 && better {

@@ -5,7 +5,10 @@
 //! perplexity, KL and top-1 agreement on held-out ShareGPT text, and its per-token decisions on
 //! that text drive which layers the phone's SmolLM2 runs. See ../README.md (DASH section).
 
+pub mod adam;
 pub mod compensate;
+pub mod credit;
+pub mod disk;
 pub mod features;
 pub mod measure;
 pub mod oracle;

@@ -54,7 +54,7 @@ pub struct DashParams {
     pub compensation: Compensation,
     /// Training passes over the training windows.
     pub epochs: usize,
-    /// Step size of the clipped policy-gradient update.
+    /// Adam step size of the policy-gradient update (logit units per update, per weight).
     pub learning_rate: f64,
     /// Skip probability of the untrained scorer, in (0, 1).
     pub initial_skip: f64,
@@ -108,7 +108,7 @@ impl Default for DashParams {
             asynchronous: true,
             compensation: Compensation::Delta,
             epochs: 2,
-            learning_rate: 0.5,
+            learning_rate: 0.1,
             initial_skip: 0.2,
             train_windows: 200,
             train_window_tokens: 32,

@@ -1,11 +1,7 @@
 //! One teacher-forced pass of a batch of token windows through the real decoder under a skip
 //! policy (one MDP episode per token): before layer `l` every token's scorer sees its features and
-//! chooses execute or skip; a skipped token's output is the compensated approximation, and the
-//! deviation of that approximation from the layer's true output is recorded (the differential
-//! reward's quality term). The deviation is measured as the LM head sees a state: after the final
-//! RMSNorm, whose row scale cancels in a cosine but whose per-dimension gain does not (SmolLM2's
-//! residual stream carries a few very large dimensions that the raw cosine is blind past and the
-//! final norm's gain damps).
+//! chooses execute or skip; a skipped token's output is the compensated approximation. What the
+//! skips cost is measured at the end, on the next-token distribution ([`super::train`]).
 //!
 //! The windows' rows are stacked and every layer runs on all of them at once
 //! ([`decoder::Decoder::layer_windows`]); attention stays within each window.
@@ -22,12 +18,7 @@
 use decoder::Decoder;
 
 use super::compensate::{Compensator, Fit};
-use super::features::{self, cosine};
-
-/// `a` weighted per dimension by the final RMSNorm gain `g` (its row scale cancels in a cosine).
-fn as_head_sees(a: &[f32], g: &[f32]) -> Vec<f32> {
-    a.iter().zip(g).map(|(x, w)| x * w).collect()
-}
+use super::features;
 
 /// One decision of one token.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,9 +27,6 @@ pub struct Decision {
     pub features: Vec<f64>,
     /// Whether the layer was skipped.
     pub skip: bool,
-    /// 1 − cosine between the compensated and the true layer output, both weighted per dimension
-    /// by the final RMSNorm's gain (0 when executed).
-    pub deviation: f64,
 }
 
 /// An episode of a batch of windows: decisions per token per layer and the final hidden states.
@@ -143,7 +131,6 @@ pub fn rollout(
             decisions[i].push(Decision {
                 features: if mode.keep_features { f } else { Vec::new() },
                 skip: *sk,
-                deviation: 0.0,
             });
         }
         let mut y = m.layer_windows(l, &cur, &n);
@@ -157,11 +144,7 @@ pub fn rollout(
             let p = prev.as_deref().map(gather);
             let comp = mode.compensation.apply(l, &gather(&cur), p.as_deref());
             for (k, &i) in idx.iter().enumerate() {
-                let c = &comp[k * h..(k + 1) * h];
-                let dst = &mut y[i * h..(i + 1) * h];
-                let (c_n, t_n) = (as_head_sees(c, &m.norm), as_head_sees(dst, &m.norm));
-                decisions[i][l].deviation = (1.0 - cosine(&c_n, &t_n)).max(0.0);
-                dst.copy_from_slice(c);
+                y[i * h..(i + 1) * h].copy_from_slice(&comp[k * h..(k + 1) * h]);
             }
         }
         older = prev.take();

@@ -9,13 +9,16 @@ use super::compensate::{Compensation, Compensator};
 use super::measure::measure;
 use super::params::{DashParams, Weights};
 use super::phone::DashEngine;
-use super::rollout::{Mode, rollout, trajectory};
+use super::rollout::{Mode, rollout, trajectory, unskipped};
+use super::train::{evaluate, train};
 use crate::MobileExperiment;
 use crate::cost::{CostModel, EngineParams};
 use crate::experiment::{Policy, SimResult, simulate, simulate_with};
 use crate::params::{ArrivalKind, GovernorChoice, MobileParams, StockParams, WorkloadParams};
 use crate::workload::Arrivals;
+use decoder::LinearSite;
 use presets::{LLM, SOC};
+use rand::Rng as _;
 
 fn preset<T: serde::de::DeserializeOwned>(table: &[(&str, &str)], name: &str) -> T {
     serde_norway::from_str(table.iter().find(|(n, _)| *n == name).unwrap().1).unwrap()
@@ -389,5 +392,85 @@ fn the_matched_policy_is_chosen_on_validation_and_is_unskipped_when_nothing_qual
     assert_ne!(
         r0.trained.as_ref().map(|t| t.scorer.clone()),
         r1.trained.as_ref().map(|t| t.scorer.clone())
+    );
+}
+
+#[test]
+fn training_learns_to_skip_a_redundant_layer_and_not_the_costly_ones() {
+    // 8 random layers; layer 5's residual update is zeroed (attention output and FFN down
+    // projections), so skipping it costs exactly nothing and saves 1/8 of the compute
+    let (mut m, tok) = tiny_decoder("redundant", 8, 5, "redundant");
+    m.map_weights(|l, site, w, _, _| {
+        if l == 5 && matches!(site, LinearSite::Output | LinearSite::Down) {
+            w.fill(0.0);
+        }
+    });
+    let words = ["ab", "cd", "abcd", "cdab", "dcba", "a", "b", "c", "d", "ba"];
+    let mut rng = sim::rng::stream(9, "redundant-text");
+    let mut text = |n: usize| -> Vec<Vec<u32>> {
+        (0..n)
+            .map(|_| {
+                let s: Vec<&str> = (0..8)
+                    .map(|_| words[rng.random_range(0..words.len())])
+                    .collect();
+                tok.encode(&s.join(" "))
+            })
+            .collect()
+    };
+    let (train_w, held_out) = (text(24), text(8));
+    let finals: Vec<f32> = unskipped(&m, &train_w, None).unwrap();
+    let comp = Compensator::identity(8, 32).with_mode(Compensation::None);
+    let p = DashParams {
+        // skipping all 8 layers of this random decoder costs ≈ 0.18 nats: at λ = 10 a layer's
+        // few hundredths of a nat outweigh its 1/8 of the compute (at λ = 1 every layer is skipped)
+        lambda: 10.0,
+        epochs: 8,
+        learning_rate: 0.3,
+        initial_skip: 0.05,
+        batch_windows: 4,
+        ..DashParams::default()
+    };
+    let t = train(
+        &m,
+        &train_w,
+        &finals,
+        comp,
+        &p,
+        &mut sim::rng::stream(1, "t"),
+    )
+    .unwrap();
+    let base_fin = unskipped(&m, &held_out, None).unwrap();
+    let h = m.config.hidden;
+    let mut at = 0;
+    let finals_per_window = held_out
+        .iter()
+        .map(|w| {
+            at += w.len();
+            base_fin[(at - w.len()) * h..at * h].to_vec()
+        })
+        .collect();
+    let base = decoder::skip::Baseline {
+        windows: held_out,
+        finals: finals_per_window,
+    };
+    let e = evaluate(&m, &base, &t, &p).unwrap();
+    assert!(
+        e.layer_skip[5] > 0.9,
+        "redundant layer 5: {:?}",
+        e.layer_skip
+    );
+    assert!(
+        e.layer_skip
+            .iter()
+            .enumerate()
+            .all(|(l, &r)| l == 5 || r < 0.1),
+        "the costly layers: {:?}",
+        e.layer_skip
+    );
+    assert!(
+        e.quality.mean_kl() < 1e-3,
+        "skips {:?}, KL {}",
+        e.layer_skip,
+        e.quality.mean_kl()
     );
 }

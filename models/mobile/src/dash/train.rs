@@ -1,14 +1,14 @@
 //! Training and greedy evaluation of the scorer on the real decoder.
 //!
 //! MDP per token: state = features of the token's hidden state before layer `l`; action = execute
-//! or skip; reward of a skip = 1/L (compute saved) − λ·d, where d = 1 − cos(compensated output,
-//! true output) after the final RMSNorm's gain is the differential reward of the compensation
-//! mechanism; at the end of the episode the token's final quality loss −λ·KL(unskipped ‖ skipped)
-//! of its next-token distribution (LM head on the final state, nats), the quantity evaluated.
-//! REINFORCE with the return-to-go, a per-layer batch baseline (mean return of the sentence's
-//! tokens at that layer), advantages divided by their root-mean-square over the episode, and the
-//! gradient clipped to unit norm; one update per batch of `batch_windows` windows (run together,
-//! [`super::rollout`]).
+//! or skip. The reward of a skip is the differential reward 1/L (compute saved) − λ·k, where k is
+//! the skip's charge of the terminal quality losses KL(unskipped ‖ skipped) of the next-token
+//! distributions (LM head on the final states, nats, the quantity evaluated) of its token and the
+//! later tokens of its window, split among the window's skips by per-layer costs fitted on the
+//! rollouts ([`super::credit`]); executing earns 0.
+//! REINFORCE on these per-decision rewards with a per-layer batch baseline (mean reward of the
+//! batch's tokens at that layer), Adam on the scorer's weights ([`super::adam`]); one update per
+//! batch of `batch_windows` windows (run together, [`super::rollout`]).
 
 use rand::Rng as _;
 use sim::rng::Rng;
@@ -17,11 +17,13 @@ use decoder::Decoder;
 use decoder::eval::Quality;
 use decoder::skip::Baseline;
 
+use super::adam::Adam;
 use super::compensate::Compensator;
+use super::credit::{Costs, LayerCosts, charges};
 use super::features;
 use super::params::DashParams;
 use super::policy::Scorer;
-use super::rollout::{Mode, Rollout, rollout};
+use super::rollout::{Mode, lens, rollout};
 use super::score::compare;
 
 /// A trained policy with its compensation.
@@ -31,7 +33,8 @@ pub struct Trained {
     pub scorer: Scorer,
     /// Compensation of skipped layers.
     pub compensation: Compensator,
-    /// Mean episode return per epoch (per token, reward units of "layers saved / L").
+    /// Mean episode return per epoch (per token: layers saved / L − λ·terminal KL charged to its
+    /// skips).
     pub mean_return: Vec<f64>,
 }
 
@@ -87,25 +90,31 @@ pub fn groups(windows: &[Vec<u32>], rows: usize) -> Vec<std::ops::Range<usize>> 
     out
 }
 
-/// Per-token returns-to-go of an episode with per-token terminal losses `terminal`: `g[i][l]`.
-fn returns(r: &Rollout, terminal: &[f64], lambda: f64) -> Vec<Vec<f64>> {
-    r.decisions
-        .iter()
-        .zip(terminal)
-        .map(|(ds, t)| {
-            let layers = ds.len().max(1) as f64;
-            let terminal = -lambda * t;
-            let mut g = vec![0.0; ds.len()];
-            let mut acc = terminal;
-            for (l, d) in ds.iter().enumerate().rev() {
-                if d.skip {
-                    acc += 1.0 / layers - lambda * d.deviation;
-                }
-                g[l] = acc;
-            }
-            g
-        })
-        .collect()
+/// Per-token, per-layer rewards of a rollout over windows of `lens` tokens with per-token terminal
+/// losses `terminal` (nats), charged by `costs`: 1/L − λ·charge for a skip, 0 for an execution.
+fn rewards(
+    skips: &[Vec<bool>],
+    lens: &[usize],
+    terminal: &[f64],
+    costs: &Costs,
+    lambda: f64,
+) -> Vec<Vec<f64>> {
+    let mut out = Vec::with_capacity(skips.len());
+    let mut at = 0;
+    for &n in lens {
+        let w = &skips[at..at + n];
+        for (s, c) in w.iter().zip(charges(costs, w, &terminal[at..at + n])) {
+            let layers = s.len().max(1) as f64;
+            out.push(
+                s.iter()
+                    .zip(c)
+                    .map(|(&s, k)| if s { 1.0 / layers - lambda * k } else { 0.0 })
+                    .collect(),
+            );
+        }
+        at += n;
+    }
+    out
 }
 
 /// Trains the scorer on token `windows` whose unskipped final states (stacked) are `finals`, with
@@ -120,6 +129,8 @@ pub fn train(
 ) -> Result<Trained, String> {
     let (layers, h) = (m.config.layers, m.config.hidden);
     let mut scorer = Scorer::new(features::len(layers), layers, p.initial_skip);
+    let mut adam = Adam::new(scorer.w.len());
+    let mut costs = LayerCosts::new(layers);
     let mut mean_return = Vec::with_capacity(p.epochs);
     let mode = Mode {
         asynchronous: p.asynchronous,
@@ -131,42 +142,42 @@ pub fn train(
     for w in windows {
         offsets.push(offsets[offsets.len() - 1] + w.len());
     }
+    let per = p.batch_windows.max(1);
     for _ in 0..p.epochs {
         let (mut sum, mut count) = (0.0, 0usize);
-        for batch in windows.chunks(p.batch_windows.max(1)).enumerate() {
-            let (b, ws) = batch;
-            let first = b * p.batch_windows.max(1);
+        for (b, ws) in windows.chunks(per).enumerate() {
+            let first = b * per;
             let fin = &finals[offsets[first] * h..offsets[first + ws.len()] * h];
             let s = scorer.clone();
             let r = rollout(m, ws, mode, &mut |f| rng.random::<f64>() < s.p_skip(f))?;
             let terminal = compare(m, ws, &r.out, fin, &mut Quality::default());
-            let g = returns(&r, &terminal, p.lambda);
-            let baseline: Vec<f64> = (0..layers)
-                .map(|l| g.iter().map(|gi| gi[l]).sum::<f64>() / g.len().max(1) as f64)
-                .collect();
-            // advantages normalised by their spread over the batch (scale-free in λ)
-            let adv: Vec<Vec<f64>> = g
+            let skips: Vec<Vec<bool>> = r
+                .decisions
                 .iter()
-                .map(|gi| gi.iter().zip(&baseline).map(|(a, b)| a - b).collect())
+                .map(|ds| ds.iter().map(|d| d.skip).collect())
                 .collect();
-            let n = (r.decisions.len() * layers).max(1) as f64;
-            let var = adv.iter().flatten().map(|a| a * a).sum::<f64>() / n;
-            let spread = var.sqrt().max(1e-9);
+            let n = lens(ws);
+            let mut at = 0;
+            for &k in &n {
+                costs.observe(&skips[at..at + k], &terminal[at..at + k]);
+                at += k;
+            }
+            let g = rewards(&skips, &n, &terminal, &costs.costs(), p.lambda);
+            let tokens = g.len().max(1) as f64;
+            let baseline: Vec<f64> = (0..layers)
+                .map(|l| g.iter().map(|gi| gi[l]).sum::<f64>() / tokens)
+                .collect();
             let mut grad = vec![0.0; scorer.w.len()];
-            for ((ds, gi), ai) in r.decisions.iter().zip(&g).zip(&adv) {
-                for (d, a) in ds.iter().zip(ai) {
-                    for (x, b) in grad.iter_mut().zip(s.grad_log(&d.features, d.skip)) {
-                        *x += a / spread * b;
+            for (ds, gi) in r.decisions.iter().zip(&g) {
+                for ((d, r), b) in ds.iter().zip(gi).zip(&baseline) {
+                    for (x, gl) in grad.iter_mut().zip(s.grad_log(&d.features, d.skip)) {
+                        *x += (r - b) / tokens * gl;
                     }
                 }
-                sum += gi.first().copied().unwrap_or(0.0);
+                sum += gi.iter().sum::<f64>();
                 count += 1;
             }
-            let norm = grad.iter().map(|x| (x / n) * (x / n)).sum::<f64>().sqrt();
-            let scale = p.learning_rate / n / norm.max(1.0);
-            for (w, gr) in scorer.w.iter_mut().zip(&grad) {
-                *w += scale * gr;
-            }
+            adam.ascend(&mut scorer.w, &grad, p.learning_rate);
         }
         mean_return.push(sum / count.max(1) as f64);
     }
