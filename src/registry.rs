@@ -25,6 +25,7 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use analysis::report::ReportSpec;
+    use rayon::prelude::*;
     use serde_json::Value;
     use sim_run::scenario::{Plan, load};
 
@@ -221,21 +222,24 @@ mod tests {
                     .insert(claim.metric.clone());
             }
         }
-        for ((scenario, run), metrics) in wanted {
-            let plan = &plans[&scenario];
-            let family = registry.get(&plan.scenario.family).unwrap();
-            let spec = &plan.runs[run as usize];
-            let out = family
-                .run(&spec.params, &spec.ctx)
-                .unwrap_or_else(|e| panic!("{}: run {run}: {e}", scenario.display()));
-            for m in metrics {
-                assert!(
-                    out.get(&m).is_some(),
-                    "{}: run {run} emits no metric `{m}`",
-                    scenario.display()
-                );
-            }
-        }
+        // Full-size runs, one per (scenario, run), on every core.
+        wanted
+            .into_par_iter()
+            .for_each(|((scenario, run), metrics)| {
+                let plan = &plans[&scenario];
+                let family = registry.get(&plan.scenario.family).unwrap();
+                let spec = &plan.runs[run as usize];
+                let out = family
+                    .run(&spec.params, &spec.ctx)
+                    .unwrap_or_else(|e| panic!("{}: run {run}: {e}", scenario.display()));
+                for m in metrics {
+                    assert!(
+                        out.get(&m).is_some(),
+                        "{}: run {run} emits no metric `{m}`",
+                        scenario.display()
+                    );
+                }
+            });
     }
 
     /// Whether a param column's value equals a `where` value as written in a report (numbers

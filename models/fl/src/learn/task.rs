@@ -111,6 +111,20 @@ impl Validate for TaskShape {
     }
 }
 
+#[cfg(test)]
+impl TaskShape {
+    /// The unit tests' small, easy task: one mode per class, separation 2, noise 0.5.
+    pub(crate) fn easy(dim: usize, classes: usize) -> Self {
+        TaskShape {
+            dim,
+            classes,
+            modes: 1,
+            separation: 2.0,
+            noise: 0.5,
+        }
+    }
+}
+
 /// A classification task: `modes` Gaussian centres per class; an example of class `c` is a random
 /// centre of `c` plus isotropic noise.
 #[derive(Debug, Clone, PartialEq)]

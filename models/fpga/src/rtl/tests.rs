@@ -155,6 +155,7 @@ fn quark_primitives_match_rust() {
 #[test]
 fn synthesis_matches_the_committed_counts() {
     use super::synth;
+    use rayon::prelude::*;
     if !synth::available() {
         eprintln!(
             "NOTE: synthesis check skipped: yosys not installed (run scripts/setup-hw-tools.sh)"
@@ -168,19 +169,27 @@ fn synthesis_matches_the_committed_counts() {
         .is_some_and(|l| l.trim_start_matches("# ") == version);
     let mut lines = vec![format!("# {version}")];
     let write = std::env::var_os("SYSIM_WRITE_SYNTH").is_some();
-    for (name, inst) in synth::units() {
-        // The check re-synthesizes the representative width, INT8 (INT4 rows: rewrite only).
-        if !write && name.ends_with("_int4") {
-            continue;
-        }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let got = synth::run(&inst, dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        eprintln!("{}", synth::format_line(&name, got));
-        lines.push(synth::format_line(&name, got));
+    // The check re-synthesizes the representative width, INT8 (INT4 rows: rewrite only).
+    let units: Vec<_> = synth::units()
+        .into_iter()
+        .filter(|(name, _)| write || !name.ends_with("_int4"))
+        .collect();
+    // One yosys process per unit, as many at once as rayon has threads (the test's wall time is
+    // yosys's); the results come back in the units' order.
+    let results: Vec<_> = units
+        .par_iter()
+        .map(|(name, inst)| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            synth::run(inst, dir.path()).unwrap_or_else(|e| panic!("{name}: {e}"))
+        })
+        .collect();
+    for ((name, _), got) in units.iter().zip(results) {
+        eprintln!("{}", synth::format_line(name, got));
+        lines.push(synth::format_line(name, got));
         if write {
             continue;
         }
-        let want = synth::committed(&name).unwrap_or_else(|| panic!("{name} not committed"));
+        let want = synth::committed(name).unwrap_or_else(|| panic!("{name} not committed"));
         let tol = if same_tool { 0.0 } else { 0.1 };
         for (what, g, w) in [
             ("LUT", got.res.lut, want.res.lut),

@@ -61,13 +61,7 @@ mod tests {
     #[test]
     fn the_proximal_term_pulls_the_personal_model_to_the_global_one() {
         let mut rng = sim::rng::stream(4, "ditto");
-        let shape = TaskShape {
-            dim: 5,
-            classes: 3,
-            modes: 1,
-            separation: 2.0,
-            noise: 0.5,
-        };
+        let shape = TaskShape::easy(5, 3);
         let data = Prototypes::new(shape, &mut rng).sample(60, &[1.0; 3], &mut rng);
         let g = Weights::init(&[5, 6, 3], &mut rng);
         let dist = |mu: f64, rng: &mut Rng| {

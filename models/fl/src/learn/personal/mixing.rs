@@ -245,22 +245,12 @@ mod tests {
     use super::*;
     use crate::learn::task::{ClientView, Prototypes, TaskShape};
 
-    fn shape(dim: usize, classes: usize) -> TaskShape {
-        TaskShape {
-            dim,
-            classes,
-            modes: 1,
-            separation: 2.0,
-            noise: 0.5,
-        }
-    }
-
     /// The autograd gradient of the logits (layer-wise on layer 0, per unit on layer 1) equals
     /// central finite differences of the loss of [`MixClient::personalized`].
     #[test]
     fn mixing_gradient_matches_finite_differences() {
         let mut rng = sim::rng::stream(8, "mix");
-        let data = Prototypes::new(shape(4, 3), &mut rng).sample(16, &[1.0; 3], &mut rng);
+        let data = Prototypes::new(TaskShape::easy(4, 3), &mut rng).sample(16, &[1.0; 3], &mut rng);
         let g = Weights::init(&[4, 5, 3], &mut rng);
         let mut c = MixClient::new(&Weights::init(&[4, 5, 3], &mut rng));
         c.logits = vec![vec![0.3], vec![-0.4, 0.2, 0.5]];
@@ -344,7 +334,7 @@ mod tests {
     #[test]
     fn a_permuted_head_becomes_local() {
         let mut rng = sim::rng::stream(9, "mix");
-        let task = Prototypes::new(shape(6, 4), &mut rng);
+        let task = Prototypes::new(TaskShape::easy(6, 4), &mut rng);
         let plain = task.sample(200, &[1.0; 4], &mut rng);
         let global = nn::train(
             &Weights::init(&[6, 12, 4], &mut rng),

@@ -115,13 +115,7 @@ mod tests {
 
     fn task() -> (Dataset, Weights) {
         let mut rng = sim::rng::stream(6, "oracle");
-        let shape = TaskShape {
-            dim: 5,
-            classes: 3,
-            modes: 1,
-            separation: 2.0,
-            noise: 0.5,
-        };
+        let shape = TaskShape::easy(5, 3);
         let data = Prototypes::new(shape, &mut rng).sample(40, &[1.0; 3], &mut rng);
         (data, Weights::init(&[5, 6, 4, 3], &mut rng))
     }
