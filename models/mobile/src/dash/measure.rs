@@ -1,7 +1,8 @@
 //! Measuring DASH on the real decoder: SmolLM2-135M-Instruct (its GGUF when present, else a
 //! random-weight stand-in of the same depth), real ShareGPT turns cut into token windows (training
 //! windows from the first half of the turns, held-out evaluation windows from the second half),
-//! the unskipped reference run (cached per process), training, and the greedy evaluation whose
+//! the unskipped reference run and the trained scorers (memoised per process and, on the real
+//! weights, cached on disk: [`disk`]), training, and the greedy evaluation whose
 //! per-token skip decisions drive the phone.
 //!
 //! With `oracle_tokens` > 0 the oracle redundancy study ([`super::oracle`]) runs on held-out
@@ -233,6 +234,76 @@ fn compute_reference(m: &Decoder, windows: Vec<Vec<u32>>) -> Result<Reference, S
     Ok(Reference { run, quality })
 }
 
+/// The windows' token ids as bytes, each window prefixed by its length (part of a disk key).
+fn id_bytes(windows: &[Vec<u32>]) -> Vec<u8> {
+    windows
+        .iter()
+        .flat_map(|w| {
+            let len = (w.len() as u32).to_le_bytes();
+            len.into_iter()
+                .chain(w.iter().flat_map(|t| t.to_le_bytes()))
+        })
+        .collect()
+}
+
+/// SHA-256 of the source of everything a disk entry's value depends on besides its key's inputs:
+/// the decoder's forward and DASH's training, so an edit to any of them makes earlier entries
+/// foreign (recomputed, never reused stale).
+fn code_digest() -> [u8; 32] {
+    const SOURCES: [&str; 14] = [
+        include_str!("../../../decoder/src/model.rs"),
+        include_str!("../../../decoder/src/skip.rs"),
+        include_str!("../../../decoder/src/batch.rs"),
+        include_str!("../../../decoder/src/linalg.rs"),
+        include_str!("../../../decoder/src/quant.rs"),
+        include_str!("../../../decoder/src/eval.rs"),
+        include_str!("train.rs"),
+        include_str!("credit.rs"),
+        include_str!("adam.rs"),
+        include_str!("rollout.rs"),
+        include_str!("policy.rs"),
+        include_str!("features.rs"),
+        include_str!("score.rs"),
+        include_str!("compensate.rs"),
+    ];
+    let parts: Vec<&[u8]> = SOURCES.iter().map(|s| s.as_bytes()).collect();
+    disk::digest(&parts)
+}
+
+/// A trained scorer's bytes on disk: its weights, then its mean return per epoch (each a length
+/// and little-endian f64s; the compensation is refitted by [`prepare`], never stored).
+fn encode_scorer(t: &Trained) -> Vec<u8> {
+    let mut b = Vec::new();
+    for v in [&t.scorer.w, &t.mean_return] {
+        b.extend((v.len() as u64).to_le_bytes());
+        b.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+    }
+    b
+}
+
+/// [`encode_scorer`]'s bytes back into a policy with `compensation` (`None` unless they hold a
+/// scorer of `features` weights).
+fn decode_scorer(b: &[u8], features: usize, compensation: &Compensator) -> Option<Trained> {
+    let mut rest = b;
+    let mut take = || -> Option<Vec<f64>> {
+        let n = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?) as usize;
+        let body = rest.get(8..8 + 8 * n)?;
+        rest = &rest[8 + 8 * n..];
+        Some(
+            body.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect(),
+        )
+    };
+    let w = take()?;
+    let mean_return = take()?;
+    (w.len() == features && rest.is_empty()).then(|| Trained {
+        scorer: super::policy::Scorer { w },
+        compensation: compensation.clone(),
+        mean_return,
+    })
+}
+
 /// Windows `skip` onwards of `split` (`tokens` tokens in windows of `window`), and the unmodified
 /// model's run over them: memoised per process and, on the real weights, cached on disk
 /// ([`disk`], keyed by the weights' digest and the windows' token ids).
@@ -259,15 +330,12 @@ fn baseline(
     let digest = weights_digest().filter(|_| real);
     let r = match digest {
         Some(d) => {
-            let ids: Vec<u8> = windows
-                .iter()
-                .flat_map(|w| {
-                    let len = (w.len() as u32).to_le_bytes();
-                    len.into_iter()
-                        .chain(w.iter().flat_map(|t| t.to_le_bytes()))
-                })
-                .collect();
-            let key = disk::digest(&[b"dash-reference-v1", &d, &ids]);
+            let key = disk::digest(&[
+                b"dash-reference-v2",
+                &code_digest(),
+                &d,
+                &id_bytes(&windows),
+            ]);
             let h = dec.config.hidden;
             disk::DiskCache::repo()
                 .get_or_compute(
@@ -351,15 +419,40 @@ fn trained(m: &Model, real: bool, p: &DashParams, seed: u64) -> Result<Arc<Train
         return Ok(t);
     }
     let prep = prepare(m, real, p)?;
-    let mut rng = sim::rng::stream(seed, "mobile/dash/train");
-    let t = train::train(
-        &m.0,
-        &prep.windows,
-        &prep.finals,
-        prep.compensation.clone(),
-        p,
-        &mut rng,
-    )
+    let compute = || {
+        let mut rng = sim::rng::stream(seed, "mobile/dash/train");
+        train::train(
+            &m.0,
+            &prep.windows,
+            &prep.finals,
+            prep.compensation.clone(),
+            p,
+            &mut rng,
+        )
+    };
+    // On the real weights the scorer is cached on disk, keyed by the code, the weights, the
+    // training settings and seed, and the training windows' token ids.
+    let t = match weights_digest().filter(|_| real) {
+        Some(d) => {
+            let disk_key = disk::digest(&[
+                b"dash-scorer-v1",
+                &code_digest(),
+                &d,
+                key.as_bytes(),
+                &id_bytes(&prep.windows),
+            ]);
+            let features = super::features::len(m.0.config.layers);
+            disk::DiskCache::repo()
+                .get_or_compute(
+                    &disk_key,
+                    |b| decode_scorer(b, features, &prep.compensation),
+                    encode_scorer,
+                    compute,
+                )
+                .map(|(t, _)| t)
+        }
+        None => compute(),
+    }
     .map_err(RunError::Model)?;
     let t = Arc::new(t);
     if let Ok(mut c) = cache.lock() {
@@ -523,5 +616,33 @@ fn select(
         Ok((Some((*t).clone()), e, mt))
     } else {
         Ok((None, unskipped(), mt))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scorer comes back from its disk bytes exactly; bytes of another width, truncated or with
+    /// trailing garbage are refused (and so recomputed by the cache).
+    #[test]
+    fn a_scorer_round_trips_through_its_disk_bytes_and_bad_bytes_are_refused() {
+        let comp = Compensator::identity(4, 8);
+        let t = Trained {
+            scorer: super::super::policy::Scorer {
+                w: vec![0.5, -1.25, 3.0, f64::MIN_POSITIVE],
+            },
+            compensation: comp.clone(),
+            mean_return: vec![0.01, -0.2],
+        };
+        let b = encode_scorer(&t);
+        let back = decode_scorer(&b, 4, &comp).expect("round trip");
+        assert_eq!(back.scorer.w, t.scorer.w);
+        assert_eq!(back.mean_return, t.mean_return);
+        assert!(decode_scorer(&b, 5, &comp).is_none(), "another width");
+        assert!(decode_scorer(&b[..b.len() - 1], 4, &comp).is_none(), "truncated");
+        let mut longer = b.clone();
+        longer.push(0);
+        assert!(decode_scorer(&longer, 4, &comp).is_none(), "trailing bytes");
     }
 }
