@@ -640,7 +640,10 @@ mod tests {
         assert_eq!(back.scorer.w, t.scorer.w);
         assert_eq!(back.mean_return, t.mean_return);
         assert!(decode_scorer(&b, 5, &comp).is_none(), "another width");
-        assert!(decode_scorer(&b[..b.len() - 1], 4, &comp).is_none(), "truncated");
+        assert!(
+            decode_scorer(&b[..b.len() - 1], 4, &comp).is_none(),
+            "truncated"
+        );
         let mut longer = b.clone();
         longer.push(0);
         assert!(decode_scorer(&longer, 4, &comp).is_none(), "trailing bytes");
