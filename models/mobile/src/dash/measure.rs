@@ -250,7 +250,8 @@ fn id_bytes(windows: &[Vec<u32>]) -> Vec<u8> {
 /// the decoder's forward and DASH's training, so an edit to any of them makes earlier entries
 /// foreign (recomputed, never reused stale).
 fn code_digest() -> [u8; 32] {
-    const SOURCES: [&str; 14] = [
+    const SOURCES: [&str; 15] = [
+        include_str!("../../../decoder/src/gguf.rs"),
         include_str!("../../../decoder/src/model.rs"),
         include_str!("../../../decoder/src/skip.rs"),
         include_str!("../../../decoder/src/batch.rs"),
@@ -286,9 +287,10 @@ fn encode_scorer(t: &Trained) -> Vec<u8> {
 fn decode_scorer(b: &[u8], features: usize, compensation: &Compensator) -> Option<Trained> {
     let mut rest = b;
     let mut take = || -> Option<Vec<f64>> {
-        let n = u64::from_le_bytes(rest.get(..8)?.try_into().ok()?) as usize;
-        let body = rest.get(8..8 + 8 * n)?;
-        rest = &rest[8 + 8 * n..];
+        let n = usize::try_from(u64::from_le_bytes(rest.get(..8)?.try_into().ok()?)).ok()?;
+        let end = n.checked_mul(8)?.checked_add(8)?;
+        let body = rest.get(8..end)?;
+        rest = &rest[end..];
         Some(
             body.chunks_exact(8)
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
@@ -623,8 +625,8 @@ fn select(
 mod tests {
     use super::*;
 
-    /// A scorer comes back from its disk bytes exactly; bytes of another width, truncated or with
-    /// trailing garbage are refused (and so recomputed by the cache).
+    /// A scorer comes back from its disk bytes exactly; bytes of another width, truncated, with an
+    /// impossible length or with trailing garbage are refused (and so recomputed by the cache).
     #[test]
     fn a_scorer_round_trips_through_its_disk_bytes_and_bad_bytes_are_refused() {
         let comp = Compensator::identity(4, 8);
@@ -643,6 +645,12 @@ mod tests {
         assert!(
             decode_scorer(&b[..b.len() - 1], 4, &comp).is_none(),
             "truncated"
+        );
+        let mut huge = b.clone();
+        huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(
+            decode_scorer(&huge, 4, &comp).is_none(),
+            "a length past the end"
         );
         let mut longer = b.clone();
         longer.push(0);
