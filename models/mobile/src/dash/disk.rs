@@ -1,6 +1,7 @@
 //! Entries cached on disk across processes (`<repo>/.cache/dash/`, git-ignored): what every DASH
 //! run recomputes from the same weights and text — the unmodified model's final states over a
-//! fixed set of windows and its quality there, and each trained scorer. An entry is named by the
+//! fixed set of windows and its quality there, each trained scorer, each evaluation of a policy
+//! on a set of windows, and each oracle study. An entry is named by the
 //! SHA-256 of its key (a format tag, the digest of the code that computes it, the weights' digest,
 //! the settings, the token ids) and holds that key digest and a SHA-256 of its
 //! payload: a missing, truncated, corrupted or foreign entry is detected, recomputed and rewritten

@@ -1,9 +1,10 @@
 //! Measuring DASH on the real decoder: SmolLM2-135M-Instruct (its GGUF when present, else a
 //! random-weight stand-in of the same depth), real ShareGPT turns cut into token windows (training
 //! windows from the first half of the turns, held-out evaluation windows from the second half),
-//! the unskipped reference run and the trained scorers (memoised per process and, on the real
-//! weights, cached on disk: [`disk`]), training, and the greedy evaluation whose
-//! per-token skip decisions drive the phone.
+//! the unskipped reference run and the trained scorers (memoised per process), training, and the
+//! greedy evaluation whose per-token skip decisions drive the phone. On the real weights the
+//! reference runs, scorers, evaluations and oracle studies are also cached on disk ([`disk`],
+//! layouts in [`stored`]), so a later process or commit recomputes only what its code changed.
 //!
 //! With `oracle_tokens` > 0 the oracle redundancy study ([`super::oracle`]) runs on held-out
 //! windows after the evaluation windows; under `policy: greedy_oracle` its static set replaces the learned policy.
@@ -27,6 +28,7 @@ use super::oracle::{self, Oracle};
 use super::params::{DashParams, PolicyKind, Weights};
 use super::rollout::unskipped;
 use super::score::compare;
+use super::stored;
 use super::train::{self, Evaluation, Trained, groups};
 
 /// What DASH measured on the decoder.
@@ -170,51 +172,6 @@ fn weights_digest() -> Option<[u8; 32]> {
     })
 }
 
-/// A reference as disk-cache bytes: the quality's four totals, then the final states (f32, little
-/// endian); the windows are part of the key.
-fn encode(r: &Reference) -> Vec<u8> {
-    let q = &r.quality;
-    let mut b = Vec::with_capacity(32 + 4 * r.run.finals.iter().map(Vec::len).sum::<usize>());
-    b.extend((q.tokens as u64).to_le_bytes());
-    b.extend(q.nll_sum.to_le_bytes());
-    b.extend(q.kl_sum.to_le_bytes());
-    b.extend((q.top1_agree as u64).to_le_bytes());
-    for f in r.run.finals.iter().flatten() {
-        b.extend(f.to_le_bytes());
-    }
-    b
-}
-
-/// The reference over `windows` from [`encode`]'s bytes (`None` unless they hold exactly one
-/// hidden state per token).
-fn decode(b: &[u8], windows: &[Vec<u32>], hidden: usize) -> Option<Reference> {
-    let tokens: usize = windows.iter().map(Vec::len).sum();
-    if b.len() != 32 + 4 * tokens * hidden {
-        return None;
-    }
-    let word = |i: usize| -> [u8; 8] { b[8 * i..8 * i + 8].try_into().unwrap_or([0; 8]) };
-    let quality = Quality {
-        tokens: u64::from_le_bytes(word(0)) as usize,
-        nll_sum: f64::from_le_bytes(word(1)),
-        kl_sum: f64::from_le_bytes(word(2)),
-        top1_agree: u64::from_le_bytes(word(3)) as usize,
-    };
-    let mut values = b[32..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-    let finals = windows
-        .iter()
-        .map(|w| values.by_ref().take(w.len() * hidden).collect())
-        .collect();
-    Some(Reference {
-        run: Baseline {
-            windows: windows.to_vec(),
-            finals,
-        },
-        quality,
-    })
-}
-
 /// The unmodified model's run over `windows` and its quality.
 fn compute_reference(m: &Decoder, windows: Vec<Vec<u32>>) -> Result<Reference, String> {
     let h = m.config.hidden;
@@ -271,41 +228,6 @@ fn code_digest() -> [u8; 32] {
     disk::digest(&parts)
 }
 
-/// A trained scorer's bytes on disk: its weights, then its mean return per epoch (each a length
-/// and little-endian f64s; the compensation is refitted by [`prepare`], never stored).
-fn encode_scorer(t: &Trained) -> Vec<u8> {
-    let mut b = Vec::new();
-    for v in [&t.scorer.w, &t.mean_return] {
-        b.extend((v.len() as u64).to_le_bytes());
-        b.extend(v.iter().flat_map(|x| x.to_le_bytes()));
-    }
-    b
-}
-
-/// [`encode_scorer`]'s bytes back into a policy with `compensation` (`None` unless they hold a
-/// scorer of `features` weights).
-fn decode_scorer(b: &[u8], features: usize, compensation: &Compensator) -> Option<Trained> {
-    let mut rest = b;
-    let mut take = || -> Option<Vec<f64>> {
-        let n = usize::try_from(u64::from_le_bytes(rest.get(..8)?.try_into().ok()?)).ok()?;
-        let end = n.checked_mul(8)?.checked_add(8)?;
-        let body = rest.get(8..end)?;
-        rest = &rest[end..];
-        Some(
-            body.chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
-                .collect(),
-        )
-    };
-    let w = take()?;
-    let mean_return = take()?;
-    (w.len() == features && rest.is_empty()).then(|| Trained {
-        scorer: super::policy::Scorer { w },
-        compensation: compensation.clone(),
-        mean_return,
-    })
-}
-
 /// Windows `skip` onwards of `split` (`tokens` tokens in windows of `window`), and the unmodified
 /// model's run over them: memoised per process and, on the real weights, cached on disk
 /// ([`disk`], keyed by the weights' digest and the windows' token ids).
@@ -342,8 +264,11 @@ fn baseline(
             disk::DiskCache::repo()
                 .get_or_compute(
                     &key,
-                    |b| decode(b, &windows, h),
-                    encode,
+                    |b| {
+                        let (run, quality) = stored::decode_reference(b, &windows, h)?;
+                        Some(Reference { run, quality })
+                    },
+                    |r| stored::encode_reference(&r.run, &r.quality),
                     || compute_reference(dec, windows.clone()),
                 )
                 .map(|(r, _)| r)
@@ -363,6 +288,9 @@ struct Prepared {
     windows: Vec<Vec<u32>>,
     finals: Vec<f32>,
     compensation: Compensator,
+    /// On the real weights, a digest naming the compensation (code, weights, mode, training
+    /// windows' token ids): part of the oracle's disk keys.
+    compensation_key: Option<[u8; 32]>,
 }
 
 /// Cuts the training windows and runs them once unskipped (final states, compensation fit);
@@ -399,10 +327,21 @@ fn prepare(m: &Model, real: bool, p: &DashParams) -> Result<Arc<Prepared>, RunEr
     for g in groups(&windows, 2048) {
         finals.extend(unskipped(dec, &windows[g], Some(&mut fit)).map_err(RunError::Model)?);
     }
+    let mode = serde_json::to_vec(&p.compensation).map_err(|e| RunError::Model(e.to_string()))?;
+    let compensation_key = weights_digest().filter(|_| real).map(|d| {
+        disk::digest(&[
+            b"dash-compensation-v1",
+            &code_digest(),
+            &d,
+            &mode,
+            &id_bytes(&windows),
+        ])
+    });
     let prepared = Arc::new(Prepared {
         windows,
         finals,
         compensation: fit.finish(p.compensation),
+        compensation_key,
     });
     if let Ok(mut c) = cache.lock() {
         c.insert(key, prepared.clone());
@@ -410,10 +349,19 @@ fn prepare(m: &Model, real: bool, p: &DashParams) -> Result<Arc<Prepared>, RunEr
     Ok(prepared)
 }
 
+/// A trained scorer and, on the real weights, its disk key (which also names its evaluations).
+#[derive(Debug, Clone)]
+struct Policy {
+    /// The scorer with its compensation.
+    trained: Arc<Trained>,
+    /// The scorer's disk key (`None` on the stand-in weights).
+    key: Option<[u8; 32]>,
+}
+
 /// The scorer trained as `p` says with training seed `seed` (memoised per process: a sweep's
 /// points and the matched grid share it).
-fn trained(m: &Model, real: bool, p: &DashParams, seed: u64) -> Result<Arc<Trained>, RunError> {
-    static CACHE: OnceLock<Mutex<BTreeMap<String, Arc<Trained>>>> = OnceLock::new();
+fn trained(m: &Model, real: bool, p: &DashParams, seed: u64) -> Result<Policy, RunError> {
+    static CACHE: OnceLock<Mutex<BTreeMap<String, Policy>>> = OnceLock::new();
     let key = serde_json::to_string(&(real, seed, p.lambda, train_key(p)))
         .map_err(|e| RunError::Model(e.to_string()))?;
     let cache = CACHE.get_or_init(|| Mutex::new(BTreeMap::new()));
@@ -434,21 +382,23 @@ fn trained(m: &Model, real: bool, p: &DashParams, seed: u64) -> Result<Arc<Train
     };
     // On the real weights the scorer is cached on disk, keyed by the code, the weights, the
     // training settings and seed, and the training windows' token ids.
-    let t = match weights_digest().filter(|_| real) {
-        Some(d) => {
-            let disk_key = disk::digest(&[
-                b"dash-scorer-v1",
-                &code_digest(),
-                &d,
-                key.as_bytes(),
-                &id_bytes(&prep.windows),
-            ]);
+    let disk_key = weights_digest().filter(|_| real).map(|d| {
+        disk::digest(&[
+            b"dash-scorer-v1",
+            &code_digest(),
+            &d,
+            key.as_bytes(),
+            &id_bytes(&prep.windows),
+        ])
+    });
+    let t = match disk_key {
+        Some(k) => {
             let features = super::features::len(m.0.config.layers);
             disk::DiskCache::repo()
                 .get_or_compute(
-                    &disk_key,
-                    |b| decode_scorer(b, features, &prep.compensation),
-                    encode_scorer,
+                    &k,
+                    |b| stored::decode_scorer(b, features, &prep.compensation),
+                    stored::encode_scorer,
                     compute,
                 )
                 .map(|(t, _)| t)
@@ -456,11 +406,54 @@ fn trained(m: &Model, real: bool, p: &DashParams, seed: u64) -> Result<Arc<Train
         None => compute(),
     }
     .map_err(RunError::Model)?;
-    let t = Arc::new(t);
+    let policy = Policy {
+        trained: Arc::new(t),
+        key: disk_key,
+    };
     if let Ok(mut c) = cache.lock() {
-        c.insert(key, t.clone());
+        c.insert(key, policy.clone());
     }
-    Ok(t)
+    Ok(policy)
+}
+
+/// `compute`'s evaluation over `base`, cached on disk under `key` (a digest naming what was
+/// evaluated; `None`: not cached, the stand-in weights).
+fn evaluation(
+    key: Option<[u8; 32]>,
+    base: &Baseline,
+    layers: usize,
+    compute: impl FnOnce() -> Result<Evaluation, String>,
+) -> Result<Evaluation, RunError> {
+    let tokens: usize = base.windows.iter().map(Vec::len).sum();
+    match key {
+        Some(k) => disk::DiskCache::repo()
+            .get_or_compute(
+                &k,
+                |b| stored::decode_evaluation(b, tokens, layers),
+                stored::encode_evaluation,
+                compute,
+            )
+            .map(|(e, _)| e),
+        None => compute(),
+    }
+    .map_err(RunError::Model)
+}
+
+/// The greedy behaviour of `policy` on `base` (cached on disk under the scorer's key and the
+/// windows' token ids: the reference's final states follow from the code and weights the
+/// scorer's key names).
+fn evaluated(
+    dec: &Decoder,
+    base: &Baseline,
+    policy: &Policy,
+    p: &DashParams,
+) -> Result<Evaluation, RunError> {
+    let key = policy
+        .key
+        .map(|k| disk::digest(&[b"dash-eval-v1", &k, &id_bytes(&base.windows)]));
+    evaluation(key, base, dec.config.layers, || {
+        train::evaluate(dec, base, &policy.trained, p)
+    })
 }
 
 /// The parameters training depends on besides λ and the seed.
@@ -496,7 +489,10 @@ pub fn measure(p: &DashParams, replication: u32) -> Result<Arc<Measured>, RunErr
     let reference = baseline(&model, real_weights, p.seed, split)?;
     let (base, base_q) = (&reference.run, &reference.quality);
     let dec = &model.0;
-    let compensation = prepare(&model, real_weights, p)?.compensation.clone();
+    let prepared = prepare(&model, real_weights, p)?;
+    let compensation = prepared.compensation.clone();
+    // The oracle's code is part of its disk keys (the compensation key names the rest).
+    let oracle_code = include_str!("oracle.rs").as_bytes();
     let oracle = if p.oracle_tokens > 0 {
         // held-out windows after the evaluation windows: a set chosen here is scored on others
         let split = (
@@ -506,13 +502,37 @@ pub fn measure(p: &DashParams, replication: u32) -> Result<Arc<Measured>, RunErr
             p.eval_window_tokens,
         );
         let on = baseline(&model, real_weights, p.seed, split)?;
-        let study = oracle::study(
-            dec,
-            &on.run,
-            &compensation,
-            p.oracle_greedy_max,
-            p.oracle_epsilon_kl,
-        );
+        let compute = || {
+            oracle::study(
+                dec,
+                &on.run,
+                &compensation,
+                p.oracle_greedy_max,
+                p.oracle_epsilon_kl,
+            )
+        };
+        let study = match prepared.compensation_key {
+            Some(c) => {
+                let key = disk::digest(&[
+                    b"dash-oracle-v1",
+                    oracle_code,
+                    &c,
+                    &id_bytes(&on.run.windows),
+                    &(p.oracle_greedy_max as u64).to_le_bytes(),
+                    &p.oracle_epsilon_kl.to_le_bytes(),
+                ]);
+                let layers = dec.config.layers;
+                disk::DiskCache::repo()
+                    .get_or_compute(
+                        &key,
+                        |b| stored::decode_oracle(b, layers),
+                        stored::encode_oracle,
+                        compute,
+                    )
+                    .map(|(o, _)| o)
+            }
+            None => compute(),
+        };
         Some(study.map_err(RunError::Model)?)
     } else {
         None
@@ -521,8 +541,8 @@ pub fn measure(p: &DashParams, replication: u32) -> Result<Arc<Measured>, RunErr
     let (trained, eval) = match (p.policy, &oracle) {
         (PolicyKind::Learned, _) => {
             let t = trained(&model, real_weights, p, seed)?;
-            let e = train::evaluate(dec, base, &t, p).map_err(RunError::Model)?;
-            (Some((*t).clone()), e)
+            let e = evaluated(dec, base, &t, p)?;
+            (Some((*t.trained).clone()), e)
         }
         (PolicyKind::Matched, _) => {
             let (t, e, mt) = select(&model, real_weights, p, seed, base, base_q)?;
@@ -531,8 +551,19 @@ pub fn measure(p: &DashParams, replication: u32) -> Result<Arc<Measured>, RunErr
         }
         (PolicyKind::GreedyOracle, Some(o)) => {
             let set = oracle::greedy_set(o, o.matched_k(p.max_ppl_ratio));
-            let e =
-                oracle::evaluate_set(dec, base, &set, &compensation).map_err(RunError::Model)?;
+            let key = prepared.compensation_key.map(|c| {
+                let set_bytes: Vec<u8> = set.iter().map(|s| u8::from(*s)).collect();
+                disk::digest(&[
+                    b"dash-set-v1",
+                    oracle_code,
+                    &c,
+                    &set_bytes,
+                    &id_bytes(&base.windows),
+                ])
+            });
+            let e = evaluation(key, base, dec.config.layers, || {
+                oracle::evaluate_set(dec, base, &set, &compensation)
+            })?;
             (None, e)
         }
         (PolicyKind::GreedyOracle, None) => {
@@ -576,14 +607,14 @@ fn select(
     let val = baseline(model, real, p.seed, split)?;
     let (val, val_q) = (&val.run, &val.quality);
     let mut validation = Vec::with_capacity(p.lambdas.len());
-    let mut best: Option<(f64, f64, Arc<Trained>)> = None;
+    let mut best: Option<(f64, f64, Policy)> = None;
     for &lambda in &p.lambdas {
         let q = DashParams {
             lambda,
             ..p.clone()
         };
         let t = trained(model, real, &q, seed)?;
-        let e = train::evaluate(dec, val, &t, &q).map_err(RunError::Model)?;
+        let e = evaluated(dec, val, &t, &q)?;
         let ratio = e.ratio(val_q);
         validation.push((lambda, e.skip_ratio, ratio));
         let better = best.as_ref().is_none_or(|(_, s, _)| e.skip_ratio > *s);
@@ -606,7 +637,7 @@ fn select(
         lambda,
         ..p.clone()
     };
-    let e = train::evaluate(dec, base, &t, &q).map_err(RunError::Model)?;
+    let e = evaluated(dec, base, &t, &q)?;
     let ok = e.ratio(base_q) <= p.max_ppl_ratio;
     let mt = Matched {
         validation,
@@ -615,45 +646,8 @@ fn select(
         chosen_eval: Some(e.clone()),
     };
     if ok {
-        Ok((Some((*t).clone()), e, mt))
+        Ok((Some((*t.trained).clone()), e, mt))
     } else {
         Ok((None, unskipped(), mt))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A scorer comes back from its disk bytes exactly; bytes of another width, truncated, with an
-    /// impossible length or with trailing garbage are refused (and so recomputed by the cache).
-    #[test]
-    fn a_scorer_round_trips_through_its_disk_bytes_and_bad_bytes_are_refused() {
-        let comp = Compensator::identity(4, 8);
-        let t = Trained {
-            scorer: super::super::policy::Scorer {
-                w: vec![0.5, -1.25, 3.0, f64::MIN_POSITIVE],
-            },
-            compensation: comp.clone(),
-            mean_return: vec![0.01, -0.2],
-        };
-        let b = encode_scorer(&t);
-        let back = decode_scorer(&b, 4, &comp).expect("round trip");
-        assert_eq!(back.scorer.w, t.scorer.w);
-        assert_eq!(back.mean_return, t.mean_return);
-        assert!(decode_scorer(&b, 5, &comp).is_none(), "another width");
-        assert!(
-            decode_scorer(&b[..b.len() - 1], 4, &comp).is_none(),
-            "truncated"
-        );
-        let mut huge = b.clone();
-        huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(
-            decode_scorer(&huge, 4, &comp).is_none(),
-            "a length past the end"
-        );
-        let mut longer = b.clone();
-        longer.push(0);
-        assert!(decode_scorer(&longer, 4, &comp).is_none(), "trailing bytes");
     }
 }

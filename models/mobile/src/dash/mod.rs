@@ -18,6 +18,7 @@ pub mod plan;
 pub mod policy;
 pub mod rollout;
 pub mod score;
+pub mod stored;
 pub mod train;
 
 pub use params::DashParams;
