@@ -77,6 +77,10 @@ pub enum Stat {
     Value,
     /// Mean over `where` rows divided by the mean over `baseline` rows.
     Ratio,
+    /// log₁₀ of [`Stat::Ratio`] per replication, so its mean and interval are those of the
+    /// geometric mean ratio: for ratios that span orders of magnitude across seeds (e.g. one
+    /// diverged run), where an arithmetic mean is one seed's figure.
+    LogRatio,
     /// (ratio − 1) × 100.
     ChangePct,
     /// Mean over `where` rows minus the mean over `baseline` rows, in the metric's unit.
@@ -91,7 +95,7 @@ impl Stat {
         match self {
             Stat::Value => None,
             Stat::Ratio => Some(1.0),
-            Stat::ChangePct | Stat::Difference | Stat::Points => Some(0.0),
+            Stat::LogRatio | Stat::ChangePct | Stat::Difference | Stat::Points => Some(0.0),
         }
     }
 
@@ -661,6 +665,7 @@ fn compare(stat: Stat, a: Est, b: Est) -> Est {
     let v = match stat {
         Stat::Value => a.v,
         Stat::Ratio => a.v / b.v,
+        Stat::LogRatio => (a.v / b.v).log10(),
         Stat::ChangePct => (a.v / b.v - 1.0) * 100.0,
         Stat::Difference => a.v - b.v,
         Stat::Points => (a.v - b.v) * 100.0,
@@ -1213,6 +1218,30 @@ mod tests {
         assert!((v - 115.0).abs() < 1e-9);
         let r = value(&df, &claim(Stat::Ratio, None, Reduce::Mean));
         assert!((r - 115.0 / 150.0).abs() < 1e-9);
+    }
+
+    /// One seed 10⁶ times better makes the mean ratio that seed's figure and its interval reach
+    /// below no effect; the log ratio's interval stays on the side every seed is on.
+    #[test]
+    fn a_log_ratio_is_the_geometric_mean_and_one_huge_seed_does_not_swamp_it() {
+        let logs = [2.0, 2.2, 2.5, 2.1, 6.0];
+        let df = df!(
+            "method" => ["a", "b", "a", "b", "a", "b", "a", "b", "a", "b"],
+            "replication" => [0u32, 0, 1, 1, 2, 2, 3, 3, 4, 4],
+            "seed" => [10u64, 10, 11, 11, 12, 12, 13, 13, 14, 14],
+            "acc" => logs.iter().flat_map(|l| [1.0, 10f64.powf(*l)]).collect::<Vec<f64>>(),
+        )
+        .unwrap();
+        let e = evaluate(&df, &better(Stat::LogRatio, [0.0, 30.0])).unwrap();
+        for (x, want) in e.values().iter().zip(logs) {
+            assert!((x - want).abs() < 1e-9, "{x} vs {want}");
+        }
+        assert!((e.mean() - logs.iter().sum::<f64>() / 5.0).abs() < 1e-9);
+        let ratio = check("p", Some(&df), &better(Stat::Ratio, [1.0, 1e30]));
+        assert!(ratio.ci95.unwrap()[0] < 1.0, "{ratio:?}");
+        assert_eq!(ratio.verdict, Verdict::Undecided);
+        let log = check("p", Some(&df), &better(Stat::LogRatio, [0.0, 30.0]));
+        assert_eq!(log.verdict, Verdict::InBand, "{log:?}");
     }
 
     /// Three replications, common random numbers: method b against a per seed.
