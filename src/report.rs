@@ -90,14 +90,52 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
         .map_err(|e| CliError::Failure(format!("{}: {e}", path.display())))
 }
 
-/// Cache key of a plan's results: the plan's fingerprint and the build.
-fn cache_key(plan: &scenario::Plan) -> String {
+/// Per workspace crate, the digest of the sources its runs are built from (see `build.rs`).
+mod source {
+    include!(concat!(env!("OUT_DIR"), "/source_digests.rs"));
+}
+
+/// Cache key of a plan's results: the plan's fingerprint, the digest of the sources of the
+/// family's crate (not the commit: a commit that only changes notes keeps the results, an
+/// uncommitted edit of the family's code does not) and the real data present under `data/`.
+fn cache_key(plan: &scenario::Plan, family_crate: &str) -> String {
+    let digest = source::SOURCE_DIGESTS
+        .iter()
+        .find(|(name, _)| *name == family_crate)
+        .map_or("unknown", |(_, d)| d);
     format!(
-        "{} {} {}",
+        "{} {} {digest} data {:016x}",
         sim_run::resume::plan_key(plan),
         BUILD.version,
-        BUILD.commit.unwrap_or("unknown")
+        data_listing(Path::new(DATA))
     )
+}
+
+/// Where the fetch script puts the real data and weights (their hashes are checked there); the
+/// loaders find them relative to the repository, as here.
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
+
+/// Digest of the files under `dir` (paths and sizes) and of the `SYSIM_*` environment variables
+/// (which can point a loader elsewhere): a run on a stand-in and a run on the fetched data never
+/// share a cache entry.
+fn data_listing(dir: &Path) -> u64 {
+    let mut files: Vec<String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("SYSIM_"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(path),
+                Ok(m) => files.push(format!("{} {}", path.display(), m.len())),
+                Err(_) => {}
+            }
+        }
+    }
+    files.sort();
+    sim::rng::fnv1a(files.join("\n").as_bytes())
 }
 
 /// The runs table `first` with the runs tables of the scenarios `also` stacked under it.
@@ -167,7 +205,10 @@ fn one(
         spec.validate_inputs(path, &inputs)
             .map_err(|e| CliError::Input(format!("{}: {e}", file.display())))?;
         let data = out.join("data").join(&plan.scenario.name);
-        let key = cache_key(&plan);
+        let family = registry
+            .get(&plan.scenario.family)
+            .ok_or_else(|| CliError::Input(format!("unknown family {}", plan.scenario.family)))?;
+        let key = cache_key(&plan, family.crate_name());
         let fresh = fs::read_to_string(data.join("cache_key")).is_ok_and(|k| k == key)
             && sim_run::manifest::verify(&data).is_ok();
         if opts.force || !fresh {
@@ -257,4 +298,46 @@ fn one(
     let page = report::page(&spec, &results, &crossings, started.elapsed().as_secs_f64());
     write(&out.join("README.md"), page.as_bytes())?;
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> scenario::Plan {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/quickstart.yaml");
+        scenario::load(&file, &sysim::registry(), None).unwrap()
+    }
+
+    /// The key names the family crate's source digest, not the commit: two crates built from
+    /// different sources never share a key, and every workspace crate has a digest.
+    #[test]
+    fn the_cache_key_follows_the_family_crates_sources() {
+        let plan = plan();
+        let family = sysim::registry();
+        let family = family.get(&plan.scenario.family).unwrap();
+        let key = cache_key(&plan, family.crate_name());
+        assert!(!key.contains("unknown"), "{key}");
+        assert_eq!(key, cache_key(&plan, family.crate_name()));
+        assert_ne!(key, cache_key(&plan, "fl"));
+        for name in ["sim", "sim_run", "queue", "mobile", "fl", "decoder"] {
+            assert!(
+                source::SOURCE_DIGESTS.iter().any(|(n, _)| *n == name),
+                "{name}"
+            );
+        }
+    }
+
+    /// Fetching a file (or pointing a loader elsewhere) changes the data digest.
+    #[test]
+    fn the_data_digest_changes_when_a_file_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = data_listing(dir.path());
+        fs::create_dir_all(dir.path().join("digits")).unwrap();
+        fs::write(dir.path().join("digits/digits.csv"), b"0,1\n").unwrap();
+        let fetched = data_listing(dir.path());
+        assert_ne!(empty, fetched);
+        fs::write(dir.path().join("digits/digits.csv"), b"0,1,2\n").unwrap();
+        assert_ne!(fetched, data_listing(dir.path()));
+    }
 }

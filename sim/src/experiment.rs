@@ -220,6 +220,9 @@ pub trait DynExperiment: Send + Sync {
         ctx: &RunContext,
         ckpt: &Checkpointer,
     ) -> Result<RunOutput, RunError>;
+    /// The Rust name of the crate that defines the family (`fl` for `fl::learn::…`): what its
+    /// runs are built from, for caches keyed by source.
+    fn crate_name(&self) -> &'static str;
 }
 
 fn typed<P: DeserializeOwned>(params: &serde_json::Value) -> Result<P, ParamError> {
@@ -277,5 +280,9 @@ impl<E: Experiment> DynExperiment for E {
         let p: E::Params =
             typed(params).map_err(|r| RunError::Model(format!("params: {}", r.message)))?;
         Experiment::run_checkpointed(self, &p, ctx, ckpt)
+    }
+    fn crate_name(&self) -> &'static str {
+        let path = std::any::type_name::<E>();
+        path.split("::").next().unwrap_or(path)
     }
 }
