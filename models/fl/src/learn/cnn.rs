@@ -21,7 +21,7 @@ use sim::validate::{Checks, Validate};
 use super::nn::{Layer, Weights};
 
 /// Kernel side of every convolution.
-const KERNEL: usize = 3;
+pub(crate) const KERNEL: usize = 3;
 
 /// Width and depth of the residual CNN (the scenario's `cnn:` block).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -194,7 +194,7 @@ impl Cnn {
 /// For each output pixel of a 3×3 convolution (padding 1, `stride`) over a `side × side` image,
 /// the 9 input pixels it reads, row-major; `side²` (one past the last pixel) stands for the
 /// zero padding.
-fn patch_index(side: usize, stride: usize) -> Vec<u32> {
+pub(crate) fn patch_index(side: usize, stride: usize) -> Vec<u32> {
     let out = side / stride;
     let mut idx = Vec::with_capacity(out * out * KERNEL * KERNEL);
     for r in 0..out {
@@ -322,6 +322,19 @@ fn scatter_add(g: &[f32], idx: &[u32], pixels: usize, c: usize, out: &mut [f32])
     }
 }
 
+/// [`Im2col`]'s arithmetic on slices: the patches (`idx` from [`patch_index`]) of the images `x`
+/// (`n × pixels × c`) into `out` (`(n·out²) × (9·c)`), whose padding entries are left untouched
+/// (zero in a fresh or reused buffer of the same layer).
+pub(crate) fn im2col(x: &[f32], idx: &[u32], pixels: usize, c: usize, out: &mut [f32]) {
+    by_channels!(c, gather(x, idx, pixels, c, out));
+}
+
+/// [`Col2im`]'s arithmetic on slices: the patch gradients `g` added onto `out`
+/// (`n × pixels × c`) in patch order.
+pub(crate) fn col2im(g: &[f32], idx: &[u32], pixels: usize, c: usize, out: &mut [f32]) {
+    by_channels!(c, scatter_add(g, idx, pixels, c, out));
+}
+
 impl CustomOp1 for Im2col {
     fn name(&self) -> &'static str {
         "im2col3x3"
@@ -333,7 +346,7 @@ impl CustomOp1 for Im2col {
         let idx = patch_index(self.side, self.stride);
         let row = idx.len() * c;
         let mut out = vec![0.0f32; n * row];
-        by_channels!(c, gather(x, &idx, pixels, c, &mut out));
+        im2col(x, &idx, pixels, c, &mut out);
         let out_pixels = idx.len() / (KERNEL * KERNEL);
         Ok((
             CpuStorage::F32(out),
@@ -372,7 +385,7 @@ impl CustomOp1 for Col2im {
             );
         }
         let mut out = vec![0.0f32; self.n * pixels * c];
-        by_channels!(c, scatter_add(g, &idx, pixels, c, &mut out));
+        col2im(g, &idx, pixels, c, &mut out);
         Ok((CpuStorage::F32(out), Shape::from((self.n, pixels, c))))
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod backdoor;
 pub mod cnn;
+pub mod cnn_sgd;
 pub mod common;
 pub mod convert;
 pub mod digits;

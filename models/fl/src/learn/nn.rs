@@ -9,6 +9,7 @@ use rand_distr::{Distribution, Normal};
 use sim::rng::Rng;
 
 use super::cnn::Cnn;
+use super::cnn_sgd;
 use super::task::Dataset;
 
 /// One dense layer `y = x·Wᵀ + b`, `W` stored row-major as `d_out × d_in` (the PyTorch convention, so a
@@ -283,8 +284,26 @@ impl Arch {
     }
 
     /// Trains every variable of `w` on `data` with SGD (minibatches of `batch` for `epochs` passes,
-    /// shuffled by `rng`); returns the trained weights.
+    /// shuffled by `rng`); returns the trained weights. The CNN runs the hand-written step of
+    /// [`crate::learn::cnn_sgd`], the MLP candle's autograd ([`Arch::train_autograd`]).
     pub fn train(
+        &self,
+        w: &Weights,
+        data: &Dataset,
+        epochs: usize,
+        batch: usize,
+        lr: f64,
+        rng: &mut Rng,
+    ) -> Result<Weights> {
+        match self {
+            Self::Mlp => self.train_autograd(w, data, epochs, batch, lr, rng),
+            Self::Cnn(net) => cnn_sgd::train(net, w, data, epochs, batch, lr, rng),
+        }
+    }
+
+    /// [`Arch::train`] through candle's autograd on [`Arch::forward`] (for the CNN, the
+    /// reference the hand-written step is tested against).
+    pub(crate) fn train_autograd(
         &self,
         w: &Weights,
         data: &Dataset,
@@ -312,6 +331,19 @@ impl Arch {
 
     /// Mean cross-entropy and fraction correct of `w` on `data` (`(0, 0)` when `data` is empty).
     pub fn loss_and_accuracy(&self, w: &Weights, data: &Dataset) -> Result<(f64, f64)> {
+        match self {
+            Self::Mlp => self.loss_and_accuracy_autograd(w, data),
+            Self::Cnn(net) => cnn_sgd::loss_and_accuracy(net, w, data),
+        }
+    }
+
+    /// [`Arch::loss_and_accuracy`] through candle's [`Arch::forward`] (for the CNN, the reference
+    /// the hand-written pass is tested against).
+    pub(crate) fn loss_and_accuracy_autograd(
+        &self,
+        w: &Weights,
+        data: &Dataset,
+    ) -> Result<(f64, f64)> {
         if data.is_empty() {
             return Ok((0.0, 0.0));
         }
