@@ -120,6 +120,13 @@ struct Pass {
     /// Pixels pooled by the head, and its pooled features (`n × c_in`).
     head_pixels: usize,
     features: Vec<f32>,
+    /// Backward scratch, reused across steps: the gradient w.r.t. the current layer's output and
+    /// its input, the skip connection's gradient, the patch gradients, the kernel gradient.
+    grad_out: Vec<f32>,
+    grad_in: Vec<f32>,
+    grad_skip: Vec<f32>,
+    grad_cols: Vec<f32>,
+    grad_kernel: Vec<f32>,
 }
 
 impl Pass {
@@ -151,9 +158,16 @@ impl Pass {
             })
             .collect::<Vec<_>>();
         let head = specs.last().expect("a head");
+        let widest = |f: fn(&ConvLayer) -> usize| convs.iter().map(f).max().unwrap_or(0);
+        let activations = widest(|c| c.out.len()).max(widest(|c| c.pixels * c.ci) * capacity);
         Self {
             head_pixels: convs.last().map_or(1, |c| c.out_pixels),
             features: vec![0.0; capacity * head.c_in],
+            grad_out: vec![0.0; activations],
+            grad_in: vec![0.0; activations],
+            grad_skip: vec![0.0; activations],
+            grad_cols: vec![0.0; widest(|c| c.cols.len())],
+            grad_kernel: vec![0.0; widest(|c| c.kernel.len())],
             specs,
             convs,
         }
@@ -270,37 +284,36 @@ impl Pass {
             &mut dfeatures,
         );
         let scale = (1.0 / self.head_pixels as f64) as f32;
-        let mut grad_out = vec![0.0f32; n * self.head_pixels * c];
-        for (e, px) in grad_out.chunks_exact_mut(self.head_pixels * c).enumerate() {
+        let mut grad_out = std::mem::take(&mut self.grad_out);
+        let mut grad_in = std::mem::take(&mut self.grad_in);
+        for (e, px) in grad_out[..n * self.head_pixels * c]
+            .chunks_exact_mut(self.head_pixels * c)
+            .enumerate()
+        {
             for (p, v) in px.iter_mut().enumerate() {
                 *v = dfeatures[e * c + p % c] * scale + 0.0;
             }
         }
-        let mut grad_skip = Vec::new();
         for k in (0..self.convs.len()).rev() {
             let layer = &self.convs[k];
             let (ci, co, patch) = (layer.ci, layer.co, layer.patch());
             let rows = n * layer.out_pixels;
+            let dz = &mut grad_out[..rows * co];
             // relu backward: grad · (pre ≥ 0).
-            for (d, v) in grad_out.iter_mut().zip(&layer.pre) {
+            for (d, v) in dz.iter_mut().zip(&layer.pre) {
                 if *v < 0.0 || v.is_nan() {
                     *d = 0.0;
                 }
             }
             let role = self.specs[k].role;
             if role == Role::BlockOut {
-                grad_skip.clone_from(&grad_out);
+                self.grad_skip[..dz.len()].copy_from_slice(dz);
             }
             let g = &mut grads.layers[k];
-            column_sums(&grad_out, co, &mut g.b);
+            column_sums(dz, co, &mut g.b);
             // rhs_grad = cols.t().matmul(dz) ((9·ci) × co), into w's c_out × c_in × 3 × 3.
-            let mut dkt = vec![0.0f32; patch * co];
-            matmul(
-                (patch, co, rows),
-                (&layer.cols, patch, 1),
-                (&grad_out, 1, co),
-                &mut dkt,
-            );
+            let dkt = &mut self.grad_kernel[..patch * co];
+            matmul((patch, co, rows), (&layer.cols, patch, 1), (dz, 1, co), dkt);
             for o in 0..co {
                 for i in 0..ci {
                     for t in 0..TAPS {
@@ -312,23 +325,21 @@ impl Pass {
                 break;
             }
             // lhs_grad = dz.matmul(kernel) ((n·out_pixels) × (9·ci)), scattered back (col2im).
-            let mut dcols = vec![0.0f32; rows * patch];
-            matmul(
-                (rows, patch, co),
-                (&grad_out, 1, co),
-                (&layer.kernel, 1, patch),
-                &mut dcols,
-            );
-            let mut dx = vec![0.0f32; n * layer.pixels * ci];
-            col2im(&dcols, &layer.patches, layer.pixels, ci, &mut dx);
+            let dcols = &mut self.grad_cols[..rows * patch];
+            matmul((rows, patch, co), (dz, 1, co), (&layer.kernel, 1, patch), dcols);
+            let dx = &mut grad_in[..n * layer.pixels * ci];
+            dx.fill(0.0);
+            col2im(dcols, &layer.patches, layer.pixels, ci, dx);
             if role == Role::BlockIn {
                 // The block input's second consumer: the skip connection.
-                for (d, s) in dx.iter_mut().zip(&grad_skip) {
+                for (d, s) in dx.iter_mut().zip(&self.grad_skip) {
                     *d += s;
                 }
             }
-            grad_out = dx;
+            std::mem::swap(&mut grad_out, &mut grad_in);
         }
+        self.grad_out = grad_out;
+        self.grad_in = grad_in;
     }
 }
 
