@@ -326,7 +326,12 @@ impl Pass {
             }
             // lhs_grad = dz.matmul(kernel) ((n·out_pixels) × (9·ci)), scattered back (col2im).
             let dcols = &mut self.grad_cols[..rows * patch];
-            matmul((rows, patch, co), (dz, 1, co), (&layer.kernel, 1, patch), dcols);
+            matmul(
+                (rows, patch, co),
+                (dz, 1, co),
+                (&layer.kernel, 1, patch),
+                dcols,
+            );
             let dx = &mut grad_in[..n * layer.pixels * ci];
             dx.fill(0.0);
             col2im(dcols, &layer.patches, layer.pixels, ci, dx);
@@ -357,16 +362,15 @@ fn loss_gradient(logits: Vec<f32>, y: &[u32], classes: usize) -> Result<(f32, Ve
     Ok((loss.to_scalar()?, d.flatten_all()?.to_vec1()?))
 }
 
-/// SGD on every parameter of the CNN `w` over `data` (minibatches of `batch`, `epochs` passes
-/// shuffled by `rng` as [`super::nn::batches`] shuffles them); returns the trained weights, the
-/// same numbers as candle's autograd gives ([`super::nn::Arch::train_autograd`]).
+/// SGD on the layers `only` (every layer when `None`) of the CNN `w` over `data` (minibatches of
+/// `batch`, `epochs` passes shuffled by `rng` as [`super::nn::batches`] shuffles them); returns
+/// the trained weights, the numbers candle's autograd gives ([`super::nn::Arch::train_autograd`]).
 pub fn train(
     net: &Cnn,
     w: &Weights,
     data: &Dataset,
-    epochs: usize,
-    batch: usize,
-    lr: f64,
+    only: Option<&[usize]>,
+    (epochs, batch, lr): (usize, usize, f64),
     rng: &mut Rng,
 ) -> Result<Weights> {
     if data.is_empty() {
@@ -391,7 +395,8 @@ pub fn train(
             let logits = pass.forward(&p, &x, y.len());
             let (_, dlogits) = loss_gradient(logits, &y, net.classes)?;
             pass.backward(&p, &dlogits, y.len(), &mut grads);
-            for (l, g) in p.layers.iter_mut().zip(&grads.layers) {
+            let trained = p.layers.iter_mut().zip(&grads.layers).enumerate();
+            for (_, (l, g)) in trained.filter(|(k, _)| only.is_none_or(|set| set.contains(k))) {
                 for (v, d) in
                     l.w.iter_mut()
                         .chain(l.b.iter_mut())
@@ -521,7 +526,14 @@ mod tests {
             x: vec![],
             y: vec![],
         };
-        let trained = train(&cnn, &w0, &empty, 3, 8, 0.1, &mut sim::rng::stream(1, "s"));
+        let trained = train(
+            &cnn,
+            &w0,
+            &empty,
+            None,
+            (3, 8, 0.1),
+            &mut sim::rng::stream(1, "s"),
+        );
         assert_eq!(trained.unwrap(), w0);
         assert_eq!(loss_and_accuracy(&cnn, &w0, &empty).unwrap(), (0.0, 0.0));
     }

@@ -284,8 +284,7 @@ impl Arch {
     }
 
     /// Trains every variable of `w` on `data` with SGD (minibatches of `batch` for `epochs` passes,
-    /// shuffled by `rng`); returns the trained weights. The CNN runs the hand-written step of
-    /// [`crate::learn::cnn_sgd`], the MLP candle's autograd ([`Arch::train_autograd`]).
+    /// shuffled by `rng`); returns the trained weights ([`Arch::train_layers`] on every layer).
     pub fn train(
         &self,
         w: &Weights,
@@ -295,31 +294,51 @@ impl Arch {
         lr: f64,
         rng: &mut Rng,
     ) -> Result<Weights> {
+        self.train_layers(w, data, None, (epochs, batch, lr), rng)
+    }
+
+    /// SGD on the layers `only` of `w` (every layer when `None`; the others keep their values)
+    /// over `data` (minibatches of `batch` for `epochs` passes, shuffled by `rng`). The CNN runs
+    /// the graph-free step of [`crate::learn::cnn_sgd`], the MLP candle's autograd
+    /// ([`Arch::train_autograd`]); both give the same numbers as the autograd would.
+    pub fn train_layers(
+        &self,
+        w: &Weights,
+        data: &Dataset,
+        only: Option<&[usize]>,
+        sgd: (usize, usize, f64),
+        rng: &mut Rng,
+    ) -> Result<Weights> {
         match self {
-            Self::Mlp => self.train_autograd(w, data, epochs, batch, lr, rng),
-            Self::Cnn(net) => cnn_sgd::train(net, w, data, epochs, batch, lr, rng),
+            Self::Mlp => self.train_autograd(w, data, only, sgd, rng),
+            Self::Cnn(net) => cnn_sgd::train(net, w, data, only, sgd, rng),
         }
     }
 
-    /// [`Arch::train`] through candle's autograd on [`Arch::forward`] (for the CNN, the
-    /// reference the hand-written step is tested against).
+    /// [`Arch::train_layers`] through candle's autograd on [`Arch::forward`] (for the CNN, the
+    /// reference the graph-free step is tested against).
     pub(crate) fn train_autograd(
         &self,
         w: &Weights,
         data: &Dataset,
-        epochs: usize,
-        batch: usize,
-        lr: f64,
+        only: Option<&[usize]>,
+        (epochs, batch, lr): (usize, usize, f64),
         rng: &mut Rng,
     ) -> Result<Weights> {
         if data.is_empty() {
             return Ok(w.clone());
         }
         let vars = Vars::from_weights(w)?;
-        let all = vars.all();
+        let trained: Vec<Var> = vars
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(l, _)| only.is_none_or(|set| set.contains(l)))
+            .flat_map(|(_, (w, b))| [w.clone(), b.clone()])
+            .collect();
         for (x, y) in batches(data, epochs, batch, rng)? {
             let loss = cross_entropy(&self.forward(&vars.tensors(), &x)?, &y)?;
-            sgd_step(&loss, &all, lr)?;
+            sgd_step(&loss, &trained, lr)?;
         }
         vars.to_weights(w)
     }

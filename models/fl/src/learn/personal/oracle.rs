@@ -5,14 +5,14 @@
 //! setting in which choosing which layers to personalise (pFedNavi's selection) should matter. It
 //! is a diagnostic of the task, run on FedAvg alone, independent of pFedNavi.
 
-use candle_core::{Result, Var};
+use candle_core::Result;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sim::rng::Rng;
 use sim::validate::{Checks, Validate};
 
 use crate::learn::common::Sgd;
-use crate::learn::nn::{self, Arch, Vars, Weights};
+use crate::learn::nn::{Arch, Weights};
 use crate::learn::task::Dataset;
 
 /// The oracle's settings (the scenario's `oracle:` block).
@@ -54,31 +54,6 @@ pub fn set_name(set: &[usize]) -> String {
     format!("l{}", ids.join("_"))
 }
 
-/// `w` with only the layers `only` (every layer when `None`) trained by SGD on `data` with `arch`
-/// (minibatches shuffled by `rng`); the other layers keep `w`'s values.
-pub fn finetune(
-    arch: &Arch,
-    w: &Weights,
-    data: &Dataset,
-    only: Option<&[usize]>,
-    (epochs, batch, lr): (usize, usize, f64),
-    rng: &mut Rng,
-) -> Result<Weights> {
-    let vars = Vars::from_weights(w)?;
-    let trained: Vec<Var> = vars
-        .layers
-        .iter()
-        .enumerate()
-        .filter(|(l, _)| only.is_none_or(|set| set.contains(l)))
-        .flat_map(|(_, (w, b))| [w.clone(), b.clone()])
-        .collect();
-    for (x, y) in nn::batches(data, epochs, batch, rng)? {
-        let loss = nn::cross_entropy(&arch.forward(&vars.tensors(), &x)?, &y)?;
-        nn::sgd_step(&loss, &trained, lr)?;
-    }
-    vars.to_weights(w)
-}
-
 /// Mean test accuracy over the clients of the global model `g` fine-tuned on layers `only` by each
 /// client `k` on `train[k]` (shuffled by a fresh `stream(k)`, the same for every set), tested on
 /// `test[k]`.
@@ -92,7 +67,7 @@ pub fn mean_accuracy(
 ) -> Result<f64> {
     let mut sum = 0.0;
     for (k, (tr, te)) in train.iter().zip(test).enumerate() {
-        let w = finetune(arch, g, tr, only, sgd.tuple(), &mut stream(k))?;
+        let w = arch.train_layers(g, tr, only, sgd.tuple(), &mut stream(k))?;
         sum += arch.accuracy(&w, te)?;
     }
     Ok(sum / train.len().max(1) as f64)
@@ -126,27 +101,15 @@ mod tests {
     fn only_the_chosen_layers_move() {
         let (data, w) = task();
         let sgd = (2, 10, 0.1);
-        let one = finetune(
-            &Arch::Mlp,
-            &w,
-            &data,
-            Some(&[1]),
-            sgd,
-            &mut sim::rng::stream(1, "a"),
-        )
-        .unwrap();
+        let one = Arch::Mlp
+            .train_layers(&w, &data, Some(&[1]), sgd, &mut sim::rng::stream(1, "a"))
+            .unwrap();
         assert_eq!(one.layers[0], w.layers[0]);
         assert_eq!(one.layers[2], w.layers[2]);
         assert_ne!(one.layers[1], w.layers[1]);
-        let all = finetune(
-            &Arch::Mlp,
-            &w,
-            &data,
-            None,
-            sgd,
-            &mut sim::rng::stream(1, "a"),
-        )
-        .unwrap();
+        let all = Arch::Mlp
+            .train_layers(&w, &data, None, sgd, &mut sim::rng::stream(1, "a"))
+            .unwrap();
         let plain = Arch::Mlp
             .train(&w, &data, 2, 10, 0.1, &mut sim::rng::stream(1, "a"))
             .unwrap();
