@@ -9,7 +9,6 @@
 
 pub mod backdoor;
 pub mod cnn;
-pub mod cnn_sgd;
 pub mod common;
 pub mod convert;
 pub mod digits;
@@ -17,5 +16,6 @@ pub mod lora;
 pub mod net;
 pub mod nn;
 pub mod personal;
+pub mod step;
 pub mod svd;
 pub mod task;

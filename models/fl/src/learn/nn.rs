@@ -9,7 +9,7 @@ use rand_distr::{Distribution, Normal};
 use sim::rng::Rng;
 
 use super::cnn::Cnn;
-use super::cnn_sgd;
+use super::step;
 use super::task::Dataset;
 
 /// One dense layer `y = x·Wᵀ + b`, `W` stored row-major as `d_out × d_in` (the PyTorch convention, so a
@@ -298,9 +298,8 @@ impl Arch {
     }
 
     /// SGD on the layers `only` of `w` (every layer when `None`; the others keep their values)
-    /// over `data` (minibatches of `batch` for `epochs` passes, shuffled by `rng`). The CNN runs
-    /// the graph-free step of [`crate::learn::cnn_sgd`], the MLP candle's autograd
-    /// ([`Arch::train_autograd`]); both give the same numbers as the autograd would.
+    /// over `data` (minibatches of `batch` for `epochs` passes, shuffled by `rng`), by the
+    /// graph-free step of [`crate::learn::step`]: the numbers of [`Arch::train_autograd`].
     pub fn train_layers(
         &self,
         w: &Weights,
@@ -309,14 +308,12 @@ impl Arch {
         sgd: (usize, usize, f64),
         rng: &mut Rng,
     ) -> Result<Weights> {
-        match self {
-            Self::Mlp => self.train_autograd(w, data, only, sgd, rng),
-            Self::Cnn(net) => cnn_sgd::train(net, w, data, only, sgd, rng),
-        }
+        step::train(self, w, data, only, sgd, rng)
     }
 
-    /// [`Arch::train_layers`] through candle's autograd on [`Arch::forward`] (for the CNN, the
-    /// reference the graph-free step is tested against).
+    /// [`Arch::train_layers`] through candle's autograd on [`Arch::forward`] (the reference
+    /// [`crate::learn::step`] is tested against).
+    #[cfg(test)]
     pub(crate) fn train_autograd(
         &self,
         w: &Weights,
@@ -350,14 +347,12 @@ impl Arch {
 
     /// Mean cross-entropy and fraction correct of `w` on `data` (`(0, 0)` when `data` is empty).
     pub fn loss_and_accuracy(&self, w: &Weights, data: &Dataset) -> Result<(f64, f64)> {
-        match self {
-            Self::Mlp => self.loss_and_accuracy_autograd(w, data),
-            Self::Cnn(net) => cnn_sgd::loss_and_accuracy(net, w, data),
-        }
+        step::loss_and_accuracy(self, w, data)
     }
 
-    /// [`Arch::loss_and_accuracy`] through candle's [`Arch::forward`] (for the CNN, the reference
-    /// the hand-written pass is tested against).
+    /// [`Arch::loss_and_accuracy`] through candle's [`Arch::forward`] (the reference
+    /// [`crate::learn::step`] is tested against).
+    #[cfg(test)]
     pub(crate) fn loss_and_accuracy_autograd(
         &self,
         w: &Weights,

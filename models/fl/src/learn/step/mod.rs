@@ -1,0 +1,310 @@
+//! SGD steps without the autograd graph, for the learning studies' networks (the residual CNN
+//! of [`super::cnn`], the MLP of [`super::nn::forward`]): the same arithmetic as candle's autograd
+//! through [`super::nn::Arch::forward`] — the same GEMM calls with candle's arguments, the same
+//! im2col, the same sequential reductions — over buffers allocated once per training call, so a
+//! step's ≈ 300 tensor allocations, zeroings and dispatches go away (they were ≈ half of a POLAR
+//! run).
+//!
+//! Bit for bit, not merely close: the tests compare gradients, training runs and evaluations with
+//! candle's for equality, so every table computed through candle before stays the same. What makes
+//! that hold, op by op, is noted where the op is mirrored: each GEMM passes candle's `(m, n, k)`,
+//! strides, `alpha`/`beta` and parallelism (candle's CPU `MatMul`); each sum over rows runs in
+//! index order from zero (candle's `ReduceSum` over a non-last dimension); two gradient
+//! contributions to one tensor are one addition (commutative, so candle's order does not matter).
+//! The cross-entropy on the logits (a few tensors of `n × classes`) stays candle's own
+//! ([`cross_entropy`]).
+
+mod cnn;
+mod mlp;
+
+use candle_core::{D, Device, Result, Tensor, Var};
+use gemm::Parallelism;
+use rand::seq::SliceRandom;
+use sim::rng::Rng;
+
+use super::nn::{Arch, Weights, cross_entropy};
+use super::task::Dataset;
+
+/// A network's forward and backward over batches of up to the capacity it was made for.
+trait Pass {
+    /// Runs `n` inputs `x` (`n × d_in`) through `w`; returns the logits (`n × classes`) and keeps
+    /// what the backward needs.
+    fn forward(&mut self, w: &Weights, x: &[f32], n: usize) -> Vec<f32>;
+
+    /// Gradients into `grads` (`w`'s layout, overwritten) of the loss whose gradient w.r.t. the
+    /// last forward's logits is `dlogits` (`n × classes`).
+    fn backward(&mut self, w: &Weights, dlogits: &[f32], n: usize, grads: &mut Weights);
+}
+
+/// The pass of `arch` for batches of up to `capacity` inputs.
+fn pass(arch: &Arch, capacity: usize) -> Box<dyn Pass> {
+    match arch {
+        Arch::Mlp => Box::new(mlp::MlpPass::default()),
+        Arch::Cnn(net) => Box::new(cnn::CnnPass::new(net, capacity)),
+    }
+}
+
+/// A row-major or transposed view of a matrix for [`matmul`]: `(data, column stride, row stride)`.
+pub(super) type View<'a> = (&'a [f32], usize, usize);
+
+/// `dst (m × n, row-major) = lhs (m × k) · rhs (k × n)`, called exactly as candle's CPU `MatMul`
+/// calls the `gemm` crate (contiguous destination, `read_dst` false, `alpha` 0, `beta` 1, rayon
+/// parallelism when candle's thread count is above one), so the products are candle's.
+pub(super) fn matmul(
+    (m, n, k): (usize, usize, usize),
+    lhs: View<'_>,
+    rhs: View<'_>,
+    dst: &mut [f32],
+) {
+    assert!(dst.len() >= m * n, "matmul: destination too small");
+    assert!(
+        lhs.0.len() > (m - 1) * lhs.2 + (k - 1) * lhs.1,
+        "matmul: lhs too small"
+    );
+    assert!(
+        rhs.0.len() > (k - 1) * rhs.2 + (n - 1) * rhs.1,
+        "matmul: rhs too small"
+    );
+    let threads = candle_core::utils::get_num_threads();
+    let parallelism = if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: the asserts above keep every element gemm reads or writes inside the slices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.0.as_ptr(),
+            lhs.1 as isize,
+            lhs.2 as isize,
+            rhs.0.as_ptr(),
+            rhs.1 as isize,
+            rhs.2 as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Column sums of `rows` (`r × c`, row-major) into `out`, each from zero in row order (candle's
+/// `ReduceSum` over dimension 0, the bias gradient of a broadcast add).
+pub(super) fn column_sums(rows: &[f32], c: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for row in rows.chunks_exact(c) {
+        for (s, v) in out.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+}
+
+/// The mean cross-entropy of `logits` (`n × classes`) against `y` through candle (its value and
+/// its gradient w.r.t. the logits).
+fn loss_gradient(logits: Vec<f32>, y: &[u32]) -> Result<(f32, Vec<f32>)> {
+    let n = y.len();
+    let classes = logits.len() / n.max(1);
+    let logits = Var::from_tensor(&Tensor::from_vec(logits, (n, classes), &Device::Cpu)?)?;
+    let labels = Tensor::from_slice(y, n, &Device::Cpu)?;
+    let loss = cross_entropy(logits.as_tensor(), &labels)?;
+    let grads = loss.backward()?;
+    let d = grads
+        .get(logits.as_tensor())
+        .ok_or_else(|| candle_core::Error::Msg("cross-entropy: no logit gradient".into()))?;
+    Ok((loss.to_scalar()?, d.flatten_all()?.to_vec1()?))
+}
+
+/// Gradients of the mean cross-entropy of a network on minibatches, the numbers candle's autograd
+/// gives, with buffers reused from one call to the next.
+pub struct Backprop {
+    pass: Box<dyn Pass>,
+}
+
+impl Backprop {
+    /// For the network `arch` and batches of up to `capacity` examples.
+    pub fn new(arch: &Arch, capacity: usize) -> Self {
+        Self {
+            pass: pass(arch, capacity.max(1)),
+        }
+    }
+
+    /// The loss of `w` on the examples `x` (`n × d_in`) with labels `y` (`n`, at most the
+    /// capacity), and its gradient in `w`'s layout.
+    pub fn gradient(&mut self, w: &Weights, x: &[f32], y: &[u32]) -> Result<(f32, Weights)> {
+        let logits = self.pass.forward(w, x, y.len());
+        let (loss, dlogits) = loss_gradient(logits, y)?;
+        let mut grads = w.clone();
+        self.pass.backward(w, &dlogits, y.len(), &mut grads);
+        Ok((loss, grads))
+    }
+}
+
+/// `v - d·lr` on every parameter of the layers `only` (every layer when `None`) of `w`, as
+/// candle's `v - (d * lr)` computes it (its affine multiplies by `lr` as f32 and adds 0).
+pub fn sgd_update(w: &mut Weights, d: &Weights, lr: f64, only: Option<&[usize]>) {
+    let lr = lr as f32;
+    let layers = w.layers.iter_mut().zip(&d.layers).enumerate();
+    for (_, (l, g)) in layers.filter(|(k, _)| only.is_none_or(|set| set.contains(k))) {
+        let params = l.w.iter_mut().chain(l.b.iter_mut());
+        for (v, d) in params.zip(g.w.iter().chain(&g.b)) {
+            *v -= d * lr + 0.0;
+        }
+    }
+}
+
+/// SGD on the layers `only` (every layer when `None`) of `w` (network `arch`) over `data`
+/// (minibatches of `batch`, `epochs` passes shuffled by `rng` as [`super::nn::batches`] shuffles
+/// them); returns the trained weights, the numbers of [`super::nn::Arch::train_autograd`].
+pub fn train(
+    arch: &Arch,
+    w: &Weights,
+    data: &Dataset,
+    only: Option<&[usize]>,
+    (epochs, batch, lr): (usize, usize, f64),
+    rng: &mut Rng,
+) -> Result<Weights> {
+    if data.is_empty() {
+        return Ok(w.clone());
+    }
+    let batch = batch.max(1);
+    let mut backprop = Backprop::new(arch, batch.min(data.len()));
+    let mut p = w.clone();
+    let mut idx: Vec<usize> = (0..data.len()).collect();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for _ in 0..epochs {
+        idx.shuffle(rng);
+        for chunk in idx.chunks(batch) {
+            x.clear();
+            y.clear();
+            for &i in chunk {
+                x.extend_from_slice(data.row(i));
+                y.push(data.y[i]);
+            }
+            let (_, grads) = backprop.gradient(&p, &x, &y)?;
+            sgd_update(&mut p, &grads, lr, only);
+        }
+    }
+    Ok(p)
+}
+
+/// Mean cross-entropy and fraction correct of `w` (network `arch`) on `data` (`(0, 0)` when empty): one
+/// forward pass over all of `data`, as [`super::nn::Arch::loss_and_accuracy_autograd`] makes it.
+pub fn loss_and_accuracy(arch: &Arch, w: &Weights, data: &Dataset) -> Result<(f64, f64)> {
+    if data.is_empty() {
+        return Ok((0.0, 0.0));
+    }
+    let n = data.len();
+    let logits = pass(arch, n).forward(w, &data.x, n);
+    let classes = logits.len() / n;
+    let logits = Tensor::from_vec(logits, (n, classes), &Device::Cpu)?;
+    let labels = Tensor::from_slice(&data.y, n, &Device::Cpu)?;
+    let loss = f64::from(cross_entropy(&logits, &labels)?.to_scalar::<f32>()?);
+    let pred: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;
+    let hits = pred.iter().zip(&data.y).filter(|(p, y)| p == y).count();
+    Ok((loss, hits as f64 / n as f64))
+}
+
+/// Checks shared by the networks' tests: the graph-free numbers are candle's autograd's.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::nn::Vars;
+
+    /// Random examples of width `dim` with labels in `0..10`.
+    pub(super) fn examples(n: usize, dim: usize, seed: u64) -> Dataset {
+        let mut rng = sim::rng::stream(seed, "examples");
+        Dataset {
+            dim,
+            x: (0..n * dim)
+                .map(|_| rand::Rng::random::<f32>(&mut rng))
+                .collect(),
+            y: (0..n)
+                .map(|_| rand::Rng::random_range(&mut rng, 0..10))
+                .collect(),
+        }
+    }
+
+    /// One batch's loss and gradients, SGD on every layer and on the layers `only`, and the
+    /// evaluation of `arch` from `w0` on `data`, each equal to candle's autograd bit for bit.
+    pub(super) fn check_against_autograd(
+        arch: &Arch,
+        w0: &Weights,
+        data: &Dataset,
+        only: &[usize],
+    ) {
+        let (x, y) = data.all_tensors().unwrap();
+        let (loss, ours) = Backprop::new(arch, data.len())
+            .gradient(w0, &data.x, &data.y)
+            .unwrap();
+        let vars = Vars::from_weights(w0).unwrap();
+        let l = cross_entropy(&arch.forward(&vars.tensors(), &x).unwrap(), &y).unwrap();
+        let g = l.backward().unwrap();
+        let mut reference = w0.clone();
+        for (layer, pair) in reference.layers.iter_mut().zip(vars.all().chunks(2)) {
+            let grad = |v: &Var| -> Vec<f32> {
+                let t = g.get(v.as_tensor()).unwrap();
+                t.flatten_all().unwrap().to_vec1().unwrap()
+            };
+            layer.w = grad(&pair[0]);
+            layer.b = grad(&pair[1]);
+        }
+        assert_eq!(loss, l.to_scalar::<f32>().unwrap());
+        assert_eq!(ours, reference);
+        assert!(ours.flatten().iter().any(|v| *v != 0.0));
+
+        // Batches of 8 over 2 epochs: a short last batch when the size is not a multiple of 8.
+        let sgd = (2, 8, 0.05);
+        let stream = || sim::rng::stream(4, "sgd");
+        let mut trained = Vec::new();
+        for only in [None, Some(only)] {
+            let ours = train(arch, w0, data, only, sgd, &mut stream()).unwrap();
+            let reference = arch.train_autograd(w0, data, only, sgd, &mut stream());
+            assert_eq!(ours, reference.unwrap(), "{only:?}");
+            let moved = only.map_or(0, |s| s[0]);
+            assert_ne!(ours.layers[moved], w0.layers[moved], "{only:?}");
+            trained.push(ours);
+        }
+        let still = (0..w0.layers.len()).find(|k| !only.contains(k)).unwrap();
+        assert_eq!(
+            trained[1].layers[still], w0.layers[still],
+            "an untrained layer moved"
+        );
+        assert_eq!(
+            loss_and_accuracy(arch, &trained[0], data).unwrap(),
+            arch.loss_and_accuracy_autograd(&trained[0], data).unwrap()
+        );
+    }
+
+    #[test]
+    fn empty_data_leaves_weights_and_scores_zero() {
+        let w0 = Weights::init(&[64, 8, 10], &mut sim::rng::stream(2, "w"));
+        let empty = Dataset {
+            dim: 64,
+            x: vec![],
+            y: vec![],
+        };
+        let sgd = (3, 8, 0.1);
+        let trained = train(
+            &Arch::Mlp,
+            &w0,
+            &empty,
+            None,
+            sgd,
+            &mut sim::rng::stream(1, "s"),
+        );
+        assert_eq!(trained.unwrap(), w0);
+        assert_eq!(
+            loss_and_accuracy(&Arch::Mlp, &w0, &empty).unwrap(),
+            (0.0, 0.0)
+        );
+    }
+}
