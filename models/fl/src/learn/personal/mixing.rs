@@ -18,10 +18,11 @@
 //! granularity; per output unit and a threshold parameter (default ½: local outweighs global) are
 //! our reading.
 
-use candle_core::{Device, Result, Tensor, Var};
+use candle_core::Result;
 use sim::rng::Rng;
 
-use crate::learn::nn::{self, Arch, Vars, Weights};
+use crate::learn::nn::{Arch, Weights};
+use crate::learn::step;
 use crate::learn::task::Dataset;
 
 /// σ(t).
@@ -118,30 +119,6 @@ impl MixClient {
     }
 }
 
-/// Mixed layers `g + σ(θ_l)·(v − g)` as candle tensors, `g` the received global model held fixed;
-/// a layer without logits is `g`. `θ_l` holds 1 or `d_out` logits (σ through tanh:
-/// σ(t) = (1 + tanh(t/2))/2).
-fn mixed(
-    g: &[(Tensor, Tensor)],
-    v: &[(Tensor, Tensor)],
-    theta: &[Option<Tensor>],
-) -> Result<Vec<(Tensor, Tensor)>> {
-    g.iter()
-        .zip(v)
-        .zip(theta)
-        .map(|(((gw, gb), (vw, vb)), t)| {
-            let Some(t) = t else {
-                return Ok((gw.clone(), gb.clone()));
-            };
-            let lam = ((t * 0.5)?.tanh()? + 1.0)?.affine(0.5, 0.0)?;
-            let col = lam.reshape((lam.dim(0)?, 1))?;
-            let w = (gw + (vw - gw)?.broadcast_mul(&col)?)?;
-            let b = (gb + (vb - gb)?.broadcast_mul(&lam)?)?;
-            Ok((w, b))
-        })
-        .collect()
-}
-
 /// What a client trains on: all its data (the uploaded global copy), its training part (local
 /// weights) and its held-out part (mixing logits).
 pub struct MixData<'a> {
@@ -153,8 +130,81 @@ pub struct MixData<'a> {
     pub holdout: &'a Dataset,
 }
 
+/// λ = σ(θ) of each logit as candle's graph computes it in f32: `((θ·0.5).tanh() + 1)·0.5`, each
+/// step one of candle's affine maps (`v·mul + add`); also returns the tanh values (its backward
+/// reads them).
+fn lambdas_f32(theta: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let th: Vec<f32> = theta.iter().map(|t| (t * 0.5 + 0.0).tanh()).collect();
+    let lam = th.iter().map(|v| (v * 1.0 + 1.0) * 0.5 + 0.0).collect();
+    (lam, th)
+}
+
+/// The mixed model `g + λ·(v − g)` (λ per layer or per output unit; a layer without logits is
+/// `g`), the same f32 arithmetic as candle's broadcast ops.
+fn mixed(g: &Weights, v: &Weights, theta: &[Vec<f32>]) -> Weights {
+    let mut out = g.clone();
+    for ((o, v), t) in out.layers.iter_mut().zip(&v.layers).zip(theta) {
+        if t.is_empty() {
+            continue;
+        }
+        let lam = lambdas_f32(t).0;
+        for r in 0..o.d_out {
+            let l = lam[if lam.len() == 1 { 0 } else { r }];
+            for (gw, vw) in o.w[r * o.d_in..(r + 1) * o.d_in]
+                .iter_mut()
+                .zip(&v.w[r * o.d_in..])
+            {
+                *gw += (vw - *gw) * l;
+            }
+            o.b[r] += (v.b[r] - o.b[r]) * l;
+        }
+    }
+    out
+}
+
+/// ∂loss/∂θ from the mixed model's gradient `d`: per logit, the sum over the weights it mixes of
+/// `d·(v − g)` (candle's broadcast backward: a sum over the broadcast dimensions in
+/// [`step::candle_sum`]'s order, the bias's part added after), then back through λ's affine maps
+/// and tanh as candle's backward ops compute them.
+fn theta_gradient(d: &Weights, g: &Weights, v: &Weights, theta: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let mut out = Vec::with_capacity(theta.len());
+    for (((dl, gl), vl), t) in d.layers.iter().zip(&g.layers).zip(&v.layers).zip(theta) {
+        if t.is_empty() {
+            out.push(Vec::new());
+            continue;
+        }
+        let dw: Vec<f32> = (dl.w.iter().zip(&vl.w).zip(&gl.w))
+            .map(|((d, v), g)| d * (v - g))
+            .collect();
+        let db: Vec<f32> = (dl.b.iter().zip(&vl.b).zip(&gl.b))
+            .map(|((d, v), g)| d * (v - g))
+            .collect();
+        let dlam: Vec<f32> = if t.len() == dl.d_out {
+            (0..dl.d_out)
+                .map(|r| step::candle_sum(&dw[r * dl.d_in..(r + 1) * dl.d_in]) + db[r])
+                .collect()
+        } else {
+            vec![step::candle_sum(&dw) + step::candle_sum(&db)]
+        };
+        let th = lambdas_f32(t).1;
+        out.push(
+            dlam.iter()
+                .zip(&th)
+                .map(|(dl, th)| {
+                    let dth = (dl * 0.5 + 0.0) * 1.0 + 0.0;
+                    (0.0 - dth * (th * th * 1.0 + -1.0)) * 0.5 + 0.0
+                })
+                .collect(),
+        );
+    }
+    out
+}
+
 /// One round of local training of the network `arch`; returns the global copy to upload and the
-/// client's new state.
+/// client's new state. Each step's three gradients (of `CE(g)` on all the data, `CE(w)` in the
+/// client-specific layers of `v` on the training part, `CE(w)` in `θ` on the held-out part) are
+/// independent and come from the graph-free [`step::Backprop`]: the numbers of candle's autograd
+/// over the summed loss (tested against it).
 pub fn train_mixed(
     arch: &Arch,
     global: &Weights,
@@ -167,74 +217,62 @@ pub fn train_mixed(
     if data.all.is_empty() {
         return Ok((global.clone(), client.clone()));
     }
-    let received = nn::constants(global)?;
-    let g = Vars::from_weights(global)?;
-    let v = Vars::from_weights(&client.local)?;
-    let theta: Vec<Option<Var>> = client
-        .logits
-        .iter()
-        .map(|t| {
-            (!t.is_empty())
-                .then(|| Var::from_slice(t, t.len(), &Device::Cpu))
-                .transpose()
-        })
-        .collect::<Result<_>>()?;
-    let theta_t: Vec<Option<Tensor>> = theta
-        .iter()
-        .map(|t| t.as_ref().map(|t| t.as_tensor().clone()))
-        .collect();
-    let theta_fixed: Vec<Option<Tensor>> = theta_t
-        .iter()
-        .map(|t| t.as_ref().map(Tensor::detach))
-        .collect();
-    let mut weights = g.all();
-    weights.extend(v.all());
-    let all = nn::batches(data.all, epochs, batch, rng)?;
-    let fit = nn::batches(data.fit, epochs, batch, rng)?;
-    let held = nn::batches(data.holdout, epochs, batch, rng)?;
+    let mut backprop = step::Backprop::new(arch, batch.min(data.all.len()));
+    let (mut g, mut v, mut theta) = (global.clone(), client.local.clone(), client.logits.clone());
+    let all = step::minibatches(data.all, epochs, batch, rng);
+    let fit = step::minibatches(data.fit, epochs, batch, rng);
+    let held = step::minibatches(data.holdout, epochs, batch, rng);
+    let specific: Vec<usize> = (0..theta.len()).filter(|&l| !theta[l].is_empty()).collect();
     for (i, (x, y)) in all.iter().enumerate() {
-        let mut loss = nn::cross_entropy(&arch.forward(&g.tensors(), x)?, y)?;
-        let v_now = v.tensors();
-        if !fit.is_empty() {
-            // Local weights: λ held fixed.
+        let (_, dg) = backprop.gradient(&g, x, y)?;
+        let w = mixed(global, &v, &theta);
+        // Local weights: λ held fixed; ∂/∂v = ∂/∂w · λ on the client-specific layers.
+        let dv = if fit.is_empty() {
+            None
+        } else {
             let (xf, yf) = &fit[i % fit.len()];
-            let w = mixed(&received, &v_now, &theta_fixed)?;
-            loss = (loss + nn::cross_entropy(&arch.forward(&w, xf)?, yf)?)?;
-        }
-        if !held.is_empty() {
-            // Mixing logits: local weights held fixed, on data they never trained on.
-            let (xh, yh) = &held[i % held.len()];
-            let v_fixed: Vec<(Tensor, Tensor)> = v_now
-                .iter()
-                .map(|(w, b)| (w.detach(), b.detach()))
-                .collect();
-            let w = mixed(&received, &v_fixed, &theta_t)?;
-            loss = (loss + nn::cross_entropy(&arch.forward(&w, xh)?, yh)?)?;
-        }
-        let grads = loss.backward()?;
-        for var in &weights {
-            if let Some(d) = grads.get(var.as_tensor()) {
-                var.set(&(var.as_tensor() - (d * lr)?)?)?;
+            let (_, mut dw) = backprop.gradient(&w, xf, yf)?;
+            for (l, t) in dw.layers.iter_mut().zip(&theta) {
+                if t.is_empty() {
+                    continue;
+                }
+                let lam = lambdas_f32(t).0;
+                for r in 0..l.d_out {
+                    let k = lam[if lam.len() == 1 { 0 } else { r }];
+                    for d in &mut l.w[r * l.d_in..(r + 1) * l.d_in] {
+                        *d *= k;
+                    }
+                    l.b[r] *= k;
+                }
             }
+            Some(dw)
+        };
+        // Mixing logits: local weights held fixed, on data they never trained on.
+        let dtheta = if held.is_empty() {
+            None
+        } else {
+            let (xh, yh) = &held[i % held.len()];
+            let (_, dw) = backprop.gradient(&w, xh, yh)?;
+            Some(theta_gradient(&dw, global, &v, &theta))
+        };
+        step::sgd_update(&mut g, &dg, lr, None);
+        if let Some(dv) = dv {
+            step::sgd_update(&mut v, &dv, lr, Some(&specific));
         }
-        for t in theta.iter().flatten() {
-            if let Some(d) = grads.get(t.as_tensor()) {
-                t.set(&(t.as_tensor() - (d * mix_lr)?)?)?;
+        if let Some(dt) = dtheta {
+            let mix_lr = mix_lr as f32;
+            for (t, d) in theta.iter_mut().zip(&dt) {
+                for (t, d) in t.iter_mut().zip(d) {
+                    *t -= d * mix_lr + 0.0;
+                }
             }
         }
     }
-    let logits = theta
-        .iter()
-        .map(|t| {
-            t.as_ref()
-                .map_or(Ok(Vec::new()), |t| t.as_tensor().to_vec1())
-        })
-        .collect::<Result<_>>()?;
     Ok((
-        g.to_weights(global)?,
+        g,
         MixClient {
-            local: v.to_weights(&client.local)?,
-            logits,
+            local: v,
+            logits: theta,
             selected: client.selected,
         },
     ))
@@ -243,7 +281,119 @@ pub fn train_mixed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::learn::nn::{self, Vars};
     use crate::learn::task::{ClientView, Prototypes, TaskShape};
+    use candle_core::{Device, Tensor, Var};
+
+    /// Mixed layers `g + σ(θ_l)·(v − g)` as candle tensors, `g` the received global model held fixed;
+    /// a layer without logits is `g`. `θ_l` holds 1 or `d_out` logits (σ through tanh:
+    /// σ(t) = (1 + tanh(t/2))/2).
+    fn mixed_tensors(
+        g: &[(Tensor, Tensor)],
+        v: &[(Tensor, Tensor)],
+        theta: &[Option<Tensor>],
+    ) -> Result<Vec<(Tensor, Tensor)>> {
+        g.iter()
+            .zip(v)
+            .zip(theta)
+            .map(|(((gw, gb), (vw, vb)), t)| {
+                let Some(t) = t else {
+                    return Ok((gw.clone(), gb.clone()));
+                };
+                let lam = ((t * 0.5)?.tanh()? + 1.0)?.affine(0.5, 0.0)?;
+                let col = lam.reshape((lam.dim(0)?, 1))?;
+                let w = (gw + (vw - gw)?.broadcast_mul(&col)?)?;
+                let b = (gb + (vb - gb)?.broadcast_mul(&lam)?)?;
+                Ok((w, b))
+            })
+            .collect()
+    }
+
+    /// The candle-autograd [`train_mixed`] the graph-free one reproduces.
+    fn train_mixed_autograd(
+        arch: &Arch,
+        global: &Weights,
+        client: &MixClient,
+        data: &MixData<'_>,
+        (epochs, batch, lr): (usize, usize, f64),
+        mix_lr: f64,
+        rng: &mut Rng,
+    ) -> Result<(Weights, MixClient)> {
+        if data.all.is_empty() {
+            return Ok((global.clone(), client.clone()));
+        }
+        let received = nn::constants(global)?;
+        let g = Vars::from_weights(global)?;
+        let v = Vars::from_weights(&client.local)?;
+        let theta: Vec<Option<Var>> = client
+            .logits
+            .iter()
+            .map(|t| {
+                (!t.is_empty())
+                    .then(|| Var::from_slice(t, t.len(), &Device::Cpu))
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        let theta_t: Vec<Option<Tensor>> = theta
+            .iter()
+            .map(|t| t.as_ref().map(|t| t.as_tensor().clone()))
+            .collect();
+        let theta_fixed: Vec<Option<Tensor>> = theta_t
+            .iter()
+            .map(|t| t.as_ref().map(Tensor::detach))
+            .collect();
+        let mut weights = g.all();
+        weights.extend(v.all());
+        let all = nn::batches(data.all, epochs, batch, rng)?;
+        let fit = nn::batches(data.fit, epochs, batch, rng)?;
+        let held = nn::batches(data.holdout, epochs, batch, rng)?;
+        for (i, (x, y)) in all.iter().enumerate() {
+            let mut loss = nn::cross_entropy(&arch.forward(&g.tensors(), x)?, y)?;
+            let v_now = v.tensors();
+            if !fit.is_empty() {
+                // Local weights: λ held fixed.
+                let (xf, yf) = &fit[i % fit.len()];
+                let w = mixed_tensors(&received, &v_now, &theta_fixed)?;
+                loss = (loss + nn::cross_entropy(&arch.forward(&w, xf)?, yf)?)?;
+            }
+            if !held.is_empty() {
+                // Mixing logits: local weights held fixed, on data they never trained on.
+                let (xh, yh) = &held[i % held.len()];
+                let v_fixed: Vec<(Tensor, Tensor)> = v_now
+                    .iter()
+                    .map(|(w, b)| (w.detach(), b.detach()))
+                    .collect();
+                let w = mixed_tensors(&received, &v_fixed, &theta_t)?;
+                loss = (loss + nn::cross_entropy(&arch.forward(&w, xh)?, yh)?)?;
+            }
+            let grads = loss.backward()?;
+            for var in &weights {
+                if let Some(d) = grads.get(var.as_tensor()) {
+                    var.set(&(var.as_tensor() - (d * lr)?)?)?;
+                }
+            }
+            for t in theta.iter().flatten() {
+                if let Some(d) = grads.get(t.as_tensor()) {
+                    t.set(&(t.as_tensor() - (d * mix_lr)?)?)?;
+                }
+            }
+        }
+        let logits = theta
+            .iter()
+            .map(|t| {
+                t.as_ref()
+                    .map_or(Ok(Vec::new()), |t| t.as_tensor().to_vec1())
+            })
+            .collect::<Result<_>>()?;
+        Ok((
+            g.to_weights(global)?,
+            MixClient {
+                local: v.to_weights(&client.local)?,
+                logits,
+                selected: client.selected,
+            },
+        ))
+    }
 
     /// The autograd gradient of the logits (layer-wise on layer 0, per unit on layer 1) equals
     /// central finite differences of the loss of [`MixClient::personalized`].
@@ -276,7 +426,7 @@ mod tests {
             .collect();
         let tt: Vec<Option<Tensor>> = theta.iter().map(|t| Some(t.as_tensor().clone())).collect();
         let l = nn::cross_entropy(
-            &nn::forward(&mixed(&gv, &vv, &tt).unwrap(), &x).unwrap(),
+            &nn::forward(&mixed_tensors(&gv, &vv, &tt).unwrap(), &x).unwrap(),
             &y,
         )
         .unwrap();
@@ -294,6 +444,83 @@ mod tests {
                     (fd - f64::from(*gi)).abs() < 2e-3,
                     "layer {layer} unit {i}: {fd} vs {gi}"
                 );
+            }
+        }
+    }
+
+    /// The graph-free round is candle's autograd round bit for bit: on the MLP and the CNN, with
+    /// one logit per layer (before selection) and per unit or none (after).
+    #[test]
+    fn a_round_is_candles_autograd_bit_for_bit() {
+        use crate::learn::cnn::{Cnn, CnnShape};
+        let mut rng = sim::rng::stream(5, "round");
+        let images = Dataset {
+            dim: 64,
+            x: (0..50 * 64)
+                .map(|_| rand::Rng::random::<f32>(&mut rng))
+                .collect(),
+            y: (0..50)
+                .map(|_| rand::Rng::random_range(&mut rng, 0..10))
+                .collect(),
+        };
+        let net = Cnn {
+            shape: CnnShape {
+                channels: [4, 8],
+                blocks: 1,
+            },
+            side: 8,
+            classes: 10,
+        };
+        let nets = [
+            (Arch::Mlp, Weights::init(&[64, 40, 10], &mut rng)),
+            (Arch::Cnn(net), net.init(&mut rng)),
+        ];
+        for (arch, global) in nets {
+            let local = arch.train(&global, &images, 1, 10, 0.1, &mut rng).unwrap();
+            let mut client = MixClient {
+                local,
+                logits: (0..global.layers.len())
+                    .map(|l| vec![0.3 - 0.2 * l as f32])
+                    .collect(),
+                selected: false,
+            };
+            let data = MixData {
+                all: &images,
+                fit: &images.take(35),
+                holdout: &images.subset(&(35..50).collect::<Vec<_>>()),
+            };
+            for selected in [false, true] {
+                if selected {
+                    // Even layers client-specific (one logit per unit), odd layers global.
+                    for (l, t) in client.logits.iter_mut().enumerate() {
+                        *t = vec![if l % 2 == 0 { 0.7 } else { -0.7 }];
+                    }
+                    client.select(0.5, None);
+                    assert!(client.logits.iter().any(Vec::is_empty), "{arch:?}");
+                    assert!(client.logits.iter().any(|t| t.len() > 1), "{arch:?}");
+                }
+                let sgd = (2, 10, 0.1);
+                let ours = train_mixed(
+                    &arch,
+                    &global,
+                    &client,
+                    &data,
+                    sgd,
+                    3.0,
+                    &mut sim::rng::stream(1, "m"),
+                );
+                let reference = train_mixed_autograd(
+                    &arch,
+                    &global,
+                    &client,
+                    &data,
+                    sgd,
+                    3.0,
+                    &mut sim::rng::stream(1, "m"),
+                );
+                let (ours, reference) = (ours.unwrap(), reference.unwrap());
+                assert_ne!(ours.1.logits, client.logits, "{arch:?}");
+                assert_eq!(ours, reference, "{arch:?} selected {selected}");
             }
         }
     }

@@ -175,25 +175,60 @@ pub fn train(
     if data.is_empty() {
         return Ok(w.clone());
     }
-    let batch = batch.max(1);
     let mut backprop = Backprop::new(arch, batch.min(data.len()));
     let mut p = w.clone();
-    let mut idx: Vec<usize> = (0..data.len()).collect();
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for _ in 0..epochs {
-        idx.shuffle(rng);
-        for chunk in idx.chunks(batch) {
-            x.clear();
-            y.clear();
-            for &i in chunk {
-                x.extend_from_slice(data.row(i));
-                y.push(data.y[i]);
-            }
-            let (_, grads) = backprop.gradient(&p, &x, &y)?;
-            sgd_update(&mut p, &grads, lr, only);
-        }
+    for (x, y) in minibatches(data, epochs, batch, rng) {
+        let (_, grads) = backprop.gradient(&p, &x, &y)?;
+        sgd_update(&mut p, &grads, lr, only);
     }
     Ok(p)
+}
+
+/// Minibatches of `data` for `epochs` passes, shuffled by `rng` exactly as
+/// [`super::nn::batches`] shuffles them: `(x, y)` as flat rows and labels.
+pub fn minibatches(
+    data: &Dataset,
+    epochs: usize,
+    batch: usize,
+    rng: &mut Rng,
+) -> Vec<(Vec<f32>, Vec<u32>)> {
+    let mut out = Vec::new();
+    let mut idx: Vec<usize> = (0..data.len()).collect();
+    for _ in 0..epochs {
+        idx.shuffle(rng);
+        for chunk in idx.chunks(batch.max(1)) {
+            let x = chunk.iter().flat_map(|&i| data.row(i)).copied().collect();
+            out.push((x, chunk.iter().map(|&i| data.y[i]).collect()));
+        }
+    }
+    out
+}
+
+/// The sum of `xs` in the order of candle's `vec_reduce_sum` on this CPU (its sums over the last
+/// dimension, e.g. a broadcast's gradient): with AVX2, four 8-lane accumulators over blocks of 32,
+/// reduced pairwise, then the tail in order; without, in order from zero.
+pub fn candle_sum(xs: &[f32]) -> f32 {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    if std::is_x86_feature_detected!("avx2") {
+        let blocks = xs.len() / 32 * 32;
+        let mut acc = [[0.0f32; 8]; 4];
+        for block in xs[..blocks].chunks_exact(32) {
+            for (a, part) in acc.iter_mut().zip(block.chunks_exact(8)) {
+                for (s, v) in a.iter_mut().zip(part) {
+                    *s += v;
+                }
+            }
+        }
+        let lanes: [f32; 8] =
+            std::array::from_fn(|l| (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]));
+        let halves: [f32; 4] = std::array::from_fn(|l| lanes[l] + lanes[l + 4]);
+        let mut sum = (halves[0] + halves[1]) + (halves[2] + halves[3]);
+        for v in &xs[blocks..] {
+            sum += v;
+        }
+        return sum;
+    }
+    xs.iter().fold(0.0, |s, v| s + v)
 }
 
 /// Mean cross-entropy and fraction correct of `w` (network `arch`) on `data` (`(0, 0)` when empty): one
@@ -282,6 +317,26 @@ mod tests {
             loss_and_accuracy(arch, &trained[0], data).unwrap(),
             arch.loss_and_accuracy_autograd(&trained[0], data).unwrap()
         );
+    }
+
+    /// [`candle_sum`] is candle's own sum over a last dimension, at lengths around its blocks.
+    #[test]
+    fn candle_sum_is_candles_row_sum() {
+        let mut rng = sim::rng::stream(3, "sum");
+        for len in [1, 7, 31, 32, 33, 64, 100, 257] {
+            let xs: Vec<f32> = (0..len)
+                .map(|_| rand::Rng::random::<f32>(&mut rng) - 0.5)
+                .collect();
+            let t = Tensor::from_slice(&xs, (1, len), &Device::Cpu).unwrap();
+            let reference: Vec<f32> = t
+                .sum_keepdim(1)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(candle_sum(&xs), reference[0], "{len}");
+        }
     }
 
     #[test]
