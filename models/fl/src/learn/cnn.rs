@@ -8,9 +8,11 @@
 //! Its parameters are an ordinary [`Weights`]: a convolution is a [`Layer`] with `d_out = c_out`
 //! and `d_in = c_in·3·3`, its weight PyTorch's `c_out × c_in × 3 × 3` kernel flattened row-major.
 //! Flattening, averaging, the defenses (flat updates per layer), layer masks and the network's
-//! `ModelParams` therefore see the CNN exactly as they see an MLP. The forward pass is candle's
-//! batched `conv2d` (im2col + GEMM on the CPU) with autograd through `conv2d`'s backward.
+//! `ModelParams` therefore see the CNN exactly as they see an MLP. Training and evaluation run the
+//! graph-free step of [`crate::learn::step`] (im2col + candle's GEMM); `Cnn::forward`, the same
+//! arithmetic as candle tensors with autograd, is the reference its tests compare against.
 
+#[cfg(test)]
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rand_distr::{Distribution, Normal};
 use schemars::JsonSchema;
@@ -138,6 +140,7 @@ impl Cnn {
         Weights { layers }
     }
 
+    #[cfg(test)]
     /// Logits (`n × classes`) of the images `x` (`n × side²`, row-major pixels) under `layers`
     /// (weight and bias tensors in the order of [`Cnn::layers`]). Activations are held as
     /// `n × pixels × channels`.
@@ -216,6 +219,7 @@ pub(crate) fn patch_index(side: usize, stride: usize) -> Vec<u32> {
     idx
 }
 
+#[cfg(test)]
 /// A 3×3 convolution (padding 1) of `h` (`n × side² × c_in`) by the layer `(w, b)`, `w` held as
 /// PyTorch's `c_out × c_in × 3 × 3`; returns `n × (side/stride)² × c_out`. Batched im2col: one
 /// [`Im2col`] gathers every patch (zeros for the padding), one matmul applies the kernel;
@@ -242,6 +246,7 @@ fn conv(
         .reshape((n, out_pixels, spec.c_out))
 }
 
+#[cfg(test)]
 /// The patches of a 3×3 convolution (padding 1, `stride`) over `side × side` images held as
 /// `n × side² × c` (channels last): `(n·out²) × (9·c)`, row `e·out² + p` holding output pixel
 /// `p`'s nine input pixels (tap-major, zeros outside the image). One pass of contiguous copies;
@@ -253,6 +258,7 @@ struct Im2col {
     stride: usize,
 }
 
+#[cfg(test)]
 /// The adjoint of [`Im2col`]: patch gradients `(n·out²) × (9·c)` summed back onto the
 /// `n × side² × c` pixels they were copied from (contributions added in patch order, as candle's
 /// `index_add` does, so the gradients are the same numbers as through `index_select`).
@@ -264,6 +270,7 @@ struct Col2im {
     channels: usize,
 }
 
+#[cfg(test)]
 /// The f32 slice of a contiguous CPU tensor.
 fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(v) = s else {
@@ -335,6 +342,7 @@ pub(crate) fn col2im(g: &[f32], idx: &[u32], pixels: usize, c: usize, out: &mut 
     by_channels!(c, scatter_add(g, idx, pixels, c, out));
 }
 
+#[cfg(test)]
 impl CustomOp1 for Im2col {
     fn name(&self) -> &'static str {
         "im2col3x3"
@@ -366,6 +374,7 @@ impl CustomOp1 for Im2col {
     }
 }
 
+#[cfg(test)]
 impl CustomOp1 for Col2im {
     fn name(&self) -> &'static str {
         "col2im3x3"

@@ -1,6 +1,6 @@
-//! Learning studies of the `fl` family: real training with candle autograd on small MLPs and a
-//! deep residual CNN ([`cnn`]),
-//! real SVDs with faer, on synthetic tasks and the real 8×8 digits ([`digits`]).
+//! Learning studies of the `fl` family: real training on small MLPs and a deep residual CNN
+//! ([`cnn`]) — graph-free steps ([`step`]) bit-identical to candle's autograd, LoRA in a stacked
+//! candle graph — real SVDs with faer, on synthetic tasks and the real 8×8 digits ([`digits`]).
 //!
 //! - [`lora`] (`fl-lora`): FedMomentum vs FedIT, FFA-LoRA, FLoRA, FlexLoRA.
 //! - [`personal`] (`fl-personal`): pFedNavi's learned layer-wise mixing vs FedAvg, FedAvg+FT, FedPer.

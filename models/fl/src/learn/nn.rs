@@ -1,9 +1,12 @@
-//! A tiny multi-layer perceptron over candle `Var`s: named dense layers, ReLU, softmax cross-entropy and
-//! plain SGD. Weights live outside candle as [`Weights`] (the named-layer container every aggregator,
-//! defense and attack works on); training turns them into `Var`s, backpropagates with
-//! `loss.backward()`, and turns them back.
+//! Named dense layers ([`Weights`], the container every aggregator, defense and attack works on),
+//! the networks ([`Arch`]: the MLP, ReLU between layers, or the residual CNN), softmax
+//! cross-entropy and SGD. Training runs graph-free ([`crate::learn::step`]); the same networks as
+//! candle `Var`s with `loss.backward()` stay in the tests as the reference it is compared with.
 
-use candle_core::{D, Device, Result, Tensor, Var};
+use candle_core::{D, Result, Tensor};
+#[cfg(test)]
+use candle_core::{Device, Var};
+#[cfg(test)]
 use rand::seq::SliceRandom;
 use rand_distr::{Distribution, Normal};
 use sim::rng::Rng;
@@ -137,12 +140,14 @@ pub fn weighted_average(ws: &[Weights], p: &[f64]) -> Weights {
     out
 }
 
+#[cfg(test)]
 /// Candle variables of one model, in layer order.
 pub struct Vars {
     /// `(weight, bias)` per layer.
     pub layers: Vec<(Var, Var)>,
 }
 
+#[cfg(test)]
 impl Vars {
     /// Variables holding a copy of `w`.
     pub fn from_weights(w: &Weights) -> Result<Self> {
@@ -187,6 +192,7 @@ impl Vars {
     }
 }
 
+#[cfg(test)]
 /// Constant (non-trainable) tensors of `w`, per layer.
 pub fn constants(w: &Weights) -> Result<Vec<(Tensor, Tensor)>> {
     let dev = Device::Cpu;
@@ -201,6 +207,7 @@ pub fn constants(w: &Weights) -> Result<Vec<(Tensor, Tensor)>> {
         .collect()
 }
 
+#[cfg(test)]
 /// Forward pass of the MLP `layers` on `x` (`n × d_in`): ReLU between layers, logits out.
 pub fn forward(layers: &[(Tensor, Tensor)], x: &Tensor) -> Result<Tensor> {
     let mut h = x.clone();
@@ -222,6 +229,7 @@ pub fn cross_entropy(logits: &Tensor, y: &Tensor) -> Result<Tensor> {
     (lse - picked)?.mean_all()
 }
 
+#[cfg(test)]
 /// One SGD step `v ← v − lr·∂loss/∂v` on `vars` (variables without a gradient are left alone).
 pub fn sgd_step(loss: &Tensor, vars: &[Var], lr: f64) -> Result<()> {
     let grads = loss.backward()?;
@@ -233,6 +241,7 @@ pub fn sgd_step(loss: &Tensor, vars: &[Var], lr: f64) -> Result<()> {
     Ok(())
 }
 
+#[cfg(test)]
 /// Minibatches of `data` for `epochs` passes, shuffled by `rng`: `(x, y)` tensors.
 pub fn batches(
     data: &Dataset,
@@ -254,13 +263,14 @@ pub fn batches(
 /// A network architecture: how a [`Weights`] turns inputs into logits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arch {
-    /// The dense MLP of [`forward`] (ReLU between layers).
+    /// The dense MLP (ReLU between layers).
     Mlp,
     /// The residual CNN of [`Cnn`] over square one-channel images.
     Cnn(Cnn),
 }
 
 impl Arch {
+    #[cfg(test)]
     /// Logits of `x` (`n × d_in`) under the layer tensors `layers`.
     pub fn forward(&self, layers: &[(Tensor, Tensor)], x: &Tensor) -> Result<Tensor> {
         match self {
@@ -299,7 +309,7 @@ impl Arch {
 
     /// SGD on the layers `only` of `w` (every layer when `None`; the others keep their values)
     /// over `data` (minibatches of `batch` for `epochs` passes, shuffled by `rng`), by the
-    /// graph-free step of [`crate::learn::step`]: the numbers of [`Arch::train_autograd`].
+    /// graph-free step of [`crate::learn::step`]: the numbers of `Arch::train_autograd`.
     pub fn train_layers(
         &self,
         w: &Weights,
@@ -311,7 +321,7 @@ impl Arch {
         step::train(self, w, data, only, sgd, rng)
     }
 
-    /// [`Arch::train_layers`] through candle's autograd on [`Arch::forward`] (the reference
+    /// [`Arch::train_layers`] through candle's autograd on `Arch::forward` (the reference
     /// [`crate::learn::step`] is tested against).
     #[cfg(test)]
     pub(crate) fn train_autograd(
@@ -350,7 +360,7 @@ impl Arch {
         step::loss_and_accuracy(self, w, data)
     }
 
-    /// [`Arch::loss_and_accuracy`] through candle's [`Arch::forward`] (the reference
+    /// [`Arch::loss_and_accuracy`] through candle's `Arch::forward` (the reference
     /// [`crate::learn::step`] is tested against).
     #[cfg(test)]
     pub(crate) fn loss_and_accuracy_autograd(

@@ -11,7 +11,7 @@
 //!
 //! The clients' losses are summed, so each client's gradient is exactly the gradient of its own
 //! minibatch mean: the stack trains every client as if alone. Each client keeps its own minibatch
-//! order (its stream shuffles its indices per epoch, as [`crate::learn::nn::batches`] does); a
+//! order (its stream shuffles its indices per epoch, as [`crate::learn::step::minibatches`] does); a
 //! shorter last minibatch is padded with rows of zero weight. Clients are ordered by their step
 //! count, so the ones still training are always a prefix: when a client runs out of steps its
 //! adapters are read out and the stack shrinks (an idle client is never touched, which matters for

@@ -1,4 +1,4 @@
-//! The MLP's [`Pass`] ([`crate::learn::nn::forward`]: affine layers, ReLU between them), each
+//! The MLP's [`Pass`] (`crate::learn::nn::forward`: affine layers, ReLU between them), each
 //! layer candle's GEMM on the batch.
 
 use super::{Pass, column_sums, matmul};

@@ -1,6 +1,6 @@
 //! SGD steps without the autograd graph, for the learning studies' networks (the residual CNN
-//! of [`super::cnn`], the MLP of [`super::nn::forward`]): the same arithmetic as candle's autograd
-//! through [`super::nn::Arch::forward`] — the same GEMM calls with candle's arguments, the same
+//! of [`super::cnn`], the MLP of `super::nn::forward`): the same arithmetic as candle's autograd
+//! through `super::nn::Arch::forward` — the same GEMM calls with candle's arguments, the same
 //! im2col, the same sequential reductions — over buffers allocated once per training call, so a
 //! step's ≈ 300 tensor allocations, zeroings and dispatches go away (they were ≈ half of a POLAR
 //! run).
@@ -162,8 +162,8 @@ pub fn sgd_update(w: &mut Weights, d: &Weights, lr: f64, only: Option<&[usize]>)
 }
 
 /// SGD on the layers `only` (every layer when `None`) of `w` (network `arch`) over `data`
-/// (minibatches of `batch`, `epochs` passes shuffled by `rng` as [`super::nn::batches`] shuffles
-/// them); returns the trained weights, the numbers of [`super::nn::Arch::train_autograd`].
+/// (minibatches of `batch`, `epochs` passes shuffled by `rng` as `super::nn::batches` shuffles
+/// them); returns the trained weights, the numbers of `super::nn::Arch::train_autograd`.
 pub fn train(
     arch: &Arch,
     w: &Weights,
@@ -185,7 +185,7 @@ pub fn train(
 }
 
 /// Minibatches of `data` for `epochs` passes, shuffled by `rng` exactly as
-/// [`super::nn::batches`] shuffles them: `(x, y)` as flat rows and labels.
+/// `super::nn::batches` shuffles them: `(x, y)` as flat rows and labels.
 pub fn minibatches(
     data: &Dataset,
     epochs: usize,
@@ -232,7 +232,7 @@ pub fn candle_sum(xs: &[f32]) -> f32 {
 }
 
 /// Mean cross-entropy and fraction correct of `w` (network `arch`) on `data` (`(0, 0)` when empty): one
-/// forward pass over all of `data`, as [`super::nn::Arch::loss_and_accuracy_autograd`] makes it.
+/// forward pass over all of `data`, as `super::nn::Arch::loss_and_accuracy_autograd` makes it.
 pub fn loss_and_accuracy(arch: &Arch, w: &Weights, data: &Dataset) -> Result<(f64, f64)> {
     if data.is_empty() {
         return Ok((0.0, 0.0));
