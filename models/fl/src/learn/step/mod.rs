@@ -8,7 +8,7 @@
 //! Bit for bit, not merely close: the tests compare gradients, training runs and evaluations with
 //! candle's for equality, so every table computed through candle before stays the same. What makes
 //! that hold, op by op, is noted where the op is mirrored: each GEMM passes candle's `(m, n, k)`,
-//! strides, `alpha`/`beta` and parallelism (candle's CPU `MatMul`); each sum over rows runs in
+//! strides and `alpha`/`beta` (candle's CPU `MatMul`); each sum over rows runs in
 //! index order from zero (candle's `ReduceSum` over a non-last dimension); two gradient
 //! contributions to one tensor are one addition (commutative, so candle's order does not matter).
 //! The cross-entropy on the logits (a few tensors of `n × classes`) stays candle's own
@@ -47,9 +47,13 @@ fn pass(arch: &Arch, capacity: usize) -> Box<dyn Pass> {
 /// A row-major or transposed view of a matrix for [`matmul`]: `(data, column stride, row stride)`.
 pub(super) type View<'a> = (&'a [f32], usize, usize);
 
-/// `dst (m × n, row-major) = lhs (m × k) · rhs (k × n)`, called exactly as candle's CPU `MatMul`
-/// calls the `gemm` crate (contiguous destination, `read_dst` false, `alpha` 0, `beta` 1, rayon
-/// parallelism when candle's thread count is above one), so the products are candle's.
+/// `dst (m × n, row-major) = lhs (m × k) · rhs (k × n)`, called as candle's CPU `MatMul` calls
+/// the `gemm` crate (contiguous destination, `read_dst` false, `alpha` 0, `beta` 1), so the
+/// products are candle's. One difference: no gemm threading (candle asks for it when rayon has
+/// more than one thread). gemm splits the output among threads, not the sums, so its numbers do
+/// not depend on it — one run of each CNN and MLP scenario of POLAR and pFedNavi wrote the same
+/// table either way — and the runs are already spread over the cores (the time it saved or cost
+/// was within this machine's ±20 % run-to-run noise).
 pub(super) fn matmul(
     (m, n, k): (usize, usize, usize),
     lhs: View<'_>,
@@ -65,12 +69,6 @@ pub(super) fn matmul(
         rhs.0.len() > (k - 1) * rhs.2 + (n - 1) * rhs.1,
         "matmul: rhs too small"
     );
-    let threads = candle_core::utils::get_num_threads();
-    let parallelism = if threads > 1 {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
     // SAFETY: the asserts above keep every element gemm reads or writes inside the slices.
     unsafe {
         gemm::gemm(
@@ -92,7 +90,7 @@ pub(super) fn matmul(
             false,
             false,
             false,
-            parallelism,
+            Parallelism::None,
         );
     }
 }
