@@ -452,29 +452,10 @@ mod tests {
     /// one logit per layer (before selection) and per unit or none (after).
     #[test]
     fn a_round_is_candles_autograd_bit_for_bit() {
-        use crate::learn::cnn::{Cnn, CnnShape};
+        use crate::learn::step::tests::{examples, mlp_and_cnn};
         let mut rng = sim::rng::stream(5, "round");
-        let images = Dataset {
-            dim: 64,
-            x: (0..50 * 64)
-                .map(|_| rand::Rng::random::<f32>(&mut rng))
-                .collect(),
-            y: (0..50)
-                .map(|_| rand::Rng::random_range(&mut rng, 0..10))
-                .collect(),
-        };
-        let net = Cnn {
-            shape: CnnShape {
-                channels: [4, 8],
-                blocks: 1,
-            },
-            side: 8,
-            classes: 10,
-        };
-        let nets = [
-            (Arch::Mlp, Weights::init(&[64, 40, 10], &mut rng)),
-            (Arch::Cnn(net), net.init(&mut rng)),
-        ];
+        let images = examples(50, 64, 6);
+        let nets = mlp_and_cnn(&mut rng);
         for (arch, global) in nets {
             let local = arch.train(&global, &images, 1, 10, 0.1, &mut rng).unwrap();
             let mut client = MixClient {

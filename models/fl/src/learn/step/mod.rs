@@ -248,12 +248,12 @@ pub fn loss_and_accuracy(arch: &Arch, w: &Weights, data: &Dataset) -> Result<(f6
 
 /// Checks shared by the networks' tests: the graph-free numbers are candle's autograd's.
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::learn::nn::Vars;
 
     /// Random examples of width `dim` with labels in `0..10`.
-    pub(super) fn examples(n: usize, dim: usize, seed: u64) -> Dataset {
+    pub(crate) fn examples(n: usize, dim: usize, seed: u64) -> Dataset {
         let mut rng = sim::rng::stream(seed, "examples");
         Dataset {
             dim,
@@ -264,6 +264,23 @@ mod tests {
                 .map(|_| rand::Rng::random_range(&mut rng, 0..10))
                 .collect(),
         }
+    }
+
+    /// A small MLP and a small CNN (one block per stage) over 8×8 images, 10 classes, with
+    /// weights drawn from `rng`: the networks the personalisation rounds are tested on.
+    pub(crate) fn mlp_and_cnn(rng: &mut Rng) -> [(Arch, Weights); 2] {
+        let net = crate::learn::cnn::Cnn {
+            shape: crate::learn::cnn::CnnShape {
+                channels: [4, 8],
+                blocks: 1,
+            },
+            side: 8,
+            classes: 10,
+        };
+        [
+            (Arch::Mlp, Weights::init(&[64, 40, 10], rng)),
+            (Arch::Cnn(net), net.init(rng)),
+        ]
     }
 
     /// One batch's loss and gradients, SGD on every layer and on the layers `only`, and the
