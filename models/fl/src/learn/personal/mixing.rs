@@ -30,6 +30,11 @@ fn sigmoid(t: f32) -> f64 {
     1.0 / (1.0 + (-f64::from(t)).exp())
 }
 
+/// The value of output unit `r` in a per-layer (one value) or per-unit list.
+fn row_logit<T>(values: &[T], r: usize) -> &T {
+    &values[if values.len() == 1 { 0 } else { r }]
+}
+
 /// One client's personal state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MixClient {
@@ -107,7 +112,7 @@ impl MixClient {
                 continue;
             }
             for r in 0..o.d_out {
-                let lam = sigmoid(t[if t.len() == 1 { 0 } else { r }]) as f32;
+                let lam = sigmoid(*row_logit(t, r)) as f32;
                 let row = r * o.d_in..(r + 1) * o.d_in;
                 for (g, l) in o.w[row.clone()].iter_mut().zip(&v.w[row]) {
                     *g += lam * (l - *g);
@@ -149,7 +154,7 @@ fn mixed(g: &Weights, v: &Weights, theta: &[Vec<f32>]) -> Weights {
         }
         let lam = lambdas_f32(t).0;
         for r in 0..o.d_out {
-            let l = lam[if lam.len() == 1 { 0 } else { r }];
+            let l = *row_logit(&lam, r);
             for (gw, vw) in o.w[r * o.d_in..(r + 1) * o.d_in]
                 .iter_mut()
                 .zip(&v.w[r * o.d_in..])
@@ -238,7 +243,7 @@ pub fn train_mixed(
                 }
                 let lam = lambdas_f32(t).0;
                 for r in 0..l.d_out {
-                    let k = lam[if lam.len() == 1 { 0 } else { r }];
+                    let k = *row_logit(&lam, r);
                     for d in &mut l.w[r * l.d_in..(r + 1) * l.d_in] {
                         *d *= k;
                     }

@@ -1,7 +1,7 @@
 //! The residual CNN's [`Pass`]: each convolution an im2col ([`im2col`] / [`col2im`]) and candle's
 //! GEMM over buffers reused across the steps of a training call.
 
-use super::{Pass, column_sums, matmul};
+use super::{Pass, add_bias, column_sums, dense_backward, dense_forward, matmul, relu_backward};
 use crate::learn::cnn::{Cnn, KERNEL, LayerSpec, Role, col2im, im2col, patch_index};
 use crate::learn::nn::Weights;
 
@@ -130,11 +130,7 @@ impl Pass for CnnPass {
                 (&layer.kernel, patch, 1),
                 &mut layer.pre,
             );
-            for row in layer.pre[..rows * co].chunks_exact_mut(co) {
-                for (v, b) in row.iter_mut().zip(&l.b) {
-                    *v += b;
-                }
-            }
+            add_bias(&mut layer.pre[..rows * co], &l.b);
             if self.specs[k].role == Role::BlockOut {
                 // (conv + block input).relu(); the block input is the output of layer k − 2.
                 for (v, s) in layer.pre[..rows * co].iter_mut().zip(&before[k - 2].out) {
@@ -163,50 +159,19 @@ impl Pass for CnnPass {
                 *s = *s * scale + 0.0;
             }
         }
-        // .matmul(w.t()).broadcast_add(b).
-        let l = &w.layers[last];
         let mut logits = vec![0.0f32; n * head.c_out];
-        matmul(
-            (n, head.c_out, c),
-            (&self.features, 1, c),
-            (&l.w, c, 1),
-            &mut logits,
-        );
-        for row in logits.chunks_exact_mut(head.c_out) {
-            for (v, b) in row.iter_mut().zip(&l.b) {
-                *v += b;
-            }
-        }
+        dense_forward(&w.layers[last], &self.features, n, &mut logits);
         logits
     }
 
     fn backward(&mut self, w: &Weights, dlogits: &[f32], n: usize, grads: &mut Weights) {
         let last = self.specs.len() - 1;
         let head = &self.specs[last];
-        let (c, classes) = (head.c_in, head.c_out);
-        let g = &mut grads.layers[last];
-        column_sums(dlogits, classes, &mut g.b);
-        // rhs_grad = features.t().matmul(dlogits) (c × classes), transposed into w's layout.
-        let mut dwt = vec![0.0f32; c * classes];
-        matmul(
-            (c, classes, n),
-            (&self.features, c, 1),
-            (dlogits, 1, classes),
-            &mut dwt,
-        );
-        for o in 0..classes {
-            for i in 0..c {
-                g.w[o * c + i] = dwt[i * classes + o];
-            }
-        }
-        // lhs_grad = dlogits.matmul(w) (n × c); through the mean: × (1/pixels) on every pixel.
+        let c = head.c_in;
+        // The head; through the mean: × (1/pixels) on every pixel.
         let mut dfeatures = vec![0.0f32; n * c];
-        matmul(
-            (n, c, classes),
-            (dlogits, 1, classes),
-            (&w.layers[last].w, 1, c),
-            &mut dfeatures,
-        );
+        let (l, d) = (&w.layers[last], &mut grads.layers[last]);
+        dense_backward(l, &self.features, dlogits, n, d, Some(&mut dfeatures));
         let scale = (1.0 / self.head_pixels as f64) as f32;
         let mut grad_out = std::mem::take(&mut self.grad_out);
         let mut grad_in = std::mem::take(&mut self.grad_in);
@@ -223,12 +188,7 @@ impl Pass for CnnPass {
             let (ci, co, patch) = (layer.ci, layer.co, layer.patch());
             let rows = n * layer.out_pixels;
             let dz = &mut grad_out[..rows * co];
-            // relu backward: grad · (pre ≥ 0).
-            for (d, v) in dz.iter_mut().zip(&layer.pre) {
-                if *v < 0.0 || v.is_nan() {
-                    *d = 0.0;
-                }
-            }
+            relu_backward(dz, &layer.pre);
             let role = self.specs[k].role;
             if role == Role::BlockOut {
                 self.grad_skip[..dz.len()].copy_from_slice(dz);

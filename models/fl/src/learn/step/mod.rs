@@ -22,7 +22,7 @@ use gemm::Parallelism;
 use rand::seq::SliceRandom;
 use sim::rng::Rng;
 
-use super::nn::{Arch, Weights, cross_entropy};
+use super::nn::{Arch, Layer, Weights, cross_entropy};
 use super::task::Dataset;
 
 /// A network's forward and backward over batches of up to the capacity it was made for.
@@ -103,6 +103,57 @@ pub(super) fn column_sums(rows: &[f32], c: usize, out: &mut [f32]) {
         for (s, v) in out.iter_mut().zip(row) {
             *s += v;
         }
+    }
+}
+
+/// `rows += b` on every row (candle's `broadcast_add` of a bias).
+pub(super) fn add_bias(rows: &mut [f32], b: &[f32]) {
+    for row in rows.chunks_exact_mut(b.len()) {
+        for (v, b) in row.iter_mut().zip(b) {
+            *v += b;
+        }
+    }
+}
+
+/// ReLU's backward in place: `g · (pre ≥ 0)` (candle's mask is `pre.ge(0)`).
+pub(super) fn relu_backward(g: &mut [f32], pre: &[f32]) {
+    for (d, v) in g.iter_mut().zip(pre) {
+        if *v < 0.0 || v.is_nan() {
+            *d = 0.0;
+        }
+    }
+}
+
+/// A dense layer on `n` rows of `input`: `out = input·lᵀ + b` (candle's `matmul(w.t())` and
+/// `broadcast_add(b)`).
+pub(super) fn dense_forward(l: &Layer, input: &[f32], n: usize, out: &mut [f32]) {
+    let (d_in, d_out) = (l.d_in, l.d_out);
+    matmul((n, d_out, d_in), (input, 1, d_in), (&l.w, d_in, 1), out);
+    add_bias(&mut out[..n * d_out], &l.b);
+}
+
+/// [`dense_forward`]'s adjoint for the output gradient `g` (`n × d_out`): `∂/∂w`, `∂/∂b` into `d`
+/// (candle's `input.t().matmul(g)`, transposed, and a column sum) and, when given, `∂/∂input`
+/// into `dx` (`g.matmul(w)`).
+pub(super) fn dense_backward(
+    l: &Layer,
+    input: &[f32],
+    g: &[f32],
+    n: usize,
+    d: &mut Layer,
+    dx: Option<&mut [f32]>,
+) {
+    let (d_in, d_out) = (l.d_in, l.d_out);
+    column_sums(&g[..n * d_out], d_out, &mut d.b);
+    let mut dwt = vec![0.0f32; d_in * d_out];
+    matmul((d_in, d_out, n), (input, d_in, 1), (g, 1, d_out), &mut dwt);
+    for o in 0..d_out {
+        for i in 0..d_in {
+            d.w[o * d_in + i] = dwt[i * d_out + o];
+        }
+    }
+    if let Some(dx) = dx {
+        matmul((n, d_in, d_out), (g, 1, d_out), (&l.w, 1, d_in), dx);
     }
 }
 
