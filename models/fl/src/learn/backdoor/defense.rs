@@ -184,7 +184,8 @@ fn coordinatewise(updates: &[Vec<f32>], cut: usize, flag_cut: usize) -> Verdict 
     }
 }
 
-/// Applies `defense` to `updates`; `root` is the server's own update on its root data (FLTrust).
+/// Applies `defense` to `updates`; `root` is the server's own update on its root data (read by
+/// FLTrust only; may be empty for the others).
 pub fn aggregate(
     defense: Defense,
     updates: &[Vec<f32>],

@@ -12,6 +12,7 @@ use super::stealth::DefenseCopy;
 use crate::learn::common::Sgd;
 use crate::learn::convert;
 use crate::learn::nn::{Arch, Weights};
+use crate::learn::step;
 use crate::learn::task::Dataset;
 use crate::traits::{
     Adversary, Aggregator, ClientUpdate, Eval, LocalTrainer, ModelParams, PluginError, TrainCost,
@@ -138,12 +139,13 @@ pub struct AttackerData {
     pub triggered: Dataset,
 }
 
-/// One round of the colluders: its mask, their malicious models and, when they share one
-/// update, the crafted model they all submit.
+/// One round of the colluders: its mask, their malicious models (by colluder; only the
+/// choosing attacker's when they share one update) and, when they share one update, the crafted
+/// model they all submit.
 struct RoundPlan {
     round: u32,
     mask: Vec<bool>,
-    malicious: Vec<Weights>,
+    malicious: Vec<Option<Weights>>,
     shared: Option<Weights>,
 }
 
@@ -154,7 +156,9 @@ struct RoundPlan {
 /// colluders' malicious models are all trained when the round's first attacker acts (each from
 /// its own stream, so the models do not depend on who acts first). With `shared_update` every
 /// colluder submits that first attacker's crafted model, as LP's released code does (`attacker()`
-/// returns one crafted model per malicious client).
+/// returns one crafted model per malicious client); the others' malicious models are then not
+/// used, so they are not trained, and their streams advance as their training would have
+/// advanced them ([`step::skip_train`]).
 pub struct BackdoorAdversary<'a> {
     cfg: AttackConfig,
     arch: Arch,
@@ -211,11 +215,13 @@ impl<'a> BackdoorAdversary<'a> {
         &mut self,
         g: &Weights,
         (k, benign): (usize, &Weights),
-        malicious: &[Weights],
+        malicious: &[Option<Weights>],
     ) -> candle_core::Result<Vec<bool>> {
         let c = self.cfg;
         let eval = &self.data[k].triggered;
-        let mal = &malicious[k];
+        let Some(mal) = &malicious[k] else {
+            unreachable!("the choosing attacker's malicious model is always trained")
+        };
         match c.attack {
             Attack::Full | Attack::None => Ok(vec![true; g.layers.len()]),
             Attack::Lp => {
@@ -271,7 +277,7 @@ impl<'a> BackdoorAdversary<'a> {
         &mut self,
         g: &'m Weights,
         (k, benign): (usize, &Weights),
-        malicious: &'m [Weights],
+        malicious: &'m [Option<Weights>],
     ) -> candle_core::Result<(DefenseCopy, CraftedChanges<'m>)> {
         let c = self.cfg;
         let benigns = self.benign_estimates(g, (k, benign))?;
@@ -282,14 +288,13 @@ impl<'a> BackdoorAdversary<'a> {
             c.clients,
             &mut self.agent_rng,
         );
-        let mut order = vec![&malicious[k]];
-        order.extend(
-            (0..malicious.len())
-                .filter(|j| *j != k)
-                .map(|j| &malicious[j]),
-        );
+        // The trained models, attacker `k`'s first (only `k`'s with `shared_update`).
+        let order: Vec<&Weights> = std::iter::once(k)
+            .chain((0..malicious.len()).filter(|j| *j != k))
+            .filter_map(|j| malicious[j].as_ref())
+            .collect();
         let crafted: CraftedChanges<'m> = if c.shared_update {
-            let (b0, m0, a) = (benigns[0].clone(), order[0], order.len());
+            let (b0, m0, a) = (benigns[0].clone(), order[0], malicious.len());
             Box::new(move |m: &[bool]| vec![change(&c.craft.apply(g, &b0, m0, m), &gf); a])
         } else {
             Box::new(move |m: &[bool]| {
@@ -335,14 +340,19 @@ impl<'a> BackdoorAdversary<'a> {
         if !matches!(&self.round, Some(p) if p.round == round) {
             let (e, b, lr) = self.cfg.local.tuple();
             let mut malicious = Vec::with_capacity(self.data.len());
-            for (d, rng) in self.data.iter().zip(&mut self.rngs) {
-                malicious.push(self.arch.train(&g, &d.poisoned, e, b, lr, rng)?);
+            for (j, (d, rng)) in self.data.iter().zip(&mut self.rngs).enumerate() {
+                if self.cfg.shared_update && j != k {
+                    step::skip_train(&d.poisoned, e, rng);
+                    malicious.push(None);
+                } else {
+                    malicious.push(Some(self.arch.train(&g, &d.poisoned, e, b, lr, rng)?));
+                }
             }
             let mask = self.choose(&g, (k, &benign), &malicious)?;
-            let shared = self
-                .cfg
-                .shared_update
-                .then(|| self.cfg.craft.apply(&g, &benign, &malicious[k], &mask));
+            let shared = match (self.cfg.shared_update, &malicious[k]) {
+                (true, Some(mal)) => Some(self.cfg.craft.apply(&g, &benign, mal, &mask)),
+                _ => None,
+            };
             self.layers_by_round
                 .push(mask.iter().filter(|m| **m).count());
             self.round = Some(RoundPlan {
@@ -360,12 +370,12 @@ impl<'a> BackdoorAdversary<'a> {
             *n += usize::from(*on);
         }
         self.corrupted += 1;
-        Ok(match &plan.shared {
-            Some(w) => w.clone(),
-            None => self
-                .cfg
-                .craft
-                .apply(&g, &benign, &plan.malicious[k], &plan.mask),
+        Ok(match (&plan.shared, &plan.malicious[k]) {
+            (Some(w), _) => w.clone(),
+            (None, Some(mal)) => self.cfg.craft.apply(&g, &benign, mal, &plan.mask),
+            (None, None) => {
+                unreachable!("without a shared update every malicious model is trained")
+            }
         })
     }
 }
@@ -414,7 +424,7 @@ pub struct Flags {
 }
 
 /// A server defense over the round's updates; the FLTrust root update is the server's own SGD on
-/// its clean root data from the current global model.
+/// its clean root data from the current global model (trained for FLTrust only).
 pub struct DefenseAggregator<'a> {
     defense: Defense,
     cfg: DefenseConfig,
@@ -465,16 +475,21 @@ impl Aggregator for DefenseAggregator<'_> {
         updates: &[ClientUpdate],
         rng: &mut Rng,
     ) -> Result<ModelParams, PluginError> {
-        let g = convert::to_weights(global, &self.init);
-        let (e, b, lr) = self.local.tuple();
-        let root_model = self
-            .arch
-            .train(&g, self.root, e, b, lr, &mut self.root_rng)?;
-        let root: Vec<f32> = convert::to_params(&root_model)
-            .sub(global)
-            .values()
-            .copied()
-            .collect();
+        // Only FLTrust reads the root update (and only it draws from `root_rng`).
+        let root: Vec<f32> = if self.defense == Defense::Fltrust {
+            let g = convert::to_weights(global, &self.init);
+            let (e, b, lr) = self.local.tuple();
+            let root_model = self
+                .arch
+                .train(&g, self.root, e, b, lr, &mut self.root_rng)?;
+            convert::to_params(&root_model)
+                .sub(global)
+                .values()
+                .copied()
+                .collect()
+        } else {
+            Vec::new()
+        };
         let flat: Vec<Vec<f32>> = updates
             .iter()
             .map(|u| u.delta.values().copied().collect())

@@ -99,6 +99,58 @@ impl CnnPass {
     }
 }
 
+/// Images per chunk of [`logits_in_chunks`] (about 5 MB of buffers for the digits' [4, 8] net,
+/// instead of ≈ 50 MB for a 400-image test set in one pass).
+const EVAL_CHUNK: usize = 64;
+
+/// Largest output (`m·n`, rows × columns) of a GEMM that gemm 0.19 computes with its horizontal
+/// (dot-product) kernels when both operands are contiguous along the sums, as every forward GEMM
+/// here is; above it, and for sums of at most 512 terms (one block), every output element is one
+/// chain of fused multiply-adds over the sum in index order, whatever the number of rows.
+const HORIZONTAL_MAX_OUTPUT: usize = 16 * 16;
+
+/// Longest sum gemm 0.19 runs in one block for every matrix size.
+const ONE_BLOCK_MAX_SUM: usize = 512;
+
+/// The logits of `net` with weights `w` for `n` images `x`, the numbers of one forward pass over
+/// all of them, computed chunk by chunk. Every GEMM of a forward pass multiplies row by row (a
+/// row of patches, or of features, by the kernel), so splitting the rows changes which rows a
+/// GEMM call holds, not the arithmetic of any row — as long as each chunk's calls take the same
+/// gemm path as the whole batch's: more than [`HORIZONTAL_MAX_OUTPUT`] outputs in every call and
+/// sums of at most [`ONE_BLOCK_MAX_SUM`]. Otherwise, and for small `n`, one pass.
+pub(super) fn logits_in_chunks(net: &Cnn, w: &Weights, x: &[f32], n: usize) -> Vec<f32> {
+    let specs = net.layers();
+    let outputs_per_image = specs
+        .iter()
+        .map(|s| s.out_pixels * s.c_out)
+        .min()
+        .unwrap_or(1)
+        .max(1);
+    let longest_sum = specs
+        .iter()
+        .map(|s| match s.role {
+            Role::Head => s.c_in,
+            _ => TAPS * s.c_in,
+        })
+        .max()
+        .unwrap_or(0);
+    let least_images = HORIZONTAL_MAX_OUTPUT / outputs_per_image + 1;
+    let chunk = EVAL_CHUNK.max(2 * least_images);
+    if n <= 2 * chunk || longest_sum > ONE_BLOCK_MAX_SUM {
+        return CnnPass::new(net, n).forward(w, x, n);
+    }
+    // Near-equal chunks of at most `chunk` images, so none is below `chunk / 2 ≥ least_images`.
+    let chunks = n.div_ceil(chunk);
+    let size = n.div_ceil(chunks);
+    let dim = x.len() / n;
+    let mut pass = CnnPass::new(net, size);
+    let mut logits = Vec::with_capacity(n * net.classes);
+    for part in x.chunks(size * dim) {
+        logits.extend(pass.forward(w, part, part.len() / dim));
+    }
+    logits
+}
+
 impl Pass for CnnPass {
     fn forward(&mut self, w: &Weights, x: &[f32], n: usize) -> Vec<f32> {
         for k in 0..self.convs.len() {
@@ -234,9 +286,38 @@ impl Pass for CnnPass {
 
 #[cfg(test)]
 mod tests {
+    use super::{CnnPass, logits_in_chunks};
     use crate::learn::cnn::{Cnn, CnnShape};
     use crate::learn::nn::Arch;
+    use crate::learn::step::Pass;
     use crate::learn::step::tests::{check_against_autograd, examples};
+
+    /// Chunked logits are one pass's, bit for bit, at sizes below, at and well above the chunk
+    /// (a short last chunk included), with 10 classes and with 2 (where a chunk must be larger to
+    /// stay off gemm's horizontal kernels).
+    #[test]
+    fn chunked_logits_are_one_passs_bit_for_bit() {
+        for classes in [10, 2] {
+            let net = Cnn {
+                shape: CnnShape {
+                    channels: [4, 8],
+                    blocks: 1,
+                },
+                side: 8,
+                classes,
+            };
+            let w = net.init(&mut sim::rng::stream(5, "w"));
+            for n in [3, 130, 200, 401, 1100] {
+                let data = examples(n, 64, 9);
+                let whole = CnnPass::new(&net, n).forward(&w, &data.x, n);
+                assert_eq!(
+                    logits_in_chunks(&net, &w, &data.x, n),
+                    whole,
+                    "{classes} {n}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn the_cnn_step_is_candles_autograd_bit_for_bit() {

@@ -233,6 +233,24 @@ pub fn train(
     Ok(p)
 }
 
+/// Advances `rng` exactly as [`train`] on `data` for `epochs` passes would (its only draws are
+/// [`minibatches`]' shuffles), without training: for a model that would not be used.
+pub fn skip_train(data: &Dataset, epochs: usize, rng: &mut Rng) {
+    if !data.is_empty() {
+        epoch_orders(data.len(), epochs, rng).for_each(drop);
+    }
+}
+
+/// The example order of each of `epochs` passes over `len` examples, each a fresh shuffle by
+/// `rng` of the previous pass's order (the first of `0..len`).
+fn epoch_orders(len: usize, epochs: usize, rng: &mut Rng) -> impl Iterator<Item = Vec<usize>> {
+    let mut idx: Vec<usize> = (0..len).collect();
+    (0..epochs).map(move |_| {
+        idx.shuffle(rng);
+        idx.clone()
+    })
+}
+
 /// Minibatches of `data` for `epochs` passes, shuffled by `rng` exactly as
 /// `super::nn::batches` shuffles them: `(x, y)` as flat rows and labels.
 pub fn minibatches(
@@ -242,9 +260,7 @@ pub fn minibatches(
     rng: &mut Rng,
 ) -> Vec<(Vec<f32>, Vec<u32>)> {
     let mut out = Vec::new();
-    let mut idx: Vec<usize> = (0..data.len()).collect();
-    for _ in 0..epochs {
-        idx.shuffle(rng);
+    for idx in epoch_orders(data.len(), epochs, rng) {
         for chunk in idx.chunks(batch.max(1)) {
             let x = chunk.iter().flat_map(|&i| data.row(i)).copied().collect();
             out.push((x, chunk.iter().map(|&i| data.y[i]).collect()));
@@ -280,14 +296,18 @@ pub fn candle_sum(xs: &[f32]) -> f32 {
     xs.iter().fold(0.0, |s, v| s + v)
 }
 
-/// Mean cross-entropy and fraction correct of `w` (network `arch`) on `data` (`(0, 0)` when empty): one
-/// forward pass over all of `data`, as `super::nn::Arch::loss_and_accuracy_autograd` makes it.
+/// Mean cross-entropy and fraction correct of `w` (network `arch`) on `data` (`(0, 0)` when empty): the
+/// logits of one forward pass over all of `data`, as `super::nn::Arch::loss_and_accuracy_autograd`
+/// makes it (the CNN's computed in chunks of images with the same numbers, [`cnn::logits_in_chunks`]).
 pub fn loss_and_accuracy(arch: &Arch, w: &Weights, data: &Dataset) -> Result<(f64, f64)> {
     if data.is_empty() {
         return Ok((0.0, 0.0));
     }
     let n = data.len();
-    let logits = pass(arch, n).forward(w, &data.x, n);
+    let logits = match arch {
+        Arch::Cnn(net) => cnn::logits_in_chunks(net, w, &data.x, n),
+        Arch::Mlp => pass(arch, n).forward(w, &data.x, n),
+    };
     let classes = logits.len() / n;
     let logits = Tensor::from_vec(logits, (n, classes), &Device::Cpu)?;
     let labels = Tensor::from_slice(&data.y, n, &Device::Cpu)?;
@@ -402,6 +422,21 @@ pub(crate) mod tests {
                 .to_vec1()
                 .unwrap();
             assert_eq!(candle_sum(&xs), reference[0], "{len}");
+        }
+    }
+
+    /// Skipping a training run leaves its stream where the training run leaves it, with data and
+    /// without.
+    #[test]
+    fn skip_train_advances_the_stream_as_training_does() {
+        let w0 = Weights::init(&[64, 8, 10], &mut sim::rng::stream(2, "w"));
+        for n in [0, 1, 23] {
+            let data = examples(n, 64, 5);
+            let (mut trained, mut skipped) = (sim::rng::stream(6, "t"), sim::rng::stream(6, "t"));
+            train(&Arch::Mlp, &w0, &data, None, (3, 4, 0.1), &mut trained).unwrap();
+            skip_train(&data, 3, &mut skipped);
+            let next = |r: &mut Rng| rand::Rng::random::<u64>(r);
+            assert_eq!(next(&mut trained), next(&mut skipped), "{n}");
         }
     }
 
