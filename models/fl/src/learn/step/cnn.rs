@@ -1,6 +1,8 @@
 //! The residual CNN's [`Pass`]: each convolution an im2col ([`im2col`] / [`col2im`]) and candle's
 //! GEMM over buffers reused across the steps of a training call.
 
+use std::cell::RefCell;
+
 use super::{Pass, add_bias, column_sums, dense_backward, dense_forward, matmul, relu_backward};
 use crate::learn::cnn::{Cnn, KERNEL, LayerSpec, Role, col2im, im2col, patch_index};
 use crate::learn::nn::Weights;
@@ -39,6 +41,9 @@ impl ConvLayer {
 /// Forward and backward of the CNN over batches of up to `capacity` images.
 #[derive(Debug)]
 pub(super) struct CnnPass {
+    /// The network and the most images a batch may have.
+    net: Cnn,
+    capacity: usize,
     specs: Vec<LayerSpec>,
     convs: Vec<ConvLayer>,
     /// Pixels pooled by the head, and its pooled features (`n × c_in`).
@@ -86,6 +91,8 @@ impl CnnPass {
         let widest = |f: fn(&ConvLayer) -> usize| convs.iter().map(f).max().unwrap_or(0);
         let activations = widest(|c| c.out.len()).max(widest(|c| c.pixels * c.ci) * capacity);
         Self {
+            net: *net,
+            capacity,
             head_pixels: convs.last().map_or(1, |c| c.out_pixels),
             features: vec![0.0; capacity * head.c_in],
             grad_out: vec![0.0; activations],
@@ -96,6 +103,71 @@ impl CnnPass {
             specs,
             convs,
         }
+    }
+}
+
+/// Spare passes kept per thread.
+const SPARE_PASSES: usize = 4;
+
+thread_local! {
+    /// Passes whose call has finished on this thread, for the next call over the same network: a
+    /// pass's buffers (≈ 15 MB for 60 images of the [8, 16] net) cost more to allocate and zero than
+    /// a short training call computes with them (≈ 14 % of a pfednavi-sensor run).
+    static SPARE: RefCell<Vec<CnnPass>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A [`CnnPass`] for batches of up to `capacity` images of `net`: the smallest spare one of this
+/// thread over the same network that is large enough, else a new one; back among the spares when dropped.
+/// Reuse cannot change a number: every buffer entry a pass reads was written in the same call,
+/// except the patches' padding entries, which nothing writes (zero since allocation) — the same
+/// holds across the steps of one training call, whose last batch is often shorter.
+#[derive(Debug)]
+pub(super) struct PooledPass(Option<CnnPass>);
+
+impl PooledPass {
+    /// A pass for up to `capacity` images of `net`.
+    pub(super) fn new(net: &Cnn, capacity: usize) -> Self {
+        let spare = SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            let (at, _) = spare
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.net == *net && p.capacity >= capacity)
+                .min_by_key(|(_, p)| p.capacity)?;
+            Some(spare.swap_remove(at))
+        });
+        Self(Some(spare.unwrap_or_else(|| CnnPass::new(net, capacity))))
+    }
+
+    fn pass(&mut self) -> &mut CnnPass {
+        let Some(p) = &mut self.0 else {
+            unreachable!("a pooled pass is only taken when dropped")
+        };
+        p
+    }
+}
+
+impl Drop for PooledPass {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            SPARE.with(|spare| {
+                let mut spare = spare.borrow_mut();
+                if spare.len() >= SPARE_PASSES {
+                    spare.remove(0);
+                }
+                spare.push(p);
+            });
+        }
+    }
+}
+
+impl Pass for PooledPass {
+    fn forward(&mut self, w: &Weights, x: &[f32], n: usize) -> Vec<f32> {
+        self.pass().forward(w, x, n)
+    }
+
+    fn backward(&mut self, w: &Weights, dlogits: &[f32], n: usize, grads: &mut Weights) {
+        self.pass().backward(w, dlogits, n, grads);
     }
 }
 
@@ -137,13 +209,13 @@ pub(super) fn logits_in_chunks(net: &Cnn, w: &Weights, x: &[f32], n: usize) -> V
     let least_images = HORIZONTAL_MAX_OUTPUT / outputs_per_image + 1;
     let chunk = EVAL_CHUNK.max(2 * least_images);
     if n <= 2 * chunk || longest_sum > ONE_BLOCK_MAX_SUM {
-        return CnnPass::new(net, n).forward(w, x, n);
+        return PooledPass::new(net, n).forward(w, x, n);
     }
     // Near-equal chunks of at most `chunk` images, so none is below `chunk / 2 ≥ least_images`.
     let chunks = n.div_ceil(chunk);
     let size = n.div_ceil(chunks);
     let dim = x.len() / n;
-    let mut pass = CnnPass::new(net, size);
+    let mut pass = PooledPass::new(net, size);
     let mut logits = Vec::with_capacity(n * net.classes);
     for part in x.chunks(size * dim) {
         logits.extend(pass.forward(w, part, part.len() / dim));

@@ -40,7 +40,7 @@ trait Pass {
 fn pass(arch: &Arch, capacity: usize) -> Box<dyn Pass> {
     match arch {
         Arch::Mlp => Box::new(mlp::MlpPass::default()),
-        Arch::Cnn(net) => Box::new(cnn::CnnPass::new(net, capacity)),
+        Arch::Cnn(net) => Box::new(cnn::PooledPass::new(net, capacity)),
     }
 }
 
@@ -117,10 +117,9 @@ pub(super) fn add_bias(rows: &mut [f32], b: &[f32]) {
 
 /// ReLU's backward in place: `g · (pre ≥ 0)` (candle's mask is `pre.ge(0)`).
 pub(super) fn relu_backward(g: &mut [f32], pre: &[f32]) {
+    // A select, not a branch, so that it vectorises: `d` where `pre ≥ 0`, else 0 (NaN included).
     for (d, v) in g.iter_mut().zip(pre) {
-        if *v < 0.0 || v.is_nan() {
-            *d = 0.0;
-        }
+        *d = if *v >= 0.0 { *d } else { 0.0 };
     }
 }
 
