@@ -130,7 +130,12 @@ impl ModelParams {
 
     /// Cosine similarity with `other` (0 when either is zero).
     pub fn cosine(&self, other: &ModelParams) -> f64 {
-        let d = self.norm() * other.norm();
+        self.cosine_given(other, other.norm())
+    }
+
+    /// [`Self::cosine`] with `other`'s norm already known (one step compared with many updates).
+    pub fn cosine_given(&self, other: &ModelParams, other_norm: f64) -> f64 {
+        let d = self.norm() * other_norm;
         if d > 0.0 { self.dot(other) / d } else { 0.0 }
     }
 }
@@ -301,8 +306,9 @@ pub fn cosine_contributions(
     updates: &[ClientUpdate],
 ) -> Vec<f64> {
     let step = next.sub(global);
+    let step_norm = step.norm();
     updates
         .iter()
-        .map(|u| u.delta.cosine(&step).max(0.0))
+        .map(|u| u.delta.cosine_given(&step, step_norm).max(0.0))
         .collect()
 }
