@@ -209,7 +209,8 @@ fn theta_gradient(d: &Weights, g: &Weights, v: &Weights, theta: &[Vec<f32>]) -> 
 /// client's new state. Each step's three gradients (of `CE(g)` on all the data, `CE(w)` in the
 /// client-specific layers of `v` on the training part, `CE(w)` in `θ` on the held-out part) are
 /// independent and come from the graph-free [`step::Backprop`]: the numbers of candle's autograd
-/// over the summed loss (tested against it).
+/// over the summed loss (tested against it). The last two are needed in the client-specific layers
+/// only, so only those are computed.
 pub fn train_mixed(
     arch: &Arch,
     global: &Weights,
@@ -236,7 +237,7 @@ pub fn train_mixed(
             None
         } else {
             let (xf, yf) = &fit[i % fit.len()];
-            let (_, mut dw) = backprop.gradient(&w, xf, yf)?;
+            let (_, mut dw) = backprop.gradient_of(&w, (xf, yf), Some(&specific))?;
             for (l, t) in dw.layers.iter_mut().zip(&theta) {
                 if t.is_empty() {
                     continue;
@@ -257,7 +258,7 @@ pub fn train_mixed(
             None
         } else {
             let (xh, yh) = &held[i % held.len()];
-            let (_, dw) = backprop.gradient(&w, xh, yh)?;
+            let (_, dw) = backprop.gradient_of(&w, (xh, yh), Some(&specific))?;
             Some(theta_gradient(&dw, global, &v, &theta))
         };
         step::sgd_update(&mut g, &dg, lr, None);

@@ -3,7 +3,10 @@
 
 use std::cell::RefCell;
 
-use super::{Pass, add_bias, column_sums, dense_backward, dense_forward, matmul, relu_backward};
+use super::{
+    Pass, add_bias, asked, column_sums, dense_backward, dense_forward, matmul, relu_backward,
+    zero_others,
+};
 use crate::learn::cnn::{Cnn, KERNEL, LayerSpec, Role, col2im, im2col, patch_index};
 use crate::learn::nn::Weights;
 
@@ -166,8 +169,14 @@ impl Pass for PooledPass {
         self.pass().forward(w, x, n)
     }
 
-    fn backward(&mut self, w: &Weights, dlogits: &[f32], n: usize, grads: &mut Weights) {
-        self.pass().backward(w, dlogits, n, grads);
+    fn backward(
+        &mut self,
+        w: &Weights,
+        dlogits: (&[f32], usize),
+        grads: &mut Weights,
+        only: Option<&[usize]>,
+    ) {
+        self.pass().backward(w, dlogits, grads, only);
     }
 }
 
@@ -288,14 +297,27 @@ impl Pass for CnnPass {
         logits
     }
 
-    fn backward(&mut self, w: &Weights, dlogits: &[f32], n: usize, grads: &mut Weights) {
+    fn backward(
+        &mut self,
+        w: &Weights,
+        (dlogits, n): (&[f32], usize),
+        grads: &mut Weights,
+        only: Option<&[usize]>,
+    ) {
+        zero_others(grads, only);
+        let (wanted, lowest) = asked(only);
         let last = self.specs.len() - 1;
         let head = &self.specs[last];
         let c = head.c_in;
         // The head; through the mean: × (1/pixels) on every pixel.
         let mut dfeatures = vec![0.0f32; n * c];
         let (l, d) = (&w.layers[last], &mut grads.layers[last]);
-        dense_backward(l, &self.features, dlogits, n, d, Some(&mut dfeatures));
+        let d = wanted(last).then_some(d);
+        let dx = (lowest < last).then_some(&mut dfeatures[..]);
+        dense_backward(l, (&self.features, dlogits, n), d, dx);
+        if lowest >= last {
+            return;
+        }
         let scale = (1.0 / self.head_pixels as f64) as f32;
         let mut grad_out = std::mem::take(&mut self.grad_out);
         let mut grad_in = std::mem::take(&mut self.grad_in);
@@ -317,19 +339,21 @@ impl Pass for CnnPass {
             if role == Role::BlockOut {
                 self.grad_skip[..dz.len()].copy_from_slice(dz);
             }
-            let g = &mut grads.layers[k];
-            column_sums(dz, co, &mut g.b);
-            // rhs_grad = cols.t().matmul(dz) ((9·ci) × co), into w's c_out × c_in × 3 × 3.
-            let dkt = &mut self.grad_kernel[..patch * co];
-            matmul((patch, co, rows), (&layer.cols, patch, 1), (dz, 1, co), dkt);
-            for o in 0..co {
-                for i in 0..ci {
-                    for t in 0..TAPS {
-                        g.w[(o * ci + i) * TAPS + t] = dkt[(t * ci + i) * co + o];
+            if wanted(k) {
+                let g = &mut grads.layers[k];
+                column_sums(dz, co, &mut g.b);
+                // rhs_grad = cols.t().matmul(dz) ((9·ci) × co), into w's c_out × c_in × 3 × 3.
+                let dkt = &mut self.grad_kernel[..patch * co];
+                matmul((patch, co, rows), (&layer.cols, patch, 1), (dz, 1, co), dkt);
+                for o in 0..co {
+                    for i in 0..ci {
+                        for t in 0..TAPS {
+                            g.w[(o * ci + i) * TAPS + t] = dkt[(t * ci + i) * co + o];
+                        }
                     }
                 }
             }
-            if k == 0 {
+            if k <= lowest {
                 break;
             }
             // lhs_grad = dz.matmul(kernel) ((n·out_pixels) × (9·ci)), scattered back (col2im).

@@ -1,7 +1,7 @@
 //! The MLP's [`Pass`] (`crate::learn::nn::forward`: affine layers, ReLU between them), each
 //! layer candle's GEMM on the batch.
 
-use super::{Pass, dense_backward, dense_forward, relu_backward};
+use super::{Pass, asked, dense_backward, dense_forward, relu_backward, zero_others};
 use crate::learn::nn::Weights;
 
 /// Activations kept from the forward pass for the backward.
@@ -32,16 +32,26 @@ impl Pass for MlpPass {
         self.pre[depth - 1].clone()
     }
 
-    fn backward(&mut self, w: &Weights, dlogits: &[f32], n: usize, grads: &mut Weights) {
+    fn backward(
+        &mut self,
+        w: &Weights,
+        (dlogits, n): (&[f32], usize),
+        grads: &mut Weights,
+        only: Option<&[usize]>,
+    ) {
+        zero_others(grads, only);
+        let (wanted, lowest) = asked(only);
         let depth = w.layers.len();
         let mut g = dlogits[..n * w.layers[depth - 1].d_out].to_vec();
-        for k in (0..depth).rev() {
+        for k in (lowest..depth).rev() {
             let (l, d) = (&w.layers[k], &mut grads.layers[k]);
             if k + 1 < depth {
                 relu_backward(&mut g, &self.pre[k]);
             }
-            let mut dx = vec![0.0f32; if k > 0 { n * l.d_in } else { 0 }];
-            dense_backward(l, &self.inputs[k], &g, n, d, (k > 0).then_some(&mut dx[..]));
+            let below = k > lowest;
+            let mut dx = vec![0.0f32; if below { n * l.d_in } else { 0 }];
+            let d = wanted(k).then_some(d);
+            dense_backward(l, (&self.inputs[k], &g, n), d, below.then_some(&mut dx[..]));
             g = dx;
         }
     }

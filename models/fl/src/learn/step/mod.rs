@@ -32,8 +32,17 @@ trait Pass {
     fn forward(&mut self, w: &Weights, x: &[f32], n: usize) -> Vec<f32>;
 
     /// Gradients into `grads` (`w`'s layout, overwritten) of the loss whose gradient w.r.t. the
-    /// last forward's logits is `dlogits` (`n × classes`).
-    fn backward(&mut self, w: &Weights, dlogits: &[f32], n: usize, grads: &mut Weights);
+    /// last forward's logits is `dlogits.0` (`n × classes`, `n = dlogits.1`): of the layers `only` (every layer when
+    /// `None`), the others zero. The backward stops below the lowest layer asked for, and skips
+    /// the weight gradients of the layers between; what it computes is computed as for every
+    /// layer, so a gradient asked for is the same number either way.
+    fn backward(
+        &mut self,
+        w: &Weights,
+        dlogits: (&[f32], usize),
+        grads: &mut Weights,
+        only: Option<&[usize]>,
+    );
 }
 
 /// The pass of `arch` for batches of up to `capacity` inputs.
@@ -115,6 +124,24 @@ pub(super) fn add_bias(rows: &mut [f32], b: &[f32]) {
     }
 }
 
+/// Which layers a backward computes: `only`'s membership test and the lowest layer asked for
+/// (`usize::MAX` when none is).
+pub(super) fn asked(only: Option<&[usize]>) -> (impl Fn(usize) -> bool + '_, usize) {
+    let lowest = only.map_or(0, |s| s.iter().copied().min().unwrap_or(usize::MAX));
+    (move |k| only.is_none_or(|s| s.contains(&k)), lowest)
+}
+
+/// Zeroes the gradients of the layers outside `only`.
+pub(super) fn zero_others(grads: &mut Weights, only: Option<&[usize]>) {
+    let (wanted, _) = asked(only);
+    for (k, l) in grads.layers.iter_mut().enumerate() {
+        if !wanted(k) {
+            l.w.fill(0.0);
+            l.b.fill(0.0);
+        }
+    }
+}
+
 /// ReLU's backward in place: `g · (pre ≥ 0)` (candle's mask is `pre.ge(0)`).
 pub(super) fn relu_backward(g: &mut [f32], pre: &[f32]) {
     // A select, not a branch, so that it vectorises: `d` where `pre ≥ 0`, else 0 (NaN included).
@@ -131,24 +158,24 @@ pub(super) fn dense_forward(l: &Layer, input: &[f32], n: usize, out: &mut [f32])
     add_bias(&mut out[..n * d_out], &l.b);
 }
 
-/// [`dense_forward`]'s adjoint for the output gradient `g` (`n × d_out`): `∂/∂w`, `∂/∂b` into `d`
-/// (candle's `input.t().matmul(g)`, transposed, and a column sum) and, when given, `∂/∂input`
+/// [`dense_forward`]'s adjoint for the output gradient `g` (`n × d_out`): when given, `∂/∂w`,
+/// `∂/∂b` into `d` (candle's `input.t().matmul(g)`, transposed, and a column sum) and `∂/∂input`
 /// into `dx` (`g.matmul(w)`).
 pub(super) fn dense_backward(
     l: &Layer,
-    input: &[f32],
-    g: &[f32],
-    n: usize,
-    d: &mut Layer,
+    (input, g, n): (&[f32], &[f32], usize),
+    d: Option<&mut Layer>,
     dx: Option<&mut [f32]>,
 ) {
     let (d_in, d_out) = (l.d_in, l.d_out);
-    column_sums(&g[..n * d_out], d_out, &mut d.b);
-    let mut dwt = vec![0.0f32; d_in * d_out];
-    matmul((d_in, d_out, n), (input, d_in, 1), (g, 1, d_out), &mut dwt);
-    for o in 0..d_out {
-        for i in 0..d_in {
-            d.w[o * d_in + i] = dwt[i * d_out + o];
+    if let Some(d) = d {
+        column_sums(&g[..n * d_out], d_out, &mut d.b);
+        let mut dwt = vec![0.0f32; d_in * d_out];
+        matmul((d_in, d_out, n), (input, d_in, 1), (g, 1, d_out), &mut dwt);
+        for o in 0..d_out {
+            for i in 0..d_in {
+                d.w[o * d_in + i] = dwt[i * d_out + o];
+            }
         }
     }
     if let Some(dx) = dx {
@@ -188,10 +215,21 @@ impl Backprop {
     /// The loss of `w` on the examples `x` (`n × d_in`) with labels `y` (`n`, at most the
     /// capacity), and its gradient in `w`'s layout.
     pub fn gradient(&mut self, w: &Weights, x: &[f32], y: &[u32]) -> Result<(f32, Weights)> {
+        self.gradient_of(w, (x, y), None)
+    }
+
+    /// [`Self::gradient`] in the layers `only` (every layer when `None`), the others zero: the same
+    /// numbers in those layers, for less work when the lowest of them is high or few are asked.
+    pub fn gradient_of(
+        &mut self,
+        w: &Weights,
+        (x, y): (&[f32], &[u32]),
+        only: Option<&[usize]>,
+    ) -> Result<(f32, Weights)> {
         let logits = self.pass.forward(w, x, y.len());
         let (loss, dlogits) = loss_gradient(logits, y)?;
         let mut grads = w.clone();
-        self.pass.backward(w, &dlogits, y.len(), &mut grads);
+        self.pass.backward(w, (&dlogits, y.len()), &mut grads, only);
         Ok((loss, grads))
     }
 }
@@ -226,7 +264,7 @@ pub fn train(
     let mut backprop = Backprop::new(arch, batch.min(data.len()));
     let mut p = w.clone();
     for (x, y) in minibatches(data, epochs, batch, rng) {
-        let (_, grads) = backprop.gradient(&p, &x, &y)?;
+        let (_, grads) = backprop.gradient_of(&p, (&x, &y), only)?;
         sgd_update(&mut p, &grads, lr, only);
     }
     Ok(p)
@@ -421,6 +459,37 @@ pub(crate) mod tests {
                 .to_vec1()
                 .unwrap();
             assert_eq!(candle_sum(&xs), reference[0], "{len}");
+        }
+    }
+
+    /// A gradient in some layers is the full gradient there, bit for bit, and zero elsewhere: sets
+    /// that stop the backward at the head, in the middle, at the bottom, and none.
+    #[test]
+    fn gradients_of_some_layers_are_the_full_ones_there() {
+        for (arch, w) in mlp_and_cnn(&mut sim::rng::stream(3, "w")) {
+            let data = examples(12, 64, 4);
+            let depth = w.layers.len();
+            let mut backprop = Backprop::new(&arch, data.len());
+            let (loss, full) = backprop.gradient(&w, &data.x, &data.y).unwrap();
+            for only in [
+                vec![depth - 1],
+                vec![1],
+                vec![0, depth - 1],
+                vec![depth / 2],
+                vec![],
+            ] {
+                let (l, part) = backprop
+                    .gradient_of(&w, (&data.x, &data.y), Some(&only))
+                    .unwrap();
+                assert_eq!(l, loss);
+                for (k, (p, f)) in part.layers.iter().zip(&full.layers).enumerate() {
+                    if only.contains(&k) {
+                        assert_eq!(p, f, "{only:?} layer {k}");
+                    } else {
+                        assert!(p.w.iter().chain(&p.b).all(|v| *v == 0.0), "{only:?} {k}");
+                    }
+                }
+            }
         }
     }
 
