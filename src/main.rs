@@ -10,15 +10,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc's malloc: the learning studies allocate a tensor per candle op
-/// (malloc, free and their consolidation were ≈ 13 % of a FedMomentum run's samples). A/B on this
-/// 2-core machine, `sysim run --jobs 1`, same binary otherwise, alternating: fedmomentum-ranks
-/// cut to 4 replications (48 runs) 43.9 / 37.6 / 39.0 s with glibc vs 35.4 / 33.7 / 40.2 s;
-/// polar-defenses cut to one replication (27 runs) 19.0 / 20.0 s vs 18.6 / 18.2 s. Allocation
-/// does not enter any number, so tables are unchanged.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     one_matmul_thread_per_run();
     keep_large_blocks_in_the_heap();
