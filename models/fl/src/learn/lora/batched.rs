@@ -1,4 +1,4 @@
-//! Local LoRA training of every client of a round in one stacked candle graph.
+//! Local LoRA training of every client of a round in one stacked step.
 //!
 //! All clients start a round from the same global model: the same frozen base `W` and the same
 //! adapters. Client `k`'s adapters are slice `k` of stacked variables (`A: [K, r, d_in]`,
@@ -19,6 +19,11 @@
 //!
 //! The first layer's frozen term `x·W₀ᵀ + b₀` does not change within a round; it is computed once
 //! for every client example, so a step only multiplies the rank-r adapter path through `x`.
+//!
+//! The step runs without an autograd graph ([`GraphFree`]): the stacked graph's forward and
+//! backward written out, each product the GEMM candle's CPU matmul makes for it, so the adapters
+//! are candle's autograd's bit for bit (tested against that graph, kept in the tests). The
+//! optimiser steps stay candle tensor ops on the stacked variables.
 
 use candle_core::{D, Device, Result, Tensor, Var};
 use rand::seq::SliceRandom;
@@ -28,6 +33,7 @@ use super::adapter::{Adapters, Lora};
 use super::params::LocalOptimizer;
 use crate::learn::common::Sgd;
 use crate::learn::nn::Weights;
+use crate::learn::step;
 use crate::learn::task::Dataset;
 
 /// Adam's β₁ (PyTorch's default, as FLoRA's `adamw_torch` uses).
@@ -107,13 +113,49 @@ struct StackedLora {
     b: Param,
 }
 
+/// One step's rows: per active client (in slot order) its minibatch, padded to `batch` rows of
+/// weight 0.
+struct StepRows {
+    active: usize,
+    batch: usize,
+    /// Row of each example in the clients' stacked examples.
+    rows: Vec<u32>,
+    labels: Vec<u32>,
+    /// 1 / the client's minibatch size (0 for padding).
+    weights: Vec<f32>,
+}
+
+/// The gradients of one step's summed loss w.r.t. each layer's stacked `A` (`None` when frozen)
+/// and `B`, in their stacked layouts.
+type StepGradients = Vec<(Option<Vec<f32>>, Vec<f32>)>;
+
+/// Computes a step's gradients from the stacked adapters and the step's rows.
+trait Gradients {
+    /// The gradients of `step`'s summed weighted loss at the adapters of `layers`.
+    fn gradients(&mut self, layers: &[StackedLora], step: &StepRows) -> Result<StepGradients>;
+}
+
 /// Trains every client's adapters from `start` on the frozen `base` for `local.epochs` passes
 /// over its data (minibatch `local.batch`, learning rate `local.lr`) with `opt`; client `k`
 /// shuffles with `rngs[k]`. `A` stays fixed when `freeze_a`. Returns the adapters per client.
+/// Each step's gradients come graph-free ([`GraphFree`]): the numbers of candle's autograd over
+/// the stacked graph, which the tests keep as the reference and compare with for equality.
 pub fn train_clients(
     base: &Weights,
     start: &Adapters,
     freeze_a: bool,
+    clients: &[&Dataset],
+    rngs: &mut [Rng],
+    (local, opt): (Sgd, LocalOptimizer),
+) -> Result<Vec<Adapters>> {
+    let mut grads = GraphFree::new(base, clients)?;
+    train_with(&mut grads, (start, freeze_a), clients, rngs, (local, opt))
+}
+
+/// [`train_clients`] with the step gradients of `grads`.
+fn train_with(
+    grads: &mut dyn Gradients,
+    (start, freeze_a): (&Adapters, bool),
     clients: &[&Dataset],
     rngs: &mut [Rng],
     (local, opt): (Sgd, LocalOptimizer),
@@ -131,29 +173,13 @@ pub fn train_clients(
     if steps == 0 {
         return Ok(out);
     }
-    let dim = base.layers[0].d_in;
-    // Every client's examples in one matrix (row offset per client) and their frozen layer-0 term.
+    // Row offset of each client's examples in the stacked examples.
     let mut offset = vec![0; clients.len()];
-    let mut x_all = Vec::new();
+    let mut rows_so_far = 0;
     for (k, d) in clients.iter().enumerate() {
-        offset[k] = x_all.len() / dim;
-        x_all.extend_from_slice(&d.x);
+        offset[k] = rows_so_far;
+        rows_so_far += d.len();
     }
-    let rows_all = x_all.len() / dim;
-    let x_all = Tensor::from_vec(x_all, (rows_all, dim), &dev)?;
-    let frozen = base
-        .layers
-        .iter()
-        .map(|l| {
-            Ok((
-                Tensor::from_slice(&l.w, (l.d_out, l.d_in), &dev)?
-                    .t()?
-                    .contiguous()?,
-                Tensor::from_slice(&l.b, l.d_out, &dev)?,
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let p0_all = x_all.matmul(&frozen[0].0)?.broadcast_add(&frozen[0].1)?;
     let mut layers = start
         .iter()
         .map(|ad| {
@@ -188,76 +214,328 @@ pub fn train_clients(
             active = still;
         }
         // The step's rows: per active client its minibatch, padded to `batch` with weight 0.
-        let mut rows = Vec::with_capacity(active * batch);
-        let mut labels = Vec::with_capacity(active * batch);
-        let mut weights = Vec::with_capacity(active * batch);
+        let mut step = StepRows {
+            active,
+            batch,
+            rows: Vec::with_capacity(active * batch),
+            labels: Vec::with_capacity(active * batch),
+            weights: Vec::with_capacity(active * batch),
+        };
         for &k in order.iter().take(active) {
             let chunk = &plans[k][s];
             let w = 1.0 / chunk.len() as f32;
             for j in 0..batch {
                 match chunk.get(j) {
                     Some(&i) => {
-                        rows.push((offset[k] + i) as u32);
-                        labels.push(clients[k].y[i]);
-                        weights.push(w);
+                        step.rows.push((offset[k] + i) as u32);
+                        step.labels.push(clients[k].y[i]);
+                        step.weights.push(w);
                     }
                     None => {
-                        rows.push(offset[k] as u32);
-                        labels.push(0);
-                        weights.push(0.0);
+                        step.rows.push(offset[k] as u32);
+                        step.labels.push(0);
+                        step.weights.push(0.0);
                     }
                 }
             }
         }
-        let rows = Tensor::from_vec(rows, active * batch, &dev)?;
-        let labels = Tensor::from_vec(labels, (active * batch, 1), &dev)?;
-        let weights = Tensor::from_vec(weights, active * batch, &dev)?;
-        let mut h = x_all
-            .index_select(&rows, 0)?
-            .reshape((active, batch, dim))?;
-        for (l, (st, (wt, b))) in layers.iter().zip(&frozen).enumerate() {
-            let a = match &st.a {
-                Ok(p) => p.var.as_tensor(),
-                Err(t) => t,
-            };
-            let lora = h.matmul(&a.t()?)?.matmul(&st.b.var.as_tensor().t()?)?;
-            let d_out = wt.dim(1)?;
-            let base_term = if l == 0 {
-                p0_all
-                    .index_select(&rows, 0)?
-                    .reshape((active, batch, d_out))?
-            } else {
-                h.reshape((active * batch, wt.dim(0)?))?
-                    .matmul(wt)?
-                    .broadcast_add(b)?
-                    .reshape((active, batch, d_out))?
-            };
-            h = (base_term + lora)?;
-            if l + 1 < layers.len() {
-                h = h.relu()?;
-            }
-        }
-        let classes = h.dim(2)?;
-        let logits = h.reshape((active * batch, classes))?;
-        let max = logits.max_keepdim(D::Minus1)?.detach();
-        let shifted = logits.broadcast_sub(&max)?;
-        let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-        let ce = (lse - shifted.gather(&labels, 1)?)?.squeeze(1)?;
-        let loss = (ce * weights)?.sum_all()?;
-        let grads = loss.backward()?;
+        let g = grads.gradients(&layers, &step)?;
         let t = i32::try_from(s + 1).unwrap_or(i32::MAX);
-        for st in &mut layers {
-            for p in st.a.iter_mut().chain(std::iter::once(&mut st.b)) {
-                if let Some(g) = grads.get(p.var.as_tensor()) {
-                    p.step(g, local.lr, t)?;
-                }
+        for (st, (ga, gb)) in layers.iter_mut().zip(g) {
+            if let (Ok(a), Some(ga)) = (&mut st.a, ga) {
+                let shape = a.var.as_tensor().shape().clone();
+                a.step(&Tensor::from_vec(ga, shape, &dev)?, local.lr, t)?;
             }
+            let shape = st.b.var.as_tensor().shape().clone();
+            st.b.step(&Tensor::from_vec(gb, shape, &dev)?, local.lr, t)?;
         }
     }
     for (slot, &k) in order.iter().enumerate().take(active) {
         out[k] = read_out(&layers, slot, start)?;
     }
     Ok(out)
+}
+
+/// One frozen layer: `Wᵀ` (`d_in × d_out`, row-major, as the stacked graph holds it) and `b`.
+struct FrozenLayer {
+    wt: Vec<f32>,
+    b: Vec<f32>,
+    d_in: usize,
+    d_out: usize,
+}
+
+/// The stacked step without a graph: per layer `z = h·Wᵀ + b + (h·Aₖᵀ)·Bₖᵀ` and its adjoint, each
+/// product the GEMM candle's CPU matmul makes for it (per client for the stacked 3-D products,
+/// with the transposed views' strides; [`step::matmul`]), the cross-entropy on the logits through
+/// candle itself. What the autograd adds on top — zeros plus a gradient, masks as 0/1 factors — is
+/// written as candle computes it, so NaN and ∞ (a diverging run) propagate as they did.
+struct GraphFree {
+    frozen: Vec<FrozenLayer>,
+    /// Every client's examples, stacked (`rows × d_in₀`).
+    x_all: Vec<f32>,
+    /// Every client's examples' frozen layer-0 term `x·W₀ᵀ + b₀` (`rows × d_out₀`).
+    p0_all: Vec<f32>,
+}
+
+impl GraphFree {
+    fn new(base: &Weights, clients: &[&Dataset]) -> Result<Self> {
+        let frozen: Vec<FrozenLayer> = base
+            .layers
+            .iter()
+            .map(|l| {
+                let mut wt = vec![0.0f32; l.d_in * l.d_out];
+                for o in 0..l.d_out {
+                    for i in 0..l.d_in {
+                        wt[i * l.d_out + o] = l.w[o * l.d_in + i];
+                    }
+                }
+                FrozenLayer {
+                    wt,
+                    b: l.b.clone(),
+                    d_in: l.d_in,
+                    d_out: l.d_out,
+                }
+            })
+            .collect();
+        let f0 = &frozen[0];
+        let x_all: Vec<f32> = clients.iter().flat_map(|d| d.x.iter().copied()).collect();
+        let rows_all = x_all.len() / f0.d_in.max(1);
+        let mut p0_all = vec![0.0f32; rows_all * f0.d_out];
+        if rows_all > 0 {
+            // x_all.matmul(wt) (both contiguous), then broadcast_add(b).
+            step::matmul(
+                (rows_all, f0.d_out, f0.d_in),
+                (&x_all, 1, f0.d_in),
+                (&f0.wt, 1, f0.d_out),
+                &mut p0_all,
+            );
+            step::add_bias(&mut p0_all, &f0.b);
+        }
+        Ok(Self {
+            frozen,
+            x_all,
+            p0_all,
+        })
+    }
+}
+
+/// `dst[k] = lhs[k] · rhs[k]` for each of `clients` stacked matrices (candle's batched CPU
+/// matmul: one GEMM per client at the stacks' strides); the views' strides are per matrix,
+/// `skips` the distance between consecutive clients' matrices (lhs, rhs).
+fn stacked_matmul(
+    clients: usize,
+    (m, n, k): (usize, usize, usize),
+    (lhs, rhs): (step::View<'_>, step::View<'_>),
+    skips: (usize, usize),
+    dst: &mut [f32],
+) {
+    for c in 0..clients {
+        step::matmul(
+            (m, n, k),
+            (&lhs.0[c * skips.0..], lhs.1, lhs.2),
+            (&rhs.0[c * skips.1..], rhs.1, rhs.2),
+            &mut dst[c * m * n..(c + 1) * m * n],
+        );
+    }
+}
+
+/// A tensor's values, flat.
+fn values(t: &Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1()
+}
+
+impl Gradients for GraphFree {
+    fn gradients(&mut self, layers: &[StackedLora], step: &StepRows) -> Result<StepGradients> {
+        let (kc, bt) = (step.active, step.batch);
+        let rows = kc * bt;
+        let depth = self.frozen.len();
+        // Forward, keeping each layer's input h and pre-activation z.
+        let f0 = &self.frozen[0];
+        // x_all.index_select(rows).
+        let mut h: Vec<f32> = Vec::with_capacity(rows * f0.d_in);
+        for &row in &step.rows {
+            let at = row as usize * f0.d_in;
+            h.extend_from_slice(&self.x_all[at..at + f0.d_in]);
+        }
+        let mut inputs: Vec<Vec<f32>> = Vec::with_capacity(depth);
+        let mut pre: Vec<Vec<f32>> = Vec::with_capacity(depth);
+        let mut us: Vec<Vec<f32>> = Vec::with_capacity(depth);
+        let mut adapters: Vec<(Vec<f32>, Vec<f32>, usize)> = Vec::with_capacity(depth);
+        for (l, (st, f)) in layers.iter().zip(&self.frozen).enumerate() {
+            let a = values(match &st.a {
+                Ok(p) => p.var.as_tensor(),
+                Err(t) => t,
+            })?;
+            let b = values(st.b.var.as_tensor())?;
+            let r = a.len() / (kc * f.d_in).max(1);
+            // u = h.matmul(a.t()): per client (bt × d_in)·(d_in × r), a.t()'s strides (d_in, 1).
+            let mut u = vec![0.0f32; rows * r];
+            stacked_matmul(
+                kc,
+                (bt, r, f.d_in),
+                ((&h, 1, f.d_in), (&a, f.d_in, 1)),
+                (bt * f.d_in, r * f.d_in),
+                &mut u,
+            );
+            // lora = u.matmul(b.t()): per client (bt × r)·(r × d_out), b.t()'s strides (r, 1).
+            let mut z = vec![0.0f32; rows * f.d_out];
+            stacked_matmul(
+                kc,
+                (bt, f.d_out, r),
+                ((&u, 1, r), (&b, r, 1)),
+                (bt * r, f.d_out * r),
+                &mut z,
+            );
+            // base_term + lora.
+            let base = if l == 0 {
+                let mut p0 = Vec::with_capacity(rows * f.d_out);
+                for &row in &step.rows {
+                    let at = row as usize * f.d_out;
+                    p0.extend_from_slice(&self.p0_all[at..at + f.d_out]);
+                }
+                p0
+            } else {
+                let mut base = vec![0.0f32; rows * f.d_out];
+                step::matmul(
+                    (rows, f.d_out, f.d_in),
+                    (&h, 1, f.d_in),
+                    (&f.wt, 1, f.d_out),
+                    &mut base,
+                );
+                step::add_bias(&mut base, &f.b);
+                base
+            };
+            for (zv, bv) in z.iter_mut().zip(&base) {
+                *zv += bv;
+            }
+            let next: Vec<f32> = if l + 1 < depth {
+                z.iter().map(|v| v.max(0.0)).collect()
+            } else {
+                Vec::new()
+            };
+            inputs.push(std::mem::replace(&mut h, next));
+            us.push(u);
+            pre.push(z);
+            adapters.push((a, b, r));
+        }
+        let logits = pre[depth - 1].clone();
+        let mut g = weighted_ce_gradient(logits, step)?;
+        // Backward, last layer first.
+        let mut out: StepGradients = Vec::with_capacity(depth);
+        for l in (0..depth).rev() {
+            let f = &self.frozen[l];
+            let (a, b, r) = &adapters[l];
+            let (h, u, r) = (&inputs[l], &us[l], *r);
+            if l + 1 < depth {
+                // relu: sum_grad = 0 + grad · (z ≥ 0).
+                for (gv, zv) in g.iter_mut().zip(&pre[l]) {
+                    *gv = 0.0 + *gv * if *zv >= 0.0 { 1.0 } else { 0.0 };
+                }
+            }
+            // lora = u.matmul(bᵀ): ∂u = g.matmul(b); ∂bᵀ = u.t().matmul(g), transposed into b.
+            let mut du = vec![0.0f32; rows * r];
+            stacked_matmul(
+                kc,
+                (bt, r, f.d_out),
+                ((&g, 1, f.d_out), (b, 1, r)),
+                (bt * f.d_out, f.d_out * r),
+                &mut du,
+            );
+            let mut dbt = vec![0.0f32; kc * r * f.d_out];
+            stacked_matmul(
+                kc,
+                (r, f.d_out, bt),
+                ((u, r, 1), (&g, 1, f.d_out)),
+                (bt * r, bt * f.d_out),
+                &mut dbt,
+            );
+            let db = transpose_stack(&dbt, kc, (r, f.d_out));
+            // u = h.matmul(aᵀ): ∂aᵀ = h.t().matmul(∂u), transposed into a; ∂h = ∂u.matmul(a).
+            let da = match layers[l].a {
+                Ok(_) => {
+                    let mut dat = vec![0.0f32; kc * f.d_in * r];
+                    stacked_matmul(
+                        kc,
+                        (f.d_in, r, bt),
+                        ((h, f.d_in, 1), (&du, 1, r)),
+                        (bt * f.d_in, bt * r),
+                        &mut dat,
+                    );
+                    Some(transpose_stack(&dat, kc, (f.d_in, r)))
+                }
+                Err(_) => None,
+            };
+            out.push((da, db));
+            if l == 0 {
+                break;
+            }
+            let mut dh = vec![0.0f32; rows * f.d_in];
+            stacked_matmul(
+                kc,
+                (bt, f.d_in, r),
+                ((&du, 1, r), (a, 1, f.d_in)),
+                (bt * r, r * f.d_in),
+                &mut dh,
+            );
+            // base = h.matmul(wt) + b: ∂h += g.matmul(wt.t()), wt.t()'s strides (d_out, 1).
+            let mut dh_base = vec![0.0f32; rows * f.d_in];
+            step::matmul(
+                (rows, f.d_in, f.d_out),
+                (&g, 1, f.d_out),
+                (&f.wt, f.d_out, 1),
+                &mut dh_base,
+            );
+            for (d, e) in dh.iter_mut().zip(&dh_base) {
+                *d += *e;
+            }
+            g = dh;
+        }
+        out.reverse();
+        Ok(out)
+    }
+}
+
+/// `[k, p, q] → [k, q, p]` for `k` stacked `p × q` matrices.
+fn transpose_stack(x: &[f32], k: usize, (p, q): (usize, usize)) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len()];
+    for c in 0..k {
+        let (src, dst) = (
+            &x[c * p * q..(c + 1) * p * q],
+            &mut out[c * p * q..(c + 1) * p * q],
+        );
+        for i in 0..p {
+            for j in 0..q {
+                dst[j * p + i] = src[i * q + j];
+            }
+        }
+    }
+    out
+}
+
+/// The gradient w.r.t. `logits` (`rows × classes`) of `Σ weights · CE(logits, labels)` (the
+/// padded rows weigh 0), through candle's own ops.
+fn weighted_ce_gradient(logits: Vec<f32>, step: &StepRows) -> Result<Vec<f32>> {
+    let dev = Device::Cpu;
+    let rows = step.labels.len();
+    let classes = logits.len() / rows.max(1);
+    let logits = Var::from_tensor(&Tensor::from_vec(logits, (rows, classes), &dev)?)?;
+    let labels = Tensor::from_slice(&step.labels, (rows, 1), &dev)?;
+    let weights = Tensor::from_slice(&step.weights, rows, &dev)?;
+    let loss = weighted_ce(logits.as_tensor(), &labels, &weights)?;
+    let grads = loss.backward()?;
+    let d = grads
+        .get(logits.as_tensor())
+        .ok_or_else(|| candle_core::Error::Msg("cross-entropy: no logit gradient".into()))?;
+    values(d)
+}
+
+/// `Σ weights · CE(logits, labels)`, the stable log-sum-exp form.
+fn weighted_ce(logits: &Tensor, labels: &Tensor, weights: &Tensor) -> Result<Tensor> {
+    let max = logits.max_keepdim(D::Minus1)?.detach();
+    let shifted = logits.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    let ce = (lse - shifted.gather(labels, 1)?)?.squeeze(1)?;
+    (ce * weights)?.sum_all()
 }
 
 /// Slot `slot`'s adapters, laid out like `start`.
@@ -389,6 +667,150 @@ mod tests {
             .flat_map(|(x, y)| x.a.iter().zip(&y.a).chain(x.b.iter().zip(&y.b)))
             .map(|(p, q)| (p - q).abs())
             .fold(0.0, f32::max)
+    }
+
+    /// The stacked graph in candle's autograd (the production step before it ran graph-free): the
+    /// reference [`GraphFree`] is compared with for equality.
+    struct Autograd {
+        x_all: Tensor,
+        frozen: Vec<(Tensor, Tensor)>,
+        p0_all: Tensor,
+    }
+
+    impl Autograd {
+        fn new(base: &Weights, clients: &[&Dataset]) -> Self {
+            let dev = Device::Cpu;
+            let dim = base.layers[0].d_in;
+            let x: Vec<f32> = clients.iter().flat_map(|d| d.x.iter().copied()).collect();
+            let x_all = Tensor::from_vec(x.clone(), (x.len() / dim, dim), &dev).unwrap();
+            let frozen: Vec<(Tensor, Tensor)> = base
+                .layers
+                .iter()
+                .map(|l| {
+                    let w = Tensor::from_slice(&l.w, (l.d_out, l.d_in), &dev).unwrap();
+                    let b = Tensor::from_slice(&l.b, l.d_out, &dev).unwrap();
+                    (w.t().unwrap().contiguous().unwrap(), b)
+                })
+                .collect();
+            let p0_all = x_all
+                .matmul(&frozen[0].0)
+                .unwrap()
+                .broadcast_add(&frozen[0].1)
+                .unwrap();
+            Self {
+                x_all,
+                frozen,
+                p0_all,
+            }
+        }
+    }
+
+    impl Gradients for Autograd {
+        fn gradients(&mut self, layers: &[StackedLora], step: &StepRows) -> Result<StepGradients> {
+            let dev = Device::Cpu;
+            let (active, batch) = (step.active, step.batch);
+            let rows = Tensor::from_vec(step.rows.clone(), active * batch, &dev)?;
+            let labels = Tensor::from_slice(&step.labels, (active * batch, 1), &dev)?;
+            let weights = Tensor::from_slice(&step.weights, active * batch, &dev)?;
+            let dim = self.x_all.dim(1)?;
+            let mut h = self
+                .x_all
+                .index_select(&rows, 0)?
+                .reshape((active, batch, dim))?;
+            for (l, (st, (wt, b))) in layers.iter().zip(&self.frozen).enumerate() {
+                let a = match &st.a {
+                    Ok(p) => p.var.as_tensor(),
+                    Err(t) => t,
+                };
+                let lora = h.matmul(&a.t()?)?.matmul(&st.b.var.as_tensor().t()?)?;
+                let d_out = wt.dim(1)?;
+                let base_term = if l == 0 {
+                    self.p0_all
+                        .index_select(&rows, 0)?
+                        .reshape((active, batch, d_out))?
+                } else {
+                    h.reshape((active * batch, wt.dim(0)?))?
+                        .matmul(wt)?
+                        .broadcast_add(b)?
+                        .reshape((active, batch, d_out))?
+                };
+                h = (base_term + lora)?;
+                if l + 1 < layers.len() {
+                    h = h.relu()?;
+                }
+            }
+            let classes = h.dim(2)?;
+            let loss = weighted_ce(&h.reshape((active * batch, classes))?, &labels, &weights)?;
+            let grads = loss.backward()?;
+            let of = |t: &Tensor| values(grads.get(t).expect("a gradient"));
+            layers
+                .iter()
+                .map(|st| {
+                    let ga = match &st.a {
+                        Ok(p) => Some(of(p.var.as_tensor())?),
+                        Err(_) => None,
+                    };
+                    Ok((ga, of(st.b.var.as_tensor())?))
+                })
+                .collect()
+        }
+    }
+
+    /// Bit patterns of every adapter value (NaN compares equal to the same NaN).
+    fn bits(a: &[Adapters]) -> Vec<u32> {
+        a.iter()
+            .flatten()
+            .flat_map(|l| l.a.iter().chain(&l.b))
+            .map(|v| v.to_bits())
+            .collect()
+    }
+
+    /// The graph-free step trains to candle's autograd's adapters bit for bit: SGD and Adam, `A`
+    /// trained and frozen, clients of different sizes (padded batches, shrinking stack), and a
+    /// learning rate that makes the adapters overflow (∞ and NaN propagate as in candle).
+    #[test]
+    fn the_graph_free_step_is_candles_stacked_autograd_bit_for_bit() {
+        let mut rng = sim::rng::stream(6, "graph-free");
+        let base = Weights::init(&[12, 8, 6, 3], &mut rng);
+        let mut start = crate::learn::lora::adapter::init_adapters(&base, 2, &mut rng);
+        let normal = Normal::new(0.0f32, 0.3).unwrap();
+        for ad in &mut start {
+            ad.b.iter_mut().for_each(|v| *v = normal.sample(&mut rng));
+        }
+        let data: Vec<Dataset> = [23, 0, 40, 7]
+            .iter()
+            .map(|&n| dataset(n, 12, 3, &mut rng))
+            .collect();
+        let refs: Vec<&Dataset> = data.iter().collect();
+        let mut overflowed = false;
+        for (opt, lr) in [
+            (LocalOptimizer::Sgd, 0.2),
+            (LocalOptimizer::Adam, 0.01),
+            (LocalOptimizer::Sgd, 1e6),
+        ] {
+            for freeze_a in [false, true] {
+                let local = Sgd {
+                    epochs: 2,
+                    batch: 5,
+                    lr,
+                };
+                let streams: Vec<Rng> = (0..4)
+                    .map(|k| sim::rng::stream(9, &format!("client/{k}")))
+                    .collect();
+                let run = |grads: &mut dyn Gradients| {
+                    let mut rngs = streams.clone();
+                    train_with(grads, (&start, freeze_a), &refs, &mut rngs, (local, opt)).unwrap()
+                };
+                let ours = run(&mut GraphFree::new(&base, &refs).unwrap());
+                let reference = run(&mut Autograd::new(&base, &refs));
+                assert_eq!(bits(&ours), bits(&reference), "{opt:?} lr {lr} {freeze_a}");
+                overflowed |= ours
+                    .iter()
+                    .flatten()
+                    .any(|l| l.b.iter().any(|v| !v.is_finite()));
+            }
+        }
+        assert!(overflowed, "the large learning rate should overflow");
     }
 
     #[test]

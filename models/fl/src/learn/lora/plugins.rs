@@ -22,7 +22,7 @@ use crate::traits::{
 /// The clients' side: local training of the adapters over a frozen base.
 ///
 /// The network asks for one client's update at a time; the first request of a round trains every
-/// client of the round in one stacked graph ([`batched::train_clients`]) from that round's global
+/// client of the round in one stacked step ([`batched::train_clients`]) from that round's global
 /// model and keeps the results. A client's result, and the advance of its shuffling stream, is
 /// taken over only when that client is asked for, so a client that is never asked (late, offline)
 /// stays as if it had not trained: results equal per-client training (to float rounding), and
