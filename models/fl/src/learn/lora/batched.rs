@@ -298,7 +298,10 @@ impl GraphFree {
             })
             .collect();
         let f0 = &frozen[0];
-        let x_all: Vec<f32> = clients.iter().flat_map(|d| d.x.iter().copied()).collect();
+        let mut x_all = Vec::with_capacity(clients.iter().map(|d| d.x.len()).sum());
+        for d in clients {
+            x_all.extend_from_slice(&d.x);
+        }
         let rows_all = x_all.len() / f0.d_in.max(1);
         let mut p0_all = vec![0.0f32; rows_all * f0.d_out];
         if rows_all > 0 {
