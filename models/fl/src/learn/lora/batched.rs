@@ -759,6 +759,23 @@ mod tests {
         }
     }
 
+    /// A 3-layer base with rank-2 adapters whose `B` is non-zero (so both factors get gradients
+    /// from the first step), and four clients of 23, 0, 40 and 7 examples (different step
+    /// counts, padded last batches), drawn from `rng`.
+    fn setting(mut rng: Rng) -> (Weights, Adapters, Vec<Dataset>) {
+        let base = Weights::init(&[12, 8, 6, 3], &mut rng);
+        let mut start = crate::learn::lora::adapter::init_adapters(&base, 2, &mut rng);
+        let normal = Normal::new(0.0f32, 0.3).unwrap();
+        for ad in &mut start {
+            ad.b.iter_mut().for_each(|v| *v = normal.sample(&mut rng));
+        }
+        let data = [23, 0, 40, 7]
+            .iter()
+            .map(|&n| dataset(n, 12, 3, &mut rng))
+            .collect();
+        (base, start, data)
+    }
+
     /// Bit patterns of every adapter value (NaN compares equal to the same NaN).
     fn bits(a: &[Adapters]) -> Vec<u32> {
         a.iter()
@@ -773,17 +790,7 @@ mod tests {
     /// learning rate that makes the adapters overflow (∞ and NaN propagate as in candle).
     #[test]
     fn the_graph_free_step_is_candles_stacked_autograd_bit_for_bit() {
-        let mut rng = sim::rng::stream(6, "graph-free");
-        let base = Weights::init(&[12, 8, 6, 3], &mut rng);
-        let mut start = crate::learn::lora::adapter::init_adapters(&base, 2, &mut rng);
-        let normal = Normal::new(0.0f32, 0.3).unwrap();
-        for ad in &mut start {
-            ad.b.iter_mut().for_each(|v| *v = normal.sample(&mut rng));
-        }
-        let data: Vec<Dataset> = [23, 0, 40, 7]
-            .iter()
-            .map(|&n| dataset(n, 12, 3, &mut rng))
-            .collect();
+        let (base, start, data) = setting(sim::rng::stream(6, "graph-free"));
         let refs: Vec<&Dataset> = data.iter().collect();
         let mut overflowed = false;
         for (opt, lr) in [
@@ -818,19 +825,7 @@ mod tests {
 
     #[test]
     fn the_stack_trains_every_client_as_if_alone() {
-        let mut rng = sim::rng::stream(5, "batched");
-        let base = Weights::init(&[12, 8, 6, 3], &mut rng);
-        let mut start = crate::learn::lora::adapter::init_adapters(&base, 2, &mut rng);
-        // Non-zero B, so both factors get gradients from the first step.
-        let normal = Normal::new(0.0f32, 0.3).unwrap();
-        for ad in &mut start {
-            ad.b.iter_mut().for_each(|v| *v = normal.sample(&mut rng));
-        }
-        // Different sizes (0 to 40 examples): different step counts, padded last batches.
-        let data: Vec<Dataset> = [23, 0, 40, 7]
-            .iter()
-            .map(|&n| dataset(n, 12, 3, &mut rng))
-            .collect();
+        let (base, start, data) = setting(sim::rng::stream(5, "batched"));
         let refs: Vec<&Dataset> = data.iter().collect();
         for opt in [LocalOptimizer::Sgd, LocalOptimizer::Adam] {
             for freeze_a in [false, true] {
