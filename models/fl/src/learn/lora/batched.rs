@@ -264,6 +264,32 @@ struct FrozenLayer {
     d_out: usize,
 }
 
+impl FrozenLayer {
+    /// `x·Wᵀ + b` for `rows` rows of `x` (candle's `x.matmul(wt)`, both contiguous, then
+    /// `broadcast_add(b)`).
+    fn affine(&self, x: &[f32], rows: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; rows * self.d_out];
+        step::matmul(
+            (rows, self.d_out, self.d_in),
+            (x, 1, self.d_in),
+            (&self.wt, 1, self.d_out),
+            &mut out,
+        );
+        step::add_bias(&mut out, &self.b);
+        out
+    }
+}
+
+/// The rows `rows` of `src` (rows of `width`), stacked (candle's `index_select` on dimension 0).
+fn gather_rows(src: &[f32], rows: &[u32], width: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows.len() * width);
+    for &r in rows {
+        let at = r as usize * width;
+        out.extend_from_slice(&src[at..at + width]);
+    }
+    out
+}
+
 /// The stacked step without a graph: per layer `z = h·Wᵀ + b + (h·Aₖᵀ)·Bₖᵀ` and its adjoint, each
 /// product the GEMM candle's CPU matmul makes for it (per client for the stacked 3-D products,
 /// with the transposed views' strides; [`step::matmul`]), the cross-entropy on the logits through
@@ -303,17 +329,11 @@ impl GraphFree {
             x_all.extend_from_slice(&d.x);
         }
         let rows_all = x_all.len() / f0.d_in.max(1);
-        let mut p0_all = vec![0.0f32; rows_all * f0.d_out];
-        if rows_all > 0 {
-            // x_all.matmul(wt) (both contiguous), then broadcast_add(b).
-            step::matmul(
-                (rows_all, f0.d_out, f0.d_in),
-                (&x_all, 1, f0.d_in),
-                (&f0.wt, 1, f0.d_out),
-                &mut p0_all,
-            );
-            step::add_bias(&mut p0_all, &f0.b);
-        }
+        let p0_all = if rows_all > 0 {
+            f0.affine(&x_all, rows_all)
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             frozen,
             x_all,
@@ -354,12 +374,7 @@ impl Gradients for GraphFree {
         let depth = self.frozen.len();
         // Forward, keeping each layer's input h and pre-activation z.
         let f0 = &self.frozen[0];
-        // x_all.index_select(rows).
-        let mut h: Vec<f32> = Vec::with_capacity(rows * f0.d_in);
-        for &row in &step.rows {
-            let at = row as usize * f0.d_in;
-            h.extend_from_slice(&self.x_all[at..at + f0.d_in]);
-        }
+        let mut h = gather_rows(&self.x_all, &step.rows, f0.d_in);
         let mut inputs: Vec<Vec<f32>> = Vec::with_capacity(depth);
         let mut pre: Vec<Vec<f32>> = Vec::with_capacity(depth);
         let mut us: Vec<Vec<f32>> = Vec::with_capacity(depth);
@@ -391,22 +406,9 @@ impl Gradients for GraphFree {
             );
             // base_term + lora.
             let base = if l == 0 {
-                let mut p0 = Vec::with_capacity(rows * f.d_out);
-                for &row in &step.rows {
-                    let at = row as usize * f.d_out;
-                    p0.extend_from_slice(&self.p0_all[at..at + f.d_out]);
-                }
-                p0
+                gather_rows(&self.p0_all, &step.rows, f.d_out)
             } else {
-                let mut base = vec![0.0f32; rows * f.d_out];
-                step::matmul(
-                    (rows, f.d_out, f.d_in),
-                    (&h, 1, f.d_in),
-                    (&f.wt, 1, f.d_out),
-                    &mut base,
-                );
-                step::add_bias(&mut base, &f.b);
-                base
+                f.affine(&h, rows)
             };
             for (zv, bv) in z.iter_mut().zip(&base) {
                 *zv += bv;
