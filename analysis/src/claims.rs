@@ -15,7 +15,10 @@
 //! Every figure is computed **per replication** first — a run of the `where` rows is paired with the
 //! baseline run of the same replication (scenarios with `common_random_numbers: true` give them the
 //! same seed), the groups of `over` are reduced within the replication — and then summarised over
-//! replications: `n`, the mean, and a two-sided 95 % Student-t interval (unknown when n < 2).
+//! replications: `n`, the mean, and a two-sided 95 % Student-t interval (unknown when n < 2) — or,
+//! with `summary: median`, the median and the distribution-free interval of a sign test (the order
+//! statistics `[x₍ₖ₎, x₍ₙ₋ₖ₊₁₎]` covering the median with probability ≥ 95 %; unknown when n < 6),
+//! for figures whose seeds span orders of magnitude, where one seed sets the mean.
 //!
 //! A **direction** claim (`direction: true`: "better than", "fewer rounds than") is in band only when
 //! its whole interval lies in the band; its band excludes the no-effect value (0 for differences, 1
@@ -115,6 +118,17 @@ pub enum Reduce {
     Max,
     /// Smallest group value.
     Min,
+}
+
+/// How the per-replication figures are summarised.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Summary {
+    /// Their mean, with a two-sided 95 % Student-t interval.
+    #[default]
+    Mean,
+    /// Their median, with the order-statistic interval of a two-sided sign test at 5 %.
+    Median,
 }
 
 /// The column(s) a claim is computed per group of: one name, or a list (e.g. every shape axis).
@@ -218,6 +232,9 @@ pub struct ClaimSpec {
     /// How to reduce per-group values.
     #[serde(default)]
     pub reduce: Reduce,
+    /// How to summarise the per-replication figures: `mean` (default) or `median`.
+    #[serde(default)]
+    pub summary: Summary,
     /// A direction claim ("better than"): in band only when its whole paired interval is.
     #[serde(default)]
     pub direction: bool,
@@ -450,17 +467,21 @@ pub struct ClaimResult {
     pub band_note: Option<String>,
     /// Whether this is a direction claim (its whole interval must lie in the band).
     pub direction: bool,
-    /// Our figure (mean over replications; with `bound` set, a bound), when it could be computed.
+    /// Our figure (mean or median over replications, as `summary` says; with `bound` set, a
+    /// bound), when it could be computed.
     pub simulated: Option<f64>,
+    /// How `simulated` and `ci95` summarise the replications.
+    pub summary: Summary,
     /// Whether `simulated` is a bound because a side was censored.
     pub bound: Bound,
     /// Replications the figure is computed over.
     pub n: usize,
     /// Replications with a censored side.
     pub censored: usize,
-    /// Two-sided 95 % Student-t interval over replications; none when n < 2 or censored — except a
-    /// direction claim whose censored figures point into the band, whose interval then takes them
-    /// at their sentinel values (a conservative interval).
+    /// Two-sided 95 % interval over replications (Student-t of the mean, or the sign test's of the
+    /// median); none when n < 2 (median: n < 6) or censored — except a direction claim whose
+    /// censored figures point into the band, whose interval then takes them at their sentinel
+    /// values (a conservative interval).
     pub ci95: Option<[f64; 2]>,
     /// For a comparison: whether every pair shares its seed (common random numbers).
     pub paired: Option<bool>,
@@ -489,6 +510,8 @@ pub struct Evaluation {
     pub paired: Option<bool>,
     /// Resources held equal.
     pub equal: Vec<EqualResult>,
+    /// How the figures are summarised.
+    pub summary: Summary,
 }
 
 impl Evaluation {
@@ -497,8 +520,15 @@ impl Evaluation {
         self.per_replication.len()
     }
 
-    /// Mean over replications.
-    pub fn mean(&self) -> f64 {
+    /// The figure: mean or median over replications, as `summary` says (NaN if any figure is).
+    pub fn center(&self) -> f64 {
+        match self.summary {
+            Summary::Mean => self.mean(),
+            Summary::Median => median(&self.values()),
+        }
+    }
+
+    fn mean(&self) -> f64 {
         let n = self.n().max(1) as f64;
         self.per_replication.iter().map(|(_, e)| e.v).sum::<f64>() / n
     }
@@ -521,7 +551,8 @@ impl Evaluation {
         self.per_replication.iter().map(|(_, e)| e.v).collect()
     }
 
-    /// Two-sided 95 % Student-t interval of the mean; none when n < 2 or any figure is censored.
+    /// Two-sided 95 % interval of [`Evaluation::center`]; none when it has too few figures or any
+    /// figure is censored.
     pub fn ci95(&self) -> Option<[f64; 2]> {
         if self.bound() != Bound::Exact {
             return None;
@@ -529,8 +560,12 @@ impl Evaluation {
         self.sentinel_ci95()
     }
 
-    /// The interval with censored figures taken at their sentinel values; none when n < 2.
+    /// The interval with censored figures taken at their sentinel values; none when n < 2 (a
+    /// median's: when no order statistics cover it with 95 %).
     fn sentinel_ci95(&self) -> Option<[f64; 2]> {
+        if self.summary == Summary::Median {
+            return sign_test_interval(&self.values());
+        }
         if self.n() < 2 {
             return None;
         }
@@ -688,6 +723,49 @@ fn reduce(how: Reduce, values: &[Est]) -> Est {
     Est { v, bound }
 }
 
+/// The median of `v`; NaN if `v` is empty or holds a NaN.
+fn median(v: &[f64]) -> f64 {
+    if v.is_empty() || v.iter().any(|x| x.is_nan()) {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// The distribution-free 95 % interval of the median of `v`: `[x₍ₖ₎, x₍ₙ₋ₖ₊₁₎]` (order statistics,
+/// 1-based) for the largest k with 2·P(Bin(n, ½) ≤ k − 1) ≤ 0.05 — the values a two-sided sign
+/// test at 5 % does not reject. None when no k qualifies (n < 6) or a figure is NaN.
+fn sign_test_interval(v: &[f64]) -> Option<[f64; 2]> {
+    if v.iter().any(|x| x.is_nan()) {
+        return None;
+    }
+    let n = v.len();
+    // P(Bin(n, ½) ≤ j) by its terms C(n, i)/2ⁿ, each from the last in f64 (n is a replication count).
+    let mut term = 0.5f64.powi(i32::try_from(n).ok()?);
+    let mut below = 0.0;
+    let mut k = 0;
+    for i in 0..n / 2 {
+        below += term;
+        if 2.0 * below > 0.05 {
+            break;
+        }
+        k = i + 1;
+        term *= (n - i) as f64 / (i + 1) as f64;
+    }
+    if k == 0 {
+        return None;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    Some([s[k - 1], s[n - k]])
+}
+
 fn mean_of(df: &DataFrame, metric: &str) -> Result<f64> {
     let v: Vec<f64> = f64_column(df, metric)?.into_iter().flatten().collect();
     if v.is_empty() {
@@ -767,11 +845,12 @@ pub fn evaluate(df: &DataFrame, claim: &ClaimSpec) -> Result<Evaluation> {
         per_replication,
         paired,
         equal,
+        summary: claim.summary,
     })
 }
 
 fn verdict_of(claim: &ClaimSpec, e: &Evaluation) -> (Verdict, Option<String>) {
-    let mean = e.mean();
+    let mean = e.center();
     if !mean.is_finite() {
         return (
             Verdict::NotComputed,
@@ -904,6 +983,7 @@ pub fn check(paper: &str, df: Option<&DataFrame>, claim: &ClaimSpec) -> ClaimRes
         band_note: claim.band_note.clone(),
         direction: claim.direction,
         simulated: None,
+        summary: claim.summary,
         bound: Bound::Exact,
         n: 0,
         censored: 0,
@@ -924,7 +1004,7 @@ pub fn check(paper: &str, df: Option<&DataFrame>, claim: &ClaimSpec) -> ClaimRes
         }
         Ok(e) => {
             let (verdict, reason) = verdict_of(claim, &e);
-            let mean = e.mean();
+            let mean = e.center();
             r.simulated = mean.is_finite().then_some(mean);
             r.bound = e.bound();
             r.n = e.n();
@@ -979,6 +1059,11 @@ impl ClaimResult {
             (None, None) => "—".into(),
             (Some([lo, hi]), _) if self.bound != Bound::Exact => format!(
                 "[{}, {}] (censored runs at their sentinel)",
+                fmt_num(lo),
+                fmt_num(hi)
+            ),
+            (Some([lo, hi]), _) if self.summary == Summary::Median => format!(
+                "[{}, {}] (median; sign test)",
                 fmt_num(lo),
                 fmt_num(hi)
             ),
@@ -1144,6 +1229,7 @@ mod tests {
             stat,
             over: over.map(|o| Over::One(o.to_owned())),
             reduce,
+            summary: Summary::Mean,
             direction: false,
             no_effect: None,
             censor: None,
@@ -1153,7 +1239,7 @@ mod tests {
     }
 
     fn value(df: &DataFrame, c: &ClaimSpec) -> f64 {
-        evaluate(df, c).unwrap().mean()
+        evaluate(df, c).unwrap().center()
     }
 
     #[test]
@@ -1220,6 +1306,62 @@ mod tests {
         assert!((r - 115.0 / 150.0).abs() < 1e-9);
     }
 
+    /// The sign test's interval is the order statistics a binomial(n, ½) leaves 95 % between.
+    #[test]
+    fn the_median_interval_is_the_sign_tests() {
+        let v: Vec<f64> = (1..=10).rev().map(f64::from).collect();
+        assert_eq!(sign_test_interval(&v), Some([2.0, 9.0]));
+        assert_eq!(sign_test_interval(&v[..6]), Some([5.0, 10.0]));
+        assert_eq!(sign_test_interval(&v[..5]), None);
+        let twenty: Vec<f64> = (1..=20).map(f64::from).collect();
+        // P(Bin(20, ½) ≤ 5) = 0.0207, ≤ 6: 0.0577.
+        assert_eq!(sign_test_interval(&twenty), Some([6.0, 15.0]));
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[1.0, f64::NAN]).is_nan() && median(&[]).is_nan());
+    }
+
+    /// FlexLoRA's step gain over FedMomentum's (log₁₀ per seed, fedmomentum-methods at 32891cc):
+    /// above zero in every seed, but two diverged seeds widen the t interval across zero; the
+    /// median's interval stays on the side every seed is on.
+    #[test]
+    fn a_direction_every_seed_shows_is_in_band_by_its_median() {
+        let logs = [1.45, 1.57, 2.48, 1.73, 1.88, 25.16, 1.43, 2.00, 1.59, 8.16];
+        let reps: Vec<u32> = (0..10).flat_map(|r| [r, r]).collect();
+        let df = df!(
+            "method" => (0..10).flat_map(|_| ["a", "b"]).collect::<Vec<_>>(),
+            "replication" => reps.clone(),
+            "seed" => reps.iter().map(|&r| u64::from(r) + 7).collect::<Vec<u64>>(),
+            "acc" => logs.iter().flat_map(|l| [1.0, 10f64.powf(*l)]).collect::<Vec<f64>>(),
+        )
+        .unwrap();
+        let mut c = better(Stat::LogRatio, [0.0, 30.0]);
+        let by_mean = check("p", Some(&df), &c);
+        assert!(by_mean.ci95.unwrap()[0] < 0.0, "{by_mean:?}");
+        assert_eq!(by_mean.verdict, Verdict::Undecided);
+        c.summary = Summary::Median;
+        let by_median = check("p", Some(&df), &c);
+        assert_eq!(by_median.verdict, Verdict::InBand, "{by_median:?}");
+        assert!((by_median.simulated.unwrap() - (1.73 + 1.88) / 2.0).abs() < 1e-9);
+        let [lo, hi] = by_median.ci95.unwrap();
+        assert!((lo - 1.45).abs() < 1e-9 && (hi - 8.16).abs() < 1e-9, "{lo} {hi}");
+        assert!(by_median.interval().ends_with("(median; sign test)"));
+        // Two seeds of ten on the other side: a sign test does not reject a zero median (8 of 10,
+        // p = 0.11), and the interval [x₍₂₎, x₍₉₎] reaches below zero.
+        let mut flipped = logs;
+        flipped[0] = -1.0;
+        flipped[6] = -2.0;
+        let df2 = df!(
+            "method" => (0..10).flat_map(|_| ["a", "b"]).collect::<Vec<_>>(),
+            "replication" => reps.clone(),
+            "seed" => reps.iter().map(|&r| u64::from(r) + 7).collect::<Vec<u64>>(),
+            "acc" => flipped.iter().flat_map(|l| [1.0, 10f64.powf(*l)]).collect::<Vec<f64>>(),
+        )
+        .unwrap();
+        let two_below = check("p", Some(&df2), &c);
+        assert_eq!(two_below.verdict, Verdict::Undecided, "{two_below:?}");
+    }
+
     /// One seed 10⁶ times better makes the mean ratio that seed's figure and its interval reach
     /// below no effect; the log ratio's interval stays on the side every seed is on.
     #[test]
@@ -1236,7 +1378,7 @@ mod tests {
         for (x, want) in e.values().iter().zip(logs) {
             assert!((x - want).abs() < 1e-9, "{x} vs {want}");
         }
-        assert!((e.mean() - logs.iter().sum::<f64>() / 5.0).abs() < 1e-9);
+        assert!((e.center() - logs.iter().sum::<f64>() / 5.0).abs() < 1e-9);
         let ratio = check("p", Some(&df), &better(Stat::Ratio, [1.0, 1e30]));
         assert!(ratio.ci95.unwrap()[0] < 1.0, "{ratio:?}");
         assert_eq!(ratio.verdict, Verdict::Undecided);

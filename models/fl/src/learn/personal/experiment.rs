@@ -188,7 +188,8 @@ fn run_method(
 /// The oracle of `o` on FedAvg's final global model: mean per-client accuracy of the global model
 /// (`oracle_accuracy_global`), of fine-tuning every layer (`oracle_accuracy_all`) and of each layer
 /// set (`oracle_accuracy_<set>`), with the share of the full gain each set recovers
-/// (`oracle_recovery_<set>`, see [`oracle::recovery`]).
+/// (`oracle_recovery_<set>`, see [`oracle::recovery`]) and, with early stopping, the mean epoch
+/// each kept (`oracle_epoch_all`, `oracle_epoch_<set>`).
 fn oracle_metrics(
     o: &OracleParams,
     p: &PersonalParams,
@@ -200,25 +201,38 @@ fn oracle_metrics(
     let arch = p.arch();
     let g = convert::to_weights(&run.model, &s.init);
     let stream = |k: usize| ctx.rng(&format!("fl-personal/oracle/{k}"));
-    let sets = (&s.all[..], &s.test[..]);
-    let acc = |only: Option<&[usize]>| {
-        oracle::mean_accuracy(&arch, &g, only, &o.sgd, sets, &stream).map_err(model_err)
+    let clients: Vec<oracle::ClientData<'_>> = (0..s.test.len())
+        .map(|k| oracle::ClientData {
+            fit: &s.fit[k],
+            holdout: &s.holdout[k],
+            test: &s.test[k],
+        })
+        .collect();
+    let tune = |only: Option<&[usize]>| {
+        oracle::fine_tune(&arch, &g, only, o, &clients, &stream).map_err(model_err)
     };
     let mut global = 0.0;
     for te in &s.test {
         global += arch.accuracy(&g, te).map_err(model_err)?;
     }
     global /= s.test.len().max(1) as f64;
-    let all = acc(None)?;
+    let all = tune(None)?;
     out.metric("oracle_accuracy_global", global)
-        .metric("oracle_accuracy_all", all);
+        .metric("oracle_accuracy_all", all.accuracy);
+    if o.early_stopping {
+        out.metric("oracle_epoch_all", all.epoch);
+    }
     for set in &o.layers {
         let name = oracle::set_name(set);
-        let v = acc(Some(set))?;
-        out.metric(format!("oracle_accuracy_{name}"), v).metric(
-            format!("oracle_recovery_{name}"),
-            oracle::recovery(global, all, v),
-        );
+        let v = tune(Some(set))?;
+        out.metric(format!("oracle_accuracy_{name}"), v.accuracy)
+            .metric(
+                format!("oracle_recovery_{name}"),
+                oracle::recovery(global, all.accuracy, v.accuracy),
+            );
+        if o.early_stopping {
+            out.metric(format!("oracle_epoch_{name}"), v.epoch);
+        }
     }
     Ok(())
 }
@@ -541,6 +555,7 @@ mod tests {
                 lr: 0.1,
             },
             layers: vec![vec![0], vec![1]],
+            early_stopping: false,
         });
         let out = PersonalExperiment.run(&p, &RunContext::single(6)).unwrap();
         assert_eq!(
@@ -575,6 +590,17 @@ mod tests {
             )
             .unwrap();
         assert!(other.get("oracle_accuracy_all").is_none());
+        assert!(out.get("oracle_epoch_all").is_none());
+        p.oracle.as_mut().unwrap().early_stopping = true;
+        let stopped = PersonalExperiment.run(&p, &RunContext::single(6)).unwrap();
+        assert_eq!(
+            stopped.get("oracle_accuracy_global"),
+            out.get("oracle_accuracy_global")
+        );
+        for set in ["all", "l0", "l1"] {
+            let e = stopped.get(&format!("oracle_epoch_{set}")).unwrap();
+            assert!((0.0..=2.0).contains(&e), "{set}: {e}");
+        }
         p.oracle.as_mut().unwrap().layers.push(vec![2]);
         assert!(
             !sim::validate::Checks::of(&p).is_empty(),
