@@ -1062,11 +1062,9 @@ impl ClaimResult {
                 fmt_num(lo),
                 fmt_num(hi)
             ),
-            (Some([lo, hi]), _) if self.summary == Summary::Median => format!(
-                "[{}, {}] (median; sign test)",
-                fmt_num(lo),
-                fmt_num(hi)
-            ),
+            (Some([lo, hi]), _) if self.summary == Summary::Median => {
+                format!("[{}, {}] (median; sign test)", fmt_num(lo), fmt_num(hi))
+            }
             (Some([lo, hi]), _) => format!("[{}, {}]", fmt_num(lo), fmt_num(hi)),
             (None, Some(_)) if self.bound != Bound::Exact => "— (censored)".into(),
             (None, Some(_)) => format!("— (n = {})", self.n),
@@ -1344,7 +1342,10 @@ mod tests {
         assert_eq!(by_median.verdict, Verdict::InBand, "{by_median:?}");
         assert!((by_median.simulated.unwrap() - (1.73 + 1.88) / 2.0).abs() < 1e-9);
         let [lo, hi] = by_median.ci95.unwrap();
-        assert!((lo - 1.45).abs() < 1e-9 && (hi - 8.16).abs() < 1e-9, "{lo} {hi}");
+        assert!(
+            (lo - 1.45).abs() < 1e-9 && (hi - 8.16).abs() < 1e-9,
+            "{lo} {hi}"
+        );
         assert!(by_median.interval().ends_with("(median; sign test)"));
         // Two seeds of ten on the other side: a sign test does not reject a zero median (8 of 10,
         // p = 0.11), and the interval [x₍₂₎, x₍₉₎] reaches below zero.

@@ -189,7 +189,8 @@ mod tests {
     fn early_stopping_keeps_the_best_holdout_epoch() {
         let (data, w) = task();
         let mut rng = sim::rng::stream(3, "split");
-        let holdout = Prototypes::new(TaskShape::easy(5, 3), &mut rng).sample(12, &[1.0; 3], &mut rng);
+        let holdout =
+            Prototypes::new(TaskShape::easy(5, 3), &mut rng).sample(12, &[1.0; 3], &mut rng);
         let c = ClientData {
             fit: &data,
             holdout: &holdout,
@@ -201,21 +202,23 @@ mod tests {
             lr: 0.5,
         };
         let arch = Arch::Mlp;
-        let (kept, e) = early_stopped(&arch, &w, None, &sgd(6), &c, &mut sim::rng::stream(1, "a"))
-            .unwrap();
+        let (kept, e) =
+            early_stopped(&arch, &w, None, &sgd(6), &c, &mut sim::rng::stream(1, "a")).unwrap();
         let mut scores = vec![arch.accuracy(&w, &holdout).unwrap()];
         let mut cur = w.clone();
         let mut r = sim::rng::stream(1, "a");
         for _ in 0..6 {
-            cur = arch.train_layers(&cur, &data, None, (1, 10, 0.5), &mut r).unwrap();
+            cur = arch
+                .train_layers(&cur, &data, None, (1, 10, 0.5), &mut r)
+                .unwrap();
             scores.push(arch.accuracy(&cur, &holdout).unwrap());
         }
         let best = scores.iter().copied().fold(f64::MIN, f64::max);
         assert_eq!(arch.accuracy(&kept, &holdout).unwrap(), best);
         assert_eq!(e, scores.iter().position(|&s| s == best).unwrap());
         assert!(best >= scores[0]);
-        let (same, e0) = early_stopped(&arch, &w, None, &sgd(0), &c, &mut sim::rng::stream(1, "a"))
-            .unwrap();
+        let (same, e0) =
+            early_stopped(&arch, &w, None, &sgd(0), &c, &mut sim::rng::stream(1, "a")).unwrap();
         assert_eq!((same, e0), (w, 0));
     }
 

@@ -56,13 +56,24 @@ fn pass(arch: &Arch, capacity: usize) -> Box<dyn Pass> {
 /// A row-major or transposed view of a matrix for [`matmul`]: `(data, column stride, row stride)`.
 pub(super) type View<'a> = (&'a [f32], usize, usize);
 
+/// The depth (summation) block of gemm 0.19 on a machine whose L1 data cache is 32 KiB, 8-way
+/// (gemm-common 0.19 `cache::kernel_params`: `kc = max(512, kc₀ · next_pow2(assoc / …))`, 512 for
+/// 32 KiB 8-way; 1024 for the 48 KiB 12-way L1d of Ice Lake and later Xeons). gemm reads the cache
+/// geometry at run time, and a sum split into other blocks rounds differently, so [`matmul`]
+/// splits its sums itself, as gemm does at 512, on every machine.
+const DEPTH_BLOCK: usize = 512;
+
 /// `dst (m × n, row-major) = lhs (m × k) · rhs (k × n)`, called as candle's CPU `MatMul` calls
 /// the `gemm` crate (contiguous destination, `read_dst` false, `alpha` 0, `beta` 1), so the
-/// products are candle's. One difference: no gemm threading (candle asks for it when rayon has
-/// more than one thread). gemm splits the output among threads, not the sums, so its numbers do
-/// not depend on it — one run of each CNN and MLP scenario of POLAR and pFedNavi wrote the same
-/// table either way — and the runs are already spread over the cores (the time it saved or cost
-/// was within this machine's ±20 % run-to-run noise).
+/// products are candle's on a machine where gemm blocks sums at 512 ([`DEPTH_BLOCK`]) — on any
+/// other machine too, since the sums gemm would block by the cache size are split here into the
+/// blocks gemm makes at 512, each its own call (`read_dst` and `alpha` 1 after the first, as gemm
+/// does between its blocks). The results do not depend on the machine's caches.
+///
+/// One difference from candle: no gemm threading (candle asks for it when rayon has more than one
+/// thread). gemm splits the output among threads, not the sums, so its numbers do not depend on
+/// it — one run of each CNN and MLP scenario of POLAR and pFedNavi wrote the same table either way
+/// — and the runs are already spread over the cores.
 pub(super) fn matmul(
     (m, n, k): (usize, usize, usize),
     lhs: View<'_>,
@@ -78,30 +89,62 @@ pub(super) fn matmul(
         rhs.0.len() > (k - 1) * rhs.2 + (n - 1) * rhs.1,
         "matmul: rhs too small"
     );
-    // SAFETY: the asserts above keep every element gemm reads or writes inside the slices.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.0.as_ptr(),
-            lhs.1 as isize,
-            lhs.2 as isize,
-            rhs.0.as_ptr(),
-            rhs.1 as isize,
-            rhs.2 as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        );
+    let mut start = 0;
+    for (i, len) in depth_blocks((m, n, k), lhs, rhs).enumerate() {
+        let first = i == 0;
+        // SAFETY: the asserts above keep every element gemm reads or writes inside the slices;
+        // each block reads rows `start..start + len` of `rhs` and columns of `lhs`, within `k`.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                len,
+                dst.as_mut_ptr(),
+                1,
+                n as isize,
+                !first,
+                lhs.0.as_ptr().add(start * lhs.1),
+                lhs.1 as isize,
+                lhs.2 as isize,
+                rhs.0.as_ptr().add(start * rhs.2),
+                rhs.1 as isize,
+                rhs.2 as isize,
+                if first { 0.0 } else { 1.0 },
+                1.0,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            );
+        }
+        start += len;
     }
+}
+
+/// The depths of the sums gemm 0.19 computes one after another for `matmul` at a depth block of
+/// [`DEPTH_BLOCK`] (gemm-common's `gemm_basic_generic`): the whole depth on its paths that do not
+/// block by the cache — depth ≤ 2, matrix–vector products, and outputs of ≤ 16×16 with unit-stride
+/// sums, which block at a fixed 1024 — otherwise blocks of 512 when both m and n are ≤ 64, and
+/// `k` split evenly into ⌈k / 512⌉ blocks when either is larger (`kernel_params`).
+fn depth_blocks(
+    (m, n, k): (usize, usize, usize),
+    (_, lhs_cs, lhs_rs): View<'_>,
+    (_, rhs_cs, rhs_rs): View<'_>,
+) -> impl Iterator<Item = usize> {
+    let (dst_cs, dst_rs) = (1, n);
+    let horizontal = lhs_cs == 1 && rhs_rs == 1 && m * n <= 16 * 16;
+    let vector = (n <= 1 && lhs_rs == 1 && dst_rs == 1)
+        || (n <= 1 && lhs_cs == 1 && rhs_rs == 1)
+        || (m <= 1 && rhs_cs == 1 && dst_cs == 1)
+        || (m <= 1 && rhs_rs == 1 && lhs_cs == 1);
+    let block = if horizontal || vector || k <= 2 || k <= DEPTH_BLOCK {
+        k.max(1)
+    } else if m <= 64 && n <= 64 {
+        DEPTH_BLOCK
+    } else {
+        k.div_ceil(k.div_ceil(DEPTH_BLOCK))
+    };
+    (0..k.div_ceil(block).max(1)).map(move |i| block.min(k - (i * block).min(k)))
 }
 
 /// Column sums of `rows` (`r × c`, row-major) into `out`, each from zero in row order (candle's
@@ -393,15 +436,20 @@ pub(crate) mod tests {
 
     /// One batch's loss and gradients, SGD on every layer and on the layers `only`, and the
     /// evaluation of `arch` from `w0` on `data`, each equal to candle's autograd bit for bit.
+    ///
+    /// The batches are of ≤ 8 examples, so that no sum is longer than 512 terms (8 images of
+    /// 8×8): longer sums candle blocks by the machine's L1 cache, [`matmul`] at 512 on every
+    /// machine (`products_are_blocked_at_512_on_every_machine` checks those).
     pub(super) fn check_against_autograd(
         arch: &Arch,
         w0: &Weights,
         data: &Dataset,
         only: &[usize],
     ) {
-        let (x, y) = data.all_tensors().unwrap();
-        let (loss, ours) = Backprop::new(arch, data.len())
-            .gradient(w0, &data.x, &data.y)
+        let batch = data.take(8);
+        let (x, y) = batch.all_tensors().unwrap();
+        let (loss, ours) = Backprop::new(arch, batch.len())
+            .gradient(w0, &batch.x, &batch.y)
             .unwrap();
         let vars = Vars::from_weights(w0).unwrap();
         let l = cross_entropy(&arch.forward(&vars.tensors(), &x).unwrap(), &y).unwrap();
@@ -495,6 +543,52 @@ pub(crate) mod tests {
 
     /// Skipping a training run leaves its stream where the training run leaves it, with data and
     /// without.
+    /// Each output of `matmul` on gemm's blocked paths is the sum, in order, of one chain of
+    /// FMAs from zero per depth block, with the blocks gemm makes at 512 — a computation with no
+    /// machine in it — for an output of both sides ≤ 64 (blocks of 512), a larger one (even
+    /// blocks), a transposed view, and depths just above one and two blocks.
+    #[test]
+    fn products_are_blocked_at_512_on_every_machine() {
+        let mut rng = sim::rng::stream(9, "matmul");
+        let mut reference = |(m, n, k): (usize, usize, usize), rhs_t: bool, blocks: &[usize]| {
+            assert_eq!(blocks.iter().sum::<usize>(), k);
+            let a: Vec<f32> = (0..m * k)
+                .map(|_| rand::Rng::random_range(&mut rng, -1.0..1.0))
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|_| rand::Rng::random_range(&mut rng, -1.0..1.0))
+                .collect();
+            // rhs (k × n) as stored: row-major, or the transpose of an n × k row-major matrix.
+            let (rcs, rrs) = if rhs_t { (k, 1) } else { (1, n) };
+            let mut got = vec![f32::NAN; m * n];
+            matmul((m, n, k), (&a, 1, k), (&b, rcs, rrs), &mut got);
+            for i in 0..m {
+                for j in 0..n {
+                    let (mut total, mut start) = (0f32, 0);
+                    for (bi, &len) in blocks.iter().enumerate() {
+                        let mut acc = 0f32;
+                        for kk in start..start + len {
+                            acc = a[i * k + kk].mul_add(b[kk * rrs + j * rcs], acc);
+                        }
+                        total = if bi == 0 { acc } else { total + acc };
+                        start += len;
+                    }
+                    assert_eq!(
+                        got[i * n + j].to_bits(),
+                        total.to_bits(),
+                        "({m}, {n}, {k}) rhs_t {rhs_t}: output ({i}, {j})"
+                    );
+                }
+            }
+        };
+        reference((40, 20, 1300), false, &[512, 512, 276]);
+        reference((40, 20, 1300), true, &[512, 512, 276]);
+        reference((100, 8, 1300), false, &[434, 434, 432]);
+        reference((8, 200, 1025), false, &[342, 342, 341]);
+        reference((70, 5, 600), true, &[300, 300]);
+        reference((20, 20, 512), false, &[512]);
+    }
+
     #[test]
     fn skip_train_advances_the_stream_as_training_does() {
         let w0 = Weights::init(&[64, 8, 10], &mut sim::rng::stream(2, "w"));
