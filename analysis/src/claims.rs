@@ -1304,6 +1304,19 @@ mod tests {
         assert!((r - 115.0 / 150.0).abs() < 1e-9);
     }
 
+    /// One replication per entry of `logs`, with common random numbers: method a at 1, method b
+    /// at 10^log.
+    fn log_ratio_frame(logs: &[f64]) -> DataFrame {
+        let reps: Vec<u32> = (0..logs.len() as u32).flat_map(|r| [r, r]).collect();
+        df!(
+            "method" => logs.iter().flat_map(|_| ["a", "b"]).collect::<Vec<_>>(),
+            "replication" => reps.clone(),
+            "seed" => reps.iter().map(|&r| u64::from(r) + 10).collect::<Vec<u64>>(),
+            "acc" => logs.iter().flat_map(|l| [1.0, 10f64.powf(*l)]).collect::<Vec<f64>>(),
+        )
+        .unwrap()
+    }
+
     /// The sign test's interval is the order statistics a binomial(n, ½) leaves 95 % between.
     #[test]
     fn the_median_interval_is_the_sign_tests() {
@@ -1325,14 +1338,7 @@ mod tests {
     #[test]
     fn a_direction_every_seed_shows_is_in_band_by_its_median() {
         let logs = [1.45, 1.57, 2.48, 1.73, 1.88, 25.16, 1.43, 2.00, 1.59, 8.16];
-        let reps: Vec<u32> = (0..10).flat_map(|r| [r, r]).collect();
-        let df = df!(
-            "method" => (0..10).flat_map(|_| ["a", "b"]).collect::<Vec<_>>(),
-            "replication" => reps.clone(),
-            "seed" => reps.iter().map(|&r| u64::from(r) + 7).collect::<Vec<u64>>(),
-            "acc" => logs.iter().flat_map(|l| [1.0, 10f64.powf(*l)]).collect::<Vec<f64>>(),
-        )
-        .unwrap();
+        let df = log_ratio_frame(&logs);
         let mut c = better(Stat::LogRatio, [0.0, 30.0]);
         let by_mean = check("p", Some(&df), &c);
         assert!(by_mean.ci95.unwrap()[0] < 0.0, "{by_mean:?}");
@@ -1352,14 +1358,7 @@ mod tests {
         let mut flipped = logs;
         flipped[0] = -1.0;
         flipped[6] = -2.0;
-        let df2 = df!(
-            "method" => (0..10).flat_map(|_| ["a", "b"]).collect::<Vec<_>>(),
-            "replication" => reps.clone(),
-            "seed" => reps.iter().map(|&r| u64::from(r) + 7).collect::<Vec<u64>>(),
-            "acc" => flipped.iter().flat_map(|l| [1.0, 10f64.powf(*l)]).collect::<Vec<f64>>(),
-        )
-        .unwrap();
-        let two_below = check("p", Some(&df2), &c);
+        let two_below = check("p", Some(&log_ratio_frame(&flipped)), &c);
         assert_eq!(two_below.verdict, Verdict::Undecided, "{two_below:?}");
     }
 
@@ -1368,13 +1367,7 @@ mod tests {
     #[test]
     fn a_log_ratio_is_the_geometric_mean_and_one_huge_seed_does_not_swamp_it() {
         let logs = [2.0, 2.2, 2.5, 2.1, 6.0];
-        let df = df!(
-            "method" => ["a", "b", "a", "b", "a", "b", "a", "b", "a", "b"],
-            "replication" => [0u32, 0, 1, 1, 2, 2, 3, 3, 4, 4],
-            "seed" => [10u64, 10, 11, 11, 12, 12, 13, 13, 14, 14],
-            "acc" => logs.iter().flat_map(|l| [1.0, 10f64.powf(*l)]).collect::<Vec<f64>>(),
-        )
-        .unwrap();
+        let df = log_ratio_frame(&logs);
         let e = evaluate(&df, &better(Stat::LogRatio, [0.0, 30.0])).unwrap();
         for (x, want) in e.values().iter().zip(logs) {
             assert!((x - want).abs() < 1e-9, "{x} vs {want}");
