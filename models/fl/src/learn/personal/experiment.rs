@@ -205,6 +205,7 @@ fn oracle_metrics(
         .map(|k| oracle::ClientData {
             fit: &s.fit[k],
             holdout: &s.holdout[k],
+            all: &s.all[k],
             test: &s.test[k],
         })
         .collect();

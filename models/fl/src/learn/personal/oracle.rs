@@ -72,6 +72,8 @@ pub struct ClientData<'a> {
     pub fit: &'a Dataset,
     /// Holdout examples (disjoint from `fit` and `test`).
     pub holdout: &'a Dataset,
+    /// `fit` then `holdout`, as one set (what the oracle trains on without early stopping).
+    pub all: &'a Dataset,
     /// Test examples.
     pub test: &'a Dataset,
 }
@@ -101,9 +103,7 @@ pub fn fine_tune(
         let (w, e) = if o.early_stopping {
             early_stopped(arch, g, only, &o.sgd, c, &mut stream(k))?
         } else {
-            let mut both = c.fit.clone();
-            both.extend(c.holdout);
-            let w = arch.train_layers(g, &both, only, o.sgd.tuple(), &mut stream(k))?;
+            let w = arch.train_layers(g, c.all, only, o.sgd.tuple(), &mut stream(k))?;
             (w, o.sgd.epochs)
         };
         accuracy += arch.accuracy(&w, c.test)?;
@@ -194,6 +194,7 @@ mod tests {
         let c = ClientData {
             fit: &data,
             holdout: &holdout,
+            all: &data,
             test: &holdout,
         };
         let sgd = |epochs| Sgd {
