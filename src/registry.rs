@@ -219,7 +219,7 @@ mod tests {
                 wanted
                     .entry((scenario.clone(), first.ctx.run))
                     .or_default()
-                    .insert(claim.metric.clone());
+                    .extend(std::iter::once(&claim.metric).chain(&claim.baseline_metric).cloned());
             }
         }
         // Full-size runs, one per (scenario, run), on every core.

@@ -223,6 +223,11 @@ pub struct ClaimSpec {
     /// Overrides of `where` selecting the baseline rows (for the comparing stats).
     #[serde(default)]
     pub baseline: Option<BTreeMap<String, Value>>,
+    /// The baseline's metric, when it is another column than `metric`: two figures of the same
+    /// runs compared (two arms measured inside one run); without `baseline`, the baseline rows are
+    /// the `where` rows themselves.
+    #[serde(default)]
+    pub baseline_metric: Option<String>,
     /// What to compute.
     #[serde(default)]
     pub stat: Stat,
@@ -279,15 +284,15 @@ impl ClaimSpec {
                 "claim `{id}`: `scenario` and `metric` are required unless the claim is `pending`"
             ));
         }
-        if self.stat.compares() && self.baseline.is_none() {
+        if self.stat.compares() && self.baseline.is_none() && self.baseline_metric.is_none() {
             return Err(format!(
-                "claim `{id}`: stat `{:?}` compares with `baseline`, which is missing",
+                "claim `{id}`: stat `{:?}` compares with `baseline` or `baseline_metric`, both missing",
                 self.stat
             ));
         }
-        if !self.stat.compares() && self.baseline.is_some() {
+        if !self.stat.compares() && (self.baseline.is_some() || self.baseline_metric.is_some()) {
             return Err(format!(
-                "claim `{id}`: `baseline` is set but `stat: value` does not compare"
+                "claim `{id}`: `baseline` or `baseline_metric` is set but `stat: value` does not compare"
             ));
         }
         if !self.equal.is_empty() && !self.stat.compares() {
@@ -321,13 +326,14 @@ impl ClaimSpec {
         if self.pending.is_some() || self.scenario.as_deref() != Some(scenario) {
             return Ok(());
         }
-        if inputs.contains(&self.metric) {
-            return Err(format!(
-                "claim `{}`: metric `{}` is an input of {} (a param or key column), not a result",
-                self.id,
-                self.metric,
-                scenario.display()
-            ));
+        for metric in std::iter::once(&self.metric).chain(&self.baseline_metric) {
+            if inputs.contains(metric) {
+                return Err(format!(
+                    "claim `{}`: metric `{metric}` is an input of {} (a param or key column), not a result",
+                    self.id,
+                    scenario.display()
+                ));
+            }
         }
         Ok(())
     }
@@ -644,8 +650,9 @@ fn group_keys(df: &DataFrame, over: &[&str]) -> Result<Vec<String>> {
     Ok(keys)
 }
 
-fn side(df: &DataFrame, claim: &ClaimSpec, over: &[&str]) -> Result<Side> {
-    let values = f64_column(df, &claim.metric)?;
+/// The figures of `metric` in the rows `df`, by group of `over` and replication.
+fn side(df: &DataFrame, claim: &ClaimSpec, metric: &str, over: &[&str]) -> Result<Side> {
+    let values = f64_column(df, metric)?;
     let reps = u64_column(df, "replication")?;
     let seeds = u64_column(df, "seed")?;
     let keys = group_keys(df, over)?;
@@ -684,8 +691,7 @@ fn side(df: &DataFrame, claim: &ClaimSpec, over: &[&str]) -> Result<Side> {
     }
     if out.cells.is_empty() {
         return Err(AnalysisError::Empty(format!(
-            "no rows with a value of `{}` match {}",
-            claim.metric,
+            "no rows with a value of `{metric}` match {}",
             describe(df, claim)
         )));
     }
@@ -782,14 +788,15 @@ fn mean_of(df: &DataFrame, metric: &str) -> Result<f64> {
 pub fn evaluate(df: &DataFrame, claim: &ClaimSpec) -> Result<Evaluation> {
     let over: Vec<&str> = claim.over.as_ref().map(Over::columns).unwrap_or_default();
     let rows_a = select(df, &claim.filter)?;
-    let a = side(&rows_a, claim, &over)?;
+    let a = side(&rows_a, claim, &claim.metric, &over)?;
     let mut b = None;
     let mut equal = Vec::new();
     if claim.stat.compares() {
         let mut base = claim.filter.clone();
         base.extend(claim.baseline.clone().unwrap_or_default());
         let rows_b = select(df, &base)?;
-        b = Some(side(&rows_b, claim, &over)?);
+        let metric_b = claim.baseline_metric.as_ref().unwrap_or(&claim.metric);
+        b = Some(side(&rows_b, claim, metric_b, &over)?);
         for e in &claim.equal {
             let (va, vb) = (mean_of(&rows_a, &e.metric)?, mean_of(&rows_b, &e.metric)?);
             let scale = va.abs().max(vb.abs());
@@ -1224,6 +1231,7 @@ mod tests {
             filter: BTreeMap::from([("gov".into(), json!("fuse"))]),
             baseline: (stat != Stat::Value)
                 .then(|| BTreeMap::from([("gov".into(), json!("stock"))])),
+            baseline_metric: None,
             stat,
             over: over.map(|o| Over::One(o.to_owned())),
             reduce,
@@ -1425,6 +1433,34 @@ mod tests {
         // The same data with a band that starts at 1 point: the interval crosses the edge.
         let r = check("p", Some(&df), &better(Stat::Points, [1.0, 100.0]));
         assert_eq!(r.verdict, Verdict::Undecided);
+    }
+
+    /// Two metrics of the same rows: the `where` rows' `metric` against their `baseline_metric`,
+    /// paired by replication; the same figures as the two-rows comparison they transcribe.
+    #[test]
+    fn a_baseline_metric_compares_two_figures_of_the_same_runs() {
+        let arms = df!(
+            "method" => ["b", "b", "b"],
+            "replication" => [0u32, 1, 2],
+            "seed" => [10u64, 11, 12],
+            "acc" => [0.53, 0.64, 0.72],
+            "acc_before" => [0.50, 0.60, 0.70],
+        )
+        .unwrap();
+        let mut c = better(Stat::Points, [0.0, 100.0]);
+        c.baseline = None;
+        c.baseline_metric = Some("acc_before".into());
+        assert_eq!(c.validate(), Ok(()));
+        let e = evaluate(&arms, &c).unwrap();
+        let two_rows = evaluate(&paired_frame(), &better(Stat::Points, [0.0, 100.0])).unwrap();
+        assert_eq!(e.values(), two_rows.values());
+        assert_eq!(e.paired, Some(true));
+        assert_eq!(check("p", Some(&arms), &c).verdict, Verdict::InBand);
+        // A baseline metric is still an input check's business, and needs a comparing stat.
+        let inputs = BTreeSet::from(["acc_before".to_owned()]);
+        assert!(c.validate_inputs(Path::new("s.yaml"), &inputs).is_err());
+        c.stat = Stat::Value;
+        assert!(c.validate().is_err());
     }
 
     #[test]
