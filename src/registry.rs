@@ -219,7 +219,11 @@ mod tests {
                 wanted
                     .entry((scenario.clone(), first.ctx.run))
                     .or_default()
-                    .extend(std::iter::once(&claim.metric).chain(&claim.baseline_metric).cloned());
+                    .extend(
+                        std::iter::once(&claim.metric)
+                            .chain(&claim.baseline_metric)
+                            .cloned(),
+                    );
             }
         }
         // Full-size runs, one per (scenario, run), on every core.

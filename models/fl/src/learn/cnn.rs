@@ -307,6 +307,8 @@ fn gather(x: &[f32], idx: &[u32], pixels: usize, c: usize, out: &mut [f32]) {
             let src = src as usize;
             if src < pixels {
                 dst.copy_from_slice(&img[src * c..(src + 1) * c]);
+            } else {
+                dst.fill(0.0);
             }
         }
     }
@@ -330,8 +332,8 @@ fn scatter_add(g: &[f32], idx: &[u32], pixels: usize, c: usize, out: &mut [f32])
 }
 
 /// [`Im2col`]'s arithmetic on slices: the patches (`idx` from [`patch_index`]) of the images `x`
-/// (`n × pixels × c`) into `out` (`(n·out²) × (9·c)`), whose padding entries are left untouched
-/// (zero in a fresh or reused buffer of the same layer).
+/// (`n × pixels × c`) into `out` (`(n·out²) × (9·c)`), zeros in its padding entries (so one buffer
+/// serves layers of any geometry).
 pub(crate) fn im2col(x: &[f32], idx: &[u32], pixels: usize, c: usize, out: &mut [f32]) {
     by_channels!(c, gather(x, idx, pixels, c, out));
 }
