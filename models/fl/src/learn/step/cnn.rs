@@ -37,6 +37,18 @@ impl ConvLayer {
     fn patch(&self) -> usize {
         TAPS * self.ci
     }
+
+    /// The patches of `n` images `input` into `cols` (`(n·out_pixels) × (9·c_in)`).
+    fn gather(&self, input: &[f32], n: usize, cols: &mut [f32]) {
+        let rows = n * self.out_pixels;
+        im2col(
+            &input[..n * self.pixels * self.ci],
+            &self.patches,
+            self.pixels,
+            self.ci,
+            &mut cols[..rows * self.patch()],
+        );
+    }
 }
 
 /// Forward and backward of the CNN over batches of up to `capacity` images.
@@ -119,7 +131,7 @@ const SPARE_PASSES: usize = 4;
 
 thread_local! {
     /// Passes whose call has finished on this thread, for the next call over the same network: a
-    /// pass's buffers (≈ 15 MB for 60 images of the [8, 16] net) cost more to allocate and zero than
+    /// pass's buffers (≈ 5 MB for 60 images of the [8, 16] net) cost more to allocate and zero than
     /// a short training call computes with them (≈ 14 % of a pfednavi-sensor run).
     static SPARE: RefCell<Vec<CnnPass>> = const { RefCell::new(Vec::new()) };
 }
@@ -185,8 +197,8 @@ impl Pass for PooledPass {
     }
 }
 
-/// Images per chunk of [`logits_in_chunks`] (about 5 MB of buffers for the digits' [4, 8] net,
-/// instead of ≈ 50 MB for a 400-image test set in one pass).
+/// Images per chunk of [`logits_in_chunks`] (≈ 3 MB of buffers for the digits' [4, 8] net,
+/// instead of ≈ 17 MB for a 400-image test set in one pass).
 const EVAL_CHUNK: usize = 64;
 
 /// Largest output (`m·n`, rows × columns) of a GEMM that gemm 0.19 computes with its horizontal
@@ -256,13 +268,7 @@ impl Pass for CnnPass {
                 }
             }
             let cols = &mut self.cols[..rows * patch];
-            im2col(
-                &input[..n * layer.pixels * ci],
-                &layer.patches,
-                layer.pixels,
-                ci,
-                cols,
-            );
+            layer.gather(input, n, cols);
             // cols.matmul(kernel.t()), then broadcast_add(b).
             matmul(
                 (rows, co, patch),
@@ -357,13 +363,7 @@ impl Pass for CnnPass {
                     &self.convs[k - 1].out
                 };
                 let cols = &mut self.cols[..rows * patch];
-                im2col(
-                    &input[..n * layer.pixels * ci],
-                    &layer.patches,
-                    layer.pixels,
-                    ci,
-                    cols,
-                );
+                layer.gather(input, n, cols);
                 let dkt = &mut self.grad_kernel[..patch * co];
                 matmul((patch, co, rows), (cols, patch, 1), (dz, 1, co), dkt);
                 for o in 0..co {
