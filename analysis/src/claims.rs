@@ -290,6 +290,11 @@ impl ClaimSpec {
                 self.stat
             ));
         }
+        if self.baseline.is_none() && self.baseline_metric.as_ref() == Some(&self.metric) {
+            return Err(format!(
+                "claim `{id}`: `baseline_metric` is `metric` and no `baseline` selects other rows: it would compare a figure with itself"
+            ));
+        }
         if !self.stat.compares() && (self.baseline.is_some() || self.baseline_metric.is_some()) {
             return Err(format!(
                 "claim `{id}`: `baseline` or `baseline_metric` is set but `stat: value` does not compare"
@@ -1456,6 +1461,10 @@ mod tests {
         assert_eq!(e.values(), two_rows.values());
         assert_eq!(e.paired, Some(true));
         assert_eq!(check("p", Some(&arms), &c).verdict, Verdict::InBand);
+        // Not the metric itself on the same rows (a figure compared with itself).
+        let mut itself = c.clone();
+        itself.baseline_metric = Some("acc".into());
+        assert!(itself.validate().is_err());
         // A baseline metric is still an input check's business, and needs a comparing stat.
         let inputs = BTreeSet::from(["acc_before".to_owned()]);
         assert!(c.validate_inputs(Path::new("s.yaml"), &inputs).is_err());
